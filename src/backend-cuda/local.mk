@@ -1,0 +1,1 @@
+# src/backend-cuda

@@ -1,0 +1,25 @@
+# src/core: backend-neutral code.  Everything goes into one libtool
+# convenience library that the tests link whole (they need internal
+# symbols); liblolcats.la wraps it and exports the public API only.
+
+lolcatsincludedir = $(includedir)/lolcats
+lolcatsinclude_HEADERS = include/lolcats/lolcats.h
+
+noinst_LTLIBRARIES += liblc_internal.la
+liblc_internal_la_SOURCES = \
+	src/core/backend.c \
+	src/core/backend.h \
+	src/core/error.c \
+	src/core/half.h \
+	src/core/log.c \
+	src/core/threads.c \
+	src/core/util.h
+liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+liblc_internal_la_LIBADD =
+
+lib_LTLIBRARIES += liblolcats.la
+liblolcats_la_SOURCES =
+liblolcats_la_LIBADD = liblc_internal.la $(LC_DEP_LIBS)
+liblolcats_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(LC_LT_VERSION) -no-undefined
+# a C++-free link: the (empty) source list needs a linker choice
+nodist_EXTRA_liblolcats_la_SOURCES = dummy.c

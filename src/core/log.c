@@ -1,0 +1,37 @@
+/* The process-wide log handler: the library never prints by itself. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core/util.h"
+
+static lc_log_fn log_fn;
+static void *log_user;
+static enum lc_log_level log_max = LC_LOG_WARN;
+
+LC_API void lc_set_log_handler(lc_log_fn fn, void *user, enum lc_log_level max_level)
+{
+    log_fn = fn;
+    log_user = user;
+    log_max = max_level;
+}
+
+int lc_log_enabled(enum lc_log_level level)
+{
+    return log_fn != NULL && level <= log_max;
+}
+
+void lc_log(enum lc_log_level level, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+
+    if (!lc_log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    log_fn(level, buf, log_user);
+}

@@ -1,0 +1,4 @@
+# src/core/ref: the reference kernels and the "ref" backend.
+liblc_internal_la_SOURCES += \
+	src/core/ref/ref.h \
+	src/core/ref/ref_backend.c

@@ -1,0 +1,98 @@
+/* The "ref" backend: host memory and the reference kernels. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ref/ref.h"
+#include "core/util.h"
+
+/* Allocations are 64-byte aligned (AVX-512 loads) and zero-filled. */
+void *lc_host_alloc(struct lc_backend *be, size_t bytes)
+{
+    void *p = NULL;
+    size_t rounded;
+
+    (void)be;
+    if (!lc_add_size(bytes, 63, &rounded)) {
+        return NULL;
+    }
+    rounded &= ~(size_t)63;
+    if (rounded == 0) {
+        rounded = 64;
+    }
+    if (posix_memalign(&p, 64, rounded) != 0) {
+        return NULL;
+    }
+    memset(p, 0, rounded);
+    return p;
+}
+
+void lc_host_release(struct lc_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+void lc_host_copy(struct lc_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (bytes > 0 && dst != src) {
+        memmove(dst, src, bytes);
+    }
+}
+
+void lc_host_zero(struct lc_backend *be, void *dst, size_t bytes)
+{
+    (void)be;
+    if (bytes > 0) {
+        memset(dst, 0, bytes);
+    }
+}
+
+lc_status lc_host_sync(struct lc_backend *be, struct lc_error *err)
+{
+    (void)be;
+    (void)err;
+    return LC_OK;
+}
+
+static lc_status ref_init(struct lc_backend *be, struct lc_error *err)
+{
+    (void)err;
+    be->ctx = NULL;
+    return LC_OK;
+}
+
+static void ref_fini(struct lc_backend *be)
+{
+    (void)be;
+}
+
+static const char *ref_describe(struct lc_backend *be)
+{
+    strcpy(be->description, "ref: plain C reference kernels, 1 thread");
+    return be->description;
+}
+
+const struct lc_backend_ops lc_ref_ops = {
+    .name = "ref",
+    .abi = LC_BACKEND_ABI,
+    .host_memory = 1,
+    .init = ref_init,
+    .fini = ref_fini,
+    .describe = ref_describe,
+
+    .alloc = lc_host_alloc,
+    .release = lc_host_release,
+    .upload = lc_host_copy,
+    .download = lc_host_copy,
+    .copy = lc_host_copy,
+    .zero = lc_host_zero,
+    .sync = lc_host_sync,
+
+    /* dense algebra, embedding, norms, RoPE, SwiGLU, softmax attention,
+     * losses, optimizer */
+
+    /* feature maps, hybrid attention, decoding */
+};

@@ -1,0 +1,213 @@
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/lc_test.h"
+
+static char tmpdir_path[512];
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *lc_test_data_dir(void)
+{
+    const char *dir = getenv("LC_TEST_DATA");
+    if (dir == NULL || dir[0] == '\0') {
+        fprintf(stderr, "SKIP: LC_TEST_DATA is not set (run the tests through make check)\n");
+        exit(LC_TEST_SKIP);
+    }
+    if (!is_dir(dir)) {
+        fprintf(stderr, "SKIP: test data folder %s not found (configure --with-test-data=DIR)\n",
+                dir);
+        exit(LC_TEST_SKIP);
+    }
+    return dir;
+}
+
+static const char *join_checked(const char *dir, const char *rel)
+{
+    static char bufs[8][1024];
+    static int next;
+    char *buf = bufs[next++ % 8];
+    struct stat st;
+
+    snprintf(buf, sizeof(bufs[0]), "%s/%s", dir, rel);
+    if (stat(buf, &st) != 0) {
+        fprintf(stderr, "SKIP: %s not found\n", buf);
+        exit(LC_TEST_SKIP);
+    }
+    return buf;
+}
+
+const char *lc_test_data_path(const char *rel)
+{
+    return join_checked(lc_test_data_dir(), rel);
+}
+
+const char *lc_test_project_path(const char *rel)
+{
+    const char *dir = getenv("LC_DATA_DIR");
+    if (dir == NULL || !is_dir(dir)) {
+        fprintf(stderr, "SKIP: LC_DATA_DIR is not set or not a folder\n");
+        exit(LC_TEST_SKIP);
+    }
+    return join_checked(dir, rel);
+}
+
+static void remove_tmpdir(void)
+{
+    if (tmpdir_path[0] != '\0') {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir_path);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "warning: could not remove %s\n", tmpdir_path);
+        }
+    }
+}
+
+const char *lc_test_tmpdir(void)
+{
+    if (tmpdir_path[0] == '\0') {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir_path, sizeof(tmpdir_path), "%s/lctest.XXXXXX",
+                 base != NULL && base[0] != '\0' ? base : "/tmp");
+        if (mkdtemp(tmpdir_path) == NULL) {
+            fprintf(stderr, "cannot create a temporary folder: %s\n", strerror(errno));
+            exit(99);
+        }
+        atexit(remove_tmpdir);
+    }
+    return tmpdir_path;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+static double unit_uniform(uint64_t *s)
+{
+    return (double)(xorshift(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+void lc_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = lo + (hi - lo) * (float)unit_uniform(&s);
+    }
+}
+
+void lc_test_fill_normal(float *x, size_t n, uint64_t seed, float stddev)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x7654321ull;
+    for (size_t i = 0; i < n; i++) {
+        double u1 = unit_uniform(&s);
+        double u2 = unit_uniform(&s);
+        if (u1 < 1e-300) {
+            u1 = 1e-300;
+        }
+        x[i] = (float)(stddev * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+}
+
+size_t lc_test_check_close_f64(const char *name, const double *got, const double *ref, size_t n,
+                               double atol, double rtol)
+{
+    size_t bad = 0;
+    double max_err = 0.0;
+    size_t max_at = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs(got[i] - ref[i]);
+        int ok = err <= atol + rtol * fabs(ref[i]);
+        if (isnan(got[i]) != isnan(ref[i])) {
+            ok = 0;
+            err = INFINITY;
+        }
+        if (err > max_err || (isnan(err) && !isnan(max_err))) {
+            max_err = err;
+            max_at = i;
+        }
+        if (!ok) {
+            if (bad < 5) {
+                fprintf(stderr, "  %s[%zu]: got %.9g, want %.9g (diff %.3g)\n", name, i, got[i],
+                        ref[i], err);
+            }
+            bad++;
+        }
+    }
+    if (bad > 0 || getenv("LC_TEST_VERBOSE") != NULL) {
+        fprintf(stderr, "%s: %zu of %zu values off (atol %g, rtol %g); max abs err %.3g at %zu\n",
+                name, bad, n, atol, rtol, max_err, max_at);
+    }
+    return bad;
+}
+
+size_t lc_test_check_close(const char *name, const float *got, const float *ref, size_t n,
+                           double atol, double rtol)
+{
+    double *g = malloc(n * sizeof(double) + 1);
+    double *r = malloc(n * sizeof(double) + 1);
+    size_t bad;
+
+    if (g == NULL || r == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(99);
+    }
+    for (size_t i = 0; i < n; i++) {
+        g[i] = got[i];
+        r[i] = ref[i];
+    }
+    bad = lc_test_check_close_f64(name, g, r, n, atol, rtol);
+    free(g);
+    free(r);
+    return bad;
+}
+
+double lc_test_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d)) {
+            m = d;
+        }
+    }
+    return m;
+}
+
+struct lc_backend *lc_test_backend(const struct lc_backend_ops *ops)
+{
+    struct lc_error err = {0};
+    struct lc_backend *be = calloc(1, sizeof(*be));
+
+    assert_non_null(be);
+    be->ops = ops;
+    if (ops->init(be, &err) != LC_OK) {
+        fail_msg("init of backend %s failed: %s", ops->name, err.msg);
+    }
+    return be;
+}
+
+void lc_test_backend_free(struct lc_backend *be)
+{
+    if (be != NULL) {
+        be->ops->fini(be);
+        free(be);
+    }
+}

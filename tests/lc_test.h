@@ -1,0 +1,52 @@
+/*
+ * Helpers shared by the unit tests: where the data is, seeded fills, and
+ * comparisons that print what differs.
+ *
+ * Exit codes follow Automake: 0 pass, 1 fail, 77 skip (data missing),
+ * 99 hard error.
+ */
+#ifndef LC_TESTS_LC_TEST_H
+#define LC_TESTS_LC_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/backend.h"
+
+#define LC_TEST_SKIP 77
+
+/* The shared data folder (../shared/data), from LC_TEST_DATA.  Exits 77
+ * when it is not set or not a folder. */
+const char *lc_test_data_dir(void);
+/* data_dir + "/" + rel in a static rotating buffer; exits 77 when the file
+ * is missing. */
+const char *lc_test_data_path(const char *rel);
+/* The project's own data/ folder (reference outputs), from LC_DATA_DIR. */
+const char *lc_test_project_path(const char *rel);
+/* A fresh temporary folder, removed at exit. */
+const char *lc_test_tmpdir(void);
+
+/* deterministic fills (xorshift-based, independent of libc) */
+void lc_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
+void lc_test_fill_normal(float *x, size_t n, uint64_t seed, float stddev);
+
+/* Compares n values: |got - ref| <= atol + rtol * |ref|.  Prints the first
+ * five mismatches, the largest absolute error and the count; returns the
+ * number of mismatches (0 = pass). */
+size_t lc_test_check_close(const char *name, const float *got, const float *ref, size_t n,
+                           double atol, double rtol);
+size_t lc_test_check_close_f64(const char *name, const double *got, const double *ref, size_t n,
+                               double atol, double rtol);
+double lc_test_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* Opens a backend table directly (without the completeness check of
+ * lc_backend_open), so that kernel tests can run before every entry
+ * exists; fails the test on error. */
+struct lc_backend *lc_test_backend(const struct lc_backend_ops *ops);
+void lc_test_backend_free(struct lc_backend *be);
+
+#endif /* LC_TESTS_LC_TEST_H */

@@ -1,0 +1,23 @@
+# tests: CMocka unit tests (one binary per module) and program tests.
+
+AM_TESTS_ENVIRONMENT = \
+	LC_TEST_DATA='$(LC_TEST_DATA)'; export LC_TEST_DATA; \
+	LC_DATA_DIR='$(abs_top_srcdir)/data'; export LC_DATA_DIR; \
+	LC_BUILDDIR='$(abs_top_builddir)'; export LC_BUILDDIR; \
+	LC_SRCDIR='$(abs_top_srcdir)'; export LC_SRCDIR;
+
+if COND_CMOCKA
+noinst_LTLIBRARIES += tests/liblctest.la
+tests_liblctest_la_SOURCES = tests/lc_test.c tests/lc_test.h
+tests_liblctest_la_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+
+LC_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+LC_TEST_LDADD = tests/liblctest.la liblc_internal.la $(LC_DEP_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/test_core
+tests_test_core_SOURCES = tests/test_core.c
+tests_test_core_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_core_LDADD = $(LC_TEST_LDADD)
+endif
+
+TESTS += $(check_PROGRAMS)

@@ -1,0 +1,128 @@
+/* Core utilities: status strings, errors, half-precision conversions, the
+ * backend registry. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/half.h"
+#include "core/util.h"
+#include "tests/lc_test.h"
+
+static void test_status_strings(void **state)
+{
+    (void)state;
+    assert_string_equal(lc_status_str(LC_OK), "success");
+    assert_string_equal(lc_status_str(LC_ERR_FORMAT), "malformed file");
+    assert_string_equal(lc_status_str((lc_status)-999), "unknown status");
+    assert_string_equal(lc_dtype_name(LC_DTYPE_BF16), "BF16");
+    assert_int_equal(lc_dtype_size(LC_DTYPE_F16), 2);
+    assert_int_equal(lc_dtype_size((enum lc_dtype)99), 0);
+}
+
+static void test_error_messages(void **state)
+{
+    struct lc_error err = {0};
+    (void)state;
+    assert_int_equal(lc_err_set(&err, LC_ERR_IO, "%s: cannot open", "x.bin"), LC_ERR_IO);
+    assert_int_equal(err.code, LC_ERR_IO);
+    assert_string_equal(err.msg, "x.bin: cannot open");
+    lc_err_prefix(&err, "loading %s", "model");
+    assert_string_equal(err.msg, "loading model: x.bin: cannot open");
+    /* a NULL error struct is allowed everywhere */
+    assert_int_equal(lc_err_set(NULL, LC_ERR_ARG, "ignored"), LC_ERR_ARG);
+}
+
+/* Every bf16 and f16 bit pattern converts to f32 and back unchanged
+ * (NaNs stay NaNs). */
+static void test_half_roundtrip(void **state)
+{
+    (void)state;
+    for (uint32_t i = 0; i < 65536; i++) {
+        uint16_t h = (uint16_t)i;
+        float fb = lc_bf16_to_f32(h);
+        float fh = lc_f16_to_f32(h);
+        if (isnan(fb)) {
+            assert_true(isnan(lc_bf16_to_f32(lc_f32_to_bf16(fb))));
+        } else {
+            assert_int_equal(lc_f32_to_bf16(fb), h);
+        }
+        if (isnan(fh)) {
+            assert_true(isnan(lc_f16_to_f32(lc_f32_to_f16(fh))));
+        } else {
+            assert_int_equal(lc_f32_to_f16(fh), h);
+        }
+    }
+}
+
+/* f32 -> f16 rounding agrees with the compiler's own _Float16 conversion
+ * on a sweep that covers normal, subnormal, overflowing and halfway cases. */
+static void test_f16_rounding(void **state)
+{
+    (void)state;
+#if defined(__FLT16_MAX__)
+    uint64_t s = 88172645463325252ull;
+    for (int i = 0; i < 2000000; i++) {
+        uint32_t u;
+        float f;
+        _Float16 ref;
+        uint16_t refbits;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        /* exponents around the f16 range: 2^-30 .. 2^20 */
+        u = (uint32_t)(s & 0x807fffffu) | ((uint32_t)(97 + (s >> 40) % 51) << 23);
+        memcpy(&f, &u, sizeof(f));
+        ref = (_Float16)f;
+        memcpy(&refbits, &ref, sizeof(refbits));
+        if (lc_f32_to_f16(f) != refbits) {
+            fail_msg("f32 %.9g (0x%08x): got f16 0x%04x, want 0x%04x", f, u, lc_f32_to_f16(f),
+                     refbits);
+        }
+    }
+#else
+    skip();
+#endif
+}
+
+static void test_bf16_rounding(void **state)
+{
+    (void)state;
+    /* 1 + 2^-8 is exactly halfway between two bf16 values: ties to even */
+    assert_int_equal(lc_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);
+    assert_int_equal(lc_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);
+    assert_int_equal(lc_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);
+    assert_int_equal(lc_f32_to_bf16(-2.0f), 0xc000);
+    assert_true(lc_bf16_to_f32(0x7f80) == INFINITY);
+}
+
+static void test_backend_registry(void **state)
+{
+    struct lc_backend *be = NULL;
+    struct lc_error err = {0};
+    const char *const *names = lc_backend_list();
+    struct lc_backend_ops empty = {0};
+    (void)state;
+
+    assert_string_equal(names[0], "cpu");
+    assert_string_equal(names[1], "ref");
+    assert_int_equal(lc_backend_open(&be, "tpu", &err), LC_ERR_ARG);
+    assert_null(be);
+    assert_non_null(strstr(err.msg, "unknown backend 'tpu'"));
+    assert_non_null(strstr(err.msg, "cpu, ref"));
+    assert_string_equal(lc_backend_ops_missing(&empty), "name");
+    empty.name = "x";
+    assert_string_equal(lc_backend_ops_missing(&empty), "init");
+    lc_backend_close(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_strings),  cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_half_roundtrip),  cmocka_unit_test(test_f16_rounding),
+        cmocka_unit_test(test_bf16_rounding),   cmocka_unit_test(test_backend_registry),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
