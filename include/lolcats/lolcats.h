@@ -124,6 +124,83 @@ LC_API const char *lc_backend_describe(struct lc_backend *be);
 /** Names of the backends built into this library, NULL-terminated. */
 LC_API const char *const *lc_backend_list(void);
 
+/* ------------------------------------------------------------------------ */
+/* Model configuration (Hugging Face config.json or GGUF metadata)          */
+
+enum lc_rope_type {
+    LC_ROPE_DEFAULT = 0, /* inv_freq[i] = theta^(-2i/D) */
+    LC_ROPE_LLAMA3 = 1   /* Llama 3.1 frequency scaling (rope_scaling.rope_type "llama3") */
+};
+
+struct lc_model_config {
+    char arch[32];               /* "llama" or "mistral" */
+    int vocab_size;              /* V */
+    int hidden_size;             /* C */
+    int intermediate_size;       /* FFN width */
+    int n_layers;                /* L */
+    int n_heads;                 /* H */
+    int n_kv_heads;              /* Hkv (grouped-query attention) */
+    int head_dim;                /* D */
+    int max_position_embeddings; /* informational */
+    float rms_norm_eps;
+    double rope_theta;
+    int rope_type;               /* enum lc_rope_type */
+    double rope_factor;          /* llama3 scaling: factor, low/high-frequency factors, */
+    double rope_low_freq_factor; /* original context length */
+    double rope_high_freq_factor;
+    int rope_original_max_pos;
+    int tie_word_embeddings;     /* lm_head shares the embedding matrix */
+    int bos_token_id;            /* -1 when unknown */
+    int eos_token_id;            /* -1 when unknown */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizers                                                                */
+
+struct lc_tokenizer;
+
+/* lc_tokenizer_encode flags */
+#define LC_TOK_ADD_BOS 1u       /* prepend BOS (when the vocabulary has one) */
+#define LC_TOK_PARSE_SPECIAL 2u /* turn special-token text ("<s>", "<|eot_id|>") into their ids */
+
+/**
+ * Open a tokenizer.  PATH is one of: a model folder (uses tokenizer.json,
+ * else tokenizer.model, else encoder.json + vocab.bpe), a tokenizer.json,
+ * a SentencePiece tokenizer.model, or a .gguf file with an embedded
+ * vocabulary.
+ */
+LC_API lc_status lc_tokenizer_open(struct lc_tokenizer **out, const char *path,
+                                   struct lc_error *err);
+LC_API void lc_tokenizer_close(struct lc_tokenizer *tok);
+LC_API int lc_tokenizer_vocab_size(const struct lc_tokenizer *tok);
+LC_API int32_t lc_tokenizer_bos(const struct lc_tokenizer *tok); /* -1: none */
+LC_API int32_t lc_tokenizer_eos(const struct lc_tokenizer *tok); /* -1: none */
+/** Whether the model expects BOS in front of a text (tokenizer config). */
+LC_API int lc_tokenizer_wants_bos(const struct lc_tokenizer *tok);
+/**
+ * Encode len bytes of UTF-8 text.  *ids is malloc'd (free() it).  Invalid
+ * UTF-8 is neither dropped nor a crash: each invalid byte is encoded as
+ * its byte token (SentencePiece byte fallback) or byte-level symbol.
+ */
+LC_API lc_status lc_tokenizer_encode(const struct lc_tokenizer *tok, const char *text, size_t len,
+                                     unsigned flags, int32_t **ids, size_t *n_ids,
+                                     struct lc_error *err);
+/**
+ * Decode ids to bytes (*text malloc'd and NUL-terminated; *len excludes the
+ * NUL).  BOS/EOS produce no text.  decode(encode(x)) == x.
+ */
+LC_API lc_status lc_tokenizer_decode(const struct lc_tokenizer *tok, const int32_t *ids,
+                                     size_t n_ids, char **text, size_t *len,
+                                     struct lc_error *err);
+/**
+ * Streaming decode: the bytes token id adds after the tokens before it
+ * (prev = the previous id, -1 at the start).  Concatenating the outputs
+ * over a sequence gives lc_tokenizer_decode of it.  Returns the byte
+ * count (may exceed cap; then only cap bytes were written).
+ */
+LC_API size_t lc_tokenizer_decode_next(const struct lc_tokenizer *tok, int32_t prev, int32_t id,
+                                       char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
