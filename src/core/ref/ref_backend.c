@@ -95,4 +95,11 @@ const struct lc_backend_ops lc_ref_ops = {
      * losses, optimizer */
 
     /* feature maps, hybrid attention, decoding */
+    .fmap_fwd = lc_ref_fmap_fwd,
+    .fmap_bwd = lc_ref_fmap_bwd,
+    .hybrid_fwd = lc_ref_hybrid_fwd,
+    .hybrid_bwd = lc_ref_hybrid_bwd,
+    .hybrid_xent = lc_ref_hybrid_xent,
+    .hybrid_decode = lc_ref_hybrid_decode,
+    .linstate_add = lc_ref_linstate_add,
 };
