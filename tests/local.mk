@@ -18,6 +18,14 @@ check_PROGRAMS += tests/test_core
 tests_test_core_SOURCES = tests/test_core.c
 tests_test_core_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_core_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_fmap tests/test_hybrid
+tests_test_fmap_SOURCES = tests/test_fmap.c
+tests_test_fmap_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_fmap_LDADD = $(LC_TEST_LDADD)
+tests_test_hybrid_SOURCES = tests/test_hybrid.c
+tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
 TESTS += $(check_PROGRAMS)

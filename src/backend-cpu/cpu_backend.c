@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend-cpu/cpu.h"
+#include "backend-cpu/cpu_hybrid.h"
 #include "core/ref/ref.h"
 #include "core/util.h"
 
@@ -73,4 +74,11 @@ const struct lc_backend_ops lc_cpu_ops = {
      * losses, optimizer */
 
     /* feature maps, hybrid attention, decoding */
+    .fmap_fwd = lc_cpu_fmap_fwd,
+    .fmap_bwd = lc_cpu_fmap_bwd,
+    .hybrid_fwd = lc_cpu_hybrid_fwd,
+    .hybrid_bwd = lc_cpu_hybrid_bwd,
+    .hybrid_xent = lc_cpu_hybrid_xent,
+    .hybrid_decode = lc_cpu_hybrid_decode,
+    .linstate_add = lc_cpu_linstate_add,
 };

@@ -5,3 +5,19 @@ liblc_internal_la_SOURCES += \
 	src/backend-cpu/cpu.h \
 	src/backend-cpu/cpu_backend.c
 
+
+# feature maps, hybrid attention, decoding
+liblc_internal_la_SOURCES += \
+	src/backend-cpu/cpu_fmap.c \
+	src/backend-cpu/cpu_hybrid.c \
+	src/backend-cpu/cpu_hybrid.h \
+	src/backend-cpu/cpu_hybrid_decode.c \
+	src/backend-cpu/cpu_hybrid_rows.c \
+	src/backend-cpu/cpu_hybrid_xent.c
+if COND_AVX512
+noinst_LTLIBRARIES += src/backend-cpu/avx512/liblc_avx512_hybrid.la
+src_backend_cpu_avx512_liblc_avx512_hybrid_la_SOURCES = \
+	src/backend-cpu/avx512/cpu_hybrid_avx512.c
+src_backend_cpu_avx512_liblc_avx512_hybrid_la_CFLAGS = $(AM_CFLAGS) $(CFLAGS_AVX512) -fvisibility=hidden
+liblc_internal_la_LIBADD += src/backend-cpu/avx512/liblc_avx512_hybrid.la
+endif

@@ -1,0 +1,113 @@
+/*
+ * Hedgehog feature maps on the CPU: z = x_h W[h] by SGEMM over a chunk of
+ * tokens, then both softmaxes per row (row kernels in cpu_hybrid_rows.c and
+ * avx512/).  The backward recomputes z (it needs the unclamped softmaxes).
+ *
+ * dW sums over every token.  Tokens are cut into chunks whose size depends
+ * on N alone; each chunk writes its own partial dW and the partials are
+ * summed in chunk order, so the result does not depend on the thread count.
+ * dx of keys is shared by the query heads that read one key head: one task
+ * handles all of them, in head order.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend-cpu/cpu_hybrid.h"
+#include "core/util.h"
+
+/* rows per forward task */
+#define FMAP_CHUNK 128
+/* the backward cuts the tokens into at most this many chunks */
+#define FMAP_MAX_CHUNKS 16
+
+void lc_cpu_fmap_fwd(struct lc_backend *be, float *phi, const float *x, const float *W, int N,
+                     int H, int Hx, int D, int f, float eps)
+{
+    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const int rep = H / Hx;
+    const int nchunk = (N + FMAP_CHUNK - 1) / FMAP_CHUNK;
+    const int ntask = H * nchunk;
+
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntask; task++) {
+        const int h = task / nchunk;
+        const int n0 = (task % nchunk) * FMAP_CHUNK;
+        const int nr = N - n0 < FMAP_CHUNK ? N - n0 : FMAP_CHUNK;
+        float *Z = lc_hy_scratch((size_t)nr * (size_t)f); /* [nr, f] */
+
+        lc_hy_sgemm(0, 0, nr, f, D, 1.0f, x + ((size_t)n0 * (size_t)Hx + (size_t)(h / rep)) * D,
+                    Hx * D, W + (size_t)h * (size_t)D * (size_t)f, f, 0.0f, Z, f);
+        for (int r = 0; r < nr; r++) {
+            kr->fmap_row(phi + ((size_t)(n0 + r) * (size_t)H + (size_t)h) * (size_t)(2 * f),
+                         Z + (size_t)r * (size_t)f, f, eps);
+        }
+        free(Z);
+    }
+}
+
+void lc_cpu_fmap_bwd(struct lc_backend *be, float *dW, float *dx, const float *dphi,
+                     const float *x, const float *W, int N, int H, int Hx, int D, int f,
+                     float eps)
+{
+    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const int rep = H / Hx;
+    const int nchunk = N <= 0                                ? 0
+                       : (N + FMAP_CHUNK - 1) / FMAP_CHUNK < FMAP_MAX_CHUNKS
+                           ? (N + FMAP_CHUNK - 1) / FMAP_CHUNK
+                           : FMAP_MAX_CHUNKS;
+    const int chunk = nchunk > 0 ? (N + nchunk - 1) / nchunk : 0;
+    const size_t wsize = (size_t)D * (size_t)f;
+    const int ntask = Hx * nchunk;
+    /* [nchunk, H, D, f] partial dW */
+    float *part = lc_hy_scratch((size_t)nchunk * (size_t)H * wsize);
+
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntask; task++) {
+        const int hx = task / nchunk, c = task % nchunk;
+        const int n0 = c * chunk;
+        const int nr = N - n0 < chunk ? N - n0 : chunk;
+        const size_t xo = ((size_t)n0 * (size_t)Hx + (size_t)hx) * (size_t)D;
+        float *Z = NULL, *DZ = NULL, *tmp = NULL;
+
+        if (nr <= 0) {
+            continue;
+        }
+        Z = lc_hy_scratch((size_t)nr * (size_t)f);
+        DZ = lc_hy_scratch((size_t)nr * (size_t)f);
+        tmp = lc_hy_scratch((size_t)(2 * f));
+        for (int h = hx * rep; h < (hx + 1) * rep; h++) {
+            const float *Wh = W + (size_t)h * wsize;
+
+            lc_hy_sgemm(0, 0, nr, f, D, 1.0f, x + xo, Hx * D, Wh, f, 0.0f, Z, f);
+            for (int r = 0; r < nr; r++) {
+                kr->fmap_bwd_row(
+                    DZ + (size_t)r * (size_t)f, Z + (size_t)r * (size_t)f,
+                    dphi + ((size_t)(n0 + r) * (size_t)H + (size_t)h) * (size_t)(2 * f), f, eps,
+                    tmp);
+            }
+            lc_hy_sgemm(1, 0, D, f, nr, 1.0f, x + xo, Hx * D, DZ, f, 0.0f,
+                        part + ((size_t)c * (size_t)H + (size_t)h) * wsize, f);
+            if (dx != NULL) {
+                lc_hy_sgemm(0, 1, nr, D, f, 1.0f, DZ, f, Wh, f, 1.0f, dx + xo, Hx * D);
+            }
+        }
+        free(Z);
+        free(DZ);
+        free(tmp);
+    }
+
+    /* dW[h] += the partials, in chunk order */
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < H; h++) {
+        float *dWh = dW + (size_t)h * wsize;
+        for (int c = 0; c < nchunk; c++) {
+            const float *p = part + ((size_t)c * (size_t)H + (size_t)h) * wsize;
+            for (size_t i = 0; i < wsize; i++) {
+                dWh[i] += p[i];
+            }
+        }
+    }
+    free(part);
+}

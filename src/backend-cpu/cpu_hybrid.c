@@ -1,0 +1,493 @@
+/*
+ * Hybrid window attention on the CPU: the chunked form, O(T) memory.
+ *
+ * Queries are processed in blocks of W rows (block t = rows tW ..).  The
+ * window keys of every row of block t lie in blocks t-1 and t (the "near"
+ * keys, at most 2W); keys in blocks <= t-2 are always linear keys and are
+ * summed into a running state S = sum fk_j v_j^T [F, D], z = sum fk_j [F].
+ * So a block costs a few SGEMMs: scores [nb x nk] against the near keys,
+ * weights times near values, fq times S, and the state update.  In sliding
+ * mode part of block t-1 is linear for some rows: those entries of the near
+ * weight matrix hold fq_i . fk_j instead of window weights.
+ *
+ * The backward replays the forward scan for dfq = (S g - delta z) / Z and
+ * runs a reverse scan with R = sum fq_i g_i^T / Z_i, r = sum delta_i fq_i /
+ * Z_i over the query blocks for which a key block is linear:
+ * dfk_j = R v_j - r and the linear part of dv_j = R^T fk_j.
+ *
+ * Work is split over (batch, query head) with OpenMP.  Nothing is reduced
+ * across tasks in an order that depends on the thread count: key and value
+ * gradients go to per-query-head buffers summed afterwards in head order,
+ * and dtheta partials are summed in batch order.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend-cpu/cpu_hybrid.h"
+#include "core/ref/ref.h"
+#include "core/util.h"
+
+/* One (batch, query head) task's views of the tensors: row i of a
+ * per-token head tensor is at base + i * ld. */
+struct hy_view {
+    int T, D, F, W, mode, nblk;
+    int ldq, ldk, ldf, ldm; /* [.., H, D], [.., Hkv, D], [.., H, F], [.., H] */
+    float gamma, scale;
+    const float *Q, *K, *V, *FQ, *FK;
+};
+
+static void view_init(struct hy_view *w, const struct lc_attn_shape *s, int b, int h,
+                      const float *q, const float *k, const float *v, const float *fq,
+                      const float *fk, const float *theta)
+{
+    const int g = h / (s->H / s->Hkv);
+    const size_t bt = (size_t)b * (size_t)s->T;
+
+    w->T = s->T;
+    w->D = s->D;
+    w->F = s->F;
+    w->W = s->window;
+    w->mode = s->mode;
+    w->nblk = (int)(((int64_t)s->T + s->window - 1) / s->window);
+    w->ldq = s->H * s->D;
+    w->ldk = s->Hkv * s->D;
+    w->ldf = s->H * s->F;
+    w->ldm = s->H;
+    w->gamma = 1.0f / (1.0f + expf(-theta[h]));
+    w->scale = 1.0f / sqrtf((float)s->D);
+    w->Q = q + (bt * (size_t)s->H + (size_t)h) * (size_t)s->D;
+    w->K = k + (bt * (size_t)s->Hkv + (size_t)g) * (size_t)s->D;
+    w->V = v + (bt * (size_t)s->Hkv + (size_t)g) * (size_t)s->D;
+    w->FQ = fq + (bt * (size_t)s->H + (size_t)h) * (size_t)s->F;
+    w->FK = fk + (bt * (size_t)s->H + (size_t)h) * (size_t)s->F;
+}
+
+/* Block t: query rows [i0, i0 + nb), near keys [j0, j0 + nk), of which the
+ * first np belong to block t-1. */
+struct hy_block {
+    int i0, nb, j0, nk, np;
+};
+
+static struct hy_block block_of(const struct hy_view *w, int t)
+{
+    struct hy_block k;
+
+    k.i0 = t * w->W;
+    k.nb = w->T - k.i0 < w->W ? w->T - k.i0 : w->W;
+    k.j0 = t > 0 ? k.i0 - w->W : 0;
+    k.nk = k.i0 + k.nb - k.j0;
+    k.np = k.i0 - k.j0;
+    return k;
+}
+
+/* the largest nb and nk of any block */
+static void block_max(const struct hy_view *w, int *nbmax, int *nkmax)
+{
+    *nbmax = w->W < w->T ? w->W : w->T;
+    *nkmax = (int64_t)2 * w->W < w->T ? 2 * w->W : w->T;
+}
+
+static inline size_t off(int row, int ld)
+{
+    return (size_t)row * (size_t)ld;
+}
+
+static float dotf(const float *a, const float *b, int n)
+{
+    float acc = 0.0f;
+
+    for (int i = 0; i < n; i++) {
+        acc += a[i] * b[i];
+    }
+    return acc;
+}
+
+/* Scores of block k against its near keys, A[nb, nk] = scale Q K^T, and in
+ * sliding mode the linear weights against block t-1, L[nb, np] = fq fk^T. */
+static void block_scores(const struct hy_view *w, const struct hy_block *k, float *A, float *L)
+{
+    lc_hy_sgemm(0, 1, k->nb, k->nk, w->D, w->scale, w->Q + off(k->i0, w->ldq), w->ldq,
+                w->K + off(k->j0, w->ldk), w->ldk, 0.0f, A, k->nk);
+    if (w->mode == LC_WINDOW_SLIDING && k->np > 0) {
+        lc_hy_sgemm(0, 1, k->nb, k->np, w->F, 1.0f, w->FQ + off(k->i0, w->ldf), w->ldf,
+                    w->FK + off(k->j0, w->ldf), w->ldf, 0.0f, L, k->np);
+    }
+}
+
+/* After block t: S, z += block t-1 (linear for every row of block t+1). */
+static void state_add_block(const struct hy_view *w, int t, float *S, float *z)
+{
+    const int u0 = (t - 1) * w->W;
+    const float *FK = w->FK + off(u0, w->ldf);
+
+    lc_hy_sgemm(1, 0, w->F, w->D, w->W, 1.0f, FK, w->ldf, w->V + off(u0, w->ldk), w->ldk, 1.0f,
+                S, w->D);
+    for (int r = 0; r < w->W; r++) {
+        for (int e = 0; e < w->F; e++) {
+            z[e] += FK[off(r, w->ldf) + (size_t)e];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_view *w, float *Y,
+                     float *MX, float *DEN)
+{
+    const int D = w->D, F = w->F;
+    int nbmax, nkmax;
+    float *A = NULL, *L = NULL, *S = NULL, *z = NULL, *rden = NULL;
+
+    block_max(w, &nbmax, &nkmax);
+    A = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
+    L = lc_hy_scratch((size_t)nbmax * (size_t)nbmax);
+    S = lc_hy_scratch((size_t)F * (size_t)D);
+    z = lc_hy_scratch((size_t)F);
+    rden = lc_hy_scratch((size_t)nbmax);
+
+    for (int t = 0; t < w->nblk; t++) {
+        const struct hy_block k = block_of(w, t);
+        float *Yb = Y + off(k.i0, w->ldq);
+
+        block_scores(w, &k, A, L);
+        for (int r = 0; r < k.nb; r++) {
+            const int i = k.i0 + r;
+            const int wa = lc_window_start(i, w->W, w->mode) - k.j0;
+            const int wb = i - k.j0 + 1;
+            float *row = A + off(r, k.nk);
+            float m, sum;
+
+            sum = kr->exp_row(row + wa, row + wa, wb - wa, w->gamma, &m);
+            for (int c = 0; c < wa; c++) {
+                /* sliding mode: linear keys of block t-1 */
+                row[c] = L[off(r, k.np) + (size_t)c];
+                sum += row[c];
+            }
+            for (int c = wb; c < k.nk; c++) {
+                row[c] = 0.0f;
+            }
+            rden[r] = sum;
+            if (MX != NULL) {
+                MX[off(i, w->ldm)] = m;
+            }
+        }
+        lc_hy_sgemm(0, 0, k.nb, D, k.nk, 1.0f, A, k.nk, w->V + off(k.j0, w->ldk), w->ldk, 0.0f,
+                    Yb, w->ldq);
+        if (t >= 2) {
+            lc_hy_sgemm(0, 0, k.nb, D, F, 1.0f, w->FQ + off(k.i0, w->ldf), w->ldf, S, D, 1.0f,
+                        Yb, w->ldq);
+            for (int r = 0; r < k.nb; r++) {
+                rden[r] += dotf(w->FQ + off(k.i0 + r, w->ldf), z, F);
+            }
+        }
+        for (int r = 0; r < k.nb; r++) {
+            float *yr = Yb + off(r, w->ldq);
+            for (int d = 0; d < D; d++) {
+                yr[d] = yr[d] / rden[r];
+            }
+            if (DEN != NULL) {
+                DEN[off(k.i0 + r, w->ldm)] = rden[r];
+            }
+        }
+        if (t >= 1 && t + 1 < w->nblk) {
+            state_add_block(w, t, S, z);
+        }
+    }
+    free(A);
+    free(L);
+    free(S);
+    free(z);
+    free(rden);
+}
+
+void lc_cpu_hybrid_fwd(struct lc_backend *be, float *y, float *mx, float *den, const float *q,
+                       const float *k, const float *v, const float *fq, const float *fk,
+                       const float *theta, const struct lc_attn_shape *s)
+{
+    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const int ntask = s->B * s->H;
+
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntask; task++) {
+        const int b = task / s->H, h = task % s->H;
+        const size_t bt = (size_t)b * (size_t)s->T;
+        struct hy_view w;
+
+        view_init(&w, s, b, h, q, k, v, fq, fk, theta);
+        fwd_task(kr, &w, y + (bt * (size_t)s->H + (size_t)h) * (size_t)s->D,
+                 mx != NULL ? mx + bt * (size_t)s->H + (size_t)h : NULL,
+                 den != NULL ? den + bt * (size_t)s->H + (size_t)h : NULL);
+    }
+}
+
+/* --------------------------------------------------------------- backward */
+
+/* the gradient outputs of one task, each NULL when not wanted; DK and DV
+ * are this query head's share [T, D] (row stride ldkh) */
+struct hy_grads {
+    float *DQ, *DK, *DV, *DFQ, *DFK;
+    int ldkh;
+    const float *DY, *Y, *MX, *DEN;
+};
+
+static void zero_rows(float *base, int rows, int ld, int n)
+{
+    if (base != NULL) {
+        for (int r = 0; r < rows; r++) {
+            memset(base + off(r, ld), 0, (size_t)n * sizeof(float));
+        }
+    }
+}
+
+/* Returns sum over rows of sum_W G e (dtheta = that times 1 - gamma). */
+static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_view *w,
+                       const struct hy_grads *o)
+{
+    const int T = w->T, D = w->D, F = w->F;
+    const int sliding = w->mode == LC_WINDOW_SLIDING;
+    int nbmax, nkmax;
+    float *A = NULL, *dS = NULL, *P = NULL, *L = NULL, *S = NULL, *z = NULL;
+    float *delta = NULL, *invz = NULL, *Fs = NULL, *rr = NULL;
+    double acc_theta = 0.0;
+
+    block_max(w, &nbmax, &nkmax);
+    A = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
+    dS = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
+    P = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
+    L = lc_hy_scratch((size_t)nbmax * (size_t)nbmax);
+    S = lc_hy_scratch((size_t)F * (size_t)D);
+    z = lc_hy_scratch((size_t)F);
+    delta = lc_hy_scratch((size_t)T);
+    invz = lc_hy_scratch((size_t)T);
+    Fs = lc_hy_scratch((size_t)nbmax * (size_t)F);
+    rr = lc_hy_scratch((size_t)F);
+
+    zero_rows(o->DK, T, o->ldkh, D);
+    zero_rows(o->DV, T, o->ldkh, D);
+    zero_rows(o->DFK, T, w->ldf, F);
+
+    /* forward scan: the near keys of each query block, and dfq from the state */
+    for (int t = 0; t < w->nblk; t++) {
+        const struct hy_block k = block_of(w, t);
+        const float *DYb = o->DY + off(k.i0, w->ldq);
+
+        block_scores(w, &k, A, L);
+        /* dS = g v^T over the near keys, turned row by row into dL/ds */
+        lc_hy_sgemm(0, 1, k.nb, k.nk, D, 1.0f, DYb, w->ldq, w->V + off(k.j0, w->ldk), w->ldk,
+                    0.0f, dS, k.nk);
+        for (int r = 0; r < k.nb; r++) {
+            const int i = k.i0 + r;
+            const int wa = lc_window_start(i, w->W, w->mode) - k.j0;
+            const int wb = i - k.j0 + 1;
+            const float dl = dotf(DYb + off(r, w->ldq), o->Y + off(i, w->ldq), D);
+            const float iz = 1.0f / o->DEN[off(i, w->ldm)];
+            float *dsr = dS + off(r, k.nk), *pr = P + off(r, k.nk);
+
+            delta[i] = dl;
+            invz[i] = iz;
+            acc_theta += kr->bwd_row(dsr + wa, pr + wa, A + off(r, k.nk) + wa, wb - wa,
+                                     o->MX[off(i, w->ldm)], w->gamma, dl, iz);
+            for (int c = 0; c < wa; c++) {
+                /* sliding mode: linear keys of block t-1; L becomes G */
+                float *lc = L + off(r, k.np) + (size_t)c;
+                pr[c] = *lc * iz;
+                *lc = (dsr[c] - dl) * iz;
+                dsr[c] = 0.0f;
+            }
+            for (int c = wa; sliding && c < k.np; c++) {
+                L[off(r, k.np) + (size_t)c] = 0.0f;
+            }
+            for (int c = wb; c < k.nk; c++) {
+                dsr[c] = 0.0f;
+                pr[c] = 0.0f;
+            }
+        }
+        if (o->DQ != NULL) {
+            lc_hy_sgemm(0, 0, k.nb, D, k.nk, w->scale, dS, k.nk, w->K + off(k.j0, w->ldk),
+                        w->ldk, 0.0f, o->DQ + off(k.i0, w->ldq), w->ldq);
+        }
+        if (o->DK != NULL) {
+            lc_hy_sgemm(1, 0, k.nk, D, k.nb, w->scale, dS, k.nk, w->Q + off(k.i0, w->ldq),
+                        w->ldq, 1.0f, o->DK + off(k.j0, o->ldkh), o->ldkh);
+        }
+        if (o->DV != NULL) {
+            lc_hy_sgemm(1, 0, k.nk, D, k.nb, 1.0f, P, k.nk, DYb, w->ldq, 1.0f,
+                        o->DV + off(k.j0, o->ldkh), o->ldkh);
+        }
+        if (o->DFQ != NULL) {
+            float *DFQb = o->DFQ + off(k.i0, w->ldf);
+            if (t >= 2) {
+                /* dfq_i = (S^T g_i - delta_i z) / Z_i */
+                lc_hy_sgemm(0, 1, k.nb, F, D, 1.0f, DYb, w->ldq, S, D, 0.0f, DFQb, w->ldf);
+                for (int r = 0; r < k.nb; r++) {
+                    float *dr = DFQb + off(r, w->ldf);
+                    const float dl = delta[k.i0 + r], iz = invz[k.i0 + r];
+                    for (int e = 0; e < F; e++) {
+                        dr[e] = (dr[e] - dl * z[e]) * iz;
+                    }
+                }
+            } else {
+                zero_rows(DFQb, k.nb, w->ldf, F);
+            }
+            if (sliding && k.np > 0) {
+                lc_hy_sgemm(0, 0, k.nb, F, k.np, 1.0f, L, k.np, w->FK + off(k.j0, w->ldf),
+                            w->ldf, 1.0f, DFQb, w->ldf);
+            }
+            if (t >= 1 && t + 1 < w->nblk) {
+                state_add_block(w, t, S, z);
+            }
+        }
+        if (o->DFK != NULL && sliding && k.np > 0) {
+            lc_hy_sgemm(1, 0, k.np, F, k.nb, 1.0f, L, k.np, w->FQ + off(k.i0, w->ldf), w->ldf,
+                        1.0f, o->DFK + off(k.j0, w->ldf), w->ldf);
+        }
+    }
+
+    /* reverse scan: R, r over the query blocks >= u + 2 for key block u */
+    if (o->DFK != NULL || o->DV != NULL) {
+        float *R = S;
+
+        memset(R, 0, (size_t)F * (size_t)D * sizeof(float));
+        for (int u = w->nblk - 3; u >= 0; u--) {
+            const struct hy_block kq = block_of(w, u + 2);
+            const struct hy_block ku = block_of(w, u);
+
+            for (int r = 0; r < kq.nb; r++) {
+                const int i = kq.i0 + r;
+                const float *fqr = w->FQ + off(i, w->ldf);
+                const float iz = invz[i], dz = delta[i] * invz[i];
+                for (int e = 0; e < F; e++) {
+                    Fs[off(r, F) + (size_t)e] = fqr[e] * iz;
+                    rr[e] += fqr[e] * dz;
+                }
+            }
+            lc_hy_sgemm(1, 0, F, D, kq.nb, 1.0f, Fs, F, o->DY + off(kq.i0, w->ldq), w->ldq,
+                        1.0f, R, D);
+            if (o->DFK != NULL) {
+                float *DFKb = o->DFK + off(ku.i0, w->ldf);
+                lc_hy_sgemm(0, 1, ku.nb, F, D, 1.0f, w->V + off(ku.i0, w->ldk), w->ldk, R, D,
+                            1.0f, DFKb, w->ldf);
+                for (int r = 0; r < ku.nb; r++) {
+                    float *dr = DFKb + off(r, w->ldf);
+                    for (int e = 0; e < F; e++) {
+                        dr[e] -= rr[e];
+                    }
+                }
+            }
+            if (o->DV != NULL) {
+                lc_hy_sgemm(0, 0, ku.nb, D, F, 1.0f, w->FK + off(ku.i0, w->ldf), w->ldf, R, D,
+                            1.0f, o->DV + off(ku.i0, o->ldkh), o->ldkh);
+            }
+        }
+    }
+
+    free(A);
+    free(dS);
+    free(P);
+    free(L);
+    free(S);
+    free(z);
+    free(delta);
+    free(invz);
+    free(Fs);
+    free(rr);
+    return acc_theta;
+}
+
+void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, float *dfq,
+                       float *dfk, float *dtheta, const float *dy, const float *y,
+                       const float *mx, const float *den, const float *q, const float *k,
+                       const float *v, const float *fq, const float *fk, const float *theta,
+                       const struct lc_attn_shape *s)
+{
+    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const int B = s->B, T = s->T, H = s->H, Hkv = s->Hkv, D = s->D;
+    const int rep = H / Hkv;
+    const int ntask = B * H;
+    const size_t nrow = (size_t)B * (size_t)T;
+    /* with grouped queries each query head's share of dk, dv goes to its
+     * own buffer ([B, T, H, D]), summed over the group afterwards */
+    float *dkh = dk, *dvh = dv;
+    double *acc = NULL;
+
+    if (rep > 1) {
+        dkh = dk != NULL ? lc_hy_scratch(nrow * (size_t)H * (size_t)D) : NULL;
+        dvh = dv != NULL ? lc_hy_scratch(nrow * (size_t)H * (size_t)D) : NULL;
+    }
+    acc = calloc((size_t)ntask, sizeof(double));
+    LC_ASSERT(acc != NULL);
+
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntask; task++) {
+        const int b = task / H, h = task % H;
+        const size_t bt = (size_t)b * (size_t)T;
+        const size_t hd = (bt * (size_t)H + (size_t)h) * (size_t)D;
+        const size_t hf = (bt * (size_t)H + (size_t)h) * (size_t)s->F;
+        const size_t hm = bt * (size_t)H + (size_t)h;
+        struct hy_view w;
+        struct hy_grads o;
+
+        view_init(&w, s, b, h, q, k, v, fq, fk, theta);
+        o.DQ = dq != NULL ? dq + hd : NULL;
+        o.DK = dkh != NULL ? dkh + hd : NULL;
+        o.DV = dvh != NULL ? dvh + hd : NULL;
+        o.DFQ = dfq != NULL ? dfq + hf : NULL;
+        o.DFK = dfk != NULL ? dfk + hf : NULL;
+        o.ldkh = H * D;
+        o.DY = dy + hd;
+        o.Y = y + hd;
+        o.MX = mx + hm;
+        o.DEN = den + hm;
+        acc[task] = bwd_task(kr, &w, &o);
+    }
+
+    if (rep > 1) {
+        const int64_t nout = (int64_t)nrow * Hkv;
+#pragma omp parallel for schedule(static)
+        for (int64_t ro = 0; ro < nout; ro++) {
+            const size_t n = (size_t)(ro / Hkv);
+            const int g = (int)(ro % Hkv);
+            const size_t src = (n * (size_t)H + (size_t)g * (size_t)rep) * (size_t)D;
+            const size_t dst = (size_t)ro * (size_t)D;
+
+            for (int d = 0; d < D; d++) {
+                float sk = 0.0f, sv = 0.0f;
+                for (int j = 0; j < rep; j++) {
+                    if (dkh != NULL) {
+                        sk += dkh[src + (size_t)j * (size_t)D + (size_t)d];
+                    }
+                    if (dvh != NULL) {
+                        sv += dvh[src + (size_t)j * (size_t)D + (size_t)d];
+                    }
+                }
+                if (dk != NULL) {
+                    dk[dst + (size_t)d] = sk;
+                }
+                if (dv != NULL) {
+                    dv[dst + (size_t)d] = sv;
+                }
+            }
+        }
+        if (dkh != NULL) {
+            free(dkh);
+        }
+        if (dvh != NULL) {
+            free(dvh);
+        }
+    }
+
+    if (dtheta != NULL) {
+        for (int h = 0; h < H; h++) {
+            const double gamma = 1.0 / (1.0 + exp(-(double)theta[h]));
+            double sum = 0.0;
+            for (int b = 0; b < B; b++) {
+                sum += acc[b * H + h];
+            }
+            dtheta[h] += (float)(sum * (1.0 - gamma));
+        }
+    }
+    free(acc);
+}

@@ -1,0 +1,165 @@
+/*
+ * Attention-weight cross-entropy on the CPU (method doc 4.1; the formulas
+ * are spelled out beside the reference, ref_hybrid_impl.h).  Quadratic by
+ * nature: every query row compares against all its causal keys.  Rows go
+ * in blocks of XENT_QB with the scores and linear weights of a block from
+ * SGEMM; work is split over (batch, query head), and dtheta partials are
+ * summed in batch order afterwards.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "backend-cpu/cpu_hybrid.h"
+#include "core/ref/ref.h"
+#include "core/util.h"
+
+#define XENT_QB 64
+#define XENT_CLAMP 1e-12f
+
+struct xent_task {
+    int T, D, F, W, mode, ldq, ldk, ldf, ldm;
+    float gamma, scale, grad_scale;
+    const float *Q, *K, *FQ, *FK;
+    float *LOSS, *DFQ, *DFK;
+};
+
+/* Returns the sum over rows of sum_W G_ij e_ij. */
+static double xent_task_run(const struct lc_cpu_hybrid_kernels *kr, const struct xent_task *x)
+{
+    const int T = x->T, F = x->F;
+    float *A = lc_hy_scratch((size_t)XENT_QB * (size_t)T); /* scores */
+    float *L = lc_hy_scratch((size_t)XENT_QB * (size_t)T); /* linear weights, then G */
+    float *et = lc_hy_scratch((size_t)T);                  /* teacher exp(s - max) */
+    float *om = lc_hy_scratch((size_t)T);                  /* student weights */
+    double acc_theta = 0.0;
+
+    for (int i0 = 0; i0 < T; i0 += XENT_QB) {
+        const int nb = T - i0 < XENT_QB ? T - i0 : XENT_QB;
+        const int kend = i0 + nb;
+        /* the window start grows with i: the last row has the most linear keys */
+        const int kl = lc_window_start(kend - 1, x->W, x->mode);
+
+        lc_hy_sgemm(0, 1, nb, kend, x->D, x->scale, x->Q + (size_t)i0 * (size_t)x->ldq, x->ldq,
+                    x->K, x->ldk, 0.0f, A, kend);
+        if (kl > 0) {
+            lc_hy_sgemm(0, 1, nb, kl, F, 1.0f, x->FQ + (size_t)i0 * (size_t)x->ldf, x->ldf,
+                        x->FK, x->ldf, 0.0f, L, kl);
+        }
+        for (int r = 0; r < nb; r++) {
+            const int i = i0 + r;
+            const int lo = lc_window_start(i, x->W, x->mode);
+            const float *s = A + (size_t)r * (size_t)kend;
+            float *lr = L + (size_t)r * (size_t)kl;
+            float tmax, m, tsum, Z, rowsum, loss = 0.0f, sum_da = 0.0f;
+            double ge = 0.0;
+
+            tsum = kr->exp_row(et, s, i + 1, 1.0f, &tmax);
+            Z = kr->exp_row(om + lo, s + lo, i - lo + 1, x->gamma, &m);
+            for (int j = 0; j < lo; j++) {
+                om[j] = lr[j];
+                Z += lr[j];
+            }
+            /* the keys j > i have A_pred = 0, clamped */
+            rowsum = (float)(T - 1 - i) * XENT_CLAMP;
+            for (int j = 0; j <= i; j++) {
+                float a = om[j] / Z;
+                float ac = a < XENT_CLAMP ? XENT_CLAMP : a;
+                loss -= et[j] / tsum * logf(ac);
+                rowsum += ac;
+            }
+            for (int j = 0; j <= i; j++) {
+                float a = om[j] / Z;
+                if (a >= XENT_CLAMP) {
+                    sum_da += a / rowsum - et[j] / tsum;
+                }
+            }
+            for (int j = 0; j <= i; j++) {
+                float a = om[j] / Z;
+                float da = a >= XENT_CLAMP ? (a / rowsum - et[j] / tsum) / a : 0.0f;
+                float G = x->grad_scale * (da - sum_da) / Z;
+
+                if (j >= lo) {
+                    ge += (double)(G * om[j]);
+                } else {
+                    lr[j] = G;
+                }
+            }
+            for (int j = lo; j < kl; j++) {
+                lr[j] = 0.0f;
+            }
+            acc_theta += ge;
+            if (x->LOSS != NULL) {
+                x->LOSS[(size_t)i * (size_t)x->ldm] = loss;
+            }
+        }
+        if (kl > 0 && x->DFQ != NULL) {
+            lc_hy_sgemm(0, 0, nb, F, kl, 1.0f, L, kl, x->FK, x->ldf, 1.0f,
+                        x->DFQ + (size_t)i0 * (size_t)x->ldf, x->ldf);
+        }
+        if (kl > 0 && x->DFK != NULL) {
+            lc_hy_sgemm(1, 0, kl, F, nb, 1.0f, L, kl, x->FQ + (size_t)i0 * (size_t)x->ldf, x->ldf,
+                        1.0f, x->DFK, x->ldf);
+        }
+    }
+    free(A);
+    free(L);
+    free(et);
+    free(om);
+    return acc_theta;
+}
+
+void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, float *dfk,
+                        float *dtheta, float grad_scale, const float *q, const float *k,
+                        const float *fq, const float *fk, const float *theta,
+                        const struct lc_attn_shape *s)
+{
+    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const int B = s->B, H = s->H, rep = s->H / s->Hkv;
+    const int ntask = B * H;
+    double *acc = calloc(ntask > 0 ? (size_t)ntask : 1, sizeof(double));
+
+    LC_ASSERT(acc != NULL);
+
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < ntask; task++) {
+        const int b = task / H, h = task % H;
+        const size_t bt = (size_t)b * (size_t)s->T;
+        const size_t hf = (bt * (size_t)H + (size_t)h) * (size_t)s->F;
+        struct xent_task x;
+
+        x.T = s->T;
+        x.D = s->D;
+        x.F = s->F;
+        x.W = s->window;
+        x.mode = s->mode;
+        x.ldq = H * s->D;
+        x.ldk = s->Hkv * s->D;
+        x.ldf = H * s->F;
+        x.ldm = H;
+        x.gamma = 1.0f / (1.0f + expf(-theta[h]));
+        x.scale = 1.0f / sqrtf((float)s->D);
+        x.grad_scale = grad_scale;
+        x.Q = q + (bt * (size_t)H + (size_t)h) * (size_t)s->D;
+        x.K = k + (bt * (size_t)s->Hkv + (size_t)(h / rep)) * (size_t)s->D;
+        x.FQ = fq + hf;
+        x.FK = fk + hf;
+        x.LOSS = row_loss != NULL ? row_loss + bt * (size_t)H + (size_t)h : NULL;
+        x.DFQ = dfq != NULL ? dfq + hf : NULL;
+        x.DFK = dfk != NULL ? dfk + hf : NULL;
+        acc[task] = xent_task_run(kr, &x);
+    }
+
+    if (dtheta != NULL) {
+        for (int h = 0; h < H; h++) {
+            const double gamma = 1.0 / (1.0 + exp(-(double)theta[h]));
+            double sum = 0.0;
+            for (int b = 0; b < B; b++) {
+                sum += acc[b * H + h];
+            }
+            dtheta[h] += (float)(sum * (1.0 - gamma));
+        }
+    }
+    free(acc);
+}

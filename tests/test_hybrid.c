@@ -1,0 +1,919 @@
+/* Hybrid window attention: the window sets, the reference against an
+ * explicit-set evaluation and finite differences, the chunked cpu kernels
+ * against the reference, thread-count independence, and constant-memory
+ * decoding against the parallel forward. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend-cpu/cpu.h"
+#include "core/ref/ref.h"
+#include "core/util.h"
+#include "tests/lc_test.h"
+
+static float *falloc(size_t n)
+{
+    float *p = calloc(n + 1, sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+static double *dalloc(size_t n)
+{
+    double *p = calloc(n + 1, sizeof(double));
+    assert_non_null(p);
+    return p;
+}
+
+static double *to_f64(const float *x, size_t n)
+{
+    double *d = dalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        d[i] = x[i];
+    }
+    return d;
+}
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    }
+    return m;
+}
+
+/* |got - ref| <= tol (max|ref| + |ref|): relative to the tensor's scale */
+static size_t check_rel(const char *name, const float *got, const float *ref, size_t n,
+                        double tol)
+{
+    return lc_test_check_close(name, got, ref, n, tol * max_abs(ref, n), tol);
+}
+
+/* ------------------------------------------------------------ the inputs */
+
+struct hy_in {
+    struct lc_attn_shape s;
+    size_t nq, nk, nf, nm; /* [B,T,H,D], [B,T,Hkv,D], [B,T,H,F], [B,T,H] */
+    float *q, *k, *v, *fq, *fk, *theta, *dy;
+};
+
+static void hy_in_make(struct hy_in *in, int B, int T, int H, int Hkv, int D, int F, int W,
+                       int mode, uint64_t seed)
+{
+    struct lc_attn_shape s = {B, T, H, Hkv, D, F, W, mode};
+
+    in->s = s;
+    in->nq = (size_t)B * T * H * D;
+    in->nk = (size_t)B * T * Hkv * D;
+    in->nf = (size_t)B * T * H * F;
+    in->nm = (size_t)B * T * H;
+    in->q = falloc(in->nq);
+    in->k = falloc(in->nk);
+    in->v = falloc(in->nk);
+    in->fq = falloc(in->nf);
+    in->fk = falloc(in->nf);
+    in->theta = falloc((size_t)H);
+    in->dy = falloc(in->nq);
+    lc_test_fill_normal(in->q, in->nq, seed + 1, 1.0f);
+    lc_test_fill_normal(in->k, in->nk, seed + 2, 1.0f);
+    lc_test_fill_normal(in->v, in->nk, seed + 3, 1.0f);
+    /* feature maps are positive; these sizes keep window and linear terms
+     * of comparable weight */
+    lc_test_fill_uniform(in->fq, in->nf, seed + 4, 0.01f, 0.3f);
+    lc_test_fill_uniform(in->fk, in->nf, seed + 5, 0.01f, 0.3f);
+    lc_test_fill_normal(in->theta, (size_t)H, seed + 6, 1.0f);
+    lc_test_fill_normal(in->dy, in->nq, seed + 7, 1.0f);
+}
+
+static void hy_in_free(struct hy_in *in)
+{
+    free(in->q);
+    free(in->k);
+    free(in->v);
+    free(in->fq);
+    free(in->fk);
+    free(in->theta);
+    free(in->dy);
+}
+
+static size_t at4(const struct lc_attn_shape *s, int b, int t, int nh, int h, int dim)
+{
+    return (((size_t)b * s->T + (size_t)t) * (size_t)nh + (size_t)h) * (size_t)dim;
+}
+
+/* ------------------------------------------------------------ window sets */
+
+static void test_window_start(void **state)
+{
+    static const int terr3[] = {0, 0, 0, 0, 0, 0, 3, 3, 3, 6, 6, 6};
+    static const int slid3[] = {0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    (void)state;
+
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(lc_window_start(i, 3, LC_WINDOW_TERRACED), terr3[i]);
+        assert_int_equal(lc_window_start(i, 3, LC_WINDOW_SLIDING), slid3[i]);
+        /* W = 1: terraced sees the previous token, sliding only itself */
+        assert_int_equal(lc_window_start(i, 1, LC_WINDOW_TERRACED), i > 0 ? i - 1 : 0);
+        assert_int_equal(lc_window_start(i, 1, LC_WINDOW_SLIDING), i);
+        /* a window longer than the sequence holds every key */
+        assert_int_equal(lc_window_start(i, 64, LC_WINDOW_TERRACED), 0);
+        assert_int_equal(lc_window_start(i, 64, LC_WINDOW_SLIDING), 0);
+    }
+    /* 64-token blocks: a query sees 65..128 window keys once past block 0 */
+    assert_int_equal(lc_window_start(1023, 64, LC_WINDOW_TERRACED), 896);
+    assert_int_equal(lc_window_start(128, 64, LC_WINDOW_TERRACED), 64);
+    assert_int_equal(lc_window_start(127, 64, LC_WINDOW_TERRACED), 0);
+    assert_int_equal(lc_window_start(1023, 64, LC_WINDOW_SLIDING), 960);
+}
+
+/* The spec with its sets written out independently of lc_window_start:
+ * terraced, j is a window key of i when j <= i and block(j) is block(i)
+ * or block(i) - 1 (block(p) = p / W); sliding, when i - W < j <= i. */
+static int in_window(int i, int j, int W, int mode)
+{
+    if (j > i) {
+        return 0;
+    }
+    if (mode == LC_WINDOW_SLIDING) {
+        return i - j < W;
+    }
+    return j / W == i / W || j / W == i / W - 1;
+}
+
+static void explicit_fwd(double *y, const struct lc_attn_shape *s, const double *q,
+                         const double *k, const double *v, const double *fq, const double *fk,
+                         const double *theta)
+{
+    const int rep = s->H / s->Hkv;
+
+    for (int b = 0; b < s->B; b++) {
+        for (int h = 0; h < s->H; h++) {
+            const double gamma = 1.0 / (1.0 + exp(-theta[h]));
+            const int g = h / rep;
+            for (int i = 0; i < s->T; i++) {
+                const double *qi = q + at4(s, b, i, s->H, h, s->D);
+                double m = -INFINITY, den = 0.0;
+                double *yi = y + at4(s, b, i, s->H, h, s->D);
+
+                for (int j = 0; j <= i; j++) {
+                    if (in_window(i, j, s->window, s->mode)) {
+                        double sc = 0.0;
+                        for (int d = 0; d < s->D; d++) {
+                            sc += qi[d] * k[at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
+                        }
+                        sc /= sqrt((double)s->D);
+                        m = sc > m ? sc : m;
+                    }
+                }
+                memset(yi, 0, (size_t)s->D * sizeof(double));
+                for (int j = 0; j <= i; j++) {
+                    double w = 0.0;
+                    if (in_window(i, j, s->window, s->mode)) {
+                        double sc = 0.0;
+                        for (int d = 0; d < s->D; d++) {
+                            sc += qi[d] * k[at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
+                        }
+                        w = gamma * exp(sc / sqrt((double)s->D) - m);
+                    } else {
+                        for (int e = 0; e < s->F; e++) {
+                            w += fq[at4(s, b, i, s->H, h, s->F) + (size_t)e] *
+                                 fk[at4(s, b, j, s->H, h, s->F) + (size_t)e];
+                        }
+                    }
+                    den += w;
+                    for (int d = 0; d < s->D; d++) {
+                        yi[d] += w * v[at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
+                    }
+                }
+                for (int d = 0; d < s->D; d++) {
+                    yi[d] /= den;
+                }
+            }
+        }
+    }
+}
+
+static void test_ref_matches_explicit_sets(void **state)
+{
+    static const int Ts[] = {1, 5, 9, 16};
+    static const int Ws[] = {1, 2, 3, 4, 7, 20};
+    (void)state;
+
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+            for (size_t wi = 0; wi < sizeof(Ws) / sizeof(Ws[0]); wi++) {
+                struct hy_in in;
+                double *q, *k, *v, *fq, *fk, *th, *y, *want;
+                char name[64];
+
+                hy_in_make(&in, 2, Ts[ti], 4, 2, 4, 6, Ws[wi], mode, 100 + ti * 10 + wi);
+                q = to_f64(in.q, in.nq);
+                k = to_f64(in.k, in.nk);
+                v = to_f64(in.v, in.nk);
+                fq = to_f64(in.fq, in.nf);
+                fk = to_f64(in.fk, in.nf);
+                th = to_f64(in.theta, 4);
+                y = dalloc(in.nq);
+                want = dalloc(in.nq);
+                lc_ref_hybrid_fwd_f64(y, NULL, NULL, q, k, v, fq, fk, th, &in.s);
+                explicit_fwd(want, &in.s, q, k, v, fq, fk, th);
+                snprintf(name, sizeof(name), "y mode %d T %d W %d", mode, Ts[ti], Ws[wi]);
+                assert_int_equal(lc_test_check_close_f64(name, y, want, in.nq, 1e-13, 1e-12), 0);
+                free(q);
+                free(k);
+                free(v);
+                free(fq);
+                free(fk);
+                free(th);
+                free(y);
+                free(want);
+                hy_in_free(&in);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------- finite differences */
+
+struct fd_ctx {
+    const struct lc_attn_shape *s;
+    double *q, *k, *v, *fq, *fk, *theta, *dy;
+    int xent;
+};
+
+/* hybrid: sum(dy * y); xent: sum of the row losses */
+static double fd_loss(const struct fd_ctx *c)
+{
+    const struct lc_attn_shape *s = c->s;
+    const size_t nq = (size_t)s->B * s->T * s->H * s->D;
+    const size_t nm = (size_t)s->B * s->T * s->H;
+    double *out = dalloc(nq > nm ? nq : nm);
+    double L = 0.0;
+
+    if (c->xent) {
+        lc_ref_hybrid_xent_f64(out, NULL, NULL, NULL, 1.0, c->q, c->k, c->fq, c->fk, c->theta,
+                               s);
+        for (size_t i = 0; i < nm; i++) {
+            L += out[i];
+        }
+    } else {
+        lc_ref_hybrid_fwd_f64(out, NULL, NULL, c->q, c->k, c->v, c->fq, c->fk, c->theta, s);
+        for (size_t i = 0; i < nq; i++) {
+            L += out[i] * c->dy[i];
+        }
+    }
+    free(out);
+    return L;
+}
+
+static double *fd_grad(struct fd_ctx *c, double *x, size_t n, double h)
+{
+    double *g = dalloc(n);
+
+    for (size_t i = 0; i < n; i++) {
+        const double x0 = x[i];
+        double lp, lm;
+        x[i] = x0 + h;
+        lp = fd_loss(c);
+        x[i] = x0 - h;
+        lm = fd_loss(c);
+        x[i] = x0;
+        g[i] = (lp - lm) / (2.0 * h);
+    }
+    return g;
+}
+
+static void fd_check(struct fd_ctx *c, const char *what, double *x, const double *analytic,
+                     size_t n, double scale)
+{
+    double *g = fd_grad(c, x, n, 1e-6);
+    char name[128];
+
+    for (size_t i = 0; i < n; i++) {
+        g[i] *= scale;
+    }
+    snprintf(name, sizeof(name), "%s d%s (T %d W %d mode %d)", c->xent ? "xent" : "hybrid", what,
+             c->s->T, c->s->window, c->s->mode);
+    assert_int_equal(lc_test_check_close_f64(name, analytic, g, n, 2e-7, 2e-6), 0);
+    free(g);
+}
+
+/* Make keys p and p+1 identical and query p+2 point along them, so that
+ * the max of that row's window (when it holds both) is a two-way tie. */
+static void make_tie(struct hy_in *in, int p)
+{
+    const struct lc_attn_shape *s = &in->s;
+
+    for (int b = 0; b < s->B; b++) {
+        for (int g = 0; g < s->Hkv; g++) {
+            for (int d = 0; d < s->D; d++) {
+                in->k[at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
+                in->k[at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
+            }
+        }
+        for (int h = 0; h < s->H; h++) {
+            for (int d = 0; d < s->D; d++) {
+                in->q[at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] = 2.0f / sqrtf((float)s->D);
+            }
+        }
+    }
+}
+
+static void fd_case(int T, int W, int mode, int xent)
+{
+    struct hy_in in;
+    struct fd_ctx c;
+    double *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss;
+    const double grad_scale = 0.5;
+    const int H = 4;
+
+    hy_in_make(&in, 2, T, H, 2, 4, 6, W, mode, 1000 + (uint64_t)(T * 31 + W * 7 + mode));
+    if (T >= 5) {
+        make_tie(&in, 2);
+    }
+    c.s = &in.s;
+    c.q = to_f64(in.q, in.nq);
+    c.k = to_f64(in.k, in.nk);
+    c.v = to_f64(in.v, in.nk);
+    c.fq = to_f64(in.fq, in.nf);
+    c.fk = to_f64(in.fk, in.nf);
+    c.theta = to_f64(in.theta, (size_t)H);
+    c.dy = to_f64(in.dy, in.nq);
+    c.xent = xent;
+    y = dalloc(in.nq);
+    mx = dalloc(in.nm);
+    den = dalloc(in.nm);
+    dq = dalloc(in.nq);
+    dk = dalloc(in.nk);
+    dv = dalloc(in.nk);
+    dfq = dalloc(in.nf);
+    dfk = dalloc(in.nf);
+    dth = dalloc((size_t)H);
+    loss = dalloc(in.nm);
+    /* dtheta accumulates */
+    for (int h = 0; h < H; h++) {
+        dth[h] = 0.25;
+    }
+
+    lc_ref_hybrid_fwd_f64(y, mx, den, c.q, c.k, c.v, c.fq, c.fk, c.theta, &in.s);
+    if (T >= 5 && lc_window_start(4, W, mode) <= 2) {
+        /* the tie holds the max of row 4 */
+        for (int b = 0; b < 2; b++) {
+            for (int h = 0; h < H; h++) {
+                double s42 = 0.0;
+                for (int d = 0; d < 4; d++) {
+                    s42 += c.q[at4(&in.s, b, 4, H, h, 4) + (size_t)d] *
+                           c.k[at4(&in.s, b, 2, 2, h / 2, 4) + (size_t)d];
+                }
+                assert_true(mx[at4(&in.s, b, 4, H, h, 1)] == s42 * 0.5);
+                assert_true(s42 * 0.5 == 3.0);
+            }
+        }
+    }
+    if (xent) {
+        /* dfq, dfk and dtheta accumulate, scaled by grad_scale */
+        lc_ref_hybrid_xent_f64(loss, dfq, dfk, dth, grad_scale, c.q, c.k, c.fq, c.fk, c.theta,
+                               &in.s);
+    } else {
+        lc_ref_hybrid_bwd_f64(dq, dk, dv, dfq, dfk, dth, c.dy, y, mx, den, c.q, c.k, c.v, c.fq,
+                              c.fk, c.theta, &in.s);
+    }
+    for (int h = 0; h < H; h++) {
+        dth[h] -= 0.25;
+    }
+    if (xent) {
+        fd_check(&c, "fq", c.fq, dfq, in.nf, grad_scale);
+        fd_check(&c, "fk", c.fk, dfk, in.nf, grad_scale);
+        fd_check(&c, "theta", c.theta, dth, (size_t)H, grad_scale);
+    } else {
+        fd_check(&c, "q", c.q, dq, in.nq, 1.0);
+        fd_check(&c, "k", c.k, dk, in.nk, 1.0);
+        fd_check(&c, "v", c.v, dv, in.nk, 1.0);
+        fd_check(&c, "fq", c.fq, dfq, in.nf, 1.0);
+        fd_check(&c, "fk", c.fk, dfk, in.nf, 1.0);
+        fd_check(&c, "theta", c.theta, dth, (size_t)H, 1.0);
+    }
+
+    free(c.q);
+    free(c.k);
+    free(c.v);
+    free(c.fq);
+    free(c.fk);
+    free(c.theta);
+    free(c.dy);
+    free(y);
+    free(mx);
+    free(den);
+    free(dq);
+    free(dk);
+    free(dv);
+    free(dfq);
+    free(dfk);
+    free(dth);
+    free(loss);
+    hy_in_free(&in);
+}
+
+static void test_fd_hybrid(void **state)
+{
+    static const int Ts[] = {1, 5, 9};
+    static const int Ws[] = {1, 2, 4};
+    (void)state;
+
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t ti = 0; ti < 3; ti++) {
+            for (size_t wi = 0; wi < 3; wi++) {
+                fd_case(Ts[ti], Ws[wi], mode, 0);
+            }
+        }
+    }
+}
+
+static void test_fd_xent(void **state)
+{
+    static const int Ts[] = {1, 5, 9};
+    static const int Ws[] = {1, 2, 4};
+    (void)state;
+
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t ti = 0; ti < 3; ti++) {
+            for (size_t wi = 0; wi < 3; wi++) {
+                fd_case(Ts[ti], Ws[wi], mode, 1);
+            }
+        }
+    }
+}
+
+/* A student weight below the 1e-12 floor: its log term is frozen at
+ * log(1e-12) (so the loss does not move when the weight shrinks further)
+ * and the log passes no gradient (only the normalizer does, which keeps
+ * the gradient bounded instead of ~ A_true / 1e-20). */
+static void test_xent_clamp(void **state)
+{
+    struct hy_in in;
+    double *q, *k, *fq, *fk, *th, *loss[2], *dfk[2];
+    (void)state;
+
+    hy_in_make(&in, 1, 6, 1, 1, 4, 6, 2, LC_WINDOW_SLIDING, 77);
+    q = to_f64(in.q, in.nq);
+    k = to_f64(in.k, in.nk);
+    fq = to_f64(in.fq, in.nf);
+    fk = to_f64(in.fk, in.nf);
+    th = to_f64(in.theta, 1);
+    for (int run = 0; run < 2; run++) {
+        /* key 0 is a linear key of rows 2..5, with a weight of ~1e-20 or ~1e-25 */
+        for (int e = 0; e < 6; e++) {
+            fk[e] = run == 0 ? 1e-20 : 1e-25;
+        }
+        loss[run] = dalloc(in.nm);
+        dfk[run] = dalloc(in.nf);
+        lc_ref_hybrid_xent_f64(loss[run], NULL, dfk[run], NULL, 1.0, q, k, fq, fk, th, &in.s);
+    }
+    for (int i = 0; i < 6; i++) {
+        assert_true(isfinite(loss[0][i]));
+        assert_true(fabs(loss[0][i] - loss[1][i]) < 1e-12);
+    }
+    for (size_t i = 0; i < in.nf; i++) {
+        assert_true(isfinite(dfk[0][i]) && fabs(dfk[0][i]) < 1e3);
+    }
+    assert_int_equal(lc_test_check_close_f64("clamped dfk", dfk[0] + 6, dfk[1] + 6, in.nf - 6,
+                                             1e-12, 1e-9),
+                     0);
+    for (int run = 0; run < 2; run++) {
+        free(loss[run]);
+        free(dfk[run]);
+    }
+    free(q);
+    free(k);
+    free(fq);
+    free(fk);
+    free(th);
+    hy_in_free(&in);
+}
+
+/* ------------------------------------------------------------ cpu vs ref */
+
+struct hy_out {
+    float *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss, *xdfq, *xdfk, *xdth;
+};
+
+static void hy_out_alloc(struct hy_out *o, const struct hy_in *in)
+{
+    o->y = falloc(in->nq);
+    o->mx = falloc(in->nm);
+    o->den = falloc(in->nm);
+    o->dq = falloc(in->nq);
+    o->dk = falloc(in->nk);
+    o->dv = falloc(in->nk);
+    o->dfq = falloc(in->nf);
+    o->dfk = falloc(in->nf);
+    o->dth = falloc((size_t)in->s.H);
+    o->loss = falloc(in->nm);
+    o->xdfq = falloc(in->nf);
+    o->xdfk = falloc(in->nf);
+    o->xdth = falloc((size_t)in->s.H);
+}
+
+static void hy_out_free(struct hy_out *o)
+{
+    free(o->y);
+    free(o->mx);
+    free(o->den);
+    free(o->dq);
+    free(o->dk);
+    free(o->dv);
+    free(o->dfq);
+    free(o->dfk);
+    free(o->dth);
+    free(o->loss);
+    free(o->xdfq);
+    free(o->xdfk);
+    free(o->xdth);
+}
+
+/* forward, backward and cross-entropy of one backend; the accumulating
+ * outputs start from fixed nonzero values */
+static void hy_run(struct lc_backend *be, const struct hy_in *in, struct hy_out *o)
+{
+    const struct lc_backend_ops *ops = be->ops;
+
+    for (int h = 0; h < in->s.H; h++) {
+        o->dth[h] = 0.5f;
+        o->xdth[h] = -0.25f;
+    }
+    lc_test_fill_uniform(o->xdfq, in->nf, 9, -0.1f, 0.1f);
+    lc_test_fill_uniform(o->xdfk, in->nf, 10, -0.1f, 0.1f);
+    ops->hybrid_fwd(be, o->y, o->mx, o->den, in->q, in->k, in->v, in->fq, in->fk, in->theta,
+                    &in->s);
+    ops->hybrid_bwd(be, o->dq, o->dk, o->dv, o->dfq, o->dfk, o->dth, in->dy, o->y, o->mx, o->den,
+                    in->q, in->k, in->v, in->fq, in->fk, in->theta, &in->s);
+    ops->hybrid_xent(be, o->loss, o->xdfq, o->xdfk, o->xdth, 0.75f, in->q, in->k, in->fq, in->fk,
+                     in->theta, &in->s);
+}
+
+static size_t hy_compare(const char *tag, const struct hy_out *got, const struct hy_out *want,
+                         const struct hy_in *in, double tol)
+{
+    size_t bad = 0;
+    char name[160];
+#define CMP(field, n)                                                                      \
+    do {                                                                                   \
+        snprintf(name, sizeof(name), "%s %s", tag, #field);                                \
+        bad += check_rel(name, got->field, want->field, n, tol);                           \
+    } while (0)
+    CMP(y, in->nq);
+    CMP(mx, in->nm);
+    CMP(den, in->nm);
+    CMP(dq, in->nq);
+    CMP(dk, in->nk);
+    CMP(dv, in->nk);
+    CMP(dfq, in->nf);
+    CMP(dfk, in->nf);
+    CMP(loss, in->nm);
+    CMP(xdfq, in->nf);
+    CMP(xdfk, in->nf);
+#undef CMP
+    {
+        /* dtheta sums over all B*T rows (and is exactly 0, i.e. rounding
+         * noise, when no key is linear): rounding grows with sqrt(rows) */
+        const double rows = sqrt((double)in->s.B * in->s.T);
+        const double sd = max_abs(want->dth, (size_t)in->s.H);
+        const double sx = max_abs(want->xdth, (size_t)in->s.H);
+
+        snprintf(name, sizeof(name), "%s dtheta", tag);
+        bad += lc_test_check_close(name, got->dth, want->dth, (size_t)in->s.H,
+                                   tol * rows * (sd > 1.0 ? sd : 1.0), tol);
+        snprintf(name, sizeof(name), "%s xent dtheta", tag);
+        bad += lc_test_check_close(name, got->xdth, want->xdth, (size_t)in->s.H,
+                                   tol * rows * (sx > 1.0 ? sx : 1.0), tol);
+    }
+    return bad;
+}
+
+static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int B, int T, int H,
+                            int Hkv, int D, int F, int W, int mode)
+{
+    struct lc_cpu_ctx *ctx = cpu->ctx;
+    const enum lc_cpu_isa best = lc_cpu_detect_isa();
+    struct hy_in in;
+    struct hy_out want, got;
+    char tag[96];
+
+    hy_in_make(&in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
+    /* ties for the window max, in the first block and (if any) later */
+    if (T >= 5) {
+        make_tie(&in, 2);
+    }
+    if (T >= 3 * W + 2) {
+        make_tie(&in, 3 * W - 1);
+    }
+    hy_out_alloc(&want, &in);
+    hy_out_alloc(&got, &in);
+    hy_run(ref, &in, &want);
+    {
+        /* dtheta sums G e over every row and key, with cancellation: check
+         * the float results against the double reference */
+        double *q = to_f64(in.q, in.nq), *k = to_f64(in.k, in.nk), *v = to_f64(in.v, in.nk);
+        double *fq = to_f64(in.fq, in.nf), *fk = to_f64(in.fk, in.nf);
+        double *th = to_f64(in.theta, (size_t)H), *dy = to_f64(in.dy, in.nq);
+        double *y = dalloc(in.nq), *mx = dalloc(in.nm), *den = dalloc(in.nm);
+        double *dth = dalloc((size_t)H), *xdth = dalloc((size_t)H);
+
+        for (int h = 0; h < H; h++) {
+            dth[h] = 0.5;
+            xdth[h] = -0.25;
+        }
+        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in.s);
+        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, NULL, NULL, dth, dy, y, mx, den, q, k, v, fq, fk,
+                              th, &in.s);
+        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in.s);
+        for (int h = 0; h < H; h++) {
+            want.dth[h] = (float)dth[h];
+            want.xdth[h] = (float)xdth[h];
+        }
+        free(q);
+        free(k);
+        free(v);
+        free(fq);
+        free(fk);
+        free(th);
+        free(dy);
+        free(y);
+        free(mx);
+        free(den);
+        free(dth);
+        free(xdth);
+    }
+    for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
+        ctx->isa = (enum lc_cpu_isa)isa;
+        hy_run(cpu, &in, &got);
+        snprintf(tag, sizeof(tag), "[%s T %d W %d H %d/%d mode %d]",
+                 isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic", T, W, H, Hkv, mode);
+        assert_int_equal(hy_compare(tag, &got, &want, &in, 1e-5), 0);
+    }
+    ctx->isa = best;
+    hy_out_free(&want);
+    hy_out_free(&got);
+    hy_in_free(&in);
+}
+
+static void test_cpu_vs_ref(void **state)
+{
+    static const int cases[][2] = {/* T, W */
+                                   {1, 64},  {5, 64},  {63, 64}, {64, 64}, {65, 64}, {200, 64},
+                                   {20, 3},  {7, 1},   {10, 2},  {33, 4},  {16, 32}};
+    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    (void)state;
+
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            cpu_vs_ref_case(ref, cpu, 2, cases[c][0], 4, 2, 32, 16, cases[c][1], mode);
+        }
+        /* no grouping, odd sizes */
+        cpu_vs_ref_case(ref, cpu, 1, 70, 2, 2, 17, 5, 16, mode);
+        cpu_vs_ref_case(ref, cpu, 1, 50, 6, 2, 8, 12, 7, mode);
+    }
+    lc_test_backend_free(ref);
+    lc_test_backend_free(cpu);
+}
+
+/* Outputs asked for as NULL are skipped without changing the others. */
+static void test_cpu_bwd_subsets(void **state)
+{
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    struct hy_in in;
+    struct hy_out full, part;
+    (void)state;
+
+    hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, LC_WINDOW_SLIDING, 5);
+    hy_out_alloc(&full, &in);
+    hy_out_alloc(&part, &in);
+    hy_run(cpu, &in, &full);
+    memcpy(part.y, full.y, in.nq * sizeof(float));
+    memcpy(part.mx, full.mx, in.nm * sizeof(float));
+    memcpy(part.den, full.den, in.nm * sizeof(float));
+    /* stage 1: feature maps and theta only */
+    part.dth[0] = part.dth[1] = part.dth[2] = part.dth[3] = 0.5f;
+    lc_cpu_ops.hybrid_bwd(cpu, NULL, NULL, NULL, part.dfq, part.dfk, part.dth, in.dy, full.y,
+                          full.mx, full.den, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
+    assert_memory_equal(part.dfq, full.dfq, in.nf * sizeof(float));
+    assert_memory_equal(part.dfk, full.dfk, in.nf * sizeof(float));
+    assert_memory_equal(part.dth, full.dth, 4 * sizeof(float));
+    /* q, k, v only */
+    lc_cpu_ops.hybrid_bwd(cpu, part.dq, part.dk, part.dv, NULL, NULL, NULL, in.dy, full.y,
+                          full.mx, full.den, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
+    assert_memory_equal(part.dq, full.dq, in.nq * sizeof(float));
+    assert_memory_equal(part.dk, full.dk, in.nk * sizeof(float));
+    assert_memory_equal(part.dv, full.dv, in.nk * sizeof(float));
+    /* the forward without mx, den */
+    lc_cpu_ops.hybrid_fwd(cpu, part.y, NULL, NULL, in.q, in.k, in.v, in.fq, in.fk, in.theta,
+                          &in.s);
+    assert_memory_equal(part.y, full.y, in.nq * sizeof(float));
+    hy_out_free(&full);
+    hy_out_free(&part);
+    hy_in_free(&in);
+    lc_test_backend_free(cpu);
+}
+
+/* Bit-identical results on 1 and 2 threads. */
+static void test_cpu_threads(void **state)
+{
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    struct hy_in in;
+    struct hy_out one, two;
+    (void)state;
+
+    for (int mode = 0; mode < 2; mode++) {
+        hy_in_make(&in, 2, 200, 4, 2, 32, 16, 64, mode, 11);
+        hy_out_alloc(&one, &in);
+        hy_out_alloc(&two, &in);
+        lc_set_num_threads(1);
+        hy_run(cpu, &in, &one);
+        lc_set_num_threads(2);
+        hy_run(cpu, &in, &two);
+        lc_set_num_threads(0);
+#define SAME(field, n) assert_memory_equal(one.field, two.field, (n) * sizeof(float))
+        SAME(y, in.nq);
+        SAME(mx, in.nm);
+        SAME(den, in.nm);
+        SAME(dq, in.nq);
+        SAME(dk, in.nk);
+        SAME(dv, in.nk);
+        SAME(dfq, in.nf);
+        SAME(dfk, in.nf);
+        SAME(dth, 4);
+        SAME(loss, in.nm);
+        SAME(xdfq, in.nf);
+        SAME(xdfk, in.nf);
+        SAME(xdth, 4);
+#undef SAME
+        hy_out_free(&one);
+        hy_out_free(&two);
+        hy_in_free(&in);
+    }
+    lc_test_backend_free(cpu);
+}
+
+/* --------------------------------------------------------------- decoding */
+
+/* Token by token with a window cache and the linear state, the way each
+ * mode needs it: terraced keeps the previous and the current block (up to
+ * 2W keys; when a block starts, the block two back moves into the state,
+ * and the cache is compacted), sliding keeps the last W keys in a ring
+ * (so the cache is out of order once it wraps). */
+static void decode_case(struct lc_backend *be, int T, int W, int mode)
+{
+    const struct lc_backend_ops *ops = be->ops;
+    const int H = 4, Hkv = 2, D = 16, F = 8;
+    const int cap = mode == LC_WINDOW_SLIDING ? W : 2 * W;
+    const size_t kd = (size_t)Hkv * D;
+    struct hy_in in;
+    float *yfull, *ydec, *S, *z, *kc, *vc;
+    int ncache = 0;
+    char name[96];
+
+    hy_in_make(&in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
+    yfull = falloc(in.nq);
+    ydec = falloc(in.nq);
+    S = falloc((size_t)H * F * D);
+    z = falloc((size_t)H * F);
+    kc = falloc((size_t)cap * kd);
+    vc = falloc((size_t)cap * kd);
+    ops->hybrid_fwd(be, yfull, NULL, NULL, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
+
+    for (int p = 0; p < T; p++) {
+        size_t slot;
+        if (mode == LC_WINDOW_SLIDING) {
+            if (p >= W) {
+                const int old = p - W;
+                ops->linstate_add(be, S, z, in.fk + (size_t)old * H * F, in.v + (size_t)old * kd,
+                                  1, H, Hkv, D, F);
+            }
+            slot = (size_t)(p % W);
+            ncache = p + 1 < W ? p + 1 : W;
+        } else {
+            if (p % W == 0 && p >= 2 * W) {
+                const int old = p - 2 * W;
+                ops->linstate_add(be, S, z, in.fk + (size_t)old * H * F, in.v + (size_t)old * kd,
+                                  W, H, Hkv, D, F);
+                memmove(kc, kc + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                memmove(vc, vc + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                ncache = W;
+            }
+            slot = (size_t)ncache;
+            ncache++;
+        }
+        memcpy(kc + slot * kd, in.k + (size_t)p * kd, kd * sizeof(float));
+        memcpy(vc + slot * kd, in.v + (size_t)p * kd, kd * sizeof(float));
+        assert_int_equal(ncache, p - lc_window_start(p, W, mode) + 1);
+        ops->hybrid_decode(be, ydec + (size_t)p * H * D, in.q + (size_t)p * H * D,
+                           in.fq + (size_t)p * H * F, kc, vc, ncache, S, z, in.theta, H, Hkv, D,
+                           F);
+    }
+    snprintf(name, sizeof(name), "%s decode T %d W %d mode %d", ops->name, T, W, mode);
+    assert_int_equal(check_rel(name, ydec, yfull, in.nq, 1e-5), 0);
+    free(yfull);
+    free(ydec);
+    free(S);
+    free(z);
+    free(kc);
+    free(vc);
+    hy_in_free(&in);
+}
+
+static void test_decode(void **state)
+{
+    static const int Ts[] = {1, 63, 64, 65, 300};
+    struct lc_backend *bes[2];
+    (void)state;
+
+    bes[0] = lc_test_backend(&lc_ref_ops);
+    bes[1] = lc_test_backend(&lc_cpu_ops);
+    for (int bi = 0; bi < 2; bi++) {
+        for (int mode = 0; mode < 2; mode++) {
+            for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+                decode_case(bes[bi], Ts[ti], 64, mode);
+            }
+            decode_case(bes[bi], 40, 3, mode);
+            decode_case(bes[bi], 9, 1, mode);
+        }
+    }
+    lc_test_backend_free(bes[0]);
+    lc_test_backend_free(bes[1]);
+}
+
+/* The cpu decode entries against the reference on the same state. */
+static void test_decode_cpu_vs_ref(void **state)
+{
+    const int H = 8, Hkv = 2, D = 40, F = 24, n = 37;
+    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    struct lc_cpu_ctx *ctx = cpu->ctx;
+    const enum lc_cpu_isa best = lc_cpu_detect_isa();
+    float *q = falloc((size_t)H * D), *fq = falloc((size_t)H * F);
+    float *kc = falloc((size_t)n * Hkv * D), *vc = falloc((size_t)n * Hkv * D);
+    float *fk = falloc((size_t)n * H * F), *th = falloc((size_t)H);
+    float *S1 = falloc((size_t)H * F * D), *z1 = falloc((size_t)H * F);
+    float *S2 = falloc((size_t)H * F * D), *z2 = falloc((size_t)H * F);
+    float *y1 = falloc((size_t)H * D), *y2 = falloc((size_t)H * D);
+    (void)state;
+
+    lc_test_fill_normal(q, (size_t)H * D, 1, 1.0f);
+    lc_test_fill_uniform(fq, (size_t)H * F, 2, 0.0f, 0.2f);
+    lc_test_fill_normal(kc, (size_t)n * Hkv * D, 3, 1.0f);
+    lc_test_fill_normal(vc, (size_t)n * Hkv * D, 4, 1.0f);
+    lc_test_fill_uniform(fk, (size_t)n * H * F, 5, 0.0f, 0.2f);
+    lc_test_fill_normal(th, (size_t)H, 6, 1.0f);
+    lc_test_fill_uniform(S1, (size_t)H * F * D, 7, -1.0f, 1.0f);
+    lc_test_fill_uniform(z1, (size_t)H * F, 8, 0.0f, 2.0f);
+    memcpy(S2, S1, (size_t)H * F * D * sizeof(float));
+    memcpy(z2, z1, (size_t)H * F * sizeof(float));
+
+    lc_ref_ops.linstate_add(ref, S1, z1, fk, vc, n, H, Hkv, D, F);
+    lc_cpu_ops.linstate_add(cpu, S2, z2, fk, vc, n, H, Hkv, D, F);
+    assert_int_equal(check_rel("linstate S", S2, S1, (size_t)H * F * D, 1e-6), 0);
+    assert_int_equal(check_rel("linstate z", z2, z1, (size_t)H * F, 1e-6), 0);
+    lc_ref_ops.hybrid_decode(ref, y1, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
+    for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
+        ctx->isa = (enum lc_cpu_isa)isa;
+        lc_cpu_ops.hybrid_decode(cpu, y2, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
+        assert_int_equal(check_rel("decode y", y2, y1, (size_t)H * D, 1e-6), 0);
+    }
+    ctx->isa = best;
+    free(q);
+    free(fq);
+    free(kc);
+    free(vc);
+    free(fk);
+    free(th);
+    free(S1);
+    free(z1);
+    free(S2);
+    free(z2);
+    free(y1);
+    free(y2);
+    lc_test_backend_free(ref);
+    lc_test_backend_free(cpu);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_window_start),
+        cmocka_unit_test(test_ref_matches_explicit_sets),
+        cmocka_unit_test(test_fd_hybrid),
+        cmocka_unit_test(test_fd_xent),
+        cmocka_unit_test(test_xent_clamp),
+        cmocka_unit_test(test_cpu_vs_ref),
+        cmocka_unit_test(test_cpu_bwd_subsets),
+        cmocka_unit_test(test_cpu_threads),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_cpu_vs_ref),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
