@@ -95,10 +95,14 @@ static inline size_t off(int row, int ld)
     return (size_t)row * (size_t)ld;
 }
 
+/* The short vector loops are marked omp simd: without -ffast-math the
+ * compiler would not reorder the reductions, and a latency-bound scalar
+ * dot product over D costs as much as a small GEMM. */
 static float dotf(const float *a, const float *b, int n)
 {
     float acc = 0.0f;
 
+#pragma omp simd reduction(+ : acc)
     for (int i = 0; i < n; i++) {
         acc += a[i] * b[i];
     }
@@ -126,8 +130,10 @@ static void state_add_block(const struct hy_view *w, int t, float *S, float *z)
     lc_hy_sgemm(1, 0, w->F, w->D, w->W, 1.0f, FK, w->ldf, w->V + off(u0, w->ldk), w->ldk, 1.0f,
                 S, w->D);
     for (int r = 0; r < w->W; r++) {
+        const float *fr = FK + off(r, w->ldf);
+#pragma omp simd
         for (int e = 0; e < w->F; e++) {
-            z[e] += FK[off(r, w->ldf) + (size_t)e];
+            z[e] += fr[e];
         }
     }
 }
@@ -185,8 +191,10 @@ static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_vie
         }
         for (int r = 0; r < k.nb; r++) {
             float *yr = Yb + off(r, w->ldq);
+            const float dr = rden[r];
+#pragma omp simd
             for (int d = 0; d < D; d++) {
-                yr[d] = yr[d] / rden[r];
+                yr[d] = yr[d] / dr;
             }
             if (DEN != NULL) {
                 DEN[off(k.i0 + r, w->ldm)] = rden[r];
@@ -325,6 +333,7 @@ static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_v
                 for (int r = 0; r < k.nb; r++) {
                     float *dr = DFQb + off(r, w->ldf);
                     const float dl = delta[k.i0 + r], iz = invz[k.i0 + r];
+#pragma omp simd
                     for (int e = 0; e < F; e++) {
                         dr[e] = (dr[e] - dl * z[e]) * iz;
                     }
@@ -359,8 +368,10 @@ static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_v
                 const int i = kq.i0 + r;
                 const float *fqr = w->FQ + off(i, w->ldf);
                 const float iz = invz[i], dz = delta[i] * invz[i];
+                float *fs = Fs + off(r, F);
+#pragma omp simd
                 for (int e = 0; e < F; e++) {
-                    Fs[off(r, F) + (size_t)e] = fqr[e] * iz;
+                    fs[e] = fqr[e] * iz;
                     rr[e] += fqr[e] * dz;
                 }
             }
@@ -372,6 +383,7 @@ static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_v
                             1.0f, DFKb, w->ldf);
                 for (int r = 0; r < ku.nb; r++) {
                     float *dr = DFKb + off(r, w->ldf);
+#pragma omp simd
                     for (int e = 0; e < F; e++) {
                         dr[e] -= rr[e];
                     }
@@ -453,21 +465,23 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
             const size_t src = (n * (size_t)H + (size_t)g * (size_t)rep) * (size_t)D;
             const size_t dst = (size_t)ro * (size_t)D;
 
-            for (int d = 0; d < D; d++) {
-                float sk = 0.0f, sv = 0.0f;
-                for (int j = 0; j < rep; j++) {
-                    if (dkh != NULL) {
-                        sk += dkh[src + (size_t)j * (size_t)D + (size_t)d];
-                    }
-                    if (dvh != NULL) {
-                        sv += dvh[src + (size_t)j * (size_t)D + (size_t)d];
-                    }
-                }
+            for (int j = 0; j < rep; j++) {
+                const size_t sj = src + (size_t)j * (size_t)D;
                 if (dk != NULL) {
-                    dk[dst + (size_t)d] = sk;
+                    float *o = dk + dst;
+                    const float *a = dkh + sj;
+#pragma omp simd
+                    for (int d = 0; d < D; d++) {
+                        o[d] = j == 0 ? a[d] : o[d] + a[d];
+                    }
                 }
                 if (dv != NULL) {
-                    dv[dst + (size_t)d] = sv;
+                    float *o = dv + dst;
+                    const float *a = dvh + sj;
+#pragma omp simd
+                    for (int d = 0; d < D; d++) {
+                        o[d] = j == 0 ? a[d] : o[d] + a[d];
+                    }
                 }
             }
         }
