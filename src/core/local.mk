@@ -12,6 +12,8 @@ liblc_internal_la_SOURCES = \
 	src/core/error.c \
 	src/core/half.h \
 	src/core/log.c \
+	src/core/safetensors.c \
+	src/core/tensorfile.h \
 	src/core/threads.c \
 	src/core/util.h
 liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
