@@ -9,6 +9,8 @@ noinst_LTLIBRARIES += liblc_internal.la
 liblc_internal_la_SOURCES = \
 	src/core/backend.c \
 	src/core/backend.h \
+	src/core/atomicfile.c \
+	src/core/atomicfile.h \
 	src/core/error.c \
 	src/core/half.h \
 	src/core/log.c \

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/atomicfile.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 
@@ -1174,95 +1175,13 @@ done:
     return rc;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t k = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-        if (k < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return 0;
-        }
-        p += k;
-        len -= (size_t)k;
-    }
-    return 1;
-}
-
-/* Creates PATH.tmp.XXXXXX with O_EXCL (mode 0666 less the umask, as a plain
- * fopen would give). */
-static int create_temp(const char *path, char *tmp, size_t cap)
-{
-    static unsigned counter;
-    uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)time(NULL) ^
-                 (uint64_t)(uintptr_t)tmp;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-        char suffix[7];
-        int fd;
-        x += 0x632BE59BD9B4E019ull * (++counter);
-        x ^= x >> 29;
-        for (int i = 0; i < 6; i++) {
-            suffix[i] = alnum[(x >> (6 * i)) % 36];
-        }
-        suffix[6] = '\0';
-        if ((size_t)snprintf(tmp, cap, "%s.tmp.%s", path, suffix) >= cap) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) {
-            return fd;
-        }
-    }
-    return -1;
-}
-
-static lc_status sync_parent_dir(const char *path, struct lc_error *err)
-{
-    char *dir = dup_str(path);
-    char *slash = NULL;
-    int fd;
-    lc_status rc = LC_OK;
-
-    if (dir == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-    }
-    slash = strrchr(dir, '/');
-    if (slash == dir) {
-        slash[1] = '\0';
-    } else if (slash != NULL) {
-        *slash = '\0';
-    } else {
-        strcpy(dir, ".");
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot open folder %s: %s", path, dir,
-                        strerror(errno));
-    } else {
-        /* some file systems cannot sync folders; the rename is done */
-        if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) {
-            rc = lc_err_set(err, LC_ERR_IO, "%s: cannot sync folder %s: %s", path, dir,
-                            strerror(errno));
-        }
-        close(fd);
-    }
-    free(dir);
-    return rc;
-}
-
 lc_status lc_st_writer_write(struct lc_st_writer *w, const char *path, struct lc_error *err)
 {
     size_t *ord = NULL;
     char *hdr = NULL;
     size_t hlen = 0;
     unsigned char lenbuf[8];
-    char *tmp = NULL;
-    size_t tmp_cap;
-    int fd = -1;
+    struct lc_atomic_file *f = NULL;
     lc_status rc;
 
     ord = data_order(w);
@@ -1274,59 +1193,26 @@ lc_status lc_st_writer_write(struct lc_st_writer *w, const char *path, struct lc
         lc_err_prefix(err, "%s", path);
         goto done;
     }
-    tmp_cap = strlen(path) + 16;
-    tmp = malloc(tmp_cap);
-    if (tmp == NULL) {
-        rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    fd = create_temp(path, tmp, tmp_cap);
-    if (fd < 0) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                        strerror(errno));
-        free(tmp); /* not ours: must not be unlinked */
-        tmp = NULL;
+    rc = lc_atomic_open(&f, path, err);
+    if (rc != LC_OK) {
         goto done;
     }
     put_le64(lenbuf, hlen);
-    if (!write_all(fd, lenbuf, 8) || !write_all(fd, hdr, hlen)) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-        goto done;
+    rc = lc_atomic_write(f, lenbuf, 8, err);
+    if (rc == LC_OK) {
+        rc = lc_atomic_write(f, hdr, hlen, err);
     }
-    for (size_t k = 0; k < w->n; k++) {
+    for (size_t k = 0; k < w->n && rc == LC_OK; k++) {
         const struct wentry *e = &w->e[ord[k]];
-        if (!write_all(fd, e->data, e->nbytes)) {
-            rc = lc_err_set(err, LC_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-            goto done;
-        }
+        rc = lc_atomic_write(f, e->data, e->nbytes, err);
     }
-    if (fsync(fd) != 0) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot sync: %s", tmp, strerror(errno));
+    if (rc != LC_OK) {
+        lc_atomic_abort(f);
         goto done;
     }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot close: %s", tmp, strerror(errno));
-        goto done;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp,
-                        strerror(errno));
-        goto done;
-    }
-    free(tmp);
-    tmp = NULL;
-    rc = sync_parent_dir(path, err);
+    rc = lc_atomic_commit(f, err);
 
 done:
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (tmp != NULL) {
-        unlink(tmp);
-        free(tmp);
-    }
     free(hdr);
     free(ord);
     return rc;
