@@ -2,3 +2,5 @@
 EXTRA_DIST += data/gen/make_logits_ref.py
 EXTRA_DIST += data/ref/logits_stories260K.safetensors
 EXTRA_DIST += data/ref/logits_tiny_random.safetensors
+EXTRA_DIST += data/gen/make_ppl_ref.py
+EXTRA_DIST += data/ref/ppl_reference.json
