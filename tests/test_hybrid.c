@@ -1,7 +1,9 @@
 /* Hybrid window attention: the window sets, the reference against an
  * explicit-set evaluation and finite differences, the chunked cpu kernels
  * against the reference, thread-count independence, and constant-memory
- * decoding against the parallel forward. */
+ * decoding against the parallel forward, and both backends against golden
+ * outputs of an independent PyTorch implementation
+ * (data/gen/make_hybrid_golden.py). */
 #include "config.h"
 
 #include <math.h>
@@ -11,6 +13,7 @@
 
 #include "backend-cpu/cpu.h"
 #include "core/ref/ref.h"
+#include "core/tensorfile.h"
 #include "core/util.h"
 #include "tests/lc_test.h"
 
@@ -901,6 +904,178 @@ static void test_decode_cpu_vs_ref(void **state)
     lc_test_backend_free(cpu);
 }
 
+/* ---------------------------------------------------------------- golden */
+
+static const float *golden(const struct lc_st_file *f, const char *name, int64_t numel)
+{
+    const struct lc_tensor_view *t = lc_st_find(f, name);
+
+    if (t == NULL) {
+        fail_msg("%s: no tensor %s", lc_st_path(f), name);
+    }
+    assert_int_equal(t->dtype, LC_DTYPE_F32);
+    if (numel >= 0 && t->numel != numel) {
+        fail_msg("%s: %s has %lld values, want %lld", lc_st_path(f), name, (long long)t->numel,
+                 (long long)numel);
+    }
+    return t->data;
+}
+
+static size_t golden_check(const char *tag, const char *what, const float *got, const float *want,
+                           size_t n)
+{
+    char name[160];
+
+    const double scale = max_abs(want, n);
+
+    /* absolute 1e-5 for tensors of size ~1 and below, relative above */
+    snprintf(name, sizeof(name), "%s %s", tag, what);
+    return lc_test_check_close(name, got, want, n, 1e-5 * (scale > 1.0 ? scale : 1.0), 1e-5);
+}
+
+/* One backend on one (mode, n) case: feature maps from W_q, W_k, the
+ * attention forward and backward, the chain back through the feature maps
+ * (dq and dk include the path through phi), and the cross-entropy. */
+static size_t golden_case(struct lc_backend *be, const struct lc_st_file *f, const char *mode_name,
+                          int mode, int n, int H, int Hkv, int D, int fd, int W, const char *isa)
+{
+    const struct lc_backend_ops *ops = be->ops;
+    const int F = 2 * fd;
+    const struct lc_attn_shape s = {1, n, H, Hkv, D, F, W, mode};
+    const size_t nq = (size_t)n * H * D, nk = (size_t)n * Hkv * D, nf = (size_t)n * H * F;
+    const size_t nw = (size_t)H * D * fd;
+    const float *q = golden(f, "q", -1), *k = golden(f, "k", -1), *v = golden(f, "v", -1);
+    const float *dy = golden(f, "dy", -1), *Wq = golden(f, "W_q", (int64_t)nw);
+    const float *Wk = golden(f, "W_k", (int64_t)nw), *theta = golden(f, "theta", H);
+    float *fq = falloc(nf), *fk = falloc(nf), *y = falloc(nq), *mx = falloc((size_t)n * H);
+    float *den = falloc((size_t)n * H), *dq = falloc(nq), *dk = falloc(nk), *dv = falloc(nk);
+    float *dfq = falloc(nf), *dfk = falloc(nf), *dWq = falloc(nw), *dWk = falloc(nw);
+    float *dth = falloc((size_t)H), *rows = falloc((size_t)n * H);
+    float *xdWq = falloc(nw), *xdWk = falloc(nw), *xdth = falloc((size_t)H);
+    char tag[96], key[96];
+    size_t bad = 0;
+
+    snprintf(tag, sizeof(tag), "golden %s%s%s %s n %d", ops->name, isa ? " " : "", isa ? isa : "",
+             mode_name, n);
+    ops->fmap_fwd(be, fq, q, Wq, n, H, H, D, fd, 1e-12f);
+    ops->fmap_fwd(be, fk, k, Wk, n, H, Hkv, D, fd, 1e-12f);
+    bad += golden_check(tag, "fq", fq, golden(f, "fq", -1), nf);
+    bad += golden_check(tag, "fk", fk, golden(f, "fk", -1), nf);
+
+    ops->hybrid_fwd(be, y, mx, den, q, k, v, fq, fk, theta, &s);
+    snprintf(key, sizeof(key), "%s.y", mode_name);
+    bad += golden_check(tag, "y", y, golden(f, key, -1), nq);
+    ops->hybrid_bwd(be, dq, dk, dv, dfq, dfk, dth, dy, y, mx, den, q, k, v, fq, fk, theta, &s);
+    ops->fmap_bwd(be, dWq, dq, dfq, q, Wq, n, H, H, D, fd, 1e-12f);
+    ops->fmap_bwd(be, dWk, dk, dfk, k, Wk, n, H, Hkv, D, fd, 1e-12f);
+#define GOLD(field, what, count)                                                           \
+    do {                                                                                   \
+        snprintf(key, sizeof(key), "%s.n%d.%s", mode_name, n, what);                       \
+        bad += golden_check(tag, what, field, golden(f, key, (int64_t)(count)), count);    \
+    } while (0)
+    GOLD(dq, "dq", nq);
+    GOLD(dk, "dk", nk);
+    GOLD(dv, "dv", nk);
+    GOLD(dWq, "dW_q", nw);
+    GOLD(dWk, "dW_k", nw);
+
+    memset(dfq, 0, nf * sizeof(float));
+    memset(dfk, 0, nf * sizeof(float));
+    ops->hybrid_xent(be, rows, dfq, dfk, xdth, 1.0f, q, k, fq, fk, theta, &s);
+    ops->fmap_bwd(be, xdWq, NULL, dfq, q, Wq, n, H, H, D, fd, 1e-12f);
+    ops->fmap_bwd(be, xdWk, NULL, dfk, k, Wk, n, H, Hkv, D, fd, 1e-12f);
+    snprintf(key, sizeof(key), "%s.xent_rows", mode_name);
+    bad += golden_check(tag, "xent rows", rows, golden(f, key, -1), (size_t)n * H);
+    GOLD(xdWq, "xent_dW_q", nw);
+    GOLD(xdWk, "xent_dW_k", nw);
+#undef GOLD
+    {
+        /* dtheta: a sum over all rows, exactly 0 (rounding noise) when no
+         * key is linear; absolute tolerance scaled as in hy_compare */
+        const double rows_scale = 1e-5 * sqrt((double)n);
+        snprintf(key, sizeof(key), "%s.n%d.dtheta", mode_name, n);
+        snprintf(tag + strlen(tag), sizeof(tag) - strlen(tag), " dtheta");
+        bad += lc_test_check_close(tag, dth, golden(f, key, H), (size_t)H, rows_scale, 1e-5);
+        snprintf(key, sizeof(key), "%s.n%d.xent_dtheta", mode_name, n);
+        bad += lc_test_check_close(tag, xdth, golden(f, key, H), (size_t)H,
+                                   rows_scale * 10.0, 1e-5);
+    }
+
+    free(fq);
+    free(fk);
+    free(y);
+    free(mx);
+    free(den);
+    free(dq);
+    free(dk);
+    free(dv);
+    free(dfq);
+    free(dfk);
+    free(dWq);
+    free(dWk);
+    free(dth);
+    free(rows);
+    free(xdWq);
+    free(xdWk);
+    free(xdth);
+    return bad;
+}
+
+static void test_golden(void **state)
+{
+    static const int ns[] = {1, 5, 63, 64, 65, 200};
+    static const char *const modes[] = {"terraced", "sliding"};
+    const char *path = lc_test_project_path("ref/hybrid_golden.safetensors");
+    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    struct lc_cpu_ctx *ctx = cpu->ctx;
+    const enum lc_cpu_isa best = lc_cpu_detect_isa();
+    struct lc_st_file *f = NULL;
+    struct lc_error err = {0};
+    const struct lc_tensor_view *tw, *tk;
+    const char *meta, *wpos;
+    int H, Hkv, D, fd, W;
+    size_t bad = 0;
+    (void)state;
+
+    if (lc_st_open(&f, path, &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    tw = lc_st_find(f, "W_q");
+    tk = lc_st_find(f, "k");
+    assert_non_null(tw);
+    assert_non_null(tk);
+    assert_int_equal(tw->ndim, 3);
+    assert_int_equal(tk->ndim, 4);
+    H = (int)tw->shape[0];
+    D = (int)tw->shape[1];
+    fd = (int)tw->shape[2];
+    Hkv = (int)tk->shape[2];
+    assert_int_equal(tk->shape[1], 200);
+    meta = lc_st_metadata(f, "hybrid_golden");
+    assert_non_null(meta);
+    wpos = strstr(meta, "window=");
+    assert_non_null(wpos);
+    W = atoi(wpos + strlen("window="));
+    assert_int_equal(W, 64);
+
+    for (int m = 0; m < 2; m++) {
+        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+            bad += golden_case(ref, f, modes[m], m, ns[i], H, Hkv, D, fd, W, NULL);
+            for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
+                ctx->isa = (enum lc_cpu_isa)isa;
+                bad += golden_case(cpu, f, modes[m], m, ns[i], H, Hkv, D, fd, W,
+                                   isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic");
+            }
+            ctx->isa = best;
+        }
+    }
+    assert_int_equal(bad, 0);
+    lc_st_close(f);
+    lc_test_backend_free(ref);
+    lc_test_backend_free(cpu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -914,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_cpu_threads),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_cpu_vs_ref),
+        cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
