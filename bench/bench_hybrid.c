@@ -168,6 +168,20 @@ int main(int argc, char **argv)
         printf("%-8s fwd+bwd(stage 1: dfq, dfk, dtheta only) %8.2f ms\n",
                mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", ts * 1e3);
     }
+    {
+        /* the attention-weight cross-entropy is quadratic by nature */
+        double tx = 1e30;
+        float *rows = alloc_fill(nm, 20, 0.0f, 0.0f);
+
+        s.mode = LC_WINDOW_TERRACED;
+        for (int r = 0; r < reps; r++) {
+            t0 = now();
+            be.ops->hybrid_xent(&be, rows, dfq, dfk, dth, 1.0f, q, k, fq, fk, theta, &s);
+            tx = now() - t0 < tx ? now() - t0 : tx;
+        }
+        printf("terraced xent (quadratic, loss + dfq, dfk, dtheta) %8.2f ms\n", tx * 1e3);
+        free(rows);
+    }
 
     free(q);
     free(k);
