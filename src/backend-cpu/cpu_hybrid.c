@@ -73,14 +73,14 @@ struct hy_block {
 
 static struct hy_block block_of(const struct hy_view *w, int t)
 {
-    struct hy_block k;
+    struct hy_block bk;
 
-    k.i0 = t * w->W;
-    k.nb = w->T - k.i0 < w->W ? w->T - k.i0 : w->W;
-    k.j0 = t > 0 ? k.i0 - w->W : 0;
-    k.nk = k.i0 + k.nb - k.j0;
-    k.np = k.i0 - k.j0;
-    return k;
+    bk.i0 = t * w->W;
+    bk.nb = w->T - bk.i0 < w->W ? w->T - bk.i0 : w->W;
+    bk.j0 = t > 0 ? bk.i0 - w->W : 0;
+    bk.nk = bk.i0 + bk.nb - bk.j0;
+    bk.np = bk.i0 - bk.j0;
+    return bk;
 }
 
 /* the largest nb and nk of any block */
@@ -109,15 +109,15 @@ static float dotf(const float *a, const float *b, int n)
     return acc;
 }
 
-/* Scores of block k against its near keys, A[nb, nk] = scale Q K^T, and in
+/* Scores of block bk against its near keys, A[nb, nk] = scale Q K^T, and in
  * sliding mode the linear weights against block t-1, L[nb, np] = fq fk^T. */
-static void block_scores(const struct hy_view *w, const struct hy_block *k, float *A, float *L)
+static void block_scores(const struct hy_view *w, const struct hy_block *bk, float *A, float *L)
 {
-    lc_hy_sgemm(0, 1, k->nb, k->nk, w->D, w->scale, w->Q + off(k->i0, w->ldq), w->ldq,
-                w->K + off(k->j0, w->ldk), w->ldk, 0.0f, A, k->nk);
-    if (w->mode == LC_WINDOW_SLIDING && k->np > 0) {
-        lc_hy_sgemm(0, 1, k->nb, k->np, w->F, 1.0f, w->FQ + off(k->i0, w->ldf), w->ldf,
-                    w->FK + off(k->j0, w->ldf), w->ldf, 0.0f, L, k->np);
+    lc_hy_sgemm(0, 1, bk->nb, bk->nk, w->D, w->scale, w->Q + off(bk->i0, w->ldq), w->ldq,
+                w->K + off(bk->j0, w->ldk), w->ldk, 0.0f, A, bk->nk);
+    if (w->mode == LC_WINDOW_SLIDING && bk->np > 0) {
+        lc_hy_sgemm(0, 1, bk->nb, bk->np, w->F, 1.0f, w->FQ + off(bk->i0, w->ldf), w->ldf,
+                    w->FK + off(bk->j0, w->ldf), w->ldf, 0.0f, L, bk->np);
     }
 }
 
@@ -155,24 +155,24 @@ static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_vie
     rden = lc_hy_scratch((size_t)nbmax);
 
     for (int t = 0; t < w->nblk; t++) {
-        const struct hy_block k = block_of(w, t);
-        float *Yb = Y + off(k.i0, w->ldq);
+        const struct hy_block bk = block_of(w, t);
+        float *Yb = Y + off(bk.i0, w->ldq);
 
-        block_scores(w, &k, A, L);
-        for (int r = 0; r < k.nb; r++) {
-            const int i = k.i0 + r;
-            const int wa = lc_window_start(i, w->W, w->mode) - k.j0;
-            const int wb = i - k.j0 + 1;
-            float *row = A + off(r, k.nk);
+        block_scores(w, &bk, A, L);
+        for (int r = 0; r < bk.nb; r++) {
+            const int i = bk.i0 + r;
+            const int wa = lc_window_start(i, w->W, w->mode) - bk.j0;
+            const int wb = i - bk.j0 + 1;
+            float *row = A + off(r, bk.nk);
             float m, sum;
 
             sum = kr->exp_row(row + wa, row + wa, wb - wa, w->gamma, &m);
             for (int c = 0; c < wa; c++) {
                 /* sliding mode: linear keys of block t-1 */
-                row[c] = L[off(r, k.np) + (size_t)c];
+                row[c] = L[off(r, bk.np) + (size_t)c];
                 sum += row[c];
             }
-            for (int c = wb; c < k.nk; c++) {
+            for (int c = wb; c < bk.nk; c++) {
                 row[c] = 0.0f;
             }
             rden[r] = sum;
@@ -180,16 +180,16 @@ static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_vie
                 MX[off(i, w->ldm)] = m;
             }
         }
-        lc_hy_sgemm(0, 0, k.nb, D, k.nk, 1.0f, A, k.nk, w->V + off(k.j0, w->ldk), w->ldk, 0.0f,
+        lc_hy_sgemm(0, 0, bk.nb, D, bk.nk, 1.0f, A, bk.nk, w->V + off(bk.j0, w->ldk), w->ldk, 0.0f,
                     Yb, w->ldq);
         if (t >= 2) {
-            lc_hy_sgemm(0, 0, k.nb, D, F, 1.0f, w->FQ + off(k.i0, w->ldf), w->ldf, S, D, 1.0f,
+            lc_hy_sgemm(0, 0, bk.nb, D, F, 1.0f, w->FQ + off(bk.i0, w->ldf), w->ldf, S, D, 1.0f,
                         Yb, w->ldq);
-            for (int r = 0; r < k.nb; r++) {
-                rden[r] += dotf(w->FQ + off(k.i0 + r, w->ldf), z, F);
+            for (int r = 0; r < bk.nb; r++) {
+                rden[r] += dotf(w->FQ + off(bk.i0 + r, w->ldf), z, F);
             }
         }
-        for (int r = 0; r < k.nb; r++) {
+        for (int r = 0; r < bk.nb; r++) {
             float *yr = Yb + off(r, w->ldq);
             const float dr = rden[r];
 #pragma omp simd
@@ -197,7 +197,7 @@ static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_vie
                 yr[d] = yr[d] / dr;
             }
             if (DEN != NULL) {
-                DEN[off(k.i0 + r, w->ldm)] = rden[r];
+                DEN[off(bk.i0 + r, w->ldm)] = rden[r];
             }
         }
         if (t >= 1 && t + 1 < w->nblk) {
@@ -279,79 +279,79 @@ static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_v
 
     /* forward scan: the near keys of each query block, and dfq from the state */
     for (int t = 0; t < w->nblk; t++) {
-        const struct hy_block k = block_of(w, t);
-        const float *DYb = o->DY + off(k.i0, w->ldq);
+        const struct hy_block bk = block_of(w, t);
+        const float *DYb = o->DY + off(bk.i0, w->ldq);
 
-        block_scores(w, &k, A, L);
+        block_scores(w, &bk, A, L);
         /* dS = g v^T over the near keys, turned row by row into dL/ds */
-        lc_hy_sgemm(0, 1, k.nb, k.nk, D, 1.0f, DYb, w->ldq, w->V + off(k.j0, w->ldk), w->ldk,
-                    0.0f, dS, k.nk);
-        for (int r = 0; r < k.nb; r++) {
-            const int i = k.i0 + r;
-            const int wa = lc_window_start(i, w->W, w->mode) - k.j0;
-            const int wb = i - k.j0 + 1;
+        lc_hy_sgemm(0, 1, bk.nb, bk.nk, D, 1.0f, DYb, w->ldq, w->V + off(bk.j0, w->ldk), w->ldk,
+                    0.0f, dS, bk.nk);
+        for (int r = 0; r < bk.nb; r++) {
+            const int i = bk.i0 + r;
+            const int wa = lc_window_start(i, w->W, w->mode) - bk.j0;
+            const int wb = i - bk.j0 + 1;
             const float dl = dotf(DYb + off(r, w->ldq), o->Y + off(i, w->ldq), D);
             const float iz = 1.0f / o->DEN[off(i, w->ldm)];
-            float *dsr = dS + off(r, k.nk), *pr = P + off(r, k.nk);
+            float *dsr = dS + off(r, bk.nk), *pr = P + off(r, bk.nk);
 
             delta[i] = dl;
             invz[i] = iz;
-            acc_theta += kr->bwd_row(dsr + wa, pr + wa, A + off(r, k.nk) + wa, wb - wa,
+            acc_theta += kr->bwd_row(dsr + wa, pr + wa, A + off(r, bk.nk) + wa, wb - wa,
                                      o->MX[off(i, w->ldm)], w->gamma, dl, iz);
             for (int c = 0; c < wa; c++) {
                 /* sliding mode: linear keys of block t-1; L becomes G */
-                float *lc = L + off(r, k.np) + (size_t)c;
+                float *lc = L + off(r, bk.np) + (size_t)c;
                 pr[c] = *lc * iz;
                 *lc = (dsr[c] - dl) * iz;
                 dsr[c] = 0.0f;
             }
-            for (int c = wa; sliding && c < k.np; c++) {
-                L[off(r, k.np) + (size_t)c] = 0.0f;
+            for (int c = wa; sliding && c < bk.np; c++) {
+                L[off(r, bk.np) + (size_t)c] = 0.0f;
             }
-            for (int c = wb; c < k.nk; c++) {
+            for (int c = wb; c < bk.nk; c++) {
                 dsr[c] = 0.0f;
                 pr[c] = 0.0f;
             }
         }
         if (o->DQ != NULL) {
-            lc_hy_sgemm(0, 0, k.nb, D, k.nk, w->scale, dS, k.nk, w->K + off(k.j0, w->ldk),
-                        w->ldk, 0.0f, o->DQ + off(k.i0, w->ldq), w->ldq);
+            lc_hy_sgemm(0, 0, bk.nb, D, bk.nk, w->scale, dS, bk.nk, w->K + off(bk.j0, w->ldk),
+                        w->ldk, 0.0f, o->DQ + off(bk.i0, w->ldq), w->ldq);
         }
         if (o->DK != NULL) {
-            lc_hy_sgemm(1, 0, k.nk, D, k.nb, w->scale, dS, k.nk, w->Q + off(k.i0, w->ldq),
-                        w->ldq, 1.0f, o->DK + off(k.j0, o->ldkh), o->ldkh);
+            lc_hy_sgemm(1, 0, bk.nk, D, bk.nb, w->scale, dS, bk.nk, w->Q + off(bk.i0, w->ldq),
+                        w->ldq, 1.0f, o->DK + off(bk.j0, o->ldkh), o->ldkh);
         }
         if (o->DV != NULL) {
-            lc_hy_sgemm(1, 0, k.nk, D, k.nb, 1.0f, P, k.nk, DYb, w->ldq, 1.0f,
-                        o->DV + off(k.j0, o->ldkh), o->ldkh);
+            lc_hy_sgemm(1, 0, bk.nk, D, bk.nb, 1.0f, P, bk.nk, DYb, w->ldq, 1.0f,
+                        o->DV + off(bk.j0, o->ldkh), o->ldkh);
         }
         if (o->DFQ != NULL) {
-            float *DFQb = o->DFQ + off(k.i0, w->ldf);
+            float *DFQb = o->DFQ + off(bk.i0, w->ldf);
             if (t >= 2) {
                 /* dfq_i = (S^T g_i - delta_i z) / Z_i */
-                lc_hy_sgemm(0, 1, k.nb, F, D, 1.0f, DYb, w->ldq, S, D, 0.0f, DFQb, w->ldf);
-                for (int r = 0; r < k.nb; r++) {
+                lc_hy_sgemm(0, 1, bk.nb, F, D, 1.0f, DYb, w->ldq, S, D, 0.0f, DFQb, w->ldf);
+                for (int r = 0; r < bk.nb; r++) {
                     float *dr = DFQb + off(r, w->ldf);
-                    const float dl = delta[k.i0 + r], iz = invz[k.i0 + r];
+                    const float dl = delta[bk.i0 + r], iz = invz[bk.i0 + r];
 #pragma omp simd
                     for (int e = 0; e < F; e++) {
                         dr[e] = (dr[e] - dl * z[e]) * iz;
                     }
                 }
             } else {
-                zero_rows(DFQb, k.nb, w->ldf, F);
+                zero_rows(DFQb, bk.nb, w->ldf, F);
             }
-            if (sliding && k.np > 0) {
-                lc_hy_sgemm(0, 0, k.nb, F, k.np, 1.0f, L, k.np, w->FK + off(k.j0, w->ldf),
+            if (sliding && bk.np > 0) {
+                lc_hy_sgemm(0, 0, bk.nb, F, bk.np, 1.0f, L, bk.np, w->FK + off(bk.j0, w->ldf),
                             w->ldf, 1.0f, DFQb, w->ldf);
             }
             if (t >= 1 && t + 1 < w->nblk) {
                 state_add_block(w, t, S, z);
             }
         }
-        if (o->DFK != NULL && sliding && k.np > 0) {
-            lc_hy_sgemm(1, 0, k.np, F, k.nb, 1.0f, L, k.np, w->FQ + off(k.i0, w->ldf), w->ldf,
-                        1.0f, o->DFK + off(k.j0, w->ldf), w->ldf);
+        if (o->DFK != NULL && sliding && bk.np > 0) {
+            lc_hy_sgemm(1, 0, bk.np, F, bk.nb, 1.0f, L, bk.np, w->FQ + off(bk.i0, w->ldf), w->ldf,
+                        1.0f, o->DFK + off(bk.j0, w->ldf), w->ldf);
         }
     }
 
