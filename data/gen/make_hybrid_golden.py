@@ -94,11 +94,13 @@ def xent_rows(a_pred, s):
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "ref", "hybrid_golden.safetensors")
+    out = os.path.join(here, "..", "ref", "hybrid_golden.safetensors")
+    if len(sys.argv) > 1:
+        out = sys.argv[1]
     g = torch.Generator().manual_seed(20250101)
 
     def rnd(*shape, scale=1.0, shift=0.0):
-        # float32-representable values, computed with in float64
+        # float32-representable values, used in float64
         x = torch.randn(*shape, generator=g, dtype=torch.float64) * scale + shift
         return x.float().double()
 
@@ -124,12 +126,16 @@ def main():
 
     for mode in MODES:
         for n in NS:
-            leaves = {name: inputs[name][:, :n].clone().requires_grad_(True) for name in ("q", "k", "v")}
+            leaves = {}
+            for name in ("q", "k", "v"):
+                leaves[name] = inputs[name][:, :n].clone().requires_grad_(True)
             for name in ("W_q", "W_k", "theta"):
                 leaves[name] = inputs[name].clone().requires_grad_(True)
             fq = hedgehog(leaves["q"], leaves["W_q"], H)
             fk = hedgehog(leaves["k"], leaves["W_k"], H)
-            y, a_pred, s = attention(leaves["q"], leaves["k"], leaves["v"], fq, fk, leaves["theta"], mode)
+            y, a_pred, s = attention(
+                leaves["q"], leaves["k"], leaves["v"], fq, fk, leaves["theta"], mode
+            )
             loss = (y * inputs["dy"][:, :n]).sum()
             grads = torch.autograd.grad(
                 loss, [leaves[x] for x in ("q", "k", "v", "W_q", "W_k", "theta")], retain_graph=True
