@@ -680,6 +680,9 @@ static void test_cpu_vs_ref(void **state)
         /* no grouping, odd sizes */
         cpu_vs_ref_case(ref, cpu, 1, 70, 2, 2, 17, 5, 16, mode);
         cpu_vs_ref_case(ref, cpu, 1, 50, 6, 2, 8, 12, 7, mode);
+        /* one-element heads and features, a window far longer than T */
+        cpu_vs_ref_case(ref, cpu, 2, 9, 2, 1, 1, 1, 1000, mode);
+        cpu_vs_ref_case(ref, cpu, 1, 30, 2, 1, 1, 1, 2, mode);
     }
     lc_test_backend_free(ref);
     lc_test_backend_free(cpu);
