@@ -52,8 +52,7 @@ static double xent_task_run(const struct lc_cpu_hybrid_kernels *kr, const struct
             const int lo = lc_window_start(i, x->W, x->mode);
             const float *s = A + (size_t)r * (size_t)kend;
             float *lr = L + (size_t)r * (size_t)kl;
-            float tmax, m, tsum, Z, rowsum, loss = 0.0f, sum_da = 0.0f;
-            double ge = 0.0;
+            float tmax, m, tsum, Z, iz, it, rowsum, irs, loss = 0.0f, sum_da = 0.0f, ge = 0.0f;
 
             tsum = kr->exp_row(et, s, i + 1, 1.0f, &tmax);
             Z = kr->exp_row(om + lo, s + lo, i - lo + 1, x->gamma, &m);
@@ -61,30 +60,38 @@ static double xent_task_run(const struct lc_cpu_hybrid_kernels *kr, const struct
                 om[j] = lr[j];
                 Z += lr[j];
             }
-            /* the keys j > i have A_pred = 0, clamped */
+            /* om becomes A_pred, et A_true; the keys j > i have A_pred = 0,
+             * clamped.  The loops other than the one with logf are
+             * vectorized (omp simd): they are most of the work. */
+            iz = 1.0f / Z;
+            it = 1.0f / tsum;
             rowsum = (float)(T - 1 - i) * XENT_CLAMP;
+#pragma omp simd reduction(+ : rowsum)
             for (int j = 0; j <= i; j++) {
-                float a = om[j] / Z;
-                float ac = a < XENT_CLAMP ? XENT_CLAMP : a;
-                loss -= et[j] / tsum * logf(ac);
-                rowsum += ac;
+                om[j] = om[j] * iz;
+                et[j] = et[j] * it;
+                rowsum += om[j] < XENT_CLAMP ? XENT_CLAMP : om[j];
             }
             for (int j = 0; j <= i; j++) {
-                float a = om[j] / Z;
-                if (a >= XENT_CLAMP) {
-                    sum_da += a / rowsum - et[j] / tsum;
-                }
+                loss -= et[j] * logf(om[j] < XENT_CLAMP ? XENT_CLAMP : om[j]);
             }
+            irs = 1.0f / rowsum;
+#pragma omp simd reduction(+ : sum_da)
             for (int j = 0; j <= i; j++) {
-                float a = om[j] / Z;
-                float da = a >= XENT_CLAMP ? (a / rowsum - et[j] / tsum) / a : 0.0f;
-                float G = x->grad_scale * (da - sum_da) / Z;
-
-                if (j >= lo) {
-                    ge += (double)(G * om[j]);
-                } else {
-                    lr[j] = G;
-                }
+                sum_da += om[j] >= XENT_CLAMP ? om[j] * irs - et[j] : 0.0f;
+            }
+            /* G_j = grad_scale (dA_j - sum_da) / Z with dA_j = (A_j / rowsum
+             * - A_true) / A_j; on window keys G_j omega_j = grad_scale
+             * (dA_j - sum_da) A_j goes to dtheta */
+#pragma omp simd
+            for (int j = 0; j < lo; j++) {
+                float da = om[j] >= XENT_CLAMP ? (om[j] * irs - et[j]) / om[j] : 0.0f;
+                lr[j] = x->grad_scale * (da - sum_da) * iz;
+            }
+#pragma omp simd reduction(+ : ge)
+            for (int j = lo; j <= i; j++) {
+                float da = om[j] >= XENT_CLAMP ? (om[j] * irs - et[j]) / om[j] : 0.0f;
+                ge += x->grad_scale * (da - sum_da) * om[j];
             }
             for (int j = lo; j < kl; j++) {
                 lr[j] = 0.0f;
