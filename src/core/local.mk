@@ -13,6 +13,11 @@ liblc_internal_la_SOURCES = \
 	src/core/half.h \
 	src/core/log.c \
 	src/core/threads.c \
+	src/core/tok_bpe.c \
+	src/core/tok_hf.c \
+	src/core/tok_spm.c \
+	src/core/tokenizer.c \
+	src/core/tokenizer.h \
 	src/core/util.h
 liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 liblc_internal_la_LIBADD =
