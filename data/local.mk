@@ -1,4 +1,10 @@
-# data
+# data: reference outputs generated with Python (scripts in data/gen/, see data/ref/README.md).
+EXTRA_DIST += data/gen/make_logits_ref.py
+EXTRA_DIST += data/ref/logits_stories260K.safetensors
+EXTRA_DIST += data/ref/logits_tiny_random.safetensors
+EXTRA_DIST += data/gen/make_ppl_ref.py
+EXTRA_DIST += data/ref/ppl_reference.json
+EXTRA_DIST += data/ref/README.md
 
 # tokenizers: small tokenizer.json files and the Hugging Face library's ids
 # (data/gen/make_tokenizers.py)

@@ -201,6 +201,279 @@ LC_API lc_status lc_tokenizer_decode(const struct lc_tokenizer *tok, const int32
 LC_API size_t lc_tokenizer_decode_next(const struct lc_tokenizer *tok, int32_t prev, int32_t id,
                                        char *buf, size_t cap);
 
+/* ------------------------------------------------------------------------ */
+/* Models                                                                    */
+
+struct lc_model;
+
+/**
+ * Load a Llama-family model: a Hugging Face folder (config.json +
+ * model.safetensors, sharded or not) or a GGUF file (F32/F16/BF16).  The
+ * backend must outlive the model.
+ */
+LC_API lc_status lc_model_open(struct lc_model **out, const char *path, struct lc_backend *be,
+                               struct lc_error *err);
+LC_API void lc_model_close(struct lc_model *m);
+LC_API const struct lc_model_config *lc_model_get_config(const struct lc_model *m);
+/** "safetensors" or "gguf" */
+LC_API const char *lc_model_format(const struct lc_model *m);
+
+/**
+ * Logits of B sequences of T tokens (positions 0..T-1 each):
+ * logits [B*T, V] host memory.
+ */
+LC_API lc_status lc_model_logits(struct lc_model *m, const int32_t *ids, int B, int T,
+                                 float *logits, struct lc_error *err);
+/**
+ * Negative log-likelihood of targets[i] after ids[0..i] (within each of
+ * the B sequences): nll [B*T]; targets < 0 are ignored (NLL 0).
+ */
+LC_API lc_status lc_model_nll(struct lc_model *m, const int32_t *ids, const int32_t *targets,
+                              int B, int T, float *nll, struct lc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Perplexity                                                                */
+
+struct lc_ppl_result {
+    int64_t n_tokens;    /* tokens in the stream */
+    int64_t n_windows;   /* windows evaluated */
+    int64_t n_predicted; /* tokens scored */
+    double mean_nll;     /* nats per scored token */
+    double ppl;          /* exp(mean_nll) */
+};
+
+/* progress callback: done and total windows; return non-zero to stop */
+typedef int (*lc_progress_fn)(int64_t done, int64_t total, void *user);
+
+/**
+ * Perplexity of a token stream: cut into consecutive non-overlapping
+ * windows of `context` tokens (a final window counts when it has >= 2
+ * tokens); in each window every token after the first is predicted from
+ * its prefix inside the window; ppl = exp(mean NLL).
+ */
+LC_API lc_status lc_model_perplexity(struct lc_model *m, const int32_t *ids, int64_t n_ids,
+                                     int context, lc_progress_fn progress, void *user,
+                                     struct lc_ppl_result *res, struct lc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Incremental decoding                                                      */
+
+struct lc_session;
+
+/** A decoding state for one sequence of up to max_tokens tokens. */
+LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int max_tokens,
+                                struct lc_error *err);
+LC_API void lc_session_free(struct lc_session *s);
+/** Tokens consumed so far. */
+LC_API int lc_session_length(const struct lc_session *s);
+/**
+ * Feed n tokens; logits (host [V], nullable) receives the logits after the
+ * last of them.
+ */
+LC_API lc_status lc_session_feed(struct lc_session *s, const int32_t *ids, int n, float *logits,
+                                 struct lc_error *err);
+/** Bytes of decoding state it holds now (caches, linear states). */
+LC_API size_t lc_session_state_bytes(const struct lc_session *s);
+
+/* ------------------------------------------------------------------------ */
+/* Data: text and instruction files, tokenized, split, packed               */
+
+enum lc_data_format {
+    LC_DATA_AUTO = 0,   /* from the content: JSON array/JSONL records, else plain text */
+    LC_DATA_TEXT = 1,   /* plain text */
+    LC_DATA_JSONL_TEXT = 2, /* JSON lines (or a JSON array) of {"text": ...} */
+    LC_DATA_ALPACA = 3  /* JSON array or JSON lines of {"instruction", "input", "output"} */
+};
+
+enum lc_data_split { LC_SPLIT_TRAIN = 0, LC_SPLIT_VAL = 1, LC_SPLIT_ALL = 2 };
+
+struct lc_data_opts {
+    enum lc_data_format format;
+    /* plain text: the held-out part is the last val_fraction of the file's
+     * bytes, starting at a line start; records: the first val_records
+     * records are held out (the reference code holds out rows 0-199) */
+    double val_fraction;   /* default 0.1 */
+    int64_t val_records;   /* default 200 */
+};
+
+/** Defaults: LC_DATA_AUTO, val_fraction 0.1, val_records 200. */
+LC_API void lc_data_opts_default(struct lc_data_opts *o);
+
+struct lc_dataset;
+
+/**
+ * Read and tokenize a data file (any format above; gzip-compressed files
+ * are read transparently).  Text: each split is one token stream with BOS
+ * prepended once.  Alpaca: each record becomes BOS + prompt (Alpaca
+ * template; labels ignored) + output + EOS (labels = ids), as the method
+ * doc section 4.3 describes.  {"text"} records: BOS + text + EOS, all
+ * labeled.  Bad records are an error naming the file and line, except
+ * where skipping is the sensible choice (counted in the stats).
+ */
+LC_API lc_status lc_dataset_load(struct lc_dataset **out, const char *path,
+                                 const struct lc_tokenizer *tok, const struct lc_data_opts *opts,
+                                 struct lc_error *err);
+LC_API void lc_dataset_free(struct lc_dataset *ds);
+
+struct lc_data_stats {
+    enum lc_data_format format; /* as detected */
+    int64_t records;            /* records read (text: 1) */
+    int64_t skipped;            /* records skipped, with the reason logged */
+    int64_t train_tokens;
+    int64_t val_tokens;
+};
+LC_API void lc_dataset_stats(const struct lc_dataset *ds, struct lc_data_stats *st);
+
+/**
+ * The token stream of a split: the concatenation of its samples in file
+ * order.  labels[i] is the token the model is trained to produce AT
+ * position i (= ids[i]) or -100 when position i is a prompt token.
+ * Pointers stay valid until lc_dataset_free.
+ */
+LC_API lc_status lc_dataset_stream(const struct lc_dataset *ds, enum lc_data_split split,
+                                   const int32_t **ids, const int32_t **labels, int64_t *n);
+
+/**
+ * Pack a split into consecutive chunks of seq_len tokens (the remainder
+ * shorter than seq_len is dropped; chunks whose labels are all -100 are
+ * dropped).  Returns malloc'd arrays [n_chunks * seq_len] (free them).
+ */
+LC_API lc_status lc_dataset_pack(const struct lc_dataset *ds, enum lc_data_split split,
+                                 int seq_len, int32_t **ids, int32_t **labels,
+                                 int64_t *n_chunks, struct lc_error *err);
+
+/**
+ * A deterministic permutation of 0..n-1 for epoch `epoch` from `seed`
+ * (the same on every machine and thread count).
+ */
+LC_API void lc_shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch);
+
+/* ------------------------------------------------------------------------ */
+/* Sampling                                                                  */
+
+/**
+ * Pick the next token from logits [V]: temperature 0 is greedy (the first
+ * maximum); otherwise softmax(logits / temperature) restricted to the
+ * smallest set of most likely tokens whose probability reaches top_p
+ * (1 = no restriction).  rng_state is advanced (seed it with any value).
+ */
+LC_API int32_t lc_sample_token(const float *logits, int V, float temperature, float top_p,
+                               uint64_t *rng_state);
+
+/* How the keys of a query are split between the softmax window and the
+ * linear-attention part of the hybrid attention. */
+enum lc_window_mode {
+    /* blocks of W tokens aligned to the sequence start: a query sees its
+     * own block (causally) and the whole previous block by softmax, all
+     * older blocks by linear attention */
+    LC_WINDOW_TERRACED = 0,
+    /* exactly the W most recent keys (including the query's own) by
+     * softmax, all older keys by linear attention */
+    LC_WINDOW_SLIDING = 1
+};
+
+/* ------------------------------------------------------------------------ */
+/* Training: attention transfer (stage 1) and LoRA finetuning (stage 2)     */
+
+enum lc_train_stage {
+    LC_STAGE_TRANSFER = 1, /* train feature maps and window factors to mimic softmax attention */
+    LC_STAGE_FINETUNE = 2, /* train LoRA adapters with next-token cross-entropy */
+    LC_STAGE_ALL = 3       /* both, stage 2 starting from stage 1's best weights */
+};
+
+/* LoRA target bits */
+#define LC_LORA_Q 1u
+#define LC_LORA_K 2u
+#define LC_LORA_V 4u
+#define LC_LORA_O 8u
+
+struct lc_train_opts {
+    int stage;              /* enum lc_train_stage; default LC_STAGE_ALL */
+    const char *out_dir;    /* checkpoints and outputs */
+    int seq_len;            /* tokens per chunk; default min(1024, model context) */
+    int batch_size;         /* chunks per micro-batch; default 1 */
+    int grad_accum;         /* micro-batches per optimizer step; default 8 */
+    int64_t max_steps;      /* optimizer steps per stage; <= 0: run `epochs` epochs */
+    int epochs;             /* default 2 */
+    int eval_every;         /* optimizer steps between evaluations; default 100 */
+    int64_t val_size;       /* validation chunks per evaluation; 0 = all; default 0 */
+    uint64_t seed;          /* data order and LoRA init; default 0 */
+    int resume;             /* continue from the training state in out_dir */
+    const char *metrics_path; /* JSON lines of metrics, or NULL */
+    /* stage 1 */
+    double lr;              /* default 1e-2 */
+    int feature_dim;        /* f; default 64 */
+    int window;             /* W; default 64 */
+    int window_mode;        /* enum lc_window_mode; default terraced */
+    double mse_weight;      /* default 1000 */
+    double xent_weight;     /* default 0 */
+    /* stage 2 */
+    double lora_lr;         /* default 1e-4 */
+    int lora_rank;          /* default 8 */
+    double lora_alpha;      /* default 16 */
+    double lora_dropout;    /* default 0 */
+    unsigned lora_targets;  /* LC_LORA_* bits; default q, k, v, o */
+    int train_feature_maps; /* also train feature maps and window factors in stage 2 */
+    int recompute;          /* stage 2: recompute layer activations in the backward */
+    int skip_transfer;      /* stage 2 without stage 1 (the paper's "no attention transfer" baseline) */
+    /* optimizer and schedule */
+    double weight_decay;    /* default 0 */
+    double plateau_factor;  /* ReduceLROnPlateau factor; default 0.1 */
+    int plateau_patience;   /* default 10 */
+    double min_lr;          /* default 1e-5 */
+};
+
+/** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */
+LC_API void lc_train_opts_default(struct lc_train_opts *o);
+
+/* What the trainer reports while it runs. */
+enum lc_train_event_kind {
+    LC_EV_START = 0,  /* a stage starts: total_steps, tokens_per_step set */
+    LC_EV_STEP = 1,   /* after an optimizer step: loss, lr, tokens_per_s */
+    LC_EV_EVAL = 2,   /* after an evaluation: val_loss, improved, layer_mse */
+    LC_EV_END = 3     /* a stage ends: best_val_loss */
+};
+
+struct lc_train_event {
+    int kind;                /* enum lc_train_event_kind */
+    int stage;               /* LC_STAGE_TRANSFER or LC_STAGE_FINETUNE */
+    int64_t step;            /* optimizer steps done in this stage */
+    int64_t total_steps;
+    int64_t epoch;
+    int64_t tokens_per_step;
+    double loss;             /* training loss of the last step */
+    double lr;
+    double tokens_per_s;
+    double val_loss;
+    double best_val_loss;
+    int improved;            /* the evaluation improved on the best so far */
+    int n_layers;
+    const double *layer_mse; /* stage 1 evaluations: validation MSE per layer */
+};
+
+/* Return non-zero to stop: the trainer saves its state and returns
+ * LC_ERR_INTERRUPTED. */
+typedef int (*lc_train_fn)(const struct lc_train_event *ev, void *user);
+
+/**
+ * Linearize model m on the dataset.  Writes into out_dir:
+ * feature_maps.safetensors (stage 1), adapter_model.safetensors +
+ * adapter_config.json (stage 2), lolcats_config.json, and the resumable
+ * training state.  Every file is written atomically.
+ */
+LC_API lc_status lc_train(struct lc_model *m, const struct lc_dataset *ds,
+                          const struct lc_train_opts *o, lc_train_fn on_event, void *user,
+                          struct lc_error *err);
+
+/**
+ * Attach a linearized attention (and LoRA adapter, when present) from a
+ * lolcats output folder: the model then runs the hybrid attention instead
+ * of softmax attention.
+ */
+LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err);
+/** Back to the original softmax attention (teacher). */
+LC_API void lc_model_use_teacher(struct lc_model *m, int use_teacher);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,9 +9,13 @@ noinst_LTLIBRARIES += liblc_internal.la
 liblc_internal_la_SOURCES = \
 	src/core/backend.c \
 	src/core/backend.h \
+	src/core/atomicfile.c \
+	src/core/atomicfile.h \
 	src/core/error.c \
 	src/core/half.h \
 	src/core/log.c \
+	src/core/safetensors.c \
+	src/core/tensorfile.h \
 	src/core/threads.c \
 	src/core/tok_bpe.c \
 	src/core/tok_hf.c \

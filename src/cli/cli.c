@@ -1,0 +1,264 @@
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+const char *cli_prog = "lolcats";
+
+static volatile sig_atomic_t interrupted;
+
+static void on_log(enum lc_log_level level, const char *msg, void *user)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    (void)user;
+    fprintf(stderr, "%s: %s: %s\n", cli_prog, names[level], msg);
+}
+
+void cli_init(int argc, char **argv, const char *prog)
+{
+    cli_prog = prog;
+    /* before anything else: this may re-execute the program */
+    lc_blas_use_fast_kernels(argc, argv);
+    lc_set_log_handler(on_log, NULL, LC_LOG_WARN);
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", cli_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: warning: ", cli_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void cli_info(const struct cli_common *c, const char *fmt, ...)
+{
+    va_list ap;
+    if (c->quiet) {
+        return;
+    }
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(lc_status rc, const struct lc_error *err, int is_output)
+{
+    const char *msg = err != NULL && err->msg[0] != '\0' ? err->msg : lc_status_str(rc);
+    cli_error("%s", msg);
+    switch (rc) {
+    case LC_OK:
+        return CLI_EXIT_OK;
+    case LC_ERR_ARG:
+        return CLI_EXIT_USAGE;
+    case LC_ERR_IO:
+        return is_output ? CLI_EXIT_OUTPUT : CLI_EXIT_INPUT;
+    case LC_ERR_FORMAT:
+    case LC_ERR_UNSUPPORTED:
+        return CLI_EXIT_INPUT;
+    case LC_ERR_NOMEM:
+    case LC_ERR_BACKEND:
+        return CLI_EXIT_RESOURCES;
+    case LC_ERR_INTERRUPTED:
+        return CLI_EXIT_INTERRUPTED;
+    case LC_ERR_NUMERIC:
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_FAILURE;
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", cli_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", cli_prog);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end = NULL;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || errno != 0) {
+        cli_usage_error("%s: '%s' is not an integer", opt, s);
+        return 0;
+    }
+    if (v < lo || v > hi) {
+        cli_usage_error("%s: %lld is out of range [%lld, %lld]", opt, v, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(v)) {
+        cli_usage_error("%s: '%s' is not a number", opt, s);
+        return 0;
+    }
+    if (v < lo || v > hi) {
+        cli_usage_error("%s: %g is out of range [%g, %g]", opt, v, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_open_backend(const struct cli_common *c, struct lc_backend **be)
+{
+    struct lc_error err = {0};
+    lc_status rc;
+
+    lc_set_num_threads(c->threads);
+    rc = lc_backend_open(be, c->backend, &err);
+    if (rc != LC_OK) {
+        return cli_fail(rc, &err, 0);
+    }
+    if (c->verbose) {
+        fprintf(stderr, "%s: backend %s\n", cli_prog, lc_backend_describe(*be));
+        fprintf(stderr, "%s: GEMM kernel: OpenBLAS %s (OPENBLAS_CORETYPE=%s)\n", cli_prog,
+                lc_blas_kernel_name(),
+                getenv("OPENBLAS_CORETYPE") != NULL ? getenv("OPENBLAS_CORETYPE") : "unset");
+    }
+    return CLI_EXIT_OK;
+}
+
+void cli_print_version(void)
+{
+    printf("%s (lolcats) %s\n", cli_prog, lc_version());
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+void cli_catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+/* ---------------------------------------------------------------- progress */
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void format_duration(char *buf, size_t cap, double s)
+{
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, cap, "--:--");
+    } else if (s < 3600) {
+        snprintf(buf, cap, "%02d:%02d", (int)s / 60, (int)s % 60);
+    } else {
+        snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
+    }
+}
+
+void cli_progress_start(struct cli_progress *p, const char *label, int64_t total, int quiet)
+{
+    p->label = label;
+    p->total = total;
+    p->quiet = quiet;
+    p->is_tty = isatty(STDERR_FILENO);
+    p->t_start = cli_now();
+    p->t_last = 0.0;
+}
+
+void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra)
+{
+    double now = cli_now();
+    double elapsed = now - p->t_start;
+    double eta = done > 0 ? elapsed * (double)(p->total - done) / (double)done : NAN;
+    char eta_s[32];
+    char el_s[32];
+
+    if (p->quiet) {
+        return;
+    }
+    /* a terminal gets at most 10 redraws a second, a log a line every 5 s
+     * (and the final one) */
+    if (done < p->total && now - p->t_last < (p->is_tty ? 0.1 : 5.0)) {
+        return;
+    }
+    p->t_last = now;
+    format_duration(eta_s, sizeof(eta_s), eta);
+    format_duration(el_s, sizeof(el_s), elapsed);
+    if (p->is_tty) {
+        const int width = 24;
+        int filled = p->total > 0 ? (int)((double)width * (double)done / (double)p->total) : 0;
+        char bar[64];
+        for (int i = 0; i < width; i++) {
+            bar[i] = i < filled ? '#' : '.';
+        }
+        bar[width] = '\0';
+        fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s%s elapsed %s eta %s", p->label, bar,
+                (long long)done, (long long)p->total, extra != NULL ? extra : "",
+                extra != NULL ? " " : "", el_s, eta_s);
+    } else {
+        fprintf(stderr, "%s %lld/%lld %s%selapsed %s eta %s\n", p->label, (long long)done,
+                (long long)p->total, extra != NULL ? extra : "", extra != NULL ? " " : "", el_s,
+                eta_s);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_clear(struct cli_progress *p)
+{
+    if (!p->quiet && p->is_tty) {
+        fprintf(stderr, "\r\033[K");
+    }
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+    if (!p->quiet && p->is_tty) {
+        fputc('\n', stderr);
+    }
+}

@@ -1,0 +1,85 @@
+/*
+ * What the three programs share: exit codes, option values, messages,
+ * progress display, interrupt handling.  Only the programs print and exit;
+ * the library reports through lc_status and struct lc_error.
+ */
+#ifndef LC_CLI_CLI_H
+#define LC_CLI_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lolcats/lolcats.h"
+
+/* Exit statuses, listed under EXIT STATUS in every man page. */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILURE = 1,     /* a failure not covered below (e.g. NaN in training) */
+    CLI_EXIT_USAGE = 2,       /* bad option or option value */
+    CLI_EXIT_INPUT = 3,       /* an input file is missing, unreadable or malformed */
+    CLI_EXIT_OUTPUT = 4,      /* an output could not be written */
+    CLI_EXIT_RESOURCES = 5,   /* out of memory, or the compute backend failed */
+    CLI_EXIT_INTERRUPTED = 130 /* stopped by SIGINT or SIGTERM (state saved where relevant) */
+};
+
+/* The options every program takes. */
+struct cli_common {
+    const char *backend;
+    int threads;
+    int verbose;
+    int quiet;
+};
+
+extern const char *cli_prog;
+
+/* First thing in main: program name, fast BLAS kernels, log handler. */
+void cli_init(int argc, char **argv, const char *prog);
+
+/* Messages to stderr, prefixed with the program name. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_info(const struct cli_common *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "prog: msg" for a failed call and returns the exit status that
+ * fits it; is_output says the failure was in writing results. */
+int cli_fail(lc_status rc, const struct lc_error *err, int is_output);
+
+/* Usage error: prints the message and a hint to --help; returns 2. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Strict number parsing for option values; on failure print a usage
+ * error naming the option and return 0. */
+int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+
+/* Applies --threads and opens the --backend; prints the backend and the
+ * GEMM kernel at --verbose. */
+int cli_open_backend(const struct cli_common *c, struct lc_backend **be);
+
+void cli_print_version(void);
+
+/* SIGINT/SIGTERM set a flag instead of killing the process. */
+void cli_catch_interrupts(void);
+int cli_interrupted(void);
+
+/* Progress: a redrawn bar on a terminal, a plain line every few seconds
+ * otherwise; silent with --quiet. */
+struct cli_progress {
+    const char *label;
+    int64_t total;
+    int is_tty;
+    int quiet;
+    double t_start;
+    double t_last;
+};
+
+double cli_now(void);
+void cli_progress_start(struct cli_progress *p, const char *label, int64_t total, int quiet);
+/* extra: a short text shown after the counts (loss, lr, ...) or NULL;
+ * rate_units/rate: e.g. "tok/s" and its value, or NULL. */
+void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra);
+void cli_progress_end(struct cli_progress *p);
+/* erase a drawn bar so a normal line can be printed */
+void cli_progress_clear(struct cli_progress *p);
+
+#endif /* LC_CLI_CLI_H */
