@@ -10,6 +10,7 @@ liblc_internal_la_SOURCES = \
 	src/core/backend.c \
 	src/core/backend.h \
 	src/core/error.c \
+	src/core/gguf.c \
 	src/core/half.h \
 	src/core/log.c \
 	src/core/safetensors.c \
