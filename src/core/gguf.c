@@ -460,7 +460,8 @@ static lc_status parse_tensor_infos(struct lc_gguf *g, struct rd *r, uint64_t n,
                 return lc_err_set(err, LC_ERR_FORMAT, "%s: truncated in tensor info %s",
                                   g->path, t->name);
             }
-            if (ne[d] > (uint64_t)INT64_MAX || (ne[d] != 0 && numel > (uint64_t)INT64_MAX / ne[d])) {
+            if (ne[d] > (uint64_t)INT64_MAX ||
+                (ne[d] != 0 && numel > (uint64_t)INT64_MAX / ne[d])) {
                 return lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s: shape is too large",
                                   g->path, t->name);
             }
