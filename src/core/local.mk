@@ -11,9 +11,13 @@ liblc_internal_la_SOURCES = \
 	src/core/backend.h \
 	src/core/atomicfile.c \
 	src/core/atomicfile.h \
+	src/core/config.c \
 	src/core/error.c \
+	src/core/gguf.c \
 	src/core/half.h \
 	src/core/log.c \
+	src/core/modelfiles.c \
+	src/core/modelfiles.h \
 	src/core/safetensors.c \
 	src/core/tensorfile.h \
 	src/core/threads.c \
