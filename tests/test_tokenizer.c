@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "core/tensorfile.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 #include "tests/lc_test.h"
@@ -241,6 +242,70 @@ static void expect_ids(const struct lc_tokenizer *tok, const char *text, unsigne
         fail();
     }
     free(ids);
+}
+
+static void test_llama2_gguf_cases(void **state)
+{
+    struct lc_tokenizer *tok =
+        open_ok(lc_test_data_path("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"));
+    (void)state;
+    assert_int_equal(lc_tokenizer_vocab_size(tok), 32000);
+    assert_int_equal(lc_tokenizer_bos(tok), 1);
+    assert_int_equal(lc_tokenizer_eos(tok), 2);
+    assert_true(lc_tokenizer_wants_bos(tok));
+    run_llamacpp_cases(tok, "tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf.inp",
+                       "tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf.out");
+    lc_tokenizer_close(tok);
+}
+
+/* Two tokenizers hold the same vocabulary: pieces, scores, types, ids. */
+static void check_same_vocab(const struct lc_tokenizer *a, const struct lc_tokenizer *b)
+{
+    assert_int_equal(a->n_vocab, b->n_vocab);
+    assert_int_equal(a->bos, b->bos);
+    assert_int_equal(a->eos, b->eos);
+    assert_int_equal(a->unk, b->unk);
+    assert_int_equal(a->wants_bos, b->wants_bos);
+    for (int32_t i = 0; i < a->n_vocab; i++) {
+        assert_int_equal(a->piece_len[i], b->piece_len[i]);
+        assert_memory_equal(a->pool + a->piece_off[i], b->pool + b->piece_off[i], a->piece_len[i]);
+        assert_true(a->score[i] == b->score[i]);
+        assert_int_equal(a->type[i], b->type[i]);
+    }
+}
+
+/* The stories260K GGUF embeds tok512: the same ids as tokenizer.model on
+ * whole files; llama-2-tiny-random embeds Llama 2's vocabulary. */
+static void test_gguf_vocab_matches_model(void **state)
+{
+    static const char *const files[] = {"text/tinystories/tinystories_val.txt",
+                                        "text/alpaca-cleaned/alpaca_data_cleaned.json"};
+    struct lc_tokenizer *gg = open_ok(lc_test_data_path("models/stories260K/stories260K.gguf"));
+    struct lc_tokenizer *sp = open_ok(lc_test_data_path("models/stories260K-hf/tokenizer.model"));
+    struct lc_tokenizer *l2g =
+        open_ok(lc_test_data_path("models/llama-2-tiny-random/llama-2-tiny-random.gguf"));
+    struct lc_tokenizer *l2 = open_ok(lc_test_data_path("tokenizers/llama2-spm/tokenizer.model"));
+    (void)state;
+    check_same_vocab(gg, sp);
+    check_same_vocab(l2g, l2);
+    for (int f = 0; f < 2; f++) {
+        size_t len;
+        char *text = slurp(lc_test_data_path(files[f]), &len);
+        int32_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        encode_ok(gg, text, len, LC_TOK_ADD_BOS, &a, &na);
+        encode_ok(sp, text, len, LC_TOK_ADD_BOS, &b, &nb);
+        assert_true(ids_equal(a, na, b, nb));
+        assert_int_equal(a[0], 1);
+        check_decodes_to(gg, a, na, text, len, files[f]);
+        free(a);
+        free(b);
+        free(text);
+    }
+    lc_tokenizer_close(gg);
+    lc_tokenizer_close(sp);
+    lc_tokenizer_close(l2g);
+    lc_tokenizer_close(l2);
 }
 
 static void test_special_tokens(void **state)
@@ -953,6 +1018,224 @@ static void test_bad_gpt2(void **state)
     expect_open_error(dir, LC_ERR_FORMAT, "tokenizer_config.json");
 }
 
+/* A GGUF v3 file with metadata only, written by hand. */
+struct gw {
+    uint8_t buf[4096];
+    size_t n;
+    uint64_t n_kv;
+};
+
+static void gw_put(struct gw *w, const void *p, size_t len)
+{
+    assert_true(w->n + len <= sizeof(w->buf));
+    memcpy(w->buf + w->n, p, len);
+    w->n += len;
+}
+
+static void gw_u32(struct gw *w, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    gw_put(w, b, 4);
+}
+
+static void gw_u64(struct gw *w, uint64_t v)
+{
+    gw_u32(w, (uint32_t)v);
+    gw_u32(w, (uint32_t)(v >> 32));
+}
+
+static void gw_str(struct gw *w, const char *s)
+{
+    gw_u64(w, strlen(s));
+    gw_put(w, s, strlen(s));
+}
+
+static void gw_key(struct gw *w, const char *key, uint32_t type)
+{
+    gw_str(w, key);
+    gw_u32(w, type);
+    w->n_kv++;
+}
+
+static void gw_kv_str(struct gw *w, const char *key, const char *v)
+{
+    gw_key(w, key, LC_GGUF_STRING);
+    gw_str(w, v);
+}
+
+static void gw_kv_u32(struct gw *w, const char *key, uint32_t v)
+{
+    gw_key(w, key, LC_GGUF_UINT32);
+    gw_u32(w, v);
+}
+
+static void gw_kv_bool(struct gw *w, const char *key, int v)
+{
+    uint8_t b = (uint8_t)v;
+    gw_key(w, key, LC_GGUF_BOOL);
+    gw_put(w, &b, 1);
+}
+
+static void gw_kv_strs(struct gw *w, const char *key, const char *const *v, size_t n)
+{
+    gw_key(w, key, LC_GGUF_ARRAY);
+    gw_u32(w, LC_GGUF_STRING);
+    gw_u64(w, n);
+    for (size_t i = 0; i < n; i++) {
+        gw_str(w, v[i]);
+    }
+}
+
+static void gw_kv_f32s(struct gw *w, const char *key, const float *v, size_t n)
+{
+    gw_key(w, key, LC_GGUF_ARRAY);
+    gw_u32(w, LC_GGUF_FLOAT32);
+    gw_u64(w, n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &v[i], 4);
+        gw_u32(w, bits);
+    }
+}
+
+static void gw_kv_i32s(struct gw *w, const char *key, const int32_t *v, size_t n)
+{
+    gw_key(w, key, LC_GGUF_ARRAY);
+    gw_u32(w, LC_GGUF_INT32);
+    gw_u64(w, n);
+    for (size_t i = 0; i < n; i++) {
+        gw_u32(w, (uint32_t)v[i]);
+    }
+}
+
+/* The header in front of the metadata, then the file. */
+static void gw_save(const struct gw *w, const char *path)
+{
+    struct gw h = {.n = 0};
+    FILE *f;
+    gw_put(&h, "GGUF", 4);
+    gw_u32(&h, 3);
+    gw_u64(&h, 0);
+    gw_u64(&h, w->n_kv);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(h.buf, 1, h.n, f), h.n);
+    assert_int_equal(fwrite(w->buf, 1, w->n, f), w->n);
+    assert_int_equal(fclose(f), 0);
+}
+
+enum gguf_flaw {
+    GGUF_GOOD,
+    GGUF_NO_MODEL,
+    GGUF_GPT2,
+    GGUF_SHORT_SCORES,
+    GGUF_BAD_TYPE,
+    GGUF_INT_TOKENS,
+    GGUF_SCALAR_SCORES,
+    GGUF_BAD_BOS,
+    GGUF_NO_BOS,
+    GGUF_EMPTY_TOKEN
+};
+
+/* <unk> <s> </s> ▁ a b ▁a ab, with "▁a" scored highest */
+static void write_gguf(const char *path, enum gguf_flaw flaw)
+{
+    static const char *const tokens[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81",
+                                         "a",     "b",   "\xE2\x96\x81" "a", "ab"};
+    static const char *const empty_tok[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81",
+                                            "a",     "",    "\xE2\x96\x81" "a", "ab"};
+    static const float scores[] = {0, 0, 0, -1, -2, -3, 5, 1};
+    int32_t types[] = {2, 3, 3, 1, 1, 1, 1, 1};
+    struct gw w = {.n = 0};
+
+    gw_kv_str(&w, "general.architecture", "llama");
+    if (flaw != GGUF_NO_MODEL) {
+        gw_kv_str(&w, "tokenizer.ggml.model", flaw == GGUF_GPT2 ? "gpt2" : "llama");
+    }
+    if (flaw == GGUF_INT_TOKENS) {
+        gw_kv_i32s(&w, "tokenizer.ggml.tokens", types, 8);
+    } else {
+        gw_kv_strs(&w, "tokenizer.ggml.tokens", flaw == GGUF_EMPTY_TOKEN ? empty_tok : tokens, 8);
+    }
+    if (flaw == GGUF_SCALAR_SCORES) {
+        gw_kv_str(&w, "tokenizer.ggml.scores", "none");
+    } else {
+        gw_kv_f32s(&w, "tokenizer.ggml.scores", scores, flaw == GGUF_SHORT_SCORES ? 7 : 8);
+    }
+    if (flaw == GGUF_BAD_TYPE) {
+        types[4] = 9;
+    }
+    gw_kv_i32s(&w, "tokenizer.ggml.token_type", types, 8);
+    gw_kv_u32(&w, "tokenizer.ggml.bos_token_id",
+              flaw == GGUF_BAD_BOS ? 99 : flaw == GGUF_NO_BOS ? 0xFFFFFFFFu : 1);
+    gw_kv_u32(&w, "tokenizer.ggml.eos_token_id", 2);
+    gw_kv_bool(&w, "tokenizer.ggml.add_bos_token", 0);
+    gw_save(&w, path);
+}
+
+static void test_bad_gguf(void **state)
+{
+    static const struct {
+        enum gguf_flaw flaw;
+        lc_status st;
+        const char *needle;
+    } bad[] = {
+        {GGUF_NO_MODEL, LC_ERR_FORMAT, "no embedded vocabulary"},
+        {GGUF_GPT2, LC_ERR_UNSUPPORTED, "'gpt2'"},
+        {GGUF_SHORT_SCORES, LC_ERR_FORMAT, "7 entries for 8 tokens"},
+        {GGUF_BAD_TYPE, LC_ERR_FORMAT, "type 9"},
+        {GGUF_INT_TOKENS, LC_ERR_FORMAT, "not an array of strings"},
+        {GGUF_SCALAR_SCORES, LC_ERR_FORMAT, "scores is not an array"},
+        {GGUF_BAD_BOS, LC_ERR_FORMAT, "bos_token_id = 99"},
+        {GGUF_EMPTY_TOKEN, LC_ERR_FORMAT, "empty"},
+    };
+    const char *path = tmp_path("vocab.gguf");
+    const int32_t want[] = {6, 5};
+    struct lc_tokenizer *tok;
+    size_t len;
+    char *data;
+    (void)state;
+
+    write_gguf(path, GGUF_GOOD);
+    tok = open_ok(path);
+    expect_ids(tok, "ab", 0, want, 2);
+    assert_int_equal(lc_tokenizer_bos(tok), 1);
+    assert_int_equal(lc_tokenizer_eos(tok), 2);
+    assert_false(lc_tokenizer_wants_bos(tok));
+    lc_tokenizer_close(tok);
+    write_gguf(path, GGUF_NO_BOS);
+    tok = open_ok(path);
+    assert_int_equal(lc_tokenizer_bos(tok), -1);
+    lc_tokenizer_close(tok);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_gguf(path, bad[i].flaw);
+        expect_open_error(path, bad[i].st, bad[i].needle);
+        expect_open_error(path, bad[i].st, "vocab.gguf");
+    }
+
+    /* every truncation of the small file fails */
+    write_gguf(path, GGUF_GOOD);
+    data = slurp(path, &len);
+    for (size_t cut = 0; cut < len; cut++) {
+        struct lc_tokenizer *t = NULL;
+        struct lc_error err = {0};
+        spit(tmp_path("cut.gguf"), data, cut);
+        if (lc_tokenizer_open(&t, tmp_path("cut.gguf"), &err) == LC_OK) {
+            fail_msg("truncated at %zu of %zu bytes: opened", cut, len);
+        }
+        assert_non_null(strstr(err.msg, "cut.gguf"));
+    }
+    free(data);
+    /* and of the Llama 2 vocabulary, inside its token arrays */
+    data = slurp(lc_test_data_path("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"), &len);
+    for (size_t k = 1; k < 16; k++) {
+        size_t cut = len * k / 16;
+        spit(tmp_path("cut.gguf"), data, cut);
+        expect_open_error(tmp_path("cut.gguf"), LC_ERR_FORMAT, "cut.gguf");
+    }
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -961,8 +1244,11 @@ int main(void)
         cmocka_unit_test(test_bad_gpt2),
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_bad_spm),
+        cmocka_unit_test(test_bad_gguf),
         cmocka_unit_test(test_llama2_spm_cases),
         cmocka_unit_test(test_llama3_cases),
+        cmocka_unit_test(test_llama2_gguf_cases),
+        cmocka_unit_test(test_gguf_vocab_matches_model),
         cmocka_unit_test(test_special_tokens),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_stories_greedy_text),

@@ -22,6 +22,7 @@ liblc_internal_la_SOURCES = \
 	src/core/tensorfile.h \
 	src/core/threads.c \
 	src/core/tok_bpe.c \
+	src/core/tok_gguf.c \
 	src/core/tok_hf.c \
 	src/core/tok_spm.c \
 	src/core/tokenizer.c \

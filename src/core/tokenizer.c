@@ -824,6 +824,9 @@ static lc_status open_file(struct lc_tokenizer *tok, const char *path, struct lc
     }
     n = fread(head, 1, sizeof(head), f);
     fclose(f);
+    if (n >= 4 && memcmp(head, "GGUF", 4) == 0) {
+        return lc_tok_load_gguf(tok, path, err);
+    }
     while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\n' || head[i] == '\r')) {
         i++;
     }

@@ -1,7 +1,7 @@
 /*
  * Tokenizers: the internal representation shared by the loaders
  * (tok_spm.c: SentencePiece tokenizer.model, tok_hf.c: tokenizer.json and
- * encoder.json + vocab.bpe) and the
+ * encoder.json + vocab.bpe, tok_gguf.c: a GGUF file's vocabulary) and the
  * encoder (tok_bpe.c).  tokenizer.c holds the public functions.
  *
  * Two algorithms cover the Llama family:
@@ -187,6 +187,7 @@ lc_status lc_tok_load_spm_buf(struct lc_tokenizer *tok, const char *name, const 
 lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct lc_error *err);
 lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
                            const char *merges_path, struct lc_error *err);
+lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc_error *err);
 
 /* Reads a whole file (NUL-terminated copy; at most max bytes). */
 lc_status lc_tok_read_file(const char *path, size_t max, char **data, size_t *len,
