@@ -885,6 +885,22 @@ static void test_bad_hf_json(void **state)
     expect_ids(tok, "abc", 0, want, 3);
     lc_tokenizer_close(tok);
 
+    /* a special token is only made from text on request, never by the
+     * BPE model from a character with the same spelling */
+    {
+        char buf[2048];
+        const char *at = strstr(json_ok, "\"pre_tokenizer\"");
+        const int32_t plain[] = {4, 1, 0};
+        const int32_t special[] = {4, 1, 5};
+        snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - json_ok), json_ok,
+                 "\"added_tokens\":[{\"id\":5,\"content\":\"x\",\"special\":true}],", at);
+        spit_str(path, buf);
+        tok = open_ok(path);
+        expect_ids(tok, "ax", 0, plain, 3);
+        expect_ids(tok, "ax", LC_TOK_PARSE_SPECIAL, special, 3);
+        lc_tokenizer_close(tok);
+    }
+
     /* every truncation of the file is refused, naming it */
     for (size_t cut = 0; cut < strlen(json_ok); cut += 7) {
         char name[32];

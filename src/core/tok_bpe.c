@@ -213,6 +213,17 @@ static int mergeable(uint8_t type)
     return type == LC_TOKT_NORMAL || type == LC_TOKT_USER_DEFINED || type == LC_TOKT_UNUSED;
 }
 
+/* A token of the BPE model's own vocabulary (not a special token that
+ * only the raw-text matcher may produce). */
+static int32_t model_lookup(const struct lc_tokenizer *tok, const char *s, size_t len)
+{
+    int32_t id = lc_tok_lookup(tok, s, len);
+    if (id >= 0 && (tok->type[id] == LC_TOKT_CONTROL || tok->type[id] == LC_TOKT_UNKNOWN)) {
+        return -1;
+    }
+    return id;
+}
+
 /* Pushes the pair (a, b) when it merges into a token. */
 static int try_pair(const struct lc_tokenizer *tok, struct lc_tok_work *w, const char *word,
                     int32_t a, int32_t b)
@@ -388,7 +399,7 @@ static lc_status encode_spm_word(const struct lc_tokenizer *tok, struct lc_tok_w
     lc_status st = LC_OK;
 
     if (tok->algo == LC_TOKA_SPM_RANK && tok->ignore_merges) {
-        int32_t id = lc_tok_lookup(tok, word, len);
+        int32_t id = model_lookup(tok, word, len);
         if (id >= 0) {
             return lc_tok_ids_push(out, id);
         }
@@ -420,7 +431,7 @@ static lc_status encode_spm_word(const struct lc_tokenizer *tok, struct lc_tok_w
         /* a character, or one byte of invalid UTF-8 */
         l = lc_tok_utf8_len(s, len - i, &cp);
         l = l > 0 ? l : 1;
-        id = lc_tok_lookup(tok, (const char *)s, l);
+        id = model_lookup(tok, (const char *)s, l);
         if (tok->algo == LC_TOKA_SPM) {
             if (id >= 0 && !mergeable(tok->type[id])) {
                 id = -1;
@@ -491,7 +502,7 @@ static lc_status encode_bytelevel_word(const struct lc_tokenizer *tok, struct lc
                 w->map[m++] = (char)(0x80 | (cp & 0x3F));
             }
         }
-        int32_t id = lc_tok_lookup(tok, w->map, m);
+        int32_t id = model_lookup(tok, w->map, m);
         if (id >= 0) {
             return lc_tok_ids_push(out, id);
         }
