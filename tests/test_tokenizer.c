@@ -458,7 +458,8 @@ static void test_invalid_utf8(void **state)
         {"caf\xc3\xa9\xc3", 6},
         {"\0nul\0", 5},
     };
-    static const char *const toks[] = {"models/stories260K-hf", "tokenizers/llama2-spm/tokenizer.model",
+    static const char *const toks[] = {"models/stories260K-hf",
+                                       "tokenizers/llama2-spm/tokenizer.model",
                                        "tokenizers/llama3-bpe"};
     (void)state;
     for (int t = 0; t < 3; t++) {
@@ -761,7 +762,8 @@ static void test_bad_spm(void **state)
             int32_t *ids = NULL;
             size_t n = 0;
             loaded++;
-            if (lc_tokenizer_encode(&tok, "Once upon a time \xff", 18, 0, &ids, &n, &err) == LC_OK) {
+            if (lc_tokenizer_encode(&tok, "Once upon a time \xff", 18, 0, &ids, &n, &err) ==
+                LC_OK) {
                 char *out = NULL;
                 size_t out_len = 0;
                 assert_int_equal(lc_tokenizer_decode(&tok, ids, n, &out, &out_len, &err), LC_OK);
@@ -926,7 +928,8 @@ static void test_bad_hf_json(void **state)
                         "byte tokens");
     expect_json_variant("\"pre_tokenizer\"", "\"normalizer\":{\"type\":\"NFKC\"},\"pre_tokenizer\"",
                         LC_ERR_UNSUPPORTED, "NFKC");
-    expect_json_variant("\"pre_tokenizer\"", "\"decoder\":{\"type\":\"WordPiece\"},\"pre_tokenizer\"",
+    expect_json_variant("\"pre_tokenizer\"",
+                        "\"decoder\":{\"type\":\"WordPiece\"},\"pre_tokenizer\"",
                         LC_ERR_UNSUPPORTED, "WordPiece");
     expect_json_variant("\"type\":\"Metaspace\"", "\"type\":\"Whitespace\"", LC_ERR_UNSUPPORTED,
                         "Whitespace");
@@ -1020,7 +1023,8 @@ static void test_bad_gpt2(void **state)
 
     /* tokenizer_config.json beside a good tokenizer */
     write_encoder(enc, 1);
-    spit_str(cfg, "{\"add_bos_token\": true, \"bos_token\": {\"content\": \"ab\"}, \"eos_token\": \"c\"}");
+    spit_str(cfg, "{\"add_bos_token\": true, \"bos_token\": {\"content\": \"ab\"}, "
+                  "\"eos_token\": \"c\"}");
     tok = open_ok(dir);
     assert_int_equal(lc_tokenizer_bos(tok), 256);
     assert_int_equal(lc_tokenizer_eos(tok), 'c');

@@ -64,7 +64,8 @@ COMMON = [
     " Hello world",
     "  Hello  world  ",
     "Hello, y'all! How are you 😁 ?",
-    "I'VE been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL",
+    "I'VE been 'told he's there, 'RE you sure? 'M not sure I'll make it, "
+    "'D you like some tea? We'Ve a'lL",
     "Once upon a time, there was a little girl named Lily.",
     "3 33 333 3333 33333 1234567890",
     "Führer naïve café déjà vu",

@@ -351,7 +351,8 @@ static lc_status read_merge(struct lc_tokenizer *tok, json_t *m, int32_t rank, c
         const char *s = json_string_value(m);
         size_t len = json_string_length(m);
         const char *sp = memchr(s, ' ', len);
-        if (sp == NULL || sp == s || sp + 1 == s + len || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s)) != NULL) {
+        if (sp == NULL || sp == s || sp + 1 == s + len ||
+            memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s)) != NULL) {
             return lc_err_set(err, LC_ERR_FORMAT, "%s: merge %ld is not two tokens: '%s'", path,
                               (long)rank, s);
         }

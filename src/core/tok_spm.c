@@ -295,8 +295,9 @@ lc_status lc_tok_load_spm_buf(struct lc_tokenizer *tok, const char *name, const 
         uint32_t field, wire;
         struct pb sub;
         if (!pb_key(&b, &field, &wire)) {
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: not a SentencePiece model (bad field key at byte %ld)",
-                              name, pb_off(&b));
+            return lc_err_set(err, LC_ERR_FORMAT,
+                              "%s: not a SentencePiece model (bad field key at byte %ld)", name,
+                              pb_off(&b));
         }
         if (wire == WIRE_LEN && (field == 1 || field == 2 || field == 3)) {
             if (!pb_len(&b, &sub)) {
@@ -334,8 +335,8 @@ lc_status lc_tok_load_spm_buf(struct lc_tokenizer *tok, const char *name, const 
                           "%s: normalization rules (precompiled_charsmap) are not supported", name);
     }
     if (spec.suffix) {
-        return lc_err_set(err, LC_ERR_UNSUPPORTED, "%s: treat_whitespace_as_suffix is not supported",
-                          name);
+        return lc_err_set(err, LC_ERR_UNSUPPORTED,
+                          "%s: treat_whitespace_as_suffix is not supported", name);
     }
     st = lc_tok_init(tok, (int32_t)(n_pieces > INT32_MAX ? INT32_MAX : n_pieces), err);
     if (st != LC_OK) {
@@ -349,7 +350,8 @@ lc_status lc_tok_load_spm_buf(struct lc_tokenizer *tok, const char *name, const 
         uint32_t field, wire;
         struct pb sub;
         if (!pb_key(&b, &field, &wire)) {
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: bad field key at byte %ld", name, pb_off(&b));
+            return lc_err_set(err, LC_ERR_FORMAT, "%s: bad field key at byte %ld", name,
+                              pb_off(&b));
         }
         if (wire == WIRE_LEN && field == 1) {
             if (!pb_len(&b, &sub)) {

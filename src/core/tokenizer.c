@@ -1094,8 +1094,9 @@ LC_API lc_status lc_tokenizer_decode(const struct lc_tokenizer *tok, const int32
     }
     for (size_t i = 0; i < n_ids; i++) {
         if (ids[i] < 0 || ids[i] >= tok->n_vocab) {
-            return lc_err_set(err, LC_ERR_ARG, "lc_tokenizer_decode: token %zu is %ld, outside [0, %ld)",
-                              i, (long)ids[i], (long)tok->n_vocab);
+            return lc_err_set(err, LC_ERR_ARG,
+                              "lc_tokenizer_decode: token %zu is %ld, outside [0, %ld)", i,
+                              (long)ids[i], (long)tok->n_vocab);
         }
         total += lc_tokenizer_decode_next(tok, i > 0 ? ids[i - 1] : -1, ids[i], NULL, 0);
     }
