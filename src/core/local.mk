@@ -9,9 +9,13 @@ noinst_LTLIBRARIES += liblc_internal.la
 liblc_internal_la_SOURCES = \
 	src/core/backend.c \
 	src/core/backend.h \
+	src/core/data.c \
+	src/core/data.h \
 	src/core/error.c \
 	src/core/half.h \
 	src/core/log.c \
+	src/core/textio.c \
+	src/core/textio.h \
 	src/core/threads.c \
 	src/core/util.h
 liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
