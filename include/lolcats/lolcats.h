@@ -348,6 +348,132 @@ LC_API lc_status lc_dataset_pack(const struct lc_dataset *ds, enum lc_data_split
  */
 LC_API void lc_shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch);
 
+/* ------------------------------------------------------------------------ */
+/* Sampling                                                                  */
+
+/**
+ * Pick the next token from logits [V]: temperature 0 is greedy (the first
+ * maximum); otherwise softmax(logits / temperature) restricted to the
+ * smallest set of most likely tokens whose probability reaches top_p
+ * (1 = no restriction).  rng_state is advanced (seed it with any value).
+ */
+LC_API int32_t lc_sample_token(const float *logits, int V, float temperature, float top_p,
+                               uint64_t *rng_state);
+
+/* How the keys of a query are split between the softmax window and the
+ * linear-attention part of the hybrid attention. */
+enum lc_window_mode {
+    /* blocks of W tokens aligned to the sequence start: a query sees its
+     * own block (causally) and the whole previous block by softmax, all
+     * older blocks by linear attention */
+    LC_WINDOW_TERRACED = 0,
+    /* exactly the W most recent keys (including the query's own) by
+     * softmax, all older keys by linear attention */
+    LC_WINDOW_SLIDING = 1
+};
+
+/* ------------------------------------------------------------------------ */
+/* Training: attention transfer (stage 1) and LoRA finetuning (stage 2)     */
+
+enum lc_train_stage {
+    LC_STAGE_TRANSFER = 1, /* train feature maps and window factors to mimic softmax attention */
+    LC_STAGE_FINETUNE = 2, /* train LoRA adapters with next-token cross-entropy */
+    LC_STAGE_ALL = 3       /* both, stage 2 starting from stage 1's best weights */
+};
+
+/* LoRA target bits */
+#define LC_LORA_Q 1u
+#define LC_LORA_K 2u
+#define LC_LORA_V 4u
+#define LC_LORA_O 8u
+
+struct lc_train_opts {
+    int stage;              /* enum lc_train_stage; default LC_STAGE_ALL */
+    const char *out_dir;    /* checkpoints and outputs */
+    int seq_len;            /* tokens per chunk; default min(1024, model context) */
+    int batch_size;         /* chunks per micro-batch; default 1 */
+    int grad_accum;         /* micro-batches per optimizer step; default 8 */
+    int64_t max_steps;      /* optimizer steps per stage; <= 0: run `epochs` epochs */
+    int epochs;             /* default 2 */
+    int eval_every;         /* optimizer steps between evaluations; default 100 */
+    int64_t val_size;       /* validation chunks per evaluation; 0 = all; default 0 */
+    uint64_t seed;          /* data order and LoRA init; default 0 */
+    int resume;             /* continue from the training state in out_dir */
+    const char *metrics_path; /* JSON lines of metrics, or NULL */
+    /* stage 1 */
+    double lr;              /* default 1e-2 */
+    int feature_dim;        /* f; default 64 */
+    int window;             /* W; default 64 */
+    int window_mode;        /* enum lc_window_mode; default terraced */
+    double mse_weight;      /* default 1000 */
+    double xent_weight;     /* default 0 */
+    /* stage 2 */
+    double lora_lr;         /* default 1e-4 */
+    int lora_rank;          /* default 8 */
+    double lora_alpha;      /* default 16 */
+    double lora_dropout;    /* default 0 */
+    unsigned lora_targets;  /* LC_LORA_* bits; default q, k, v, o */
+    int train_feature_maps; /* also train feature maps and window factors in stage 2 */
+    int recompute;          /* stage 2: recompute layer activations in the backward */
+    int skip_transfer;      /* stage 2 without stage 1 (the paper's "no attention transfer" baseline) */
+    /* optimizer and schedule */
+    double weight_decay;    /* default 0 */
+    double plateau_factor;  /* ReduceLROnPlateau factor; default 0.1 */
+    int plateau_patience;   /* default 10 */
+    double min_lr;          /* default 1e-5 */
+};
+
+/** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */
+LC_API void lc_train_opts_default(struct lc_train_opts *o);
+
+/* What the trainer reports while it runs. */
+enum lc_train_event_kind {
+    LC_EV_START = 0,  /* a stage starts: total_steps, tokens_per_step set */
+    LC_EV_STEP = 1,   /* after an optimizer step: loss, lr, tokens_per_s */
+    LC_EV_EVAL = 2,   /* after an evaluation: val_loss, improved, layer_mse */
+    LC_EV_END = 3     /* a stage ends: best_val_loss */
+};
+
+struct lc_train_event {
+    int kind;                /* enum lc_train_event_kind */
+    int stage;               /* LC_STAGE_TRANSFER or LC_STAGE_FINETUNE */
+    int64_t step;            /* optimizer steps done in this stage */
+    int64_t total_steps;
+    int64_t epoch;
+    int64_t tokens_per_step;
+    double loss;             /* training loss of the last step */
+    double lr;
+    double tokens_per_s;
+    double val_loss;
+    double best_val_loss;
+    int improved;            /* the evaluation improved on the best so far */
+    int n_layers;
+    const double *layer_mse; /* stage 1 evaluations: validation MSE per layer */
+};
+
+/* Return non-zero to stop: the trainer saves its state and returns
+ * LC_ERR_INTERRUPTED. */
+typedef int (*lc_train_fn)(const struct lc_train_event *ev, void *user);
+
+/**
+ * Linearize model m on the dataset.  Writes into out_dir:
+ * feature_maps.safetensors (stage 1), adapter_model.safetensors +
+ * adapter_config.json (stage 2), lolcats_config.json, and the resumable
+ * training state.  Every file is written atomically.
+ */
+LC_API lc_status lc_train(struct lc_model *m, const struct lc_dataset *ds,
+                          const struct lc_train_opts *o, lc_train_fn on_event, void *user,
+                          struct lc_error *err);
+
+/**
+ * Attach a linearized attention (and LoRA adapter, when present) from a
+ * lolcats output folder: the model then runs the hybrid attention instead
+ * of softmax attention.
+ */
+LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err);
+/** Back to the original softmax attention (teacher). */
+LC_API void lc_model_use_teacher(struct lc_model *m, int use_teacher);
+
 #ifdef __cplusplus
 }
 #endif

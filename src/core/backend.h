@@ -36,18 +36,6 @@ extern "C" {
 
 #define LC_BACKEND_ABI 1
 
-/* How the keys of a query are split between the softmax window and the
- * linear-attention part (DESIGN.md section 6). */
-enum lc_window_mode {
-    /* blocks of W tokens aligned to the sequence start: a query sees its
-     * own block (causally) and the whole previous block by softmax, all
-     * older blocks by linear attention */
-    LC_WINDOW_TERRACED = 0,
-    /* exactly the W most recent keys (including the query's own) by
-     * softmax, all older keys by linear attention */
-    LC_WINDOW_SLIDING = 1
-};
-
 /* Shapes of one hybrid-attention call (one layer). */
 struct lc_attn_shape {
     int B, T;     /* batch and sequence length */

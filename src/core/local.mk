@@ -9,11 +9,15 @@ noinst_LTLIBRARIES += liblc_internal.la
 liblc_internal_la_SOURCES = \
 	src/core/backend.c \
 	src/core/backend.h \
+	src/core/atomicfile.c \
+	src/core/atomicfile.h \
 	src/core/data.c \
 	src/core/data.h \
 	src/core/error.c \
 	src/core/half.h \
 	src/core/log.c \
+	src/core/safetensors.c \
+	src/core/tensorfile.h \
 	src/core/textio.c \
 	src/core/textio.h \
 	src/core/threads.c \

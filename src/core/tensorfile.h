@@ -113,8 +113,16 @@ int lc_gguf_array_string(const struct lc_gguf *g, const char *key, uint64_t i, c
 int lc_gguf_array_float(const struct lc_gguf *g, const char *key, uint64_t i, double *out);
 int lc_gguf_array_int(const struct lc_gguf *g, const char *key, uint64_t i, int64_t *out);
 
+/* Every tensor of the file is listed; a tensor whose ggml type is not
+ * F32, F16 or BF16 (Q4_K, Q8_0, ...) has data NULL and dtype
+ * LC_DTYPE_COUNT in its view (shape, numel and nbytes are still set). */
 size_t lc_gguf_tensor_count(const struct lc_gguf *g);
 const struct lc_tensor_view *lc_gguf_tensor_at(const struct lc_gguf *g, size_t i);
 const struct lc_tensor_view *lc_gguf_tensor_find(const struct lc_gguf *g, const char *name);
+/* A tensor whose data the caller needs: LC_ERR_FORMAT when the file has no
+ * such tensor, LC_ERR_UNSUPPORTED naming its ggml type ("Q4_K") when that
+ * is not F32, F16 or BF16. */
+lc_status lc_gguf_tensor_get(const struct lc_gguf *g, const char *name,
+                             const struct lc_tensor_view **out, struct lc_error *err);
 
 #endif /* LC_CORE_TENSORFILE_H */

@@ -1,0 +1,105 @@
+/*
+ * The training loop shared by both stages, and the stage hooks it calls.
+ *
+ * A stage owns some parameter groups (flat fp32 arenas on the backend) and
+ * knows how to run one micro-batch (forward, and backward into the
+ * gradient arenas) and how to write its best weights.  The loop owns the
+ * rest: data order, gradient accumulation, AdamW, evaluation,
+ * ReduceLROnPlateau, best-on-validation selection, metrics, and the
+ * resumable state.
+ */
+#ifndef LC_CORE_TRAIN_H
+#define LC_CORE_TRAIN_H
+
+#include <stdio.h>
+
+#include "core/backend.h"
+#include "core/lolcats.h"
+#include "core/model.h"
+
+#define LC_MAX_PARAM_GROUPS 2
+
+struct lc_param_group {
+    const char *name; /* key prefix in the training state */
+    float *params;    /* backend [n] */
+    float *grads;     /* backend [n] */
+    float *adam_m;    /* backend [n] */
+    float *adam_v;    /* backend [n] */
+    float *best;      /* host [n]: the weights of the best evaluation */
+    size_t n;
+};
+
+struct lc_trainer;
+
+struct lc_stage_hooks {
+    int stage;        /* LC_STAGE_TRANSFER or LC_STAGE_FINETUNE */
+    const char *name; /* "transfer" or "finetune" */
+    /* One micro-batch of B chunks of T tokens (host ids and labels).  With
+     * backward, gradients are accumulated, scaled by 1/grad_div.  loss:
+     * the micro-batch loss; layer_loss (nullable, [L]): per layer. */
+    lc_status (*microbatch)(struct lc_trainer *tr, const int32_t *ids, const int32_t *labels,
+                            int B, int backward, double grad_div, double *loss,
+                            double *layer_loss, struct lc_error *err);
+    /* Writes the stage's output files from the best weights (host). */
+    lc_status (*save_outputs)(struct lc_trainer *tr, struct lc_error *err);
+    /* How many micro-batch losses per layer the stage reports (0: none). */
+    int reports_layers;
+};
+
+struct lc_trainer {
+    struct lc_model *model;
+    struct lc_llama *m;
+    struct lc_backend *be;
+    const struct lc_train_opts *o;
+    lc_train_fn on_event;
+    void *user;
+
+    int T;
+    int B;
+    int32_t *train_ids;    /* host [n_train * T] */
+    int32_t *train_labels;
+    int64_t n_train;
+    int32_t *val_ids;
+    int32_t *val_labels;
+    int64_t n_val;          /* chunks used for evaluation */
+
+    /* the stage being run */
+    const struct lc_stage_hooks *hooks;
+    struct lc_param_group groups[LC_MAX_PARAM_GROUPS];
+    int n_groups;
+    void *stage_ctx;
+
+    /* linearized attention (both stages use it) */
+    struct lc_linattn *lin;
+
+    /* schedule and position */
+    double lr;
+    double plateau_best;
+    int plateau_bad;
+    double best_val;
+    int64_t step;
+    int64_t epoch;
+    int64_t mb;             /* next micro-batch index inside the epoch */
+    int64_t *perm;          /* [n_train / B * B] chunk order of the current epoch */
+    int64_t perm_epoch;     /* epoch the permutation is for */
+    double *layer_loss;     /* [L] scratch */
+    FILE *metrics;
+};
+
+/* stage 1 */
+lc_status lc_transfer_setup(struct lc_trainer *tr, struct lc_error *err);
+void lc_transfer_teardown(struct lc_trainer *tr);
+extern const struct lc_stage_hooks lc_transfer_hooks;
+
+/* the loop */
+lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err);
+
+/* lolcats_config.json describing the conversion, written atomically. */
+lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
+                                  struct lc_error *err);
+
+/* Atomic small-file write (temporary file, fsync, rename, fsync folder). */
+lc_status lc_write_file_atomic(const char *path, const void *data, size_t len,
+                               struct lc_error *err);
+
+#endif /* LC_CORE_TRAIN_H */
