@@ -394,6 +394,8 @@ static void test_bad_files(void **state)
                "\n"
                "{\"instruction\": \"a\", \"output\": \"b}\n",
                LC_DATA_AUTO, LC_ERR_FORMAT, "line 3", "invalid JSON");
+    expect_bad("pretty.jsonl", "{\n  \"text\": \"a\"\n}\n", LC_DATA_AUTO, LC_ERR_FORMAT,
+               "line 1", "one whole record per line");
     expect_bad("no-output.jsonl",
                "{\"instruction\": \"a\", \"output\": \"b\"}\n"
                "{\"instruction\": \"a\", \"input\": \"b\"}\n",

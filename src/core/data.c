@@ -356,8 +356,14 @@ static lc_status parse_lines(struct parse_state *st, const char *data, size_t le
             json_t *obj = json_loadb(p, (size_t)(q - p), JSON_FLAGS, &jerr);
             lc_status rc;
             if (obj == NULL) {
-                return lc_err_set(err, LC_ERR_FORMAT, "%s: line %lld, column %d: invalid JSON: %s",
-                                  st->path, (long long)line, jerr.column, jerr.text);
+                /* stopped by the end of the line: perhaps a record spread
+                 * over several lines */
+                const char *hint = jerr.position >= 0 && (size_t)jerr.position >= (size_t)(q - p)
+                                       ? " (JSON lines hold one whole record per line)"
+                                       : "";
+                return lc_err_set(err, LC_ERR_FORMAT,
+                                  "%s: line %lld, column %d: invalid JSON: %s%s", st->path,
+                                  (long long)line, jerr.column, jerr.text, hint);
             }
             rc = take_record(st, obj, index, line, err);
             json_decref(obj);
@@ -820,6 +826,10 @@ LC_API void lc_dataset_free(struct lc_dataset *ds)
 
 LC_API void lc_dataset_stats(const struct lc_dataset *ds, struct lc_data_stats *st)
 {
+    if (ds == NULL) {
+        memset(st, 0, sizeof(*st));
+        return;
+    }
     *st = ds->stats;
 }
 
