@@ -28,6 +28,21 @@ check_PROGRAMS += tests/test_safetensors
 tests_test_safetensors_SOURCES = tests/test_safetensors.c
 tests_test_safetensors_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_safetensors_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_gguf
+tests_test_gguf_SOURCES = tests/test_gguf.c
+tests_test_gguf_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_gguf_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_modelfiles
+tests_test_modelfiles_SOURCES = tests/test_modelfiles.c
+tests_test_modelfiles_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_modelfiles_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_tokenizer
+tests_test_tokenizer_SOURCES = tests/test_tokenizer.c
+tests_test_tokenizer_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_tokenizer_LDADD = $(LC_TEST_LDADD)
 endif
 
 TESTS += $(check_PROGRAMS)
