@@ -1025,6 +1025,220 @@ static void test_shuffle(void **state)
     free(b);
 }
 
+/* ------------------------------------------------------------------------ */
+/* With the stories260K tokenizer, against the reference tokenization        */
+/* (data/ref/data_stories260k.json, made by data/gen/make_data_ref.py)       */
+
+#define STORIES_TOKENIZER "models/stories260K-hf/tokenizer.model"
+#define REF_BLOCK 4096
+
+static uint64_t fnv1a(const int32_t *v, int64_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int64_t i = 0; i < n; i++) {
+        h ^= (uint64_t)(uint32_t)v[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static json_t *load_ref(void)
+{
+    json_error_t jerr;
+    json_t *ref = json_load_file(lc_test_project_path("ref/data_stories260k.json"), 0, &jerr);
+    if (ref == NULL) {
+        fail_msg("data_stories260k.json: %s", jerr.text);
+    }
+    return ref;
+}
+
+static struct lc_tokenizer *open_tokenizer(void)
+{
+    struct lc_tokenizer *tok = NULL;
+    struct lc_error err = {0};
+    if (lc_tokenizer_open(&tok, lc_test_data_path(STORIES_TOKENIZER), &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    return tok;
+}
+
+static uint64_t hex_u64(const json_t *v)
+{
+    assert_true(json_is_string(v));
+    return strtoull(json_string_value(v), NULL, 16);
+}
+
+/* a stream against {"n", "ids_fnv", "blocks_fnv", ["labels_fnv"]}; on a
+ * difference, says in which block of REF_BLOCK tokens it starts */
+static void check_stream_ref(const char *what, const int32_t *ids, const int32_t *labels,
+                             int64_t n, const json_t *ref)
+{
+    const json_t *blocks = json_object_get(ref, "blocks_fnv");
+    int64_t want_n = json_integer_value(json_object_get(ref, "n"));
+
+    for (size_t b = 0; b < json_array_size(blocks); b++) {
+        int64_t start = (int64_t)b * REF_BLOCK;
+        int64_t len = n - start < REF_BLOCK ? n - start : REF_BLOCK;
+        if (len <= 0 || fnv1a(ids + start, len) != hex_u64(json_array_get(blocks, b))) {
+            fail_msg("%s: tokens differ from the reference in block %zu (tokens %lld..%lld; "
+                     "%lld tokens, reference %lld)",
+                     what, b, (long long)start, (long long)(start + REF_BLOCK - 1), (long long)n,
+                     (long long)want_n);
+        }
+    }
+    assert_int_equal(n, want_n);
+    assert_true(fnv1a(ids, n) == hex_u64(json_object_get(ref, "ids_fnv")));
+    if (json_object_get(ref, "labels_fnv") != NULL) {
+        assert_true(fnv1a(labels, n) == hex_u64(json_object_get(ref, "labels_fnv")));
+    }
+}
+
+static void test_tokenized_text(void **state)
+{
+    struct lc_tokenizer *tok = open_tokenizer();
+    json_t *ref = load_ref();
+    json_t *tref = json_object_get(ref, "text");
+    struct lc_dataset *ds = NULL;
+    struct lc_data_stats st;
+    struct lc_error err = {0};
+    const int32_t *ids = NULL;
+    const int32_t *labels = NULL;
+    int64_t n = 0;
+    int32_t *pi = NULL;
+    int32_t *pl = NULL;
+    int64_t chunks = 0;
+    char *text = NULL;
+    size_t len = 0;
+    const json_t *first = json_object_get(tref, "train_first");
+    (void)state;
+
+    assert_int_equal(lc_tokenizer_bos(tok), json_integer_value(json_object_get(ref, "bos")));
+    assert_int_equal(lc_tokenizer_eos(tok), json_integer_value(json_object_get(ref, "eos")));
+    if (lc_dataset_load(&ds, lc_test_data_path(STORIES_FILE), tok, NULL, &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    /* the cut as the reference script finds it */
+    text = read_all(lc_test_data_path(STORIES_FILE), &len);
+    assert_int_equal(lc_data_text_cut(text, len, 0.1),
+                     json_integer_value(json_object_get(tref, "cut")));
+    free(text);
+
+    lc_dataset_stats(ds, &st);
+    assert_int_equal(st.format, LC_DATA_TEXT);
+    assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_TRAIN, &ids, &labels, &n), LC_OK);
+    assert_int_equal(ids[0], lc_tokenizer_bos(tok));
+    for (size_t i = 0; i < json_array_size(first) && (int64_t)i < n; i++) {
+        if (ids[i] != json_integer_value(json_array_get(first, i))) {
+            fail_msg("train token %zu: %d, reference %lld", i, ids[i],
+                     (long long)json_integer_value(json_array_get(first, i)));
+        }
+    }
+    check_stream_ref("text train", ids, labels, n, json_object_get(tref, "train"));
+    assert_memory_equal(ids, labels, (size_t)n * sizeof(int32_t));
+    assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_VAL, &ids, &labels, &n), LC_OK);
+    check_stream_ref("text val", ids, labels, n, json_object_get(tref, "val"));
+
+    /* packing: every full chunk of the train stream */
+    assert_int_equal(lc_dataset_pack(ds, LC_SPLIT_TRAIN, 512, &pi, &pl, &chunks, &err), LC_OK);
+    assert_int_equal(chunks, st.train_tokens / 512);
+    free(pi);
+    free(pl);
+    lc_dataset_free(ds);
+    json_decref(ref);
+    lc_tokenizer_close(tok);
+}
+
+static void test_tokenized_alpaca(void **state)
+{
+    struct lc_tokenizer *tok = open_tokenizer();
+    json_t *ref = load_ref();
+    json_t *aref = json_object_get(ref, "alpaca");
+    const json_t *lengths = json_object_get(aref, "lengths");
+    struct lc_dataset *ds = NULL;
+    struct lc_data_stats st;
+    struct lc_error err = {0};
+    const int32_t *ids = NULL;
+    const int32_t *labels = NULL;
+    int64_t n = 0;
+    int32_t bos = lc_tokenizer_bos(tok);
+    int32_t eos = lc_tokenizer_eos(tok);
+    int64_t record = 0;
+    int64_t with_input = 0;
+    (void)state;
+
+    if (lc_dataset_load(&ds, lc_test_data_path(ALPACA_FILE), tok, NULL, &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    lc_dataset_stats(ds, &st);
+    assert_int_equal(st.format, LC_DATA_ALPACA);
+    assert_int_equal(st.records, json_integer_value(json_object_get(aref, "records")));
+    assert_int_equal(st.records, 1000);
+
+    /* every sample: BOS, prompt (-100), answer labeled as itself, EOS;
+     * lengths as the reference, prompts decoding to the template */
+    assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_ALL, &ids, &labels, &n), LC_OK);
+    for (int64_t i = 0; i < n; record++) {
+        int64_t start = i;
+        int64_t plen;
+        int64_t alen;
+        char *prompt = NULL;
+        size_t prompt_len = 0;
+        const json_t *want = json_array_get(lengths, (size_t)record);
+
+        assert_true(record < 1000);
+        assert_int_equal(ids[i], bos);
+        while (i < n && labels[i] == -100) {
+            i++;
+        }
+        plen = i - start;
+        while (i < n && ids[i] != eos) {
+            assert_int_equal(labels[i], ids[i]);
+            i++;
+        }
+        assert_true(i < n);
+        assert_int_equal(labels[i], eos);
+        i++;
+        alen = i - start - plen;
+        if (plen != json_integer_value(json_array_get(want, 0)) ||
+            alen != json_integer_value(json_array_get(want, 1))) {
+            fail_msg("record %lld: prompt %lld + answer %lld tokens, reference %lld + %lld",
+                     (long long)(record + 1), (long long)plen, (long long)alen,
+                     (long long)json_integer_value(json_array_get(want, 0)),
+                     (long long)json_integer_value(json_array_get(want, 1)));
+        }
+        if (lc_tokenizer_decode(tok, ids + start, (size_t)plen, &prompt, &prompt_len, &err) !=
+            LC_OK) {
+            fail_msg("%s", err.msg);
+        }
+        with_input += strstr(prompt, "\n\n### Input:\n") != NULL;
+        if (record == 0) {
+            char expect[256];
+            snprintf(expect, sizeof(expect),
+                     "%sGive three tips for staying healthy.\n\n### Response:\n",
+                     prompt_no_input_head);
+            assert_string_equal(prompt, expect);
+        }
+        free(prompt);
+    }
+    assert_int_equal(record, 1000);
+    assert_int_equal(with_input, 409);
+    assert_int_equal(with_input, json_integer_value(json_object_get(aref, "with_input")));
+
+    assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_TRAIN, &ids, &labels, &n), LC_OK);
+    check_stream_ref("alpaca train", ids, labels, n, json_object_get(aref, "train"));
+    assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_VAL, &ids, &labels, &n), LC_OK);
+    check_stream_ref("alpaca val", ids, labels, n, json_object_get(aref, "val"));
+    check_pack_matches(ds, LC_SPLIT_TRAIN, 1024);
+
+    /* arguments */
+    lc_dataset_free(ds);
+    assert_int_equal(lc_dataset_load(&ds, lc_test_data_path(ALPACA_FILE), NULL, NULL, &err),
+                     LC_ERR_ARG);
+    assert_null(ds);
+    json_decref(ref);
+    lc_tokenizer_close(tok);
+}
+
 /* whether the shared data holds rel (without exiting as
  * lc_test_data_path does when it does not) */
 static int have_data(const char *rel)
@@ -1062,11 +1276,13 @@ int main(void)
         cmocka_unit_test(test_alpaca_file),
         cmocka_unit_test(test_text_file),
         cmocka_unit_test(test_pack),
+        cmocka_unit_test(test_tokenized_text),
+        cmocka_unit_test(test_tokenized_alpaca),
     };
     int failed = cmocka_run_group_tests_name("own data", own, NULL, NULL);
 
     /* the tests above need no shared data: without it they still run */
-    if (!have_data(ALPACA_FILE) || !have_data(STORIES_FILE)) {
+    if (!have_data(ALPACA_FILE) || !have_data(STORIES_FILE) || !have_data(STORIES_TOKENIZER)) {
         fprintf(stderr, "SKIP: the shared text data is missing\n");
         return failed != 0 ? 1 : LC_TEST_SKIP;
     }

@@ -3,9 +3,15 @@
 
 Tokenizes the shared TinyStories and alpaca-cleaned files the way the
 LoLCATs reference code does (src/dataloaders/alpaca_clean.py:
-template_and_tokenize; with the slow Llama tokenizer that is SentencePiece
-itself), and writes sizes and FNV-1a hashes of the streams to
+template_and_tokenize, which loads the fast tokenizer through
+AutoTokenizer), and writes sizes and FNV-1a hashes of the streams to
 data/ref/data_stories260k.json, which tests/test_data.c compares with.
+
+The tokenizer is data/tokenizers/tok512-hf/tokenizer.json, the stories260K
+tokenizer.model as transformers converts it (data/gen/make_tokenizers.py).
+Unlike SentencePiece itself, the conversion does not apply the model's
+remove_extra_whitespaces (runs of spaces are kept), and neither does
+lolcats.
 
     python data/gen/make_data_ref.py /path/to/shared/data
 """
@@ -14,7 +20,7 @@ import math
 import os
 import sys
 
-import sentencepiece as spm
+from tokenizers import Tokenizer
 
 PROMPT_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further "
@@ -56,16 +62,21 @@ def text_cut(data, val_fraction):
 
 def main():
     shared = sys.argv[1] if len(sys.argv) > 1 else "../shared/data"
-    sp = spm.SentencePieceProcessor(
-        model_file=os.path.join(shared, "models/stories260K-hf/tokenizer.model"))
-    bos, eos = sp.bos_id(), sp.eos_id()
-    ref = {"tokenizer": "models/stories260K-hf", "bos": bos, "eos": eos}
+    here = os.path.dirname(os.path.abspath(__file__))
+    tok = Tokenizer.from_file(os.path.join(here, "..", "tokenizers", "tok512-hf",
+                                           "tokenizer.json"))
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+
+    def encode(text, special=False):
+        return tok.encode(text, add_special_tokens=special).ids
+
+    ref = {"tokenizer": "models/stories260K-hf (data/tokenizers/tok512-hf)", "bos": bos, "eos": eos}
 
     # plain text: val_fraction 0.1, each part one stream with BOS once
     raw = open(os.path.join(shared, "text/tinystories/tinystories_val.txt"), "rb").read()
     cut = text_cut(raw, 0.1)
-    train = [bos] + sp.encode(raw[:cut].decode("utf-8"))
-    val = [bos] + sp.encode(raw[cut:].decode("utf-8"))
+    train = encode(raw[:cut].decode("utf-8"), True)
+    val = encode(raw[cut:].decode("utf-8"), True)
     ref["text"] = {"file": "text/tinystories/tinystories_val.txt", "val_fraction": 0.1,
                    "bytes": len(raw), "cut": cut, "train": describe(train),
                    "val": describe(val), "train_first": train[:64]}
@@ -77,8 +88,12 @@ def main():
     lengths = []
     for i, r in enumerate(recs):
         tmpl = PROMPT_INPUT if r.get("input", "") != "" else PROMPT_NO_INPUT
-        prompt = [bos] + sp.encode(tmpl.format_map(r))
-        answer = sp.encode(r["output"]) + [eos]
+        # as the reference: the prompt with add_special_tokens=True, the
+        # answer as output + the EOS string without
+        prompt = encode(tmpl.format_map(r), True)
+        answer = encode(r["output"] + "</s>")
+        assert prompt[0] == bos and prompt[1:] == encode(tmpl.format_map(r))
+        assert answer == encode(r["output"]) + [eos]
         ids, labels = streams["val" if i < 200 else "train"]
         ids += prompt + answer
         labels += [-100] * len(prompt) + answer
@@ -89,8 +104,7 @@ def main():
                      "train": describe(*streams["train"]), "val": describe(*streams["val"]),
                      "lengths": lengths}
 
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref",
-                       "data_stories260k.json")
+    out = os.path.join(here, "..", "ref", "data_stories260k.json")
     with open(out, "w") as f:
         json.dump(ref, f, separators=(",", ":"))
         f.write("\n")

@@ -993,3 +993,36 @@ LC_API void lc_shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch)
         perm[j] = t;
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* The public loader: the encoder is the tokenizer                           */
+
+static lc_status tokenizer_encode(const void *ctx, const char *text, size_t len, int32_t **ids,
+                                  size_t *n_ids, struct lc_error *err)
+{
+    /* no special-token parsing: "</s>" written in the data is text */
+    return lc_tokenizer_encode(ctx, text, len, 0, ids, n_ids, err);
+}
+
+LC_API lc_status lc_dataset_load(struct lc_dataset **out, const char *path,
+                                 const struct lc_tokenizer *tok, const struct lc_data_opts *opts,
+                                 struct lc_error *err)
+{
+    struct lc_data_encoder enc;
+
+    if (out == NULL) {
+        return lc_err_set(err, LC_ERR_ARG, "dataset: no output pointer");
+    }
+    *out = NULL;
+    if (path == NULL || tok == NULL) {
+        return lc_err_set(err, LC_ERR_ARG, "dataset: no %s given", path == NULL ? "path"
+                                                                               : "tokenizer");
+    }
+    enc.encode = tokenizer_encode;
+    enc.ctx = tok;
+    /* the reference tokenizes the prompt with add_special_tokens=True:
+     * BOS exactly when the tokenizer adds one */
+    enc.bos = lc_tokenizer_wants_bos(tok) ? lc_tokenizer_bos(tok) : -1;
+    enc.eos = lc_tokenizer_eos(tok);
+    return lc_dataset_load_with(out, path, &enc, opts, err);
+}
