@@ -16,3 +16,7 @@ EXTRA_DIST += \
 	data/tokenizers/tok512-hf/tokenizer.json \
 	data/tokenizers/tok512-hf/tokenizer_config.json \
 	data/tokenizers/tok512-legacy.json
+
+# data pipeline: token streams of the shared text files for the stories260K
+# tokenizer (data/gen/make_data_ref.py)
+EXTRA_DIST += data/gen/make_data_ref.py data/ref/data_stories260k.json

@@ -19,6 +19,11 @@ tests_test_core_SOURCES = tests/test_core.c
 tests_test_core_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_core_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_data
+tests_test_data_SOURCES = tests/test_data.c
+tests_test_data_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_data_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_safetensors
 tests_test_safetensors_SOURCES = tests/test_safetensors.c
 tests_test_safetensors_CFLAGS = $(LC_TEST_CFLAGS)
