@@ -18,6 +18,11 @@ check_PROGRAMS += tests/test_core
 tests_test_core_SOURCES = tests/test_core.c
 tests_test_core_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_core_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_grad
+tests_test_kernels_grad_SOURCES = tests/test_kernels_grad.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_grad_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_grad_LDADD = $(LC_TEST_LDADD)
 endif
 
 TESTS += $(check_PROGRAMS)
