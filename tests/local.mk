@@ -28,6 +28,11 @@ check_PROGRAMS += tests/test_kernels_dense
 tests_test_kernels_dense_SOURCES = tests/test_kernels_dense.c
 tests_test_kernels_dense_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_dense_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_attn
+tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
 endif
 
 TESTS += $(check_PROGRAMS)

@@ -92,4 +92,8 @@ void lc_cpu_adamw(struct lc_backend *be, float *p, const float *g, float *m, flo
                   int64_t n, double lr, double beta1, double beta2, double eps, double wd,
                   int64_t step);
 
+/* softmax attention (cpu_attn.c) */
+void lc_cpu_attn_fwd(struct lc_backend *be, float *y, const float *q, const float *k,
+                     const float *v, int B, int Tq, int Tk, int H, int Hkv, int D, int q_pos0);
+
 #endif /* LC_BACKEND_CPU_CPU_H */

@@ -139,6 +139,7 @@ const struct lc_backend_ops lc_cpu_ops = {
     .rope_bwd = lc_cpu_rope_bwd,
     .swiglu_fwd = lc_cpu_swiglu_fwd,
     .swiglu_bwd = lc_cpu_swiglu_bwd,
+    .attn_fwd = lc_cpu_attn_fwd,
     .mse_fwd_bwd = lc_cpu_mse_fwd_bwd,
     .xent_fwd_bwd = lc_cpu_xent_fwd_bwd,
     .adamw = lc_cpu_adamw,

@@ -4,6 +4,7 @@
 liblc_internal_la_SOURCES += \
 	src/backend-cpu/avx512/avx512_dense.h \
 	src/backend-cpu/cpu.h \
+	src/backend-cpu/cpu_attn.c \
 	src/backend-cpu/cpu_backend.c \
 	src/backend-cpu/cpu_dense.c \
 	src/backend-cpu/cpu_gemm.c
