@@ -117,6 +117,9 @@ static void test_attn_parity(void **state)
         {1, 5, 3, 2, 2, 4, 0, 1.0f},     /* fewer keys than queries */
         {1, 130, 130, 2, 2, 128, 0, 1.0f},
         {1, 33, 33, 2, 1, 64, 0, 30.0f}, /* sharp softmax: needs the max */
+        {1, 9, 12, 12, 2, 8, 3, 1.0f},   /* 6 heads per KV head: items of 3 */
+        {2, 20, 20, 16, 2, 16, 0, 1.0f}, /* 8 heads per KV head: items of 4 */
+        {1, 7, 7, 5, 5, 12, 0, 1.0f},    /* no grouping */
     };
     struct backends *b = *state;
 
