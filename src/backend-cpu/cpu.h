@@ -32,8 +32,10 @@ static inline enum lc_cpu_isa lc_cpu_isa_of(const struct lc_backend *be)
 /* The best ISA this CPU and build support, unless LC_CPU_ISA=generic. */
 enum lc_cpu_isa lc_cpu_detect_isa(void);
 
-/* Scratch of at least `bytes`, valid until the next call on this backend;
- * NULL, with the failure recorded for sync, when out of memory. */
+/* Scratch of at least `bytes`, valid until the next lc_cpu_scratch call
+ * (so a kernel must not hold it across calls of other entries that use
+ * it: linear_fwd, linear_bwd, attn_fwd); NULL, with the failure recorded
+ * for sync, when out of memory. */
 void *lc_cpu_scratch(struct lc_backend *be, size_t bytes);
 
 /* Records a kernel failure for the next sync (the first one wins). */
@@ -44,7 +46,8 @@ void lc_cpu_fail(struct lc_backend *be, lc_status code, const char *fmt, ...) LC
  * into tiles fixed by the shapes alone, and each tile is one OpenBLAS call
  * that runs on one thread of an OpenMP team: OpenBLAS's own threading
  * splits the reduction differently for 1 and for n threads, so it is
- * never used.  Callable outside a parallel region only. */
+ * never used.  Meant for the host thread (called inside a parallel
+ * region, it gives the same bits). */
 void lc_cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
 
