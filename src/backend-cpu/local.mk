@@ -16,8 +16,4 @@ liblc_avx512_la_SOURCES = \
 	src/backend-cpu/avx512/avx512_math.h
 liblc_avx512_la_CFLAGS = $(AM_CFLAGS) $(CFLAGS_AVX512) -fvisibility=hidden
 liblc_internal_la_LIBADD += liblc_avx512.la
-else
-EXTRA_DIST += \
-	src/backend-cpu/avx512/avx512_dense.c \
-	src/backend-cpu/avx512/avx512_math.h
 endif
