@@ -39,16 +39,20 @@ static int64_t ceil_div(int64_t a, int64_t b)
     return (a + b - 1) / b;
 }
 
-/* Tiles of C: at most 512 x 1024, halved (the longer side first) while
- * there are fewer than 64 tiles and a halved tile still holds 2^22
- * multiply-adds.  Only the shapes decide, never the thread count. */
+/* Tiles of C: at most 1024 x 1024, halved (the longer side first) while
+ * there are fewer than 16 tiles and a halved tile still holds 2^22
+ * multiply-adds.  Each tile packs its own panels of A and B, which costs
+ * in proportion to 1/m + 1/n: on one core, 512 x 512 tiles run at 93% of
+ * one whole-matrix call and 256 x 256 tiles at 84% (n = 2048), so tiles
+ * stay large and 16 of them is the aim.  Only the shapes decide, never
+ * the thread count. */
 static void gemm_tiles(int M, int N, int K, int *tm, int *tn)
 {
-    int m = M < 512 ? M : 512;
+    int m = M < 1024 ? M : 1024;
     int n = N < 1024 ? N : 1024;
 
-    while (ceil_div(M, m) * ceil_div(N, n) < 64 && (int64_t)m * n * K >= ((int64_t)1 << 23)) {
-        if (n >= 2 * m && n >= 32) {
+    while (ceil_div(M, m) * ceil_div(N, n) < 16 && (int64_t)m * n * K >= ((int64_t)1 << 23)) {
+        if (n >= m && n >= 32) {
             n = round_up16(n / 2);
         } else if (m >= 32) {
             m = round_up16(m / 2);
