@@ -49,7 +49,7 @@ static int setup(void **state)
     if (lc_cpu_detect_isa() == LC_CPU_ISA_AVX512) {
         isas[nisas++] = LC_CPU_ISA_AVX512;
     } else {
-        fprintf(stderr, "note: no AVX-512 here, generic kernels only\n");
+        fprintf(stderr, "note: AVX-512 kernels unavailable or off (LC_CPU_ISA): generic only\n");
     }
     *state = b;
     return 0;
