@@ -43,6 +43,21 @@ check_PROGRAMS += tests/test_tokenizer
 tests_test_tokenizer_SOURCES = tests/test_tokenizer.c
 tests_test_tokenizer_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_tokenizer_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_grad
+tests_test_kernels_grad_SOURCES = tests/test_kernels_grad.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_grad_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_grad_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_dense
+tests_test_kernels_dense_SOURCES = tests/test_kernels_dense.c
+tests_test_kernels_dense_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_dense_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_attn
+tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
 endif
 
 TESTS += $(check_PROGRAMS)
