@@ -19,16 +19,51 @@ tests_test_core_SOURCES = tests/test_core.c
 tests_test_core_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_core_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_data
+tests_test_data_SOURCES = tests/test_data.c
+tests_test_data_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_data_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_safetensors
 tests_test_safetensors_SOURCES = tests/test_safetensors.c
 tests_test_safetensors_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_safetensors_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_gguf
+tests_test_gguf_SOURCES = tests/test_gguf.c
+tests_test_gguf_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_gguf_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_modelfiles
+tests_test_modelfiles_SOURCES = tests/test_modelfiles.c
+tests_test_modelfiles_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_modelfiles_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_tokenizer
+tests_test_tokenizer_SOURCES = tests/test_tokenizer.c
+tests_test_tokenizer_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_tokenizer_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_grad
+tests_test_kernels_grad_SOURCES = tests/test_kernels_grad.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_grad_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_grad_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_dense
+tests_test_kernels_dense_SOURCES = tests/test_kernels_dense.c
+tests_test_kernels_dense_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_dense_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_attn
+tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_fmap tests/test_hybrid
-tests_test_fmap_SOURCES = tests/test_fmap.c
+tests_test_fmap_SOURCES = tests/test_fmap.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_fmap_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_fmap_LDADD = $(LC_TEST_LDADD)
-tests_test_hybrid_SOURCES = tests/test_hybrid.c
+tests_test_hybrid_SOURCES = tests/test_hybrid.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif

@@ -11,12 +11,26 @@ liblc_internal_la_SOURCES = \
 	src/core/backend.h \
 	src/core/atomicfile.c \
 	src/core/atomicfile.h \
+	src/core/config.c \
+	src/core/data.c \
+	src/core/data.h \
 	src/core/error.c \
+	src/core/gguf.c \
 	src/core/half.h \
 	src/core/log.c \
+	src/core/modelfiles.c \
+	src/core/modelfiles.h \
 	src/core/safetensors.c \
 	src/core/tensorfile.h \
+	src/core/textio.c \
+	src/core/textio.h \
 	src/core/threads.c \
+	src/core/tok_bpe.c \
+	src/core/tok_gguf.c \
+	src/core/tok_hf.c \
+	src/core/tok_spm.c \
+	src/core/tokenizer.c \
+	src/core/tokenizer.h \
 	src/core/util.h
 liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 liblc_internal_la_LIBADD =

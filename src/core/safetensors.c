@@ -1147,8 +1147,8 @@ static lc_status build_header(const struct lc_st_writer *w, const size_t *ord, c
             goto done;
         }
         if (json_object_set_new(root, e->name, t) != 0) {
-            rc = lc_err_set(err, LC_ERR_ARG, "safetensors writer: tensor name %s is not valid UTF-8",
-                            e->name);
+            rc = lc_err_set(err, LC_ERR_ARG,
+                            "safetensors writer: tensor name %s is not valid UTF-8", e->name);
             goto done;
         }
     }

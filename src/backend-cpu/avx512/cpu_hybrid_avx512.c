@@ -7,37 +7,8 @@
 
 #include <immintrin.h>
 
+#include "backend-cpu/avx512/avx512_math.h"
 #include "backend-cpu/cpu_hybrid.h"
-
-/* exp(x), about 1 ulp: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
- * so that n ln2_hi is exact), e^r by its degree-7 Taylor polynomial
- * (truncation error below 6e-9 relative), then scaled by 2^n.  Inputs
- * below -104 give 0, NaN stays NaN (the clamps keep NaN operands). */
-static inline __m512 exp512(__m512 x)
-{
-    __m512 n, r, p;
-
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
-    x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
-    n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
-static inline __mmask16 tail_mask(int left)
-{
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-}
 
 static inline float row_max(const float *z, int f, int negate)
 {
@@ -45,7 +16,7 @@ static inline float row_max(const float *z, int f, int negate)
     __m512 acc = _mm512_set1_ps(-__builtin_inff());
 
     for (int c = 0; c < f; c += 16) {
-        __mmask16 k = tail_mask(f - c);
+        __mmask16 k = lc_avx512_tail_mask(f - c);
         __m512 x = _mm512_mul_ps(sign, _mm512_maskz_loadu_ps(k, z + c));
         acc = _mm512_mask_max_ps(acc, k, acc, x);
     }
@@ -58,7 +29,7 @@ static inline int count_equal(const float *s, int n, float m)
     int count = 0;
 
     for (int c = 0; c < n; c += 16) {
-        __mmask16 k = tail_mask(n - c);
+        __mmask16 k = lc_avx512_tail_mask(n - c);
         count += __builtin_popcount(
             _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, s + c), vm, _CMP_EQ_OQ));
     }
@@ -73,9 +44,9 @@ float lc_avx512_exp_row(float *e, const float *s, int n, float gamma, float *m_o
     __m512 acc = _mm512_setzero_ps();
 
     for (int c = 0; c < n; c += 16) {
-        __mmask16 k = tail_mask(n - c);
+        __mmask16 k = lc_avx512_tail_mask(n - c);
         __m512 x = _mm512_maskz_loadu_ps(k, s + c);
-        __m512 y = _mm512_maskz_mov_ps(k, _mm512_mul_ps(vg, exp512(_mm512_sub_ps(x, vm))));
+        __m512 y = _mm512_maskz_mov_ps(k, _mm512_mul_ps(vg, lc_avx512_exp(_mm512_sub_ps(x, vm))));
 
         _mm512_mask_storeu_ps(e + c, k, y);
         acc = _mm512_add_ps(acc, y);
@@ -96,9 +67,9 @@ float lc_avx512_bwd_row(float *ds, float *p, const float *s, int n, float m, flo
     int nties;
 
     for (int c = 0; c < n; c += 16) {
-        __mmask16 k = tail_mask(n - c);
+        __mmask16 k = lc_avx512_tail_mask(n - c);
         __m512 x = _mm512_maskz_loadu_ps(k, s + c);
-        __m512 e = _mm512_mul_ps(vg, exp512(_mm512_sub_ps(x, vm)));
+        __m512 e = _mm512_mul_ps(vg, lc_avx512_exp(_mm512_sub_ps(x, vm)));
         __m512 G = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, ds + c), vd), vz);
         __m512 ge = _mm512_maskz_mov_ps(k, _mm512_mul_ps(G, e));
 
@@ -118,7 +89,7 @@ float lc_avx512_bwd_row(float *ds, float *p, const float *s, int n, float m, flo
     {
         const __m512 vdm = _mm512_set1_ps(-sum / (float)nties);
         for (int c = 0; c < n; c += 16) {
-            __mmask16 k = tail_mask(n - c);
+            __mmask16 k = lc_avx512_tail_mask(n - c);
             __mmask16 eq =
                 _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, s + c), vm, _CMP_EQ_OQ);
             if (eq != 0) {
@@ -138,9 +109,9 @@ static inline float exp_half(float *out, const float *z, int f, int negate, floa
     __m512 acc = _mm512_setzero_ps();
 
     for (int c = 0; c < f; c += 16) {
-        __mmask16 k = tail_mask(f - c);
+        __mmask16 k = lc_avx512_tail_mask(f - c);
         __m512 x = _mm512_mul_ps(sign, _mm512_maskz_loadu_ps(k, z + c));
-        __m512 y = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(x, vm)));
+        __m512 y = _mm512_maskz_mov_ps(k, lc_avx512_exp(_mm512_sub_ps(x, vm)));
 
         _mm512_mask_storeu_ps(out + c, k, y);
         acc = _mm512_add_ps(acc, y);
@@ -155,7 +126,7 @@ static inline void normalize_clamp(float *out, int f, float sum, float eps)
     const __m512 ve = _mm512_set1_ps(eps);
 
     for (int c = 0; c < f; c += 16) {
-        __mmask16 k = tail_mask(f - c);
+        __mmask16 k = lc_avx512_tail_mask(f - c);
         __m512 x = _mm512_div_ps(_mm512_maskz_loadu_ps(k, out + c), vs);
         _mm512_mask_storeu_ps(out + c, k, _mm512_max_ps(ve, x));
     }
@@ -182,7 +153,7 @@ void lc_avx512_fmap_bwd_row(float *dz, const float *z, const float *dphi, int f,
     __m512 ip, in;
 
     for (int c = 0; c < f; c += 16) {
-        __mmask16 k = tail_mask(f - c);
+        __mmask16 k = lc_avx512_tail_mask(f - c);
         __m512 a = _mm512_div_ps(_mm512_maskz_loadu_ps(k, p + c), vsp);
         __m512 b = _mm512_div_ps(_mm512_maskz_loadu_ps(k, pn + c), vsn);
         /* the clamp's gradient mask: pre-clamp value >= eps */
@@ -198,7 +169,7 @@ void lc_avx512_fmap_bwd_row(float *dz, const float *z, const float *dphi, int f,
     ip = _mm512_set1_ps(_mm512_reduce_add_ps(accp));
     in = _mm512_set1_ps(_mm512_reduce_add_ps(accn));
     for (int c = 0; c < f; c += 16) {
-        __mmask16 k = tail_mask(f - c);
+        __mmask16 k = lc_avx512_tail_mask(f - c);
         __m512 a = _mm512_maskz_loadu_ps(k, p + c);
         __m512 b = _mm512_maskz_loadu_ps(k, pn + c);
         __m512 ga = _mm512_maskz_loadu_ps(k & _mm512_cmp_ps_mask(a, ve, _CMP_GE_OQ), dphi + c);

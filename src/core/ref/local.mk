@@ -1,9 +1,17 @@
 # src/core/ref: the reference kernels and the "ref" backend.
 liblc_internal_la_SOURCES += \
 	src/core/ref/ref.h \
-	src/core/ref/ref_backend.c
+	src/core/ref/ref_backend.c \
+	src/core/ref/ref_dense.c \
+	src/core/ref/ref_dense_impl.h
 
-# feature maps, hybrid attention, decoding
+# the double-precision instance of the dense reference kernels, compiled
+# into the kernel tests only (finite differences)
+LC_REF_F64_SOURCES = src/core/ref/ref_dense_f64.c src/core/ref/ref_f64.h
+
+# feature maps, hybrid attention, decoding; their double-precision instance
+# is compiled into the tests only (finite differences)
 liblc_internal_la_SOURCES += \
 	src/core/ref/ref_hybrid.c \
 	src/core/ref/ref_hybrid_impl.h
+LC_REF_HYBRID_F64_SOURCES = src/core/ref/ref_hybrid_f64.c src/core/ref/ref_hybrid_f64.h

@@ -1,7 +1,7 @@
 /*
  * Reference feature maps, hybrid attention and decoding ops: the math of
- * ref_hybrid_impl.h instantiated in float (the "ref" backend entries) and
- * in double (the _f64 twins used by the finite-difference tests).
+ * ref_hybrid_impl.h instantiated in float, the "ref" backend entries.
+ * (ref_hybrid_f64.c instantiates it in double for the tests.)
  */
 #include "config.h"
 
@@ -19,25 +19,6 @@
 #define LOG logf
 #define SQRT sqrtf
 #define XENT_CLAMP 1e-12f
-#include "core/ref/ref_hybrid_impl.h"
-#undef REAL
-#undef FN
-#undef LINKAGE
-#undef LOCAL
-#undef EXP
-#undef LOG
-#undef SQRT
-#undef XENT_CLAMP
-
-/* -------------------------------------------------------------- double */
-#define REAL double
-#define FN(name) lc_ref_##name##_f64
-#define LINKAGE
-#define LOCAL(name) name##_f64
-#define EXP exp
-#define LOG log
-#define SQRT sqrt
-#define XENT_CLAMP 1e-12
 #include "core/ref/ref_hybrid_impl.h"
 #undef REAL
 #undef FN

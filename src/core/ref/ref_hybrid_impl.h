@@ -1,8 +1,8 @@
 /*
  * The reference Hedgehog feature maps, hybrid window attention and
- * decoding ops, written once over REAL.  ref_hybrid.c includes this file
- * twice: with float for the "ref" backend and with double for the _f64
- * twins that the finite-difference tests differentiate.
+ * decoding ops, written once over REAL: ref_hybrid.c includes this file
+ * with float for the "ref" backend, ref_hybrid_f64.c with double for the
+ * _f64 twins that the finite-difference tests differentiate.
  *
  * This is the quadratic form, literally the formulas of DESIGN.md section 6
  * and the method doc (2.1, 2.4, 3.3, 3.7, 4.1): every query row walks over
