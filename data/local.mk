@@ -21,5 +21,6 @@ EXTRA_DIST += \
 # tokenizer (data/gen/make_data_ref.py)
 EXTRA_DIST += data/gen/make_data_ref.py data/ref/data_stories260k.json
 
-EXTRA_DIST += data/gen/make_hybrid_golden.py
-EXTRA_DIST += data/ref/hybrid_golden.safetensors
+# hybrid attention: golden outputs of an independent PyTorch implementation
+# (data/gen/make_hybrid_golden.py)
+EXTRA_DIST += data/gen/make_hybrid_golden.py data/ref/hybrid_golden.safetensors

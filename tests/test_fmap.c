@@ -223,7 +223,12 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
         memcpy(dW3, dW2, nw * sizeof(float));
         memcpy(dx3, dx2, nx * sizeof(float));
         ctx->isa = (enum lc_cpu_isa)isa;
+        /* scratch the kernels read without writing first would show as NaN */
+        if (ctx->scratch != NULL) {
+            memset(ctx->scratch, 0xff, ctx->scratch_bytes);
+        }
         lc_cpu_ops.fmap_fwd(cpu, phi2, x, W, N, H, Hx, D, f, eps);
+        memset(ctx->scratch, 0xff, ctx->scratch_bytes);
         lc_cpu_ops.fmap_bwd(cpu, dW3, dx3, dphi, x, W, N, H, Hx, D, f, eps);
         snprintf(name, sizeof(name), "%s phi N %d Hx %d f %d", tag, N, Hx, f);
         assert_int_equal(check_rel(name, phi2, phi1, np, 1e-5), 0);

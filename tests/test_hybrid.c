@@ -539,11 +539,24 @@ static void hy_out_free(struct hy_out *o)
     free(o->xdth);
 }
 
+/* Fills the cpu backend's kernel scratch with NaNs, so that a kernel that
+ * reads scratch it did not write first gets caught. */
+static void poison_scratch(struct lc_backend *be)
+{
+    if (be->ops == &lc_cpu_ops) {
+        struct lc_cpu_ctx *ctx = be->ctx;
+        if (ctx->scratch != NULL) {
+            memset(ctx->scratch, 0xff, ctx->scratch_bytes);
+        }
+    }
+}
+
 /* forward, backward and cross-entropy of one backend; the accumulating
  * outputs start from fixed nonzero values */
 static void hy_run(struct lc_backend *be, const struct hy_in *in, struct hy_out *o)
 {
     const struct lc_backend_ops *ops = be->ops;
+    struct lc_error err = {0};
 
     for (int h = 0; h < in->s.H; h++) {
         o->dth[h] = 0.5f;
@@ -551,12 +564,16 @@ static void hy_run(struct lc_backend *be, const struct hy_in *in, struct hy_out 
     }
     lc_test_fill_uniform(o->xdfq, in->nf, 9, -0.1f, 0.1f);
     lc_test_fill_uniform(o->xdfk, in->nf, 10, -0.1f, 0.1f);
+    poison_scratch(be);
     ops->hybrid_fwd(be, o->y, o->mx, o->den, in->q, in->k, in->v, in->fq, in->fk, in->theta,
                     &in->s);
+    poison_scratch(be);
     ops->hybrid_bwd(be, o->dq, o->dk, o->dv, o->dfq, o->dfk, o->dth, in->dy, o->y, o->mx, o->den,
                     in->q, in->k, in->v, in->fq, in->fk, in->theta, &in->s);
+    poison_scratch(be);
     ops->hybrid_xent(be, o->loss, o->xdfq, o->xdfk, o->xdth, 0.75f, in->q, in->k, in->fq, in->fk,
                      in->theta, &in->s);
+    assert_int_equal(ops->sync(be, &err), LC_OK);
 }
 
 static size_t hy_compare(const char *tag, const struct hy_out *got, const struct hy_out *want,
@@ -818,6 +835,7 @@ static void decode_case(struct lc_backend *be, int T, int W, int mode)
         memcpy(kc + slot * kd, in.k + (size_t)p * kd, kd * sizeof(float));
         memcpy(vc + slot * kd, in.v + (size_t)p * kd, kd * sizeof(float));
         assert_int_equal(ncache, p - lc_window_start(p, W, mode) + 1);
+        poison_scratch(be);
         ops->hybrid_decode(be, ydec + (size_t)p * H * D, in.q + (size_t)p * H * D,
                            in.fq + (size_t)p * H * F, kc, vc, ncache, S, z, in.theta, H, Hkv, D,
                            F);

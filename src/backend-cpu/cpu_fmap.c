@@ -11,7 +11,7 @@
  */
 #include "config.h"
 
-#include <stdlib.h>
+#include <omp.h>
 #include <string.h>
 
 #include "backend-cpu/cpu_hybrid.h"
@@ -29,13 +29,18 @@ void lc_cpu_fmap_fwd(struct lc_backend *be, float *phi, const float *x, const fl
     const int rep = H / Hx;
     const int nchunk = (N + FMAP_CHUNK - 1) / FMAP_CHUNK;
     const int ntask = H * nchunk;
+    const int nt = omp_get_max_threads();
+    struct lc_hy_work work;
 
-#pragma omp parallel for schedule(dynamic, 1)
+    if (ntask <= 0 || !lc_hy_work_get(be, &work, 0, (size_t)FMAP_CHUNK * (size_t)f, nt)) {
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int task = 0; task < ntask; task++) {
         const int h = task / nchunk;
         const int n0 = (task % nchunk) * FMAP_CHUNK;
         const int nr = N - n0 < FMAP_CHUNK ? N - n0 : FMAP_CHUNK;
-        float *Z = lc_hy_scratch((size_t)nr * (size_t)f); /* [nr, f] */
+        float *Z = lc_hy_work_slice(&work); /* [nr, f] */
 
         lc_hy_sgemm(0, 0, nr, f, D, 1.0f, x + ((size_t)n0 * (size_t)Hx + (size_t)(h / rep)) * D,
                     Hx * D, W + (size_t)h * (size_t)D * (size_t)f, f, 0.0f, Z, f);
@@ -43,7 +48,6 @@ void lc_cpu_fmap_fwd(struct lc_backend *be, float *phi, const float *x, const fl
             kr->fmap_row(phi + ((size_t)(n0 + r) * (size_t)H + (size_t)h) * (size_t)(2 * f),
                          Z + (size_t)r * (size_t)f, f, eps);
         }
-        free(Z);
     }
 }
 
@@ -60,24 +64,36 @@ void lc_cpu_fmap_bwd(struct lc_backend *be, float *dW, float *dx, const float *d
     const int chunk = nchunk > 0 ? (N + nchunk - 1) / nchunk : 0;
     const size_t wsize = (size_t)D * (size_t)f;
     const int ntask = Hx * nchunk;
-    /* [nchunk, H, D, f] partial dW */
-    float *part = lc_hy_scratch((size_t)nchunk * (size_t)H * wsize);
+    const int nt = omp_get_max_threads();
+    struct lc_hy_work work;
+    float *part = NULL; /* [nchunk, H, D, f] partial dW */
 
-#pragma omp parallel for schedule(dynamic, 1)
+    if (ntask <= 0 ||
+        !lc_hy_work_get(be, &work, (size_t)nchunk * (size_t)H * wsize,
+                        2 * lc_hy_round((size_t)chunk * (size_t)f) + lc_hy_round((size_t)(2 * f)),
+                        nt)) {
+        return;
+    }
+    part = work.shared;
+
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int task = 0; task < ntask; task++) {
         const int hx = task / nchunk, c = task % nchunk;
         const int n0 = c * chunk;
         const int nr = N - n0 < chunk ? N - n0 : chunk;
         const size_t xo = ((size_t)n0 * (size_t)Hx + (size_t)hx) * (size_t)D;
-        float *Z = NULL, *DZ = NULL, *tmp = NULL;
+        float *ws = lc_hy_work_slice(&work);
+        float *Z = lc_hy_take(&ws, (size_t)chunk * (size_t)f);
+        float *DZ = lc_hy_take(&ws, (size_t)chunk * (size_t)f);
+        float *tmp = lc_hy_take(&ws, (size_t)(2 * f));
 
-        if (nr <= 0) {
-            continue;
-        }
-        Z = lc_hy_scratch((size_t)nr * (size_t)f);
-        DZ = lc_hy_scratch((size_t)nr * (size_t)f);
-        tmp = lc_hy_scratch((size_t)(2 * f));
         for (int h = hx * rep; h < (hx + 1) * rep; h++) {
+            if (nr <= 0) {
+                /* an empty chunk (not made by the partition above) adds nothing */
+                memset(part + ((size_t)c * (size_t)H + (size_t)h) * wsize, 0,
+                       wsize * sizeof(float));
+                continue;
+            }
             const float *Wh = W + (size_t)h * wsize;
 
             lc_hy_sgemm(0, 0, nr, f, D, 1.0f, x + xo, Hx * D, Wh, f, 0.0f, Z, f);
@@ -93,13 +109,10 @@ void lc_cpu_fmap_bwd(struct lc_backend *be, float *dW, float *dx, const float *d
                 lc_hy_sgemm(0, 1, nr, D, f, 1.0f, DZ, f, Wh, f, 1.0f, dx + xo, Hx * D);
             }
         }
-        free(Z);
-        free(DZ);
-        free(tmp);
     }
 
     /* dW[h] += the partials, in chunk order */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int h = 0; h < H; h++) {
         float *dWh = dW + (size_t)h * wsize;
         for (int c = 0; c < nchunk; c++) {
@@ -109,5 +122,4 @@ void lc_cpu_fmap_bwd(struct lc_backend *be, float *dW, float *dx, const float *d
             }
         }
     }
-    free(part);
 }

@@ -15,7 +15,8 @@
  * Z_i over the query blocks for which a key block is linear:
  * dfk_j = R v_j - r and the linear part of dv_j = R^T fk_j.
  *
- * Work is split over (batch, query head) with OpenMP.  Nothing is reduced
+ * Work is split over (batch, query head) with OpenMP; each thread works in
+ * its own slice of the backend's scratch.  Nothing is reduced
  * across tasks in an order that depends on the thread count: key and value
  * gradients go to per-query-head buffers summed afterwards in head order,
  * and dtheta partials are summed in batch order.
@@ -23,7 +24,7 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <omp.h>
 #include <string.h>
 
 #include "backend-cpu/cpu_hybrid.h"
@@ -84,10 +85,31 @@ static struct hy_block block_of(const struct hy_view *w, int t)
 }
 
 /* the largest nb and nk of any block */
-static void block_max(const struct hy_view *w, int *nbmax, int *nkmax)
+static void block_max(const struct lc_attn_shape *s, size_t *nbmax, size_t *nkmax)
 {
-    *nbmax = w->W < w->T ? w->W : w->T;
-    *nkmax = (int64_t)2 * w->W < w->T ? 2 * w->W : w->T;
+    *nbmax = (size_t)(s->window < s->T ? s->window : s->T);
+    *nkmax = (size_t)((int64_t)2 * s->window < s->T ? 2 * s->window : s->T);
+}
+
+/* scratch floats of one forward task */
+static size_t fwd_slice(const struct lc_attn_shape *s)
+{
+    size_t nb, nk;
+
+    block_max(s, &nb, &nk);
+    return lc_hy_round(nb * nk) + lc_hy_round(nb * nb) + lc_hy_round((size_t)s->F * s->D) +
+           lc_hy_round((size_t)s->F) + lc_hy_round(nb);
+}
+
+/* scratch floats of one backward task */
+static size_t bwd_slice(const struct lc_attn_shape *s)
+{
+    size_t nb, nk;
+
+    block_max(s, &nb, &nk);
+    return 3 * lc_hy_round(nb * nk) + lc_hy_round(nb * nb) + lc_hy_round((size_t)s->F * s->D) +
+           2 * lc_hy_round((size_t)s->F) + 2 * lc_hy_round((size_t)s->T) +
+           lc_hy_round(nb * (size_t)s->F);
 }
 
 static inline size_t off(int row, int ld)
@@ -140,19 +162,21 @@ static void state_add_block(const struct hy_view *w, int t, float *S, float *z)
 
 /* ---------------------------------------------------------------- forward */
 
-static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_view *w, float *Y,
-                     float *MX, float *DEN)
+static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_attn_shape *s,
+                     const struct hy_view *w, float *ws, float *Y, float *MX, float *DEN)
 {
     const int D = w->D, F = w->F;
-    int nbmax, nkmax;
+    size_t nbmax, nkmax;
     float *A = NULL, *L = NULL, *S = NULL, *z = NULL, *rden = NULL;
 
-    block_max(w, &nbmax, &nkmax);
-    A = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
-    L = lc_hy_scratch((size_t)nbmax * (size_t)nbmax);
-    S = lc_hy_scratch((size_t)F * (size_t)D);
-    z = lc_hy_scratch((size_t)F);
-    rden = lc_hy_scratch((size_t)nbmax);
+    block_max(s, &nbmax, &nkmax);
+    A = lc_hy_take(&ws, nbmax * nkmax);
+    L = lc_hy_take(&ws, nbmax * nbmax);
+    S = lc_hy_take(&ws, (size_t)F * (size_t)D);
+    z = lc_hy_take(&ws, (size_t)F);
+    rden = lc_hy_take(&ws, nbmax);
+    memset(S, 0, (size_t)F * (size_t)D * sizeof(float));
+    memset(z, 0, (size_t)F * sizeof(float));
 
     for (int t = 0; t < w->nblk; t++) {
         const struct hy_block bk = block_of(w, t);
@@ -204,11 +228,6 @@ static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_vie
             state_add_block(w, t, S, z);
         }
     }
-    free(A);
-    free(L);
-    free(S);
-    free(z);
-    free(rden);
 }
 
 void lc_cpu_hybrid_fwd(struct lc_backend *be, float *y, float *mx, float *den, const float *q,
@@ -217,15 +236,21 @@ void lc_cpu_hybrid_fwd(struct lc_backend *be, float *y, float *mx, float *den, c
 {
     const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
     const int ntask = s->B * s->H;
+    const int nt = omp_get_max_threads();
+    struct lc_hy_work work;
 
-#pragma omp parallel for schedule(dynamic, 1)
+    if (ntask <= 0 || s->T <= 0 || !lc_hy_work_get(be, &work, 0, fwd_slice(s), nt)) {
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int task = 0; task < ntask; task++) {
         const int b = task / s->H, h = task % s->H;
         const size_t bt = (size_t)b * (size_t)s->T;
         struct hy_view w;
 
         view_init(&w, s, b, h, q, k, v, fq, fk, theta);
-        fwd_task(kr, &w, y + (bt * (size_t)s->H + (size_t)h) * (size_t)s->D,
+        fwd_task(kr, s, &w, lc_hy_work_slice(&work),
+                 y + (bt * (size_t)s->H + (size_t)h) * (size_t)s->D,
                  mx != NULL ? mx + bt * (size_t)s->H + (size_t)h : NULL,
                  den != NULL ? den + bt * (size_t)s->H + (size_t)h : NULL);
     }
@@ -251,27 +276,30 @@ static void zero_rows(float *base, int rows, int ld, int n)
 }
 
 /* Returns sum over rows of sum_W G e (dtheta = that times 1 - gamma). */
-static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_view *w,
-                       const struct hy_grads *o)
+static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_attn_shape *s,
+                       const struct hy_view *w, float *ws, const struct hy_grads *o)
 {
     const int T = w->T, D = w->D, F = w->F;
     const int sliding = w->mode == LC_WINDOW_SLIDING;
-    int nbmax, nkmax;
+    size_t nbmax, nkmax;
     float *A = NULL, *dS = NULL, *P = NULL, *L = NULL, *S = NULL, *z = NULL;
     float *delta = NULL, *invz = NULL, *Fs = NULL, *rr = NULL;
     double acc_theta = 0.0;
 
-    block_max(w, &nbmax, &nkmax);
-    A = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
-    dS = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
-    P = lc_hy_scratch((size_t)nbmax * (size_t)nkmax);
-    L = lc_hy_scratch((size_t)nbmax * (size_t)nbmax);
-    S = lc_hy_scratch((size_t)F * (size_t)D);
-    z = lc_hy_scratch((size_t)F);
-    delta = lc_hy_scratch((size_t)T);
-    invz = lc_hy_scratch((size_t)T);
-    Fs = lc_hy_scratch((size_t)nbmax * (size_t)F);
-    rr = lc_hy_scratch((size_t)F);
+    block_max(s, &nbmax, &nkmax);
+    A = lc_hy_take(&ws, nbmax * nkmax);
+    dS = lc_hy_take(&ws, nbmax * nkmax);
+    P = lc_hy_take(&ws, nbmax * nkmax);
+    L = lc_hy_take(&ws, nbmax * nbmax);
+    S = lc_hy_take(&ws, (size_t)F * (size_t)D);
+    z = lc_hy_take(&ws, (size_t)F);
+    rr = lc_hy_take(&ws, (size_t)F);
+    delta = lc_hy_take(&ws, (size_t)T);
+    invz = lc_hy_take(&ws, (size_t)T);
+    Fs = lc_hy_take(&ws, nbmax * (size_t)F);
+    memset(S, 0, (size_t)F * (size_t)D * sizeof(float));
+    memset(z, 0, (size_t)F * sizeof(float));
+    memset(rr, 0, (size_t)F * sizeof(float));
 
     zero_rows(o->DK, T, o->ldkh, D);
     zero_rows(o->DV, T, o->ldkh, D);
@@ -396,16 +424,6 @@ static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct hy_v
         }
     }
 
-    free(A);
-    free(dS);
-    free(P);
-    free(L);
-    free(S);
-    free(z);
-    free(delta);
-    free(invz);
-    free(Fs);
-    free(rr);
     return acc_theta;
 }
 
@@ -420,19 +438,29 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
     const int rep = H / Hkv;
     const int ntask = B * H;
     const size_t nrow = (size_t)B * (size_t)T;
+    const int nt = omp_get_max_threads();
     /* with grouped queries each query head's share of dk, dv goes to its
      * own buffer ([B, T, H, D]), summed over the group afterwards */
-    float *dkh = dk, *dvh = dv;
-    double *acc = NULL;
+    const size_t nkh = rep > 1 ? nrow * (size_t)H * (size_t)D : 0;
+    float *dkh = dk, *dvh = dv, *sh = NULL;
+    double *acc = NULL; /* [B * H] */
+    struct lc_hy_work work;
 
-    if (rep > 1) {
-        dkh = dk != NULL ? lc_hy_scratch(nrow * (size_t)H * (size_t)D) : NULL;
-        dvh = dv != NULL ? lc_hy_scratch(nrow * (size_t)H * (size_t)D) : NULL;
+    if (ntask <= 0 || T <= 0 ||
+        !lc_hy_work_get(be, &work,
+                        2 * lc_hy_round(nkh) + lc_hy_round(2 * (size_t)ntask), bwd_slice(s),
+                        nt)) {
+        return;
     }
-    acc = calloc((size_t)ntask, sizeof(double));
-    LC_ASSERT(acc != NULL);
+    sh = work.shared;
+    acc = (double *)lc_hy_take(&sh, 2 * (size_t)ntask);
+    if (rep > 1) {
+        float *bk = lc_hy_take(&sh, nkh), *bv = lc_hy_take(&sh, nkh);
+        dkh = dk != NULL ? bk : NULL;
+        dvh = dv != NULL ? bv : NULL;
+    }
 
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int task = 0; task < ntask; task++) {
         const int b = task / H, h = task % H;
         const size_t bt = (size_t)b * (size_t)T;
@@ -453,12 +481,12 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
         o.Y = y + hd;
         o.MX = mx + hm;
         o.DEN = den + hm;
-        acc[task] = bwd_task(kr, &w, &o);
+        acc[task] = bwd_task(kr, s, &w, lc_hy_work_slice(&work), &o);
     }
 
     if (rep > 1) {
         const int64_t nout = (int64_t)nrow * Hkv;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t ro = 0; ro < nout; ro++) {
             const size_t n = (size_t)(ro / Hkv);
             const int g = (int)(ro % Hkv);
@@ -485,12 +513,6 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
                 }
             }
         }
-        if (dkh != NULL) {
-            free(dkh);
-        }
-        if (dvh != NULL) {
-            free(dvh);
-        }
     }
 
     if (dtheta != NULL) {
@@ -503,5 +525,4 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
             dtheta[h] += (float)(sum * (1.0 - gamma));
         }
     }
-    free(acc);
 }

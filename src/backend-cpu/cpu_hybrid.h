@@ -6,8 +6,6 @@
 #ifndef LC_BACKEND_CPU_CPU_HYBRID_H
 #define LC_BACKEND_CPU_CPU_HYBRID_H
 
-#include <cblas.h>
-
 #include "backend-cpu/cpu.h"
 
 /* backend entries */
@@ -34,20 +32,46 @@ void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const
 void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float *fk,
                          const float *v, int n, int H, int Hkv, int D, int F);
 
-/* Row-major SGEMM: C[M,N] = alpha op(A) op(B) + beta C.  Called from
- * inside the kernels' parallel regions, where the OpenMP build of OpenBLAS
- * runs it on the calling thread. */
+/* Row-major SGEMM on the calling thread (the kernels call it inside their
+ * parallel regions; see lc_cpu_sgemm_serial). */
 static inline void lc_hy_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                                int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    lc_cpu_sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Zero-filled scratch memory for a kernel.  The backend entries have no
- * error path, so running out of memory here is fatal (LC_ASSERT names the
- * file and line). */
-float *lc_hy_scratch(size_t nfloats);
+/* ---------------------------------------------------------------- scratch */
+
+/* The kernels' scratch, taken from the backend's (lc_cpu_scratch): a part
+ * shared by all threads and one slice per thread of a team of at most nt
+ * threads, each part 64-byte aligned.  Contents are not initialized.
+ * Returns 0 when out of memory or when the sizes overflow (the failure is
+ * recorded for sync, and the kernel returns without computing). */
+struct lc_hy_work {
+    float *shared;
+    float *slices;
+    size_t slice; /* floats per thread slice */
+};
+
+int lc_hy_work_get(struct lc_backend *be, struct lc_hy_work *w, size_t shared, size_t per_thread,
+                   int nt);
+
+/* The slice of the calling thread (thread numbers below nt). */
+float *lc_hy_work_slice(const struct lc_hy_work *w);
+
+/* Carves n floats (64-byte aligned) off *p. */
+static inline float *lc_hy_take(float **p, size_t n)
+{
+    float *r = *p;
+    *p += (n + 15) & ~(size_t)15;
+    return r;
+}
+
+/* The floats lc_hy_take needs for n. */
+static inline size_t lc_hy_round(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
 
 /* ------------------------------------------------------------ row kernels */
 

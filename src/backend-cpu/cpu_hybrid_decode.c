@@ -6,7 +6,6 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 #include "backend-cpu/cpu_hybrid.h"
 #include "core/util.h"
@@ -21,8 +20,13 @@ void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const
     const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
     const int rep = H / Hkv;
     const int64_t work = (int64_t)H * ((int64_t)ncache * 2 + F) * D;
-    /* [H, ncache] scores, then weights */
-    float *sc = lc_hy_scratch((size_t)H * (size_t)(ncache > 0 ? ncache : 1));
+    struct lc_hy_work ws;
+    float *sc = NULL; /* [H, ncache] scores, then weights */
+
+    if (H <= 0 || !lc_hy_work_get(be, &ws, (size_t)H * (size_t)(ncache > 0 ? ncache : 1), 0, 1)) {
+        return;
+    }
+    sc = ws.shared;
 
 #pragma omp parallel for schedule(static) if (work >= DECODE_PAR_MIN)
     for (int h = 0; h < H; h++) {
@@ -70,7 +74,6 @@ void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const
             yh[d] = yh[d] / den;
         }
     }
-    free(sc);
 }
 
 void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float *fk,

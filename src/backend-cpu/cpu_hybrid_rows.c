@@ -5,20 +5,37 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <omp.h>
 
 #include "backend-cpu/cpu_hybrid.h"
 #include "core/util.h"
 
-float *lc_hy_scratch(size_t nfloats)
+int lc_hy_work_get(struct lc_backend *be, struct lc_hy_work *w, size_t shared, size_t per_thread,
+                   int nt)
 {
+    const size_t sh = lc_hy_round(shared), sl = lc_hy_round(per_thread);
+    size_t total, bytes;
     float *p = NULL;
-    size_t bytes;
 
-    LC_ASSERT(lc_mul_size(nfloats == 0 ? 1 : nfloats, sizeof(float), &bytes));
-    p = calloc(1, bytes);
-    LC_ASSERT(p != NULL);
-    return p;
+    if (!lc_mul_size(sl, (size_t)(nt > 0 ? nt : 1), &total) || !lc_add_size(total, sh, &total) ||
+        !lc_mul_size(total, sizeof(float), &bytes)) {
+        lc_cpu_fail(be, LC_ERR_NOMEM, "cpu backend: kernel scratch of %zu + %d x %zu floats "
+                    "overflows", shared, nt, per_thread);
+        return 0;
+    }
+    p = lc_cpu_scratch(be, bytes > 0 ? bytes : 64);
+    if (p == NULL) {
+        return 0;
+    }
+    w->shared = p;
+    w->slices = p + sh;
+    w->slice = sl;
+    return 1;
+}
+
+float *lc_hy_work_slice(const struct lc_hy_work *w)
+{
+    return w->slices + (size_t)omp_get_thread_num() * w->slice;
 }
 
 static float exp_row_c(float *e, const float *s, int n, float gamma, float *m_out)

@@ -9,7 +9,7 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <omp.h>
 
 #include "backend-cpu/cpu_hybrid.h"
 #include "core/ref/ref.h"
@@ -26,13 +26,19 @@ struct xent_task {
 };
 
 /* Returns the sum over rows of sum_W G_ij e_ij. */
-static double xent_task_run(const struct lc_cpu_hybrid_kernels *kr, const struct xent_task *x)
+static size_t xent_slice(int T)
+{
+    return 2 * lc_hy_round((size_t)XENT_QB * (size_t)T) + 2 * lc_hy_round((size_t)T);
+}
+
+static double xent_task_run(const struct lc_cpu_hybrid_kernels *kr, const struct xent_task *x,
+                            float *ws)
 {
     const int T = x->T, F = x->F;
-    float *A = lc_hy_scratch((size_t)XENT_QB * (size_t)T); /* scores */
-    float *L = lc_hy_scratch((size_t)XENT_QB * (size_t)T); /* linear weights, then G */
-    float *et = lc_hy_scratch((size_t)T);                  /* teacher exp(s - max) */
-    float *om = lc_hy_scratch((size_t)T);                  /* student weights */
+    float *A = lc_hy_take(&ws, (size_t)XENT_QB * (size_t)T);  /* scores */
+    float *L = lc_hy_take(&ws, (size_t)XENT_QB * (size_t)T);  /* linear weights, then G */
+    float *et = lc_hy_take(&ws, (size_t)T);                   /* teacher weights */
+    float *om = lc_hy_take(&ws, (size_t)T);                   /* student weights */
     double acc_theta = 0.0;
 
     for (int i0 = 0; i0 < T; i0 += XENT_QB) {
@@ -110,10 +116,6 @@ static double xent_task_run(const struct lc_cpu_hybrid_kernels *kr, const struct
                         1.0f, x->DFK, x->ldf);
         }
     }
-    free(A);
-    free(L);
-    free(et);
-    free(om);
     return acc_theta;
 }
 
@@ -125,11 +127,17 @@ void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, floa
     const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
     const int B = s->B, H = s->H, rep = s->H / s->Hkv;
     const int ntask = B * H;
-    double *acc = calloc(ntask > 0 ? (size_t)ntask : 1, sizeof(double));
+    const int nt = omp_get_max_threads();
+    struct lc_hy_work work;
+    double *acc = NULL; /* [B * H] */
 
-    LC_ASSERT(acc != NULL);
+    if (ntask <= 0 || s->T <= 0 ||
+        !lc_hy_work_get(be, &work, 2 * (size_t)ntask, xent_slice(s->T), nt)) {
+        return;
+    }
+    acc = (double *)work.shared;
 
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int task = 0; task < ntask; task++) {
         const int b = task / H, h = task % H;
         const size_t bt = (size_t)b * (size_t)s->T;
@@ -155,7 +163,7 @@ void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, floa
         x.LOSS = row_loss != NULL ? row_loss + bt * (size_t)H + (size_t)h : NULL;
         x.DFQ = dfq != NULL ? dfq + hf : NULL;
         x.DFK = dfk != NULL ? dfk + hf : NULL;
-        acc[task] = xent_task_run(kr, &x);
+        acc[task] = xent_task_run(kr, &x, lc_hy_work_slice(&work));
     }
 
     if (dtheta != NULL) {
@@ -168,5 +176,4 @@ void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, floa
             dtheta[h] += (float)(sum * (1.0 - gamma));
         }
     }
-    free(acc);
 }
