@@ -58,6 +58,16 @@ check_PROGRAMS += tests/test_kernels_attn
 tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
 tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
+check_PROGRAMS += tests/test_llama
+tests_test_llama_SOURCES = tests/test_llama.c
+tests_test_llama_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_llama_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_ppl
+tests_test_ppl_SOURCES = tests/test_ppl.c
+tests_test_ppl_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_ppl_LDADD = $(LC_TEST_LDADD)
 endif
 
-TESTS += $(check_PROGRAMS)
+TESTS += $(check_PROGRAMS) tests/cli_manpages.sh
+EXTRA_DIST += tests/cli_manpages.sh
