@@ -33,6 +33,14 @@ check_PROGRAMS += tests/test_modelfiles
 tests_test_modelfiles_SOURCES = tests/test_modelfiles.c
 tests_test_modelfiles_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_modelfiles_LDADD = $(LC_TEST_LDADD)
+
+if COND_CUDA
+# the cuda backend against ref; exits 77 (skip) without a CUDA device
+check_PROGRAMS += tests/test_cuda
+tests_test_cuda_SOURCES = tests/test_cuda.c
+tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
+tests_test_cuda_LDADD = $(LC_TEST_LDADD)
+endif
 endif
 
 TESTS += $(check_PROGRAMS)
