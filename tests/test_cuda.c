@@ -868,12 +868,13 @@ static void test_swiglu(void **state)
     du_d = dev(b, out_ref, n * sizeof(float));
     b->gpu->ops->swiglu_fwd(b->gpu, out_d, gate_d, up_d, (int64_t)n);
     b->gpu->ops->swiglu_bwd(b->gpu, dg_d, du_d, dout_d, gate_d, up_d, (int64_t)n);
-    /* expf is within 2 ulp on the GPU */
+    /* expf is within 2 ulp on the GPU; dgate's 1 + g (1 - s) cancels near
+     * g = -1.28, so its error is absolute there, on the scale of d u */
     got = fetch(b, out_d, n);
     expect_close("swiglu_fwd", got, out_ref, n, 1e-30, 2e-6);
     free(got);
     got = fetch(b, dg_d, n);
-    expect_close("swiglu_bwd dgate", got, dg_ref, n, 1e-30, 2e-6);
+    expect_close("swiglu_bwd dgate", got, dg_ref, n, 4e-6, 2e-6);
     free(got);
     got = fetch(b, du_d, n);
     expect_close("swiglu_bwd dup", got, du_ref, n, 1e-30, 2e-6);
@@ -1098,7 +1099,7 @@ static void test_xent(void **state)
 
 static void test_adamw(void **state)
 {
-    static const float beta1s[] = {0.9f, 0.3f};
+    static const double beta1s[] = {0.9, 0.3};
     struct backends *b = *state;
     size_t n = 10007;
 
@@ -1120,18 +1121,20 @@ static void test_adamw(void **state)
             } else {
                 b->gpu->ops->upload(b->gpu, g_d, g, n * sizeof(float));
             }
-            lc_ref_ops.adamw(b->ref, p, g, m, v, (int64_t)n, 1e-3f, beta1s[c], 0.999f, 1e-8f,
-                             0.01f, step);
-            b->gpu->ops->adamw(b->gpu, p_d, g_d, m_d, v_d, (int64_t)n, 1e-3f, beta1s[c], 0.999f,
-                               1e-8f, 0.01f, step);
+            lc_ref_ops.adamw(b->ref, p, g, m, v, (int64_t)n, 1e-3, beta1s[c], 0.999, 1e-8, 0.01,
+                             step);
+            b->gpu->ops->adamw(b->gpu, p_d, g_d, m_d, v_d, (int64_t)n, 1e-3, beta1s[c], 0.999,
+                               1e-8, 0.01, step);
+            /* rounding (and contraction into FMAs) on the scale of g for
+             * m, g^2 (1 - beta2) for v, and lr for p */
             got = fetch(b, p_d, n);
-            expect_close("adamw p", got, p, n, 1e-7, 1e-6);
+            expect_close("adamw p", got, p, n, 1e-8, 1e-6);
             free(got);
             got = fetch(b, m_d, n);
-            expect_close("adamw m", got, m, n, 1e-9, 1e-6);
+            expect_close("adamw m", got, m, n, 1e-7, 1e-6);
             free(got);
             got = fetch(b, v_d, n);
-            expect_close("adamw v", got, v, n, 1e-12, 1e-6);
+            expect_close("adamw v", got, v, n, 1e-10, 1e-6);
             free(got);
             free(g);
         }
