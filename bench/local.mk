@@ -1,4 +1,8 @@
-# bench
+# bench: benchmarks that print rates and ratios; built by make, run by hand
+# (never by make check).
+noinst_PROGRAMS += bench/bench_gemm
+bench_bench_gemm_SOURCES = bench/bench_gemm.c
+bench_bench_gemm_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
 if COND_CUDA
 # the cuda backend against the GPU's bf16 GEMM peak; exits 77 without a device

@@ -5,3 +5,18 @@ EXTRA_DIST += data/ref/logits_tiny_random.safetensors
 EXTRA_DIST += data/gen/make_ppl_ref.py
 EXTRA_DIST += data/ref/ppl_reference.json
 EXTRA_DIST += data/ref/README.md
+
+# tokenizers: small tokenizer.json files and the Hugging Face library's ids
+# (data/gen/make_tokenizers.py)
+EXTRA_DIST += \
+	data/gen/make_tokenizers.py \
+	data/tokenizers/bbpe-small/tokenizer.json \
+	data/tokenizers/expected_ids.json \
+	data/tokenizers/tok512-first.json \
+	data/tokenizers/tok512-hf/tokenizer.json \
+	data/tokenizers/tok512-hf/tokenizer_config.json \
+	data/tokenizers/tok512-legacy.json
+
+# data pipeline: token streams of the shared text files for the stories260K
+# tokenizer (data/gen/make_data_ref.py)
+EXTRA_DIST += data/gen/make_data_ref.py data/ref/data_stories260k.json

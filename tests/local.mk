@@ -19,6 +19,11 @@ tests_test_core_SOURCES = tests/test_core.c
 tests_test_core_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_core_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_data
+tests_test_data_SOURCES = tests/test_data.c
+tests_test_data_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_data_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_safetensors
 tests_test_safetensors_SOURCES = tests/test_safetensors.c
 tests_test_safetensors_CFLAGS = $(LC_TEST_CFLAGS)
@@ -33,6 +38,26 @@ check_PROGRAMS += tests/test_modelfiles
 tests_test_modelfiles_SOURCES = tests/test_modelfiles.c
 tests_test_modelfiles_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_modelfiles_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_tokenizer
+tests_test_tokenizer_SOURCES = tests/test_tokenizer.c
+tests_test_tokenizer_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_tokenizer_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_grad
+tests_test_kernels_grad_SOURCES = tests/test_kernels_grad.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_grad_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_grad_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_dense
+tests_test_kernels_dense_SOURCES = tests/test_kernels_dense.c
+tests_test_kernels_dense_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_dense_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels_attn
+tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
 
 if COND_CUDA
 # the cuda backend against ref; exits 77 (skip) without a CUDA device

@@ -5,8 +5,10 @@ Protocol (what `lolcats-eval --task ppl` computes):
   1. Take the text as bytes (a whole file, or a byte range of it), decode
      them as UTF-8 and tokenize the whole text as ONE stream: a single
      SentencePiece `encode` call, so the tokenizer's add_dummy_prefix applies
-     once at the very start (and its whitespace normalization, if any, once
-     over the whole text).  Prepend BOS (id 1) once.
+     once at the very start.  SentencePiece's remove_extra_whitespaces
+     normalization is turned off (as llama.cpp and Hugging Face's converted
+     tokenizers do): the tok512 model asks for it, but it collapses runs of
+     spaces, so that decode(encode(x)) != x.  Prepend BOS (id 1) once.
   2. Cut the stream into consecutive, non-overlapping windows of N tokens:
      [0, N), [N, 2N), ...  The last window may be shorter; it counts if it
      has >= 2 tokens and is dropped otherwise.
@@ -141,6 +143,16 @@ def nll_numpy(w, cfg, ids, wins):
     return total, count
 
 
+def load_spm_without_whitespace_removal(path):
+    """The SentencePiece model with remove_extra_whitespaces off."""
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb2
+    proto = spm_pb2.ModelProto()
+    with open(path, "rb") as f:
+        proto.ParseFromString(f.read())
+    proto.normalizer_spec.remove_extra_whitespaces = False
+    return sentencepiece.SentencePieceProcessor(model_proto=proto.SerializeToString())
+
+
 def run_one(data_dir, spec):
     path = os.path.join(data_dir, spec["text"])
     data = open(path, "rb").read()
@@ -149,8 +161,7 @@ def run_one(data_dir, spec):
     else:
         b0 = 0
     b1 = len(data)
-    sp = sentencepiece.SentencePieceProcessor(
-        model_file=os.path.join(data_dir, spec["tokenizer"]))
+    sp = load_spm_without_whitespace_removal(os.path.join(data_dir, spec["tokenizer"]))
     assert sp.bos_id() == BOS
     ids = [BOS] + sp.encode(data[b0:b1].decode("utf-8"))
     ctx = spec["context"]

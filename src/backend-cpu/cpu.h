@@ -6,6 +6,7 @@
 #define LC_BACKEND_CPU_CPU_H
 
 #include "core/backend.h"
+#include "core/util.h"
 
 enum lc_cpu_isa {
     LC_CPU_ISA_GENERIC = 0,
@@ -14,6 +15,13 @@ enum lc_cpu_isa {
 
 struct lc_cpu_ctx {
     enum lc_cpu_isa isa; /* kernels in use; tests switch it to cover both */
+    /* scratch shared by the kernels (fp32 weight tiles, attention scores),
+     * 64-byte aligned, grown on demand, freed by fini */
+    void *scratch;
+    size_t scratch_bytes;
+    /* the first failure of a kernel since the last sync (code LC_OK: none);
+     * kernels cannot return errors, so sync reports it */
+    struct lc_error failure;
 };
 
 static inline enum lc_cpu_isa lc_cpu_isa_of(const struct lc_backend *be)
@@ -23,5 +31,72 @@ static inline enum lc_cpu_isa lc_cpu_isa_of(const struct lc_backend *be)
 
 /* The best ISA this CPU and build support, unless LC_CPU_ISA=generic. */
 enum lc_cpu_isa lc_cpu_detect_isa(void);
+
+/* Scratch of at least `bytes`, valid until the next lc_cpu_scratch call
+ * (so a kernel must not hold it across calls of other entries that use
+ * it: linear_fwd, linear_bwd, attn_fwd); NULL, with the failure recorded
+ * for sync, when out of memory. */
+void *lc_cpu_scratch(struct lc_backend *be, size_t bytes);
+
+/* Records a kernel failure for the next sync (the first one wins). */
+void lc_cpu_fail(struct lc_backend *be, lc_status code, const char *fmt, ...) LC_PRINTF(3, 4);
+
+/* C[M,N] = alpha op(A) op(B) + beta C with the layout of the gemm entry,
+ * through OpenBLAS, bit-identical for any number of threads.  C is cut
+ * into tiles fixed by the shapes alone, and each tile is one OpenBLAS call
+ * that runs on one thread of an OpenMP team: OpenBLAS's own threading
+ * splits the reduction differently for 1 and for n threads, so it is
+ * never used.  Meant for the host thread (called inside a parallel
+ * region, it gives the same bits). */
+void lc_cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The same product on the calling thread only, for use inside a parallel
+ * region (one call gives the same bits on any thread). */
+void lc_cpu_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* -------------------------------------------------------------- entries */
+/* dense algebra (cpu_gemm.c) */
+void lc_cpu_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void lc_cpu_linear_fwd(struct lc_backend *be, float *y, const float *x, const void *w,
+                       enum lc_dtype wtype, int N, int K, int M, float beta);
+void lc_cpu_linear_bwd(struct lc_backend *be, float *dx, const float *dy, const void *w,
+                       enum lc_dtype wtype, int N, int K, int M, float beta);
+
+/* elementwise, embedding, norms, RoPE, SwiGLU, losses, optimizer
+ * (cpu_dense.c) */
+void lc_cpu_add(struct lc_backend *be, float *y, const float *x, int64_t n);
+void lc_cpu_dropout(struct lc_backend *be, float *y, const float *x, int64_t n, float p,
+                    uint64_t seed);
+void lc_cpu_embedding_fwd(struct lc_backend *be, float *out, const int32_t *ids,
+                          const void *table, enum lc_dtype ttype, int N, int C);
+void lc_cpu_embedding_bwd(struct lc_backend *be, float *dtable, const float *dout,
+                          const int32_t *ids, int N, int C, int V);
+void lc_cpu_rmsnorm_fwd(struct lc_backend *be, float *out, float *rstd, const float *x,
+                        const float *w, int N, int C, float eps);
+void lc_cpu_rmsnorm_bwd(struct lc_backend *be, float *dx, float *dw, const float *dout,
+                        const float *x, const float *w, const float *rstd, int N, int C);
+void lc_cpu_rope_fwd(struct lc_backend *be, float *x, const int32_t *pos, const float *cos_tab,
+                     const float *sin_tab, int N, int nh, int D);
+void lc_cpu_rope_bwd(struct lc_backend *be, float *dx, const int32_t *pos, const float *cos_tab,
+                     const float *sin_tab, int N, int nh, int D);
+void lc_cpu_swiglu_fwd(struct lc_backend *be, float *out, const float *gate, const float *up,
+                       int64_t n);
+void lc_cpu_swiglu_bwd(struct lc_backend *be, float *dgate, float *dup, const float *dout,
+                       const float *gate, const float *up, int64_t n);
+void lc_cpu_mse_fwd_bwd(struct lc_backend *be, float *row_sse, float *dpred, const float *pred,
+                        const float *target, int64_t rows, int cols, float grad_scale);
+void lc_cpu_xent_fwd_bwd(struct lc_backend *be, float *row_loss, float *dlogits,
+                         const float *logits, const int32_t *targets, int N, int V,
+                         float grad_scale);
+void lc_cpu_adamw(struct lc_backend *be, float *p, const float *g, float *m, float *v,
+                  int64_t n, double lr, double beta1, double beta2, double eps, double wd,
+                  int64_t step);
+
+/* softmax attention (cpu_attn.c) */
+void lc_cpu_attn_fwd(struct lc_backend *be, float *y, const float *q, const float *k,
+                     const float *v, int B, int Tq, int Tk, int H, int Hkv, int D, int q_pos0);
 
 #endif /* LC_BACKEND_CPU_CPU_H */

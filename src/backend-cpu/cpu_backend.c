@@ -1,6 +1,7 @@
 /* The "cpu" backend table, initialization and ISA dispatch. */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,62 @@ static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
 
 static void cpu_fini(struct lc_backend *be)
 {
-    free(be->ctx);
+    struct lc_cpu_ctx *ctx = be->ctx;
+
+    if (ctx != NULL) {
+        free(ctx->scratch);
+        free(ctx);
+    }
     be->ctx = NULL;
+}
+
+static lc_status cpu_sync(struct lc_backend *be, struct lc_error *err)
+{
+    struct lc_cpu_ctx *ctx = be->ctx;
+    lc_status rc = ctx->failure.code;
+
+    if (rc != LC_OK) {
+        lc_err_set(err, rc, "%s", ctx->failure.msg);
+        ctx->failure.code = LC_OK;
+        ctx->failure.msg[0] = '\0';
+    }
+    return rc;
+}
+
+void lc_cpu_fail(struct lc_backend *be, lc_status code, const char *fmt, ...)
+{
+    struct lc_cpu_ctx *ctx = be->ctx;
+    va_list ap;
+
+    if (ctx->failure.code != LC_OK) {
+        return;
+    }
+    ctx->failure.code = code;
+    va_start(ap, fmt);
+    vsnprintf(ctx->failure.msg, sizeof(ctx->failure.msg), fmt, ap);
+    va_end(ap);
+}
+
+void *lc_cpu_scratch(struct lc_backend *be, size_t bytes)
+{
+    struct lc_cpu_ctx *ctx = be->ctx;
+    void *p = NULL;
+
+    if (bytes <= ctx->scratch_bytes) {
+        return ctx->scratch;
+    }
+    free(ctx->scratch);
+    ctx->scratch = NULL;
+    ctx->scratch_bytes = 0;
+    p = lc_host_alloc(be, bytes);
+    if (p == NULL) {
+        lc_cpu_fail(be, LC_ERR_NOMEM, "cpu backend: out of memory for %zu bytes of kernel scratch",
+                    bytes);
+        return NULL;
+    }
+    ctx->scratch = p;
+    ctx->scratch_bytes = bytes;
+    return p;
 }
 
 static const char *cpu_describe(struct lc_backend *be)
@@ -67,10 +122,27 @@ const struct lc_backend_ops lc_cpu_ops = {
     .download = lc_host_copy,
     .copy = lc_host_copy,
     .zero = lc_host_zero,
-    .sync = lc_host_sync,
+    .sync = cpu_sync,
 
     /* dense algebra, embedding, norms, RoPE, SwiGLU, softmax attention,
      * losses, optimizer */
+    .gemm = lc_cpu_gemm,
+    .linear_fwd = lc_cpu_linear_fwd,
+    .linear_bwd = lc_cpu_linear_bwd,
+    .add = lc_cpu_add,
+    .dropout = lc_cpu_dropout,
+    .embedding_fwd = lc_cpu_embedding_fwd,
+    .embedding_bwd = lc_cpu_embedding_bwd,
+    .rmsnorm_fwd = lc_cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = lc_cpu_rmsnorm_bwd,
+    .rope_fwd = lc_cpu_rope_fwd,
+    .rope_bwd = lc_cpu_rope_bwd,
+    .swiglu_fwd = lc_cpu_swiglu_fwd,
+    .swiglu_bwd = lc_cpu_swiglu_bwd,
+    .attn_fwd = lc_cpu_attn_fwd,
+    .mse_fwd_bwd = lc_cpu_mse_fwd_bwd,
+    .xent_fwd_bwd = lc_cpu_xent_fwd_bwd,
+    .adamw = lc_cpu_adamw,
 
     /* feature maps, hybrid attention, decoding */
 };

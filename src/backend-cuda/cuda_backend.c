@@ -454,13 +454,10 @@ static void cuda_xent_fwd_bwd(struct lc_backend *be, float *row_loss, float *dlo
 /* The scalars as PyTorch forms them: in double (Python floats), rounded
  * to fp32 where they meet the tensors. */
 static void cuda_adamw(struct lc_backend *be, float *p, const float *g, float *m, float *v,
-                       int64_t n, float lr_f, float beta1_f, float beta2_f, float eps_f,
-                       float wd_f, int64_t step)
+                       int64_t n, double lr, double beta1, double beta2, double eps, double wd,
+                       int64_t step)
 {
     struct lc_cuda_ctx *c = ctx_of(be);
-    double lr = lr_f;
-    double beta1 = beta1_f;
-    double beta2 = beta2_f;
     double bc1 = 1 - pow(beta1, (double)step);
     double bc2 = 1 - pow(beta2, (double)step);
     struct lc_cuda_adamw_scalars s;
@@ -468,7 +465,7 @@ static void cuda_adamw(struct lc_backend *be, float *p, const float *g, float *m
     if (n <= 0) {
         return;
     }
-    s.decay = (float)(1 - lr * (double)wd_f);
+    s.decay = (float)(1 - lr * wd);
     s.w1 = (float)(1 - beta1);
     s.beta1 = (float)beta1;
     s.lerp_first = 1 - beta1 < 0.5;
@@ -476,7 +473,7 @@ static void cuda_adamw(struct lc_backend *be, float *p, const float *g, float *m
     s.w2 = (float)(1 - beta2);
     s.neg_step = (float)(-(lr / bc1));
     s.bc2_sqrt = (float)sqrt(bc2);
-    s.eps = eps_f;
+    s.eps = (float)eps;
     note(c, "adamw", lc_cuda_adamw(c, p, g, m, v, n, &s));
 }
 

@@ -196,9 +196,12 @@ struct lc_backend_ops {
 
     /* --------------------------------------------------------- optimizer */
     /* PyTorch AdamW on a flat fp32 arena: p *= 1 - lr*wd; m, v moments;
-     * p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps) */
+     * p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+     * The hyperparameters are doubles, as PyTorch's Python floats are: the
+     * scalars (1 - beta2, the bias corrections) are formed in double and
+     * only then rounded to fp32 (1 - 0.999f is off by 5e-5 relative). */
     void (*adamw)(struct lc_backend *be, float *p, const float *g, float *m, float *v,
-                  int64_t n, float lr, float beta1, float beta2, float eps, float wd,
+                  int64_t n, double lr, double beta1, double beta2, double eps, double wd,
                   int64_t step);
 };
 

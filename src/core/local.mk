@@ -12,6 +12,8 @@ liblc_internal_la_SOURCES = \
 	src/core/atomicfile.c \
 	src/core/atomicfile.h \
 	src/core/config.c \
+	src/core/data.c \
+	src/core/data.h \
 	src/core/error.c \
 	src/core/gguf.c \
 	src/core/half.h \
@@ -20,7 +22,15 @@ liblc_internal_la_SOURCES = \
 	src/core/modelfiles.h \
 	src/core/safetensors.c \
 	src/core/tensorfile.h \
+	src/core/textio.c \
+	src/core/textio.h \
 	src/core/threads.c \
+	src/core/tok_bpe.c \
+	src/core/tok_gguf.c \
+	src/core/tok_hf.c \
+	src/core/tok_spm.c \
+	src/core/tokenizer.c \
+	src/core/tokenizer.h \
 	src/core/util.h
 liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 liblc_internal_la_LIBADD =

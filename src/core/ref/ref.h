@@ -17,4 +17,61 @@ void lc_host_copy(struct lc_backend *be, void *dst, const void *src, size_t byte
 void lc_host_zero(struct lc_backend *be, void *dst, size_t bytes);
 lc_status lc_host_sync(struct lc_backend *be, struct lc_error *err);
 
+/* Dropout's uniform numbers: u(seed, i) in [0, 1) with 24 random bits, so
+ * that u is exact in float and every backend draws the same mask.  The
+ * seed is mixed first and the index added as a Weyl sequence, then mixed
+ * again (the splitmix64 finalizer). */
+static inline uint64_t lc_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#define LC_DROPOUT_GAMMA 0x9e3779b97f4a7c15ull
+
+static inline float lc_dropout_uniform(uint64_t seed, uint64_t i)
+{
+    uint64_t h = lc_mix64(lc_mix64(seed) + (i + 1) * LC_DROPOUT_GAMMA);
+    return (float)(h >> 40) * 0x1p-24f;
+}
+
+/* dense algebra, embedding, norms, RoPE, SwiGLU, softmax attention, losses,
+ * optimizer (ref_dense.c); see backend.h for the contracts */
+void lc_ref_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void lc_ref_linear_fwd(struct lc_backend *be, float *y, const float *x, const void *w,
+                       enum lc_dtype wtype, int N, int K, int M, float beta);
+void lc_ref_linear_bwd(struct lc_backend *be, float *dx, const float *dy, const void *w,
+                       enum lc_dtype wtype, int N, int K, int M, float beta);
+void lc_ref_add(struct lc_backend *be, float *y, const float *x, int64_t n);
+void lc_ref_dropout(struct lc_backend *be, float *y, const float *x, int64_t n, float p,
+                    uint64_t seed);
+void lc_ref_embedding_fwd(struct lc_backend *be, float *out, const int32_t *ids,
+                          const void *table, enum lc_dtype ttype, int N, int C);
+void lc_ref_embedding_bwd(struct lc_backend *be, float *dtable, const float *dout,
+                          const int32_t *ids, int N, int C, int V);
+void lc_ref_rmsnorm_fwd(struct lc_backend *be, float *out, float *rstd, const float *x,
+                        const float *w, int N, int C, float eps);
+void lc_ref_rmsnorm_bwd(struct lc_backend *be, float *dx, float *dw, const float *dout,
+                        const float *x, const float *w, const float *rstd, int N, int C);
+void lc_ref_rope_fwd(struct lc_backend *be, float *x, const int32_t *pos, const float *cos_tab,
+                     const float *sin_tab, int N, int nh, int D);
+void lc_ref_rope_bwd(struct lc_backend *be, float *dx, const int32_t *pos, const float *cos_tab,
+                     const float *sin_tab, int N, int nh, int D);
+void lc_ref_swiglu_fwd(struct lc_backend *be, float *out, const float *gate, const float *up,
+                       int64_t n);
+void lc_ref_swiglu_bwd(struct lc_backend *be, float *dgate, float *dup, const float *dout,
+                       const float *gate, const float *up, int64_t n);
+void lc_ref_attn_fwd(struct lc_backend *be, float *y, const float *q, const float *k,
+                     const float *v, int B, int Tq, int Tk, int H, int Hkv, int D, int q_pos0);
+void lc_ref_mse_fwd_bwd(struct lc_backend *be, float *row_sse, float *dpred, const float *pred,
+                        const float *target, int64_t rows, int cols, float grad_scale);
+void lc_ref_xent_fwd_bwd(struct lc_backend *be, float *row_loss, float *dlogits,
+                         const float *logits, const int32_t *targets, int N, int V,
+                         float grad_scale);
+void lc_ref_adamw(struct lc_backend *be, float *p, const float *g, float *m, float *v,
+                  int64_t n, double lr, double beta1, double beta2, double eps, double wd,
+                  int64_t step);
+
 #endif /* LC_CORE_REF_REF_H */

@@ -93,6 +93,23 @@ const struct lc_backend_ops lc_ref_ops = {
 
     /* dense algebra, embedding, norms, RoPE, SwiGLU, softmax attention,
      * losses, optimizer */
+    .gemm = lc_ref_gemm,
+    .linear_fwd = lc_ref_linear_fwd,
+    .linear_bwd = lc_ref_linear_bwd,
+    .add = lc_ref_add,
+    .dropout = lc_ref_dropout,
+    .embedding_fwd = lc_ref_embedding_fwd,
+    .embedding_bwd = lc_ref_embedding_bwd,
+    .rmsnorm_fwd = lc_ref_rmsnorm_fwd,
+    .rmsnorm_bwd = lc_ref_rmsnorm_bwd,
+    .rope_fwd = lc_ref_rope_fwd,
+    .rope_bwd = lc_ref_rope_bwd,
+    .swiglu_fwd = lc_ref_swiglu_fwd,
+    .swiglu_bwd = lc_ref_swiglu_bwd,
+    .attn_fwd = lc_ref_attn_fwd,
+    .mse_fwd_bwd = lc_ref_mse_fwd_bwd,
+    .xent_fwd_bwd = lc_ref_xent_fwd_bwd,
+    .adamw = lc_ref_adamw,
 
     /* feature maps, hybrid attention, decoding */
 };

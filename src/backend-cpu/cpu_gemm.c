@@ -1,0 +1,384 @@
+/*
+ * The dense algebra of the cpu backend: a deterministic tiled SGEMM over
+ * OpenBLAS, and the linear layers with F32, F16 or BF16 weights.
+ *
+ * OpenBLAS's threaded driver splits the reduction dimension into blocks
+ * other than its single-threaded driver does, so the same product comes
+ * out with different rounding for 1 and for n threads (OpenBLAS 0.3.21,
+ * every kernel set).  lc_cpu_sgemm therefore never lets OpenBLAS thread:
+ * it cuts C into tiles fixed by the shapes and computes each tile with one
+ * single-threaded call inside its own OpenMP team.
+ */
+#include "config.h"
+
+#include <omp.h>
+#include <stdint.h>
+
+#include <cblas.h>
+
+#include "backend-cpu/avx512/avx512_dense.h"
+#include "backend-cpu/cpu.h"
+#include "core/half.h"
+
+/* weight tiles converted to fp32 stay below this size */
+#define TILE_BYTES ((size_t)16 << 20)
+
+/* up to this many rows of x, the linear layer is a loop of dot products
+ * over the weights in their own dtype (decoding: no fp32 copy at all) */
+#define LINEAR_SMALL_N 4
+
+/* ----------------------------------------------------------------- SGEMM */
+
+static int round_up16(int v)
+{
+    return (v + 15) / 16 * 16;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Tiles of C: at most 1024 x 1024, halved (the longer side first) while
+ * there are fewer than 16 tiles and a halved tile still holds 2^22
+ * multiply-adds.  Each tile packs its own panels of A and B, which costs
+ * in proportion to 1/m + 1/n: on one core, 512 x 512 tiles run at 93% of
+ * one whole-matrix call and 256 x 256 tiles at 84% (n = 2048), so tiles
+ * stay large and 16 of them is the aim.  Only the shapes decide, never
+ * the thread count. */
+static void gemm_tiles(int M, int N, int K, int *tm, int *tn)
+{
+    int m = M < 1024 ? M : 1024;
+    int n = N < 1024 ? N : 1024;
+
+    while (ceil_div(M, m) * ceil_div(N, n) < 16 && (int64_t)m * n * K >= ((int64_t)1 << 23)) {
+        if (n >= m && n >= 32) {
+            n = round_up16(n / 2);
+        } else if (m >= 32) {
+            m = round_up16(m / 2);
+        } else if (n >= 32) {
+            n = round_up16(n / 2);
+        } else {
+            break;
+        }
+    }
+    *tm = m;
+    *tn = n;
+}
+
+/* C = beta C for an empty reduction (BLAS would also reject lda = 0) */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int j = 0; j < N; j++) {
+            c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+        }
+    }
+}
+
+void lc_cpu_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int saved;
+
+    if (M <= 0 || N <= 0) {
+        return;
+    }
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    /* OpenBLAS (OpenMP build) threads by omp_get_max_threads(); setting it
+     * to 1 changes only this task's copy of the setting */
+    saved = omp_get_max_threads();
+    if (saved != 1) {
+        omp_set_num_threads(1);
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+                N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (saved != 1) {
+        omp_set_num_threads(saved);
+    }
+}
+
+void lc_cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int tm;
+    int tn;
+    int64_t nmt;
+    int64_t nnt;
+
+    if (M <= 0 || N <= 0) {
+        return;
+    }
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    gemm_tiles(M, N, K, &tm, &tn);
+    nmt = ceil_div(M, tm);
+    nnt = ceil_div(N, tn);
+
+#pragma omp parallel for schedule(dynamic, 1) if (nmt * nnt > 1)
+    for (int64_t t = 0; t < nmt * nnt; t++) {
+        int i0 = (int)(t / nnt) * tm;
+        int j0 = (int)(t % nnt) * tn;
+        int m = M - i0 < tm ? M - i0 : tm;
+        int n = N - j0 < tn ? N - j0 : tn;
+        /* rows i0.. of op(A), columns j0.. of op(B) */
+        const float *a = ta ? A + i0 : A + (size_t)i0 * lda;
+        const float *b = tb ? B + (size_t)j0 * ldb : B + j0;
+        lc_cpu_sgemm_serial(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta,
+                            C + (size_t)i0 * ldc + j0, ldc);
+    }
+}
+
+void lc_cpu_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    (void)be;
+    lc_cpu_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ------------------------------------------------------- weight convert */
+
+static void f16_to_f32_generic(float *dst, const uint16_t *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        dst[i] = lc_f16_to_f32(src[i]);
+    }
+}
+
+static void bf16_to_f32_generic(float *dst, const uint16_t *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        dst[i] = lc_bf16_to_f32(src[i]);
+    }
+}
+
+typedef void (*convert_fn)(float *dst, const uint16_t *src, int64_t n);
+
+static convert_fn pick_convert(struct lc_backend *be, enum lc_dtype type)
+{
+#ifdef LC_HAVE_AVX512
+    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
+        return type == LC_DTYPE_F16 ? lc_avx512_f16_to_f32 : lc_avx512_bf16_to_f32;
+    }
+#else
+    (void)be;
+#endif
+    return type == LC_DTYPE_F16 ? f16_to_f32_generic : bf16_to_f32_generic;
+}
+
+/* dst[r, 0..cols) = w[r0 + r, c0 .. c0+cols) in fp32 for r < rows; w is a
+ * half-precision matrix with row length ld */
+static void convert_block(struct lc_backend *be, float *dst, const void *w, enum lc_dtype type,
+                          int64_t ld, int r0, int rows, int c0, int cols)
+{
+    convert_fn conv = pick_convert(be, type);
+    const uint16_t *src = (const uint16_t *)w;
+
+#pragma omp parallel for schedule(static) if ((int64_t)rows * cols >= 65536)
+    for (int r = 0; r < rows; r++) {
+        conv(dst + (size_t)r * cols, src + (size_t)(r0 + r) * ld + c0, cols);
+    }
+}
+
+static void check_wtype(enum lc_dtype type)
+{
+    LC_ASSERT(type == LC_DTYPE_F32 || type == LC_DTYPE_F16 || type == LC_DTYPE_BF16);
+}
+
+/* ------------------------------------------------------------ small N */
+
+static inline float load_w(const void *w, int64_t i, enum lc_dtype type)
+{
+    switch (type) {
+    case LC_DTYPE_F16:
+        return lc_f16_to_f32(((const uint16_t *)w)[i]);
+    case LC_DTYPE_BF16:
+        return lc_bf16_to_f32(((const uint16_t *)w)[i]);
+    default:
+        return ((const float *)w)[i];
+    }
+}
+
+/* Eight running sums combined in a fixed tree; always inlined with a
+ * constant type so that each dtype gets its own loop. */
+static inline __attribute__((always_inline)) float dot_generic(const float *x, const void *w,
+                                                               int K, enum lc_dtype type)
+{
+    float acc[8] = {0};
+    int i = 0;
+
+    for (; i + 8 <= K; i += 8) {
+        for (int j = 0; j < 8; j++) {
+            acc[j] += x[i + j] * load_w(w, i + j, type);
+        }
+    }
+    for (; i < K; i++) {
+        acc[0] += x[i] * load_w(w, i, type);
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static float dot_f32_generic(const float *x, const void *w, int K)
+{
+    return dot_generic(x, w, K, LC_DTYPE_F32);
+}
+
+static float dot_f16_generic(const float *x, const void *w, int K)
+{
+    return dot_generic(x, w, K, LC_DTYPE_F16);
+}
+
+static float dot_bf16_generic(const float *x, const void *w, int K)
+{
+    return dot_generic(x, w, K, LC_DTYPE_BF16);
+}
+
+#ifdef LC_HAVE_AVX512
+static float dot_f32_avx512(const float *x, const void *w, int K)
+{
+    return lc_avx512_dot_f32(x, w, K);
+}
+
+static float dot_f16_avx512(const float *x, const void *w, int K)
+{
+    return lc_avx512_dot_f16(x, w, K);
+}
+
+static float dot_bf16_avx512(const float *x, const void *w, int K)
+{
+    return lc_avx512_dot_bf16(x, w, K);
+}
+#endif
+
+typedef float (*dot_fn)(const float *x, const void *w, int K);
+
+static dot_fn pick_dot(struct lc_backend *be, enum lc_dtype type)
+{
+#ifdef LC_HAVE_AVX512
+    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
+        return type == LC_DTYPE_F16    ? dot_f16_avx512
+               : type == LC_DTYPE_BF16 ? dot_bf16_avx512
+                                       : dot_f32_avx512;
+    }
+#else
+    (void)be;
+#endif
+    return type == LC_DTYPE_F16 ? dot_f16_generic : type == LC_DTYPE_BF16 ? dot_bf16_generic
+                                                                          : dot_f32_generic;
+}
+
+/* y[n, m] = dot(x[n], w[m]) (+ beta y): each weight row is read once,
+ * in its dtype, for all the rows of x; rows of w are spread over the
+ * threads and every dot product is one thread's fixed-order sum */
+static void linear_small_n(struct lc_backend *be, float *y, const float *x, const void *w,
+                           enum lc_dtype wtype, int N, int K, int M, float beta)
+{
+    dot_fn dot = pick_dot(be, wtype);
+    size_t esize = lc_dtype_size(wtype);
+
+#pragma omp parallel for schedule(static, 16) if ((int64_t)M * K >= 65536)
+    for (int m = 0; m < M; m++) {
+        const void *wr = (const char *)w + (size_t)m * K * esize;
+        for (int n = 0; n < N; n++) {
+            float *out = &y[(size_t)n * M + m];
+            float d = dot(x + (size_t)n * K, wr, K);
+            *out = beta == 0.0f ? d : d + beta * *out;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ linear */
+
+/* rows of one fp32 weight tile of `len`-element rows: a multiple of 16
+ * (at least 16) within TILE_BYTES, and no more than `total` */
+static int tile_rows(int len, int total)
+{
+    int64_t rows = (int64_t)(TILE_BYTES / sizeof(float)) / (len > 0 ? len : 1);
+    rows = rows / 16 * 16;
+    if (rows < 16) {
+        rows = 16;
+    }
+    return rows < total ? (int)rows : total;
+}
+
+void lc_cpu_linear_fwd(struct lc_backend *be, float *y, const float *x, const void *w,
+                       enum lc_dtype wtype, int N, int K, int M, float beta)
+{
+    float *wt = NULL;
+    int rows;
+
+    check_wtype(wtype);
+    if (N <= 0 || M <= 0) {
+        return;
+    }
+    if (N <= LINEAR_SMALL_N && K > 0) {
+        linear_small_n(be, y, x, w, wtype, N, K, M, beta);
+        return;
+    }
+    if (wtype == LC_DTYPE_F32 || K <= 0) {
+        lc_cpu_sgemm(0, 1, N, M, K, 1.0f, x, K, w, K, beta, y, M);
+        return;
+    }
+    /* tiles of weight rows (output features) in fp32: no tile splits the
+     * reduction over K, so each output is one SGEMM sum */
+    rows = tile_rows(K, M);
+    wt = lc_cpu_scratch(be, (size_t)rows * K * sizeof(float));
+    if (wt == NULL) {
+        return;
+    }
+    for (int m0 = 0; m0 < M; m0 += rows) {
+        int mt = M - m0 < rows ? M - m0 : rows;
+        convert_block(be, wt, w, wtype, K, m0, mt, 0, K);
+        lc_cpu_sgemm(0, 1, N, mt, K, 1.0f, x, K, wt, K, beta, y + m0, M);
+    }
+}
+
+/* dx[N,K] = dy[N,M] w[M,K] + beta dx with a half-precision w, by fp32
+ * tiles of w.  Column tiles [M, cols] keep each output one SGEMM sum but
+ * make every tile re-read all of dy; row tiles [rows, K] split the sum
+ * over M into a fixed sequence of tiles and re-read dx instead.  Per pass
+ * the first moves 4 N M bytes, the second 8 N K: pick the smaller (for
+ * the vocabulary projection, M = V, that is row tiles by far). */
+void lc_cpu_linear_bwd(struct lc_backend *be, float *dx, const float *dy, const void *w,
+                       enum lc_dtype wtype, int N, int K, int M, float beta)
+{
+    float *wt = NULL;
+
+    check_wtype(wtype);
+    if (N <= 0 || K <= 0) {
+        return;
+    }
+    if (wtype == LC_DTYPE_F32 || M <= 0) {
+        lc_cpu_sgemm(0, 0, N, K, M, 1.0f, dy, M, w, K, beta, dx, K);
+        return;
+    }
+    if ((int64_t)M <= 2 * (int64_t)K) {
+        int cols = tile_rows(M, K);
+        wt = lc_cpu_scratch(be, (size_t)M * cols * sizeof(float));
+        if (wt == NULL) {
+            return;
+        }
+        for (int k0 = 0; k0 < K; k0 += cols) {
+            int kt = K - k0 < cols ? K - k0 : cols;
+            convert_block(be, wt, w, wtype, K, 0, M, k0, kt);
+            lc_cpu_sgemm(0, 0, N, kt, M, 1.0f, dy, M, wt, kt, beta, dx + k0, K);
+        }
+    } else {
+        int rows = tile_rows(K, M);
+        wt = lc_cpu_scratch(be, (size_t)rows * K * sizeof(float));
+        if (wt == NULL) {
+            return;
+        }
+        for (int m0 = 0; m0 < M; m0 += rows) {
+            int mt = M - m0 < rows ? M - m0 : rows;
+            convert_block(be, wt, w, wtype, K, m0, mt, 0, K);
+            lc_cpu_sgemm(0, 0, N, K, mt, 1.0f, dy + m0, M, wt, K, m0 == 0 ? beta : 1.0f, dx, K);
+        }
+    }
+}
