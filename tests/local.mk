@@ -58,6 +58,7 @@ check_PROGRAMS += tests/test_kernels_attn
 tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
 tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_llama
 tests_test_llama_SOURCES = tests/test_llama.c
 tests_test_llama_CFLAGS = $(LC_TEST_CFLAGS)
@@ -67,6 +68,14 @@ check_PROGRAMS += tests/test_ppl
 tests_test_ppl_SOURCES = tests/test_ppl.c
 tests_test_ppl_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_ppl_LDADD = $(LC_TEST_LDADD)
+
+if COND_CUDA
+# the cuda backend against ref; exits 77 (skip) without a CUDA device
+check_PROGRAMS += tests/test_cuda
+tests_test_cuda_SOURCES = tests/test_cuda.c
+tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
+tests_test_cuda_LDADD = $(LC_TEST_LDADD)
+endif
 endif
 
 TESTS += $(check_PROGRAMS) tests/cli_manpages.sh
