@@ -4,6 +4,14 @@ noinst_PROGRAMS += bench/bench_gemm
 bench_bench_gemm_SOURCES = bench/bench_gemm.c
 bench_bench_gemm_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
+if COND_CUDA
+# the cuda backend against the GPU's bf16 GEMM peak; exits 77 without a device
+noinst_PROGRAMS += bench/bench_cuda
+bench_bench_cuda_SOURCES = bench/bench_cuda.c
+bench_bench_cuda_CFLAGS = $(AM_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
+bench_bench_cuda_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+endif
+
 noinst_PROGRAMS += bench/bench_hybrid
 bench_bench_hybrid_SOURCES = bench/bench_hybrid.c
 bench_bench_hybrid_LDADD = liblc_internal.la $(LC_DEP_LIBS)

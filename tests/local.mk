@@ -59,6 +59,24 @@ tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES
 tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_llama
+tests_test_llama_SOURCES = tests/test_llama.c
+tests_test_llama_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_llama_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_ppl
+tests_test_ppl_SOURCES = tests/test_ppl.c
+tests_test_ppl_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_ppl_LDADD = $(LC_TEST_LDADD)
+
+if COND_CUDA
+# the cuda backend against ref; exits 77 (skip) without a CUDA device
+check_PROGRAMS += tests/test_cuda
+tests_test_cuda_SOURCES = tests/test_cuda.c
+tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
+tests_test_cuda_LDADD = $(LC_TEST_LDADD)
+endif
+
 check_PROGRAMS += tests/test_fmap tests/test_hybrid
 tests_test_fmap_SOURCES = tests/test_fmap.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_fmap_CFLAGS = $(LC_TEST_CFLAGS)
@@ -68,4 +86,5 @@ tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
-TESTS += $(check_PROGRAMS)
+TESTS += $(check_PROGRAMS) tests/cli_manpages.sh
+EXTRA_DIST += tests/cli_manpages.sh

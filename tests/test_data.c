@@ -809,6 +809,13 @@ static void test_text_file(void **state)
     back = byte_decode(ids + 1, n - 1);
     assert_memory_equal(back, text + cut, len - cut);
     free(back);
+    /* ALL: the whole text as one stream with one BOS */
+    assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_ALL, &ids, &labels, &n), LC_OK);
+    assert_int_equal(n, (int64_t)len + 1);
+    assert_int_equal(ids[0], BYTE_BOS);
+    back = byte_decode(ids + 1, n - 1);
+    assert_memory_equal(back, text, len);
+    free(back);
     lc_dataset_free(ds);
 
     /* no held-out part; everything held out; a forced format on text */
@@ -820,6 +827,8 @@ static void test_text_file(void **state)
     assert_int_equal(st.val_tokens, 0);
     assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_VAL, &ids, &labels, &n), LC_OK);
     assert_int_equal(n, 0);
+    assert_int_equal(lc_dataset_stream(ds, LC_SPLIT_ALL, &ids, &labels, &n), LC_OK);
+    assert_int_equal(n, (int64_t)len + 1);
     lc_dataset_free(ds);
     o.val_fraction = 1.0;
     assert_int_equal(lc_dataset_load_with(&ds, path, &byte_enc, &o, &err), LC_OK);

@@ -304,7 +304,7 @@ struct lc_dataset;
 /**
  * Read and tokenize a data file (any format above; gzip-compressed files
  * are read transparently).  Text: each split is one token stream with BOS
- * prepended once.  Alpaca: each record becomes BOS + prompt (Alpaca
+ * prepended once, and LC_SPLIT_ALL is the whole text as one such stream.  Alpaca: each record becomes BOS + prompt (Alpaca
  * template; labels ignored) + output + EOS (labels = ids), as the method
  * doc section 4.3 describes.  {"text"} records: BOS + text + EOS, all
  * labeled.  Bad records are an error naming the file and line, except
@@ -393,7 +393,8 @@ struct lc_train_opts {
     int seq_len;            /* tokens per chunk; default min(1024, model context) */
     int batch_size;         /* chunks per micro-batch; default 1 */
     int grad_accum;         /* micro-batches per optimizer step; default 8 */
-    int64_t max_steps;      /* optimizer steps per stage; <= 0: run `epochs` epochs */
+    int64_t max_steps;      /* optimizer steps per stage; 0: none (evaluate the
+                             * starting point only); < 0 (default): `epochs` epochs */
     int epochs;             /* default 2 */
     int eval_every;         /* optimizer steps between evaluations; default 100 */
     int64_t val_size;       /* validation chunks per evaluation; 0 = all; default 0 */

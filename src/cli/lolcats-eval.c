@@ -10,6 +10,8 @@
 struct eval_args {
     struct cli_common common;
     const char *model;
+    const char *lolcats;
+    int compare;
     const char *task;
     const char *data;
     long long context;
@@ -25,6 +27,9 @@ static void usage(FILE *out)
             "Measure the quality of a Llama-family model.\n"
             "\n"
             "  -m, --model PATH        Hugging Face model folder or GGUF file\n"
+            "  -l, --lolcats DIR       evaluate the model linearized by lolcats-train into DIR\n"
+            "      --compare           evaluate the original and the linearized model (needs\n"
+            "                          --lolcats) and print them side by side\n"
             "  -t, --task NAME         ppl: perplexity of the text of --data\n"
             "  -d, --data FILE         text, JSON lines or Alpaca JSON data (gzip allowed)\n"
             "  -c, --context N         tokens per perplexity window (default 512)\n"
@@ -46,6 +51,7 @@ static void usage(FILE *out)
 
 enum {
     OPT_SPLIT = 256,
+    OPT_COMPARE,
     OPT_VAL_FRACTION,
     OPT_VAL_RECORDS,
     OPT_FORMAT,
@@ -58,6 +64,8 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
 {
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
+        {"lolcats", required_argument, NULL, 'l'},
+        {"compare", no_argument, NULL, OPT_COMPARE},
         {"task", required_argument, NULL, 't'},
         {"data", required_argument, NULL, 'd'},
         {"context", required_argument, NULL, 'c'},
@@ -82,10 +90,16 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
     a->context = 512;
     a->split = LC_SPLIT_ALL;
     lc_data_opts_default(&a->data_opts);
-    while ((c = getopt_long(argc, argv, "m:t:d:c:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:l:t:d:c:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             a->model = optarg;
+            break;
+        case 'l':
+            a->lolcats = optarg;
+            break;
+        case OPT_COMPARE:
+            a->compare = 1;
             break;
         case 't':
             a->task = optarg;
@@ -179,6 +193,9 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
     if (a->data == NULL) {
         return cli_usage_error("--task ppl needs --data FILE");
     }
+    if (a->compare && a->lolcats == NULL) {
+        return cli_usage_error("--compare needs --lolcats DIR");
+    }
     return CLI_EXIT_OK;
 }
 
@@ -211,6 +228,37 @@ static void json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+static void print_json_result(const struct eval_args *a, const char *which,
+                              const struct lc_ppl_result *res)
+{
+    printf("{\"task\": \"ppl\", \"model\": ");
+    json_string(stdout, a->model);
+    printf(", \"attention\": \"%s\"", which);
+    if (a->lolcats != NULL && strcmp(which, "linearized") == 0) {
+        printf(", \"lolcats\": ");
+        json_string(stdout, a->lolcats);
+    }
+    printf(", \"data\": ");
+    json_string(stdout, a->data);
+    printf(", \"split\": \"%s\", \"context\": %lld, \"tokens\": %lld, \"windows\": %lld, "
+           "\"predicted\": %lld, \"mean_nll\": %.9g, \"ppl\": %.9g}\n",
+           split_name(a->split), a->context, (long long)res->n_tokens, (long long)res->n_windows,
+           (long long)res->n_predicted, res->mean_nll, res->ppl);
+}
+
+static lc_status measure(const struct eval_args *a, struct lc_model *model, const int32_t *ids,
+                         int64_t n, const char *label, struct lc_ppl_result *res,
+                         struct lc_error *err)
+{
+    struct cli_progress prog;
+    lc_status rc;
+
+    cli_progress_start(&prog, label, (n + a->context - 1) / a->context, a->common.quiet || a->json);
+    rc = lc_model_perplexity(model, ids, n, (int)a->context, on_progress, &prog, res, err);
+    cli_progress_end(&prog);
+    return rc;
+}
+
 static int run_ppl(const struct eval_args *a, struct lc_model *model, struct lc_tokenizer *tok)
 {
     struct lc_error err = {0};
@@ -218,8 +266,9 @@ static int run_ppl(const struct eval_args *a, struct lc_model *model, struct lc_
     const int32_t *ids = NULL;
     const int32_t *labels = NULL;
     int64_t n = 0;
-    struct lc_ppl_result res;
-    struct cli_progress prog;
+    struct lc_ppl_result teacher;
+    struct lc_ppl_result student;
+    const int linear = a->lolcats != NULL;
     lc_status rc;
     int status = CLI_EXIT_OK;
 
@@ -234,30 +283,44 @@ static int run_ppl(const struct eval_args *a, struct lc_model *model, struct lc_
         lc_dataset_free(ds);
         return CLI_EXIT_INPUT;
     }
-    cli_progress_start(&prog, "ppl", (n + a->context - 1) / a->context, a->common.quiet || a->json);
-    rc = lc_model_perplexity(model, ids, n, (int)a->context, on_progress, &prog, &res, &err);
-    cli_progress_end(&prog);
+    if (!linear || a->compare) {
+        lc_model_use_teacher(model, 1);
+        rc = measure(a, model, ids, n, "teacher", &teacher, &err);
+    }
+    if (rc == LC_OK && linear) {
+        lc_model_use_teacher(model, 0);
+        rc = measure(a, model, ids, n, "linearized", &student, &err);
+    }
     if (rc != LC_OK) {
         status = cli_fail(rc, &err, 0);
         goto done;
     }
     if (a->json) {
-        printf("{\"task\": \"ppl\", \"model\": ");
-        json_string(stdout, a->model);
-        printf(", \"data\": ");
-        json_string(stdout, a->data);
-        printf(", \"split\": \"%s\", \"context\": %lld, \"tokens\": %lld, \"windows\": %lld, "
-               "\"predicted\": %lld, \"mean_nll\": %.9g, \"ppl\": %.9g}\n",
-               split_name(a->split), a->context, (long long)res.n_tokens,
-               (long long)res.n_windows, (long long)res.n_predicted, res.mean_nll, res.ppl);
+        if (!linear || a->compare) {
+            print_json_result(a, "softmax", &teacher);
+        }
+        if (linear) {
+            print_json_result(a, "linearized", &student);
+        }
     } else {
+        const struct lc_ppl_result *r = linear ? &student : &teacher;
         printf("model       %s\n", a->model);
+        if (linear) {
+            printf("lolcats     %s\n", a->lolcats);
+        }
         printf("data        %s (%s split, %lld tokens)\n", a->data, split_name(a->split),
-               (long long)res.n_tokens);
+               (long long)r->n_tokens);
         printf("context     %lld tokens, %lld windows, %lld predicted tokens\n", a->context,
-               (long long)res.n_windows, (long long)res.n_predicted);
-        printf("mean NLL    %.6f nats/token\n", res.mean_nll);
-        printf("perplexity  %.4f\n", res.ppl);
+               (long long)r->n_windows, (long long)r->n_predicted);
+        if (a->compare) {
+            printf("%-28s %12s %12s\n", "attention", "mean NLL", "perplexity");
+            printf("%-28s %12.6f %12.4f\n", "softmax (teacher)", teacher.mean_nll, teacher.ppl);
+            printf("%-28s %12.6f %12.4f  (%+.2f%%)\n", "linearized (lolcats)", student.mean_nll,
+                   student.ppl, 100.0 * (student.ppl / teacher.ppl - 1.0));
+        } else {
+            printf("mean NLL    %.6f nats/token\n", r->mean_nll);
+            printf("perplexity  %.4f\n", r->ppl);
+        }
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("cannot write the results to standard output");
@@ -292,6 +355,9 @@ int main(int argc, char **argv)
     rc = lc_model_open(&model, a.model, be, &err);
     if (rc == LC_OK) {
         rc = lc_tokenizer_open(&tok, a.model, &err);
+    }
+    if (rc == LC_OK && a.lolcats != NULL) {
+        rc = lc_model_load_lolcats(model, a.lolcats, &err);
     }
     if (rc != LC_OK) {
         status = cli_fail(rc, &err, 0);

@@ -10,8 +10,10 @@
  * encoded as plain text: EOS is appended as an id, not as a string.
  *
  * A dataset keeps one stream in file order; each split is a contiguous
- * range of it (records: the held-out records come first; plain text: the
- * train part comes first), so LC_SPLIT_ALL costs no copy.
+ * range of it (records: the held-out records come first, and LC_SPLIT_ALL
+ * is the whole stream).  Plain text cut in two also gets a third range: the
+ * whole text tokenized as one stream with one BOS, which is what
+ * LC_SPLIT_ALL means for a text (perplexity of a whole file).
  */
 #include "config.h"
 
@@ -33,8 +35,8 @@ struct lc_dataset {
     int32_t *labels; /* [n] */
     size_t n;
     size_t cap;
-    size_t off[2];   /* LC_SPLIT_TRAIN, LC_SPLIT_VAL: range in ids/labels */
-    size_t len[2];
+    size_t off[3];   /* LC_SPLIT_TRAIN, LC_SPLIT_VAL, LC_SPLIT_ALL: range in ids/labels */
+    size_t len[3];
 };
 
 LC_API void lc_data_opts_default(struct lc_data_opts *o)
@@ -763,6 +765,17 @@ lc_status lc_dataset_build(struct lc_dataset **out, const char *path, const char
         }
         ds->off[LC_SPLIT_VAL] = ds->len[LC_SPLIT_TRAIN];
         ds->len[LC_SPLIT_VAL] = ds->n - ds->len[LC_SPLIT_TRAIN];
+        ds->off[LC_SPLIT_ALL] = 0;
+        ds->len[LC_SPLIT_ALL] = ds->n;
+        if (cut > 0 && cut < len) {
+            /* the two parts do not add up to the whole text's stream */
+            ds->off[LC_SPLIT_ALL] = ds->n;
+            rc = build_text_part(ds, enc, path, data, len, err);
+            if (rc != LC_OK) {
+                goto fail;
+            }
+            ds->len[LC_SPLIT_ALL] = ds->n - ds->off[LC_SPLIT_ALL];
+        }
         ds->stats.format = LC_DATA_TEXT;
         ds->stats.records = 1;
     } else {
@@ -782,6 +795,8 @@ lc_status lc_dataset_build(struct lc_dataset **out, const char *path, const char
         ds->len[LC_SPLIT_VAL] = bs.val_end;
         ds->off[LC_SPLIT_TRAIN] = bs.val_end;
         ds->len[LC_SPLIT_TRAIN] = ds->n - bs.val_end;
+        ds->off[LC_SPLIT_ALL] = 0;
+        ds->len[LC_SPLIT_ALL] = ds->n;
         ds->stats.format = res.kind;
         ds->stats.records = res.records;
         ds->stats.skipped = res.skipped;
@@ -840,12 +855,9 @@ static int split_range(const struct lc_dataset *ds, enum lc_data_split split, si
     switch (split) {
     case LC_SPLIT_TRAIN:
     case LC_SPLIT_VAL:
+    case LC_SPLIT_ALL:
         *off = ds->off[split];
         *len = ds->len[split];
-        return 1;
-    case LC_SPLIT_ALL:
-        *off = 0;
-        *len = ds->n;
         return 1;
     }
     return 0;

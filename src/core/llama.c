@@ -412,6 +412,16 @@ lc_status lc_llama_fwd_alloc(struct lc_llama *m, struct lc_llama_fwd *f, int max
     f->v = be->ops->alloc(be, N * KD * sizeof(float));
     f->gate = be->ops->alloc(be, N * (size_t)c->intermediate_size * sizeof(float));
     f->up = be->ops->alloc(be, N * (size_t)c->intermediate_size * sizeof(float));
+    if (m->lin != NULL) {
+        const size_t HF = (size_t)c->n_heads * 2 * (size_t)m->lin->cfg.feature_dim;
+        f->fq = be->ops->alloc(be, N * HF * sizeof(float));
+        f->fk = be->ops->alloc(be, N * HF * sizeof(float));
+        if (f->fq == NULL || f->fk == NULL) {
+            lc_llama_fwd_free(m, f);
+            return lc_err_set(err, LC_ERR_NOMEM, "out of backend memory for activations of %d tokens",
+                              max_rows);
+        }
+    }
     f->logits = be->ops->alloc(be, head_rows * (size_t)c->vocab_size * sizeof(float));
     f->row_loss = be->ops->alloc(be, head_rows * sizeof(float));
     f->ids = be->ops->alloc(be, N * sizeof(int32_t));
@@ -431,7 +441,8 @@ void lc_llama_fwd_free(struct lc_llama *m, struct lc_llama_fwd *f)
 {
     struct lc_backend *be = m->be;
     void *bufs[] = {f->x,    f->xn,     f->q,        f->att, f->k,   f->v,
-                    f->gate, f->logits, f->row_loss, f->up,  f->ids, f->pos, f->targets};
+                    f->gate, f->logits, f->row_loss, f->up,  f->ids, f->pos, f->targets,
+                    f->fq,   f->fk};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
         be->ops->release(be, bufs[i]);
     }
@@ -497,8 +508,13 @@ lc_status lc_llama_forward(struct lc_llama *m, struct lc_llama_fwd *f, const int
         o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, N, c->hidden_size,
                        c->rms_norm_eps);
         lc_llama_qkv(m, l, f->xn, f->q, f->k, f->v, f->pos, N);
-        o->attn_fwd(be, f->att, f->q, f->k, f->v, B, T, T, c->n_heads, c->n_kv_heads,
-                    c->head_dim, 0);
+        if (m->lin != NULL) {
+            lc_linattn_forward(m->lin, m->lin->params, l, B, T, f->q, f->k, f->v, f->fq, f->fk,
+                               f->att, NULL, NULL);
+        } else {
+            o->attn_fwd(be, f->att, f->q, f->k, f->v, B, T, T, c->n_heads, c->n_kv_heads,
+                        c->head_dim, 0);
+        }
         lc_llama_attn_out(m, l, f->x, f->att, N);
         lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, N);
     }

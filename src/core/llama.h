@@ -11,6 +11,7 @@
 #define LC_CORE_LLAMA_H
 
 #include "core/backend.h"
+#include "core/lolcats.h"
 #include "core/modelfiles.h"
 #include "lolcats/lolcats.h"
 
@@ -45,6 +46,8 @@ struct lc_llama {
     float *rope_cos;          /* [rope_len, D/2] */
     float *rope_sin;
     int rope_len;             /* positions covered by the tables */
+    /* linearized attention in place of softmax attention, when attached */
+    const struct lc_linattn *lin;
 };
 
 lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backend *be,
@@ -91,6 +94,8 @@ struct lc_llama_fwd {
     float *att;     /* [N, H*D] */
     float *gate;    /* [N, FFN] */
     float *up;      /* [N, FFN] */
+    float *fq;      /* [N, H*F] when a linear attention is attached */
+    float *fk;      /* [N, H*F] */
     float *logits;  /* [head_rows, V] */
     float *row_loss; /* [head_rows] */
     int32_t *ids;   /* [N] */
@@ -102,7 +107,8 @@ lc_status lc_llama_fwd_alloc(struct lc_llama *m, struct lc_llama_fwd *f, int max
                              struct lc_error *err);
 void lc_llama_fwd_free(struct lc_llama *m, struct lc_llama_fwd *f);
 
-/* Softmax-attention forward of B sequences of T tokens (host ids
+/* Forward of B sequences (softmax attention, or the attached linear
+ * attention) of T tokens (host ids
  * [B*T]); positions 0..T-1 in each.  Leaves the final hidden states in
  * f->x.  Pass logits_host [B*T, V] to get all logits, or NULL. */
 lc_status lc_llama_forward(struct lc_llama *m, struct lc_llama_fwd *f, const int32_t *ids,

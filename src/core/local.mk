@@ -17,10 +17,17 @@ liblc_internal_la_SOURCES = \
 	src/core/error.c \
 	src/core/gguf.c \
 	src/core/half.h \
+	src/core/llama.c \
+	src/core/llama.h \
 	src/core/log.c \
+	src/core/lolcats.c \
+	src/core/lolcats.h \
+	src/core/model.c \
+	src/core/model.h \
 	src/core/modelfiles.c \
 	src/core/modelfiles.h \
 	src/core/safetensors.c \
+	src/core/sample.c \
 	src/core/tensorfile.h \
 	src/core/textio.c \
 	src/core/textio.h \
@@ -31,6 +38,9 @@ liblc_internal_la_SOURCES = \
 	src/core/tok_spm.c \
 	src/core/tokenizer.c \
 	src/core/tokenizer.h \
+	src/core/train.c \
+	src/core/train.h \
+	src/core/transfer.c \
 	src/core/util.h
 liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 liblc_internal_la_LIBADD =

@@ -1,7 +1,9 @@
 /* Public model interface: open, logits, NLL, perplexity, decoding sessions. */
 #include "config.h"
 
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,7 @@ LC_API void lc_model_close(struct lc_model *m)
     if (m->fwd.max_rows > 0) {
         lc_llama_fwd_free(m->llama, &m->fwd);
     }
+    lc_linattn_free(m->lin);
     lc_llama_free(m->llama);
     free(m);
 }
@@ -189,6 +192,10 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
     if (max_tokens <= 0) {
         return lc_err_set(err, LC_ERR_ARG, "a session needs room for at least one token");
     }
+    if (m->llama->lin != NULL) {
+        return lc_err_set(err, LC_ERR_UNSUPPORTED,
+                          "incremental decoding of a linearized model is not available yet");
+    }
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
@@ -325,4 +332,102 @@ LC_API lc_status lc_session_feed(struct lc_session *s, const int32_t *ids, int n
         n -= chunk;
     }
     return LC_OK;
+}
+
+/* ------------------------------------------------------- linearized model */
+
+static void drop_scratch(struct lc_model *m)
+{
+    if (m->fwd.max_rows > 0) {
+        lc_llama_fwd_free(m->llama, &m->fwd);
+    }
+}
+
+LC_API void lc_model_use_teacher(struct lc_model *m, int use_teacher)
+{
+    const struct lc_linattn *want = use_teacher ? NULL : m->lin;
+    if (m->llama->lin != want) {
+        drop_scratch(m); /* the scratch differs between the two */
+        m->llama->lin = want;
+    }
+}
+
+static int json_int_field(json_t *obj, const char *key, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1 << 24)) {
+        return 0;
+    }
+    *out = (int)json_integer_value(v);
+    return 1;
+}
+
+LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err)
+{
+    const struct lc_model_config *c = &m->llama->cfg;
+    char path[4096];
+    json_error_t jerr;
+    json_t *root = NULL;
+    json_t *attn;
+    json_t *base;
+    const char *mode;
+    struct lc_linattn_cfg cfg;
+    struct lc_linattn *lin = NULL;
+    int v;
+    lc_status rc;
+
+    snprintf(path, sizeof(path), "%s/lolcats_config.json", dir);
+    root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: %s (line %d)", path, jerr.text, jerr.line);
+    }
+    attn = json_object_get(root, "attention");
+    base = json_object_get(root, "base_model");
+    mode = json_string_value(json_object_get(attn, "window_mode"));
+    if (!json_is_object(attn) || !json_int_field(attn, "feature_dim", &cfg.feature_dim) ||
+        !json_int_field(attn, "window", &cfg.window) || mode == NULL) {
+        rc = lc_err_set(err, LC_ERR_FORMAT,
+                        "%s: \"attention\" needs integer feature_dim and window, and window_mode",
+                        path);
+        goto done;
+    }
+    if (strcmp(mode, "terraced") == 0) {
+        cfg.mode = LC_WINDOW_TERRACED;
+    } else if (strcmp(mode, "sliding") == 0) {
+        cfg.mode = LC_WINDOW_SLIDING;
+    } else {
+        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: unknown window_mode \"%s\"", path, mode);
+        goto done;
+    }
+    /* the conversion must belong to this model's shapes */
+    if (json_is_object(base) &&
+        ((json_int_field(base, "num_hidden_layers", &v) && v != c->n_layers) ||
+         (json_int_field(base, "num_attention_heads", &v) && v != c->n_heads) ||
+         (json_int_field(base, "head_dim", &v) && v != c->head_dim) ||
+         (json_int_field(base, "hidden_size", &v) && v != c->hidden_size))) {
+        rc = lc_err_set(err, LC_ERR_FORMAT,
+                        "%s: made for a model of another shape than this one (%d layers, %d heads "
+                        "of %d)",
+                        path, c->n_layers, c->n_heads, c->head_dim);
+        goto done;
+    }
+    rc = lc_linattn_new(&lin, m->llama, &cfg, err);
+    if (rc != LC_OK) {
+        goto done;
+    }
+    snprintf(path, sizeof(path), "%s/feature_maps.safetensors", dir);
+    rc = lc_linattn_load(lin, path, err);
+    if (rc != LC_OK) {
+        goto done;
+    }
+    drop_scratch(m);
+    lc_linattn_free(m->lin);
+    m->lin = lin;
+    m->llama->lin = lin;
+    lin = NULL;
+
+done:
+    lc_linattn_free(lin);
+    json_decref(root);
+    return rc;
 }

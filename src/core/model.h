@@ -7,6 +7,7 @@
 struct lc_model {
     struct lc_llama *llama;
     struct lc_llama_fwd fwd; /* scratch sized for the largest batch so far */
+    struct lc_linattn *lin;  /* loaded linear attention, or NULL */
 };
 
 /* Grows the forward scratch to at least `rows` token rows. */

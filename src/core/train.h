@@ -83,6 +83,8 @@ struct lc_trainer {
     int64_t *perm;          /* [n_train / B * B] chunk order of the current epoch */
     int64_t perm_epoch;     /* epoch the permutation is for */
     double *layer_loss;     /* [L] scratch */
+    int32_t *batch_ids;     /* host [B * T]: the micro-batch being run */
+    int32_t *batch_labels;
     FILE *metrics;
 };
 
@@ -93,6 +95,10 @@ extern const struct lc_stage_hooks lc_transfer_hooks;
 
 /* the loop */
 lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err);
+
+/* Copies the B chunks listed in chunks[] into the micro-batch buffers. */
+lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_t **ids,
+                            int32_t **labels, struct lc_error *err);
 
 /* lolcats_config.json describing the conversion, written atomically. */
 lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,

@@ -23,6 +23,9 @@ lc_status lc_err_set(struct lc_error *err, lc_status code, const char *fmt, ...)
 /* Prefixes an existing message, e.g. with the file name: "ctx: msg". */
 void lc_err_prefix(struct lc_error *err, const char *fmt, ...) LC_PRINTF(2, 3);
 
+/* seconds on a monotonic clock */
+double lc_time_now(void);
+
 void lc_log(enum lc_log_level level, const char *fmt, ...) LC_PRINTF(2, 3);
 int lc_log_enabled(enum lc_log_level level);
 

@@ -1,0 +1,568 @@
+/* lolcats-train: linearize a Llama-family model with LoLCATs. */
+#include "config.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+struct train_args {
+    struct cli_common common;
+    const char *model;
+    const char *data;
+    struct lc_data_opts data_opts;
+    struct lc_train_opts t;
+    int no_summary;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: %s --model PATH --data FILE --out DIR [OPTIONS]\n"
+            "Linearize a Llama-family model with LoLCATs: train Hedgehog feature maps and a\n"
+            "softmax window to mimic every softmax attention (attention transfer).\n"
+            "\n"
+            "Input and output:\n"
+            "  -m, --model PATH        Hugging Face model folder or GGUF file\n"
+            "  -d, --data FILE         training text: plain text, JSON lines of {\"text\"}, or\n"
+            "                          Alpaca records (JSON array or lines); gzip allowed\n"
+            "  -o, --out DIR           output folder (created if missing)\n"
+            "      --stage STAGE       transfer (default)\n"
+            "      --format FMT        auto, text, jsonl or alpaca (default auto)\n"
+            "      --val-fraction F    held-out fraction of a text file (default 0.1)\n"
+            "      --val-records N     held-out records of a record file (default 200)\n"
+            "      --resume            continue from the training state in DIR\n"
+            "      --metrics FILE      write metrics as JSON lines to FILE\n"
+            "\n"
+            "Training:\n"
+            "      --seq-len N         tokens per chunk (default min(1024, model context))\n"
+            "      --batch-size N      chunks per micro-batch (default 1)\n"
+            "      --grad-accum N      micro-batches per optimizer step (default 8)\n"
+            "      --lr LR             AdamW learning rate (default 0.01)\n"
+            "      --weight-decay W    AdamW weight decay (default 0)\n"
+            "      --max-steps N       optimizer steps (0: evaluate the start only;\n"
+            "                          default: --epochs epochs)\n"
+            "      --epochs N          passes over the data (default 2)\n"
+            "      --eval-every N      optimizer steps between evaluations (default 100)\n"
+            "      --val-size N        held-out chunks per evaluation (default all)\n"
+            "      --plateau-factor F  learning-rate factor on a plateau (default 0.1)\n"
+            "      --plateau-patience N  evaluations without improvement first (default 10)\n"
+            "      --min-lr LR         lower bound of the learning rate (default 1e-05)\n"
+            "      --seed S            data order seed (default 0)\n"
+            "\n"
+            "Linear attention:\n"
+            "      --feature-dim N     feature-map output f; features are 2f (default 64)\n"
+            "      --window N          softmax window W (default 64)\n"
+            "      --window-mode MODE  terraced (default) or sliding\n"
+            "      --mse-weight W      weight of the output MSE loss (default 1000)\n"
+            "      --xent-weight W     weight of the attention-weight cross-entropy (default 0)\n"
+            "\n"
+            "General:\n"
+            "      --backend NAME      compute backend: cpu or ref (default cpu)\n"
+            "      --threads N         threads (default: all cores)\n"
+            "      --no-summary        skip the final perplexity comparison\n"
+            "  -v, --verbose           print the backend and GEMM kernel in use\n"
+            "  -q, --quiet             no progress display\n"
+            "  -h, --help              show this help and exit\n"
+            "  -V, --version           show the version and exit\n"
+            "\n"
+            "See lolcats-train(1) and lolcats-checkpoint(5).\n",
+            cli_prog);
+}
+
+enum {
+    OPT_STAGE = 256,
+    OPT_FORMAT,
+    OPT_VAL_FRACTION,
+    OPT_VAL_RECORDS,
+    OPT_RESUME,
+    OPT_METRICS,
+    OPT_SEQ_LEN,
+    OPT_BATCH_SIZE,
+    OPT_GRAD_ACCUM,
+    OPT_LR,
+    OPT_WEIGHT_DECAY,
+    OPT_MAX_STEPS,
+    OPT_EPOCHS,
+    OPT_EVAL_EVERY,
+    OPT_VAL_SIZE,
+    OPT_PLATEAU_FACTOR,
+    OPT_PLATEAU_PATIENCE,
+    OPT_MIN_LR,
+    OPT_SEED,
+    OPT_FEATURE_DIM,
+    OPT_WINDOW,
+    OPT_WINDOW_MODE,
+    OPT_MSE_WEIGHT,
+    OPT_XENT_WEIGHT,
+    OPT_BACKEND,
+    OPT_THREADS,
+    OPT_NO_SUMMARY
+};
+
+static int parse_format(const char *s, enum lc_data_format *f)
+{
+    if (strcmp(s, "auto") == 0) {
+        *f = LC_DATA_AUTO;
+    } else if (strcmp(s, "text") == 0) {
+        *f = LC_DATA_TEXT;
+    } else if (strcmp(s, "jsonl") == 0) {
+        *f = LC_DATA_JSONL_TEXT;
+    } else if (strcmp(s, "alpaca") == 0) {
+        *f = LC_DATA_ALPACA;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, struct train_args *a)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"data", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'},
+        {"stage", required_argument, NULL, OPT_STAGE},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"val-fraction", required_argument, NULL, OPT_VAL_FRACTION},
+        {"val-records", required_argument, NULL, OPT_VAL_RECORDS},
+        {"resume", no_argument, NULL, OPT_RESUME},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"seq-len", required_argument, NULL, OPT_SEQ_LEN},
+        {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
+        {"grad-accum", required_argument, NULL, OPT_GRAD_ACCUM},
+        {"lr", required_argument, NULL, OPT_LR},
+        {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
+        {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
+        {"epochs", required_argument, NULL, OPT_EPOCHS},
+        {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+        {"val-size", required_argument, NULL, OPT_VAL_SIZE},
+        {"plateau-factor", required_argument, NULL, OPT_PLATEAU_FACTOR},
+        {"plateau-patience", required_argument, NULL, OPT_PLATEAU_PATIENCE},
+        {"min-lr", required_argument, NULL, OPT_MIN_LR},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"feature-dim", required_argument, NULL, OPT_FEATURE_DIM},
+        {"window", required_argument, NULL, OPT_WINDOW},
+        {"window-mode", required_argument, NULL, OPT_WINDOW_MODE},
+        {"mse-weight", required_argument, NULL, OPT_MSE_WEIGHT},
+        {"xent-weight", required_argument, NULL, OPT_XENT_WEIGHT},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct lc_train_opts *t = &a->t;
+    long long n;
+    double x;
+    int c;
+
+    memset(a, 0, sizeof(*a));
+    lc_data_opts_default(&a->data_opts);
+    lc_train_opts_default(t);
+    t->stage = LC_STAGE_TRANSFER;
+    while ((c = getopt_long(argc, argv, "m:d:o:vqhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            a->model = optarg;
+            break;
+        case 'd':
+            a->data = optarg;
+            break;
+        case 'o':
+            t->out_dir = optarg;
+            break;
+        case OPT_STAGE:
+            if (strcmp(optarg, "transfer") == 0) {
+                t->stage = LC_STAGE_TRANSFER;
+            } else {
+                return cli_usage_error("--stage: '%s' is not a stage this build runs (transfer)",
+                                       optarg);
+            }
+            break;
+        case OPT_FORMAT:
+            if (!parse_format(optarg, &a->data_opts.format)) {
+                return cli_usage_error("--format: '%s' is not one of auto, text, jsonl, alpaca",
+                                       optarg);
+            }
+            break;
+        case OPT_VAL_FRACTION:
+            if (!cli_parse_double("--val-fraction", optarg, 0.0, 1.0, &x)) {
+                return CLI_EXIT_USAGE;
+            }
+            a->data_opts.val_fraction = x;
+            break;
+        case OPT_VAL_RECORDS:
+            if (!cli_parse_int("--val-records", optarg, 0, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            a->data_opts.val_records = n;
+            break;
+        case OPT_RESUME:
+            t->resume = 1;
+            break;
+        case OPT_METRICS:
+            t->metrics_path = optarg;
+            break;
+        case OPT_SEQ_LEN:
+            if (!cli_parse_int("--seq-len", optarg, 2, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->seq_len = (int)n;
+            break;
+        case OPT_BATCH_SIZE:
+            if (!cli_parse_int("--batch-size", optarg, 1, 1 << 16, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->batch_size = (int)n;
+            break;
+        case OPT_GRAD_ACCUM:
+            if (!cli_parse_int("--grad-accum", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->grad_accum = (int)n;
+            break;
+        case OPT_LR:
+            if (!cli_parse_double("--lr", optarg, 1e-12, 10.0, &t->lr)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_WEIGHT_DECAY:
+            if (!cli_parse_double("--weight-decay", optarg, 0.0, 10.0, &t->weight_decay)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_MAX_STEPS:
+            if (!cli_parse_int("--max-steps", optarg, 0, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->max_steps = n;
+            break;
+        case OPT_EPOCHS:
+            if (!cli_parse_int("--epochs", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->epochs = (int)n;
+            break;
+        case OPT_EVAL_EVERY:
+            if (!cli_parse_int("--eval-every", optarg, 1, 1 << 30, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->eval_every = (int)n;
+            break;
+        case OPT_VAL_SIZE:
+            if (!cli_parse_int("--val-size", optarg, 1, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->val_size = n;
+            break;
+        case OPT_PLATEAU_FACTOR:
+            if (!cli_parse_double("--plateau-factor", optarg, 1e-6, 1.0, &t->plateau_factor)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_PLATEAU_PATIENCE:
+            if (!cli_parse_int("--plateau-patience", optarg, 0, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->plateau_patience = (int)n;
+            break;
+        case OPT_MIN_LR:
+            if (!cli_parse_double("--min-lr", optarg, 0.0, 10.0, &t->min_lr)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_SEED:
+            if (!cli_parse_int("--seed", optarg, 0, INT64_MAX, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->seed = (uint64_t)n;
+            break;
+        case OPT_FEATURE_DIM:
+            if (!cli_parse_int("--feature-dim", optarg, 1, 1 << 16, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->feature_dim = (int)n;
+            break;
+        case OPT_WINDOW:
+            if (!cli_parse_int("--window", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->window = (int)n;
+            break;
+        case OPT_WINDOW_MODE:
+            if (strcmp(optarg, "terraced") == 0) {
+                t->window_mode = LC_WINDOW_TERRACED;
+            } else if (strcmp(optarg, "sliding") == 0) {
+                t->window_mode = LC_WINDOW_SLIDING;
+            } else {
+                return cli_usage_error("--window-mode: '%s' is not terraced or sliding", optarg);
+            }
+            break;
+        case OPT_MSE_WEIGHT:
+            if (!cli_parse_double("--mse-weight", optarg, 0.0, 1e9, &t->mse_weight)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_XENT_WEIGHT:
+            if (!cli_parse_double("--xent-weight", optarg, 0.0, 1e9, &t->xent_weight)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_BACKEND:
+            a->common.backend = optarg;
+            break;
+        case OPT_THREADS:
+            if (!cli_parse_int("--threads", optarg, 1, 4096, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            a->common.threads = (int)n;
+            break;
+        case OPT_NO_SUMMARY:
+            a->no_summary = 1;
+            break;
+        case 'v':
+            a->common.verbose = 1;
+            break;
+        case 'q':
+            a->common.quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(CLI_EXIT_OK);
+        case 'V':
+            cli_print_version();
+            exit(CLI_EXIT_OK);
+        default:
+            fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    }
+    if (a->model == NULL || a->data == NULL || t->out_dir == NULL) {
+        return cli_usage_error("--model, --data and --out are required");
+    }
+    if (t->mse_weight == 0 && t->xent_weight == 0) {
+        return cli_usage_error("--mse-weight and --xent-weight cannot both be 0");
+    }
+    if (t->seq_len > 0 && t->window > t->seq_len) {
+        return cli_usage_error("--window (%d) is larger than --seq-len (%d)", t->window,
+                               t->seq_len);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ progress */
+
+struct run_state {
+    const struct train_args *a;
+    struct cli_progress prog;
+    int n_layers;
+    double *first_layer_mse; /* the first evaluation (the untrained start) */
+    double *best_layer_mse;
+    double first_val;
+};
+
+static const char *stage_name(int stage)
+{
+    return stage == LC_STAGE_TRANSFER ? "transfer" : "finetune";
+}
+
+static int on_event(const struct lc_train_event *ev, void *user)
+{
+    struct run_state *rs = user;
+    const struct cli_common *c = &rs->a->common;
+    char extra[160];
+
+    switch (ev->kind) {
+    case LC_EV_START:
+        cli_info(c, "%s: %lld optimizer steps of %lld tokens", stage_name(ev->stage),
+                 (long long)ev->total_steps, (long long)ev->tokens_per_step);
+        cli_progress_start(&rs->prog, stage_name(ev->stage), ev->total_steps, c->quiet);
+        break;
+    case LC_EV_STEP:
+        snprintf(extra, sizeof(extra), "loss %.4f lr %.1e %.0f tok/s", ev->loss, ev->lr,
+                 ev->tokens_per_s);
+        cli_progress_update(&rs->prog, ev->step, extra);
+        break;
+    case LC_EV_EVAL:
+        if (rs->first_layer_mse != NULL && ev->layer_mse != NULL) {
+            if (isnan(rs->first_val)) {
+                rs->first_val = ev->val_loss;
+                memcpy(rs->first_layer_mse, ev->layer_mse, (size_t)rs->n_layers * sizeof(double));
+            }
+            if (ev->improved) {
+                memcpy(rs->best_layer_mse, ev->layer_mse, (size_t)rs->n_layers * sizeof(double));
+            }
+        }
+        cli_progress_clear(&rs->prog);
+        cli_info(c, "%s step %lld: validation loss %.6f%s", stage_name(ev->stage),
+                 (long long)ev->step, ev->val_loss, ev->improved ? " (best so far, saved)" : "");
+        break;
+    case LC_EV_END:
+        cli_progress_end(&rs->prog);
+        cli_info(c, "%s done: best validation loss %.6f", stage_name(ev->stage),
+                 ev->best_val_loss);
+        break;
+    default:
+        break;
+    }
+    return cli_interrupted();
+}
+
+static void print_config(const struct train_args *a, const struct lc_model_config *mc,
+                         const struct lc_data_stats *st)
+{
+    const struct lc_train_opts *t = &a->t;
+    int T = t->seq_len > 0 ? t->seq_len
+                           : (mc->max_position_embeddings > 0 && mc->max_position_embeddings < 1024
+                                  ? mc->max_position_embeddings
+                                  : 1024);
+    if (a->common.quiet) {
+        return;
+    }
+    fprintf(stderr, "model       %s (%d layers, %d heads, %d kv heads, head dim %d)\n", a->model,
+            mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->head_dim);
+    fprintf(stderr, "data        %s: %lld train tokens, %lld held-out tokens", a->data,
+            (long long)st->train_tokens, (long long)st->val_tokens);
+    if (st->skipped > 0) {
+        fprintf(stderr, " (%lld records skipped)", (long long)st->skipped);
+    }
+    fputc('\n', stderr);
+    fprintf(stderr, "output      %s%s\n", t->out_dir, t->resume ? " (resuming)" : "");
+    fprintf(stderr, "stage       %s\n", t->stage == LC_STAGE_TRANSFER ? "transfer" : "all");
+    fprintf(stderr, "batches     seq-len %d, batch-size %d, grad-accum %d, seed %llu\n", T,
+            t->batch_size, t->grad_accum, (unsigned long long)t->seed);
+    if (t->max_steps >= 0) {
+        fprintf(stderr, "length      %lld steps, eval every %d", (long long)t->max_steps,
+                t->eval_every);
+    } else {
+        fprintf(stderr, "length      %d epochs, eval every %d", t->epochs, t->eval_every);
+    }
+    if (t->val_size > 0) {
+        fprintf(stderr, " on %lld held-out chunks", (long long)t->val_size);
+    }
+    fputc('\n', stderr);
+    fprintf(stderr, "optimizer   AdamW lr %g, weight decay %g; plateau factor %g, patience %d, "
+                    "min lr %g\n",
+            t->lr, t->weight_decay, t->plateau_factor, t->plateau_patience, t->min_lr);
+    fprintf(stderr, "attention   feature dim %d (x2), window %d %s; loss %g x MSE + %g x XENT\n",
+            t->feature_dim, t->window,
+            t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", t->mse_weight,
+            t->xent_weight);
+}
+
+/* Teacher vs linearized perplexity on the held-out split. */
+static int print_summary(const struct train_args *a, struct lc_model *model,
+                         const struct lc_dataset *ds, const struct run_state *rs)
+{
+    struct lc_error err = {0};
+    const int32_t *ids = NULL;
+    const int32_t *labels = NULL;
+    int64_t n = 0;
+    struct lc_ppl_result teacher;
+    struct lc_ppl_result student;
+    const struct lc_model_config *mc = lc_model_get_config(model);
+    int ctx = a->t.seq_len > 0 ? a->t.seq_len
+                               : (mc->max_position_embeddings > 0 &&
+                                          mc->max_position_embeddings < 1024
+                                      ? mc->max_position_embeddings
+                                      : 1024);
+    lc_status rc;
+
+    if (lc_dataset_stream(ds, LC_SPLIT_VAL, &ids, &labels, &n) != LC_OK || n < 2) {
+        return CLI_EXIT_OK;
+    }
+    lc_model_use_teacher(model, 1);
+    rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &teacher, &err);
+    if (rc == LC_OK) {
+        rc = lc_model_load_lolcats(model, a->t.out_dir, &err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &student, &err);
+    }
+    if (rc != LC_OK) {
+        return cli_fail(rc, &err, 0);
+    }
+    printf("held-out perplexity (context %d, %lld tokens)\n", ctx, (long long)n);
+    printf("  teacher (softmax attention)   %10.4f\n", teacher.ppl);
+    printf("  linearized (%s)   %10.4f   (%+.2f%%)\n", a->t.out_dir, student.ppl,
+           100.0 * (student.ppl / teacher.ppl - 1.0));
+    if (rs->first_layer_mse != NULL && !isnan(rs->first_val)) {
+        printf("validation attention MSE per layer (start -> best)\n");
+        for (int l = 0; l < rs->n_layers; l++) {
+            printf("  layer %2d   %.6g -> %.6g\n", l, rs->first_layer_mse[l],
+                   rs->best_layer_mse[l]);
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct train_args a;
+    struct run_state rs;
+    struct lc_error err = {0};
+    struct lc_backend *be = NULL;
+    struct lc_model *model = NULL;
+    struct lc_tokenizer *tok = NULL;
+    struct lc_dataset *ds = NULL;
+    struct lc_data_stats st;
+    lc_status rc;
+    int status;
+
+    cli_init(argc, argv, "lolcats-train");
+    status = parse_args(argc, argv, &a);
+    if (status != CLI_EXIT_OK) {
+        return status;
+    }
+    cli_catch_interrupts();
+    status = cli_open_backend(&a.common, &be);
+    if (status != CLI_EXIT_OK) {
+        return status;
+    }
+    memset(&rs, 0, sizeof(rs));
+    rs.a = &a;
+    rs.first_val = NAN;
+    rc = lc_model_open(&model, a.model, be, &err);
+    if (rc == LC_OK) {
+        rc = lc_tokenizer_open(&tok, a.model, &err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_dataset_load(&ds, a.data, tok, &a.data_opts, &err);
+    }
+    if (rc != LC_OK) {
+        status = cli_fail(rc, &err, 0);
+        goto done;
+    }
+    lc_dataset_stats(ds, &st);
+    print_config(&a, lc_model_get_config(model), &st);
+    rs.n_layers = lc_model_get_config(model)->n_layers;
+    rs.first_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
+    rs.best_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
+    rc = lc_train(model, ds, &a.t, on_event, &rs, &err);
+    if (rc != LC_OK) {
+        cli_progress_clear(&rs.prog);
+        status = cli_fail(rc, &err, rc == LC_ERR_IO);
+        goto done;
+    }
+    if (!a.no_summary) {
+        status = print_summary(&a, model, ds, &rs);
+    }
+
+done:
+    free(rs.first_layer_mse);
+    free(rs.best_layer_mse);
+    lc_dataset_free(ds);
+    lc_tokenizer_close(tok);
+    lc_model_close(model);
+    lc_backend_close(be);
+    return status;
+}

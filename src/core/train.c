@@ -1,0 +1,877 @@
+/*
+ * The training loop shared by attention transfer and LoRA finetuning:
+ * data order, gradient accumulation, AdamW, evaluation, ReduceLROnPlateau,
+ * best-on-validation selection, metrics and the resumable state.
+ *
+ * Determinism: the data order comes from lc_shuffle(seed, epoch), every
+ * kernel is independent of the thread count, and losses are summed on the
+ * host in a fixed order, so the same seed gives byte-identical checkpoints
+ * for any thread count.  The training state saved at each evaluation holds
+ * everything the loop needs (weights, AdamW moments, best weights,
+ * position, schedule), so a resumed run reproduces the uninterrupted one
+ * exactly.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/atomicfile.h"
+#include "core/tensorfile.h"
+#include "core/train.h"
+#include "core/util.h"
+
+#define STATE_FILE "train_state.safetensors"
+#define CONFIG_FILE "lolcats_config.json"
+
+LC_API void lc_train_opts_default(struct lc_train_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->stage = LC_STAGE_ALL;
+    o->seq_len = 0; /* chosen from the model */
+    o->batch_size = 1;
+    o->grad_accum = 8;
+    o->max_steps = -1;
+    o->epochs = 2;
+    o->eval_every = 100;
+    o->val_size = 0;
+    o->seed = 0;
+    o->lr = 1e-2;
+    o->feature_dim = 64;
+    o->window = 64;
+    o->window_mode = LC_WINDOW_TERRACED;
+    o->mse_weight = 1000.0;
+    o->xent_weight = 0.0;
+    o->lora_lr = 1e-4;
+    o->lora_rank = 8;
+    o->lora_alpha = 16.0;
+    o->lora_dropout = 0.0;
+    o->lora_targets = LC_LORA_Q | LC_LORA_K | LC_LORA_V | LC_LORA_O;
+    o->weight_decay = 0.0;
+    o->plateau_factor = 0.1;
+    o->plateau_patience = 10;
+    o->min_lr = 1e-5;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p != NULL) {
+        snprintf(p, n, "%s/%s", dir, name);
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------ events */
+
+static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
+{
+    ev->stage = tr->hooks->stage;
+    ev->step = tr->step;
+    ev->epoch = tr->epoch;
+    ev->lr = tr->lr;
+    ev->best_val_loss = tr->best_val;
+    ev->n_layers = tr->m->cfg.n_layers;
+    if (tr->on_event == NULL) {
+        return 0;
+    }
+    return tr->on_event(ev, tr->user);
+}
+
+static void metrics_line(struct lc_trainer *tr, const char *fmt, ...) LC_PRINTF(2, 3);
+
+static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
+{
+    va_list ap;
+    if (tr->metrics == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vfprintf(tr->metrics, fmt, ap);
+    va_end(ap);
+    fflush(tr->metrics);
+}
+
+/* ------------------------------------------------------------ schedule */
+
+/* PyTorch ReduceLROnPlateau(mode="min", threshold=1e-4 relative,
+ * cooldown=0, eps=1e-8), stepped once per evaluation. */
+static void plateau_step(struct lc_trainer *tr, double metric)
+{
+    const struct lc_train_opts *o = tr->o;
+    if (metric < tr->plateau_best * (1.0 - 1e-4)) {
+        tr->plateau_best = metric;
+        tr->plateau_bad = 0;
+    } else {
+        tr->plateau_bad++;
+    }
+    if (tr->plateau_bad > o->plateau_patience) {
+        double new_lr = tr->lr * o->plateau_factor;
+        if (new_lr < o->min_lr) {
+            new_lr = o->min_lr;
+        }
+        if (tr->lr - new_lr > 1e-8) {
+            tr->lr = new_lr;
+        }
+        tr->plateau_bad = 0;
+    }
+}
+
+static int64_t microbatches_per_epoch(const struct lc_trainer *tr)
+{
+    return tr->n_train / tr->B;
+}
+
+static int64_t steps_per_epoch(const struct lc_trainer *tr)
+{
+    int64_t mbs = microbatches_per_epoch(tr);
+    return (mbs + tr->o->grad_accum - 1) / tr->o->grad_accum;
+}
+
+static int64_t total_steps(const struct lc_trainer *tr)
+{
+    if (tr->o->max_steps >= 0) {
+        return tr->o->max_steps;
+    }
+    return (int64_t)tr->o->epochs * steps_per_epoch(tr);
+}
+
+static lc_status ensure_perm(struct lc_trainer *tr, struct lc_error *err)
+{
+    if (tr->perm == NULL) {
+        tr->perm = malloc((size_t)tr->n_train * sizeof(int64_t));
+        if (tr->perm == NULL) {
+            return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        }
+        tr->perm_epoch = -1;
+    }
+    if (tr->perm_epoch != tr->epoch) {
+        lc_shuffle(tr->perm, tr->n_train, tr->o->seed, tr->epoch);
+        tr->perm_epoch = tr->epoch;
+    }
+    return LC_OK;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer_loss,
+                          struct lc_error *err)
+{
+    const int L = tr->m->cfg.n_layers;
+    const size_t T = (size_t)tr->T;
+    double sum = 0.0;
+    int64_t done = 0;
+
+    for (int l = 0; l < L; l++) {
+        layer_loss[l] = 0.0;
+    }
+    while (done < tr->n_val) {
+        int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
+        double loss = 0.0;
+        lc_status rc = tr->hooks->microbatch(tr, tr->val_ids + (size_t)done * T,
+                                             tr->val_labels + (size_t)done * T, b, 0, 1.0, &loss,
+                                             tr->layer_loss, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
+        /* chunk-weighted mean, so the batch size does not change it */
+        sum += loss * b;
+        for (int l = 0; l < L; l++) {
+            layer_loss[l] += tr->layer_loss[l] * b;
+        }
+        done += b;
+    }
+    *val_loss = sum / (double)tr->n_val;
+    for (int l = 0; l < L; l++) {
+        layer_loss[l] /= (double)tr->n_val;
+    }
+    if (!isfinite(*val_loss)) {
+        return lc_err_set(err, LC_ERR_NUMERIC, "%s: validation loss is not finite at step %lld",
+                          tr->hooks->name, (long long)tr->step);
+    }
+    return LC_OK;
+}
+
+/* ------------------------------------------------------------ state */
+
+static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
+{
+    const struct lc_train_opts *o = tr->o;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the training chunks */
+    for (int64_t i = 0; i < tr->n_train * (int64_t)tr->T; i++) {
+        h = (h ^ (uint32_t)tr->train_ids[i]) * 1099511628211ull;
+    }
+    snprintf(buf, cap,
+             "stage=%s seq_len=%d batch=%d accum=%d seed=%llu max_steps=%lld epochs=%d "
+             "eval_every=%d val=%lld lr=%.17g lora_lr=%.17g f=%d window=%d mode=%d mse=%.17g "
+             "xent=%.17g rank=%d alpha=%.17g dropout=%.17g targets=%u train_fmaps=%d "
+             "skip_transfer=%d wd=%.17g factor=%.17g patience=%d min_lr=%.17g chunks=%lld "
+             "data=%016llx",
+             tr->hooks->name, tr->T, tr->B, o->grad_accum, (unsigned long long)o->seed,
+             (long long)o->max_steps, o->epochs, o->eval_every, (long long)tr->n_val, o->lr,
+             o->lora_lr, o->feature_dim, o->window, o->window_mode, o->mse_weight,
+             o->xent_weight, o->lora_rank, o->lora_alpha, o->lora_dropout, o->lora_targets,
+             o->train_feature_maps, o->skip_transfer, o->weight_decay, o->plateau_factor,
+             o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h);
+}
+
+static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
+{
+    struct lc_backend *be = tr->be;
+    struct lc_st_writer *w = NULL;
+    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    float *host = NULL;
+    char buf[1024];
+    lc_status rc;
+
+    if (path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    rc = lc_st_writer_new(&w, err);
+    for (int g = 0; g < tr->n_groups && rc == LC_OK; g++) {
+        const struct lc_param_group *pg = &tr->groups[g];
+        static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
+        int64_t shape[1] = {(int64_t)pg->n};
+        host = realloc(host, pg->n * sizeof(float) + 1);
+        if (host == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+            break;
+        }
+        for (int p = 0; p < 4 && rc == LC_OK; p++) {
+            const float *src = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
+            char name[128];
+            if (p < 3) {
+                be->ops->download(be, host, src, pg->n * sizeof(float));
+            } else {
+                memcpy(host, pg->best, pg->n * sizeof(float));
+            }
+            snprintf(name, sizeof(name), "%s.%s", pg->name, parts[p]);
+            rc = lc_st_writer_add(w, name, LC_DTYPE_F32, 1, shape, host, err);
+        }
+    }
+#define META(key, ...)                                                         \
+    do {                                                                       \
+        if (rc == LC_OK) {                                                     \
+            snprintf(buf, sizeof(buf), __VA_ARGS__);                           \
+            rc = lc_st_writer_set_metadata(w, key, buf, err);                  \
+        }                                                                      \
+    } while (0)
+    META("stage", "%s", tr->hooks->name);
+    META("step", "%lld", (long long)tr->step);
+    META("epoch", "%lld", (long long)tr->epoch);
+    META("microbatch", "%lld", (long long)tr->mb);
+    META("lr", "%.17g", tr->lr);
+    META("plateau_best", "%.17g", tr->plateau_best);
+    META("plateau_bad", "%d", tr->plateau_bad);
+    META("best_val", "%.17g", tr->best_val);
+    META("metrics_offset", "%lld", tr->metrics != NULL ? (long long)ftell(tr->metrics) : 0LL);
+#undef META
+    if (rc == LC_OK) {
+        fingerprint(tr, buf, sizeof(buf));
+        rc = lc_st_writer_set_metadata(w, "fingerprint", buf, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_st_writer_write(w, path, err);
+    }
+    lc_st_writer_free(w);
+    free(host);
+    free(path);
+    return rc;
+}
+
+static int meta_double(const struct lc_st_file *f, const char *key, double *out)
+{
+    const char *s = lc_st_metadata(f, key);
+    char *end = NULL;
+    if (s == NULL) {
+        return 0;
+    }
+    *out = strtod(s, &end);
+    return end != s && *end == '\0';
+}
+
+static int meta_int(const struct lc_st_file *f, const char *key, int64_t *out)
+{
+    const char *s = lc_st_metadata(f, key);
+    char *end = NULL;
+    if (s == NULL) {
+        return 0;
+    }
+    *out = strtoll(s, &end, 10);
+    return end != s && *end == '\0';
+}
+
+/* Loads the state when the folder has one for this stage.  *found says
+ * whether it did. */
+static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *err)
+{
+    struct lc_backend *be = tr->be;
+    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    struct lc_st_file *f = NULL;
+    const char *stage;
+    const char *fp;
+    char want[1024];
+    int64_t step, epoch, mb, bad, offset;
+    double lr, pbest, best;
+    lc_status rc;
+
+    *found = 0;
+    if (path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return LC_OK;
+    }
+    rc = lc_st_open(&f, path, err);
+    if (rc != LC_OK) {
+        free(path);
+        return rc;
+    }
+    stage = lc_st_metadata(f, "stage");
+    if (stage == NULL || strcmp(stage, tr->hooks->name) != 0) {
+        /* the state of another stage: not ours to resume */
+        lc_st_close(f);
+        free(path);
+        return LC_OK;
+    }
+    fp = lc_st_metadata(f, "fingerprint");
+    fingerprint(tr, want, sizeof(want));
+    if (fp == NULL || strcmp(fp, want) != 0) {
+        rc = lc_err_set(err, LC_ERR_ARG,
+                        "%s: saved with other settings or data; resume needs the same options "
+                        "and data (saved: %s; now: %s)",
+                        path, fp != NULL ? fp : "none", want);
+        goto done;
+    }
+    if (!meta_int(f, "step", &step) || !meta_int(f, "epoch", &epoch) ||
+        !meta_int(f, "microbatch", &mb) || !meta_double(f, "lr", &lr) ||
+        !meta_double(f, "plateau_best", &pbest) || !meta_int(f, "plateau_bad", &bad) ||
+        !meta_double(f, "best_val", &best) || !meta_int(f, "metrics_offset", &offset)) {
+        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: training state metadata incomplete", path);
+        goto done;
+    }
+    for (int g = 0; g < tr->n_groups; g++) {
+        struct lc_param_group *pg = &tr->groups[g];
+        static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
+        for (int p = 0; p < 4; p++) {
+            char name[128];
+            const struct lc_tensor_view *t;
+            snprintf(name, sizeof(name), "%s.%s", pg->name, parts[p]);
+            t = lc_st_find(f, name);
+            if (t == NULL || t->dtype != LC_DTYPE_F32 || t->numel != (int64_t)pg->n) {
+                rc = lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s missing or of the wrong size",
+                                path, name);
+                goto done;
+            }
+            if (p < 3) {
+                float *dst = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
+                be->ops->upload(be, dst, t->data, pg->n * sizeof(float));
+            } else {
+                memcpy(pg->best, t->data, pg->n * sizeof(float));
+            }
+        }
+    }
+    tr->step = step;
+    tr->epoch = epoch;
+    tr->mb = mb;
+    tr->lr = lr;
+    tr->plateau_best = pbest;
+    tr->plateau_bad = (int)bad;
+    tr->best_val = best;
+    if (tr->metrics != NULL) {
+        /* drop metric lines written after the saved state */
+        if (fflush(tr->metrics) != 0 || ftruncate(fileno(tr->metrics), (off_t)offset) != 0 ||
+            fseek(tr->metrics, offset, SEEK_SET) != 0) {
+            rc = lc_err_set(err, LC_ERR_IO, "%s: cannot rewind the metrics file", tr->o->metrics_path);
+            goto done;
+        }
+    }
+    *found = 1;
+    rc = be->ops->sync(be, err);
+
+done:
+    lc_st_close(f);
+    free(path);
+    return rc;
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err)
+{
+    const int L = tr->m->cfg.n_layers;
+    struct lc_train_event ev = {0};
+    double *layer = calloc((size_t)L, sizeof(double));
+    double val = 0.0;
+    lc_status rc;
+
+    if (layer == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    rc = evaluate(tr, &val, layer, err);
+    if (rc != LC_OK) {
+        goto done;
+    }
+    if (tr->step > 0) {
+        plateau_step(tr, val);
+    }
+    ev.kind = LC_EV_EVAL;
+    ev.val_loss = val;
+    ev.improved = val < tr->best_val;
+    ev.layer_mse = tr->hooks->reports_layers ? layer : NULL;
+    if (ev.improved) {
+        tr->best_val = val;
+        for (int g = 0; g < tr->n_groups; g++) {
+            tr->be->ops->download(tr->be, tr->groups[g].best, tr->groups[g].params,
+                                  tr->groups[g].n * sizeof(float));
+        }
+        rc = tr->hooks->save_outputs(tr, err);
+        if (rc != LC_OK) {
+            goto done;
+        }
+    }
+    if (tr->metrics != NULL) {
+        metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"val_loss\": %.9g, "
+                         "\"best_val_loss\": %.9g, \"lr\": %.9g",
+                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, val, tr->best_val,
+                     tr->lr);
+        if (tr->hooks->reports_layers) {
+            metrics_line(tr, ", \"layer_mse\": [");
+            for (int l = 0; l < L; l++) {
+                metrics_line(tr, "%s%.9g", l ? ", " : "", layer[l]);
+            }
+            metrics_line(tr, "]");
+        }
+        metrics_line(tr, "}\n");
+    }
+    rc = save_state(tr, err);
+    if (rc == LC_OK && emit(tr, &ev) != 0) {
+        rc = lc_err_set(err, LC_ERR_INTERRUPTED, "stopped at step %lld; the state is saved in %s",
+                        (long long)tr->step, tr->o->out_dir);
+    }
+
+done:
+    free(layer);
+    return rc;
+}
+
+lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
+{
+    struct lc_backend *be = tr->be;
+    const struct lc_train_opts *o = tr->o;
+    const int64_t total = total_steps(tr);
+    const int64_t mb_epoch = microbatches_per_epoch(tr);
+    struct lc_train_event ev = {0};
+    int found = 0;
+    lc_status rc;
+
+    tr->lr = tr->hooks->stage == LC_STAGE_TRANSFER ? o->lr : o->lora_lr;
+    tr->plateau_best = INFINITY;
+    tr->plateau_bad = 0;
+    tr->best_val = INFINITY;
+    tr->step = 0;
+    tr->epoch = 0;
+    tr->mb = 0;
+    for (int g = 0; g < tr->n_groups; g++) {
+        be->ops->download(be, tr->groups[g].best, tr->groups[g].params,
+                          tr->groups[g].n * sizeof(float));
+    }
+    if (o->resume) {
+        rc = load_state(tr, &found, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
+    }
+    ev.kind = LC_EV_START;
+    ev.total_steps = total;
+    ev.tokens_per_step = (int64_t)tr->B * tr->T * o->grad_accum;
+    if (emit(tr, &ev) != 0) {
+        return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped before training");
+    }
+    if (!found) {
+        /* the starting point is the first candidate for the best weights */
+        rc = eval_and_checkpoint(tr, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
+    }
+    while (tr->step < total) {
+        double t0 = lc_time_now();
+        double loss = 0.0;
+        int64_t n_mb = o->grad_accum;
+        int64_t tokens = 0;
+
+        rc = ensure_perm(tr, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
+        if (n_mb > mb_epoch - tr->mb) {
+            n_mb = mb_epoch - tr->mb; /* the last step of an epoch may be short */
+        }
+        for (int g = 0; g < tr->n_groups; g++) {
+            be->ops->zero(be, tr->groups[g].grads, tr->groups[g].n * sizeof(float));
+        }
+        for (int64_t i = 0; i < n_mb; i++) {
+            int32_t *ids = tr->train_ids;
+            int32_t *labels = tr->train_labels;
+            double mb_loss = 0.0;
+            /* gather the B chunks of this micro-batch into one contiguous batch */
+            rc = lc_trainer_gather(tr, tr->perm + (tr->mb + i) * tr->B, &ids, &labels, err);
+            if (rc == LC_OK) {
+                rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
+                                           tr->layer_loss, err);
+            }
+            if (rc != LC_OK) {
+                return rc;
+            }
+            loss += mb_loss / (double)n_mb;
+            tokens += (int64_t)tr->B * tr->T;
+        }
+        if (!isfinite(loss)) {
+            return lc_err_set(err, LC_ERR_NUMERIC,
+                              "%s: the training loss is not finite at step %lld (lr %g); "
+                              "try a smaller learning rate",
+                              tr->hooks->name, (long long)tr->step + 1, tr->lr);
+        }
+        for (int g = 0; g < tr->n_groups; g++) {
+            struct lc_param_group *pg = &tr->groups[g];
+            be->ops->adamw(be, pg->params, pg->grads, pg->adam_m, pg->adam_v, (int64_t)pg->n,
+                           (float)tr->lr, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay,
+                           tr->step + 1);
+        }
+        rc = be->ops->sync(be, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
+        tr->step++;
+        tr->mb += n_mb;
+        if (tr->mb >= mb_epoch) {
+            tr->epoch++;
+            tr->mb = 0;
+        }
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = LC_EV_STEP;
+        ev.total_steps = total;
+        ev.loss = loss;
+        ev.tokens_per_s = (double)tokens / (lc_time_now() - t0 + 1e-9);
+        ev.tokens_per_step = tokens;
+        metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, "
+                         "\"lr\": %.9g, \"tokens_per_s\": %.1f}\n",
+                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, tr->lr,
+                     ev.tokens_per_s);
+        if (emit(tr, &ev) != 0) {
+            rc = save_state(tr, err);
+            if (rc == LC_OK) {
+                rc = lc_err_set(err, LC_ERR_INTERRUPTED,
+                                "stopped at step %lld; the state is saved in %s (resume with --resume)",
+                                (long long)tr->step, o->out_dir);
+            }
+            return rc;
+        }
+        if (tr->step % o->eval_every == 0 || tr->step == total) {
+            rc = eval_and_checkpoint(tr, err);
+            if (rc != LC_OK) {
+                return rc;
+            }
+        }
+    }
+    /* continue from the best weights */
+    for (int g = 0; g < tr->n_groups; g++) {
+        be->ops->upload(be, tr->groups[g].params, tr->groups[g].best,
+                        tr->groups[g].n * sizeof(float));
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LC_EV_END;
+    ev.total_steps = total;
+    emit(tr, &ev);
+    return be->ops->sync(be, err);
+}
+
+/* ------------------------------------------------------------ batches */
+
+lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_t **ids,
+                            int32_t **labels, struct lc_error *err)
+{
+    const size_t T = (size_t)tr->T;
+    (void)err;
+    for (int b = 0; b < tr->B; b++) {
+        memcpy(tr->batch_ids + b * T, tr->train_ids + (size_t)chunks[b] * T, T * sizeof(int32_t));
+        memcpy(tr->batch_labels + b * T, tr->train_labels + (size_t)chunks[b] * T,
+               T * sizeof(int32_t));
+    }
+    *ids = tr->batch_ids;
+    *labels = tr->batch_labels;
+    return LC_OK;
+}
+
+/* ------------------------------------------------------------ outputs */
+
+static const char *mode_name(int mode)
+{
+    return mode == LC_WINDOW_SLIDING ? "sliding" : "terraced";
+}
+
+lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
+                                  struct lc_error *err)
+{
+    const struct lc_train_opts *o = tr->o;
+    const struct lc_model_config *c = &tr->m->cfg;
+    json_t *root = json_object();
+    json_t *base = json_object();
+    json_t *attn = json_object();
+    json_t *train = json_object();
+    char *text = NULL;
+    char *path = path_join(o->out_dir, CONFIG_FILE);
+    lc_status rc;
+
+    if (root == NULL || base == NULL || attn == NULL || train == NULL || path == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    json_object_set_new(root, "format", json_string("lolcats"));
+    json_object_set_new(root, "format_version", json_integer(1));
+    json_object_set_new(base, "path", json_string(lc_model_files_path(tr->m->files)));
+    json_object_set_new(base, "hidden_size", json_integer(c->hidden_size));
+    json_object_set_new(base, "num_hidden_layers", json_integer(c->n_layers));
+    json_object_set_new(base, "num_attention_heads", json_integer(c->n_heads));
+    json_object_set_new(base, "num_key_value_heads", json_integer(c->n_kv_heads));
+    json_object_set_new(base, "head_dim", json_integer(c->head_dim));
+    json_object_set_new(base, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(root, "base_model", base);
+    base = NULL;
+    json_object_set_new(attn, "type", json_string("hedgehog_window"));
+    json_object_set_new(attn, "feature_dim", json_integer(o->feature_dim));
+    json_object_set_new(attn, "window", json_integer(o->window));
+    json_object_set_new(attn, "window_mode", json_string(mode_name(o->window_mode)));
+    json_object_set_new(attn, "feature_map_eps", json_real(LC_FMAP_EPS));
+    json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
+    json_object_set_new(root, "attention", attn);
+    attn = NULL;
+    json_object_set_new(train, "stages_done", json_integer(stages_done));
+    json_object_set_new(train, "seq_len", json_integer(tr->T));
+    json_object_set_new(train, "batch_size", json_integer(tr->B));
+    json_object_set_new(train, "grad_accum", json_integer(o->grad_accum));
+    json_object_set_new(train, "seed", json_integer((json_int_t)o->seed));
+    json_object_set_new(train, "transfer_lr", json_real(o->lr));
+    json_object_set_new(train, "mse_weight", json_real(o->mse_weight));
+    json_object_set_new(train, "xent_weight", json_real(o->xent_weight));
+    json_object_set_new(root, "training", train);
+    train = NULL;
+    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    if (text == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    {
+        size_t len = strlen(text);
+        char *with_nl = realloc(text, len + 2);
+        if (with_nl == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        text = with_nl;
+        text[len] = '\n';
+        text[len + 1] = '\0';
+        rc = lc_write_file_atomic(path, text, len + 1, err);
+    }
+
+done:
+    json_decref(base);
+    json_decref(attn);
+    json_decref(train);
+    json_decref(root);
+    free(text);
+    free(path);
+    return rc;
+}
+
+/* ------------------------------------------------------------ entry */
+
+static lc_status check_out_dir(const char *dir, struct lc_error *err)
+{
+    struct stat st;
+    char *probe;
+    struct lc_atomic_file *f = NULL;
+    lc_status rc;
+
+    if (dir == NULL || dir[0] == '\0') {
+        return lc_err_set(err, LC_ERR_ARG, "no output folder given");
+    }
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0777) != 0) {
+            return lc_err_set(err, LC_ERR_IO, "%s: cannot create the output folder: %s", dir,
+                              strerror(errno));
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        return lc_err_set(err, LC_ERR_IO, "%s: exists and is not a folder", dir);
+    }
+    /* fail now, not after an hour of training */
+    probe = path_join(dir, ".lolcats-write-test");
+    if (probe == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    rc = lc_atomic_open(&f, probe, err);
+    if (rc == LC_OK) {
+        lc_atomic_abort(f);
+    } else {
+        lc_err_set(err, LC_ERR_IO, "%s: the output folder is not writable", dir);
+    }
+    free(probe);
+    return rc;
+}
+
+static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts *o, int T,
+                            struct lc_error *err)
+{
+    if (o->stage < LC_STAGE_TRANSFER || o->stage > LC_STAGE_ALL) {
+        return lc_err_set(err, LC_ERR_ARG, "unknown stage %d", o->stage);
+    }
+    if (T < 2) {
+        return lc_err_set(err, LC_ERR_ARG, "the sequence length must be at least 2 (got %d)", T);
+    }
+    if (o->window < 1 || o->window > T) {
+        return lc_err_set(err, LC_ERR_ARG,
+                          "the window (%d) must be between 1 and the sequence length (%d)",
+                          o->window, T);
+    }
+    if (o->feature_dim < 1 || o->batch_size < 1 || o->grad_accum < 1 || o->eval_every < 1 ||
+        (o->max_steps < 0 && o->epochs < 1)) {
+        return lc_err_set(err, LC_ERR_ARG, "feature dim, batch size, gradient accumulation, "
+                                           "evaluation interval and epochs must be positive");
+    }
+    if (!(o->lr > 0) || !(o->lora_lr > 0) || o->mse_weight < 0 || o->xent_weight < 0 ||
+        (o->mse_weight == 0 && o->xent_weight == 0)) {
+        return lc_err_set(err, LC_ERR_ARG, "learning rates must be positive and the loss weights "
+                                           "non-negative, not both zero");
+    }
+    if (m->cfg.n_layers < 1 || m->cfg.n_heads < 1) {
+        return lc_err_set(err, LC_ERR_ARG, "the model has no attention layers to linearize");
+    }
+    return LC_OK;
+}
+
+static lc_status load_chunks(struct lc_trainer *tr, const struct lc_dataset *ds,
+                             struct lc_error *err)
+{
+    int64_t n_val_all = 0;
+    struct lc_data_stats st;
+    lc_status rc;
+
+    lc_dataset_stats(ds, &st);
+    rc = lc_dataset_pack(ds, LC_SPLIT_TRAIN, tr->T, &tr->train_ids, &tr->train_labels,
+                         &tr->n_train, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    if (tr->n_train < tr->B) {
+        return lc_err_set(err, LC_ERR_ARG,
+                          "the training data holds %lld tokens: fewer than one batch of %d "
+                          "chunks of %d tokens (use a smaller --seq-len or --batch-size, or more data)",
+                          (long long)st.train_tokens, tr->B, tr->T);
+    }
+    rc = lc_dataset_pack(ds, LC_SPLIT_VAL, tr->T, &tr->val_ids, &tr->val_labels, &n_val_all, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    if (n_val_all < 1) {
+        return lc_err_set(err, LC_ERR_ARG,
+                          "the held-out data holds %lld tokens: less than one chunk of %d tokens "
+                          "(use a smaller --seq-len or hold out more data)",
+                          (long long)st.val_tokens, tr->T);
+    }
+    tr->n_val = tr->o->val_size > 0 && tr->o->val_size < n_val_all ? tr->o->val_size : n_val_all;
+    tr->batch_ids = malloc((size_t)tr->B * (size_t)tr->T * sizeof(int32_t));
+    tr->batch_labels = malloc((size_t)tr->B * (size_t)tr->T * sizeof(int32_t));
+    tr->layer_loss = calloc((size_t)tr->m->cfg.n_layers, sizeof(double));
+    if (tr->batch_ids == NULL || tr->batch_labels == NULL || tr->layer_loss == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    return LC_OK;
+}
+
+LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
+                          const struct lc_train_opts *o, lc_train_fn on_event, void *user,
+                          struct lc_error *err)
+{
+    struct lc_trainer tr;
+    struct lc_linattn_cfg lcfg;
+    int T = o->seq_len;
+    lc_status rc;
+
+    memset(&tr, 0, sizeof(tr));
+    tr.model = model;
+    tr.m = model->llama;
+    tr.be = tr.m->be;
+    tr.o = o;
+    tr.on_event = on_event;
+    tr.user = user;
+    if (T <= 0) {
+        /* the method's 1024, unless the model was trained on less */
+        T = tr.m->cfg.max_position_embeddings > 0 && tr.m->cfg.max_position_embeddings < 1024
+                ? tr.m->cfg.max_position_embeddings
+                : 1024;
+    }
+    tr.T = T;
+    tr.B = o->batch_size;
+    rc = check_opts(tr.m, o, T, err);
+    if (rc == LC_OK) {
+        rc = check_out_dir(o->out_dir, err);
+    }
+    if (rc == LC_OK) {
+        rc = load_chunks(&tr, ds, err);
+    }
+    if (rc == LC_OK && o->metrics_path != NULL) {
+        /* appended to on resume (rewound to the saved state), else fresh */
+        tr.metrics = fopen(o->metrics_path, o->resume ? "a+" : "w");
+        if (tr.metrics == NULL) {
+            rc = lc_err_set(err, LC_ERR_IO, "%s: cannot open the metrics file: %s",
+                            o->metrics_path, strerror(errno));
+        }
+    }
+    if (rc == LC_OK) {
+        lcfg.feature_dim = o->feature_dim;
+        lcfg.window = o->window;
+        lcfg.mode = o->window_mode;
+        rc = lc_linattn_new(&tr.lin, tr.m, &lcfg, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_model_reserve_rows(model, tr.B * tr.T, err);
+    }
+    if (rc == LC_OK && (o->stage & LC_STAGE_TRANSFER)) {
+        rc = lc_transfer_setup(&tr, err);
+        if (rc == LC_OK) {
+            tr.hooks = &lc_transfer_hooks;
+            rc = lc_train_run_stage(&tr, err);
+        }
+        if (rc == LC_OK) {
+            rc = lc_write_lolcats_config(&tr, LC_STAGE_TRANSFER, err);
+        }
+        lc_transfer_teardown(&tr);
+    }
+    if (rc == LC_OK && (o->stage & LC_STAGE_FINETUNE)) {
+        rc = lc_err_set(err, LC_ERR_UNSUPPORTED, "the LoRA stage is not available in this build");
+    }
+
+    if (tr.metrics != NULL) {
+        fclose(tr.metrics);
+    }
+    lc_linattn_free(tr.lin);
+    free(tr.train_ids);
+    free(tr.train_labels);
+    free(tr.val_ids);
+    free(tr.val_labels);
+    free(tr.batch_ids);
+    free(tr.batch_labels);
+    free(tr.layer_loss);
+    free(tr.perm);
+    return rc;
+}

@@ -1,0 +1,308 @@
+/*
+ * The Llama forward pass on real models against an independent
+ * implementation (transformers; data/gen/make_logits_ref.py), across file
+ * formats (safetensors vs GGUF), across backends (cpu vs ref), and
+ * incremental decoding (KV cache) against the parallel forward.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/model.h"
+#include "core/tensorfile.h"
+#include "tests/lc_test.h"
+
+/* the greedy continuation of BOS listed in the shared data README */
+static const int32_t greedy_ids[32] = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315,
+                                       421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
+                                       419, 292, 411, 322, 265, 282, 295, 433, 426, 385};
+
+struct fixture {
+    struct lc_backend *cpu;
+    struct lc_backend *ref;
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    fx->cpu = lc_test_backend(&lc_cpu_ops);
+    fx->ref = lc_test_backend(&lc_ref_ops);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    lc_test_backend_free(fx->cpu);
+    lc_test_backend_free(fx->ref);
+    free(fx);
+    return 0;
+}
+
+static struct lc_model *open_model(const char *rel, struct lc_backend *be)
+{
+    struct lc_error err = {0};
+    struct lc_model *m = NULL;
+    if (lc_model_open(&m, lc_test_data_path(rel), be, &err) != LC_OK) {
+        fail_msg("opening %s: %s", rel, err.msg);
+    }
+    return m;
+}
+
+static float *logits_of(struct lc_model *m, const int32_t *ids, int B, int T)
+{
+    struct lc_error err = {0};
+    const int V = lc_model_get_config(m)->vocab_size;
+    float *out = malloc((size_t)B * T * V * sizeof(float));
+    assert_non_null(out);
+    if (lc_model_logits(m, ids, B, T, out, &err) != LC_OK) {
+        fail_msg("forward: %s", err.msg);
+    }
+    return out;
+}
+
+static const struct lc_tensor_view *need_tensor(const struct lc_st_file *f, const char *name)
+{
+    const struct lc_tensor_view *t = lc_st_find(f, name);
+    if (t == NULL) {
+        fail_msg("reference file lacks %s", name);
+    }
+    return t;
+}
+
+/* Acceptance 2 (stories260K): the full logits of three sequences of 72
+ * tokens equal transformers' within 1e-4; run on both backends, which
+ * also checks acceptance 3 (cpu and ref agree). */
+static void test_stories_reference(void **state)
+{
+    struct fixture *fx = *state;
+    struct lc_error err = {0};
+    struct lc_st_file *ref = NULL;
+    const struct lc_tensor_view *ids_t;
+    const struct lc_tensor_view *logits_t;
+
+    if (lc_st_open(&ref, lc_test_project_path("ref/logits_stories260K.safetensors"), &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    float *by_backend[2] = {NULL, NULL};
+
+    ids_t = need_tensor(ref, "ids");
+    logits_t = need_tensor(ref, "logits");
+    assert_int_equal(ids_t->ndim, 2);
+    for (int b = 0; b < 2; b++) {
+        struct lc_backend *be = b == 0 ? fx->cpu : fx->ref;
+        struct lc_model *m = open_model("models/stories260K-hf", be);
+        const int S = (int)ids_t->shape[0];
+        const int T = (int)ids_t->shape[1];
+        float *got = logits_of(m, ids_t->data, S, T);
+        size_t n = (size_t)logits_t->numel;
+        fprintf(stderr, "stories260K vs transformers on %s: max abs diff %.3g\n", be->ops->name,
+                lc_test_max_abs_diff(got, logits_t->data, n));
+        assert_int_equal(lc_test_check_close("logits", got, logits_t->data, n, 1e-4, 0.0), 0);
+        by_backend[b] = got;
+        lc_model_close(m);
+    }
+    /* acceptance 3: the backends agree with each other directly */
+    fprintf(stderr, "stories260K cpu vs ref: max abs diff %.3g\n",
+            lc_test_max_abs_diff(by_backend[0], by_backend[1], (size_t)logits_t->numel));
+    assert_int_equal(lc_test_check_close("cpu-vs-ref", by_backend[0], by_backend[1],
+                                         (size_t)logits_t->numel, 1e-4, 0.0), 0);
+    free(by_backend[0]);
+    free(by_backend[1]);
+    lc_st_close(ref);
+}
+
+/* Acceptance 2 (llama-2-tiny-random.gguf, F16 weights, untied, 32000
+ * vocabulary): the stored vocabulary columns, the logsumexp over the whole
+ * vocabulary and the argmax (where the top two are not nearly tied). */
+static void test_tiny_random_reference(void **state)
+{
+    struct fixture *fx = *state;
+    struct lc_error err = {0};
+    struct lc_st_file *ref = NULL;
+    const struct lc_tensor_view *ids_t;
+    const struct lc_tensor_view *cols_t;
+    const struct lc_tensor_view *logits_t;
+    const struct lc_tensor_view *lse_t;
+    const struct lc_tensor_view *argmax_t;
+    const struct lc_tensor_view *margin_t;
+
+    if (lc_st_open(&ref, lc_test_project_path("ref/logits_tiny_random.safetensors"), &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    ids_t = need_tensor(ref, "ids");
+    cols_t = need_tensor(ref, "cols");
+    logits_t = need_tensor(ref, "logits");
+    lse_t = need_tensor(ref, "logsumexp");
+    argmax_t = need_tensor(ref, "argmax");
+    margin_t = need_tensor(ref, "margin");
+    for (int b = 0; b < 2; b++) {
+        struct lc_backend *be = b == 0 ? fx->cpu : fx->ref;
+        struct lc_model *m = open_model("models/llama-2-tiny-random/llama-2-tiny-random.gguf", be);
+        const int S = (int)ids_t->shape[0];
+        const int T = (int)ids_t->shape[1];
+        const int V = lc_model_get_config(m)->vocab_size;
+        const int K = (int)cols_t->numel;
+        const int32_t *cols = cols_t->data;
+        const int32_t *argmax = argmax_t->data;
+        const float *margin = margin_t->data;
+        float *got = logits_of(m, ids_t->data, S, T);
+        float *sel = malloc((size_t)S * T * K * sizeof(float));
+        float *lse = malloc((size_t)S * T * sizeof(float));
+        size_t bad = 0;
+
+        assert_int_equal(V, 32000);
+        for (int r = 0; r < S * T; r++) {
+            const float *row = got + (size_t)r * V;
+            double mx = row[0];
+            double sum = 0.0;
+            int best = 0;
+            for (int v = 0; v < V; v++) {
+                if (row[v] > row[best]) {
+                    best = v;
+                }
+                mx = row[v] > mx ? row[v] : mx;
+            }
+            for (int v = 0; v < V; v++) {
+                sum += exp((double)row[v] - mx);
+            }
+            lse[r] = (float)(mx + log(sum));
+            for (int k = 0; k < K; k++) {
+                sel[(size_t)r * K + k] = row[cols[k]];
+            }
+            if (margin[r] > 1e-4f && best != argmax[r]) {
+                bad++;
+            }
+        }
+        fprintf(stderr, "tiny-random vs transformers on %s: max abs diff %.3g (columns), %.3g (logsumexp)\n",
+                be->ops->name, lc_test_max_abs_diff(sel, logits_t->data, (size_t)logits_t->numel),
+                lc_test_max_abs_diff(lse, lse_t->data, (size_t)S * T));
+        assert_int_equal(lc_test_check_close("logits", sel, logits_t->data,
+                                             (size_t)logits_t->numel, 1e-4, 0.0), 0);
+        assert_int_equal(lc_test_check_close("logsumexp", lse, lse_t->data, (size_t)S * T, 1e-4,
+                                             0.0), 0);
+        assert_int_equal(bad, 0);
+        free(sel);
+        free(lse);
+        free(got);
+        lc_model_close(m);
+    }
+    lc_st_close(ref);
+}
+
+/* Acceptance 1: the safetensors and GGUF copies of stories260K give the
+ * same logits, and greedy decoding from BOS gives the 32 listed ids. */
+static void test_formats_agree_and_greedy(void **state)
+{
+    struct fixture *fx = *state;
+    struct lc_model *hf = open_model("models/stories260K-hf", fx->cpu);
+    struct lc_model *gg = open_model("models/stories260K/stories260K.gguf", fx->cpu);
+    const int V = lc_model_get_config(hf)->vocab_size;
+    int32_t seq[33];
+    float *a;
+    float *b;
+
+    assert_int_equal(lc_model_get_config(gg)->vocab_size, V);
+    /* greedy from BOS with the full forward each step */
+    seq[0] = 1;
+    for (int t = 0; t < 32; t++) {
+        float *lg = logits_of(hf, seq, 1, t + 1);
+        const float *row = lg + (size_t)t * V;
+        int best = 0;
+        for (int v = 1; v < V; v++) {
+            if (row[v] > row[best]) {
+                best = v;
+            }
+        }
+        seq[t + 1] = best;
+        free(lg);
+    }
+    for (int t = 0; t < 32; t++) {
+        if (seq[t + 1] != greedy_ids[t]) {
+            fail_msg("greedy token %d: got %d, want %d", t, seq[t + 1], greedy_ids[t]);
+        }
+    }
+    a = logits_of(hf, seq, 1, 33);
+    b = logits_of(gg, seq, 1, 33);
+    fprintf(stderr, "stories260K safetensors vs GGUF: max abs diff %.3g\n",
+            lc_test_max_abs_diff(a, b, (size_t)33 * V));
+    assert_int_equal(lc_test_check_close("gguf", b, a, (size_t)33 * V, 1e-4, 0.0), 0);
+    free(a);
+    free(b);
+    lc_model_close(hf);
+    lc_model_close(gg);
+}
+
+/* Incremental decoding with the KV cache equals the parallel forward at
+ * every position, whatever the chunking of the prompt. */
+static void test_session_matches_forward(void **state)
+{
+    struct fixture *fx = *state;
+    struct lc_error err = {0};
+    struct lc_model *m = open_model("models/stories260K-hf", fx->cpu);
+    const int V = lc_model_get_config(m)->vocab_size;
+    const int T = 80;
+    int32_t ids[80];
+    float *full;
+    float *step = malloc((size_t)V * sizeof(float));
+    struct lc_session *s = NULL;
+
+    ids[0] = 1;
+    for (int t = 1; t < T; t++) {
+        ids[t] = 3 + (t * 37) % 500;
+    }
+    full = logits_of(m, ids, 1, T);
+    if (lc_session_new(&s, m, T, &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    /* a prompt of 7 tokens, then one at a time */
+    assert_int_equal(lc_session_feed(s, ids, 7, step, &err), LC_OK);
+    assert_int_equal(lc_test_check_close("prefill", step, full + (size_t)6 * V, (size_t)V, 1e-4, 0.0), 0);
+    for (int t = 7; t < T; t++) {
+        assert_int_equal(lc_session_feed(s, &ids[t], 1, step, &err), LC_OK);
+        if (lc_test_check_close("decode", step, full + (size_t)t * V, (size_t)V, 1e-4, 0.0) != 0) {
+            fail_msg("position %d differs", t);
+        }
+    }
+    assert_int_equal(lc_session_length(s), T);
+    /* one more does not fit */
+    assert_int_equal(lc_session_feed(s, ids, 1, step, &err), LC_ERR_ARG);
+    lc_session_free(s);
+    free(step);
+    free(full);
+    lc_model_close(m);
+}
+
+/* Bad calls get clear errors. */
+static void test_bad_calls(void **state)
+{
+    struct fixture *fx = *state;
+    struct lc_error err = {0};
+    struct lc_model *m = open_model("models/stories260K-hf", fx->cpu);
+    int32_t ids[3] = {1, 512, 2};
+    float out[3 * 512];
+
+    assert_int_equal(lc_model_logits(m, ids, 1, 3, out, &err), LC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "512"));
+    assert_int_equal(lc_model_logits(m, ids, 0, 3, out, &err), LC_ERR_ARG);
+    lc_model_close(m);
+    assert_int_equal(lc_model_open(&m, "/nonexistent/model", fx->cpu, &err) != LC_OK, 1);
+    assert_null(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stories_reference),
+        cmocka_unit_test(test_tiny_random_reference),
+        cmocka_unit_test(test_formats_agree_and_greedy),
+        cmocka_unit_test(test_session_matches_forward),
+        cmocka_unit_test(test_bad_calls),
+    };
+    lc_test_data_dir();
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
