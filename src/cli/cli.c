@@ -208,7 +208,7 @@ void cli_progress_start(struct cli_progress *p, const char *label, int64_t total
     p->quiet = quiet;
     p->is_tty = isatty(STDERR_FILENO);
     p->t_start = cli_now();
-    p->t_last = 0.0;
+    p->t_last = p->t_start;
 }
 
 void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra)
