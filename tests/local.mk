@@ -86,5 +86,6 @@ tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
-TESTS += $(check_PROGRAMS) tests/cli_manpages.sh
-EXTRA_DIST += tests/cli_manpages.sh
+LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh
+TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
+EXTRA_DIST += $(LC_CLI_TESTS)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +99,35 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
     vfprintf(tr->metrics, fmt, ap);
     va_end(ap);
     fflush(tr->metrics);
+    if (fmt[strlen(fmt) - 1] == '\n') {
+        tr->metrics_lines++;
+    }
+}
+
+/* Cuts the metrics file after its first `lines` lines: the lines a resumed
+ * run will write again.  (A line count, not a byte offset, because the
+ * lines hold timings whose length varies from run to run.) */
+static lc_status rewind_metrics(struct lc_trainer *tr, int64_t lines, struct lc_error *err)
+{
+    int64_t seen = 0;
+    long offset = 0;
+    int c;
+
+    rewind(tr->metrics);
+    while (seen < lines && (c = fgetc(tr->metrics)) != EOF) {
+        offset++;
+        if (c == '\n') {
+            seen++;
+        }
+    }
+    if (seen < lines || fflush(tr->metrics) != 0 ||
+        ftruncate(fileno(tr->metrics), (off_t)offset) != 0 ||
+        fseek(tr->metrics, offset, SEEK_SET) != 0) {
+        return lc_err_set(err, LC_ERR_IO, "%s: cannot rewind the metrics file to line %lld",
+                          tr->o->metrics_path, (long long)lines);
+    }
+    tr->metrics_lines = lines;
+    return LC_OK;
 }
 
 /* ------------------------------------------------------------ schedule */
@@ -272,7 +302,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
     META("plateau_best", "%.17g", tr->plateau_best);
     META("plateau_bad", "%d", tr->plateau_bad);
     META("best_val", "%.17g", tr->best_val);
-    META("metrics_offset", "%lld", tr->metrics != NULL ? (long long)ftell(tr->metrics) : 0LL);
+    META("metrics_lines", "%lld", (long long)tr->metrics_lines);
 #undef META
     if (rc == LC_OK) {
         fingerprint(tr, buf, sizeof(buf));
@@ -355,7 +385,7 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     if (!meta_int(f, "step", &step) || !meta_int(f, "epoch", &epoch) ||
         !meta_int(f, "microbatch", &mb) || !meta_double(f, "lr", &lr) ||
         !meta_double(f, "plateau_best", &pbest) || !meta_int(f, "plateau_bad", &bad) ||
-        !meta_double(f, "best_val", &best) || !meta_int(f, "metrics_offset", &offset)) {
+        !meta_double(f, "best_val", &best) || !meta_int(f, "metrics_lines", &offset)) {
         rc = lc_err_set(err, LC_ERR_FORMAT, "%s: training state metadata incomplete", path);
         goto done;
     }
@@ -389,9 +419,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     tr->best_val = best;
     if (tr->metrics != NULL) {
         /* drop metric lines written after the saved state */
-        if (fflush(tr->metrics) != 0 || ftruncate(fileno(tr->metrics), (off_t)offset) != 0 ||
-            fseek(tr->metrics, offset, SEEK_SET) != 0) {
-            rc = lc_err_set(err, LC_ERR_IO, "%s: cannot rewind the metrics file", tr->o->metrics_path);
+        rc = rewind_metrics(tr, offset, err);
+        if (rc != LC_OK) {
             goto done;
         }
     }
@@ -489,6 +518,13 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         rc = load_state(tr, &found, err);
         if (rc != LC_OK) {
             return rc;
+        }
+        if (!found && tr->metrics != NULL && tr->metrics_lines == 0) {
+            /* nothing to resume: start the metrics afresh too */
+            rc = rewind_metrics(tr, 0, err);
+            if (rc != LC_OK) {
+                return rc;
+            }
         }
     }
     ev.kind = LC_EV_START;
@@ -696,6 +732,34 @@ done:
 
 /* ------------------------------------------------------------ entry */
 
+/* Removes temporary files a killed run may have left behind
+ * (NAME.tmp.XXXXXX of the files this program writes). */
+static void remove_stale_temporaries(const char *dir)
+{
+    static const char *const ours[] = {"feature_maps.safetensors", "adapter_model.safetensors",
+                                       "adapter_config.json", CONFIG_FILE, STATE_FILE};
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+            size_t n = strlen(ours[i]);
+            if (strncmp(e->d_name, ours[i], n) == 0 && strncmp(e->d_name + n, ".tmp.", 5) == 0 &&
+                strlen(e->d_name + n + 5) == 6) {
+                char *p = path_join(dir, e->d_name);
+                if (p != NULL) {
+                    unlink(p);
+                    free(p);
+                }
+            }
+        }
+    }
+    closedir(d);
+}
+
 static lc_status check_out_dir(const char *dir, struct lc_error *err)
 {
     struct stat st;
@@ -722,6 +786,7 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
     rc = lc_atomic_open(&f, probe, err);
     if (rc == LC_OK) {
         lc_atomic_abort(f);
+        remove_stale_temporaries(dir);
     } else {
         lc_err_set(err, LC_ERR_IO, "%s: the output folder is not writable", dir);
     }

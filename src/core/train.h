@@ -86,6 +86,7 @@ struct lc_trainer {
     int32_t *batch_ids;     /* host [B * T]: the micro-batch being run */
     int32_t *batch_labels;
     FILE *metrics;
+    int64_t metrics_lines;  /* lines written to it */
 };
 
 /* stage 1 */
