@@ -15,12 +15,15 @@ trap 'rm -rf "$tmp"' EXIT
 status=0
 fail() { echo "FAIL: $*"; status=1; }
 
-# a short run: 24 steps of 2 x 128 tokens, an evaluation every 4 steps
-run() {
+# a short run: 24 steps of 2 x 128 tokens (window 16, so that the linear
+# part is used), an evaluation every 4 steps.  The program replaces the
+# subshell (exec), so that $! of a run in the background is the trainer.
+run_exec() {
     out=$1; shift
-    "$train" --model "$model" --data "$text" --out "$out" --seq-len 128 --grad-accum 2 \
-        --max-steps 24 --eval-every 4 --val-size 8 --no-summary --quiet "$@"
+    exec "$train" --model "$model" --data "$text" --out "$out" --seq-len 128 --window 16 \
+        --grad-accum 2 --max-steps 24 --eval-every 4 --val-size 8 --no-summary --quiet "$@"
 }
+run() { (run_exec "$@"); }
 
 # --- determinism across thread counts
 run "$tmp/t1" --threads 1 --metrics "$tmp/t1.jsonl" || fail "training with 1 thread failed"
@@ -36,41 +39,50 @@ steps=$(grep -c '"loss"' "$tmp/t2.jsonl")
 evals=$(grep -c '"val_loss"' "$tmp/t2.jsonl")
 [ "$steps" = 24 ] && [ "$evals" = 7 ] || fail "metrics: $steps step lines, $evals evaluation lines"
 
-# --- kill -9 at several points, then --resume: the same files
-for delay in 0.05 0.3 0.6 0.9 1.2; do
-    d="$tmp/k$delay"
-    run "$d" --metrics "$d.jsonl" &
+# --- kill -9 at several points, then --resume: the same files.  The kill
+# comes as soon as the metrics file has k lines (line 1 and every 5th line
+# are evaluations, each followed at once by a state save), so it lands at
+# chosen places whatever the machine's speed.
+lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+for k in 0 1 3 6 11 17 24 30; do
+    d="$tmp/k$k"
+    (run_exec "$d" --metrics "$d.jsonl") &
     pid=$!
-    sleep "$delay"
+    while [ "$(lines_of "$d.jsonl")" -lt "$k" ] && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.002
+    done
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
-    run "$d" --metrics "$d.jsonl" --resume || fail "resume after kill -9 at ${delay}s failed"
+    run "$d" --metrics "$d.jsonl" --resume || fail "resume after kill -9 at line $k failed"
     cmp -s "$tmp/t1/feature_maps.safetensors" "$d/feature_maps.safetensors" ||
-        fail "kill -9 at ${delay}s then --resume: feature maps differ from an uninterrupted run"
+        fail "kill -9 at line $k then --resume: feature maps differ from an uninterrupted run"
     cmp -s "$tmp/t1/train_state.safetensors" "$d/train_state.safetensors" ||
-        fail "kill -9 at ${delay}s then --resume: training state differs"
+        fail "kill -9 at line $k then --resume: training state differs"
+    cmp -s "$tmp/t1/lolcats_config.json" "$d/lolcats_config.json" ||
+        fail "kill -9 at line $k then --resume: lolcats_config.json differs"
     # the resumed run removed what the killed one left half-written
     if ls "$d" | grep -q '\.tmp\.'; then
-        fail "kill -9 at ${delay}s: temporary files left in $d: $(ls "$d")"
+        fail "kill -9 at line $k: temporary files left in $d: $(ls "$d")"
     fi
-    lines=$(grep -c '"loss"' "$d.jsonl")
-    [ "$lines" = 24 ] || fail "kill -9 at ${delay}s: metrics has $lines step lines, not 24"
+    steps=$(grep -c '"loss"' "$d.jsonl")
+    evals=$(grep -c '"val_loss"' "$d.jsonl")
+    [ "$steps" = 24 ] && [ "$evals" = 7 ] ||
+        fail "kill -9 at line $k: metrics has $steps step and $evals evaluation lines"
 done
 
 # --- SIGINT: exit 130 with the state saved, then --resume
 d="$tmp/int"
-run "$d" &
+(run_exec "$d" --metrics "$d.jsonl" 2>/dev/null) &
 pid=$!
-sleep 0.3
+while [ "$(lines_of "$d.jsonl")" -lt 8 ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.002
+done
 kill -INT "$pid" 2>/dev/null
 wait "$pid"
 rc=$?
-if [ "$rc" = 130 ]; then
-    [ -f "$d/train_state.safetensors" ] || fail "SIGINT: no training state saved"
-elif [ "$rc" != 0 ]; then
-    fail "SIGINT: exit status $rc, not 130"
-fi
-run "$d" --resume || fail "resume after SIGINT failed"
+[ "$rc" = 130 ] || fail "SIGINT: exit status $rc, not 130"
+[ -f "$d/train_state.safetensors" ] || fail "SIGINT: no training state saved"
+run "$d" --resume --metrics "$d.jsonl" 2>/dev/null || fail "resume after SIGINT failed"
 cmp -s "$tmp/t1/feature_maps.safetensors" "$d/feature_maps.safetensors" ||
     fail "SIGINT then --resume: feature maps differ"
 
