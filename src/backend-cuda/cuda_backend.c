@@ -425,6 +425,118 @@ static void cuda_attn_fwd(struct lc_backend *be, float *y, const float *q, const
     note(c, "attn_fwd", lc_cuda_attn_fwd(c, y, q, k, v, B, Tq, Tk, H, Hkv, D, q_pos0));
 }
 
+/* ------------------------------------------------- Hedgehog features */
+
+static int fmap_shape_ok(struct lc_cuda_ctx *c, const char *op, int N, int H, int Hx, int D, int f)
+{
+    if (N < 0 || H < 1 || Hx < 1 || H % Hx != 0 || D < 1 || f < 1) {
+        note(c, op, "bad shape (H must be a positive multiple of Hx; D, f >= 1)");
+        return 0;
+    }
+    return N > 0;
+}
+
+static void cuda_fmap_fwd(struct lc_backend *be, float *phi, const float *x, const float *W,
+                          int N, int H, int Hx, int D, int f, float eps)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (fmap_shape_ok(c, "fmap_fwd", N, H, Hx, D, f)) {
+        note(c, "fmap_fwd", lc_cuda_fmap_fwd(c, phi, x, W, N, H, Hx, D, f, eps));
+    }
+}
+
+static void cuda_fmap_bwd(struct lc_backend *be, float *dW, float *dx, const float *dphi,
+                          const float *x, const float *W, int N, int H, int Hx, int D, int f,
+                          float eps)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (fmap_shape_ok(c, "fmap_bwd", N, H, Hx, D, f)) {
+        note(c, "fmap_bwd", lc_cuda_fmap_bwd(c, dW, dx, dphi, x, W, N, H, Hx, D, f, eps));
+    }
+}
+
+/* -------------------------------------------------- hybrid attention */
+
+/* 1: run; 0: nothing to do (an empty batch); a bad shape is noted */
+static int attn_shape_ok(struct lc_cuda_ctx *c, const char *op, const struct lc_attn_shape *s)
+{
+    if (s->B < 0 || s->T < 0 || s->H < 1 || s->Hkv < 1 || s->H % s->Hkv != 0 || s->D < 1 ||
+        s->F < 1 || s->window < 1 ||
+        (s->mode != LC_WINDOW_TERRACED && s->mode != LC_WINDOW_SLIDING)) {
+        note(c, op, "bad shape (H a positive multiple of Hkv; D, F, window >= 1; a known "
+                    "window mode)");
+        return 0;
+    }
+    return s->B > 0 && s->T > 0;
+}
+
+static void cuda_hybrid_fwd(struct lc_backend *be, float *y, float *mx, float *den,
+                            const float *q, const float *k, const float *v, const float *fq,
+                            const float *fk, const float *theta, const struct lc_attn_shape *s)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (attn_shape_ok(c, "hybrid_fwd", s)) {
+        note(c, "hybrid_fwd", lc_cuda_hybrid_fwd(c, y, mx, den, q, k, v, fq, fk, theta, s));
+    }
+}
+
+static void cuda_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, float *dfq,
+                            float *dfk, float *dtheta, const float *dy, const float *y,
+                            const float *mx, const float *den, const float *q, const float *k,
+                            const float *v, const float *fq, const float *fk, const float *theta,
+                            const struct lc_attn_shape *s)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (attn_shape_ok(c, "hybrid_bwd", s)) {
+        note(c, "hybrid_bwd", lc_cuda_hybrid_bwd(c, dq, dk, dv, dfq, dfk, dtheta, dy, y, mx, den,
+                                                 q, k, v, fq, fk, theta, s));
+    }
+}
+
+static void cuda_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, float *dfk,
+                             float *dtheta, float grad_scale, const float *q, const float *k,
+                             const float *fq, const float *fk, const float *theta,
+                             const struct lc_attn_shape *s)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (attn_shape_ok(c, "hybrid_xent", s)) {
+        note(c, "hybrid_xent", lc_cuda_hybrid_xent(c, row_loss, dfq, dfk, dtheta, grad_scale, q,
+                                                   k, fq, fk, theta, s));
+    }
+}
+
+/* ------------------------------------------- constant-memory decoding */
+
+static int decode_shape_ok(struct lc_cuda_ctx *c, const char *op, int n, int H, int Hkv, int D,
+                           int F)
+{
+    if (n < 0 || H < 1 || Hkv < 1 || H % Hkv != 0 || D < 1 || F < 1) {
+        note(c, op, "bad shape (H a positive multiple of Hkv; D, F >= 1)");
+        return 0;
+    }
+    return 1;
+}
+
+static void cuda_hybrid_decode(struct lc_backend *be, float *y, const float *q, const float *fq,
+                               const float *kc, const float *vc, int ncache, const float *S,
+                               const float *z, const float *theta, int H, int Hkv, int D, int F)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (decode_shape_ok(c, "hybrid_decode", ncache, H, Hkv, D, F)) {
+        note(c, "hybrid_decode",
+             lc_cuda_hybrid_decode(c, y, q, fq, kc, vc, ncache, S, z, theta, H, Hkv, D, F));
+    }
+}
+
+static void cuda_linstate_add(struct lc_backend *be, float *S, float *z, const float *fk,
+                              const float *v, int n, int H, int Hkv, int D, int F)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (decode_shape_ok(c, "linstate_add", n, H, Hkv, D, F) && n > 0) {
+        note(c, "linstate_add", lc_cuda_linstate_add(c, S, z, fk, v, n, H, Hkv, D, F));
+    }
+}
+
 /* --------------------------------------------------------------- losses */
 
 static void cuda_mse_fwd_bwd(struct lc_backend *be, float *row_sse, float *dpred,
@@ -509,17 +621,12 @@ const struct lc_backend_ops lc_cuda_ops = {
     .attn_fwd = cuda_attn_fwd,
     .mse_fwd_bwd = cuda_mse_fwd_bwd,
     .xent_fwd_bwd = cuda_xent_fwd_bwd,
+    .fmap_fwd = cuda_fmap_fwd,
+    .fmap_bwd = cuda_fmap_bwd,
+    .hybrid_fwd = cuda_hybrid_fwd,
+    .hybrid_bwd = cuda_hybrid_bwd,
+    .hybrid_xent = cuda_hybrid_xent,
+    .hybrid_decode = cuda_hybrid_decode,
+    .linstate_add = cuda_linstate_add,
     .adamw = cuda_adamw,
-
-    /* The attention student (feature maps, hybrid attention, decoding,
-     * linear state) is not written yet: these entries stay NULL, so
-     * lc_backend_open("cuda") fails naming the first of them rather than
-     * running without them. */
-    .fmap_fwd = NULL,
-    .fmap_bwd = NULL,
-    .hybrid_fwd = NULL,
-    .hybrid_bwd = NULL,
-    .hybrid_xent = NULL,
-    .hybrid_decode = NULL,
-    .linstate_add = NULL,
 };

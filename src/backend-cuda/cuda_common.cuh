@@ -20,6 +20,15 @@
 /* threads of the one-dimensional elementwise kernels */
 #define LC_CUDA_EW_THREADS 256
 
+/* kernel<<<blocks, threads, 0, stream>>>(args): the launch of the files
+ * that also build under the CPU emulation (cuda_emu.h), where a launch is
+ * a loop over the blocks and threads. */
+#ifdef LC_CUDA_EMU
+#define LC_LAUNCH(kernel, blocks, threads, stream) lc_emu_launcher((kernel), (blocks), (threads))
+#else
+#define LC_LAUNCH(kernel, blocks, threads, stream) kernel<<<(blocks), (threads), 0, (stream)>>>
+#endif
+
 /* blocks for a grid-stride loop over n elements: enough to fill the GPU,
  * few enough that the grid size stays in range */
 static inline unsigned lc_cuda_ew_blocks(int64_t n)
@@ -43,6 +52,7 @@ static inline const char *lc_cublas_result(cublasStatus_t s)
     return s == CUBLAS_STATUS_SUCCESS ? NULL : cublasGetStatusString(s);
 }
 
+#ifndef LC_CUDA_EMU
 /* element i of an F32, F16 or BF16 array */
 __device__ __forceinline__ float lc_load_elem(const void *base, enum lc_dtype type, size_t i)
 {
@@ -121,5 +131,6 @@ __device__ __forceinline__ float lc_block_max(float v, float *sh)
     v = lane < nwarps ? sh[lane] : -INFINITY;
     return lc_warp_max(v);
 }
+#endif /* !LC_CUDA_EMU */
 
 #endif /* LC_BACKEND_CUDA_CUDA_COMMON_CUH */

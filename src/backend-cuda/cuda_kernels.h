@@ -36,7 +36,8 @@ struct lc_cuda_ctx {
     cublasHandle_t cublas; /* bound to stream; fp32 math, no TF32 */
     void *scratch;         /* device scratch, grown on demand */
     size_t scratch_bytes;
-    int attn_chunk;        /* query rows per attention chunk (tests lower it) */
+    int attn_chunk;        /* query rows per chunk of the teacher attention and of the
+                            * attention cross-entropy (tests lower it) */
     const char *fail_op;   /* first failure since the last sync, or NULL */
     char fail_msg[256];
 };
@@ -94,6 +95,39 @@ const char *lc_cuda_rope(struct lc_cuda_ctx *c, float *x, const int32_t *pos,
 const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const float *q, const float *k,
                              const float *v, int B, int Tq, int Tk, int H, int Hkv, int D,
                              int q_pos0);
+
+/* -------------------------------------------------- k_fmap.cu */
+const char *lc_cuda_fmap_fwd(struct lc_cuda_ctx *c, float *phi, const float *x, const float *W,
+                             int N, int H, int Hx, int D, int f, float eps);
+const char *lc_cuda_fmap_bwd(struct lc_cuda_ctx *c, float *dW, float *dx, const float *dphi,
+                             const float *x, const float *W, int N, int H, int Hx, int D, int f,
+                             float eps);
+
+/* ----------------------------------- k_hybrid.cu, k_hybrid_xent.cu */
+/* shapes checked by the glue: B, T, H, Hkv, D, F, window >= 1, H % Hkv == 0 */
+const char *lc_cuda_hybrid_fwd(struct lc_cuda_ctx *c, float *y, float *mx, float *den,
+                               const float *q, const float *k, const float *v, const float *fq,
+                               const float *fk, const float *theta,
+                               const struct lc_attn_shape *s);
+const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv, float *dfq,
+                               float *dfk, float *dtheta, const float *dy, const float *y,
+                               const float *mx, const float *den, const float *q, const float *k,
+                               const float *v, const float *fq, const float *fk,
+                               const float *theta, const struct lc_attn_shape *s);
+/* query rows per chunk: the context's attn_chunk, bounded as the teacher's */
+const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_loss, float *dfq, float *dfk,
+                                float *dtheta, float grad_scale, const float *q, const float *k,
+                                const float *fq, const float *fk, const float *theta,
+                                const struct lc_attn_shape *s);
+
+/* ------------------------------------------------ k_decode.cu */
+/* ncache may be 0 */
+const char *lc_cuda_hybrid_decode(struct lc_cuda_ctx *c, float *y, const float *q, const float *fq,
+                                  const float *kc, const float *vc, int ncache, const float *S,
+                                  const float *z, const float *theta, int H, int Hkv, int D,
+                                  int F);
+const char *lc_cuda_linstate_add(struct lc_cuda_ctx *c, float *S, float *z, const float *fk,
+                                 const float *v, int n, int H, int Hkv, int D, int F);
 
 /* ------------------------------------------------- k_loss.cu */
 const char *lc_cuda_mse_fwd_bwd(struct lc_cuda_ctx *c, float *row_sse, float *dpred,

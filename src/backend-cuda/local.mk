@@ -12,12 +12,16 @@ LC_CUDA_CU_FILES = \
 	src/backend-cuda/gemm.cu \
 	src/backend-cuda/k_adamw.cu \
 	src/backend-cuda/k_attn.cu \
+	src/backend-cuda/k_decode.cu \
 	src/backend-cuda/k_elementwise.cu \
 	src/backend-cuda/k_embedding.cu \
+	src/backend-cuda/k_fmap.cu \
+	src/backend-cuda/k_hybrid.cu \
+	src/backend-cuda/k_hybrid_xent.cu \
 	src/backend-cuda/k_loss.cu \
 	src/backend-cuda/k_norm.cu \
 	src/backend-cuda/k_rope.cu
-LC_CUDA_CU_INCLUDES = src/backend-cuda/cuda_common.cuh
+LC_CUDA_CU_INCLUDES = src/backend-cuda/cuda_common.cuh src/backend-cuda/cuda_hybrid.cuh
 
 EXTRA_DIST += $(LC_CUDA_CU_FILES) $(LC_CUDA_CU_INCLUDES)
 
@@ -56,6 +60,7 @@ am__v_NVCC_1 =
 
 # the .cu files include these (no automatic dependency tracking for nvcc)
 $(LC_CUDA_CU_LOS): $(srcdir)/src/backend-cuda/cuda_kernels.h \
-	$(srcdir)/src/backend-cuda/cuda_common.cuh $(srcdir)/src/core/backend.h \
+	$(srcdir)/src/backend-cuda/cuda_common.cuh $(srcdir)/src/backend-cuda/cuda_hybrid.cuh \
+	$(srcdir)/src/core/backend.h \
 	$(srcdir)/include/lolcats/lolcats.h
 endif

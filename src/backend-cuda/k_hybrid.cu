@@ -1,0 +1,640 @@
+/*
+ * Hybrid window attention, forward and backward, as block products over
+ * the head-major padded layout (cuda_hybrid.cuh has the layout and the
+ * algorithm; the formulas are those of core/ref/ref_hybrid_impl.h and the
+ * method doc, sections 3.3, 3.6 and 3.7).
+ *
+ * Forward, for every row block at once:
+ *   A  = scale Q K_near^T                 [W, 2W]  batched SGEMM
+ *   L  = fq fk_prev^T  (sliding mode)     [W, W]
+ *   rows: window max m, e = gamma exp(A - m), linear weights, masks
+ *   Y  = A V_near                         [W, D]
+ *   U_u = fk_u^T v_u, z_u = sum fk_u      per block; lag-2 prefix sums
+ *   Y += fq S, den += fq . z; y = Y / den
+ * The backward recomputes the scores and runs the same products
+ * transposed, plus the reverse lag-2 sums R = sum fq g^T / Z over the
+ * query blocks for which a key block is linear (dfk = v R^T - r, and the
+ * linear part of dv = fk R).  Key and value gradients of one key block
+ * come from two query blocks' products and from the GQA group's heads:
+ * they are added by one kernel in a fixed order.
+ *
+ * All products are fp32 SGEMM (the handle's default math, no TF32).
+ */
+#include "backend-cuda/cuda_hybrid.cuh"
+
+/* The rows of A [nb * W, 2W] after the forward's score product: row
+ * idx = blk * W + r is query i = (u - 1) W + r of head bh (blk = bh nu +
+ * u).  A becomes the unnormalized weights (window e, linear l, else 0);
+ * rden gets their sum, mx (nullable, [B, T, H]) the window max. */
+static __global__ void k_hy_fwd_rows(float *A, const float *L, float *rden, float *mx,
+                                     const float *theta, struct lc_hy_geom g)
+{
+    const int64_t n = g.nb * g.W;
+    const int W2 = 2 * g.W;
+
+    LC_HY_FOR(idx, n)
+    {
+        const int64_t blk = idx / g.W;
+        const int r = (int)(idx % g.W);
+        const int bh = (int)(blk / g.nu);
+        const int u = (int)(blk % g.nu);
+        const int t = u - 1;
+        const int i = t * g.W + r;
+        float *a = A + idx * W2;
+
+        if (u == 0 || i >= g.T) {
+            for (int c = 0; c < W2; c++) {
+                a[c] = 0.0f;
+            }
+            rden[idx] = 0.0f;
+            continue;
+        }
+        const int h = bh % g.H;
+        const int j0 = (t - 1) * g.W; /* the key of column 0 */
+        const int ca = lc_hy_window_start(i, g.W, g.mode) - j0;
+        const int cb = i - j0 + 1;
+        const float gamma = 1.0f / (1.0f + expf(-theta[h]));
+        float m = a[ca];
+        float sum = 0.0f;
+
+        for (int c = ca + 1; c < cb; c++) {
+            m = a[c] > m ? a[c] : m;
+        }
+        for (int c = ca; c < cb; c++) {
+            float e = gamma * expf(a[c] - m);
+            a[c] = e;
+            sum += e;
+        }
+        /* before the window: linear keys of block t-1 (sliding mode), or
+         * padding before token 0 */
+        for (int c = 0; c < ca; c++) {
+            float w = 0.0f;
+            if (L != NULL && j0 + c >= 0 && c < g.W) {
+                w = L[idx * g.W + c];
+            }
+            a[c] = w;
+            sum += w;
+        }
+        for (int c = cb; c < W2; c++) {
+            a[c] = 0.0f;
+        }
+        rden[idx] = sum;
+        if (mx != NULL) {
+            mx[((int64_t)(bh / g.H) * g.T + i) * g.H + h] = m;
+        }
+    }
+}
+
+/* y [B, T, H, D] = Y / den with den = rden + fq . z (z: the lag-2 prefix
+ * of the per-block key feature sums, NULL when no block has a state);
+ * den (nullable) keeps the denominators. */
+static __global__ void k_hy_fwd_out(float *y, float *den, const float *Y, const float *rden,
+                                    const float *FQ, const float *z, struct lc_hy_geom g)
+{
+    const int64_t n = (int64_t)g.B * g.T * g.H;
+
+    LC_HY_FOR(idx, n)
+    {
+        const int h = (int)(idx % g.H);
+        const int64_t bi = idx / g.H;
+        const int i = (int)(bi % g.T);
+        const int b = (int)(bi / g.T);
+        const int64_t bh = (int64_t)b * g.H + h;
+        const int t = i / g.W;
+        const int64_t row = bh * g.P + g.W + i;
+        float zz = rden[row];
+
+        if (z != NULL && t >= 2) {
+            const float *fq = FQ + row * g.F;
+            const float *zb = z + (bh * g.nu + t + 1) * g.F;
+            float acc = 0.0f;
+            for (int e = 0; e < g.F; e++) {
+                acc += fq[e] * zb[e];
+            }
+            zz += acc;
+        }
+        for (int d = 0; d < g.D; d++) {
+            y[idx * g.D + d] = Y[row * g.D + d] / zz;
+        }
+        if (den != NULL) {
+            den[idx] = zz;
+        }
+    }
+}
+
+/* delta = dy . y, invz = 1 / den, m = mx: per row, head-major (rows from
+ * base; the padding rows stay 0) */
+static __global__ void k_hy_bwd_prep(float *delta, float *invz, float *mrow, const float *dy,
+                                     const float *y, const float *mx, const float *den,
+                                     struct lc_hy_geom g)
+{
+    const int64_t n = (int64_t)g.B * g.T * g.H;
+
+    LC_HY_FOR(idx, n)
+    {
+        const int h = (int)(idx % g.H);
+        const int64_t bi = idx / g.H;
+        const int i = (int)(bi % g.T);
+        const int b = (int)(bi / g.T);
+        const int64_t row = ((int64_t)b * g.H + h) * g.P + g.W + i;
+        float acc = 0.0f;
+
+        for (int d = 0; d < g.D; d++) {
+            acc += dy[idx * g.D + d] * y[idx * g.D + d];
+        }
+        delta[row] = acc;
+        invz[row] = 1.0f / den[idx];
+        mrow[row] = mx[idx];
+    }
+}
+
+/* The backward's rows.  On entry A holds the scores and dS the products
+ * g . v over the near keys, L (sliding) the near linear weights.  On
+ * return dS = dL/ds (window: G e plus the max path -sum G e split evenly
+ * over the keys whose score equals the row's window max; else 0), A =
+ * the normalized weights omega / Z, Gl (sliding) = dL/domega of the near
+ * linear keys (else 0), thr = sum over the window of G e. */
+static __global__ void k_hy_bwd_rows(float *A, float *dS, const float *L, float *Gl, float *thr,
+                                     const float *delta, const float *invz, const float *mrow,
+                                     const float *theta, struct lc_hy_geom g)
+{
+    const int64_t n = g.nb * g.W;
+    const int W2 = 2 * g.W;
+
+    LC_HY_FOR(idx, n)
+    {
+        const int64_t blk = idx / g.W;
+        const int r = (int)(idx % g.W);
+        const int bh = (int)(blk / g.nu);
+        const int u = (int)(blk % g.nu);
+        const int t = u - 1;
+        const int i = t * g.W + r;
+        float *a = A + idx * W2;
+        float *ds = dS + idx * W2;
+        float *gl = Gl != NULL ? Gl + idx * g.W : NULL;
+
+        if (u == 0 || i >= g.T) {
+            for (int c = 0; c < W2; c++) {
+                a[c] = 0.0f;
+                ds[c] = 0.0f;
+            }
+            for (int c = 0; gl != NULL && c < g.W; c++) {
+                gl[c] = 0.0f;
+            }
+            thr[idx] = 0.0f;
+            continue;
+        }
+        const int j0 = (t - 1) * g.W;
+        const int ca = lc_hy_window_start(i, g.W, g.mode) - j0;
+        const int cb = i - j0 + 1;
+        const float gamma = 1.0f / (1.0f + expf(-theta[bh % g.H]));
+        const float m = mrow[idx];
+        const float dl = delta[idx];
+        const float iz = invz[idx];
+        float smax = a[ca];
+        float sum = 0.0f;
+        float dm;
+        int nties = 0;
+
+        for (int c = ca + 1; c < cb; c++) {
+            smax = a[c] > smax ? a[c] : smax;
+        }
+        for (int c = ca; c < cb; c++) {
+            float e = gamma * expf(a[c] - m);
+            float G = (ds[c] - dl) * iz;
+            sum += G * e;
+            nties += a[c] == smax;
+        }
+        dm = -sum / (float)nties;
+        for (int c = ca; c < cb; c++) {
+            float e = gamma * expf(a[c] - m);
+            float G = (ds[c] - dl) * iz;
+            float x = G * e;
+            ds[c] = a[c] == smax ? x + dm : x;
+            a[c] = e * iz;
+        }
+        for (int c = 0; c < ca; c++) {
+            if (gl != NULL && j0 + c >= 0 && c < g.W) {
+                gl[c] = (ds[c] - dl) * iz;
+                a[c] = L[idx * g.W + c] * iz;
+            } else {
+                if (gl != NULL && c < g.W) {
+                    gl[c] = 0.0f;
+                }
+                a[c] = 0.0f;
+            }
+            ds[c] = 0.0f;
+        }
+        for (int c = ca; gl != NULL && c < g.W; c++) {
+            gl[c] = 0.0f;
+        }
+        for (int c = cb; c < W2; c++) {
+            a[c] = 0.0f;
+            ds[c] = 0.0f;
+        }
+        thr[idx] = sum;
+    }
+}
+
+/* X [nb * W, F] (rows from base): X = (X - delta z_u) invz on the rows of
+ * token blocks t >= 2, 0 elsewhere (dfq's state part before the near
+ * linear keys are added) */
+static __global__ void k_hy_dfq_fix(float *X, const float *z, const float *delta,
+                                    const float *invz, struct lc_hy_geom g)
+{
+    const int64_t n = g.nb * g.W * g.F;
+
+    LC_HY_FOR(idx, n)
+    {
+        const int64_t row = idx / g.F;
+        const int e = (int)(idx % g.F);
+        const int64_t blk = row / g.W;
+        const int u = (int)(blk % g.nu);
+        const int i = (u - 1) * g.W + (int)(row % g.W);
+
+        if (u >= 3 && i < g.T) {
+            X[idx] = (X[idx] - delta[row] * z[blk * g.F + e]) * invz[row];
+        } else {
+            X[idx] = 0.0f;
+        }
+    }
+}
+
+/* X [nb * W, F]: X -= rr_u on token rows (dfk's state part), 0 on
+ * padding */
+static __global__ void k_hy_dfk_fix(float *X, const float *rr, struct lc_hy_geom g)
+{
+    const int64_t n = g.nb * g.W * g.F;
+
+    LC_HY_FOR(idx, n)
+    {
+        const int64_t row = idx / g.F;
+        const int e = (int)(idx % g.F);
+        const int64_t blk = row / g.W;
+        const int u = (int)(blk % g.nu);
+        const int i = (u - 1) * g.W + (int)(row % g.W);
+
+        X[idx] = u >= 1 && i < g.T ? X[idx] - rr[blk * g.F + e] : 0.0f;
+    }
+}
+
+/* Fs = fq invz per row (rows from base, width F) */
+static __global__ void k_hy_scale_rows(float *Fs, const float *FQ, const float *invz,
+                                       int64_t nrows, int F)
+{
+    const int64_t n = nrows * F;
+
+    LC_HY_FOR(idx, n)
+    {
+        Fs[idx] = FQ[idx] * invz[idx / F];
+    }
+}
+
+/* out [B, T, Hkv, D] = the key (or value) gradient: for each query head
+ * of the group in order, the near products E [nb, 2W, D] of the key's own
+ * query block (second half) and of the next one (first half), plus the
+ * linear part Lin [nb * W, D] (nullable). */
+static __global__ void k_hy_kv_grad(float *out, const float *E, const float *Lin,
+                                    struct lc_hy_geom g)
+{
+    const int64_t n = (int64_t)g.B * g.T * g.Hkv * g.D;
+    const int W2 = 2 * g.W;
+
+    LC_HY_FOR(idx, n)
+    {
+        const int d = (int)(idx % g.D);
+        int64_t rest = idx / g.D;
+        const int kv = (int)(rest % g.Hkv);
+        rest /= g.Hkv;
+        const int j = (int)(rest % g.T);
+        const int b = (int)(rest / g.T);
+        const int t = j / g.W;
+        const int rj = j % g.W;
+        float acc = 0.0f;
+
+        for (int k = 0; k < g.rep; k++) {
+            const int64_t bh = (int64_t)b * g.H + kv * g.rep + k;
+            const int64_t blk = bh * g.nu + t + 1;
+            float x = E[(blk * W2 + g.W + rj) * g.D + d];
+            if (t + 1 < g.nblk) {
+                x += E[((blk + 1) * W2 + rj) * g.D + d];
+            }
+            if (Lin != NULL) {
+                x += Lin[(blk * g.W + rj) * g.D + d];
+            }
+            acc = k == 0 ? x : acc + x;
+        }
+        out[idx] = acc;
+    }
+}
+
+/* ------------------------------------------------------------- helpers */
+
+/* The state each row block sees: S [nb, F, D] = lag-2 prefix of fk_u^T
+ * v_u and z [nb, F] of the column sums of fk_u. */
+static const char *hy_state(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, float *S, float *z,
+                            const float *FKb, const float *Vb)
+{
+    const int W = g->W, D = g->D, F = g->F;
+    const char *err;
+
+    LC_HY_TRY(lc_hy_gemm(c, 1, 0, F, D, W, 1.0f, FKb, F, (long long)W * F, Vb, D, (long long)W * D,
+                   0.0f, S, D, (long long)F * D, g->nb));
+    LC_LAUNCH(k_hy_block_colsum, lc_hy_blocks(g->nb * F), LC_CUDA_EW_THREADS, c->stream)(
+        z, FKb, NULL, NULL, g->nb, W, F);
+    LC_HY_TRY(lc_cuda_launched());
+    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F * D), LC_CUDA_EW_THREADS, c->stream)(
+        S, (int64_t)F * D, g->BH, g->nu, 0);
+    LC_HY_TRY(lc_cuda_launched());
+    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F), LC_CUDA_EW_THREADS, c->stream)(
+        z, (int64_t)F, g->BH, g->nu, 0);
+    return lc_cuda_launched();
+}
+
+/* A [nb, W, 2W] = scale Q K_near^T and, in sliding mode, L [nb, W, W] =
+ * fq fk_prev^T */
+static const char *hy_scores(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, float *A, float *L,
+                             const float *Qb, const float *Kb, const float *FQb, const float *FKb)
+{
+    const int W = g->W, D = g->D, F = g->F;
+    const float scale = 1.0f / sqrtf((float)D);
+    const char *err;
+
+    LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, 2 * W, D, scale, Qb, D, (long long)W * D, Kb - (size_t)W * D, D,
+                   (long long)W * D, 0.0f, A, 2 * W, 2LL * W * W, g->nb));
+    if (L != NULL) {
+        LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, W, F, 1.0f, FQb, F, (long long)W * F, FKb - (size_t)W * F, F,
+                       (long long)W * F, 0.0f, L, W, (long long)W * W, g->nb));
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- forward */
+
+extern "C" const char *lc_cuda_hybrid_fwd(struct lc_cuda_ctx *c, float *y, float *mx, float *den,
+                                          const float *q, const float *k, const float *v,
+                                          const float *fq, const float *fk, const float *theta,
+                                          const struct lc_attn_shape *s)
+{
+    const struct lc_hy_geom g = lc_hy_geom_of(s);
+    const int W = g.W, D = g.D, F = g.F;
+    const int sliding = g.mode == LC_WINDOW_SLIDING;
+    const int has_state = g.nblk >= 3;
+    const size_t nhd = (size_t)g.rows * D, nhf = (size_t)g.rows * F;
+    const size_t nrow = (size_t)g.nb * W;
+    float *w = NULL;
+    float *Qh, *Kh, *Vh, *FQh, *FKh, *A, *L = NULL, *S = NULL, *z = NULL, *Y, *rden;
+    const float *Qb, *Kb, *Vb, *FQb, *FKb;
+    const char *err;
+    size_t total = 3 * lc_hy_round(nhd) + 2 * lc_hy_round(nhf) + lc_hy_round(nrow * 2 * W) +
+                   lc_hy_round(nrow * D) + lc_hy_round(nrow);
+
+    if (sliding) {
+        total += lc_hy_round(nrow * W);
+    }
+    if (has_state) {
+        total += lc_hy_round((size_t)g.nb * F * D) + lc_hy_round((size_t)g.nb * F);
+    }
+    w = (float *)lc_cuda_scratch(c, total * sizeof(float));
+    if (w == NULL) {
+        return "out of device memory for the hybrid attention";
+    }
+    Qh = lc_hy_take(&w, nhd);
+    Kh = lc_hy_take(&w, nhd);
+    Vh = lc_hy_take(&w, nhd);
+    FQh = lc_hy_take(&w, nhf);
+    FKh = lc_hy_take(&w, nhf);
+    A = lc_hy_take(&w, nrow * 2 * W);
+    Y = lc_hy_take(&w, nrow * D);
+    rden = lc_hy_take(&w, nrow);
+    if (sliding) {
+        L = lc_hy_take(&w, nrow * W);
+    }
+    if (has_state) {
+        S = lc_hy_take(&w, (size_t)g.nb * F * D);
+        z = lc_hy_take(&w, (size_t)g.nb * F);
+    }
+    Qb = Qh + (size_t)W * D;
+    Kb = Kh + (size_t)W * D;
+    Vb = Vh + (size_t)W * D;
+    FQb = FQh + (size_t)W * F;
+    FKb = FKh + (size_t)W * F;
+
+    LC_HY_TRY(lc_hy_pack(c, Qh, q, &g, g.H, D));
+    LC_HY_TRY(lc_hy_pack(c, Kh, k, &g, g.Hkv, D));
+    LC_HY_TRY(lc_hy_pack(c, Vh, v, &g, g.Hkv, D));
+    LC_HY_TRY(lc_hy_pack(c, FQh, fq, &g, g.H, F));
+    LC_HY_TRY(lc_hy_pack(c, FKh, fk, &g, g.H, F));
+    LC_HY_TRY(hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb));
+    LC_LAUNCH(k_hy_fwd_rows, lc_hy_blocks((int64_t)nrow), LC_CUDA_EW_THREADS, c->stream)(
+        A, L, rden, mx, theta, g);
+    LC_HY_TRY(lc_cuda_launched());
+    /* Y = weights times the near values */
+    LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, 2 * W, 1.0f, A, 2 * W, 2LL * W * W, Vb - (size_t)W * D, D,
+                   (long long)W * D, 0.0f, Y, D, (long long)W * D, g.nb));
+    if (has_state) {
+        LC_HY_TRY(hy_state(c, &g, S, z, FKb, Vb));
+        LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FQb, F, (long long)W * F, S, D, (long long)F * D,
+                       1.0f, Y, D, (long long)W * D, g.nb));
+    }
+    LC_LAUNCH(k_hy_fwd_out, lc_hy_blocks((int64_t)g.B * g.T * g.H), LC_CUDA_EW_THREADS,
+              c->stream)(y, den, Y, rden, FQb, z, g);
+    return lc_cuda_launched();
+}
+
+/* ------------------------------------------------------------ backward */
+
+extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv,
+                                          float *dfq, float *dfk, float *dtheta, const float *dy,
+                                          const float *y, const float *mx, const float *den,
+                                          const float *q, const float *k, const float *v,
+                                          const float *fq, const float *fk, const float *theta,
+                                          const struct lc_attn_shape *s)
+{
+    const struct lc_hy_geom g = lc_hy_geom_of(s);
+    const int W = g.W, D = g.D, F = g.F;
+    const int sliding = g.mode == LC_WINDOW_SLIDING;
+    const int has_state = g.nblk >= 3;
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t nhd = (size_t)g.rows * D, nhf = (size_t)g.rows * F;
+    const size_t nrow = (size_t)g.nb * W;
+    const size_t nstate = has_state ? (size_t)g.nb * F * D : 0;
+    const size_t nz = has_state ? (size_t)g.nb * F : 0;
+    const int64_t ntok = (int64_t)g.B * g.T * g.H;
+    const int need_rev = has_state && (dfk != NULL || dv != NULL);
+    float *w = NULL;
+    float *Qh, *Kh, *Vh, *DYh, *FQh, *FKh, *A, *dS, *L = NULL, *Gl = NULL;
+    float *delta, *invz, *mrow, *thr, *S = NULL, *z = NULL;
+    float *X = NULL, *E = NULL, *Dvl = NULL, *Fs = NULL;
+    const float *Qb, *Kb, *Vb, *DYb, *FQb, *FKb;
+    const char *err;
+    size_t total;
+
+    /* X: dq's, dfq's and dfk's product in turn (dfk with a leading block,
+     * written by the near linear keys of block u from row block u + 1);
+     * E: the key's, then the value's near products */
+    total = 4 * lc_hy_round(nhd) + 2 * lc_hy_round(nhf) + 2 * lc_hy_round(nrow * 2 * W) +
+            4 * lc_hy_round(nrow) + lc_hy_round(nstate) + lc_hy_round(nz) +
+            lc_hy_round(((size_t)g.nb + 1) * W * (D > F ? D : F)) +
+            lc_hy_round(nrow * 2 * D);
+    if (sliding) {
+        total += 2 * lc_hy_round(nrow * W);
+    }
+    if (need_rev) {
+        total += lc_hy_round(nrow * F);
+        if (dv != NULL) {
+            total += lc_hy_round(nrow * D);
+        }
+    }
+    w = (float *)lc_cuda_scratch(c, total * sizeof(float));
+    if (w == NULL) {
+        return "out of device memory for the hybrid attention backward";
+    }
+    Qh = lc_hy_take(&w, nhd);
+    Kh = lc_hy_take(&w, nhd);
+    Vh = lc_hy_take(&w, nhd);
+    DYh = lc_hy_take(&w, nhd);
+    FQh = lc_hy_take(&w, nhf);
+    FKh = lc_hy_take(&w, nhf);
+    A = lc_hy_take(&w, nrow * 2 * W);
+    dS = lc_hy_take(&w, nrow * 2 * W);
+    delta = lc_hy_take(&w, nrow);
+    invz = lc_hy_take(&w, nrow);
+    mrow = lc_hy_take(&w, nrow);
+    thr = lc_hy_take(&w, nrow);
+    X = lc_hy_take(&w, ((size_t)g.nb + 1) * W * (D > F ? D : F));
+    E = lc_hy_take(&w, nrow * 2 * D);
+    if (has_state) {
+        S = lc_hy_take(&w, nstate);
+        z = lc_hy_take(&w, nz);
+    }
+    if (sliding) {
+        L = lc_hy_take(&w, nrow * W);
+        Gl = lc_hy_take(&w, nrow * W);
+    }
+    if (need_rev) {
+        Fs = lc_hy_take(&w, nrow * F);
+        if (dv != NULL) {
+            Dvl = lc_hy_take(&w, nrow * D);
+        }
+    }
+    Qb = Qh + (size_t)W * D;
+    Kb = Kh + (size_t)W * D;
+    Vb = Vh + (size_t)W * D;
+    DYb = DYh + (size_t)W * D;
+    FQb = FQh + (size_t)W * F;
+    FKb = FKh + (size_t)W * F;
+
+    LC_HY_TRY(lc_hy_pack(c, Qh, q, &g, g.H, D));
+    LC_HY_TRY(lc_hy_pack(c, Kh, k, &g, g.Hkv, D));
+    LC_HY_TRY(lc_hy_pack(c, Vh, v, &g, g.Hkv, D));
+    LC_HY_TRY(lc_hy_pack(c, DYh, dy, &g, g.H, D));
+    LC_HY_TRY(lc_hy_pack(c, FQh, fq, &g, g.H, F));
+    LC_HY_TRY(lc_hy_pack(c, FKh, fk, &g, g.H, F));
+    /* delta, invz, mrow are consecutive pieces: one memset */
+    LC_HY_TRY(lc_hy_zero(c, delta, (size_t)(thr - delta)));
+    LC_LAUNCH(k_hy_bwd_prep, lc_hy_blocks(ntok), LC_CUDA_EW_THREADS, c->stream)(
+        delta, invz, mrow, dy, y, mx, den, g);
+    LC_HY_TRY(lc_cuda_launched());
+
+    LC_HY_TRY(hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb));
+    /* dS = g . v over the near keys */
+    LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, 2 * W, D, 1.0f, DYb, D, (long long)W * D, Vb - (size_t)W * D, D,
+                   (long long)W * D, 0.0f, dS, 2 * W, 2LL * W * W, g.nb));
+    LC_LAUNCH(k_hy_bwd_rows, lc_hy_blocks((int64_t)nrow), LC_CUDA_EW_THREADS, c->stream)(
+        A, dS, L, Gl, thr, delta, invz, mrow, theta, g);
+    LC_HY_TRY(lc_cuda_launched());
+
+    if (dq != NULL) {
+        LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, 2 * W, scale, dS, 2 * W, 2LL * W * W, Kb - (size_t)W * D, D,
+                       (long long)W * D, 0.0f, X, D, (long long)W * D, g.nb));
+        /* X is numbered as rows from base */
+        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * D), LC_CUDA_EW_THREADS, c->stream)(
+            dq, X, g, D, 0);
+        LC_HY_TRY(lc_cuda_launched());
+    }
+    if (dk != NULL) {
+        LC_HY_TRY(lc_hy_gemm(c, 1, 0, 2 * W, D, W, scale, dS, 2 * W, 2LL * W * W, Qb, D,
+                       (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
+        LC_LAUNCH(k_hy_kv_grad, lc_hy_blocks((int64_t)g.B * g.T * g.Hkv * D), LC_CUDA_EW_THREADS,
+                  c->stream)(dk, E, NULL, g);
+        LC_HY_TRY(lc_cuda_launched());
+    }
+    if (dfq != NULL) {
+        if (has_state) {
+            LC_HY_TRY(hy_state(c, &g, S, z, FKb, Vb));
+            LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, F, D, 1.0f, DYb, D, (long long)W * D, S, D,
+                           (long long)F * D, 0.0f, X, F, (long long)W * F, g.nb));
+            LC_LAUNCH(k_hy_dfq_fix, lc_hy_blocks((int64_t)nrow * F), LC_CUDA_EW_THREADS,
+                      c->stream)(X, z, delta, invz, g);
+            LC_HY_TRY(lc_cuda_launched());
+        } else {
+            LC_HY_TRY(lc_hy_zero(c, X, nrow * F));
+        }
+        if (sliding) {
+            LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FKb - (size_t)W * F,
+                           F, (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb));
+        }
+        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
+            dfq, X, g, F, 0);
+        LC_HY_TRY(lc_cuda_launched());
+    }
+
+    if (need_rev) {
+        /* S, z become R [nb, F, D] = sum over query blocks u' >= u + 2 of
+         * (fq invz)^T g, and r [nb, F] = sum of fq delta invz */
+        LC_LAUNCH(k_hy_scale_rows, lc_hy_blocks((int64_t)nrow * F), LC_CUDA_EW_THREADS,
+                  c->stream)(Fs, FQb, invz, (int64_t)nrow, F);
+        LC_HY_TRY(lc_cuda_launched());
+        LC_HY_TRY(lc_hy_gemm(c, 1, 0, F, D, W, 1.0f, Fs, F, (long long)W * F, DYb, D,
+                       (long long)W * D, 0.0f, S, D, (long long)F * D, g.nb));
+        LC_LAUNCH(k_hy_block_colsum, lc_hy_blocks(g.nb * F), LC_CUDA_EW_THREADS, c->stream)(
+            z, FQb, delta, invz, g.nb, W, F);
+        LC_HY_TRY(lc_cuda_launched());
+        LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g.BH * F * D), LC_CUDA_EW_THREADS,
+                  c->stream)(S, (int64_t)F * D, g.BH, g.nu, 1);
+        LC_HY_TRY(lc_cuda_launched());
+        LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g.BH * F), LC_CUDA_EW_THREADS, c->stream)(
+            z, (int64_t)F, g.BH, g.nu, 1);
+        LC_HY_TRY(lc_cuda_launched());
+    }
+    if (dfk != NULL) {
+        /* X: one leading block, then the rows from base */
+        float *Xb = X + (size_t)W * F;
+        if (need_rev) {
+            LC_HY_TRY(lc_hy_zero(c, X, (size_t)W * F));
+            LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, F, D, 1.0f, Vb, D, (long long)W * D, S, D,
+                           (long long)F * D, 0.0f, Xb, F, (long long)W * F, g.nb));
+            LC_LAUNCH(k_hy_dfk_fix, lc_hy_blocks((int64_t)nrow * F), LC_CUDA_EW_THREADS,
+                      c->stream)(Xb, z, g);
+            LC_HY_TRY(lc_cuda_launched());
+        } else {
+            LC_HY_TRY(lc_hy_zero(c, X, (nrow + W) * F));
+        }
+        if (sliding) {
+            /* the near linear keys of row block u are block u - 1 */
+            LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FQb, F,
+                           (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb));
+        }
+        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
+            dfk, Xb, g, F, 0);
+        LC_HY_TRY(lc_cuda_launched());
+    }
+    if (dv != NULL) {
+        if (need_rev) {
+            LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FKb, F, (long long)W * F, S, D,
+                           (long long)F * D, 0.0f, Dvl, D, (long long)W * D, g.nb));
+        }
+        LC_HY_TRY(lc_hy_gemm(c, 1, 0, 2 * W, D, W, 1.0f, A, 2 * W, 2LL * W * W, DYb, D,
+                       (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
+        LC_LAUNCH(k_hy_kv_grad, lc_hy_blocks((int64_t)g.B * g.T * g.Hkv * D), LC_CUDA_EW_THREADS,
+                  c->stream)(dv, E, Dvl, g);
+        LC_HY_TRY(lc_cuda_launched());
+    }
+    if (dtheta != NULL) {
+        LC_LAUNCH(k_hy_dtheta, lc_hy_blocks(g.H), LC_CUDA_EW_THREADS, c->stream)(dtheta, thr,
+                                                                                 theta, g);
+        LC_HY_TRY(lc_cuda_launched());
+    }
+    return NULL;
+}
