@@ -72,9 +72,44 @@ tests_test_ppl_LDADD = $(LC_TEST_LDADD)
 if COND_CUDA
 # the cuda backend against ref; exits 77 (skip) without a CUDA device
 check_PROGRAMS += tests/test_cuda
-tests_test_cuda_SOURCES = tests/test_cuda.c
+tests_test_cuda_SOURCES = tests/test_cuda.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
 tests_test_cuda_LDADD = $(LC_TEST_LDADD)
+
+# The same test of the attention-student entries on any machine: the glue
+# and those kernels built by the host compiler against the CPU emulation
+# of CUDA and cuBLAS (src/backend-cuda/cuda_emu.h; the .cu files as C++).
+LC_EMU_FLAGS = -DLC_CUDA_EMU -include $(srcdir)/src/backend-cuda/cuda_emu.h
+LC_EMU_CU_OBJS = tests/emu/k_fmap.o tests/emu/k_hybrid.o tests/emu/k_hybrid_xent.o \
+	tests/emu/k_decode.o
+LC_EMU_CXX = $(CC) -x c++ -std=c++17 $(DEFS) $(AM_CPPFLAGS) $(CPPFLAGS) $(LC_CUDA_SYS_CFLAGS) \
+	$(LC_EMU_FLAGS) $(CFLAGS) $(LC_SAN_CFLAGS) -Wall -Wextra -Wshadow -Wundef
+LC_EMU_DEPS = $(srcdir)/src/backend-cuda/cuda_emu.h $(srcdir)/src/backend-cuda/cuda_kernels.h \
+	$(srcdir)/src/backend-cuda/cuda_common.cuh $(srcdir)/src/backend-cuda/cuda_hybrid.cuh \
+	$(srcdir)/src/core/backend.h
+AM_V_EMU = $(am__v_EMU_@AM_V@)
+am__v_EMU_ = $(am__v_EMU_@AM_DEFAULT_V@)
+am__v_EMU_0 = @echo "  EMU-CXX " $@;
+am__v_EMU_1 =
+tests/emu/k_fmap.o: $(srcdir)/src/backend-cuda/k_fmap.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_fmap.cu
+tests/emu/k_hybrid.o: $(srcdir)/src/backend-cuda/k_hybrid.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_hybrid.cu
+tests/emu/k_hybrid_xent.o: $(srcdir)/src/backend-cuda/k_hybrid_xent.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ \
+	$(srcdir)/src/backend-cuda/k_hybrid_xent.cu
+tests/emu/k_decode.o: $(srcdir)/src/backend-cuda/k_decode.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_decode.cu
+CLEANFILES += $(LC_EMU_CU_OBJS)
+
+check_PROGRAMS += tests/test_cuda_emu
+tests_test_cuda_emu_SOURCES = tests/test_cuda.c src/backend-cuda/cuda_backend.c \
+	src/backend-cuda/cuda_emu.c $(LC_REF_HYBRID_F64_SOURCES)
+# the dense-op tests are compiled but not run under the emulation
+tests_test_cuda_emu_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS) $(LC_EMU_FLAGS) \
+	-Wno-unused-function
+tests_test_cuda_emu_LDADD = $(LC_EMU_CU_OBJS) $(LC_TEST_LDADD) -lstdc++
+EXTRA_tests_test_cuda_emu_DEPENDENCIES = $(LC_EMU_CU_OBJS)
 endif
 
 check_PROGRAMS += tests/test_fmap tests/test_hybrid

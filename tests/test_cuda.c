@@ -22,6 +22,7 @@
 
 #include "backend-cuda/cuda_kernels.h"
 #include "core/half.h"
+#include "core/ref/ref_hybrid_f64.h"
 #include "tests/lc_test.h"
 
 struct backends {
@@ -1148,6 +1149,712 @@ static void test_adamw(void **state)
     }
 }
 
+/* ------------------------------------------------- attention student */
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    }
+    return m;
+}
+
+/* |got - ref| <= tol (max|ref| + |ref|), as tests/test_hybrid.c and
+ * tests/test_fmap.c compare the cpu kernels with the reference */
+static void expect_rel(const char *what, const float *got, const float *want, size_t n,
+                       double tol)
+{
+    expect_close(what, got, want, n, tol * max_abs(want, n), tol);
+}
+
+static double *to_f64(const float *x, size_t n)
+{
+    double *d = xcalloc(n, sizeof(double));
+    for (size_t i = 0; i < n; i++) {
+        d[i] = x[i];
+    }
+    return d;
+}
+
+struct fmap_case {
+    int N, H, Hx, D, f;
+    float eps, xscale;
+};
+
+static void check_fmap(struct backends *b, const struct fmap_case *fc, uint64_t seed)
+{
+    const int N = fc->N, H = fc->H, Hx = fc->Hx, D = fc->D, f = fc->f;
+    const size_t nx = (size_t)N * Hx * D, nw = (size_t)H * D * f, np = (size_t)N * H * 2 * f;
+    float *x = new_f32(nx), *W = new_f32(nw), *dphi = new_f32(np);
+    float *dW0 = new_uniform(nw, seed + 4, -1, 1), *dx0 = new_uniform(nx, seed + 5, -1, 1);
+    float *phi_ref = new_f32(np), *dW_ref = dup_f32(dW0, nw), *dx_ref = dup_f32(dx0, nx);
+    float *x_d, *W_d, *dphi_d, *phi_d, *dW_d, *dx_d, *got, *got2;
+    char what[128];
+
+    lc_test_fill_normal(x, nx, seed + 1, fc->xscale);
+    lc_test_fill_normal(W, nw, seed + 2, 0.5f);
+    lc_test_fill_normal(dphi, np, seed + 3, 1.0f);
+    lc_ref_ops.fmap_fwd(b->ref, phi_ref, x, W, N, H, Hx, D, f, fc->eps);
+    lc_ref_ops.fmap_bwd(b->ref, dW_ref, dx_ref, dphi, x, W, N, H, Hx, D, f, fc->eps);
+
+    x_d = dev(b, x, nx * sizeof(float));
+    W_d = dev(b, W, nw * sizeof(float));
+    dphi_d = dev(b, dphi, np * sizeof(float));
+    phi_d = dev(b, dphi, np * sizeof(float)); /* overwritten */
+    dW_d = dev(b, dW0, nw * sizeof(float));
+    dx_d = dev(b, dx0, nx * sizeof(float));
+    b->gpu->ops->fmap_fwd(b->gpu, phi_d, x_d, W_d, N, H, Hx, D, f, fc->eps);
+    b->gpu->ops->fmap_bwd(b->gpu, dW_d, dx_d, dphi_d, x_d, W_d, N, H, Hx, D, f, fc->eps);
+    snprintf(what, sizeof(what), "fmap N %d H %d/%d D %d f %d eps %g", N, H, Hx, D, f, fc->eps);
+    got = fetch(b, phi_d, np);
+    expect_rel(what, got, phi_ref, np, 1e-5);
+    free(got);
+    got = fetch(b, dW_d, nw);
+    expect_rel(what, got, dW_ref, nw, 1e-5);
+    got2 = fetch(b, dx_d, nx);
+    expect_rel(what, got2, dx_ref, nx, 1e-5);
+    free(got2);
+    /* dx is optional; the same dW bits run to run */
+    b->gpu->ops->upload(b->gpu, dW_d, dW0, nw * sizeof(float));
+    b->gpu->ops->fmap_bwd(b->gpu, dW_d, NULL, dphi_d, x_d, W_d, N, H, Hx, D, f, fc->eps);
+    got2 = fetch(b, dW_d, nw);
+    expect_same(what, got2, got, nw);
+    free(got);
+    free(got2);
+    gpu_free(b, x_d);
+    gpu_free(b, W_d);
+    gpu_free(b, dphi_d);
+    gpu_free(b, phi_d);
+    gpu_free(b, dW_d);
+    gpu_free(b, dx_d);
+    free(x);
+    free(W);
+    free(dphi);
+    free(dW0);
+    free(dx0);
+    free(phi_ref);
+    free(dW_ref);
+    free(dx_ref);
+}
+
+static void test_fmap(void **state)
+{
+    /* the shapes of tests/test_fmap.c */
+    static const struct fmap_case cases[] = {
+        {1, 4, 4, 16, 8, 1e-12f, 1.0f},   {7, 4, 2, 16, 8, 1e-12f, 1.0f},
+        {300, 4, 2, 32, 16, 1e-12f, 1.0f}, {130, 3, 1, 13, 5, 1e-12f, 1.0f},
+        {2100, 2, 2, 8, 17, 1e-12f, 1.0f}, {50, 4, 2, 16, 8, 0.01f, 3.0f}, /* clamped */
+        {3, 2, 1, 1, 1, 1e-12f, 1.0f},
+    };
+    struct backends *b = *state;
+
+    NEED_REF(fmap_fwd);
+    NEED_REF(fmap_bwd);
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        check_fmap(b, &cases[c], 700 + 10 * c);
+    }
+}
+
+/* The inputs of one hybrid-attention case (as tests/test_hybrid.c makes
+ * them), host and device. */
+struct hy_case {
+    struct lc_attn_shape s;
+    size_t nq, nk, nf, nm;
+    float *q, *k, *v, *fq, *fk, *theta, *dy;
+    float *q_d, *k_d, *v_d, *fq_d, *fk_d, *theta_d, *dy_d;
+};
+
+static size_t at4(const struct lc_attn_shape *s, int b, int t, int nh, int h, int dim)
+{
+    return (((size_t)b * s->T + (size_t)t) * (size_t)nh + (size_t)h) * (size_t)dim;
+}
+
+/* keys p and p+1 identical, query p+2 along them: a two-way tie for the
+ * window max of row p+2 */
+static void make_tie(struct hy_case *in, int p)
+{
+    const struct lc_attn_shape *s = &in->s;
+
+    for (int b = 0; b < s->B; b++) {
+        for (int g = 0; g < s->Hkv; g++) {
+            for (int d = 0; d < s->D; d++) {
+                in->k[at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
+                in->k[at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
+            }
+        }
+        for (int h = 0; h < s->H; h++) {
+            for (int d = 0; d < s->D; d++) {
+                in->q[at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] = 2.0f / sqrtf((float)s->D);
+            }
+        }
+    }
+}
+
+static void hy_case_make(struct backends *b, struct hy_case *in, int B, int T, int H, int Hkv,
+                         int D, int F, int W, int mode, uint64_t seed)
+{
+    struct lc_attn_shape s = {B, T, H, Hkv, D, F, W, mode};
+
+    memset(in, 0, sizeof(*in));
+    in->s = s;
+    in->nq = (size_t)B * T * H * D;
+    in->nk = (size_t)B * T * Hkv * D;
+    in->nf = (size_t)B * T * H * F;
+    in->nm = (size_t)B * T * H;
+    in->q = new_f32(in->nq);
+    in->k = new_f32(in->nk);
+    in->v = new_f32(in->nk);
+    in->fq = new_f32(in->nf);
+    in->fk = new_f32(in->nf);
+    in->theta = new_f32((size_t)H);
+    in->dy = new_f32(in->nq);
+    lc_test_fill_normal(in->q, in->nq, seed + 1, 1.0f);
+    lc_test_fill_normal(in->k, in->nk, seed + 2, 1.0f);
+    lc_test_fill_normal(in->v, in->nk, seed + 3, 1.0f);
+    lc_test_fill_uniform(in->fq, in->nf, seed + 4, 0.01f, 0.3f);
+    lc_test_fill_uniform(in->fk, in->nf, seed + 5, 0.01f, 0.3f);
+    lc_test_fill_normal(in->theta, (size_t)H, seed + 6, 1.0f);
+    lc_test_fill_normal(in->dy, in->nq, seed + 7, 1.0f);
+    if (T >= 5) {
+        make_tie(in, 2);
+    }
+    if (T >= 3 * W + 2) {
+        make_tie(in, 3 * W - 1);
+    }
+    in->q_d = dev(b, in->q, in->nq * sizeof(float));
+    in->k_d = dev(b, in->k, in->nk * sizeof(float));
+    in->v_d = dev(b, in->v, in->nk * sizeof(float));
+    in->fq_d = dev(b, in->fq, in->nf * sizeof(float));
+    in->fk_d = dev(b, in->fk, in->nf * sizeof(float));
+    in->theta_d = dev(b, in->theta, (size_t)H * sizeof(float));
+    in->dy_d = dev(b, in->dy, in->nq * sizeof(float));
+}
+
+static void hy_case_free(struct backends *b, struct hy_case *in)
+{
+    float *host[] = {in->q, in->k, in->v, in->fq, in->fk, in->theta, in->dy};
+    float *devp[] = {in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, in->dy_d};
+    for (size_t i = 0; i < 7; i++) {
+        free(host[i]);
+        gpu_free(b, devp[i]);
+    }
+}
+
+/* every output of forward, backward and cross-entropy, on the host */
+struct hy_res {
+    float *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss, *xdfq, *xdfk, *xdth;
+};
+
+static void hy_res_free(struct hy_res *r)
+{
+    float *p[] = {r->y,   r->mx,  r->den, r->dq,   r->dk,   r->dv,   r->dfq,
+                  r->dfk, r->dth, r->loss, r->xdfq, r->xdfk, r->xdth};
+    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+        free(p[i]);
+    }
+}
+
+/* the accumulating outputs start from fixed nonzero values */
+static void hy_res_init_acc(struct hy_res *r, const struct hy_case *in)
+{
+    r->dth = new_f32((size_t)in->s.H);
+    r->xdth = new_f32((size_t)in->s.H);
+    for (int h = 0; h < in->s.H; h++) {
+        r->dth[h] = 0.5f;
+        r->xdth[h] = -0.25f;
+    }
+    r->xdfq = new_uniform(in->nf, 9, -0.1f, 0.1f);
+    r->xdfk = new_uniform(in->nf, 10, -0.1f, 0.1f);
+}
+
+static void hy_run_ref(struct backends *b, const struct hy_case *in, struct hy_res *r)
+{
+    struct lc_backend *ref = b->ref;
+
+    memset(r, 0, sizeof(*r));
+    r->y = new_f32(in->nq);
+    r->mx = new_f32(in->nm);
+    r->den = new_f32(in->nm);
+    r->dq = new_f32(in->nq);
+    r->dk = new_f32(in->nk);
+    r->dv = new_f32(in->nk);
+    r->dfq = new_f32(in->nf);
+    r->dfk = new_f32(in->nf);
+    r->loss = new_f32(in->nm);
+    hy_res_init_acc(r, in);
+    lc_ref_ops.hybrid_fwd(ref, r->y, r->mx, r->den, in->q, in->k, in->v, in->fq, in->fk,
+                          in->theta, &in->s);
+    lc_ref_ops.hybrid_bwd(ref, r->dq, r->dk, r->dv, r->dfq, r->dfk, r->dth, in->dy, r->y, r->mx,
+                          r->den, in->q, in->k, in->v, in->fq, in->fk, in->theta, &in->s);
+    lc_ref_ops.hybrid_xent(ref, r->loss, r->xdfq, r->xdfk, r->xdth, 0.75f, in->q, in->k, in->fq,
+                           in->fk, in->theta, &in->s);
+    {
+        /* dtheta sums G e over every row and key, with cancellation: the
+         * float results are checked against the double reference */
+        double *q = to_f64(in->q, in->nq), *k = to_f64(in->k, in->nk), *v = to_f64(in->v, in->nk);
+        double *fq = to_f64(in->fq, in->nf), *fk = to_f64(in->fk, in->nf);
+        double *th = to_f64(in->theta, (size_t)in->s.H), *dy = to_f64(in->dy, in->nq);
+        double *y = xcalloc(in->nq, sizeof(double)), *mx = xcalloc(in->nm, sizeof(double));
+        double *den = xcalloc(in->nm, sizeof(double));
+        double *dth = xcalloc((size_t)in->s.H, sizeof(double));
+        double *xdth = xcalloc((size_t)in->s.H, sizeof(double));
+
+        for (int h = 0; h < in->s.H; h++) {
+            dth[h] = 0.5;
+            xdth[h] = -0.25;
+        }
+        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in->s);
+        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, NULL, NULL, dth, dy, y, mx, den, q, k, v, fq, fk,
+                              th, &in->s);
+        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in->s);
+        for (int h = 0; h < in->s.H; h++) {
+            r->dth[h] = (float)dth[h];
+            r->xdth[h] = (float)xdth[h];
+        }
+        free(q);
+        free(k);
+        free(v);
+        free(fq);
+        free(fk);
+        free(th);
+        free(dy);
+        free(y);
+        free(mx);
+        free(den);
+        free(dth);
+        free(xdth);
+    }
+}
+
+/* the same on the device; outputs that are overwritten start as NaN */
+static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct hy_res *r)
+{
+    const struct lc_backend_ops *o = b->gpu->ops;
+    const size_t H = (size_t)in->s.H;
+    float *nan_q = new_f32(in->nq), *nan_k = new_f32(in->nk), *nan_f = new_f32(in->nf);
+    float *y_d, *mx_d, *den_d, *dq_d, *dk_d, *dv_d, *dfq_d, *dfk_d, *dth_d, *loss_d;
+    float *xdfq_d, *xdfk_d, *xdth_d;
+    struct hy_res init;
+
+    fill_nan(nan_q, in->nq);
+    fill_nan(nan_k, in->nk);
+    fill_nan(nan_f, in->nf);
+    memset(r, 0, sizeof(*r));
+    memset(&init, 0, sizeof(init));
+    hy_res_init_acc(&init, in);
+    y_d = dev(b, nan_q, in->nq * sizeof(float));
+    mx_d = dev(b, nan_q, in->nm * sizeof(float));
+    den_d = dev(b, nan_q, in->nm * sizeof(float));
+    dq_d = dev(b, nan_q, in->nq * sizeof(float));
+    dk_d = dev(b, nan_k, in->nk * sizeof(float));
+    dv_d = dev(b, nan_k, in->nk * sizeof(float));
+    dfq_d = dev(b, nan_f, in->nf * sizeof(float));
+    dfk_d = dev(b, nan_f, in->nf * sizeof(float));
+    loss_d = dev(b, nan_q, in->nm * sizeof(float));
+    dth_d = dev(b, init.dth, H * sizeof(float));
+    xdth_d = dev(b, init.xdth, H * sizeof(float));
+    xdfq_d = dev(b, init.xdfq, in->nf * sizeof(float));
+    xdfk_d = dev(b, init.xdfk, in->nf * sizeof(float));
+    o->hybrid_fwd(b->gpu, y_d, mx_d, den_d, in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d,
+                  in->theta_d, &in->s);
+    o->hybrid_bwd(b->gpu, dq_d, dk_d, dv_d, dfq_d, dfk_d, dth_d, in->dy_d, y_d, mx_d, den_d,
+                  in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, &in->s);
+    o->hybrid_xent(b->gpu, loss_d, xdfq_d, xdfk_d, xdth_d, 0.75f, in->q_d, in->k_d, in->fq_d,
+                   in->fk_d, in->theta_d, &in->s);
+    r->y = fetch(b, y_d, in->nq);
+    r->mx = fetch(b, mx_d, in->nm);
+    r->den = fetch(b, den_d, in->nm);
+    r->dq = fetch(b, dq_d, in->nq);
+    r->dk = fetch(b, dk_d, in->nk);
+    r->dv = fetch(b, dv_d, in->nk);
+    r->dfq = fetch(b, dfq_d, in->nf);
+    r->dfk = fetch(b, dfk_d, in->nf);
+    r->dth = fetch(b, dth_d, H);
+    r->loss = fetch(b, loss_d, in->nm);
+    r->xdfq = fetch(b, xdfq_d, in->nf);
+    r->xdfk = fetch(b, xdfk_d, in->nf);
+    r->xdth = fetch(b, xdth_d, H);
+    {
+        float *p[] = {y_d,   mx_d,   den_d,  dq_d,   dk_d,  dv_d,  dfq_d,
+                      dfk_d, dth_d,  loss_d, xdfq_d, xdfk_d, xdth_d};
+        for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+            gpu_free(b, p[i]);
+        }
+    }
+    hy_res_free(&init);
+    free(nan_q);
+    free(nan_k);
+    free(nan_f);
+}
+
+static void hy_compare(const char *tag, const struct hy_res *got, const struct hy_res *want,
+                       const struct hy_case *in, double tol)
+{
+    char name[200];
+#define CMP(field, n)                                                                      \
+    do {                                                                                   \
+        snprintf(name, sizeof(name), "%s %s", tag, #field);                                \
+        expect_rel(name, got->field, want->field, n, tol);                                 \
+    } while (0)
+    CMP(y, in->nq);
+    CMP(mx, in->nm);
+    CMP(den, in->nm);
+    CMP(dq, in->nq);
+    CMP(dk, in->nk);
+    CMP(dv, in->nk);
+    CMP(dfq, in->nf);
+    CMP(dfk, in->nf);
+    CMP(loss, in->nm);
+    CMP(xdfq, in->nf);
+    CMP(xdfk, in->nf);
+#undef CMP
+    {
+        /* dtheta sums over all B*T rows (exactly 0, i.e. rounding noise,
+         * when no key is linear): rounding grows with sqrt(rows) */
+        const double rows = sqrt((double)in->s.B * in->s.T);
+        const double sd = max_abs(want->dth, (size_t)in->s.H);
+        const double sx = max_abs(want->xdth, (size_t)in->s.H);
+
+        snprintf(name, sizeof(name), "%s dtheta", tag);
+        expect_close(name, got->dth, want->dth, (size_t)in->s.H,
+                     tol * rows * (sd > 1.0 ? sd : 1.0), tol);
+        snprintf(name, sizeof(name), "%s xent dtheta", tag);
+        expect_close(name, got->xdth, want->xdth, (size_t)in->s.H,
+                     tol * rows * (sx > 1.0 ? sx : 1.0), tol);
+    }
+}
+
+static void hybrid_case(struct backends *b, int B, int T, int H, int Hkv, int D, int F, int W,
+                        int mode, int chunk)
+{
+    struct hy_case in;
+    struct hy_res want, got, again;
+    char tag[128];
+
+    hy_case_make(b, &in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
+    hy_run_ref(b, &in, &want);
+    set_attn_chunk(b, chunk);
+    hy_run_gpu(b, &in, &got);
+    snprintf(tag, sizeof(tag), "[B %d T %d W %d H %d/%d D %d F %d mode %d chunk %d]", B, T, W, H,
+             Hkv, D, F, mode, chunk);
+    hy_compare(tag, &got, &want, &in, 1e-5);
+    /* run to run: the same bits */
+    hy_run_gpu(b, &in, &again);
+#define SAME(field, n) expect_same(tag, again.field, got.field, n)
+    SAME(y, in.nq);
+    SAME(den, in.nm);
+    SAME(dq, in.nq);
+    SAME(dk, in.nk);
+    SAME(dv, in.nk);
+    SAME(dfq, in.nf);
+    SAME(dfk, in.nf);
+    SAME(dth, (size_t)H);
+    SAME(loss, in.nm);
+    SAME(xdfq, in.nf);
+    SAME(xdfk, in.nf);
+    SAME(xdth, (size_t)H);
+#undef SAME
+    set_attn_chunk(b, 0);
+    hy_res_free(&want);
+    hy_res_free(&got);
+    hy_res_free(&again);
+    hy_case_free(b, &in);
+}
+
+static void test_hybrid(void **state)
+{
+    /* T, W: the cases of tests/test_hybrid.c */
+    static const int cases[][2] = {{1, 64},  {5, 64}, {63, 64}, {64, 64}, {65, 64}, {200, 64},
+                                   {20, 3},  {7, 1},  {10, 2},  {33, 4},  {16, 32}};
+    struct backends *b = *state;
+
+    NEED_REF(hybrid_fwd);
+    NEED_REF(hybrid_bwd);
+    NEED_REF(hybrid_xent);
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            hybrid_case(b, 2, cases[c][0], 4, 2, 32, 16, cases[c][1], mode, 0);
+        }
+        /* the cross-entropy in several query chunks */
+        hybrid_case(b, 2, 200, 4, 2, 32, 16, 64, mode, 37);
+        hybrid_case(b, 1, 20, 4, 2, 32, 16, 3, mode, 1);
+        /* no grouping, odd sizes */
+        hybrid_case(b, 1, 70, 2, 2, 17, 5, 16, mode, 0);
+        hybrid_case(b, 1, 50, 6, 2, 8, 12, 7, mode, 0);
+        /* one-element heads and features, a window far longer than T */
+        hybrid_case(b, 2, 9, 2, 1, 1, 1, 1000, mode, 0);
+        hybrid_case(b, 1, 30, 2, 1, 1, 1, 2, mode, 0);
+    }
+}
+
+/* Gradients asked for as NULL are skipped without changing the others. */
+static void test_hybrid_subsets(void **state)
+{
+    struct backends *b = *state;
+    const struct lc_backend_ops *o = b->gpu->ops;
+
+    NEED_REF(hybrid_fwd);
+    for (int mode = 0; mode < 2; mode++) {
+        struct hy_case in;
+        struct hy_res full;
+        float *y_d, *mx_d, *den_d, *g1, *g2, *g3, *g4, *g5, *th_d;
+        float half[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+
+        hy_case_make(b, &in, 2, 150, 4, 2, 16, 8, 32, mode, 5);
+        hy_run_gpu(b, &in, &full);
+        y_d = dev(b, full.y, in.nq * sizeof(float));
+        mx_d = dev(b, full.mx, in.nm * sizeof(float));
+        den_d = dev(b, full.den, in.nm * sizeof(float));
+        g1 = dev(b, full.dq, in.nq * sizeof(float));
+        g2 = dev(b, full.dk, in.nk * sizeof(float));
+        g3 = dev(b, full.dv, in.nk * sizeof(float));
+        g4 = dev(b, full.dfq, in.nf * sizeof(float));
+        g5 = dev(b, full.dfk, in.nf * sizeof(float));
+        th_d = dev(b, half, 4 * sizeof(float));
+        /* stage 1: feature maps and theta only */
+        b->gpu->ops->zero(b->gpu, g4, in.nf * sizeof(float));
+        b->gpu->ops->zero(b->gpu, g5, in.nf * sizeof(float));
+        o->hybrid_bwd(b->gpu, NULL, NULL, NULL, g4, g5, th_d, in.dy_d, y_d, mx_d, den_d, in.q_d,
+                      in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.s);
+        {
+            float *a = fetch(b, g4, in.nf), *c = fetch(b, g5, in.nf), *t = fetch(b, th_d, 4);
+            expect_same("subset dfq", a, full.dfq, in.nf);
+            expect_same("subset dfk", c, full.dfk, in.nf);
+            expect_same("subset dtheta", t, full.dth, 4);
+            free(a);
+            free(c);
+            free(t);
+        }
+        /* q, k, v only; and each alone */
+        for (int which = 0; which < 4; which++) {
+            b->gpu->ops->zero(b->gpu, g1, in.nq * sizeof(float));
+            b->gpu->ops->zero(b->gpu, g2, in.nk * sizeof(float));
+            b->gpu->ops->zero(b->gpu, g3, in.nk * sizeof(float));
+            o->hybrid_bwd(b->gpu, which == 0 || which == 1 ? g1 : NULL,
+                          which == 0 || which == 2 ? g2 : NULL,
+                          which == 0 || which == 3 ? g3 : NULL, NULL, NULL, NULL, in.dy_d, y_d,
+                          mx_d, den_d, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
+                          &in.s);
+            if (which == 0 || which == 1) {
+                float *a = fetch(b, g1, in.nq);
+                expect_same("subset dq", a, full.dq, in.nq);
+                free(a);
+            }
+            if (which == 0 || which == 2) {
+                float *a = fetch(b, g2, in.nk);
+                expect_same("subset dk", a, full.dk, in.nk);
+                free(a);
+            }
+            if (which == 0 || which == 3) {
+                float *a = fetch(b, g3, in.nk);
+                expect_same("subset dv", a, full.dv, in.nk);
+                free(a);
+            }
+        }
+        /* the forward without mx, den */
+        b->gpu->ops->zero(b->gpu, y_d, in.nq * sizeof(float));
+        o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d,
+                      in.theta_d, &in.s);
+        {
+            float *a = fetch(b, y_d, in.nq);
+            expect_same("forward without mx, den", a, full.y, in.nq);
+            free(a);
+        }
+        float *ps[] = {y_d, mx_d, den_d, g1, g2, g3, g4, g5, th_d};
+        for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+            gpu_free(b, ps[i]);
+        }
+        hy_res_free(&full);
+        hy_case_free(b, &in);
+    }
+}
+
+/* Token by token with a window cache and the linear state (as
+ * tests/test_hybrid.c decodes): terraced keeps the previous and the
+ * current block, moving the block two back into the state when a block
+ * starts; sliding keeps the last W keys in a ring.  Equals hybrid_fwd. */
+static void decode_case(struct backends *b, int T, int W, int mode)
+{
+    const struct lc_backend_ops *o = b->gpu->ops;
+    const int H = 4, Hkv = 2, D = 16, F = 8;
+    const int cap = mode == LC_WINDOW_SLIDING ? W : 2 * W;
+    const size_t kd = (size_t)Hkv * D;
+    struct hy_case in;
+    float *y_d, *ydec_d, *S_d, *z_d, *kc_d, *vc_d, *yfull, *ydec;
+    int ncache = 0;
+    char name[96];
+
+    hy_case_make(b, &in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
+    y_d = dev(b, in.q, in.nq * sizeof(float));
+    ydec_d = dev(b, in.q, in.nq * sizeof(float));
+    S_d = o->alloc(b->gpu, (size_t)H * F * D * sizeof(float));
+    z_d = o->alloc(b->gpu, (size_t)H * F * sizeof(float));
+    kc_d = o->alloc(b->gpu, (size_t)cap * kd * sizeof(float));
+    vc_d = o->alloc(b->gpu, (size_t)cap * kd * sizeof(float));
+    assert_non_null(S_d);
+    assert_non_null(z_d);
+    assert_non_null(kc_d);
+    assert_non_null(vc_d);
+    o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
+                  &in.s);
+    for (int p = 0; p < T; p++) {
+        size_t slot;
+        if (mode == LC_WINDOW_SLIDING) {
+            if (p >= W) {
+                const int old = p - W;
+                o->linstate_add(b->gpu, S_d, z_d, in.fk_d + (size_t)old * H * F,
+                                in.v_d + (size_t)old * kd, 1, H, Hkv, D, F);
+            }
+            slot = (size_t)(p % W);
+            ncache = p + 1 < W ? p + 1 : W;
+        } else {
+            if (p % W == 0 && p >= 2 * W) {
+                const int old = p - 2 * W;
+                o->linstate_add(b->gpu, S_d, z_d, in.fk_d + (size_t)old * H * F,
+                                in.v_d + (size_t)old * kd, W, H, Hkv, D, F);
+                o->copy(b->gpu, kc_d, kc_d + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                o->copy(b->gpu, vc_d, vc_d + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                ncache = W;
+            }
+            slot = (size_t)ncache;
+            ncache++;
+        }
+        o->copy(b->gpu, kc_d + slot * kd, in.k_d + (size_t)p * kd, kd * sizeof(float));
+        o->copy(b->gpu, vc_d + slot * kd, in.v_d + (size_t)p * kd, kd * sizeof(float));
+        o->hybrid_decode(b->gpu, ydec_d + (size_t)p * H * D, in.q_d + (size_t)p * H * D,
+                         in.fq_d + (size_t)p * H * F, kc_d, vc_d, ncache, S_d, z_d, in.theta_d, H,
+                         Hkv, D, F);
+    }
+    yfull = fetch(b, y_d, in.nq);
+    ydec = fetch(b, ydec_d, in.nq);
+    snprintf(name, sizeof(name), "cuda decode T %d W %d mode %d", T, W, mode);
+    expect_rel(name, ydec, yfull, in.nq, 1e-5);
+    free(yfull);
+    free(ydec);
+    gpu_free(b, y_d);
+    gpu_free(b, ydec_d);
+    gpu_free(b, S_d);
+    gpu_free(b, z_d);
+    gpu_free(b, kc_d);
+    gpu_free(b, vc_d);
+    hy_case_free(b, &in);
+}
+
+static void test_decode(void **state)
+{
+    static const int Ts[] = {1, 63, 64, 65, 300};
+    struct backends *b = *state;
+
+    NEED_REF(hybrid_decode);
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
+            decode_case(b, Ts[ti], 64, mode);
+        }
+        decode_case(b, 40, 3, mode);
+        decode_case(b, 9, 1, mode);
+    }
+}
+
+/* The decode entries against the reference on the same state, with and
+ * without window keys. */
+static void test_decode_vs_ref(void **state)
+{
+    const int H = 8, Hkv = 2, D = 40, F = 24, n = 37;
+    struct backends *b = *state;
+    float *q = new_f32((size_t)H * D), *fq = new_f32((size_t)H * F);
+    float *kc = new_f32((size_t)n * Hkv * D), *vc = new_f32((size_t)n * Hkv * D);
+    float *fk = new_f32((size_t)n * H * F), *th = new_f32((size_t)H);
+    float *S = new_f32((size_t)H * F * D), *z = new_f32((size_t)H * F);
+    float *y = new_f32((size_t)H * D);
+    float *q_d, *fq_d, *kc_d, *vc_d, *fk_d, *th_d, *S_d, *z_d, *y_d, *got;
+
+    NEED_REF(hybrid_decode);
+    NEED_REF(linstate_add);
+    lc_test_fill_normal(q, (size_t)H * D, 1, 1.0f);
+    lc_test_fill_uniform(fq, (size_t)H * F, 2, 0.0f, 0.2f);
+    lc_test_fill_normal(kc, (size_t)n * Hkv * D, 3, 1.0f);
+    lc_test_fill_normal(vc, (size_t)n * Hkv * D, 4, 1.0f);
+    lc_test_fill_uniform(fk, (size_t)n * H * F, 5, 0.0f, 0.2f);
+    lc_test_fill_normal(th, (size_t)H, 6, 1.0f);
+    lc_test_fill_uniform(S, (size_t)H * F * D, 7, -1.0f, 1.0f);
+    lc_test_fill_uniform(z, (size_t)H * F, 8, 0.0f, 2.0f);
+    q_d = dev(b, q, (size_t)H * D * sizeof(float));
+    fq_d = dev(b, fq, (size_t)H * F * sizeof(float));
+    kc_d = dev(b, kc, (size_t)n * Hkv * D * sizeof(float));
+    vc_d = dev(b, vc, (size_t)n * Hkv * D * sizeof(float));
+    fk_d = dev(b, fk, (size_t)n * H * F * sizeof(float));
+    th_d = dev(b, th, (size_t)H * sizeof(float));
+    S_d = dev(b, S, (size_t)H * F * D * sizeof(float));
+    z_d = dev(b, z, (size_t)H * F * sizeof(float));
+    y_d = dev(b, y, (size_t)H * D * sizeof(float));
+
+    lc_ref_ops.linstate_add(b->ref, S, z, fk, vc, n, H, Hkv, D, F);
+    b->gpu->ops->linstate_add(b->gpu, S_d, z_d, fk_d, vc_d, n, H, Hkv, D, F);
+    got = fetch(b, S_d, (size_t)H * F * D);
+    expect_rel("linstate S", got, S, (size_t)H * F * D, 1e-6);
+    free(got);
+    got = fetch(b, z_d, (size_t)H * F);
+    expect_rel("linstate z", got, z, (size_t)H * F, 1e-6);
+    free(got);
+    /* decode from the reference's state */
+    b->gpu->ops->upload(b->gpu, S_d, S, (size_t)H * F * D * sizeof(float));
+    b->gpu->ops->upload(b->gpu, z_d, z, (size_t)H * F * sizeof(float));
+    for (int nc = 0; nc <= n; nc += n) {
+        char what[64];
+        lc_ref_ops.hybrid_decode(b->ref, y, q, fq, kc, vc, nc, S, z, th, H, Hkv, D, F);
+        b->gpu->ops->hybrid_decode(b->gpu, y_d, q_d, fq_d, kc_d, vc_d, nc, S_d, z_d, th_d, H, Hkv,
+                                   D, F);
+        got = fetch(b, y_d, (size_t)H * D);
+        snprintf(what, sizeof(what), "decode y, %d cached keys", nc);
+        expect_rel(what, got, y, (size_t)H * D, 1e-5);
+        free(got);
+    }
+    {
+        float *ps[] = {q_d, fq_d, kc_d, vc_d, fk_d, th_d, S_d, z_d, y_d};
+        for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+            gpu_free(b, ps[i]);
+        }
+    }
+    free(q);
+    free(fq);
+    free(kc);
+    free(vc);
+    free(fk);
+    free(th);
+    free(S);
+    free(z);
+    free(y);
+}
+
+/* Bad shapes are reported by the next sync, naming the entry. */
+static void test_hybrid_errors(void **state)
+{
+    struct backends *b = *state;
+    struct lc_error err = {0};
+    float *p = dev(b, (float[8]){0}, 8 * sizeof(float));
+    struct lc_attn_shape s = {1, 1, 3, 2, 1, 1, 1, LC_WINDOW_TERRACED};
+
+    b->gpu->ops->hybrid_fwd(b->gpu, p, NULL, NULL, p, p, p, p, p, p, &s);
+    assert_int_equal(b->gpu->ops->sync(b->gpu, &err), LC_ERR_BACKEND);
+    assert_non_null(strstr(err.msg, "cuda: hybrid_fwd: "));
+    fprintf(stderr, "expected error: %s\n", err.msg);
+    s.H = 2;
+    s.window = 0;
+    b->gpu->ops->hybrid_xent(b->gpu, p, p, p, p, 1.0f, p, p, p, p, p, &s);
+    assert_int_equal(b->gpu->ops->sync(b->gpu, &err), LC_ERR_BACKEND);
+    assert_non_null(strstr(err.msg, "cuda: hybrid_xent: "));
+    b->gpu->ops->fmap_fwd(b->gpu, p, p, p, 1, 3, 2, 1, 1, 1e-12f);
+    assert_int_equal(b->gpu->ops->sync(b->gpu, &err), LC_ERR_BACKEND);
+    assert_non_null(strstr(err.msg, "cuda: fmap_fwd: "));
+    /* an empty batch is nothing to do */
+    s.window = 1;
+    s.T = 0;
+    b->gpu->ops->hybrid_fwd(b->gpu, p, NULL, NULL, p, p, p, p, p, p, &s);
+    gpu_sync(b);
+    gpu_free(b, p);
+}
+
 /* Without a device, init must say so (the message users see for
  * --backend cuda on such a machine). */
 static int check_no_device(void)
@@ -1170,17 +1877,40 @@ static int check_no_device(void)
     return LC_TEST_SKIP;
 }
 
+#ifdef LC_CUDA_EMU
+/* Under the CPU emulation (cuda_emu.h) only the attention-student entries
+ * run: their kernels are the ones written to be emulated. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_memory),  cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_open),    cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_linear),  cmocka_unit_test(test_add),
-        cmocka_unit_test(test_dropout), cmocka_unit_test(test_embedding),
-        cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_swiglu),  cmocka_unit_test(test_attn),
-        cmocka_unit_test(test_mse),     cmocka_unit_test(test_xent),
-        cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_fmap),          cmocka_unit_test(test_hybrid),
+        cmocka_unit_test(test_hybrid_subsets), cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_vs_ref),  cmocka_unit_test(test_hybrid_errors),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+
+    /* the kernels ran (not a table of no-ops) */
+    if (rc == 0 && lc_emu_launches < 100) {
+        fprintf(stderr, "test_cuda_emu: only %lld kernel launches\n", lc_emu_launches);
+        return 1;
+    }
+    return rc;
+}
+#else
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory),         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_open),           cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_linear),         cmocka_unit_test(test_add),
+        cmocka_unit_test(test_dropout),        cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_rmsnorm),        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_swiglu),         cmocka_unit_test(test_attn),
+        cmocka_unit_test(test_mse),            cmocka_unit_test(test_xent),
+        cmocka_unit_test(test_adamw),          cmocka_unit_test(test_fmap),
+        cmocka_unit_test(test_hybrid),         cmocka_unit_test(test_hybrid_subsets),
+        cmocka_unit_test(test_decode),         cmocka_unit_test(test_decode_vs_ref),
+        cmocka_unit_test(test_hybrid_errors),
     };
     int count = 0;
 
@@ -1189,3 +1919,4 @@ int main(void)
     }
     return cmocka_run_group_tests(tests, setup, teardown);
 }
+#endif
