@@ -76,6 +76,12 @@ tests_test_cuda_SOURCES = tests/test_cuda.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
 tests_test_cuda_LDADD = $(LC_TEST_LDADD)
 
+# whole-model checks, cuda against cpu (stories260K); 77 without a device
+check_PROGRAMS += tests/test_cuda_model
+tests_test_cuda_model_SOURCES = tests/test_cuda_model.c
+tests_test_cuda_model_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
+tests_test_cuda_model_LDADD = $(LC_TEST_LDADD)
+
 # The same test of the attention-student entries on any machine: the glue
 # and those kernels built by the host compiler against the CPU emulation
 # of CUDA and cuBLAS (src/backend-cuda/cuda_emu.h; the .cu files as C++).
