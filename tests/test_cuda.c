@@ -977,6 +977,41 @@ static void test_attn(void **state)
     }
 }
 
+/* the TF32 switch: the teacher to TF32's precision */
+static void test_attn_tf32(void **state)
+{
+    static const struct attn_shape a = {2, 300, 300, 8, 2, 128, 0};
+    struct backends *b = *state;
+    size_t nq = (size_t)a.B * a.Tq * a.H * a.D;
+    size_t nk = (size_t)a.B * a.Tk * a.Hkv * a.D;
+    float *q = new_uniform(nq, 900, -3, 3);
+    float *k = new_uniform(nk, 901, -1, 1);
+    float *v = new_uniform(nk, 902, -1, 1);
+    float *want = new_f32(nq);
+    float *q_d = dev(b, q, nq * sizeof(float));
+    float *k_d = dev(b, k, nk * sizeof(float));
+    float *v_d = dev(b, v, nk * sizeof(float));
+    float *y_d = dev(b, want, nq * sizeof(float));
+    float *got = NULL;
+
+    NEED_REF(attn_fwd);
+    lc_ref_ops.attn_fwd(b->ref, want, q, k, v, a.B, a.Tq, a.Tk, a.H, a.Hkv, a.D, a.q_pos0);
+    ((struct lc_cuda_ctx *)b->gpu->ctx)->tf32 = 1;
+    b->gpu->ops->attn_fwd(b->gpu, y_d, q_d, k_d, v_d, a.B, a.Tq, a.Tk, a.H, a.Hkv, a.D, a.q_pos0);
+    ((struct lc_cuda_ctx *)b->gpu->ctx)->tf32 = 0;
+    got = fetch(b, y_d, nq);
+    expect_close("attn_fwd tf32", got, want, nq, 1e-2, 1e-2);
+    gpu_free(b, q_d);
+    gpu_free(b, k_d);
+    gpu_free(b, v_d);
+    gpu_free(b, y_d);
+    free(q);
+    free(k);
+    free(v);
+    free(want);
+    free(got);
+}
+
 /* ---------------------------------------------------------------- losses */
 
 static void test_mse(void **state)
@@ -1525,8 +1560,8 @@ static void hy_compare(const char *tag, const struct hy_res *got, const struct h
     }
 }
 
-static void hybrid_case(struct backends *b, int B, int T, int H, int Hkv, int D, int F, int W,
-                        int mode, int chunk)
+static void hybrid_case_tol(struct backends *b, int B, int T, int H, int Hkv, int D, int F,
+                            int W, int mode, int chunk, double tol)
 {
     struct hy_case in;
     struct hy_res want, got, again;
@@ -1538,7 +1573,7 @@ static void hybrid_case(struct backends *b, int B, int T, int H, int Hkv, int D,
     hy_run_gpu(b, &in, &got);
     snprintf(tag, sizeof(tag), "[B %d T %d W %d H %d/%d D %d F %d mode %d chunk %d]", B, T, W, H,
              Hkv, D, F, mode, chunk);
-    hy_compare(tag, &got, &want, &in, 1e-5);
+    hy_compare(tag, &got, &want, &in, tol);
     /* run to run: the same bits */
     hy_run_gpu(b, &in, &again);
 #define SAME(field, n) expect_same(tag, again.field, got.field, n)
@@ -1560,6 +1595,12 @@ static void hybrid_case(struct backends *b, int B, int T, int H, int Hkv, int D,
     hy_res_free(&got);
     hy_res_free(&again);
     hy_case_free(b, &in);
+}
+
+static void hybrid_case(struct backends *b, int B, int T, int H, int Hkv, int D, int F, int W,
+                        int mode, int chunk)
+{
+    hybrid_case_tol(b, B, T, H, Hkv, D, F, W, mode, chunk, 1e-5);
 }
 
 static void test_hybrid(void **state)
@@ -1586,6 +1627,12 @@ static void test_hybrid(void **state)
         hybrid_case(b, 2, 9, 2, 1, 1, 1, 1000, mode, 0);
         hybrid_case(b, 1, 30, 2, 1, 1, 1, 2, mode, 0);
     }
+    /* the TF32 switch: the same results to TF32's precision (10-bit
+     * mantissas in the products) */
+    ((struct lc_cuda_ctx *)b->gpu->ctx)->tf32 = 1;
+    hybrid_case_tol(b, 2, 200, 4, 2, 32, 16, 64, LC_WINDOW_TERRACED, 0, 1e-2);
+    hybrid_case_tol(b, 1, 70, 2, 2, 17, 5, 16, LC_WINDOW_SLIDING, 0, 1e-2);
+    ((struct lc_cuda_ctx *)b->gpu->ctx)->tf32 = 0;
 }
 
 /* Gradients asked for as NULL are skipped without changing the others. */
@@ -1906,6 +1953,7 @@ int main(void)
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_rmsnorm),        cmocka_unit_test(test_rope),
         cmocka_unit_test(test_swiglu),         cmocka_unit_test(test_attn),
+        cmocka_unit_test(test_attn_tf32),
         cmocka_unit_test(test_mse),            cmocka_unit_test(test_xent),
         cmocka_unit_test(test_adamw),          cmocka_unit_test(test_fmap),
         cmocka_unit_test(test_hybrid),         cmocka_unit_test(test_hybrid_subsets),

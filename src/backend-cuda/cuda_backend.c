@@ -138,6 +138,10 @@ static lc_status cuda_init(struct lc_backend *be, struct lc_error *err)
         what = "loading the kernels (built for a newer GPU?)";
         goto fail;
     }
+    {
+        const char *tf32 = getenv("LC_CUDA_TF32");
+        c->tf32 = tf32 != NULL && strcmp(tf32, "1") == 0;
+    }
     be->ctx = c;
     return LC_OK;
 
@@ -176,10 +180,11 @@ static const char *cuda_describe(struct lc_backend *be)
     cublasGetProperty(PATCH_LEVEL, &patch);
     snprintf(be->description, sizeof(be->description),
              "cuda: %.80s (sm_%d%d, %d SMs, %.1f GiB), CUDA runtime %d.%d, driver %d.%d, "
-             "cuBLAS %d.%d.%d",
+             "cuBLAS %d.%d.%d, attention products in %s",
              prop.name, prop.major % 100, prop.minor % 100, prop.multiProcessorCount,
              (double)prop.totalGlobalMem / (double)(1u << 30), runtime / 1000,
-             runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, major, minor, patch);
+             runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, major, minor, patch,
+             c->tf32 ? "TF32" : "fp32");
     return be->description;
 }
 

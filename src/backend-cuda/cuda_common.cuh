@@ -52,6 +52,26 @@ static inline const char *lc_cublas_result(cublasStatus_t s)
     return s == CUBLAS_STATUS_SUCCESS ? NULL : cublasGetStatusString(s);
 }
 
+/* Column-major strided-batched C = alpha op(A) op(B) + beta C in fp32,
+ * as cublasSgemmStridedBatched; with the context's tf32 switch on, on the
+ * TF32 tensor cores (fp32 in and out, products of 10-bit mantissas,
+ * relative error about 1e-3). */
+static inline const char *lc_cuda_sgemm_sb(struct lc_cuda_ctx *c, cublasOperation_t ta,
+                                           cublasOperation_t tb, int m, int n, int k,
+                                           float alpha, const float *A, int lda, long long sA,
+                                           const float *B, int ldb, long long sB, float beta,
+                                           float *C, int ldc, long long sC, int batch)
+{
+    if (c->tf32) {
+        return lc_cublas_result(cublasGemmStridedBatchedEx(
+            c->cublas, ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, sA, B, CUDA_R_32F, ldb, sB,
+            &beta, C, CUDA_R_32F, ldc, sC, batch, CUBLAS_COMPUTE_32F_FAST_TF32,
+            CUBLAS_GEMM_DEFAULT));
+    }
+    return lc_cublas_result(cublasSgemmStridedBatched(c->cublas, ta, tb, m, n, k, &alpha, A, lda,
+                                                      sA, B, ldb, sB, &beta, C, ldc, sC, batch));
+}
+
 #ifndef LC_CUDA_EMU
 /* element i of an F32, F16 or BF16 array */
 __device__ __forceinline__ float lc_load_elem(const void *base, enum lc_dtype type, size_t i)

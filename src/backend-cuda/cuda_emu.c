@@ -223,6 +223,24 @@ cublasStatus_t lc_emu_cublasSgemmStridedBatched(cublasHandle_t handle, cublasOpe
     return CUBLAS_STATUS_SUCCESS;
 }
 
+/* fp32 operands only; the TF32 compute type is emulated as fp32 */
+cublasStatus_t lc_emu_cublasGemmStridedBatchedEx(
+    cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+    const void *alpha, const void *A, cudaDataType Atype, int lda, long long int strideA,
+    const void *B, cudaDataType Btype, int ldb, long long int strideB, const void *beta, void *C,
+    cudaDataType Ctype, int ldc, long long int strideC, int batchCount,
+    cublasComputeType_t computeType, cublasGemmAlgo_t algo)
+{
+    (void)algo;
+    if (Atype != CUDA_R_32F || Btype != CUDA_R_32F || Ctype != CUDA_R_32F ||
+        (computeType != CUBLAS_COMPUTE_32F && computeType != CUBLAS_COMPUTE_32F_FAST_TF32)) {
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    return lc_emu_cublasSgemmStridedBatched(handle, transa, transb, m, n, k, alpha, A, lda,
+                                            strideA, B, ldb, strideB, beta, C, ldc, strideC,
+                                            batchCount);
+}
+
 /* --------------------------------------------------- the backend's own */
 
 /* The kernels run on any host. */

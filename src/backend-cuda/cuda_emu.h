@@ -50,6 +50,7 @@
 #define cublasGetStatusString lc_emu_cublasGetStatusString
 #define cublasGetProperty lc_emu_cublasGetProperty
 #define cublasSgemmStridedBatched lc_emu_cublasSgemmStridedBatched
+#define cublasGemmStridedBatchedEx lc_emu_cublasGemmStridedBatchedEx
 
 /* the backend's global symbols that the emulated build defines */
 #define lc_cuda_ops lc_cuda_emu_ops

@@ -56,10 +56,10 @@ static inline const char *lc_hy_gemm(struct lc_cuda_ctx *c, int ta, int tb, int 
     for (long long i0 = 0; i0 < batch; i0 += LC_HY_MAX_BATCH) {
         long long nb = batch - i0 < LC_HY_MAX_BATCH ? batch - i0 : LC_HY_MAX_BATCH;
         /* column-major C^T = op(B)^T op(A)^T */
-        const char *e = lc_cublas_result(cublasSgemmStridedBatched(
-            c->cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-            &alpha, B + i0 * sB, ldb, sB, A + i0 * sA, lda, sA, &beta, C + i0 * sC, ldc, sC,
-            (int)nb));
+        const char *e = lc_cuda_sgemm_sb(c, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                         ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, alpha,
+                                         B + i0 * sB, ldb, sB, A + i0 * sA, lda, sA, beta,
+                                         C + i0 * sC, ldc, sC, (int)nb);
         if (e != NULL) {
             return e;
         }

@@ -36,6 +36,10 @@ struct lc_cuda_ctx {
     cublasHandle_t cublas; /* bound to stream; fp32 math, no TF32 */
     void *scratch;         /* device scratch, grown on demand */
     size_t scratch_bytes;
+    /* 1: the attention products (teacher attention, hybrid attention,
+     * feature maps) on the TF32 tensor cores; 0 (default): fp32.  Set by
+     * LC_CUDA_TF32=1 in the environment at init. */
+    int tf32;
     int attn_chunk;        /* query rows per chunk of the teacher attention and of the
                             * attention cross-entropy (tests lower it) */
     const char *fail_op;   /* first failure since the last sync, or NULL */

@@ -11,7 +11,8 @@
  * and y and the KV heads D floats apart in k and v: constant strides, so
  * one batched call covers them.  nk = the keys the chunk's last query sees;
  * the chunk size bounds the score buffer (LC_CUDA_ATTN_SCORE_BYTES).
- * Everything is fp32 (no TF32), so it compares with the reference closely.
+ * Everything is fp32 (no TF32, unless the context's tf32 switch is on), so
+ * it compares with the reference closely.
  */
 #include "backend-cuda/cuda_common.cuh"
 
@@ -47,8 +48,6 @@ extern "C" const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const f
                                         const float *k, const float *v, int B, int Tq, int Tk,
                                         int H, int Hkv, int D, int q_pos0)
 {
-    const float one = 1.0f;
-    const float zero = 0.0f;
     float scale = (float)(1.0 / sqrt((double)D));
     int group = H / Hkv;
     int ldq = H * D;   /* row stride of q and y */
@@ -86,9 +85,9 @@ extern "C" const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const f
                 size_t off = ((size_t)b * Tq + i0) * ldq + (size_t)g * D;
                 const char *e;
                 /* column-major S^T[nk, rows] = K[nk, D] Q^T[D, rows], per kvh */
-                e = lc_cublas_result(cublasSgemmStridedBatched(
-                    c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, nk, rows, D, &scale, kb, ldk, D, q + off,
-                    ldq, (long long)group * D, &zero, S, nk, stride_s, Hkv));
+                e = lc_cuda_sgemm_sb(c, CUBLAS_OP_T, CUBLAS_OP_N, nk, rows, D, scale, kb, ldk, D,
+                                     q + off, ldq, (long long)group * D, 0.0f, S, nk, stride_s,
+                                     Hkv);
                 if (e != NULL) {
                     return e;
                 }
@@ -99,9 +98,9 @@ extern "C" const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const f
                     return e;
                 }
                 /* column-major Y^T[D, rows] = V^T[D, nk] P^T[nk, rows], per kvh */
-                e = lc_cublas_result(cublasSgemmStridedBatched(
-                    c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, D, rows, nk, &one, vb, ldk, D, S, nk,
-                    stride_s, &zero, y + off, ldq, (long long)group * D, Hkv));
+                e = lc_cuda_sgemm_sb(c, CUBLAS_OP_N, CUBLAS_OP_N, D, rows, nk, 1.0f, vb, ldk, D,
+                                     S, nk, stride_s, 0.0f, y + off, ldq, (long long)group * D,
+                                     Hkv);
                 if (e != NULL) {
                     return e;
                 }
