@@ -2,14 +2,30 @@
  * bench_cuda: how close the cuda backend comes to the GPU's bf16 GEMM peak.
  *
  * Prints the rate of cublasGemmEx at 8192^3 (bf16 inputs, fp32
- * accumulation; bf16 and fp32 outputs) as the peak, then times the forward
- * of one Llama-3-8B-shaped layer (hidden 4096, 32 heads, 8 KV heads, head
- * dim 128, FFN 14336, bf16 weights, B = 1, T = 1024 and 4096) through the
- * backend entries: rmsnorm, q/k/v, RoPE, attention, o, rmsnorm, gate/up,
- * SwiGLU, down.  Per operation and in total: milliseconds, TFLOP/s and the
- * fraction of the peak, and tokens/s.  The weights are random, made on the
- * device.  Times are CUDA events around the backend calls on its stream,
- * the mean over the timed repeats after two warm-ups.
+ * accumulation; bf16 and fp32 outputs) as the peak, then times one
+ * Llama-3-8B-shaped layer (hidden 4096, 32 heads, 8 KV heads, head dim
+ * 128, FFN 14336, bf16 weights; feature maps f = 64 (F = 128), window 64,
+ * terraced; B = 1, T = 1024 and 4096) through the backend entries:
+ *   forward  the teacher's forward: rmsnorm, q/k/v, RoPE, softmax
+ *            attention, o, rmsnorm, gate/up, SwiGLU, down
+ *   stage 1  one layer of an attention-transfer micro-batch: the teacher's
+ *            forward plus the student's feature maps, hybrid attention,
+ *            MSE, hybrid backward (feature maps and window factors only)
+ *            and feature-map backward
+ *   stage 2  one layer of fine-tuning: the forward with the hybrid
+ *            attention, then the backward through every op down to the
+ *            layer input (activation gradients; the feature maps' weight
+ *            gradients too; LoRA's rank-8 products, a few percent of the
+ *            projections' work, are not included)
+ * each with the attention products (teacher attention, hybrid attention,
+ * feature maps) in fp32 and on TF32 tensor cores (the backend's tf32
+ * switch, LC_CUDA_TF32).  Per operation and in total: milliseconds,
+ * TFLOP/s and the fraction of the peak, and tokens/s.  FLOPs count the
+ * products the algorithms do (causal attention as half the square; the
+ * hybrid attention's block products); memory-bound operations count 0.
+ * The weights are random, made on the device.  Times are CUDA events
+ * around the backend calls on its stream, the mean over the timed repeats
+ * after two warm-ups.  The last lines are a summary.
  *
  * Not part of make check; run it by hand: bench/bench_cuda [repeats].
  * Exits 77 without a CUDA device.
@@ -118,91 +134,178 @@ static double gemm_peak(int n, cudaDataType_t ctype)
 
 /* ------------------------------------------------------------ the layer */
 
-enum { C_ = 4096, H_ = 32, HKV_ = 8, D_ = 128, F_ = 14336 };
+enum { C_ = 4096, H_ = 32, HKV_ = 8, D_ = 128, FF_ = 14336, FD_ = 64, F_ = 2 * FD_, W_ = 64 };
+
+#define HD_ (H_ * D_)
+#define KD_ (HKV_ * D_)
 
 enum op {
-    OP_NORM1, OP_Q, OP_K, OP_V, OP_ROPE, OP_ATTN, OP_O, OP_NORM2, OP_GATE, OP_UP, OP_SWIGLU,
-    OP_DOWN, OP_COUNT
+    /* forward */
+    OP_NORM1, OP_Q, OP_K, OP_V, OP_ROPE, OP_ATTN, OP_FMAP, OP_HYB_FWD, OP_MSE, OP_HYB_BWD1,
+    OP_FMAP_BWD1, OP_O, OP_SAVE_MID, OP_NORM2, OP_GATE, OP_UP, OP_SWIGLU, OP_DOWN,
+    /* stage 2 */
+    OP_SAVE_IN, OP_HYB_FWD2, OP_O2, OP_B_DOWN, OP_B_SWIGLU, OP_B_UP, OP_B_GATE, OP_B_NORM2,
+    OP_B_O, OP_B_HYB, OP_B_FMAP, OP_B_ROPE, OP_B_QKV, OP_B_NORM1,
+    OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "rmsnorm", "q", "k", "v", "rope q,k", "attention", "o (+res)", "rmsnorm", "gate", "up",
-    "swiglu", "down (+res)",
+    "rmsnorm",     "q",           "k",         "v",           "rope q,k",  "attention",
+    "fmap q,k",    "hybrid fwd",  "mse",       "hybrid bwd",  "fmap bwd",  "o (+res)",
+    "save h",      "rmsnorm",     "gate",      "up",          "swiglu",    "down (+res)",
+    "save h",      "hybrid fwd",  "o (+res)",  "down bwd",    "swiglu bwd", "up bwd",
+    "gate bwd",    "rmsnorm bwd", "o bwd",     "hybrid bwd",  "fmap bwd",  "rope bwd",
+    "q,k,v bwd",   "rmsnorm bwd",
 };
+
+static const enum op seq_forward[] = {OP_NORM1, OP_Q,     OP_K,    OP_V,      OP_ROPE,
+                                      OP_ATTN,  OP_O,     OP_NORM2, OP_GATE,  OP_UP,
+                                      OP_SWIGLU, OP_DOWN};
+static const enum op seq_stage1[] = {OP_NORM1,   OP_Q,       OP_K,     OP_V,       OP_ROPE,
+                                     OP_ATTN,    OP_FMAP,    OP_HYB_FWD, OP_MSE,   OP_HYB_BWD1,
+                                     OP_FMAP_BWD1, OP_O,     OP_NORM2, OP_GATE,    OP_UP,
+                                     OP_SWIGLU,  OP_DOWN};
+static const enum op seq_stage2[] = {
+    OP_SAVE_IN, OP_NORM1,    OP_Q,       OP_K,     OP_V,       OP_ROPE,  OP_FMAP,
+    OP_HYB_FWD2, OP_O2,      OP_SAVE_MID, OP_NORM2, OP_GATE,    OP_UP,    OP_SWIGLU,
+    OP_DOWN,    OP_B_DOWN,   OP_B_SWIGLU, OP_B_UP, OP_B_GATE,  OP_B_NORM2, OP_B_O,
+    OP_B_HYB,   OP_B_FMAP,   OP_B_ROPE,  OP_B_QKV, OP_B_NORM1};
 
 struct layer {
     int T;
+    struct lc_attn_shape s;
     void *wq, *wk, *wv, *wo, *wg, *wu, *wd; /* bf16 [out, in] */
     float *n1, *n2;                          /* fp32 [C] */
+    float *fwq, *fwk, *theta;                /* feature maps [H, D, f], window factors [H] */
+    float *dfwq, *dfwk, *dtheta;             /* their gradients */
     float *cos_tab, *sin_tab;                /* [T, D/2] */
     int32_t *pos;                            /* [T] */
-    float *h;                                /* residual stream [T, C] */
-    float *xn, *q, *k, *v, *att;             /* [T, C], [T, H*D], [T, Hkv*D] x2, [T, H*D] */
-    float *gate, *up;                        /* [T, F] */
+    float *h, *h_in, *h_mid;                 /* residual stream [T, C] and saved copies */
+    float *xn, *rstd1, *rstd2;               /* [T, C], [T], [T] */
+    float *q, *k, *v, *att;                  /* [T, H*D], [T, Hkv*D] x2, [T, H*D] */
+    float *fq, *fk, *ys, *dys, *mx, *den;    /* [T, H*F] x2, [T, H*D] x2, [T, H] x2 */
+    float *dfq, *dfk, *row_sse;              /* [T, H*F] x2, [T] */
+    float *gate, *up, *act;                  /* [T, FF] */
+    float *dh, *dxn, *datt, *dq, *dk, *dv;   /* gradients */
+    float *dact, *dgate, *dup;               /* [T, FF] */
 };
+
+static float *falloc(size_t n)
+{
+    return dalloc(n * sizeof(float));
+}
+
+static float *upload_f32(const float *host, size_t n)
+{
+    float *p = lc_be_upload_new(&be, host, n * sizeof(float));
+    if (p == NULL) {
+        fprintf(stderr, "bench_cuda: out of device memory\n");
+        exit(1);
+    }
+    return p;
+}
 
 static void layer_init(struct layer *L, int T)
 {
-    float *cs = malloc((size_t)T * (D_ / 2) * sizeof(float));
-    float *sn = malloc((size_t)T * (D_ / 2) * sizeof(float));
-    int32_t *pos = malloc((size_t)T * sizeof(int32_t));
+    const size_t t = (size_t)T;
+    float *cs = malloc(t * (D_ / 2) * sizeof(float));
+    float *sn = malloc(t * (D_ / 2) * sizeof(float));
+    int32_t *pos = malloc(t * sizeof(int32_t));
     float *ones = malloc((size_t)C_ * sizeof(float));
+    float *th = malloc((size_t)H_ * sizeof(float));
 
-    if (cs == NULL || sn == NULL || pos == NULL || ones == NULL) {
+    if (cs == NULL || sn == NULL || pos == NULL || ones == NULL || th == NULL) {
         fprintf(stderr, "bench_cuda: out of memory\n");
         exit(1);
     }
     memset(L, 0, sizeof(*L));
     L->T = T;
+    L->s = (struct lc_attn_shape){1, T, H_, HKV_, D_, F_, W_, LC_WINDOW_TERRACED};
     /* uniform(-a, a) with a = 1/sqrt(fan-in): activations stay O(1) */
-    L->wq = random_dev(LC_DTYPE_BF16, (size_t)H_ * D_ * C_, 11, 1.0f / 64);
-    L->wk = random_dev(LC_DTYPE_BF16, (size_t)HKV_ * D_ * C_, 12, 1.0f / 64);
-    L->wv = random_dev(LC_DTYPE_BF16, (size_t)HKV_ * D_ * C_, 13, 1.0f / 64);
-    L->wo = random_dev(LC_DTYPE_BF16, (size_t)C_ * H_ * D_, 14, 1.0f / 64);
-    L->wg = random_dev(LC_DTYPE_BF16, (size_t)F_ * C_, 15, 1.0f / 64);
-    L->wu = random_dev(LC_DTYPE_BF16, (size_t)F_ * C_, 16, 1.0f / 64);
-    L->wd = random_dev(LC_DTYPE_BF16, (size_t)C_ * F_, 17, 1.0f / 120);
+    L->wq = random_dev(LC_DTYPE_BF16, (size_t)HD_ * C_, 11, 1.0f / 64);
+    L->wk = random_dev(LC_DTYPE_BF16, (size_t)KD_ * C_, 12, 1.0f / 64);
+    L->wv = random_dev(LC_DTYPE_BF16, (size_t)KD_ * C_, 13, 1.0f / 64);
+    L->wo = random_dev(LC_DTYPE_BF16, (size_t)C_ * HD_, 14, 1.0f / 64);
+    L->wg = random_dev(LC_DTYPE_BF16, (size_t)FF_ * C_, 15, 1.0f / 64);
+    L->wu = random_dev(LC_DTYPE_BF16, (size_t)FF_ * C_, 16, 1.0f / 64);
+    L->wd = random_dev(LC_DTYPE_BF16, (size_t)C_ * FF_, 17, 1.0f / 120);
+    L->fwq = random_dev(LC_DTYPE_F32, (size_t)H_ * D_ * FD_, 20, 0.1f);
+    L->fwk = random_dev(LC_DTYPE_F32, (size_t)H_ * D_ * FD_, 21, 0.1f);
     for (int i = 0; i < C_; i++) {
         ones[i] = 1.0f;
     }
-    L->n1 = lc_be_upload_new(&be, ones, (size_t)C_ * sizeof(float));
-    L->n2 = lc_be_upload_new(&be, ones, (size_t)C_ * sizeof(float));
+    for (int i = 0; i < H_; i++) {
+        th[i] = -2.1972246f; /* sigmoid = 0.1, the initialization */
+    }
+    L->n1 = upload_f32(ones, C_);
+    L->n2 = upload_f32(ones, C_);
+    L->theta = upload_f32(th, H_);
     /* Llama 3 RoPE base 500000 (no frequency scaling: timing only) */
-    for (int t = 0; t < T; t++) {
-        pos[t] = t;
-        for (int i = 0; i < D_ / 2; i++) {
-            double ang = t * pow(500000.0, -2.0 * i / D_);
-            cs[(size_t)t * (D_ / 2) + i] = (float)cos(ang);
-            sn[(size_t)t * (D_ / 2) + i] = (float)sin(ang);
+    for (int i = 0; i < T; i++) {
+        pos[i] = i;
+        for (int j = 0; j < D_ / 2; j++) {
+            double ang = i * pow(500000.0, -2.0 * j / D_);
+            cs[(size_t)i * (D_ / 2) + j] = (float)cos(ang);
+            sn[(size_t)i * (D_ / 2) + j] = (float)sin(ang);
         }
     }
-    L->cos_tab = lc_be_upload_new(&be, cs, (size_t)T * (D_ / 2) * sizeof(float));
-    L->sin_tab = lc_be_upload_new(&be, sn, (size_t)T * (D_ / 2) * sizeof(float));
-    L->pos = lc_be_upload_new(&be, pos, (size_t)T * sizeof(int32_t));
-    if (L->n1 == NULL || L->n2 == NULL || L->cos_tab == NULL || L->sin_tab == NULL ||
-        L->pos == NULL) {
+    L->cos_tab = upload_f32(cs, t * (D_ / 2));
+    L->sin_tab = upload_f32(sn, t * (D_ / 2));
+    L->pos = lc_be_upload_new(&be, pos, t * sizeof(int32_t));
+    if (L->pos == NULL) {
         fprintf(stderr, "bench_cuda: out of device memory\n");
         exit(1);
     }
-    L->h = random_dev(LC_DTYPE_F32, (size_t)T * C_, 18, 1.0f);
-    L->xn = dalloc((size_t)T * C_ * sizeof(float));
-    L->q = dalloc((size_t)T * H_ * D_ * sizeof(float));
-    L->k = dalloc((size_t)T * HKV_ * D_ * sizeof(float));
-    L->v = dalloc((size_t)T * HKV_ * D_ * sizeof(float));
-    L->att = dalloc((size_t)T * H_ * D_ * sizeof(float));
-    L->gate = dalloc((size_t)T * F_ * sizeof(float));
-    L->up = dalloc((size_t)T * F_ * sizeof(float));
+    L->h = random_dev(LC_DTYPE_F32, t * C_, 18, 1.0f);
+    L->dh = random_dev(LC_DTYPE_F32, t * C_, 19, 1e-3f);
+    L->h_in = falloc(t * C_);
+    L->h_mid = falloc(t * C_);
+    L->xn = falloc(t * C_);
+    L->rstd1 = falloc(t);
+    L->rstd2 = falloc(t);
+    L->q = falloc(t * HD_);
+    L->k = falloc(t * KD_);
+    L->v = falloc(t * KD_);
+    L->att = falloc(t * HD_);
+    L->fq = falloc(t * H_ * F_);
+    L->fk = falloc(t * H_ * F_);
+    L->ys = falloc(t * HD_);
+    L->dys = falloc(t * HD_);
+    L->mx = falloc(t * H_);
+    L->den = falloc(t * H_);
+    L->dfq = falloc(t * H_ * F_);
+    L->dfk = falloc(t * H_ * F_);
+    L->row_sse = falloc(t);
+    L->gate = falloc(t * FF_);
+    L->up = falloc(t * FF_);
+    L->act = falloc(t * FF_);
+    L->dxn = falloc(t * C_);
+    L->datt = falloc(t * HD_);
+    L->dq = falloc(t * HD_);
+    L->dk = falloc(t * KD_);
+    L->dv = falloc(t * KD_);
+    L->dact = falloc(t * FF_);
+    L->dgate = falloc(t * FF_);
+    L->dup = falloc(t * FF_);
+    L->dfwq = falloc((size_t)H_ * D_ * FD_);
+    L->dfwk = falloc((size_t)H_ * D_ * FD_);
+    L->dtheta = falloc(H_);
     free(cs);
     free(sn);
     free(pos);
     free(ones);
+    free(th);
 }
 
 static void layer_free(struct layer *L)
 {
-    void *ps[] = {L->wq, L->wk, L->wv,  L->wo, L->wg, L->wu,   L->wd,   L->n1,  L->n2,
-                  L->cos_tab, L->sin_tab, L->pos, L->h,  L->xn, L->q,   L->k, L->v, L->att,
-                  L->gate, L->up};
+    void *ps[] = {L->wq,    L->wk,    L->wv,    L->wo,    L->wg,     L->wu,    L->wd,
+                  L->n1,    L->n2,    L->fwq,   L->fwk,   L->theta,  L->dfwq,  L->dfwk,
+                  L->dtheta, L->cos_tab, L->sin_tab, L->pos, L->h,   L->h_in,  L->h_mid,
+                  L->xn,    L->rstd1, L->rstd2, L->q,     L->k,      L->v,     L->att,
+                  L->fq,    L->fk,    L->ys,    L->dys,   L->mx,     L->den,   L->dfq,
+                  L->dfk,   L->row_sse, L->gate, L->up,   L->act,    L->dh,    L->dxn,
+                  L->datt,  L->dq,    L->dk,    L->dv,    L->dact,   L->dgate, L->dup};
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
         be.ops->release(&be, ps[i]);
     }
@@ -211,20 +314,25 @@ static void layer_free(struct layer *L)
 static void run_op(struct layer *L, enum op op)
 {
     const struct lc_backend_ops *o = be.ops;
-    int T = L->T;
+    const int T = L->T;
+    const int64_t nff = (int64_t)T * FF_;
+    const float eps = 1e-12f;
 
     switch (op) {
+    case OP_SAVE_IN:
+        o->copy(&be, L->h_in, L->h, (size_t)T * C_ * sizeof(float));
+        break;
     case OP_NORM1:
-        o->rmsnorm_fwd(&be, L->xn, NULL, L->h, L->n1, T, C_, 1e-5f);
+        o->rmsnorm_fwd(&be, L->xn, L->rstd1, L->h, L->n1, T, C_, 1e-5f);
         break;
     case OP_Q:
-        o->linear_fwd(&be, L->q, L->xn, L->wq, LC_DTYPE_BF16, T, C_, H_ * D_, 0.0f);
+        o->linear_fwd(&be, L->q, L->xn, L->wq, LC_DTYPE_BF16, T, C_, HD_, 0.0f);
         break;
     case OP_K:
-        o->linear_fwd(&be, L->k, L->xn, L->wk, LC_DTYPE_BF16, T, C_, HKV_ * D_, 0.0f);
+        o->linear_fwd(&be, L->k, L->xn, L->wk, LC_DTYPE_BF16, T, C_, KD_, 0.0f);
         break;
     case OP_V:
-        o->linear_fwd(&be, L->v, L->xn, L->wv, LC_DTYPE_BF16, T, C_, HKV_ * D_, 0.0f);
+        o->linear_fwd(&be, L->v, L->xn, L->wv, LC_DTYPE_BF16, T, C_, KD_, 0.0f);
         break;
     case OP_ROPE:
         o->rope_fwd(&be, L->q, L->pos, L->cos_tab, L->sin_tab, T, H_, D_);
@@ -233,119 +341,235 @@ static void run_op(struct layer *L, enum op op)
     case OP_ATTN:
         o->attn_fwd(&be, L->att, L->q, L->k, L->v, 1, T, T, H_, HKV_, D_, 0);
         break;
+    case OP_FMAP:
+        o->fmap_fwd(&be, L->fq, L->q, L->fwq, T, H_, H_, D_, FD_, eps);
+        o->fmap_fwd(&be, L->fk, L->k, L->fwk, T, H_, HKV_, D_, FD_, eps);
+        break;
+    case OP_HYB_FWD:
+        o->hybrid_fwd(&be, L->ys, L->mx, L->den, L->q, L->k, L->v, L->fq, L->fk, L->theta, &L->s);
+        break;
+    case OP_MSE:
+        o->mse_fwd_bwd(&be, L->row_sse, L->dys, L->ys, L->att, T, HD_,
+                       (float)(1000.0 / ((double)T * HD_)));
+        break;
+    case OP_HYB_BWD1:
+        o->hybrid_bwd(&be, NULL, NULL, NULL, L->dfq, L->dfk, L->dtheta, L->dys, L->ys, L->mx,
+                      L->den, L->q, L->k, L->v, L->fq, L->fk, L->theta, &L->s);
+        break;
+    case OP_FMAP_BWD1:
+        o->fmap_bwd(&be, L->dfwq, NULL, L->dfq, L->q, L->fwq, T, H_, H_, D_, FD_, eps);
+        o->fmap_bwd(&be, L->dfwk, NULL, L->dfk, L->k, L->fwk, T, H_, HKV_, D_, FD_, eps);
+        break;
     case OP_O:
-        o->linear_fwd(&be, L->h, L->att, L->wo, LC_DTYPE_BF16, T, H_ * D_, C_, 1.0f);
+        o->linear_fwd(&be, L->h, L->att, L->wo, LC_DTYPE_BF16, T, HD_, C_, 1.0f);
+        break;
+    case OP_SAVE_MID:
+        o->copy(&be, L->h_mid, L->h, (size_t)T * C_ * sizeof(float));
         break;
     case OP_NORM2:
-        o->rmsnorm_fwd(&be, L->xn, NULL, L->h, L->n2, T, C_, 1e-5f);
+        o->rmsnorm_fwd(&be, L->xn, L->rstd2, L->h, L->n2, T, C_, 1e-5f);
         break;
     case OP_GATE:
-        o->linear_fwd(&be, L->gate, L->xn, L->wg, LC_DTYPE_BF16, T, C_, F_, 0.0f);
+        o->linear_fwd(&be, L->gate, L->xn, L->wg, LC_DTYPE_BF16, T, C_, FF_, 0.0f);
         break;
     case OP_UP:
-        o->linear_fwd(&be, L->up, L->xn, L->wu, LC_DTYPE_BF16, T, C_, F_, 0.0f);
+        o->linear_fwd(&be, L->up, L->xn, L->wu, LC_DTYPE_BF16, T, C_, FF_, 0.0f);
         break;
     case OP_SWIGLU:
-        o->swiglu_fwd(&be, L->gate, L->gate, L->up, (int64_t)T * F_);
+        o->swiglu_fwd(&be, L->act, L->gate, L->up, nff);
         break;
     case OP_DOWN:
-        o->linear_fwd(&be, L->h, L->gate, L->wd, LC_DTYPE_BF16, T, F_, C_, 1.0f);
+        o->linear_fwd(&be, L->h, L->act, L->wd, LC_DTYPE_BF16, T, FF_, C_, 1.0f);
+        break;
+    case OP_HYB_FWD2:
+        o->hybrid_fwd(&be, L->att, L->mx, L->den, L->q, L->k, L->v, L->fq, L->fk, L->theta,
+                      &L->s);
+        break;
+    case OP_O2:
+        o->linear_fwd(&be, L->h, L->att, L->wo, LC_DTYPE_BF16, T, HD_, C_, 1.0f);
+        break;
+    case OP_B_DOWN:
+        o->linear_bwd(&be, L->dact, L->dh, L->wd, LC_DTYPE_BF16, T, FF_, C_, 0.0f);
+        break;
+    case OP_B_SWIGLU:
+        o->swiglu_bwd(&be, L->dgate, L->dup, L->dact, L->gate, L->up, nff);
+        break;
+    case OP_B_UP:
+        o->linear_bwd(&be, L->dxn, L->dup, L->wu, LC_DTYPE_BF16, T, C_, FF_, 0.0f);
+        break;
+    case OP_B_GATE:
+        o->linear_bwd(&be, L->dxn, L->dgate, L->wg, LC_DTYPE_BF16, T, C_, FF_, 1.0f);
+        break;
+    case OP_B_NORM2:
+        o->rmsnorm_bwd(&be, L->dh, NULL, L->dxn, L->h_mid, L->n2, L->rstd2, T, C_);
+        break;
+    case OP_B_O:
+        o->linear_bwd(&be, L->datt, L->dh, L->wo, LC_DTYPE_BF16, T, HD_, C_, 0.0f);
+        break;
+    case OP_B_HYB:
+        o->hybrid_bwd(&be, L->dq, L->dk, L->dv, L->dfq, L->dfk, L->dtheta, L->datt, L->att,
+                      L->mx, L->den, L->q, L->k, L->v, L->fq, L->fk, L->theta, &L->s);
+        break;
+    case OP_B_FMAP:
+        o->fmap_bwd(&be, L->dfwq, L->dq, L->dfq, L->q, L->fwq, T, H_, H_, D_, FD_, eps);
+        o->fmap_bwd(&be, L->dfwk, L->dk, L->dfk, L->k, L->fwk, T, H_, HKV_, D_, FD_, eps);
+        break;
+    case OP_B_ROPE:
+        o->rope_bwd(&be, L->dq, L->pos, L->cos_tab, L->sin_tab, T, H_, D_);
+        o->rope_bwd(&be, L->dk, L->pos, L->cos_tab, L->sin_tab, T, HKV_, D_);
+        break;
+    case OP_B_QKV:
+        o->linear_bwd(&be, L->dxn, L->dq, L->wq, LC_DTYPE_BF16, T, C_, HD_, 0.0f);
+        o->linear_bwd(&be, L->dxn, L->dk, L->wk, LC_DTYPE_BF16, T, C_, KD_, 1.0f);
+        o->linear_bwd(&be, L->dxn, L->dv, L->wv, LC_DTYPE_BF16, T, C_, KD_, 1.0f);
+        break;
+    case OP_B_NORM1:
+        o->rmsnorm_bwd(&be, L->dh, NULL, L->dxn, L->h_in, L->n1, L->rstd1, T, C_);
         break;
     case OP_COUNT:
         break;
     }
 }
 
+/* the products an op does: 2 m n k per GEMM */
 static double op_flops(int T, enum op op)
 {
-    double t = T;
+    const double t = T;
+    /* hybrid attention per token and head: near scores and weights times
+     * values 8WD, the linear state and its read 4FD (forward); the
+     * backward recomputes the scores (4WD), g v^T (4WD), the state and
+     * dfq (4FD), the reverse state and dfk (4FD), and for q, k, v the
+     * near products 12WD and the linear dv 2FD */
+    const double hyb_fwd = t * H_ * (8.0 * W_ * D_ + 4.0 * F_ * D_);
+    const double hyb_bwd1 = t * H_ * (8.0 * W_ * D_ + 8.0 * F_ * D_);
+    const double hyb_bwd2 = hyb_bwd1 + t * H_ * (12.0 * W_ * D_ + 2.0 * F_ * D_);
+    /* one feature-map product: z = x W for every query head */
+    const double fmap = 2.0 * t * H_ * D_ * FD_;
+
     switch (op) {
     case OP_Q:
     case OP_O:
-        return 2 * t * C_ * (double)(H_ * D_);
+    case OP_O2:
+    case OP_B_O:
+        return 2 * t * C_ * (double)HD_;
     case OP_K:
     case OP_V:
-        return 2 * t * C_ * (double)(HKV_ * D_);
+        return 2 * t * C_ * (double)KD_;
+    case OP_B_QKV:
+        return 2 * t * C_ * (double)(HD_ + 2 * KD_);
     case OP_GATE:
     case OP_UP:
     case OP_DOWN:
-        return 2 * t * C_ * (double)F_;
+    case OP_B_DOWN:
+    case OP_B_UP:
+    case OP_B_GATE:
+        return 2 * t * C_ * (double)FF_;
     case OP_ATTN:
         /* causal: query i meets i + 1 keys, in Q K^T and in P V */
         return 2.0 * 2.0 * H_ * D_ * (t * (t + 1) / 2);
+    case OP_FMAP:
+        return 2 * fmap;
+    case OP_FMAP_BWD1:
+        return 2 * 2 * fmap; /* z again, dW */
+    case OP_B_FMAP:
+        return 2 * 3 * fmap; /* z again, dW, dx */
+    case OP_HYB_FWD:
+    case OP_HYB_FWD2:
+        return hyb_fwd;
+    case OP_HYB_BWD1:
+        return hyb_bwd1;
+    case OP_B_HYB:
+        return hyb_bwd2;
     default:
-        return 0; /* norms, RoPE, SwiGLU: memory-bound, counted as 0 */
+        return 0; /* norms, RoPE, SwiGLU, MSE, copies: memory-bound, counted as 0 */
     }
 }
 
-static void bench_layer(int T, double peak)
+/* Times one sequence of ops; returns tokens/s and sets *frac (of peak). */
+static double bench_seq(struct layer *L, const char *title, const enum op *seq, int nseq,
+                        double peak, double *frac)
 {
-    struct layer L;
-    cudaEvent_t ev[OP_COUNT + 1];
-    double ms[OP_COUNT] = {0};
+    const int T = L->T;
+    cudaEvent_t ev[64];
+    double ms[64] = {0};
     double total_ms = 0;
     double total_flops = 0;
     float probe[4];
 
-    layer_init(&L, T);
-    for (int i = 0; i <= OP_COUNT; i++) {
+    for (int i = 0; i <= nseq; i++) {
         CHECK_CUDA(cudaEventCreate(&ev[i]));
     }
     for (int r = 0; r < WARMUPS + repeats; r++) {
-        for (int op = 0; op < OP_COUNT; op++) {
-            CHECK_CUDA(cudaEventRecord(ev[op], ctx()->stream));
-            run_op(&L, (enum op)op);
+        for (int i = 0; i < nseq; i++) {
+            CHECK_CUDA(cudaEventRecord(ev[i], ctx()->stream));
+            run_op(L, seq[i]);
         }
-        CHECK_CUDA(cudaEventRecord(ev[OP_COUNT], ctx()->stream));
-        sync_or_die("layer forward");
+        CHECK_CUDA(cudaEventRecord(ev[nseq], ctx()->stream));
+        sync_or_die(title);
         if (r >= WARMUPS) {
-            for (int op = 0; op < OP_COUNT; op++) {
+            for (int i = 0; i < nseq; i++) {
                 float t = 0;
-                CHECK_CUDA(cudaEventElapsedTime(&t, ev[op], ev[op + 1]));
-                ms[op] += t / repeats;
+                CHECK_CUDA(cudaEventElapsedTime(&t, ev[i], ev[i + 1]));
+                ms[i] += t / repeats;
             }
         }
-        /* keep the residual stream from growing over the repeats */
-        be.ops->rmsnorm_fwd(&be, L.h, NULL, L.h, L.n1, T, C_, 1e-5f);
+        /* keep the residual stream and its gradient from growing */
+        be.ops->rmsnorm_fwd(&be, L->h, NULL, L->h, L->n1, T, C_, 1e-5f);
+        be.ops->zero(&be, L->dfwq, (size_t)H_ * D_ * FD_ * sizeof(float));
+        be.ops->zero(&be, L->dfwk, (size_t)H_ * D_ * FD_ * sizeof(float));
     }
-    be.ops->download(&be, probe, L.h, sizeof(probe));
+    be.ops->download(&be, probe, L->h, sizeof(probe));
     sync_or_die("download");
 
-    printf("\nLlama-3-8B layer forward, B = 1, T = %d, bf16 weights (mean of %d after %d "
-           "warm-ups)\n",
-           T, repeats, WARMUPS);
+    printf("\n%s, B = 1, T = %d, attention products in %s (mean of %d after %d warm-ups)\n",
+           title, T, ctx()->tf32 ? "TF32" : "fp32", repeats, WARMUPS);
     printf("  %-12s %9s %9s %8s\n", "op", "ms", "TFLOP/s", "of peak");
-    for (int op = 0; op < OP_COUNT; op++) {
-        double f = op_flops(T, (enum op)op);
-        total_ms += ms[op];
+    for (int i = 0; i < nseq; i++) {
+        double f = op_flops(T, seq[i]);
+        total_ms += ms[i];
         total_flops += f;
         if (f > 0) {
-            printf("  %-12s %9.3f %9.1f %7.1f%%\n", op_names[op], ms[op], f / (ms[op] * 1e9),
-                   100.0 * f / (ms[op] * 1e9) / peak);
+            printf("  %-12s %9.3f %9.1f %7.1f%%\n", op_names[seq[i]], ms[i], f / (ms[i] * 1e9),
+                   100.0 * f / (ms[i] * 1e9) / peak);
         } else {
-            printf("  %-12s %9.3f %9s %8s\n", op_names[op], ms[op], "-", "-");
+            printf("  %-12s %9.3f %9s %8s\n", op_names[seq[i]], ms[i], "-", "-");
         }
     }
+    *frac = total_flops / (total_ms * 1e9) / peak;
     printf("  %-12s %9.3f %9.1f %7.1f%%   %.0f tokens/s\n", "layer", total_ms,
-           total_flops / (total_ms * 1e9), 100.0 * total_flops / (total_ms * 1e9) / peak,
-           T / (total_ms * 1e-3));
+           total_flops / (total_ms * 1e9), 100.0 * *frac, T / (total_ms * 1e-3));
     printf("  output h[0..3] = %g %g %g %g (%s)\n", probe[0], probe[1], probe[2], probe[3],
            isfinite(probe[0]) && isfinite(probe[1]) && isfinite(probe[2]) &&
                    isfinite(probe[3])
                ? "finite"
                : "NOT FINITE");
-    for (int i = 0; i <= OP_COUNT; i++) {
+    for (int i = 0; i <= nseq; i++) {
         cudaEventDestroy(ev[i]);
     }
-    layer_free(&L);
+    return T / (total_ms * 1e-3);
 }
+
+#define NSEQ(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 int main(int argc, char **argv)
 {
+    static const int Ts[] = {1024, 4096};
+    static const struct {
+        const char *name;
+        const enum op *seq;
+        int n;
+    } seqs[] = {
+        {"Llama-3-8B layer forward (teacher)", seq_forward, NSEQ(seq_forward)},
+        {"Llama-3-8B layer, stage 1 (attention transfer)", seq_stage1, NSEQ(seq_stage1)},
+        {"Llama-3-8B layer, stage 2 (forward + backward, without LoRA)", seq_stage2,
+         NSEQ(seq_stage2)},
+    };
     struct lc_error err = {0};
     int count = 0;
     double peak;
     double peak_f32;
+    double rate[2][3][2];
+    double frac[2][3][2];
 
     if (argc > 1) {
         repeats = atoi(argv[1]);
@@ -358,8 +582,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_cuda: no CUDA device: skipped\n");
         return 77;
     }
-    /* the table directly: lc_backend_open would refuse it while entries
-     * this benchmark does not use are missing */
     be.ops = &lc_cuda_ops;
     if (lc_cuda_ops.init(&be, &err) != LC_OK) {
         fprintf(stderr, "bench_cuda: %s\n", err.msg);
@@ -372,8 +594,32 @@ int main(int argc, char **argv)
     printf("bf16 GEMM 8192^3, cublasGemmEx, fp32 accumulation: %.1f TFLOP/s with bf16 output "
            "(the peak below), %.1f with fp32 output\n",
            peak, peak_f32);
-    bench_layer(1024, peak);
-    bench_layer(4096, peak);
+    fflush(stdout);
+    for (int ti = 0; ti < 2; ti++) {
+        struct layer L;
+        layer_init(&L, Ts[ti]);
+        for (int si = 0; si < 3; si++) {
+            for (int tf = 0; tf < 2; tf++) {
+                ctx()->tf32 = tf;
+                rate[ti][si][tf] = bench_seq(&L, seqs[si].name, seqs[si].seq, seqs[si].n, peak,
+                                             &frac[ti][si][tf]);
+                fflush(stdout);
+            }
+        }
+        ctx()->tf32 = 0;
+        layer_free(&L);
+    }
+    printf("\nsummary (one Llama-3-8B-shaped layer, B = 1; bf16 peak %.1f TFLOP/s):\n", peak);
+    printf("  %-8s %6s %14s %8s %14s %8s\n", "", "T", "tokens/s fp32", "of peak",
+           "tokens/s TF32", "of peak");
+    for (int si = 0; si < 3; si++) {
+        static const char *const short_names[] = {"forward", "stage 1", "stage 2"};
+        for (int ti = 0; ti < 2; ti++) {
+            printf("  %-8s %6d %14.0f %7.1f%% %14.0f %7.1f%%\n", short_names[si], Ts[ti],
+                   rate[ti][si][0], 100.0 * frac[ti][si][0], rate[ti][si][1],
+                   100.0 * frac[ti][si][1]);
+        }
+    }
     lc_cuda_ops.fini(&be);
     return 0;
 }
