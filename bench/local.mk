@@ -15,3 +15,6 @@ endif
 noinst_PROGRAMS += bench/bench_hybrid
 bench_bench_hybrid_SOURCES = bench/bench_hybrid.c
 bench_bench_hybrid_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+
+# the GPU check: prepared here, run on a GPU machine (see the scripts)
+EXTRA_DIST += bench/gpu-check.sh bench/gpu-prepare.sh
