@@ -24,7 +24,8 @@
  * that also build under the CPU emulation (cuda_emu.h), where a launch is
  * a loop over the blocks and threads. */
 #ifdef LC_CUDA_EMU
-#define LC_LAUNCH(kernel, blocks, threads, stream) lc_emu_launcher((kernel), (blocks), (threads))
+#define LC_LAUNCH(kernel, blocks, threads, stream) \
+    ((void)(stream), lc_emu_launcher((kernel), (blocks), (threads)))
 #else
 #define LC_LAUNCH(kernel, blocks, threads, stream) kernel<<<(blocks), (threads), 0, (stream)>>>
 #endif

@@ -132,25 +132,31 @@ static inline float *lc_hy_take(float **p, size_t n)
     return r;
 }
 
-/* dst (head-major, base pointer) <- src [B, T, nsrc, dim], head h of
- * batch b reading source head h / (H / nsrc).  Padding rows untouched
- * (the caller zeroes the buffer first). */
+/* dst (the whole head-major buffer, leading block included) <- src [B, T,
+ * nsrc, dim], head h of batch b reading source head h / (H / nsrc), and
+ * zeros on the padding rows */
 static __global__ void k_hy_pack(float *dst, const float *src, struct lc_hy_geom g, int nsrc,
                                  int dim)
 {
-    const int64_t n = (int64_t)g.B * g.T * g.H * dim;
+    const int64_t n = g.rows * dim;
     const int per = g.H / nsrc;
 
     LC_HY_FOR(idx, n)
     {
-        int64_t rest = idx / dim;
-        int e = (int)(idx % dim);
-        int h = (int)(rest % g.H);
-        int64_t bi = rest / g.H; /* b * T + i */
-        int i = (int)(bi % g.T);
-        int b = (int)(bi / g.T);
-        dst[(((int64_t)b * g.H + h) * g.P + g.W + i) * dim + e] =
-            src[(bi * nsrc + h / per) * dim + e];
+        const int64_t row = idx / dim - g.W; /* from base */
+        const int e = (int)(idx % dim);
+        float x = 0.0f;
+
+        if (row >= 0) {
+            const int64_t bh = row / g.P;
+            const int64_t i = row % g.P - g.W;
+            if (i >= 0 && i < g.T) {
+                const int64_t b = bh / g.H;
+                const int h = (int)(bh % g.H);
+                x = src[((b * g.T + i) * nsrc + h / per) * dim + e];
+            }
+        }
+        dst[idx] = x;
     }
 }
 
@@ -252,16 +258,12 @@ static inline const char *lc_hy_zero(struct lc_cuda_ctx *c, float *p, size_t n)
     return e == cudaSuccess ? NULL : cudaGetErrorString(e);
 }
 
-/* zeroes the head-major buffer dst (rows floats wide dim) and packs src */
+/* fills the head-major buffer dst (g->rows rows of dim floats) from src */
 static inline const char *lc_hy_pack(struct lc_cuda_ctx *c, float *dst, const float *src,
-                           const struct lc_hy_geom *g, int nsrc, int dim)
+                                     const struct lc_hy_geom *g, int nsrc, int dim)
 {
-    const char *e = lc_hy_zero(c, dst, (size_t)g->rows * dim);
-    if (e != NULL) {
-        return e;
-    }
-    LC_LAUNCH(k_hy_pack, lc_hy_blocks((int64_t)g->B * g->T * g->H * dim), LC_CUDA_EW_THREADS,
-              c->stream)(dst + (size_t)g->W * dim, src, *g, nsrc, dim);
+    LC_LAUNCH(k_hy_pack, lc_hy_blocks(g->rows * dim), LC_CUDA_EW_THREADS, c->stream)(dst, src,
+                                                                                    *g, nsrc, dim);
     return lc_cuda_launched();
 }
 
