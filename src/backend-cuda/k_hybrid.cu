@@ -7,10 +7,14 @@
  * Forward, for every row block at once:
  *   A  = scale Q K_near^T                 [W, 2W]  batched SGEMM
  *   L  = fq fk_prev^T  (sliding mode)     [W, W]
- *   rows: window max m, e = gamma exp(A - m), linear weights, masks
- *   Y  = A V_near                         [W, D]
  *   U_u = fk_u^T v_u, z_u = sum fk_u      per block; lag-2 prefix sums
- *   Y += fq S, den += fq . z; y = Y / den
+ *   rows: window max m, e = gamma exp(A - m), linear weights, masks,
+ *         den = their sum + fq . z
+ *   Y  = A V_near + fq S                  [W, D]
+ *   y = Y / den
+ * The score-like blocks (A, L and their gradients) are stored transposed,
+ * key-major ([2W keys, W queries]), so that the row kernels, one thread
+ * per query row, read and write consecutive addresses across a warp.
  * The backward recomputes the scores and runs the same products
  * transposed, plus the reverse lag-2 sums R = sum fq g^T / Z over the
  * query blocks for which a key block is linear (dfk = v R^T - r, and the
@@ -18,19 +22,26 @@
  * come from two query blocks' products and from the GQA group's heads:
  * they are added by one kernel in a fixed order.
  *
- * All products are fp32 SGEMM (the handle's default math, no TF32).
+ * All products are fp32 SGEMM (the handle's default math), or TF32 with
+ * the context's tf32 switch.
  */
 #include "backend-cuda/cuda_hybrid.cuh"
 
-/* The rows of A [nb * W, 2W] after the forward's score product: row
- * idx = blk * W + r is query i = (u - 1) W + r of head bh (blk = bh nu +
- * u).  A becomes the unnormalized weights (window e, linear l, else 0);
- * rden gets their sum, mx (nullable, [B, T, H]) the window max. */
+/* The rows after the forward's score product: row idx = blk * W + r is
+ * query i = (u - 1) W + r of head bh (blk = bh nu + u); its score against
+ * near key c is A[blk][c][r] (A [nb, 2W, W]), its near linear weight
+ * L[blk][c][r] (L [nb, W, W], sliding mode).  A becomes the unnormalized
+ * weights (window e, linear l, else 0); rden gets the denominator, their
+ * sum plus fq . z (z [nb, F] the lag-2 prefix of the block key feature
+ * sums, NULL when no block has a state); mx, den (nullable, [B, T, H])
+ * the window max and the denominator. */
 static __global__ void k_hy_fwd_rows(float *A, const float *L, float *rden, float *mx,
+                                     float *den, const float *FQ, const float *z,
                                      const float *theta, struct lc_hy_geom g)
 {
     const int64_t n = g.nb * g.W;
     const int W2 = 2 * g.W;
+    const int W = g.W;
 
     LC_HY_FOR(idx, n)
     {
@@ -39,86 +50,81 @@ static __global__ void k_hy_fwd_rows(float *A, const float *L, float *rden, floa
         const int bh = (int)(blk / g.nu);
         const int u = (int)(blk % g.nu);
         const int t = u - 1;
-        const int i = t * g.W + r;
-        float *a = A + idx * W2;
+        const int i = t * W + r;
+        float *a = A + blk * W2 * W + r; /* near key c at a[c * W] */
 
         if (u == 0 || i >= g.T) {
             for (int c = 0; c < W2; c++) {
-                a[c] = 0.0f;
+                a[c * W] = 0.0f;
             }
             rden[idx] = 0.0f;
             continue;
         }
         const int h = bh % g.H;
-        const int j0 = (t - 1) * g.W; /* the key of column 0 */
-        const int ca = lc_hy_window_start(i, g.W, g.mode) - j0;
+        const int j0 = (t - 1) * W; /* the key of column 0 */
+        const int ca = lc_hy_window_start(i, W, g.mode) - j0;
         const int cb = i - j0 + 1;
         const float gamma = 1.0f / (1.0f + expf(-theta[h]));
-        float m = a[ca];
+        float m = a[ca * W];
         float sum = 0.0f;
 
         for (int c = ca + 1; c < cb; c++) {
-            m = a[c] > m ? a[c] : m;
+            m = a[c * W] > m ? a[c * W] : m;
         }
         for (int c = ca; c < cb; c++) {
-            float e = gamma * expf(a[c] - m);
-            a[c] = e;
+            float e = gamma * expf(a[c * W] - m);
+            a[c * W] = e;
             sum += e;
         }
         /* before the window: linear keys of block t-1 (sliding mode), or
          * padding before token 0 */
         for (int c = 0; c < ca; c++) {
             float w = 0.0f;
-            if (L != NULL && j0 + c >= 0 && c < g.W) {
-                w = L[idx * g.W + c];
+            if (L != NULL && j0 + c >= 0 && c < W) {
+                w = L[(blk * W + c) * W + r];
             }
-            a[c] = w;
+            a[c * W] = w;
             sum += w;
         }
         for (int c = cb; c < W2; c++) {
-            a[c] = 0.0f;
+            a[c * W] = 0.0f;
+        }
+        if (z != NULL && t >= 2) {
+            const float *fq = FQ + idx * g.F;
+            const float *zb = z + blk * g.F;
+            float acc = 0.0f;
+            for (int e = 0; e < g.F; e++) {
+                acc += fq[e] * zb[e];
+            }
+            sum += acc;
         }
         rden[idx] = sum;
         if (mx != NULL) {
             mx[((int64_t)(bh / g.H) * g.T + i) * g.H + h] = m;
         }
+        if (den != NULL) {
+            den[((int64_t)(bh / g.H) * g.T + i) * g.H + h] = sum;
+        }
     }
 }
 
-/* y [B, T, H, D] = Y / den with den = rden + fq . z (z: the lag-2 prefix
- * of the per-block key feature sums, NULL when no block has a state);
- * den (nullable) keeps the denominators. */
-static __global__ void k_hy_fwd_out(float *y, float *den, const float *Y, const float *rden,
-                                    const float *FQ, const float *z, struct lc_hy_geom g)
+/* y [B, T, H, D] = Y / den, one thread per element */
+static __global__ void k_hy_fwd_out(float *y, const float *Y, const float *rden,
+                                    struct lc_hy_geom g)
 {
-    const int64_t n = (int64_t)g.B * g.T * g.H;
+    const int64_t n = (int64_t)g.B * g.T * g.H * g.D;
 
     LC_HY_FOR(idx, n)
     {
-        const int h = (int)(idx % g.H);
-        const int64_t bi = idx / g.H;
+        const int d = (int)(idx % g.D);
+        const int64_t bih = idx / g.D;
+        const int h = (int)(bih % g.H);
+        const int64_t bi = bih / g.H;
         const int i = (int)(bi % g.T);
         const int b = (int)(bi / g.T);
-        const int64_t bh = (int64_t)b * g.H + h;
-        const int t = i / g.W;
-        const int64_t row = bh * g.P + g.W + i;
-        float zz = rden[row];
+        const int64_t row = ((int64_t)b * g.H + h) * g.P + g.W + i;
 
-        if (z != NULL && t >= 2) {
-            const float *fq = FQ + row * g.F;
-            const float *zb = z + (bh * g.nu + t + 1) * g.F;
-            float acc = 0.0f;
-            for (int e = 0; e < g.F; e++) {
-                acc += fq[e] * zb[e];
-            }
-            zz += acc;
-        }
-        for (int d = 0; d < g.D; d++) {
-            y[idx * g.D + d] = Y[row * g.D + d] / zz;
-        }
-        if (den != NULL) {
-            den[idx] = zz;
-        }
+        y[idx] = Y[row * g.D + d] / rden[row];
     }
 }
 
@@ -148,89 +154,94 @@ static __global__ void k_hy_bwd_prep(float *delta, float *invz, float *mrow, con
     }
 }
 
-/* The backward's rows.  On entry A holds the scores and dS the products
- * g . v over the near keys, L (sliding) the near linear weights.  On
- * return dS = dL/ds (window: G e plus the max path -sum G e split evenly
- * over the keys whose score equals the row's window max; else 0), A =
- * the normalized weights omega / Z, Gl (sliding) = dL/domega of the near
- * linear keys (else 0), thr = sum over the window of G e. */
+/* The backward's rows (the blocks key-major, as in the forward).  On entry
+ * A holds the scores and dS the products g . v over the near keys, L
+ * (sliding) the near linear weights.  On return dS = dL/ds (window: G e
+ * plus the max path -sum G e split evenly over the keys whose score equals
+ * the row's window max; else 0), A = the normalized weights omega / Z, Gl
+ * (sliding, [nb, W, W]) = dL/domega of the near linear keys (else 0), thr
+ * = sum over the window of G e. */
 static __global__ void k_hy_bwd_rows(float *A, float *dS, const float *L, float *Gl, float *thr,
                                      const float *delta, const float *invz, const float *mrow,
                                      const float *theta, struct lc_hy_geom g)
 {
     const int64_t n = g.nb * g.W;
     const int W2 = 2 * g.W;
+    const int W = g.W;
 
     LC_HY_FOR(idx, n)
     {
-        const int64_t blk = idx / g.W;
-        const int r = (int)(idx % g.W);
+        const int64_t blk = idx / W;
+        const int r = (int)(idx % W);
         const int bh = (int)(blk / g.nu);
         const int u = (int)(blk % g.nu);
         const int t = u - 1;
-        const int i = t * g.W + r;
-        float *a = A + idx * W2;
-        float *ds = dS + idx * W2;
-        float *gl = Gl != NULL ? Gl + idx * g.W : NULL;
+        const int i = t * W + r;
+        /* near key c at [c * W] */
+        float *a = A + blk * W2 * W + r;
+        float *ds = dS + blk * W2 * W + r;
+        float *gl = Gl != NULL ? Gl + blk * W * W + r : NULL;
+        const float *lw = L != NULL ? L + blk * W * W + r : NULL;
 
         if (u == 0 || i >= g.T) {
             for (int c = 0; c < W2; c++) {
-                a[c] = 0.0f;
-                ds[c] = 0.0f;
+                a[c * W] = 0.0f;
+                ds[c * W] = 0.0f;
             }
-            for (int c = 0; gl != NULL && c < g.W; c++) {
-                gl[c] = 0.0f;
+            for (int c = 0; gl != NULL && c < W; c++) {
+                gl[c * W] = 0.0f;
             }
             thr[idx] = 0.0f;
             continue;
         }
-        const int j0 = (t - 1) * g.W;
-        const int ca = lc_hy_window_start(i, g.W, g.mode) - j0;
+        const int j0 = (t - 1) * W;
+        const int ca = lc_hy_window_start(i, W, g.mode) - j0;
         const int cb = i - j0 + 1;
         const float gamma = 1.0f / (1.0f + expf(-theta[bh % g.H]));
         const float m = mrow[idx];
         const float dl = delta[idx];
         const float iz = invz[idx];
-        float smax = a[ca];
+        float smax = a[ca * W];
         float sum = 0.0f;
         float dm;
         int nties = 0;
 
         for (int c = ca + 1; c < cb; c++) {
-            smax = a[c] > smax ? a[c] : smax;
+            smax = a[c * W] > smax ? a[c * W] : smax;
         }
         for (int c = ca; c < cb; c++) {
-            float e = gamma * expf(a[c] - m);
-            float G = (ds[c] - dl) * iz;
+            float e = gamma * expf(a[c * W] - m);
+            float G = (ds[c * W] - dl) * iz;
             sum += G * e;
-            nties += a[c] == smax;
+            nties += a[c * W] == smax;
         }
         dm = -sum / (float)nties;
         for (int c = ca; c < cb; c++) {
-            float e = gamma * expf(a[c] - m);
-            float G = (ds[c] - dl) * iz;
+            float s = a[c * W];
+            float e = gamma * expf(s - m);
+            float G = (ds[c * W] - dl) * iz;
             float x = G * e;
-            ds[c] = a[c] == smax ? x + dm : x;
-            a[c] = e * iz;
+            ds[c * W] = s == smax ? x + dm : x;
+            a[c * W] = e * iz;
         }
         for (int c = 0; c < ca; c++) {
-            if (gl != NULL && j0 + c >= 0 && c < g.W) {
-                gl[c] = (ds[c] - dl) * iz;
-                a[c] = L[idx * g.W + c] * iz;
+            if (gl != NULL && j0 + c >= 0 && c < W) {
+                gl[c * W] = (ds[c * W] - dl) * iz;
+                a[c * W] = lw[c * W] * iz;
             } else {
-                if (gl != NULL && c < g.W) {
-                    gl[c] = 0.0f;
+                if (gl != NULL && c < W) {
+                    gl[c * W] = 0.0f;
                 }
-                a[c] = 0.0f;
+                a[c * W] = 0.0f;
             }
-            ds[c] = 0.0f;
+            ds[c * W] = 0.0f;
         }
-        for (int c = ca; gl != NULL && c < g.W; c++) {
-            gl[c] = 0.0f;
+        for (int c = ca; gl != NULL && c < W; c++) {
+            gl[c * W] = 0.0f;
         }
         for (int c = cb; c < W2; c++) {
-            a[c] = 0.0f;
-            ds[c] = 0.0f;
+            a[c * W] = 0.0f;
+            ds[c * W] = 0.0f;
         }
         thr[idx] = sum;
     }
@@ -351,8 +362,8 @@ static const char *hy_state(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, f
     return lc_cuda_launched();
 }
 
-/* A [nb, W, 2W] = scale Q K_near^T and, in sliding mode, L [nb, W, W] =
- * fq fk_prev^T */
+/* A [nb, 2W, W] = scale K_near Q^T and, in sliding mode, L [nb, W, W] =
+ * fk_prev fq^T (key-major) */
 static const char *hy_scores(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, float *A, float *L,
                              const float *Qb, const float *Kb, const float *FQb, const float *FKb)
 {
@@ -360,11 +371,11 @@ static const char *hy_scores(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, 
     const float scale = 1.0f / sqrtf((float)D);
     const char *err;
 
-    LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, 2 * W, D, scale, Qb, D, (long long)W * D, Kb - (size_t)W * D, D,
-                   (long long)W * D, 0.0f, A, 2 * W, 2LL * W * W, g->nb));
+    LC_HY_TRY(lc_hy_gemm(c, 0, 1, 2 * W, W, D, scale, Kb - (size_t)W * D, D, (long long)W * D, Qb,
+                         D, (long long)W * D, 0.0f, A, W, 2LL * W * W, g->nb));
     if (L != NULL) {
-        LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, W, F, 1.0f, FQb, F, (long long)W * F, FKb - (size_t)W * F, F,
-                       (long long)W * F, 0.0f, L, W, (long long)W * W, g->nb));
+        LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, W, F, 1.0f, FKb - (size_t)W * F, F, (long long)W * F, FQb,
+                             F, (long long)W * F, 0.0f, L, W, (long long)W * W, g->nb));
     }
     return NULL;
 }
@@ -426,19 +437,21 @@ extern "C" const char *lc_cuda_hybrid_fwd(struct lc_cuda_ctx *c, float *y, float
     LC_HY_TRY(lc_hy_pack(c, FQh, fq, &g, g.H, F));
     LC_HY_TRY(lc_hy_pack(c, FKh, fk, &g, g.H, F));
     LC_HY_TRY(hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb));
-    LC_LAUNCH(k_hy_fwd_rows, lc_hy_blocks((int64_t)nrow), LC_CUDA_EW_THREADS, c->stream)(
-        A, L, rden, mx, theta, g);
-    LC_HY_TRY(lc_cuda_launched());
-    /* Y = weights times the near values */
-    LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, 2 * W, 1.0f, A, 2 * W, 2LL * W * W, Vb - (size_t)W * D, D,
-                   (long long)W * D, 0.0f, Y, D, (long long)W * D, g.nb));
     if (has_state) {
         LC_HY_TRY(hy_state(c, &g, S, z, FKb, Vb));
-        LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FQb, F, (long long)W * F, S, D, (long long)F * D,
-                       1.0f, Y, D, (long long)W * D, g.nb));
     }
-    LC_LAUNCH(k_hy_fwd_out, lc_hy_blocks((int64_t)g.B * g.T * g.H), LC_CUDA_EW_THREADS,
-              c->stream)(y, den, Y, rden, FQb, z, g);
+    LC_LAUNCH(k_hy_fwd_rows, lc_hy_blocks((int64_t)nrow), LC_CUDA_EW_THREADS, c->stream)(
+        A, L, rden, mx, den, FQb, z, theta, g);
+    LC_HY_TRY(lc_cuda_launched());
+    /* Y = weights times the near values (A key-major) plus fq S */
+    LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, D, 2 * W, 1.0f, A, W, 2LL * W * W, Vb - (size_t)W * D, D,
+                         (long long)W * D, 0.0f, Y, D, (long long)W * D, g.nb));
+    if (has_state) {
+        LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FQb, F, (long long)W * F, S, D,
+                             (long long)F * D, 1.0f, Y, D, (long long)W * D, g.nb));
+    }
+    LC_LAUNCH(k_hy_fwd_out, lc_hy_blocks((int64_t)g.B * g.T * g.H * D), LC_CUDA_EW_THREADS,
+              c->stream)(y, Y, rden, g);
     return lc_cuda_launched();
 }
 
@@ -538,24 +551,24 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
     LC_HY_TRY(lc_cuda_launched());
 
     LC_HY_TRY(hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb));
-    /* dS = g . v over the near keys */
-    LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, 2 * W, D, 1.0f, DYb, D, (long long)W * D, Vb - (size_t)W * D, D,
-                   (long long)W * D, 0.0f, dS, 2 * W, 2LL * W * W, g.nb));
+    /* dS = g . v over the near keys (key-major) */
+    LC_HY_TRY(lc_hy_gemm(c, 0, 1, 2 * W, W, D, 1.0f, Vb - (size_t)W * D, D, (long long)W * D, DYb,
+                         D, (long long)W * D, 0.0f, dS, W, 2LL * W * W, g.nb));
     LC_LAUNCH(k_hy_bwd_rows, lc_hy_blocks((int64_t)nrow), LC_CUDA_EW_THREADS, c->stream)(
         A, dS, L, Gl, thr, delta, invz, mrow, theta, g);
     LC_HY_TRY(lc_cuda_launched());
 
     if (dq != NULL) {
-        LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, 2 * W, scale, dS, 2 * W, 2LL * W * W, Kb - (size_t)W * D, D,
-                       (long long)W * D, 0.0f, X, D, (long long)W * D, g.nb));
+        LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, D, 2 * W, scale, dS, W, 2LL * W * W, Kb - (size_t)W * D,
+                             D, (long long)W * D, 0.0f, X, D, (long long)W * D, g.nb));
         /* X is numbered as rows from base */
         LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * D), LC_CUDA_EW_THREADS, c->stream)(
             dq, X, g, D, 0);
         LC_HY_TRY(lc_cuda_launched());
     }
     if (dk != NULL) {
-        LC_HY_TRY(lc_hy_gemm(c, 1, 0, 2 * W, D, W, scale, dS, 2 * W, 2LL * W * W, Qb, D,
-                       (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
+        LC_HY_TRY(lc_hy_gemm(c, 0, 0, 2 * W, D, W, scale, dS, W, 2LL * W * W, Qb, D,
+                             (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
         LC_LAUNCH(k_hy_kv_grad, lc_hy_blocks((int64_t)g.B * g.T * g.Hkv * D), LC_CUDA_EW_THREADS,
                   c->stream)(dk, E, NULL, g);
         LC_HY_TRY(lc_cuda_launched());
@@ -572,8 +585,9 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
             LC_HY_TRY(lc_hy_zero(c, X, nrow * F));
         }
         if (sliding) {
-            LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FKb - (size_t)W * F,
-                           F, (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb));
+            LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, F, W, 1.0f, Gl, W, (long long)W * W,
+                                 FKb - (size_t)W * F, F, (long long)W * F, 1.0f, X, F,
+                                 (long long)W * F, g.nb));
         }
         LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
             dfq, X, g, F, 0);
@@ -613,8 +627,8 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
         }
         if (sliding) {
             /* the near linear keys of row block u are block u - 1 */
-            LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FQb, F,
-                           (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb));
+            LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FQb, F,
+                                 (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb));
         }
         LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
             dfk, Xb, g, F, 0);
@@ -625,8 +639,8 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
             LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FKb, F, (long long)W * F, S, D,
                            (long long)F * D, 0.0f, Dvl, D, (long long)W * D, g.nb));
         }
-        LC_HY_TRY(lc_hy_gemm(c, 1, 0, 2 * W, D, W, 1.0f, A, 2 * W, 2LL * W * W, DYb, D,
-                       (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
+        LC_HY_TRY(lc_hy_gemm(c, 0, 0, 2 * W, D, W, 1.0f, A, W, 2LL * W * W, DYb, D,
+                             (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
         LC_LAUNCH(k_hy_kv_grad, lc_hy_blocks((int64_t)g.B * g.T * g.Hkv * D), LC_CUDA_EW_THREADS,
                   c->stream)(dv, E, Dvl, g);
         LC_HY_TRY(lc_cuda_launched());

@@ -4,8 +4,11 @@
  * backend's cpu_hybrid_xent.c).  Quadratic by nature: every query row
  * meets all its causal keys.  Query rows go in chunks; for a chunk [i0,
  * i0 + nq) and every (batch, query head) at once:
- *   A = scale Q K[0, i0 + nq)^T      batched SGEMM over the heads
- *   L = fq fk[0, kl)^T               the keys linear for some row
+ *   A = scale K[0, i0 + nq) Q^T      batched SGEMM over the heads
+ *   L = fk[0, kl) fq^T               the keys linear for some row
+ *                                    (both key-major, so that the row
+ *                                    kernel's threads read consecutive
+ *                                    addresses)
  *   rows: teacher and student weights, the row loss, and L <- G
  *   dfq += G fk,  dfk[0, kl) += G^T fq
  * The chunk's score buffers are bounded by LC_CUDA_ATTN_SCORE_BYTES (or
@@ -16,10 +19,10 @@
 
 #define XENT_CLAMP 1e-12f
 
-/* Row idx = bh * nq + r (query i = i0 + r): A [.., kend] the scores, L
- * [.., kl] the linear weights, replaced by G on the linear keys (0 on the
- * others).  loss (nullable) [B, T, H]; thr (rows from base) the row's
- * sum of G omega over the window. */
+/* Row idx = bh * nq + r (query i = i0 + r): A [BH, kend, nq] the scores,
+ * L [BH, kl, nq] the linear weights, replaced by G on the linear keys (0
+ * on the others).  loss (nullable) [B, T, H]; thr (rows from base) the
+ * row's sum of G omega over the window. */
 static __global__ void k_xent_rows(const float *A, float *L, float *loss, float *thr,
                                    const float *theta, float grad_scale, int i0, int nq,
                                    int kend, int kl, struct lc_hy_geom g)
@@ -32,61 +35,63 @@ static __global__ void k_xent_rows(const float *A, float *L, float *loss, float 
         const int r = (int)(idx % nq);
         const int i = i0 + r;
         const int h = bh % g.H;
-        const float *s = A + idx * kend;
-        float *lr = kl > 0 ? L + idx * kl : NULL;
+        /* key j at [j * ld] */
+        const int64_t ld = nq;
+        const float *s = A + (int64_t)bh * kend * nq + r;
+        float *lr = kl > 0 ? L + (int64_t)bh * kl * nq + r : NULL;
         const int lo = lc_hy_window_start(i, g.W, g.mode);
         const float gamma = 1.0f / (1.0f + expf(-theta[h]));
-        float tmax = s[0], m = s[lo], tsum = 0.0f, Z = 0.0f, iz, it, rowsum, irs;
+        float tmax = s[0], m = s[lo * ld], tsum = 0.0f, Z = 0.0f, iz, it, rowsum, irs;
         float lsum = 0.0f, sum_da = 0.0f, ge = 0.0f;
 
         for (int j = 1; j <= i; j++) {
-            tmax = s[j] > tmax ? s[j] : tmax;
+            tmax = s[j * ld] > tmax ? s[j * ld] : tmax;
         }
         for (int j = lo + 1; j <= i; j++) {
-            m = s[j] > m ? s[j] : m;
+            m = s[j * ld] > m ? s[j * ld] : m;
         }
         for (int j = 0; j <= i; j++) {
-            tsum += expf(s[j] - tmax);
+            tsum += expf(s[j * ld] - tmax);
         }
         for (int j = lo; j <= i; j++) {
-            Z += gamma * expf(s[j] - m);
+            Z += gamma * expf(s[j * ld] - m);
         }
         for (int j = 0; j < lo; j++) {
-            Z += lr[j];
+            Z += lr[j * ld];
         }
         iz = 1.0f / Z;
         it = 1.0f / tsum;
         /* the keys j > i have A_pred = 0, clamped */
         rowsum = (float)(g.T - 1 - i) * XENT_CLAMP;
         for (int j = 0; j <= i; j++) {
-            float om = (j >= lo ? gamma * expf(s[j] - m) : lr[j]) * iz;
-            float et = expf(s[j] - tmax) * it;
+            float om = (j >= lo ? gamma * expf(s[j * ld] - m) : lr[j * ld]) * iz;
+            float et = expf(s[j * ld] - tmax) * it;
             float oc = om < XENT_CLAMP ? XENT_CLAMP : om;
             rowsum += oc;
             lsum -= et * logf(oc);
         }
         irs = 1.0f / rowsum;
         for (int j = 0; j <= i; j++) {
-            float om = (j >= lo ? gamma * expf(s[j] - m) : lr[j]) * iz;
-            float et = expf(s[j] - tmax) * it;
+            float om = (j >= lo ? gamma * expf(s[j * ld] - m) : lr[j * ld]) * iz;
+            float et = expf(s[j * ld] - tmax) * it;
             sum_da += om >= XENT_CLAMP ? om * irs - et : 0.0f;
         }
         /* G_j = grad_scale (dA_j - sum_da) / Z; on window keys G_j omega_j
          * goes to dtheta */
         for (int j = lo; j <= i; j++) {
-            float om = gamma * expf(s[j] - m) * iz;
-            float et = expf(s[j] - tmax) * it;
+            float om = gamma * expf(s[j * ld] - m) * iz;
+            float et = expf(s[j * ld] - tmax) * it;
             float da = om >= XENT_CLAMP ? (om * irs - et) / om : 0.0f;
             ge += grad_scale * (da - sum_da) * om;
         }
         for (int j = 0; j < lo; j++) {
-            float om = lr[j] * iz;
-            float et = expf(s[j] - tmax) * it;
+            float om = lr[j * ld] * iz;
+            float et = expf(s[j * ld] - tmax) * it;
             float da = om >= XENT_CLAMP ? (om * irs - et) / om : 0.0f;
-            lr[j] = grad_scale * (da - sum_da) * iz;
+            lr[j * ld] = grad_scale * (da - sum_da) * iz;
         }
         for (int j = lo; j < kl; j++) {
-            lr[j] = 0.0f;
+            lr[j * ld] = 0.0f;
         }
         thr[(int64_t)bh * g.P + g.W + i] = ge;
         if (loss != NULL) {
@@ -157,19 +162,19 @@ extern "C" const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_los
         /* the window start grows with i: the last row has the most linear keys */
         const int kl = lc_hy_window_start(kend - 1, W, g.mode);
 
-        LC_HY_TRY(lc_hy_gemm(c, 0, 1, nq, kend, D, scale, Qt + (size_t)i0 * D, D, g.P * D, Kt, D,
-                             g.P * D, 0.0f, A, kend, (long long)nq * kend, g.BH));
+        LC_HY_TRY(lc_hy_gemm(c, 0, 1, kend, nq, D, scale, Kt, D, g.P * D, Qt + (size_t)i0 * D, D,
+                             g.P * D, 0.0f, A, nq, (long long)nq * kend, g.BH));
         if (kl > 0) {
-            LC_HY_TRY(lc_hy_gemm(c, 0, 1, nq, kl, F, 1.0f, FQt + (size_t)i0 * F, F, g.P * F, FKt,
-                                 F, g.P * F, 0.0f, L, kl, (long long)nq * kl, g.BH));
+            LC_HY_TRY(lc_hy_gemm(c, 0, 1, kl, nq, F, 1.0f, FKt, F, g.P * F, FQt + (size_t)i0 * F,
+                                 F, g.P * F, 0.0f, L, nq, (long long)nq * kl, g.BH));
         }
         LC_LAUNCH(k_xent_rows, lc_hy_blocks((int64_t)g.BH * nq), LC_CUDA_EW_THREADS, c->stream)(
             A, L, row_loss, thr, theta, grad_scale, i0, nq, kend, kl, g);
         LC_HY_TRY(lc_cuda_launched());
         if (kl > 0) {
-            LC_HY_TRY(lc_hy_gemm(c, 0, 0, nq, F, kl, 1.0f, L, kl, (long long)nq * kl, FKt, F,
+            LC_HY_TRY(lc_hy_gemm(c, 1, 0, nq, F, kl, 1.0f, L, nq, (long long)nq * kl, FKt, F,
                                  g.P * F, 1.0f, Dqt + (size_t)i0 * F, F, g.P * F, g.BH));
-            LC_HY_TRY(lc_hy_gemm(c, 1, 0, kl, F, nq, 1.0f, L, kl, (long long)nq * kl,
+            LC_HY_TRY(lc_hy_gemm(c, 0, 0, kl, F, nq, 1.0f, L, nq, (long long)nq * kl,
                                  FQt + (size_t)i0 * F, F, g.P * F, 1.0f, Dkt, F, g.P * F, g.BH));
         }
     }
