@@ -172,7 +172,9 @@ configure_system() {
 }
 
 # the .debs unpacked into $PREFIX; configure told where everything is (no
-# pkg-config needed); the programs find the libraries by their run path.
+# pkg-config needed); the programs find the libraries by their run path,
+# an old-style DT_RPATH (--disable-new-dtags), which also serves the
+# libraries' own dependencies (OpenBLAS's libgfortran).
 # GCC's run-time libraries (OpenBLAS needs libgomp, libgfortran,
 # libquadmath) are taken from the .debs only where the system has none: an
 # older libgomp must not shadow the one the compiler links.
@@ -210,7 +212,8 @@ configure_prefix() {
         PCRE2_CFLAGS="-I$P/usr/include" PCRE2_LIBS="-L$L -lpcre2-8" \
         CMOCKA_CFLAGS="-I$P/usr/include" CMOCKA_LIBS="-L$L -lcmocka" \
         CPPFLAGS="-I$P/usr/include" \
-        LDFLAGS="-L$L -Wl,-rpath,$L -Wl,-rpath,$OB" >configure.out 2>&1)
+        LDFLAGS="-L$L -Wl,--disable-new-dtags -Wl,-rpath,$L -Wl,-rpath,$OB" \
+        >configure.out 2>&1)
 }
 
 configured=""
