@@ -25,7 +25,7 @@
 # Everything goes to stdout and to $OUT/gpu-check.log ($OUT defaults to
 # ./gpu-check-out); the test logs to $OUT/test-logs.tar.gz.
 #
-# Environment: GPU_CHECK_BUDGET (seconds, default 450: the script keeps
+# Environment: GPU_CHECK_BUDGET (seconds, default 420: the script keeps
 # within it, leaving later steps out), GPU_CHECK_JOBS (make -j, default
 # nproc), GPU_CHECK_WORK (scratch folder, default /tmp/lc-gpu-check),
 # GPU_CHECK_FORCE_PREFIX=1 (use the .debs even where the system has the
@@ -36,7 +36,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEPS=$ROOT/.gpu-deps
 OUTDIR=${OUT:-$ROOT/gpu-check-out}
 WORK=${GPU_CHECK_WORK:-/tmp/lc-gpu-check}
-BUDGET=${GPU_CHECK_BUDGET:-450}
+BUDGET=${GPU_CHECK_BUDGET:-420}
 JOBS=${GPU_CHECK_JOBS:-$(nproc 2>/dev/null || echo 4)}
 START=$(date +%s)
 
@@ -50,8 +50,10 @@ elapsed() { echo $(($(date +%s) - START)); }
 left() { echo $((BUDGET - $(elapsed))); }
 section() { echo; echo "=== [$(elapsed) s] $*"; }
 result() {
-    RESULTS+=("$(printf '%-28s %s' "$1" "$2")")
-    echo ">>> $1: $2"
+    local what=$1
+    shift
+    RESULTS+=("$(printf '%-28s %s' "$what" "$*")")
+    echo ">>> $what: $*"
 }
 # run a command with a time limit (seconds), printing its output
 limited() {
@@ -116,7 +118,8 @@ if [ -x "$ROOT/configure" ]; then
 else
     tarball=$(ls "$DEPS"/lolcats-*.tar.gz 2>/dev/null | head -1)
     if [ -z "$tarball" ]; then
-        result "sources" "FAILED: no ./configure and no .gpu-deps/lolcats-*.tar.gz (run bench/gpu-prepare.sh and carry .gpu-deps)"
+        result "sources" "FAILED: no ./configure and no .gpu-deps/lolcats-*.tar.gz" \
+            "(run bench/gpu-prepare.sh and carry .gpu-deps)"
         finish
     fi
     [ -f "$DEPS/manifest.txt" ] && sed 's/^/  /' "$DEPS/manifest.txt" | head -4
@@ -146,9 +149,11 @@ else
         esac
     done < <(tar tzf "$tarball")
     if [ -n "$stale" ]; then
-        result "sources" "tarball $(basename "$tarball"), $copied files updated; WARNING: build files changed since gpu-prepare.sh ($stale): rerun it"
+        result "sources" "tarball $(basename "$tarball"), $copied files updated;" \
+            "WARNING: build files changed since gpu-prepare.sh ($stale): rerun it"
     else
-        result "sources" "tarball $(basename "$tarball"), $copied files updated from the working tree"
+        result "sources" "tarball $(basename "$tarball")," \
+            "$copied files updated from the working tree"
     fi
 fi
 
@@ -193,7 +198,8 @@ configure_prefix() {
         fi
     done
     for lib in libgomp.so.1 libgfortran.so.5 libquadmath.so.0; do
-        if ldconfig -p 2>/dev/null | grep -q "$lib " && [ "${GPU_CHECK_FORCE_PREFIX:-0}" != 1 ]; then
+        if ldconfig -p 2>/dev/null | grep -q "$lib " &&
+            [ "${GPU_CHECK_FORCE_PREFIX:-0}" != 1 ]; then
             rm -f "$L/$lib"*
             echo "  $lib: the system's"
         else
@@ -243,7 +249,8 @@ result "configure" "ok, $configured"
 # ------------------------------------------------------------ 4. build
 section "4. build (make -j$JOBS)"
 if limited "$(($(left) - 60))" make -C "$BUILD" -j"$JOBS" >"$BUILD/make.out" 2>&1 &&
-    limited "$(($(left) - 60))" make -C "$BUILD" -j"$JOBS" check TESTS= >>"$BUILD/make.out" 2>&1; then
+    limited "$(($(left) - 60))" make -C "$BUILD" -j"$JOBS" check TESTS= \
+        >>"$BUILD/make.out" 2>&1; then
     warnings=$(grep -c -i 'warning' "$BUILD/make.out")
     result "build" "ok ($warnings warning lines)"
     grep -i 'warning' "$BUILD/make.out" | head -20
@@ -257,7 +264,8 @@ fi
 # ------------------------------------------------------- 5. CUDA tests
 section "5. CUDA tests"
 cuda_tests="tests/test_cuda tests/test_cuda_emu tests/test_cuda_model"
-limited "$(($(left) - 30))" make -C "$BUILD" -j3 check TESTS="$cuda_tests" >"$BUILD/check-cuda.out" 2>&1
+limited "$(($(left) - 30))" make -C "$BUILD" -j3 check TESTS="$cuda_tests" \
+    >"$BUILD/check-cuda.out" 2>&1
 grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):|^# ' "$BUILD/check-cuda.out"
 for t in $cuda_tests; do
     echo "----- $t.log"
@@ -293,12 +301,13 @@ if [ "$(left)" -gt 60 ]; then
     limited "$(($(left) - 10))" make -C "$BUILD" -j"$JOBS" check >"$BUILD/check-all.out" 2>&1
     rc=$?
     grep -E '^(FAIL|ERROR|XPASS):|^# [A-Z]+:' "$BUILD/check-all.out"
+    counts=$(grep -E '^# (PASS|SKIP|FAIL|ERROR):' "$BUILD/check-all.out" | tr -d '#' | tr '\n' ' ')
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         result "make check" "stopped at the time budget"
     elif [ $rc -eq 0 ]; then
-        result "make check" "ok: $(grep -E '^# (PASS|SKIP|FAIL):' "$BUILD/check-all.out" | tr -d '#' | tr '\n' ' ')"
+        result "make check" "ok: $counts"
     else
-        result "make check" "FAILED: $(grep -E '^# (PASS|SKIP|FAIL|ERROR):' "$BUILD/check-all.out" | tr -d '#' | tr '\n' ' ')"
+        result "make check" "FAILED: $counts"
     fi
 else
     result "make check" "left out (time budget)"

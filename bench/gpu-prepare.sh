@@ -70,8 +70,10 @@ cat "$DEPS/manifest.txt"
 
 size=$(du -sm "$DEPS" | cut -f1)
 tree=$(git ls-files -z | du -cm --files0-from=- 2>/dev/null | tail -1 | cut -f1)
-echo "== .gpu-deps is ${size} MiB; the tracked files about ${tree} MiB (the device tool carries 64 MiB)"
+echo "== .gpu-deps is ${size} MiB; the tracked files about ${tree} MiB" \
+    "(the device tool carries 64 MiB)"
 if [ $((size + tree)) -gt 62 ]; then
-    echo "warning: that is close to the limit; drop data/ (rm -rf .gpu-deps/data) if the carry fails"
+    echo "warning: that is close to the limit;" \
+        "drop data/ (rm -rf .gpu-deps/data) if the carry fails"
 fi
 echo "== done.  On the GPU machine: bash bench/gpu-check.sh (with .gpu-deps carried)"
