@@ -118,7 +118,7 @@ const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, floa
                                const float *mx, const float *den, const float *q, const float *k,
                                const float *v, const float *fq, const float *fk,
                                const float *theta, const struct lc_attn_shape *s);
-/* query rows per chunk: the context's attn_chunk, bounded as the teacher's */
+/* query rows per chunk: the context's attn_chunk, else as many as 1 GiB of scores allows */
 const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_loss, float *dfq, float *dfk,
                                 float *dtheta, float grad_scale, const float *q, const float *k,
                                 const float *fq, const float *fk, const float *theta,

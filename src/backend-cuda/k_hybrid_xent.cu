@@ -11,13 +11,17 @@
  *                                    addresses)
  *   rows: teacher and student weights, the row loss, and L <- G
  *   dfq += G fk,  dfk[0, kl) += G^T fq
- * The chunk's score buffers are bounded by LC_CUDA_ATTN_SCORE_BYTES (or
- * the context's attn_chunk rows).  Gradients accumulate chunk after chunk
+ * The chunk's score buffers are bounded by XENT_SCORE_BYTES (or the
+ * context's attn_chunk rows).  Gradients accumulate chunk after chunk
  * in head-major buffers, then into dfq, dfk; dtheta from per-row sums.
  */
 #include "backend-cuda/cuda_hybrid.cuh"
 
 #define XENT_CLAMP 1e-12f
+/* the chunk's two score buffers stay below this; larger than the
+ * teacher's (LC_CUDA_ATTN_SCORE_BYTES) since a chunk's rows are the
+ * parallelism of the row kernel */
+#define XENT_SCORE_BYTES ((size_t)1 << 30)
 
 /* Row idx = bh * nq + r (query i = i0 + r): A [BH, kend, nq] the scores,
  * L [BH, kl, nq] the linear weights, replaced by G on the linear keys (0
@@ -123,7 +127,7 @@ extern "C" const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_los
     if (chunk > T) {
         chunk = T;
     }
-    while (chunk > 1 && (size_t)g.BH * chunk * 2 * T * sizeof(float) > LC_CUDA_ATTN_SCORE_BYTES) {
+    while (chunk > 1 && (size_t)g.BH * chunk * 2 * T * sizeof(float) > XENT_SCORE_BYTES) {
         chunk = (chunk + 1) / 2;
     }
     total = 2 * lc_hy_round(nhd) + 4 * lc_hy_round(nhf) + lc_hy_round((size_t)g.nb * W) +
