@@ -9,6 +9,14 @@
  * reference (gathers, the embedding scatter-add, dropout) must agree to
  * the bit.  Reductions must also give the same bits when run twice.
  *
+ * The attention-student entries (feature maps, hybrid attention forward
+ * and backward with the window-max ties, cross-entropy, decoding, linear
+ * state) are compared on the shapes of tests/test_hybrid.c and
+ * tests/test_fmap.c with their tolerances, and decoding token by token
+ * against the parallel forward.  Built with cuda_emu.h (LC_CUDA_EMU),
+ * this file is also tests/test_cuda_emu: those entries through the CPU
+ * emulation of CUDA and cuBLAS, on any machine.
+ *
  * Without a CUDA device this only checks that init says so, and exits 77.
  */
 #include "config.h"
