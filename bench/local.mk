@@ -15,3 +15,8 @@ endif
 noinst_PROGRAMS += bench/bench_hybrid
 bench_bench_hybrid_SOURCES = bench/bench_hybrid.c
 bench_bench_hybrid_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+
+# one Llama-3-8B-shaped layer through the backend table (any backend)
+noinst_PROGRAMS += bench/bench_layer
+bench_bench_layer_SOURCES = bench/bench_layer.c
+bench_bench_layer_LDADD = liblc_internal.la $(LC_DEP_LIBS)
