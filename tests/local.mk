@@ -1,6 +1,10 @@
 # tests: CMocka unit tests (one binary per module) and program tests.
 
+# The tests run in parallel (make -j), each with several OpenMP threads, so
+# the cores are oversubscribed; threads that spin at barriers then waste
+# whole time slices, so they sleep instead (results do not depend on it).
 AM_TESTS_ENVIRONMENT = \
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive}; export OMP_WAIT_POLICY; \
 	LC_TEST_DATA='$(LC_TEST_DATA)'; export LC_TEST_DATA; \
 	LC_DATA_DIR='$(abs_top_srcdir)/data'; export LC_DATA_DIR; \
 	LC_BUILDDIR='$(abs_top_builddir)'; export LC_BUILDDIR; \
