@@ -609,6 +609,9 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
 
     snprintf(path, sizeof(path), "%s/lolcats_config.json", dir);
     root = json_load_file(path, 0, &jerr);
+    if (root == NULL && jerr.line < 1) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: %s", path, jerr.text); /* not opened */
+    }
     if (root == NULL) {
         return lc_err_set(err, LC_ERR_FORMAT, "%s: %s (line %d)", path, jerr.text, jerr.line);
     }
