@@ -357,6 +357,10 @@ static void test_errors(void **state)
         assert_non_null(strstr(err.msg, "attention changed"));
         lc_model_use_teacher(m, 0);
         assert_int_equal(lc_session_feed(s, ids + 2, 1, step, &err), LC_OK);
+        /* another linear attention (even at the same address) */
+        attach(m, 4, mode, 22);
+        assert_int_equal(lc_session_feed(s, ids + 3, 1, step, &err), LC_ERR_ARG);
+        assert_non_null(strstr(err.msg, "attention changed"));
         lc_session_free(s);
     }
     free(step);

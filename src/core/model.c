@@ -233,6 +233,7 @@ done:
 struct lc_session {
     struct lc_model *model;
     const struct lc_linattn *lin; /* the attention it was made for; NULL: softmax */
+    uint64_t lin_serial;          /* and m->lin_serial then */
     int max_tokens;
     int length;
     int cache_rows; /* key rows per layer in kcache, vcache */
@@ -302,6 +303,7 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
     }
     s->model = m;
     s->lin = lin;
+    s->lin_serial = m->lin_serial;
     s->max_tokens = max_tokens;
     s->cache_rows = max_tokens;
     if (lin != NULL) {
@@ -529,7 +531,8 @@ LC_API lc_status lc_session_feed(struct lc_session *s, const int32_t *ids, int n
         return lc_err_set(err, LC_ERR_ARG, "the session holds %d tokens; %d more do not fit in %d",
                           s->length, n, s->max_tokens);
     }
-    if (s->model->llama->lin != s->lin) {
+    if (s->model->llama->lin != s->lin ||
+        (s->lin != NULL && s->model->lin_serial != s->lin_serial)) {
         return lc_err_set(err, LC_ERR_ARG,
                           "the model's attention changed since the session began (%s then, %s now)",
                           s->lin != NULL ? "linearized" : "softmax",
@@ -581,6 +584,7 @@ void lc_model_attach_linattn(struct lc_model *m, struct lc_linattn *lin)
     lc_linattn_free(m->lin);
     m->lin = lin;
     m->llama->lin = lin;
+    m->lin_serial++; /* sessions made before refuse to go on */
 }
 
 static int json_int_field(json_t *obj, const char *key, int *out)

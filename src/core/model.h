@@ -8,6 +8,7 @@ struct lc_model {
     struct lc_llama *llama;
     struct lc_llama_fwd fwd; /* scratch sized for the largest batch so far */
     struct lc_linattn *lin;  /* loaded linear attention, or NULL */
+    uint64_t lin_serial;     /* counts lc_model_attach_linattn calls */
 };
 
 /* Grows the forward scratch to at least `rows` token rows. */
