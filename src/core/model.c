@@ -222,13 +222,13 @@ done:
  *             W+1 and 2W: key j in slot j - lo(n), compacted (the newer
  *             block copied down) when the older block leaves.
  *
- * The state after n tokens depends only on n, never on how the tokens were
- * fed.  The first chunk of a session (positions from 0) runs the parallel
+ * Which key is where after n tokens depends only on n, never on how the
+ * tokens were fed.  The first chunk of a session (positions from 0) runs the parallel
  * form (lc_linattn_forward, hybrid_fwd over the chunk) and then hands
  * keys [0, lo(n)) to S and z and keys [lo(n), n) to the cache; a chunk
  * that starts later runs the step above token by token for the attention
  * (projections, feature maps of the queries, MLP and head stay batched
- * over the chunk).  Both cost O(W + F) per token and head.
+ * over the chunk).  Both cost O((W + F) D) per token and head.
  */
 struct lc_session {
     struct lc_model *model;
