@@ -20,3 +20,8 @@ bench_bench_hybrid_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 noinst_PROGRAMS += bench/bench_layer
 bench_bench_layer_SOURCES = bench/bench_layer.c
 bench_bench_layer_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+
+# decode time and memory per token at 1K..32K context, teacher vs linearized
+noinst_PROGRAMS += bench/bench_decode
+bench_bench_decode_SOURCES = bench/bench_decode.c
+bench_bench_decode_LDADD = liblc_internal.la $(LC_DEP_LIBS)

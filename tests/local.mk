@@ -81,6 +81,11 @@ tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
 tests_test_cuda_LDADD = $(LC_TEST_LDADD)
 endif
 
+check_PROGRAMS += tests/test_decode
+tests_test_decode_SOURCES = tests/test_decode.c
+tests_test_decode_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_decode_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_fmap tests/test_hybrid
 tests_test_fmap_SOURCES = tests/test_fmap.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_fmap_CFLAGS = $(LC_TEST_CFLAGS)
@@ -90,6 +95,6 @@ tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
-LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh
+LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
 EXTRA_DIST += $(LC_CLI_TESTS)
