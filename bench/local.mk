@@ -16,5 +16,15 @@ noinst_PROGRAMS += bench/bench_hybrid
 bench_bench_hybrid_SOURCES = bench/bench_hybrid.c
 bench_bench_hybrid_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
+# one Llama-3-8B-shaped layer through the backend table (any backend)
+noinst_PROGRAMS += bench/bench_layer
+bench_bench_layer_SOURCES = bench/bench_layer.c
+bench_bench_layer_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+
+# decode time and memory per token at 1K..32K context, teacher vs linearized
+noinst_PROGRAMS += bench/bench_decode
+bench_bench_decode_SOURCES = bench/bench_decode.c
+bench_bench_decode_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+
 # the GPU check: prepared here, run on a GPU machine (see the scripts)
 EXTRA_DIST += bench/gpu-check.sh bench/gpu-prepare.sh
