@@ -19,7 +19,9 @@
 #      test_cuda_emu (the same through the CPU emulation), test_cuda_model
 #      (stories260K, cuda against cpu)
 #   6. bench/bench_cuda: bf16 GEMM peak; forward, stage 1 and stage 2 of a
-#      Llama-3-8B-shaped layer (tokens/s, TFLOP/s, fraction of the peak)
+#      Llama-3-8B-shaped layer (tokens/s, TFLOP/s, fraction of the peak);
+#      bench/bench_layer --backend cuda (forward and stage 1 through the
+#      backend table, against its own peak)
 #   7. the whole make check, if time is left
 #   8. a summary
 # Everything goes to stdout and to $OUT/gpu-check.log ($OUT defaults to
@@ -293,6 +295,18 @@ if [ -x "$BUILD/bench/bench_cuda" ]; then
     fi
 else
     result "bench_cuda" "not built"
+fi
+# the same layer through the backend table by bench_layer (its own peak)
+if [ -x "$BUILD/bench/bench_layer" ]; then
+    for T in 1024 4096; do
+        echo "----- bench_layer --backend cuda --tokens $T"
+        limited "$(($(left) - 20))" "$BUILD/bench/bench_layer" --backend cuda --tokens "$T" \
+            --reps 3
+        rc=$?
+        if [ $rc -ne 0 ]; then
+            result "bench_layer T=$T" "FAILED or skipped (exit $rc)"
+        fi
+    done
 fi
 
 # ------------------------------------------------- 7. the whole check
