@@ -2,8 +2,10 @@
  * The cuda backend against the cpu backend on a whole model (stories260K):
  * forward logits with softmax attention (the teacher) and with a
  * linearized attention attached (lc_model_load_lolcats, both window
- * modes), and the loss and gradients of one attention-transfer
- * micro-batch (stage 1, core/transfer.c).
+ * modes), the loss and gradients of one attention-transfer micro-batch
+ * (stage 1, core/transfer.c), and the logits of decoding sessions
+ * (prefill, then token by token: KV cache, or window cache and linear
+ * state).
  *
  * Each case is a function that runs on one backend and returns its
  * results as one vector of floats; the table at the end lists the cases
@@ -240,6 +242,41 @@ static float *run_transfer(struct lc_backend *be, const struct case_args *a, siz
     return out;
 }
 
+/* a session (KV cache, or window cache and linear state): the logits after
+ * a prompt of T - 40 tokens fed at once, then after each of 40 more tokens
+ * fed one by one, [41, V] */
+static float *run_session(struct lc_backend *be, const struct case_args *a, size_t *n)
+{
+    const int steps = 40;
+    struct lc_error err = {0};
+    struct lc_model *m = open_model(be);
+    const int V = lc_model_get_config(m)->vocab_size;
+    int32_t *ids = make_ids(1, a->T, V, 13);
+    float *logits = xmalloc((size_t)(steps + 1) * V * sizeof(float));
+    struct lc_session *sess = NULL;
+    const int prompt = a->T - steps;
+
+    if (a->mode >= 0 && lc_model_load_lolcats(m, fx.lolcats_dir[a->mode], &err) != LC_OK) {
+        fail_msg("attaching the linear attention: %s", err.msg);
+    }
+    if (lc_session_new(&sess, m, a->T, &err) != LC_OK ||
+        lc_session_feed(sess, ids, prompt, logits, &err) != LC_OK) {
+        fail_msg("prefill on %s: %s", be->ops->name, err.msg);
+    }
+    for (int k = 0; k < steps; k++) {
+        if (lc_session_feed(sess, ids + prompt + k, 1, logits + (size_t)(k + 1) * V, &err) !=
+            LC_OK) {
+            fail_msg("decoding on %s: %s", be->ops->name, err.msg);
+        }
+    }
+    assert_int_equal(lc_session_length(sess), a->T);
+    *n = (size_t)(steps + 1) * V;
+    lc_session_free(sess);
+    free(ids);
+    lc_model_close(m);
+    return logits;
+}
+
 struct model_case {
     const char *name;
     float *(*run)(struct lc_backend *be, const struct case_args *a, size_t *n);
@@ -255,6 +292,11 @@ static const struct model_case cases[] = {
     {"stage 1 micro-batch, terraced, MSE", run_transfer, {2, 150, LC_WINDOW_TERRACED, 0.0}, 1e-4},
     {"stage 1 micro-batch, sliding, MSE + xent", run_transfer, {1, 200, LC_WINDOW_SLIDING, 1.0},
      1e-4},
+    {"teacher session: prefill, then decoding", run_session, {1, 180, -1, 0.0}, 1e-5},
+    {"terraced session: prefill, then decoding", run_session, {1, 230, LC_WINDOW_TERRACED, 0.0},
+     1e-5},
+    {"sliding session: prefill, then decoding", run_session, {1, 150, LC_WINDOW_SLIDING, 0.0},
+     1e-5},
 };
 
 static double max_abs(const float *x, size_t n)
