@@ -69,6 +69,11 @@ tests_test_ppl_SOURCES = tests/test_ppl.c
 tests_test_ppl_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_ppl_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_eval
+tests_test_eval_SOURCES = tests/test_eval.c
+tests_test_eval_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_eval_LDADD = $(LC_TEST_LDADD)
+
 if COND_CUDA
 # the cuda backend against ref; exits 77 (skip) without a CUDA device
 check_PROGRAMS += tests/test_cuda
