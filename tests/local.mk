@@ -91,6 +91,6 @@ tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
-LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh
+LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_eval.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
 EXTRA_DIST += $(LC_CLI_TESTS)
