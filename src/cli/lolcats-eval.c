@@ -534,8 +534,8 @@ static void print_table(const struct eval_args *a, const struct task_run *runs, 
     printf(", at most %d tokens per request\n", o->context);
     printf("accuracies in percent\n\n");
     if (a->compare) {
-        printf("%-16s %6s %20s %20s\n", "", "", "softmax (teacher)", "linearized (lolcats)");
-        printf("%-16s %6s   %8s %9s   %8s %9s %9s\n", "task", "items", "acc", "acc_norm", "acc",
+        printf("%-16s %6s   %20s   %20s\n", "", "", "softmax (teacher)", "linearized (lolcats)");
+        printf("%-16s %6s   %9s %10s   %9s %10s %9s\n", "task", "items", "acc", "acc_norm", "acc",
                "acc_norm", "seconds");
     } else {
         printf("%-16s %6s   %8s %7s %9s %7s %9s\n", "task", "items", "acc", "stderr", "acc_norm",
@@ -548,7 +548,7 @@ static void print_table(const struct eval_args *a, const struct task_run *runs, 
         snprintf(name, sizeof(name), "%.60s%s", tr->label,
                  lc_mc_task_has_acc_norm(tr->task) ? "" : "*");
         if (a->compare) {
-            printf("%-16s %6lld   %8.2f %9.2f   %8.2f %9.2f %9.1f\n", name,
+            printf("%-16s %6lld   %9.2f %10.2f   %9.2f %10.2f %9.1f\n", name,
                    (long long)tr->res[0].n_items, 100.0 * tr->res[0].acc,
                    100.0 * tr->res[0].acc_norm, 100.0 * tr->res[1].acc,
                    100.0 * tr->res[1].acc_norm, tr->seconds[0] + tr->seconds[1]);

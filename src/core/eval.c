@@ -1227,7 +1227,7 @@ static lc_status build_request(const struct lc_mc_task *t, const struct lc_token
     if (max_context > 0 && ncont > (size_t)max_context) {
         rc = lc_err_set(err, LC_ERR_ARG,
                         "%s: item %lld (line %lld) choice %d: the continuation has %zu tokens, "
-                        "more than the context of %d",
+                        "more than a context of %d tokens can hold",
                         t->path, (long long)item, (long long)t->items[item].line, choice, ncont,
                         max_context);
         goto done;
