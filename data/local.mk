@@ -24,3 +24,7 @@ EXTRA_DIST += data/gen/make_data_ref.py data/ref/data_stories260k.json
 # hybrid attention: golden outputs of an independent PyTorch implementation
 # (data/gen/make_hybrid_golden.py)
 EXTRA_DIST += data/gen/make_hybrid_golden.py data/ref/hybrid_golden.safetensors
+
+# multiple-choice tasks: per-choice log-likelihoods of stories260K from
+# transformers + SentencePiece (data/gen/make_eval_ref.py)
+EXTRA_DIST += data/gen/make_eval_ref.py data/ref/eval_reference.json

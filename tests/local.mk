@@ -73,6 +73,11 @@ tests_test_ppl_SOURCES = tests/test_ppl.c
 tests_test_ppl_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_ppl_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_eval
+tests_test_eval_SOURCES = tests/test_eval.c
+tests_test_eval_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_eval_LDADD = $(LC_TEST_LDADD)
+
 if COND_CUDA
 # the cuda backend against ref; exits 77 (skip) without a CUDA device
 check_PROGRAMS += tests/test_cuda
@@ -136,6 +141,7 @@ tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
-LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh
+LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh \
+	tests/cli_eval.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
 EXTRA_DIST += $(LC_CLI_TESTS)

@@ -256,6 +256,116 @@ LC_API lc_status lc_model_perplexity(struct lc_model *m, const int32_t *ids, int
                                      struct lc_ppl_result *res, struct lc_error *err);
 
 /* ------------------------------------------------------------------------ */
+/* Multiple-choice benchmarks (as lm-evaluation-harness scores them)         */
+
+/*
+ * A task is a list of items; each item has n_choices requests, each a
+ * context and a continuation, and a gold choice.  A choice is scored by
+ * the log-likelihood of its continuation given its context; acc takes the
+ * argmax of the log-likelihoods, acc_norm the argmax of log-likelihood /
+ * norm_bytes (the UTF-8 length of the choice text without the space that
+ * joins it to the context).  lolcats-eval(1) gives every task's prompt.
+ */
+struct lc_mc_task;
+
+/**
+ * Load a task.  name: "piqa", "arc-easy", "arc-challenge", "hellaswag",
+ * "winogrande" (path: the task's file, or a folder holding piqa/valid.jsonl,
+ * arc/ARC-Easy-test.jsonl, arc/ARC-Challenge-test.jsonl,
+ * hellaswag/hellaswag_val_full.txt.bz2, winogrande/winogrande.jsonl,
+ * directly or under eval/), or "jsonl" (path: a file of
+ * {"context", "choices", "gold"} lines).  A bad file is LC_ERR_FORMAT
+ * naming the file and line; an unknown name LC_ERR_ARG.
+ */
+LC_API lc_status lc_mc_task_load(struct lc_mc_task **out, const char *name, const char *path,
+                                 struct lc_error *err);
+LC_API void lc_mc_task_free(struct lc_mc_task *t);
+/** The name it was loaded with. */
+LC_API const char *lc_mc_task_name(const struct lc_mc_task *t);
+/** The file the items came from. */
+LC_API const char *lc_mc_task_path(const struct lc_mc_task *t);
+LC_API int64_t lc_mc_task_size(const struct lc_mc_task *t);
+/** 0 when the task reports acc only (winogrande: all continuations are
+ * the same text, so acc_norm equals acc). */
+LC_API int lc_mc_task_has_acc_norm(const struct lc_mc_task *t);
+/** Choices of the first n_items items together (the size of the
+ * log-likelihood array of lc_mc_evaluate). */
+LC_API int64_t lc_mc_task_choices(const struct lc_mc_task *t, int64_t n_items);
+
+/* One item, pointing into the task (valid until lc_mc_task_free). */
+struct lc_mc_item {
+    int n_choices;
+    int gold;                         /* 0 .. n_choices-1 */
+    int64_t line;                     /* line of the item in its file (from 1) */
+    const char *const *contexts;      /* [n_choices] */
+    const char *const *continuations; /* [n_choices], with their leading space */
+    const size_t *norm_bytes;         /* [n_choices] the acc_norm divisor */
+};
+LC_API lc_status lc_mc_task_item(const struct lc_mc_task *t, int64_t i, struct lc_mc_item *item,
+                                 struct lc_error *err);
+
+struct lc_mc_opts {
+    int shots;         /* few-shot examples before each item; default 0 */
+    uint64_t seed;     /* draw of the few-shot examples; default 1234 */
+    int64_t limit;     /* score the first `limit` items; <= 0 (default): all */
+    int context;       /* tokens per request at most (cut from the left);
+                        * <= 0 (default): the model's max_position_embeddings, else 2048 */
+    int batch_tokens;  /* token rows per forward pass; default 2048 */
+};
+LC_API void lc_mc_opts_default(struct lc_mc_opts *o);
+
+/**
+ * The text of choice `choice` of item `item`: the few-shot examples (each
+ * the example's gold context + gold continuation, followed by "\n\n"), then
+ * the item's context; trailing whitespace of the context is moved to the
+ * front of the continuation, as the harness does.  *context and
+ * *continuation are malloc'd (free() them).
+ */
+LC_API lc_status lc_mc_prompt(const struct lc_mc_task *t, int64_t item, int choice,
+                              const struct lc_mc_opts *o, char **context, char **continuation,
+                              struct lc_error *err);
+
+/**
+ * The tokens of a request: whole = encode(context + continuation) and
+ * ctx = encode(context) (both with BOS when the tokenizer wants it); the
+ * continuation tokens are whole[len(ctx):] and *ids = ctx + those (an
+ * empty ctx becomes [BOS or EOS]).  When o->context > 0 and there are more
+ * than o->context + 1 tokens, the oldest are dropped.  The last *n_cont
+ * ids are scored, each predicted from the ids before it.  *ids malloc'd.
+ */
+LC_API lc_status lc_mc_request(const struct lc_mc_task *t, const struct lc_tokenizer *tok,
+                               int64_t item, int choice, const struct lc_mc_opts *o,
+                               int32_t **ids, int *n_ids, int *n_cont, struct lc_error *err);
+
+struct lc_mc_result {
+    int64_t n_items;         /* items scored */
+    int64_t n_requests;      /* choices scored */
+    int64_t n_truncated;     /* requests cut to the context length */
+    double acc, acc_stderr;  /* stderr: sqrt(p (1 - p) / (n - 1)) */
+    double acc_norm, acc_norm_stderr;
+    int has_acc_norm;
+};
+
+/**
+ * Accuracies from the log-likelihoods of the first n_items items
+ * (loglik[lc_mc_task_choices(t, n_items)], item after item); ties go to
+ * the first choice.
+ */
+LC_API lc_status lc_mc_accuracy(const struct lc_mc_task *t, int64_t n_items, const double *loglik,
+                                struct lc_mc_result *res, struct lc_error *err);
+
+/**
+ * Score a task: every request through lc_model_nll (requests of a few
+ * items sorted by length and batched), then the accuracies.  loglik
+ * (nullable) receives the log-likelihood of every choice, item after
+ * item.  progress counts items.
+ */
+LC_API lc_status lc_mc_evaluate(struct lc_model *m, const struct lc_tokenizer *tok,
+                                const struct lc_mc_task *t, const struct lc_mc_opts *o,
+                                lc_progress_fn progress, void *user, double *loglik,
+                                struct lc_mc_result *res, struct lc_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Incremental decoding                                                      */
 
 struct lc_session;

@@ -1,4 +1,4 @@
-/* lolcats-eval: perplexity (and, later, benchmark tasks) of a model. */
+/* lolcats-eval: perplexity and multiple-choice benchmarks of a model. */
 #include "config.h"
 
 #include <getopt.h>
@@ -7,6 +7,12 @@
 
 #include "cli/cli.h"
 
+/* the five tasks of the LoLCATs tables, in their order ("all") */
+static const char *const builtin_tasks[] = {"piqa", "arc-easy", "arc-challenge", "hellaswag",
+                                            "winogrande"};
+#define N_BUILTIN (sizeof(builtin_tasks) / sizeof(builtin_tasks[0]))
+#define MAX_TASKS 64
+
 struct eval_args {
     struct cli_common common;
     const char *model;
@@ -14,30 +20,120 @@ struct eval_args {
     int compare;
     const char *task;
     const char *data;
-    long long context;
+    long long context; /* 0: the task's default */
+    long long shots;
+    long long limit;
+    unsigned long long seed;
     enum lc_data_split split;
     struct lc_data_opts data_opts;
     int json;
+    char *task_buf;                /* --task split at its commas */
+    const char *tasks[MAX_TASKS];  /* multiple-choice tasks: names or JSONL files */
+    int n_tasks;
 };
+
+/* a name with a '/' or a '.' is a JSONL task file */
+static int is_file_task(const char *name)
+{
+    return strchr(name, '/') != NULL || strchr(name, '.') != NULL;
+}
+
+static int add_task(struct eval_args *a, const char *name)
+{
+    if (a->n_tasks == MAX_TASKS) {
+        return cli_usage_error("--task: more than %d tasks", MAX_TASKS);
+    }
+    a->tasks[a->n_tasks++] = name;
+    return CLI_EXIT_OK;
+}
+
+/* Splits --task into multiple-choice tasks and checks each name. */
+static int check_tasks(struct eval_args *a)
+{
+    int named = 0;
+    char *p;
+
+    a->task_buf = strdup(a->task);
+    if (a->task_buf == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_RESOURCES;
+    }
+    p = a->task_buf;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        int status = CLI_EXIT_OK;
+        if (comma != NULL) {
+            *comma = '\0';
+        }
+        if (*p == '\0') {
+            return cli_usage_error("--task: an empty task name in '%s'", a->task);
+        }
+        if (strcmp(p, "ppl") == 0) {
+            return cli_usage_error("--task: ppl cannot be combined with other tasks");
+        }
+        if (strcmp(p, "all") == 0) {
+            for (size_t k = 0; k < N_BUILTIN && status == CLI_EXIT_OK; k++) {
+                status = add_task(a, builtin_tasks[k]);
+            }
+            named = 1;
+        } else if (is_file_task(p)) {
+            status = add_task(a, p);
+        } else {
+            size_t k = 0;
+            while (k < N_BUILTIN && strcmp(p, builtin_tasks[k]) != 0) {
+                k++;
+            }
+            if (k == N_BUILTIN) {
+                return cli_usage_error("--task: unknown task '%s' (known: ppl, piqa, arc-easy, "
+                                       "arc-challenge, hellaswag, winogrande, all, or a "
+                                       "FILE.jsonl)",
+                                       p);
+            }
+            status = add_task(a, p);
+            named = 1;
+        }
+        if (status != CLI_EXIT_OK) {
+            return status;
+        }
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    if (named && a->data == NULL) {
+        return cli_usage_error("--task %s needs --data: the folder of the task files (or the "
+                               "task's file)",
+                               a->task);
+    }
+    return CLI_EXIT_OK;
+}
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: %s --model PATH --task ppl --data FILE [OPTIONS]\n"
+            "   or: %s --model PATH --task TASK[,TASK...] [--data DIR] [OPTIONS]\n"
             "Measure the quality of a Llama-family model.\n"
             "\n"
             "  -m, --model PATH        Hugging Face model folder or GGUF file\n"
             "  -l, --lolcats DIR       evaluate the model linearized by lolcats-train into DIR\n"
             "      --compare           evaluate the original and the linearized model (needs\n"
             "                          --lolcats) and print them side by side\n"
-            "  -t, --task NAME         ppl: perplexity of the text of --data\n"
-            "  -d, --data FILE         text, JSON lines or Alpaca JSON data (gzip allowed)\n"
-            "  -c, --context N         tokens per perplexity window (default 512)\n"
+            "  -t, --task NAME         ppl: perplexity of the text of --data; or multiple-choice\n"
+            "                          tasks, comma-separated: piqa, arc-easy, arc-challenge,\n"
+            "                          hellaswag, winogrande, all (those five) or FILE.jsonl\n"
+            "  -d, --data FILE         ppl: text, JSON lines or Alpaca JSON data (gzip allowed);\n"
+            "                          tasks: the folder of the task files, or the task's file\n"
+            "  -c, --context N         ppl: tokens per window (default 512); tasks: most tokens\n"
+            "                          per request (default: the model's maximum, else 2048)\n"
+            "      --shots K           tasks: few-shot examples before each item (default 0)\n"
+            "      --seed S            tasks: seed of the few-shot draw (default 1234)\n"
+            "      --limit N           tasks: score the first N items only\n"
             "      --split WHICH       all, train or val part of --data (default all)\n"
             "      --val-fraction F    held-out fraction of a text file for --split (default 0.1)\n"
             "      --val-records N     held-out records of a record file for --split (default 200)\n"
             "      --format FMT        auto, text, jsonl or alpaca (default auto)\n"
-            "      --json              print one JSON object instead of a table\n"
+            "      --json              print one JSON object per result instead of a table\n"
             "      --backend NAME      compute backend: cpu or ref (default cpu)\n"
             "      --threads N         threads (default: all cores)\n"
             "  -v, --verbose           print the backend and GEMM kernel in use\n"
@@ -45,8 +141,8 @@ static void usage(FILE *out)
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n"
             "\n"
-            "See lolcats-eval(1) for the perplexity protocol and exit statuses.\n",
-            cli_prog);
+            "See lolcats-eval(1) for the protocols, the task formats and exit statuses.\n",
+            cli_prog, cli_prog);
 }
 
 enum {
@@ -57,7 +153,10 @@ enum {
     OPT_FORMAT,
     OPT_JSON,
     OPT_BACKEND,
-    OPT_THREADS
+    OPT_THREADS,
+    OPT_SHOTS,
+    OPT_SEED,
+    OPT_LIMIT
 };
 
 static int parse_args(int argc, char **argv, struct eval_args *a)
@@ -76,6 +175,9 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
         {"json", no_argument, NULL, OPT_JSON},
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"shots", required_argument, NULL, OPT_SHOTS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"limit", required_argument, NULL, OPT_LIMIT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -87,7 +189,7 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
     double x;
 
     memset(a, 0, sizeof(*a));
-    a->context = 512;
+    a->seed = 1234;
     a->split = LC_SPLIT_ALL;
     lc_data_opts_default(&a->data_opts);
     while ((c = getopt_long(argc, argv, "m:l:t:d:c:vqhV", longopts, NULL)) != -1) {
@@ -155,6 +257,22 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
         case OPT_BACKEND:
             a->common.backend = optarg;
             break;
+        case OPT_SHOTS:
+            if (!cli_parse_int("--shots", optarg, 0, 1000, &a->shots)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_SEED:
+            if (!cli_parse_int("--seed", optarg, 0, INT64_MAX, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            a->seed = (unsigned long long)n;
+            break;
+        case OPT_LIMIT:
+            if (!cli_parse_int("--limit", optarg, 1, INT64_MAX, &a->limit)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
         case OPT_THREADS:
             if (!cli_parse_int("--threads", optarg, 1, 4096, &n)) {
                 return CLI_EXIT_USAGE;
@@ -187,11 +305,18 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
     if (a->task == NULL) {
         return cli_usage_error("--task is required");
     }
-    if (strcmp(a->task, "ppl") != 0) {
-        return cli_usage_error("--task: unknown task '%s' (known: ppl)", a->task);
-    }
-    if (a->data == NULL) {
-        return cli_usage_error("--task ppl needs --data FILE");
+    if (strcmp(a->task, "ppl") == 0) {
+        if (a->data == NULL) {
+            return cli_usage_error("--task ppl needs --data FILE");
+        }
+        if (a->context == 0) {
+            a->context = 512;
+        }
+    } else {
+        int status = check_tasks(a);
+        if (status != CLI_EXIT_OK) {
+            return status;
+        }
     }
     if (a->compare && a->lolcats == NULL) {
         return cli_usage_error("--compare needs --lolcats DIR");
@@ -332,6 +457,169 @@ done:
     return status;
 }
 
+/* ------------------------------------------------------ multiple choice */
+
+struct task_run {
+    struct lc_mc_task *task;
+    const char *label;          /* as given in --task */
+    struct lc_mc_result res[2]; /* softmax, linearized */
+    double seconds[2];
+};
+
+static lc_status score_task(const struct eval_args *a, struct lc_model *model,
+                            struct lc_tokenizer *tok, struct task_run *tr, int which,
+                            const struct lc_mc_opts *o, struct lc_error *err)
+{
+    struct cli_progress prog;
+    char label[256];
+    const int64_t n = lc_mc_task_size(tr->task);
+    double t0 = cli_now();
+    lc_status rc;
+
+    snprintf(label, sizeof(label), "%s%s", tr->label,
+             a->lolcats == NULL || !a->compare ? ""
+             : which == 0                      ? " (teacher)"
+                                               : " (linearized)");
+    lc_model_use_teacher(model, which == 0);
+    cli_progress_start(&prog, label, o->limit > 0 && o->limit < n ? o->limit : n,
+                       a->common.quiet || a->json);
+    rc = lc_mc_evaluate(model, tok, tr->task, o, on_progress, &prog, NULL, &tr->res[which], err);
+    cli_progress_end(&prog);
+    tr->seconds[which] = cli_now() - t0;
+    return rc;
+}
+
+static void print_json_task(const struct eval_args *a, const struct task_run *tr, int which,
+                            const struct lc_mc_opts *o)
+{
+    const struct lc_mc_result *r = &tr->res[which];
+
+    printf("{\"task\": ");
+    json_string(stdout, tr->label);
+    printf(", \"model\": ");
+    json_string(stdout, a->model);
+    printf(", \"attention\": \"%s\"", which == 0 ? "softmax" : "linearized");
+    if (which == 1) {
+        printf(", \"lolcats\": ");
+        json_string(stdout, a->lolcats);
+    }
+    printf(", \"data\": ");
+    json_string(stdout, lc_mc_task_path(tr->task));
+    printf(", \"items\": %lld, \"requests\": %lld, \"truncated\": %lld, \"shots\": %d, "
+           "\"seed\": %llu, \"context\": %d, \"acc\": %.9g, \"acc_stderr\": %.9g, "
+           "\"acc_norm\": %.9g, \"acc_norm_stderr\": %.9g, \"acc_norm_is_acc\": %s, "
+           "\"seconds\": %.3f}\n",
+           (long long)r->n_items, (long long)r->n_requests, (long long)r->n_truncated, o->shots,
+           (unsigned long long)o->seed, o->context, r->acc, r->acc_stderr, r->acc_norm,
+           r->acc_norm_stderr, r->has_acc_norm ? "false" : "true", tr->seconds[which]);
+}
+
+static void print_table(const struct eval_args *a, const struct task_run *runs, int n_runs,
+                        const struct lc_mc_opts *o)
+{
+    const int linear = a->lolcats != NULL;
+    int footnote = 0;
+
+    printf("model       %s\n", a->model);
+    if (linear) {
+        printf("lolcats     %s\n", a->lolcats);
+    }
+    if (!a->compare) {
+        printf("attention   %s\n", linear ? "linearized (lolcats)" : "softmax (teacher)");
+    }
+    printf("prompts     %d-shot", o->shots);
+    if (o->shots > 0) {
+        printf(" (seed %llu)", (unsigned long long)o->seed);
+    }
+    printf(", at most %d tokens per request\n", o->context);
+    printf("accuracies in percent\n\n");
+    if (a->compare) {
+        printf("%-16s %6s   %20s   %20s\n", "", "", "softmax (teacher)", "linearized (lolcats)");
+        printf("%-16s %6s   %9s %10s   %9s %10s %9s\n", "task", "items", "acc", "acc_norm", "acc",
+               "acc_norm", "seconds");
+    } else {
+        printf("%-16s %6s   %8s %7s %9s %7s %9s\n", "task", "items", "acc", "stderr", "acc_norm",
+               "stderr", "seconds");
+    }
+    for (int k = 0; k < n_runs; k++) {
+        const struct task_run *tr = &runs[k];
+        char name[64];
+        footnote |= !lc_mc_task_has_acc_norm(tr->task);
+        snprintf(name, sizeof(name), "%.60s%s", tr->label,
+                 lc_mc_task_has_acc_norm(tr->task) ? "" : "*");
+        if (a->compare) {
+            printf("%-16s %6lld   %9.2f %10.2f   %9.2f %10.2f %9.1f\n", name,
+                   (long long)tr->res[0].n_items, 100.0 * tr->res[0].acc,
+                   100.0 * tr->res[0].acc_norm, 100.0 * tr->res[1].acc,
+                   100.0 * tr->res[1].acc_norm, tr->seconds[0] + tr->seconds[1]);
+        } else {
+            const struct lc_mc_result *r = &tr->res[linear ? 1 : 0];
+            printf("%-16s %6lld   %8.2f %7.2f %9.2f %7.2f %9.1f\n", name, (long long)r->n_items,
+                   100.0 * r->acc, 100.0 * r->acc_stderr, 100.0 * r->acc_norm,
+                   100.0 * r->acc_norm_stderr, tr->seconds[linear ? 1 : 0]);
+        }
+    }
+    if (footnote) {
+        printf("\n* acc only: every choice is scored on the same continuation, so acc_norm = acc\n");
+    }
+    for (int k = 0; k < n_runs; k++) {
+        for (int w = 0; w < 2; w++) {
+            if (runs[k].res[w].n_truncated > 0) {
+                printf("%s: %lld requests were cut to %d tokens\n", runs[k].label,
+                       (long long)runs[k].res[w].n_truncated, o->context);
+                break;
+            }
+        }
+    }
+}
+
+static int run_tasks(const struct eval_args *a, struct lc_model *model, struct lc_tokenizer *tok,
+                     struct task_run *runs)
+{
+    const struct lc_model_config *cfg = lc_model_get_config(model);
+    const int linear = a->lolcats != NULL;
+    struct lc_error err = {0};
+    struct lc_mc_opts o;
+    lc_status rc = LC_OK;
+
+    lc_mc_opts_default(&o);
+    o.shots = (int)a->shots;
+    o.seed = a->seed;
+    o.limit = a->limit;
+    o.context = a->context > 0                       ? (int)a->context
+                : cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings
+                                                   : 2048;
+    for (int k = 0; k < a->n_tasks && rc == LC_OK; k++) {
+        if (!linear || a->compare) {
+            rc = score_task(a, model, tok, &runs[k], 0, &o, &err);
+        }
+        if (rc == LC_OK && linear) {
+            rc = score_task(a, model, tok, &runs[k], 1, &o, &err);
+        }
+        if (rc == LC_OK && a->json) {
+            /* one line per result as soon as it is known */
+            if (!linear || a->compare) {
+                print_json_task(a, &runs[k], 0, &o);
+            }
+            if (linear) {
+                print_json_task(a, &runs[k], 1, &o);
+            }
+            fflush(stdout);
+        }
+    }
+    if (rc != LC_OK) {
+        return cli_fail(rc, &err, 0);
+    }
+    if (!a->json) {
+        print_table(a, runs, a->n_tasks, &o);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("cannot write the results to standard output");
+        return CLI_EXIT_OUTPUT;
+    }
+    return CLI_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct eval_args a;
@@ -339,18 +627,31 @@ int main(int argc, char **argv)
     struct lc_backend *be = NULL;
     struct lc_model *model = NULL;
     struct lc_tokenizer *tok = NULL;
+    struct task_run runs[MAX_TASKS];
     lc_status rc;
     int status;
 
+    memset(runs, 0, sizeof(runs));
     cli_init(argc, argv, "lolcats-eval");
     status = parse_args(argc, argv, &a);
     if (status != CLI_EXIT_OK) {
-        return status;
+        goto done;
     }
     cli_catch_interrupts();
+    /* the task files first: a bad one fails before the model is loaded */
+    for (int k = 0; k < a.n_tasks; k++) {
+        const char *name = a.tasks[k];
+        runs[k].label = name;
+        rc = lc_mc_task_load(&runs[k].task, is_file_task(name) ? "jsonl" : name,
+                             is_file_task(name) ? name : a.data, &err);
+        if (rc != LC_OK) {
+            status = cli_fail(rc, &err, 0);
+            goto done;
+        }
+    }
     status = cli_open_backend(&a.common, &be);
     if (status != CLI_EXIT_OK) {
-        return status;
+        goto done;
     }
     rc = lc_model_open(&model, a.model, be, &err);
     if (rc == LC_OK) {
@@ -363,9 +664,13 @@ int main(int argc, char **argv)
         status = cli_fail(rc, &err, 0);
         goto done;
     }
-    status = run_ppl(&a, model, tok);
+    status = a.n_tasks > 0 ? run_tasks(&a, model, tok, runs) : run_ppl(&a, model, tok);
 
 done:
+    for (int k = 0; k < a.n_tasks; k++) {
+        lc_mc_task_free(runs[k].task);
+    }
+    free(a.task_buf);
     lc_tokenizer_close(tok);
     lc_model_close(model);
     lc_backend_close(be);

@@ -15,6 +15,8 @@ liblc_internal_la_SOURCES = \
 	src/core/data.c \
 	src/core/data.h \
 	src/core/error.c \
+	src/core/eval.c \
+	src/core/eval.h \
 	src/core/gguf.c \
 	src/core/half.h \
 	src/core/llama.c \

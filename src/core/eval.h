@@ -1,0 +1,33 @@
+/*
+ * Multiple-choice evaluation: what the tests need besides the public API
+ * (lolcats.h, "Multiple-choice benchmarks").
+ */
+#ifndef LC_CORE_EVAL_H
+#define LC_CORE_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lolcats/lolcats.h"
+
+/*
+ * Reads the whole of PATH into *data (malloc'd, NUL after the last byte,
+ * not counted in *len).  A file starting with the bzip2 magic "BZh" is
+ * decompressed with libbz2 (several concatenated streams allowed); any
+ * other file is read by lc_read_text_file (plain or gzip).  Truncated or
+ * corrupt bzip2 data is LC_ERR_FORMAT naming PATH.
+ */
+lc_status lc_read_maybe_bz2(const char *path, char **data, size_t *len, struct lc_error *err);
+
+/*
+ * The few-shot examples of item `item` of a task of n_items items:
+ * `shots` distinct indices other than `item`, in draw order, into
+ * picks[shots].  The draw (documented in lolcats-eval(1)):
+ *   state = seed XOR ((item + 1) * 0xD1B54A32D192ED03)   (mod 2^64)
+ *   r = splitmix64(state); j = r mod (n_items - 1); j += (j >= item)
+ *   and j is drawn again when already picked.
+ */
+lc_status lc_mc_fewshot_draw(int64_t n_items, int64_t item, int shots, uint64_t seed,
+                             int64_t *picks, struct lc_error *err);
+
+#endif /* LC_CORE_EVAL_H */
