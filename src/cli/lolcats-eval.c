@@ -125,7 +125,8 @@ static void usage(FILE *out)
             "  -d, --data FILE         ppl: text, JSON lines or Alpaca JSON data (gzip allowed);\n"
             "                          tasks: the folder of the task files, or the task's file\n"
             "  -c, --context N         ppl: tokens per window (default 512); tasks: most tokens\n"
-            "                          per request (default: the model's maximum, else 2048)\n"
+            "                          per request (default: the model's context length, at\n"
+            "                          least 2048)\n"
             "      --shots K           tasks: few-shot examples before each item (default 0)\n"
             "      --seed S            tasks: seed of the few-shot draw (default 1234)\n"
             "      --limit N           tasks: score the first N items only\n"
@@ -586,9 +587,11 @@ static int run_tasks(const struct eval_args *a, struct lc_model *model, struct l
     o.shots = (int)a->shots;
     o.seed = a->seed;
     o.limit = a->limit;
-    o.context = a->context > 0                       ? (int)a->context
-                : cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings
-                                                   : 2048;
+    /* at least 2048, so that a model trained on short texts can still score
+     * the longest items (PIQA has a 624-token answer) */
+    o.context = a->context > 0                          ? (int)a->context
+                : cfg->max_position_embeddings > 2048 ? cfg->max_position_embeddings
+                                                      : 2048;
     for (int k = 0; k < a->n_tasks && rc == LC_OK; k++) {
         if (!linear || a->compare) {
             rc = score_task(a, model, tok, &runs[k], 0, &o, &err);
