@@ -24,3 +24,8 @@ EXTRA_DIST += data/gen/make_data_ref.py data/ref/data_stories260k.json
 # hybrid attention: golden outputs of an independent PyTorch implementation
 # (data/gen/make_hybrid_golden.py)
 EXTRA_DIST += data/gen/make_hybrid_golden.py data/ref/hybrid_golden.safetensors
+
+# stage 2: golden loss and gradients of LoRA on the linearized stories260K
+# (data/gen/make_lora_golden.py), and the PEFT compatibility check with its
+# recorded output (data/gen/check_peft_adapter.py)
+EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors

@@ -77,6 +77,11 @@ tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
 tests_test_cuda_LDADD = $(LC_TEST_LDADD)
 endif
 
+check_PROGRAMS += tests/test_lora
+tests_test_lora_SOURCES = tests/test_lora.c $(LC_REF_F64_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
+tests_test_lora_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_lora_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_fmap tests/test_hybrid
 tests_test_fmap_SOURCES = tests/test_fmap.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_fmap_CFLAGS = $(LC_TEST_CFLAGS)

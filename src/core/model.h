@@ -8,6 +8,8 @@ struct lc_model {
     struct lc_llama *llama;
     struct lc_llama_fwd fwd; /* scratch sized for the largest batch so far */
     struct lc_linattn *lin;  /* loaded linear attention, or NULL */
+    struct lc_lora *lora;    /* loaded LoRA adapter, or NULL */
+    int no_adapter;          /* lc_model_use_adapter(m, 0) */
 };
 
 /* Grows the forward scratch to at least `rows` token rows. */
