@@ -201,6 +201,12 @@ grep -q '"train_feature_maps": true' "$tmp/nt/lolcats_config.json" &&
     grep -q '"stages_done": 2' "$tmp/nt/lolcats_config.json" || fail "--no-transfer config"
 "$train" -m "$model" -d "$text" -o "$tmp/x" --stage transfer --no-transfer -q 2>"$tmp/err"
 [ $? = 2 ] || fail "--stage transfer --no-transfer accepted"
+# merging needs a Hugging Face folder: refused before any training
+"$train" -m "$LC_TEST_DATA/models/stories260K/stories260K.gguf" -d "$text" -o "$tmp/x" --merge \
+    -q 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'Hugging Face model folder' "$tmp/err" ||
+    fail "--merge with a GGUF model: status $rc, $(cat "$tmp/err")"
 
 # --- the result is usable: lolcats-eval with --lolcats and --compare
 "$eval_" -m "$model" --lolcats "$tmp/t1" --compare -t ppl -d "$text" --split val -c 128 \

@@ -332,8 +332,12 @@ static double loss_f64(const struct f64_model *f)
             count++;
         }
     }
-    free(x), free(xn), free(q), free(k), free(v), free(fq), free(fk), free(att);
-    free(gate), free(up), free(logits), free(rows);
+    {
+        double *bufs[] = {x, xn, q, k, v, fq, fk, att, gate, up, logits, rows};
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+            free(bufs[i]);
+        }
+    }
     return sum / count;
 }
 
@@ -525,7 +529,10 @@ static void test_recompute(void **state)
         assert_true(l1 == l2);
         assert_memory_equal(g1, g2, s.lora->n_params * sizeof(float));
         assert_memory_equal(h1, h2, s.lin->n_params * sizeof(float));
-        free(g1), free(g2), free(h1), free(h2);
+        free(g1);
+        free(g2);
+        free(h1);
+        free(h2);
         close_setup(&s);
     }
 }
@@ -590,7 +597,9 @@ static void test_forward_chunks_and_zero(void **state)
         free(b);
     }
     lc_lora_free(zero);
-    free(x), free(y1), free(y2);
+    free(x);
+    free(y1);
+    free(y2);
     close_setup(&s);
 }
 
@@ -630,6 +639,7 @@ static void golden_case(struct lc_backend *be, const struct lc_st_file *g, int m
     int64_t count = 0;
     char name[160];
     size_t bad = 0;
+    double worst = 0.0; /* largest |C - PyTorch| / tensor scale */
     int with_fmaps = mode == LC_WINDOW_TERRACED;
 
     if (lc_llama_load(&m, lc_test_data_path("models/stories260K-hf"), be, &err) != LC_OK ||
@@ -692,6 +702,7 @@ static void golden_case(struct lc_backend *be, const struct lc_st_file *g, int m
                     scale = a > scale ? a : scale;
                 }
                 assert_true(scale > 0);
+                worst = fmax(worst, lc_test_max_abs_diff(got, v->data, (size_t)v->numel) / scale);
                 bad += lc_test_check_close(name, got, v->data, (size_t)v->numel, 1e-4 * scale,
                                            0.0);
             }
@@ -713,11 +724,14 @@ static void golden_case(struct lc_backend *be, const struct lc_st_file *g, int m
                     double a = fabs(((const float *)v->data)[i]);
                     scale = a > scale ? a : scale;
                 }
+                assert_true(scale > 0);
+                worst = fmax(worst, lc_test_max_abs_diff(got, v->data, (size_t)v->numel) / scale);
                 bad += lc_test_check_close(name, got, v->data, (size_t)v->numel, 1e-4 * scale,
                                            0.0);
             }
         }
     }
+    fprintf(stderr, "  gradients: largest |C - PyTorch| / tensor scale %.2g\n", worst);
     assert_int_equal(bad, 0);
     lc_ft_free(ft);
     lc_lora_free(lora);
@@ -857,7 +871,10 @@ static void test_adapter_files_and_merge(void **state)
         free(e);
         lc_model_close(plain);
     }
-    free(a), free(b), free(c), free(d);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
     lc_model_close(base);
     lc_model_close(merged);
     close_setup(&s);

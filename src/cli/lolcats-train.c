@@ -526,8 +526,15 @@ static int on_event(const struct lc_train_event *ev, void *user)
             }
         }
         cli_progress_clear(&rs->prog);
-        cli_info(c, "%s step %lld: validation loss %.6f%s", stage_name(ev->stage),
-                 (long long)ev->step, ev->val_loss, ev->improved ? " (best so far, saved)" : "");
+        if (ev->stage == LC_STAGE_FINETUNE) {
+            /* the loss is a mean NLL per token: show its perplexity too */
+            snprintf(extra, sizeof(extra), " (perplexity %.4f)", exp(ev->val_loss));
+        } else {
+            extra[0] = '\0';
+        }
+        cli_info(c, "%s step %lld: validation loss %.6f%s%s", stage_name(ev->stage),
+                 (long long)ev->step, ev->val_loss, extra,
+                 ev->improved ? " (best so far, saved)" : "");
         break;
     case LC_EV_END:
         cli_progress_end(&rs->prog);
@@ -639,15 +646,17 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
         return cli_fail(rc, &err, 0);
     }
     printf("held-out perplexity (context %d, %lld tokens)\n", ctx, (long long)n);
-    printf("  teacher (softmax attention)        %10.4f\n", teacher.ppl);
+    printf("  %-40s %10.4f\n", "teacher (softmax attention)", teacher.ppl);
     if (transfer_only) {
-        printf("  linearized, attention transfer     %10.4f   (%+.2f%%)\n", student.ppl,
-               100.0 * (student.ppl / teacher.ppl - 1.0));
+        printf("  %-40s %10.4f   (%+.2f%%)\n",
+               with_lora ? "linearized, attention transfer only" : "linearized, attention transfer",
+               student.ppl, 100.0 * (student.ppl / teacher.ppl - 1.0));
     }
     if (with_lora) {
-        printf("  linearized, %s + LoRA %10.4f   (%+.2f%%)\n",
-               a->t.skip_transfer ? "no transfer      " : "attention transfer", finetuned.ppl,
-               100.0 * (finetuned.ppl / teacher.ppl - 1.0));
+        printf("  %-40s %10.4f   (%+.2f%%)\n",
+               a->t.skip_transfer ? "linearized, no transfer + LoRA"
+                                  : "linearized, attention transfer + LoRA",
+               finetuned.ppl, 100.0 * (finetuned.ppl / teacher.ppl - 1.0));
     }
     if (rs->first_layer_mse != NULL && !isnan(rs->first_val)) {
         printf("validation attention MSE per layer (start -> best)\n");

@@ -1060,6 +1060,10 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
             rc = load_transfer_result(&tr, err);
             tr.stages_done |= LC_STAGE_TRANSFER;
         }
+        if (model->fwd.max_rows > 0) {
+            /* stage 1's forward scratch: stage 2 has its own buffers */
+            lc_llama_fwd_free(tr.m, &model->fwd);
+        }
         if (rc == LC_OK) {
             rc = lc_finetune_setup(&tr, err);
         }
