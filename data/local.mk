@@ -29,3 +29,4 @@ EXTRA_DIST += data/gen/make_hybrid_golden.py data/ref/hybrid_golden.safetensors
 # (data/gen/make_lora_golden.py), and the PEFT compatibility check with its
 # recorded output (data/gen/check_peft_adapter.py)
 EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors
+EXTRA_DIST += data/gen/check_peft_adapter.py data/ref/peft_check.txt
