@@ -26,3 +26,8 @@ bench_bench_layer_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 noinst_PROGRAMS += bench/bench_train
 bench_bench_train_SOURCES = bench/bench_train.c
 bench_bench_train_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+
+# decode time and memory per token at 1K..32K context, teacher vs linearized
+noinst_PROGRAMS += bench/bench_decode
+bench_bench_decode_SOURCES = bench/bench_decode.c
+bench_bench_decode_LDADD = liblc_internal.la $(LC_DEP_LIBS)

@@ -862,6 +862,30 @@ static void test_adapter_files_and_merge(void **state)
     c = model_logits(merged, ids, 40);
     assert_memory_equal(b, c, 40 * TV * sizeof(float));
     {
+        /* the adapter reaches decoding: a session fed 1, 5, then 34 tokens
+         * gives the logits of the parallel forward; switching the adapter
+         * off makes the session refuse to go on */
+        struct lc_session *sess = NULL;
+        float step[TV];
+        static const int chunks[3] = {1, 5, 34};
+        int done = 0;
+        assert_int_equal(lc_session_new(&sess, base, 40, &err), LC_OK);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(lc_session_feed(sess, ids + done, chunks[i], step, &err), LC_OK);
+            done += chunks[i];
+            assert_int_equal(lc_test_check_close("session", step, a + (size_t)(done - 1) * TV, TV,
+                                                 1e-4, 1e-4),
+                             0);
+        }
+        lc_session_free(sess);
+        assert_int_equal(lc_session_new(&sess, base, 40, &err), LC_OK);
+        assert_int_equal(lc_session_feed(sess, ids, 3, step, &err), LC_OK);
+        lc_model_use_adapter(base, 0);
+        assert_int_equal(lc_session_feed(sess, ids + 3, 1, step, &err), LC_ERR_ARG);
+        lc_model_use_adapter(base, 1);
+        lc_session_free(sess);
+    }
+    {
         /* the teacher is the original model, adapter or not */
         struct lc_model *plain = NULL;
         float *e;

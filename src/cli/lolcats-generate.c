@@ -10,6 +10,7 @@
 struct gen_args {
     struct cli_common common;
     const char *model;
+    const char *lolcats;
     const char *prompt;
     const char *prompt_file;
     long long max_tokens;
@@ -22,10 +23,12 @@ struct gen_args {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: %s --model PATH [--prompt TEXT] [OPTIONS]\n"
+            "Usage: %s --model PATH [--lolcats DIR] [--prompt TEXT] [OPTIONS]\n"
             "Continue a prompt with a Llama-family model, streaming the text to standard output.\n"
             "\n"
             "  -m, --model PATH        Hugging Face model folder or GGUF file\n"
+            "  -l, --lolcats DIR       generate with the model linearized by lolcats-train into\n"
+            "                          DIR (constant memory per token)\n"
             "  -p, --prompt TEXT       the prompt (default: empty, generation starts after BOS)\n"
             "  -f, --prompt-file FILE  read the prompt from FILE\n"
             "  -n, --max-tokens N      stop after N new tokens (default 256)\n"
@@ -35,7 +38,8 @@ static void usage(FILE *out)
             "      --no-bos            do not put BOS before the prompt\n"
             "      --backend NAME      compute backend: cpu or ref (default cpu)\n"
             "      --threads N         threads (default: all cores)\n"
-            "  -v, --verbose           print the backend, GEMM kernel and speed to stderr\n"
+            "  -v, --verbose           print the backend, GEMM kernel, speed and the size of\n"
+            "                          the decoding state to stderr\n"
             "  -q, --quiet             print only the generated text\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n"
@@ -50,6 +54,7 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
 {
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
+        {"lolcats", required_argument, NULL, 'l'},
         {"prompt", required_argument, NULL, 'p'},
         {"prompt-file", required_argument, NULL, 'f'},
         {"max-tokens", required_argument, NULL, 'n'},
@@ -72,10 +77,13 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
     a->max_tokens = 256;
     a->temperature = 0.8;
     a->top_p = 0.9;
-    while ((c = getopt_long(argc, argv, "m:p:f:n:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:l:p:f:n:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             a->model = optarg;
+            break;
+        case 'l':
+            a->lolcats = optarg;
             break;
         case 'p':
             a->prompt = optarg;
@@ -284,9 +292,11 @@ static int generate(const struct gen_args *a, struct lc_model *model, struct lc_
         double dt = cli_now() - t0;
         fprintf(stderr,
                 "%s: prompt %zu tokens in %.3f s; generated %lld tokens, %.1f tokens/s; "
-                "decoding state %.1f KiB\n",
+                "decoding state %.1f KiB after %d tokens (%s)\n",
                 cli_prog, n_ids, t_prefill, produced, dt > 0 ? (double)produced / dt : 0.0,
-                (double)lc_session_state_bytes(sess) / 1024.0);
+                (double)lc_session_state_bytes(sess) / 1024.0, lc_session_length(sess),
+                a->lolcats != NULL ? "window cache and linear state, constant"
+                                   : "KV cache, grows with the context");
     }
     if (cli_interrupted()) {
         status = CLI_EXIT_INTERRUPTED;
@@ -321,6 +331,9 @@ int main(int argc, char **argv)
         return status;
     }
     rc = lc_model_open(&model, a.model, be, &err);
+    if (rc == LC_OK && a.lolcats != NULL) {
+        rc = lc_model_load_lolcats(model, a.lolcats, &err);
+    }
     if (rc == LC_OK) {
         rc = lc_tokenizer_open(&tok, a.model, &err);
     }

@@ -282,6 +282,133 @@ fail:
     return rc;
 }
 
+/* ---------------------------------------------------------- random model */
+
+/* splitmix64: a seeded stream of uniform numbers in [-a, a) */
+static float random_uniform(uint64_t *state, float a)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return a * (2.0f * ((float)(z >> 40) * 0x1p-24f) - 1.0f);
+}
+
+/* n fp32 values uniform in +-a (or all 1 when a = 0), in backend memory;
+ * NULL when out of memory */
+static float *random_buffer(struct lc_backend *be, size_t n, float a, uint64_t *state)
+{
+    float *host = malloc(n * sizeof(float) + 1);
+    float *dev = NULL;
+
+    if (host != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            host[i] = a > 0.0f ? random_uniform(state, a) : 1.0f;
+        }
+        dev = lc_be_upload_new(be, host, n * sizeof(float));
+    }
+    free(host);
+    return dev;
+}
+
+/* a [rows, cols] matrix uniform in +-a, owned by w */
+static lc_status random_matrix(struct lc_llama *m, struct lc_weight *w, size_t rows, size_t cols,
+                               float a, uint64_t *state, struct lc_error *err)
+{
+    w->owned = random_buffer(m->be, rows * cols, a, state);
+    w->data = w->owned;
+    w->dtype = LC_DTYPE_F32;
+    if (w->owned == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory for a %zu x %zu random matrix", rows,
+                          cols);
+    }
+    return LC_OK;
+}
+
+/* a norm weight of ones */
+static lc_status ones_vector(struct lc_llama *m, float **out, size_t n, struct lc_error *err)
+{
+    *out = random_buffer(m->be, n, 0.0f, NULL);
+    if (*out == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory for a norm weight of %zu", n);
+    }
+    return LC_OK;
+}
+
+lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *cfg, uint64_t seed,
+                          struct lc_backend *be, struct lc_error *err)
+{
+    struct lc_llama *m = NULL;
+    const size_t V = (size_t)cfg->vocab_size;
+    const size_t C = (size_t)cfg->hidden_size;
+    const size_t FF = (size_t)cfg->intermediate_size;
+    const size_t HD = (size_t)cfg->n_heads * (size_t)cfg->head_dim;
+    const size_t KD = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
+    const float ac = 1.0f / sqrtf((float)C);
+    uint64_t state = seed;
+    lc_status rc;
+
+    *out = NULL;
+    if (cfg->vocab_size < 1 || cfg->hidden_size < 1 || cfg->intermediate_size < 1 ||
+        cfg->n_layers < 1 || cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->head_dim < 2 ||
+        cfg->head_dim % 2 != 0 || cfg->n_heads % cfg->n_kv_heads != 0) {
+        return lc_err_set(err, LC_ERR_ARG,
+                          "random model: invalid shape (%d layers, %d heads, %d KV heads of %d)",
+                          cfg->n_layers, cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
+    }
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    m->be = be;
+    m->cfg = *cfg;
+    m->layers = calloc((size_t)cfg->n_layers, sizeof(*m->layers));
+    m->inv_freq_host = malloc((size_t)(cfg->head_dim / 2) * sizeof(float));
+    if (m->layers == NULL || m->inv_freq_host == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
+    rc = random_matrix(m, &m->embed, V, C, 1.0f, &state, err);
+    if (rc == LC_OK && cfg->tie_word_embeddings) {
+        m->lm_head = m->embed;
+        m->lm_head.owned = NULL; /* owned by embed */
+    } else if (rc == LC_OK) {
+        rc = random_matrix(m, &m->lm_head, V, C, ac, &state, err);
+    }
+    if (rc == LC_OK) {
+        rc = ones_vector(m, &m->final_norm, C, err);
+    }
+    for (int l = 0; l < cfg->n_layers && rc == LC_OK; l++) {
+        struct lc_llama_layer *L = &m->layers[l];
+        if ((rc = ones_vector(m, &L->attn_norm, C, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->wq, HD, C, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->wk, KD, C, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->wv, KD, C, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->wo, C, HD, 1.0f / sqrtf((float)HD), &state, err)) !=
+                LC_OK ||
+            (rc = ones_vector(m, &L->ffn_norm, C, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->w_gate, FF, C, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->w_up, FF, C, ac, &state, err)) != LC_OK) {
+            break;
+        }
+        rc = random_matrix(m, &L->w_down, C, FF, 1.0f / sqrtf((float)FF), &state, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_llama_rope_reserve(m, 256, err);
+    }
+    if (rc != LC_OK) {
+        goto fail;
+    }
+    *out = m;
+    return LC_OK;
+
+fail:
+    lc_llama_free(m);
+    return rc;
+}
+
 static void weight_release(struct lc_backend *be, struct lc_weight *w)
 {
     be->ops->release(be, w->owned);

@@ -10,6 +10,7 @@
 
 #include "core/llama.h"
 #include "core/model.h"
+#include "core/ref/ref.h"
 #include "core/util.h"
 
 /* rows of the forward scratch used by sessions and perplexity */
@@ -30,6 +31,26 @@ LC_API lc_status lc_model_open(struct lc_model **out, const char *path, struct l
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     rc = lc_llama_load(&m->llama, path, be, err);
+    if (rc != LC_OK) {
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return LC_OK;
+}
+
+lc_status lc_model_random(struct lc_model **out, const struct lc_model_config *cfg,
+                          uint64_t seed, struct lc_backend *be, struct lc_error *err)
+{
+    struct lc_model *m;
+    lc_status rc;
+
+    *out = NULL;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    rc = lc_llama_random(&m->llama, cfg, seed, be, err);
     if (rc != LC_OK) {
         free(m);
         return rc;
@@ -59,7 +80,7 @@ LC_API const struct lc_model_config *lc_model_get_config(const struct lc_model *
 
 LC_API const char *lc_model_format(const struct lc_model *m)
 {
-    return lc_model_files_format(m->llama->files);
+    return m->llama->files != NULL ? lc_model_files_format(m->llama->files) : "random";
 }
 
 lc_status lc_model_reserve_rows(struct lc_model *m, int rows, struct lc_error *err)
@@ -173,51 +194,140 @@ done:
 
 /* --------------------------------------------------------------- sessions */
 
+/*
+ * What a session keeps of the tokens it has seen.
+ *
+ * Softmax attention (the teacher): every key and value, per layer
+ * [max_tokens, Hkv, D], so the state grows with the context.
+ *
+ * Linearized attention: a window cache of keys and values (after RoPE,
+ * Hkv heads, not repeated for grouped-query attention) and the linear
+ * state S = sum_j phi_k(k_j)^T v_j [H, F, D], z = sum_j phi_k(k_j) [H, F]
+ * per layer, fp32.  After n tokens, with lo(n) = lc_window_start(n - 1, W,
+ * mode) (0 for n = 0), the first window key of the last query:
+ *
+ *   keys [0, lo(n)) are in S and z,   keys [lo(n), n) are in the cache.
+ *
+ * This is the split of the last query exactly, so a new token at
+ * position p = n first moves keys [lo(p), lo(p + 1)) from the cache into
+ * S and z (their features recomputed from the cached keys), then adds its
+ * own key, then attends with hybrid_decode over the cache and the state:
+ *
+ *   sliding   lo(n) = max(0, n - W).  From the W+1-th token on, each token
+ *             moves the oldest key into the state; the cache holds the last
+ *             min(n, W) keys, key j in slot j % W (a ring: hybrid_decode
+ *             takes the cached keys in any order).
+ *   terraced  lo(n) = W * max(0, (n - 1) / W - 1), the start of the block
+ *             before the last query's block.  A token that opens block
+ *             b >= 2 (p = bW) moves the whole block b - 2 (W keys) into the
+ *             state; the cache holds all n keys while n <= 2W, then between
+ *             W+1 and 2W: key j in slot j - lo(n), compacted (the newer
+ *             block copied down) when the older block leaves.
+ *
+ * Which key is where after n tokens depends only on n, never on how the
+ * tokens were fed.  The first chunk of a session (positions from 0) runs the parallel
+ * form (lc_linattn_forward, hybrid_fwd over the chunk) and then hands
+ * keys [0, lo(n)) to S and z and keys [lo(n), n) to the cache; a chunk
+ * that starts later runs the step above token by token for the attention
+ * (projections, feature maps of the queries, MLP and head stay batched
+ * over the chunk).  Both cost O((W + F) D) per token and head.
+ */
 struct lc_session {
     struct lc_model *model;
+    const struct lc_linattn *lin; /* the attention it was made for; NULL: softmax */
+    uint64_t lin_serial;          /* and m->lin_serial then */
     int max_tokens;
     int length;
-    float **kcache; /* per layer [max_tokens, Hkv, D] */
+    int cache_rows; /* key rows per layer in kcache, vcache */
+    float **kcache; /* per layer [cache_rows, Hkv, D] */
     float **vcache;
+    float **S;      /* per layer [H, F, D], linearized only */
+    float **z;      /* per layer [H, F] */
+    float *fk_move; /* [W, H, F] features of the keys that leave the window */
 };
+
+/* keys [0, lin_keys) of the first n tokens are in the linear state */
+static int lin_keys(const struct lc_linattn *lin, int n)
+{
+    return n > 0 ? lc_window_start(n - 1, lin->cfg.window, lin->cfg.mode) : 0;
+}
+
+/* the cache slot of key j when keys [lo, ...) are cached */
+static int cache_slot(const struct lc_linattn *lin, int j, int lo)
+{
+    return lin->cfg.mode == LC_WINDOW_SLIDING ? j % lin->cfg.window : j - lo;
+}
+
+static float **alloc_per_layer(struct lc_backend *be, int n_layers, size_t bytes)
+{
+    float **p = calloc((size_t)n_layers, sizeof(float *));
+
+    for (int l = 0; p != NULL && l < n_layers; l++) {
+        p[l] = be->ops->alloc(be, bytes);
+        if (p[l] == NULL) {
+            for (int i = 0; i < l; i++) {
+                be->ops->release(be, p[i]);
+            }
+            free(p);
+            p = NULL;
+        }
+    }
+    return p;
+}
+
+static void free_per_layer(struct lc_backend *be, float **p, int n_layers)
+{
+    if (p != NULL) {
+        for (int l = 0; l < n_layers; l++) {
+            be->ops->release(be, p[l]);
+        }
+        free(p);
+    }
+}
 
 LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int max_tokens,
                                 struct lc_error *err)
 {
     struct lc_backend *be = m->llama->be;
     const struct lc_model_config *c = &m->llama->cfg;
+    const struct lc_linattn *lin = m->llama->lin;
+    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
     struct lc_session *s;
-    size_t bytes = (size_t)max_tokens * (size_t)c->n_kv_heads * (size_t)c->head_dim * sizeof(float);
     lc_status rc;
 
     *out = NULL;
     if (max_tokens <= 0) {
         return lc_err_set(err, LC_ERR_ARG, "a session needs room for at least one token");
     }
-    if (m->llama->lin != NULL) {
-        return lc_err_set(err, LC_ERR_UNSUPPORTED,
-                          "incremental decoding of a linearized model is not available yet");
-    }
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     s->model = m;
+    s->lin = lin;
+    s->lin_serial = m->lin_serial;
     s->max_tokens = max_tokens;
-    s->kcache = calloc((size_t)c->n_layers, sizeof(float *));
-    s->vcache = calloc((size_t)c->n_layers, sizeof(float *));
+    s->cache_rows = max_tokens;
+    if (lin != NULL) {
+        const int W = lin->cfg.window;
+        const size_t HF = (size_t)c->n_heads * 2 * (size_t)lin->cfg.feature_dim;
+        const int need = lin->cfg.mode == LC_WINDOW_SLIDING ? W : 2 * W;
+
+        s->cache_rows = need < max_tokens ? need : max_tokens;
+        s->S = alloc_per_layer(be, c->n_layers, HF * (size_t)c->head_dim * sizeof(float));
+        s->z = alloc_per_layer(be, c->n_layers, HF * sizeof(float));
+        s->fk_move = be->ops->alloc(be, (size_t)W * HF * sizeof(float));
+        if (s->S == NULL || s->z == NULL || s->fk_move == NULL) {
+            lc_session_free(s);
+            return lc_err_set(err, LC_ERR_NOMEM, "out of memory for the linear attention state");
+        }
+    }
+    s->kcache = alloc_per_layer(be, c->n_layers, (size_t)s->cache_rows * KD * sizeof(float));
+    s->vcache = alloc_per_layer(be, c->n_layers, (size_t)s->cache_rows * KD * sizeof(float));
     if (s->kcache == NULL || s->vcache == NULL) {
         lc_session_free(s);
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    for (int l = 0; l < c->n_layers; l++) {
-        s->kcache[l] = be->ops->alloc(be, bytes);
-        s->vcache[l] = be->ops->alloc(be, bytes);
-        if (s->kcache[l] == NULL || s->vcache[l] == NULL) {
-            lc_session_free(s);
-            return lc_err_set(err, LC_ERR_NOMEM,
-                              "out of backend memory for a KV cache of %d tokens", max_tokens);
-        }
+        return lc_err_set(err, LC_ERR_NOMEM, "out of backend memory for a KV cache of %d tokens",
+                          s->cache_rows);
     }
     rc = lc_llama_rope_reserve(m->llama, max_tokens, err);
     if (rc != LC_OK) {
@@ -230,22 +340,19 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
 
 LC_API void lc_session_free(struct lc_session *s)
 {
+    struct lc_backend *be;
+    int L;
+
     if (s == NULL) {
         return;
     }
-    if (s->kcache != NULL || s->vcache != NULL) {
-        struct lc_backend *be = s->model->llama->be;
-        for (int l = 0; l < s->model->llama->cfg.n_layers; l++) {
-            if (s->kcache != NULL) {
-                be->ops->release(be, s->kcache[l]);
-            }
-            if (s->vcache != NULL) {
-                be->ops->release(be, s->vcache[l]);
-            }
-        }
-    }
-    free(s->kcache);
-    free(s->vcache);
+    be = s->model->llama->be;
+    L = s->model->llama->cfg.n_layers;
+    free_per_layer(be, s->kcache, L);
+    free_per_layer(be, s->vcache, L);
+    free_per_layer(be, s->S, L);
+    free_per_layer(be, s->z, L);
+    be->ops->release(be, s->fk_move);
     free(s);
 }
 
@@ -254,11 +361,118 @@ LC_API int lc_session_length(const struct lc_session *s)
     return s->length;
 }
 
+/* The cache rows in use (a linearized model's cache stops growing once it
+ * has held 2W keys, W when sliding) and the linear states. */
 LC_API size_t lc_session_state_bytes(const struct lc_session *s)
 {
     const struct lc_model_config *c = &s->model->llama->cfg;
-    return 2 * (size_t)c->n_layers * (size_t)s->length * (size_t)c->n_kv_heads *
-           (size_t)c->head_dim * sizeof(float);
+    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    size_t rows = (size_t)s->length;
+    size_t per_layer;
+
+    if (s->lin != NULL) {
+        const size_t HF = (size_t)c->n_heads * 2 * (size_t)s->lin->cfg.feature_dim;
+        rows = rows < (size_t)s->cache_rows ? rows : (size_t)s->cache_rows;
+        per_layer = 2 * rows * KD + HF * (size_t)c->head_dim + HF;
+    } else {
+        per_layer = 2 * rows * KD;
+    }
+    return (size_t)c->n_layers * per_layer * sizeof(float);
+}
+
+/* Softmax attention of one layer for the chunk's n tokens at positions
+ * p0..p0+n-1: their keys join the cache, the queries see all of it. */
+static void softmax_chunk(struct lc_session *s, int l, int p0, int n)
+{
+    struct lc_llama *m = s->model->llama;
+    struct lc_llama_fwd *f = &s->model->fwd;
+    const struct lc_backend_ops *o = m->be->ops;
+    const struct lc_model_config *c = &m->cfg;
+    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    float *kc = s->kcache[l];
+    float *vc = s->vcache[l];
+
+    o->copy(m->be, kc + (size_t)p0 * KD, f->k, (size_t)n * KD * sizeof(float));
+    o->copy(m->be, vc + (size_t)p0 * KD, f->v, (size_t)n * KD * sizeof(float));
+    o->attn_fwd(m->be, f->att, f->q, kc, vc, 1, n, p0 + n, c->n_heads, c->n_kv_heads,
+                c->head_dim, p0);
+}
+
+/* The first chunk of a linearized session (positions 0..n-1): the
+ * parallel form, then keys [0, lo(n)) into the state and [lo(n), n) into
+ * the cache. */
+static void linear_first_chunk(struct lc_session *s, int l, int n)
+{
+    struct lc_llama *m = s->model->llama;
+    struct lc_llama_fwd *f = &s->model->fwd;
+    struct lc_backend *be = m->be;
+    const struct lc_linattn *lin = s->lin;
+    const struct lc_model_config *c = &m->cfg;
+    const int F = 2 * lin->cfg.feature_dim;
+    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    const int lo = lin_keys(lin, n);
+
+    lc_linattn_forward(lin, lin->params, l, 1, n, f->q, f->k, f->v, f->fq, f->fk, f->att, NULL,
+                       NULL);
+    if (lo > 0) {
+        be->ops->linstate_add(be, s->S[l], s->z[l], f->fk, f->v, lo, c->n_heads,
+                              c->n_kv_heads, c->head_dim, F);
+    }
+    /* runs of keys in consecutive slots (a sliding ring wraps at most once) */
+    for (int j = lo; j < n;) {
+        const int slot = cache_slot(lin, j, lo);
+        int run = n - j;
+        if (lin->cfg.mode == LC_WINDOW_SLIDING && run > lin->cfg.window - slot) {
+            run = lin->cfg.window - slot;
+        }
+        be->ops->copy(be, s->kcache[l] + (size_t)slot * KD, f->k + (size_t)j * KD,
+                      (size_t)run * KD * sizeof(float));
+        be->ops->copy(be, s->vcache[l] + (size_t)slot * KD, f->v + (size_t)j * KD,
+                      (size_t)run * KD * sizeof(float));
+        j += run;
+    }
+}
+
+/* The decode step of layer l for the token at position p, row i of the
+ * chunk's q, k, v, fq (see the comment above struct lc_session). */
+static void linear_step(struct lc_session *s, int l, int p, int i)
+{
+    struct lc_llama *m = s->model->llama;
+    struct lc_llama_fwd *f = &s->model->fwd;
+    struct lc_backend *be = m->be;
+    const struct lc_backend_ops *o = be->ops;
+    const struct lc_linattn *lin = s->lin;
+    const struct lc_model_config *c = &m->cfg;
+    const int H = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    const int F = 2 * lin->cfg.feature_dim;
+    const size_t KD = (size_t)Hkv * (size_t)D;
+    const int lo = lin_keys(lin, p);     /* the cache holds keys [lo, p) */
+    const int lo_next = lin_keys(lin, p + 1);
+    const int moved = lo_next - lo;
+    float *kc = s->kcache[l];
+    float *vc = s->vcache[l];
+    int slot;
+
+    if (moved > 0) {
+        /* keys [lo, lo_next) leave the window: sliding, the one in slot
+         * lo % W; terraced, the older block in slots [0, W) */
+        const int first = cache_slot(lin, lo, lo);
+        o->fmap_fwd(be, s->fk_move, kc + (size_t)first * KD, lc_linattn_wk(lin, lin->params, l),
+                    moved, H, Hkv, D, lin->cfg.feature_dim, LC_FMAP_EPS);
+        o->linstate_add(be, s->S[l], s->z[l], s->fk_move, vc + (size_t)first * KD, moved, H, Hkv,
+                        D, F);
+        if (lin->cfg.mode == LC_WINDOW_TERRACED) {
+            const size_t kept = (size_t)(p - lo_next) * KD * sizeof(float);
+            o->copy(be, kc, kc + (size_t)moved * KD, kept);
+            o->copy(be, vc, vc + (size_t)moved * KD, kept);
+        }
+    }
+    slot = cache_slot(lin, p, lo_next);
+    o->copy(be, kc + (size_t)slot * KD, f->k + (size_t)i * KD, KD * sizeof(float));
+    o->copy(be, vc + (size_t)slot * KD, f->v + (size_t)i * KD, KD * sizeof(float));
+    o->hybrid_decode(be, f->att + (size_t)i * H * D, f->q + (size_t)i * H * D,
+                     f->fq + (size_t)i * H * F, kc, vc, p + 1 - lo_next, s->S[l], s->z[l],
+                     lc_linattn_theta(lin, lin->params, l), H, Hkv, D, F);
 }
 
 /* One chunk of n <= LC_CHUNK_ROWS tokens at positions length..length+n-1. */
@@ -270,7 +484,7 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
     struct lc_backend *be = m->be;
     const struct lc_backend_ops *o = be->ops;
     const struct lc_model_config *c = &m->cfg;
-    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    const struct lc_linattn *lin = s->lin;
     const int p0 = s->length;
     int32_t pos[LC_CHUNK_ROWS];
 
@@ -281,15 +495,20 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
     o->upload(be, f->ids, ids, (size_t)n * sizeof(int32_t));
     lc_llama_embed(m, f->x, f->ids, n);
     for (int l = 0; l < c->n_layers; l++) {
-        float *kc = s->kcache[l];
-        float *vc = s->vcache[l];
         o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, n, c->hidden_size,
                        c->rms_norm_eps);
         lc_llama_qkv(m, l, f->xn, f->q, f->k, f->v, f->pos, n);
-        o->copy(be, kc + (size_t)p0 * KD, f->k, (size_t)n * KD * sizeof(float));
-        o->copy(be, vc + (size_t)p0 * KD, f->v, (size_t)n * KD * sizeof(float));
-        o->attn_fwd(be, f->att, f->q, kc, vc, 1, n, p0 + n, c->n_heads, c->n_kv_heads,
-                    c->head_dim, p0);
+        if (lin == NULL) {
+            softmax_chunk(s, l, p0, n);
+        } else if (p0 == 0) {
+            linear_first_chunk(s, l, n);
+        } else {
+            o->fmap_fwd(be, f->fq, f->q, lc_linattn_wq(lin, lin->params, l), n, c->n_heads,
+                        c->n_heads, c->head_dim, lin->cfg.feature_dim, LC_FMAP_EPS);
+            for (int i = 0; i < n; i++) {
+                linear_step(s, l, p0 + i, i);
+            }
+        }
         lc_llama_attn_out(m, l, f->x, f->att, n);
         lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, n);
     }
@@ -313,6 +532,13 @@ LC_API lc_status lc_session_feed(struct lc_session *s, const int32_t *ids, int n
     if (n > s->max_tokens - s->length) {
         return lc_err_set(err, LC_ERR_ARG, "the session holds %d tokens; %d more do not fit in %d",
                           s->length, n, s->max_tokens);
+    }
+    if (s->model->llama->lin != s->lin ||
+        (s->lin != NULL && s->model->lin_serial != s->lin_serial)) {
+        return lc_err_set(err, LC_ERR_ARG,
+                          "the model's attention changed since the session began (%s then, %s now)",
+                          s->lin != NULL ? "linearized" : "softmax",
+                          s->model->llama->lin != NULL ? "linearized" : "softmax");
     }
     for (int i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= c->vocab_size) {
@@ -364,10 +590,20 @@ LC_API int lc_model_has_adapter(const struct lc_model *m)
 LC_API void lc_model_use_adapter(struct lc_model *m, int use_adapter)
 {
     m->no_adapter = !use_adapter;
-    if (m->llama->lin != NULL) {
+    if (m->llama->lin != NULL && m->llama->lora != (use_adapter ? m->lora : NULL)) {
         drop_scratch(m); /* sized for the adapter's scratch on the next use */
         m->llama->lora = use_adapter ? m->lora : NULL;
+        m->lin_serial++; /* other weights: sessions made before refuse to go on */
     }
+}
+
+void lc_model_attach_linattn(struct lc_model *m, struct lc_linattn *lin)
+{
+    drop_scratch(m);
+    lc_linattn_free(m->lin);
+    m->lin = lin;
+    m->llama->lin = lin;
+    m->lin_serial++; /* sessions made before refuse to go on */
 }
 
 static int json_int_field(json_t *obj, const char *key, int *out)
@@ -397,6 +633,9 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
 
     snprintf(path, sizeof(path), "%s/lolcats_config.json", dir);
     root = json_load_file(path, 0, &jerr);
+    if (root == NULL && jerr.line < 1) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: %s", path, jerr.text); /* not opened */
+    }
     if (root == NULL) {
         return lc_err_set(err, LC_ERR_FORMAT, "%s: %s (line %d)", path, jerr.text, jerr.line);
     }
@@ -447,12 +686,9 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
             goto done;
         }
     }
-    drop_scratch(m);
-    lc_linattn_free(m->lin);
     lc_lora_free(m->lora);
-    m->lin = lin;
     m->lora = lora;
-    m->llama->lin = lin;
+    lc_model_attach_linattn(m, lin);
     m->llama->lora = m->no_adapter ? NULL : lora;
     lin = NULL;
     lora = NULL;

@@ -1,0 +1,60 @@
+#!/bin/sh
+# lolcats-generate with --lolcats on the small real model: it generates,
+# the same text for 1 and 2 threads, its decoding state is the same size
+# after 40 and after 200 new tokens (the teacher's KV cache grows), and a
+# missing or mismatched lolcats folder is an input error (exit 3).
+set -u
+: "${LC_BUILDDIR:?run through make check}" "${LC_TEST_DATA:?run through make check}"
+train="$LC_BUILDDIR/src/cli/lolcats-train"
+gen="$LC_BUILDDIR/src/cli/lolcats-generate"
+model="$LC_TEST_DATA/models/stories260K-hf"
+other="$LC_TEST_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf"
+text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+[ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
+tmp=$(mktemp -d) || exit 99
+trap 'rm -rf "$tmp"' EXIT
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+
+# a lolcats folder from a short stage-1 run (window 16)
+"$train" --model "$model" --data "$text" --out "$tmp/lc" --seq-len 128 --window 16 \
+    --max-steps 2 --eval-every 2 --val-size 4 --no-summary --quiet ||
+    { echo "FAIL: training the lolcats folder failed"; exit 1; }
+
+generate() {
+    "$gen" --model "$model" --temperature 0 --prompt "Once upon a time" "$@"
+}
+state_of() { sed -n 's/.*decoding state \([0-9.]*\) KiB.*/\1/p' "$1"; }
+
+generate --lolcats "$tmp/lc" -n 40 --threads 1 >"$tmp/a1" 2>"$tmp/e1" ||
+    fail "generation with --lolcats failed: $(cat "$tmp/e1")"
+generate --lolcats "$tmp/lc" -n 40 --threads 2 >"$tmp/a2" 2>"$tmp/e2" ||
+    fail "generation with --lolcats and 2 threads failed: $(cat "$tmp/e2")"
+[ "$(wc -c <"$tmp/a1")" -gt 20 ] || fail "--lolcats generated almost nothing: $(cat "$tmp/a1")"
+cmp -s "$tmp/a1" "$tmp/a2" || fail "--lolcats: 1 and 2 threads generate different text"
+
+# the state is constant once the cache holds 2W = 32 tokens; the KV cache grows
+generate --lolcats "$tmp/lc" -n 40 --verbose >/dev/null 2>"$tmp/v40" || fail "--verbose -n 40"
+generate --lolcats "$tmp/lc" -n 200 --verbose >/dev/null 2>"$tmp/v200" || fail "--verbose -n 200"
+generate -n 40 --verbose >/dev/null 2>"$tmp/t40" || fail "teacher -n 40"
+generate -n 200 --verbose >/dev/null 2>"$tmp/t200" || fail "teacher -n 200"
+s40=$(state_of "$tmp/v40"); s200=$(state_of "$tmp/v200")
+t40=$(state_of "$tmp/t40"); t200=$(state_of "$tmp/t200")
+if [ -z "$s40" ] || [ "$s40" != "$s200" ] || ! grep -q 'constant' "$tmp/v200"; then
+    fail "linearized decoding state: $s40 KiB after 40 tokens, $s200 KiB after 200"
+fi
+[ -n "$t40" ] && [ "$t40" != "$t200" ] ||
+    fail "teacher decoding state: $t40 KiB after 40 tokens, $t200 KiB after 200"
+
+# a missing folder, a folder made for another model
+generate --lolcats "$tmp/missing" >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" = 3 ] && grep -q 'lolcats_config.json' "$tmp/err" ||
+    fail "missing lolcats folder: status $rc, $(cat "$tmp/err")"
+if [ -f "$other" ]; then
+    "$gen" --model "$other" --lolcats "$tmp/lc" --prompt x >/dev/null 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = 3 ] && grep -q 'another shape' "$tmp/err" ||
+        fail "lolcats folder of another model: status $rc, $(cat "$tmp/err")"
+fi
+exit $status
