@@ -1,6 +1,7 @@
 /* LoRA adapters: parameters, forward and backward, PEFT files, merging. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -871,6 +872,29 @@ static lc_status write_index(struct merged_tensor *ts, size_t n, size_t n_shards
     return rc;
 }
 
+/* Removes NAME.tmp.XXXXXX files a killed merge left in the folder (which
+ * holds only what the merge writes). */
+static void remove_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (t != NULL && t != e->d_name && strlen(t + 5) == 6 && strchr(t + 5, '.') == NULL) {
+            char *p = path_join(dir, e->d_name);
+            if (p != NULL) {
+                unlink(p);
+                free(p);
+            }
+        }
+    }
+    closedir(d);
+}
+
 lc_status lc_lora_merge(const struct lc_lora *lo, const float *host, const struct lc_llama *m,
                         const char *out_dir, struct lc_error *err)
 {
@@ -895,6 +919,7 @@ lc_status lc_lora_merge(const struct lc_lora *lo, const float *host, const struc
         return lc_err_set(err, LC_ERR_IO, "%s: cannot create the folder: %s", out_dir,
                           strerror(errno));
     }
+    remove_temporaries(out_dir);
     rc = copy_if_present(src, out_dir, "config.json", 1, err);
     for (size_t i = 0; i < sizeof(small_files) / sizeof(small_files[0]) && rc == LC_OK; i++) {
         rc = copy_if_present(src, out_dir, small_files[i], 0, err);
