@@ -28,3 +28,9 @@ EXTRA_DIST += data/gen/make_hybrid_golden.py data/ref/hybrid_golden.safetensors
 # multiple-choice tasks: per-choice log-likelihoods of stories260K from
 # transformers + SentencePiece (data/gen/make_eval_ref.py)
 EXTRA_DIST += data/gen/make_eval_ref.py data/ref/eval_reference.json
+
+# stage 2: golden loss and gradients of LoRA on the linearized stories260K
+# (data/gen/make_lora_golden.py), and the PEFT compatibility check with its
+# recorded output (data/gen/check_peft_adapter.py)
+EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors
+EXTRA_DIST += data/gen/check_peft_adapter.py data/ref/peft_check.txt

@@ -2,7 +2,9 @@
 # lolcats-train end to end on the small real model: byte-identical output
 # for 1 and 2 threads, resume after kill -9 and after SIGINT gives the
 # same files as an uninterrupted run, bad input gets clear errors and never
-# damages an existing checkpoint, and lolcats-eval reads the result.
+# damages an existing checkpoint, and lolcats-eval reads the result; first
+# for attention transfer alone, then for both stages (kills in stage 2,
+# --recompute, --merge, --stage finetune, --no-transfer).
 set -u
 : "${LC_BUILDDIR:?run through make check}" "${LC_TEST_DATA:?run through make check}"
 train="$LC_BUILDDIR/src/cli/lolcats-train"
@@ -21,7 +23,8 @@ fail() { echo "FAIL: $*"; status=1; }
 run_exec() {
     out=$1; shift
     exec "$train" --model "$model" --data "$text" --out "$out" --seq-len 128 --window 16 \
-        --grad-accum 2 --max-steps 24 --eval-every 4 --val-size 8 --no-summary --quiet "$@"
+        --grad-accum 2 --max-steps 24 --eval-every 4 --val-size 8 --no-summary --quiet \
+        --stage transfer "$@"
 }
 run() { (run_exec "$@"); }
 
@@ -124,6 +127,86 @@ rc=$?
 grep -q 'cannot write' "$tmp/err" || fail "full disk: message '$(cat "$tmp/err")'"
 cmp -s "$tmp/before" "$tmp/t1/feature_maps.safetensors" ||
     fail "a failed run damaged the existing feature_maps.safetensors"
+
+# ===================== both stages =====================
+# 8 steps per stage, an evaluation every 4: the metrics hold 11 lines of
+# stage 1 (evaluations at lines 1, 6, 11), then 11 of stage 2 (evaluations
+# at lines 12, 17, 22).  LoRA dropout on, so that resuming must redraw the
+# same masks.
+all_exec() {
+    out=$1; shift
+    exec "$train" --model "$model" --data "$text" --out "$out" --seq-len 128 --window 16 \
+        --grad-accum 2 --max-steps 8 --eval-every 4 --val-size 8 --no-summary --quiet \
+        --lora-dropout 0.1 --lora-lr 0.001 "$@"
+}
+all_run() { (all_exec "$@"); }
+outputs="feature_maps.safetensors adapter_model.safetensors adapter_config.json
+lolcats_config.json train_state.safetensors"
+same_outputs() { # DIR1 DIR2 WHAT
+    for f in $outputs; do
+        cmp -s "$1/$f" "$2/$f" || fail "$3: $f differs"
+    done
+}
+all_run "$tmp/a1" --threads 1 --metrics "$tmp/a1.jsonl" --merge || fail "--stage all, 1 thread"
+all_run "$tmp/a2" --threads 2 --metrics "$tmp/a2.jsonl" || fail "--stage all, 2 threads"
+same_outputs "$tmp/a1" "$tmp/a2" "--stage all with 1 and 2 threads"
+steps=$(grep -c '"stage": "finetune", "step": [0-9]*, "epoch": [0-9]*, "loss"' "$tmp/a2.jsonl")
+evals=$(grep -c '"stage": "finetune".*"val_loss"' "$tmp/a2.jsonl")
+[ "$steps" = 8 ] && [ "$evals" = 3 ] || fail "--stage all: $steps finetune steps, $evals evaluations"
+grep -q '"stages_done": 3' "$tmp/a1/lolcats_config.json" || fail "stages_done is not 3"
+grep -q '"peft_type": "LORA"' "$tmp/a1/adapter_config.json" || fail "adapter_config.json"
+# the adapter changed: B is no longer all zeros, the merged q_proj differs
+cmp -s "$tmp/a1/merged/model.safetensors" "$model/model.safetensors" &&
+    fail "--merge wrote the base weights unchanged"
+# --recompute: the same files
+all_run "$tmp/a3" --recompute --metrics "$tmp/a3.jsonl" || fail "--recompute run failed"
+same_outputs "$tmp/a1" "$tmp/a3" "--recompute"
+
+# kill -9 in stage 2 (and at the end of stage 1), then --resume
+for k in 11 12 14 19; do
+    d="$tmp/ak$k"
+    (all_exec "$d" --metrics "$d.jsonl") &
+    pid=$!
+    while [ "$(lines_of "$d.jsonl")" -lt "$k" ] && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.002
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    all_run "$d" --metrics "$d.jsonl" --resume || fail "--stage all: resume after kill at line $k"
+    same_outputs "$tmp/a1" "$d" "--stage all, kill -9 at line $k then --resume"
+    steps=$(grep -c '"loss"' "$d.jsonl")
+    evals=$(grep -c '"val_loss"' "$d.jsonl")
+    [ "$steps" = 16 ] && [ "$evals" = 6 ] ||
+        fail "--stage all, kill -9 at line $k: metrics has $steps step and $evals evaluation lines"
+done
+
+# the merged model loads as a plain model (softmax attention)
+"$eval_" -m "$tmp/a1/merged" -t ppl -d "$text" --split val -c 128 --json -q \
+    >"$tmp/merged.json" || fail "lolcats-eval on the merged model failed"
+grep -q '"ppl"' "$tmp/merged.json" || fail "merged model: $(cat "$tmp/merged.json")"
+
+# stage 2 alone: from the feature maps of a transfer run, or refused
+cp -r "$tmp/t1" "$tmp/f1"
+all_run "$tmp/f1" --stage finetune --max-steps 2 || fail "--stage finetune after transfer"
+[ -f "$tmp/f1/adapter_model.safetensors" ] || fail "--stage finetune wrote no adapter"
+cmp -s "$tmp/t1/feature_maps.safetensors" "$tmp/f1/feature_maps.safetensors" ||
+    fail "--stage finetune changed the feature maps"
+all_run "$tmp/f2" --stage finetune 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'stage transfer first' "$tmp/err" ||
+    fail "--stage finetune without feature maps: status $rc, $(cat "$tmp/err")"
+# the baseline: no attention transfer, feature maps trained with LoRA
+all_run "$tmp/nt" --no-transfer --max-steps 2 || fail "--no-transfer failed"
+grep -q '"train_feature_maps": true' "$tmp/nt/lolcats_config.json" &&
+    grep -q '"stages_done": 2' "$tmp/nt/lolcats_config.json" || fail "--no-transfer config"
+"$train" -m "$model" -d "$text" -o "$tmp/x" --stage transfer --no-transfer -q 2>"$tmp/err"
+[ $? = 2 ] || fail "--stage transfer --no-transfer accepted"
+# merging needs a Hugging Face folder: refused before any training
+"$train" -m "$LC_TEST_DATA/models/stories260K/stories260K.gguf" -d "$text" -o "$tmp/x" --merge \
+    -q 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'Hugging Face model folder' "$tmp/err" ||
+    fail "--merge with a GGUF model: status $rc, $(cat "$tmp/err")"
 
 # --- the result is usable: lolcats-eval with --lolcats and --compare
 "$eval_" -m "$model" --lolcats "$tmp/t1" --compare -t ppl -d "$text" --split val -c 128 \

@@ -127,6 +127,11 @@ tests_test_cuda_emu_LDADD = $(LC_EMU_CU_OBJS) $(LC_TEST_LDADD) -lstdc++
 EXTRA_tests_test_cuda_emu_DEPENDENCIES = $(LC_EMU_CU_OBJS)
 endif
 
+check_PROGRAMS += tests/test_lora
+tests_test_lora_SOURCES = tests/test_lora.c $(LC_REF_F64_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
+tests_test_lora_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_lora_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_decode
 tests_test_decode_SOURCES = tests/test_decode.c
 tests_test_decode_CFLAGS = $(LC_TEST_CFLAGS)

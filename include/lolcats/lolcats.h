@@ -526,7 +526,10 @@ struct lc_train_opts {
     unsigned lora_targets;  /* LC_LORA_* bits; default q, k, v, o */
     int train_feature_maps; /* also train feature maps and window factors in stage 2 */
     int recompute;          /* stage 2: recompute layer activations in the backward */
-    int skip_transfer;      /* stage 2 without stage 1 (the paper's "no attention transfer" baseline) */
+    int skip_transfer;      /* stage 2 without stage 1 (the paper's "no attention transfer" baseline):
+                             * untrained feature maps, trained jointly with LoRA */
+    int merge;              /* stage 2: also write out_dir/merged, a plain Hugging Face model with
+                             * the adapters folded into the weights */
     /* optimizer and schedule */
     double weight_decay;    /* default 0 */
     double plateau_factor;  /* ReduceLROnPlateau factor; default 0.1 */
@@ -560,6 +563,8 @@ struct lc_train_event {
     int improved;            /* the evaluation improved on the best so far */
     int n_layers;
     const double *layer_mse; /* stage 1 evaluations: validation MSE per layer */
+    int64_t act_bytes;       /* stage 2 start: backend bytes of activations and working */
+    int64_t act_bytes_recompute; /* buffers per micro-batch, without and with recompute */
 };
 
 /* Return non-zero to stop: the trainer saves its state and returns
@@ -584,6 +589,13 @@ LC_API lc_status lc_train(struct lc_model *m, const struct lc_dataset *ds,
 LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err);
 /** Back to the original softmax attention (teacher). */
 LC_API void lc_model_use_teacher(struct lc_model *m, int use_teacher);
+/** Whether lc_model_load_lolcats found a LoRA adapter. */
+LC_API int lc_model_has_adapter(const struct lc_model *m);
+/**
+ * Use the loaded LoRA adapter (default) or not, e.g. to compare the
+ * linearized model after attention transfer alone with the finetuned one.
+ */
+LC_API void lc_model_use_adapter(struct lc_model *m, int use_adapter);
 
 #ifdef __cplusplus
 }

@@ -22,14 +22,15 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: %s --model PATH --data FILE --out DIR [OPTIONS]\n"
             "Linearize a Llama-family model with LoLCATs: train Hedgehog feature maps and a\n"
-            "softmax window to mimic every softmax attention (attention transfer).\n"
+            "softmax window to mimic every softmax attention (stage 1, attention transfer),\n"
+            "then LoRA adapters on the linearized model (stage 2, low-rank linearizing).\n"
             "\n"
             "Input and output:\n"
             "  -m, --model PATH        Hugging Face model folder or GGUF file\n"
             "  -d, --data FILE         training text: plain text, JSON lines of {\"text\"}, or\n"
             "                          Alpaca records (JSON array or lines); gzip allowed\n"
             "  -o, --out DIR           output folder (created if missing)\n"
-            "      --stage STAGE       transfer (default)\n"
+            "      --stage STAGE       transfer, finetune or all (default all: both)\n"
             "      --format FMT        auto, text, jsonl or alpaca (default auto)\n"
             "      --val-fraction F    held-out fraction of a text file (default 0.1)\n"
             "      --val-records N     held-out records of a record file (default 200)\n"
@@ -40,7 +41,7 @@ static void usage(FILE *out)
             "      --seq-len N         tokens per chunk (default min(1024, model context))\n"
             "      --batch-size N      chunks per micro-batch (default 1)\n"
             "      --grad-accum N      micro-batches per optimizer step (default 8)\n"
-            "      --lr LR             AdamW learning rate (default 0.01)\n"
+            "      --lr LR             AdamW learning rate of stage 1 (default 0.01)\n"
             "      --weight-decay W    AdamW weight decay (default 0)\n"
             "      --max-steps N       optimizer steps (0: evaluate the start only;\n"
             "                          default: --epochs epochs)\n"
@@ -58,6 +59,20 @@ static void usage(FILE *out)
             "      --window-mode MODE  terraced (default) or sliding\n"
             "      --mse-weight W      weight of the output MSE loss (default 1000)\n"
             "      --xent-weight W     weight of the attention-weight cross-entropy (default 0)\n"
+            "\n"
+            "LoRA (stage 2):\n"
+            "      --lora-rank N       adapter rank r (default 8)\n"
+            "      --lora-alpha A      adapter scale alpha; the update is alpha/r B A (default 16)\n"
+            "      --lora-dropout P    dropout on the adapters' input (default 0)\n"
+            "      --lora-targets LIST projections to adapt, any of q,k,v,o (default q,k,v,o)\n"
+            "      --lora-lr LR        AdamW learning rate of stage 2 (default 0.0001)\n"
+            "      --train-feature-maps  also train the feature maps and window factors\n"
+            "      --no-transfer       skip attention transfer: untrained feature maps, trained\n"
+            "                          jointly with LoRA (the paper's baseline)\n"
+            "      --recompute         keep only each layer's input for the backward and\n"
+            "                          recompute the rest (less memory, more time)\n"
+            "      --merge             also write DIR/merged: the model with the adapters\n"
+            "                          folded into its weights (Hugging Face folder)\n"
             "\n"
             "General:\n"
             "      --backend NAME      compute backend: cpu or ref (default cpu)\n"
@@ -97,6 +112,15 @@ enum {
     OPT_WINDOW_MODE,
     OPT_MSE_WEIGHT,
     OPT_XENT_WEIGHT,
+    OPT_LORA_RANK,
+    OPT_LORA_ALPHA,
+    OPT_LORA_DROPOUT,
+    OPT_LORA_TARGETS,
+    OPT_LORA_LR,
+    OPT_TRAIN_FEATURE_MAPS,
+    OPT_NO_TRANSFER,
+    OPT_RECOMPUTE,
+    OPT_MERGE,
     OPT_BACKEND,
     OPT_THREADS,
     OPT_NO_SUMMARY
@@ -116,6 +140,37 @@ static int parse_format(const char *s, enum lc_data_format *f)
         return 0;
     }
     return 1;
+}
+
+/* "q,k,v,o" or any subset; q_proj etc. are accepted too */
+static int parse_targets(const char *s, unsigned *out)
+{
+    static const char *const names[] = {"q", "k", "v", "o"};
+    unsigned bits = 0;
+
+    while (*s != '\0') {
+        size_t n = strcspn(s, ",");
+        int found = 0;
+        for (int t = 0; t < 4; t++) {
+            if ((n == 1 && s[0] == names[t][0]) ||
+                (n == 6 && s[0] == names[t][0] && strncmp(s + 1, "_proj", 5) == 0)) {
+                bits |= 1u << t;
+                found = 1;
+            }
+        }
+        if (!found) {
+            return 0;
+        }
+        s += n;
+        if (*s == ',') {
+            s++;
+            if (*s == '\0') {
+                return 0;
+            }
+        }
+    }
+    *out = bits;
+    return bits != 0;
 }
 
 static int parse_args(int argc, char **argv, struct train_args *a)
@@ -148,6 +203,15 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"window-mode", required_argument, NULL, OPT_WINDOW_MODE},
         {"mse-weight", required_argument, NULL, OPT_MSE_WEIGHT},
         {"xent-weight", required_argument, NULL, OPT_XENT_WEIGHT},
+        {"lora-rank", required_argument, NULL, OPT_LORA_RANK},
+        {"lora-alpha", required_argument, NULL, OPT_LORA_ALPHA},
+        {"lora-dropout", required_argument, NULL, OPT_LORA_DROPOUT},
+        {"lora-targets", required_argument, NULL, OPT_LORA_TARGETS},
+        {"lora-lr", required_argument, NULL, OPT_LORA_LR},
+        {"train-feature-maps", no_argument, NULL, OPT_TRAIN_FEATURE_MAPS},
+        {"no-transfer", no_argument, NULL, OPT_NO_TRANSFER},
+        {"recompute", no_argument, NULL, OPT_RECOMPUTE},
+        {"merge", no_argument, NULL, OPT_MERGE},
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
@@ -165,7 +229,6 @@ static int parse_args(int argc, char **argv, struct train_args *a)
     memset(a, 0, sizeof(*a));
     lc_data_opts_default(&a->data_opts);
     lc_train_opts_default(t);
-    t->stage = LC_STAGE_TRANSFER;
     while ((c = getopt_long(argc, argv, "m:d:o:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
@@ -180,9 +243,12 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         case OPT_STAGE:
             if (strcmp(optarg, "transfer") == 0) {
                 t->stage = LC_STAGE_TRANSFER;
+            } else if (strcmp(optarg, "finetune") == 0) {
+                t->stage = LC_STAGE_FINETUNE;
+            } else if (strcmp(optarg, "all") == 0) {
+                t->stage = LC_STAGE_ALL;
             } else {
-                return cli_usage_error("--stage: '%s' is not a stage this build runs (transfer)",
-                                       optarg);
+                return cli_usage_error("--stage: '%s' is not transfer, finetune or all", optarg);
             }
             break;
         case OPT_FORMAT:
@@ -314,6 +380,47 @@ static int parse_args(int argc, char **argv, struct train_args *a)
                 return CLI_EXIT_USAGE;
             }
             break;
+        case OPT_LORA_RANK:
+            if (!cli_parse_int("--lora-rank", optarg, 1, 65536, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->lora_rank = (int)n;
+            break;
+        case OPT_LORA_ALPHA:
+            if (!cli_parse_double("--lora-alpha", optarg, 1e-9, 1e9, &t->lora_alpha)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_LORA_DROPOUT:
+            if (!cli_parse_double("--lora-dropout", optarg, 0.0, 0.999, &t->lora_dropout)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_LORA_TARGETS:
+            if (!parse_targets(optarg, &t->lora_targets)) {
+                return cli_usage_error("--lora-targets: '%s' is not a list of q, k, v, o "
+                                       "(e.g. q,v)",
+                                       optarg);
+            }
+            break;
+        case OPT_LORA_LR:
+            if (!cli_parse_double("--lora-lr", optarg, 1e-12, 10.0, &t->lora_lr)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_TRAIN_FEATURE_MAPS:
+            t->train_feature_maps = 1;
+            break;
+        case OPT_NO_TRANSFER:
+            t->skip_transfer = 1;
+            t->train_feature_maps = 1;
+            break;
+        case OPT_RECOMPUTE:
+            t->recompute = 1;
+            break;
+        case OPT_MERGE:
+            t->merge = 1;
+            break;
         case OPT_BACKEND:
             a->common.backend = optarg;
             break;
@@ -352,6 +459,15 @@ static int parse_args(int argc, char **argv, struct train_args *a)
     if (t->mse_weight == 0 && t->xent_weight == 0) {
         return cli_usage_error("--mse-weight and --xent-weight cannot both be 0");
     }
+    if (t->skip_transfer && t->stage == LC_STAGE_TRANSFER) {
+        return cli_usage_error("--no-transfer cannot be used with --stage transfer");
+    }
+    if (t->merge && t->stage == LC_STAGE_TRANSFER) {
+        return cli_usage_error("--merge needs the LoRA stage (--stage finetune or all)");
+    }
+    if (t->skip_transfer) {
+        t->stage = LC_STAGE_FINETUNE; /* nothing of stage 1 runs */
+    }
     if (t->seq_len > 0 && t->window > t->seq_len) {
         return cli_usage_error("--window (%d) is larger than --seq-len (%d)", t->window,
                                t->seq_len);
@@ -385,6 +501,13 @@ static int on_event(const struct lc_train_event *ev, void *user)
     case LC_EV_START:
         cli_info(c, "%s: %lld optimizer steps of %lld tokens", stage_name(ev->stage),
                  (long long)ev->total_steps, (long long)ev->tokens_per_step);
+        if (ev->act_bytes > 0) {
+            cli_info(c, "%s: activations and working buffers %.1f MiB per micro-batch, "
+                        "%.1f MiB with --recompute%s",
+                     stage_name(ev->stage), (double)ev->act_bytes / (1 << 20),
+                     (double)ev->act_bytes_recompute / (1 << 20),
+                     rs->a->t.recompute ? " (in use)" : "");
+        }
         cli_progress_start(&rs->prog, stage_name(ev->stage), ev->total_steps, c->quiet);
         break;
     case LC_EV_STEP:
@@ -403,8 +526,15 @@ static int on_event(const struct lc_train_event *ev, void *user)
             }
         }
         cli_progress_clear(&rs->prog);
-        cli_info(c, "%s step %lld: validation loss %.6f%s", stage_name(ev->stage),
-                 (long long)ev->step, ev->val_loss, ev->improved ? " (best so far, saved)" : "");
+        if (ev->stage == LC_STAGE_FINETUNE) {
+            /* the loss is a mean NLL per token: show its perplexity too */
+            snprintf(extra, sizeof(extra), " (perplexity %.4f)", exp(ev->val_loss));
+        } else {
+            extra[0] = '\0';
+        }
+        cli_info(c, "%s step %lld: validation loss %.6f%s%s", stage_name(ev->stage),
+                 (long long)ev->step, ev->val_loss, extra,
+                 ev->improved ? " (best so far, saved)" : "");
         break;
     case LC_EV_END:
         cli_progress_end(&rs->prog);
@@ -437,7 +567,11 @@ static void print_config(const struct train_args *a, const struct lc_model_confi
     }
     fputc('\n', stderr);
     fprintf(stderr, "output      %s%s\n", t->out_dir, t->resume ? " (resuming)" : "");
-    fprintf(stderr, "stage       %s\n", t->stage == LC_STAGE_TRANSFER ? "transfer" : "all");
+    fprintf(stderr, "stage       %s%s\n",
+            t->stage == LC_STAGE_TRANSFER   ? "transfer"
+            : t->stage == LC_STAGE_FINETUNE ? "finetune"
+                                            : "all (transfer, then finetune)",
+            t->skip_transfer ? ", without attention transfer (baseline)" : "");
     fprintf(stderr, "batches     seq-len %d, batch-size %d, grad-accum %d, seed %llu\n", T,
             t->batch_size, t->grad_accum, (unsigned long long)t->seed);
     if (t->max_steps >= 0) {
@@ -457,6 +591,14 @@ static void print_config(const struct train_args *a, const struct lc_model_confi
             t->feature_dim, t->window,
             t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", t->mse_weight,
             t->xent_weight);
+    if (t->stage & LC_STAGE_FINETUNE) {
+        fprintf(stderr, "lora        rank %d, alpha %g, dropout %g on %s%s%s%s, lr %g%s%s%s\n",
+                t->lora_rank, t->lora_alpha, t->lora_dropout,
+                t->lora_targets & LC_LORA_Q ? "q" : "", t->lora_targets & LC_LORA_K ? "k" : "",
+                t->lora_targets & LC_LORA_V ? "v" : "", t->lora_targets & LC_LORA_O ? "o" : "",
+                t->lora_lr, t->train_feature_maps ? "; feature maps trained too" : "",
+                t->recompute ? "; recompute" : "", t->merge ? "; merge" : "");
+    }
 }
 
 /* Teacher vs linearized perplexity on the held-out split. */
@@ -469,6 +611,9 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     int64_t n = 0;
     struct lc_ppl_result teacher;
     struct lc_ppl_result student;
+    struct lc_ppl_result finetuned;
+    int with_lora;
+    int transfer_only;
     const struct lc_model_config *mc = lc_model_get_config(model);
     int ctx = a->t.seq_len > 0 ? a->t.seq_len
                                : (mc->max_position_embeddings > 0 &&
@@ -485,16 +630,34 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     if (rc == LC_OK) {
         rc = lc_model_load_lolcats(model, a->t.out_dir, &err);
     }
-    if (rc == LC_OK) {
+    /* attention transfer alone: the feature maps of stage 1 without the
+     * adapter (not when stage 2 trained the maps too) */
+    with_lora = rc == LC_OK && lc_model_has_adapter(model);
+    transfer_only = !with_lora || !a->t.train_feature_maps;
+    if (rc == LC_OK && transfer_only) {
+        lc_model_use_adapter(model, 0);
         rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &student, &err);
+        lc_model_use_adapter(model, 1);
+    }
+    if (rc == LC_OK && with_lora) {
+        rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &finetuned, &err);
     }
     if (rc != LC_OK) {
         return cli_fail(rc, &err, 0);
     }
     printf("held-out perplexity (context %d, %lld tokens)\n", ctx, (long long)n);
-    printf("  teacher (softmax attention)   %10.4f\n", teacher.ppl);
-    printf("  linearized (%s)   %10.4f   (%+.2f%%)\n", a->t.out_dir, student.ppl,
-           100.0 * (student.ppl / teacher.ppl - 1.0));
+    printf("  %-40s %10.4f\n", "teacher (softmax attention)", teacher.ppl);
+    if (transfer_only) {
+        printf("  %-40s %10.4f   (%+.2f%%)\n",
+               with_lora ? "linearized, attention transfer only" : "linearized, attention transfer",
+               student.ppl, 100.0 * (student.ppl / teacher.ppl - 1.0));
+    }
+    if (with_lora) {
+        printf("  %-40s %10.4f   (%+.2f%%)\n",
+               a->t.skip_transfer ? "linearized, no transfer + LoRA"
+                                  : "linearized, attention transfer + LoRA",
+               finetuned.ppl, 100.0 * (finetuned.ppl / teacher.ppl - 1.0));
+    }
     if (rs->first_layer_mse != NULL && !isnan(rs->first_val)) {
         printf("validation attention MSE per layer (start -> best)\n");
         for (int l = 0; l < rs->n_layers; l++) {

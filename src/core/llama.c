@@ -469,6 +469,12 @@ void lc_llama_qkv(struct lc_llama *m, int l, const float *xn, float *q, float *k
     o->linear_fwd(m->be, q, xn, L->wq.data, L->wq.dtype, N, C, H * D, 0.0f);
     o->linear_fwd(m->be, k, xn, L->wk.data, L->wk.dtype, N, C, Hkv * D, 0.0f);
     o->linear_fwd(m->be, v, xn, L->wv.data, L->wv.dtype, N, C, Hkv * D, 0.0f);
+    if (m->lora != NULL) {
+        /* the adapters act on the projections, before RoPE */
+        lc_lora_forward(m->lora, l, LC_LORA_TQ, xn, q, N);
+        lc_lora_forward(m->lora, l, LC_LORA_TK, xn, k, N);
+        lc_lora_forward(m->lora, l, LC_LORA_TV, xn, v, N);
+    }
     o->rope_fwd(m->be, q, pos, m->rope_cos, m->rope_sin, N, H, D);
     o->rope_fwd(m->be, k, pos, m->rope_cos, m->rope_sin, N, Hkv, D);
 }
@@ -481,6 +487,9 @@ void lc_llama_attn_out(struct lc_llama *m, int l, float *x, const float *att, in
 
     /* o_proj straight into the residual stream (beta = 1) */
     m->be->ops->linear_fwd(m->be, x, att, L->wo.data, L->wo.dtype, N, HD, C, 1.0f);
+    if (m->lora != NULL) {
+        lc_lora_forward(m->lora, l, LC_LORA_TO, att, x, N);
+    }
 }
 
 void lc_llama_mlp(struct lc_llama *m, int l, float *x, float *xn, float *gate, float *up, int N)
@@ -547,6 +556,13 @@ lc_status lc_llama_fwd_alloc(struct lc_llama *m, struct lc_llama_fwd *f, int max
             lc_llama_fwd_free(m, f);
             return lc_err_set(err, LC_ERR_NOMEM, "out of backend memory for activations of %d tokens",
                               max_rows);
+        }
+    }
+    if (m->lora != NULL) {
+        lc_status rc = lc_lora_reserve(m->lora, max_rows, 0, err);
+        if (rc != LC_OK) {
+            lc_llama_fwd_free(m, f);
+            return rc;
         }
     }
     f->logits = be->ops->alloc(be, head_rows * (size_t)c->vocab_size * sizeof(float));

@@ -12,6 +12,7 @@
 
 #include "core/backend.h"
 #include "core/lolcats.h"
+#include "core/lora.h"
 #include "core/modelfiles.h"
 #include "lolcats/lolcats.h"
 
@@ -48,6 +49,9 @@ struct lc_llama {
     int rope_len;             /* positions covered by the tables */
     /* linearized attention in place of softmax attention, when attached */
     const struct lc_linattn *lin;
+    /* LoRA adapters on q, k, v, o, when attached: lc_llama_qkv and
+     * lc_llama_attn_out add them, so every forward and decoder uses them */
+    struct lc_lora *lora;
 };
 
 lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backend *be,
@@ -74,11 +78,12 @@ void lc_rope_inv_freq(const struct lc_model_config *cfg, float *inv_freq);
 void lc_llama_embed(struct lc_llama *m, float *x, const int32_t *ids, int N);
 
 /* xn = rmsnorm(x) with the attention norm of layer l; q[N,H*D], k, v
- * [N,Hkv*D] projections; RoPE applied to q and k at positions pos[N]. */
+ * [N,Hkv*D] projections (with the attached LoRA adapters); RoPE applied to
+ * q and k at positions pos[N]. */
 void lc_llama_qkv(struct lc_llama *m, int l, const float *xn, float *q, float *k, float *v,
                   const int32_t *pos, int N);
 
-/* x += o_proj(att) */
+/* x += o_proj(att) (with the attached LoRA adapter) */
 void lc_llama_attn_out(struct lc_llama *m, int l, float *x, const float *att, int N);
 
 /* x += mlp(rmsnorm(x)); xn [N,C], gate, up [N,FFN] scratch */

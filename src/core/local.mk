@@ -17,6 +17,8 @@ liblc_internal_la_SOURCES = \
 	src/core/error.c \
 	src/core/eval.c \
 	src/core/eval.h \
+	src/core/finetune.c \
+	src/core/finetune.h \
 	src/core/gguf.c \
 	src/core/half.h \
 	src/core/llama.c \
@@ -24,6 +26,8 @@ liblc_internal_la_SOURCES = \
 	src/core/log.c \
 	src/core/lolcats.c \
 	src/core/lolcats.h \
+	src/core/lora.c \
+	src/core/lora.h \
 	src/core/model.c \
 	src/core/model.h \
 	src/core/modelfiles.c \

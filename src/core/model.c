@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/llama.h"
 #include "core/model.h"
@@ -67,6 +68,7 @@ LC_API void lc_model_close(struct lc_model *m)
         lc_llama_fwd_free(m->llama, &m->fwd);
     }
     lc_linattn_free(m->lin);
+    lc_lora_free(m->lora);
     lc_llama_free(m->llama);
     free(m);
 }
@@ -576,6 +578,23 @@ LC_API void lc_model_use_teacher(struct lc_model *m, int use_teacher)
         drop_scratch(m); /* the scratch differs between the two */
         m->llama->lin = want;
     }
+    /* the teacher is the original model: no adapter either */
+    m->llama->lora = use_teacher || m->no_adapter ? NULL : m->lora;
+}
+
+LC_API int lc_model_has_adapter(const struct lc_model *m)
+{
+    return m->lora != NULL;
+}
+
+LC_API void lc_model_use_adapter(struct lc_model *m, int use_adapter)
+{
+    m->no_adapter = !use_adapter;
+    if (m->llama->lin != NULL && m->llama->lora != (use_adapter ? m->lora : NULL)) {
+        drop_scratch(m); /* sized for the adapter's scratch on the next use */
+        m->llama->lora = use_adapter ? m->lora : NULL;
+        m->lin_serial++; /* other weights: sessions made before refuse to go on */
+    }
 }
 
 void lc_model_attach_linattn(struct lc_model *m, struct lc_linattn *lin)
@@ -608,6 +627,7 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     const char *mode;
     struct lc_linattn_cfg cfg;
     struct lc_linattn *lin = NULL;
+    struct lc_lora *lora = NULL;
     int v;
     lc_status rc;
 
@@ -658,11 +678,24 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     if (rc != LC_OK) {
         goto done;
     }
+    /* the LoRA adapter of stage 2, when the folder has one */
+    snprintf(path, sizeof(path), "%s/%s", dir, LC_ADAPTER_CONFIG_FILE);
+    if (access(path, F_OK) == 0) {
+        rc = lc_lora_load(&lora, m->llama, dir, err);
+        if (rc != LC_OK) {
+            goto done;
+        }
+    }
+    lc_lora_free(m->lora);
+    m->lora = lora;
     lc_model_attach_linattn(m, lin);
+    m->llama->lora = m->no_adapter ? NULL : lora;
     lin = NULL;
+    lora = NULL;
 
 done:
     lc_linattn_free(lin);
+    lc_lora_free(lora);
     json_decref(root);
     return rc;
 }

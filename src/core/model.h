@@ -8,7 +8,9 @@ struct lc_model {
     struct lc_llama *llama;
     struct lc_llama_fwd fwd; /* scratch sized for the largest batch so far */
     struct lc_linattn *lin;  /* loaded linear attention, or NULL */
-    uint64_t lin_serial;     /* counts lc_model_attach_linattn calls */
+    struct lc_lora *lora;    /* loaded LoRA adapter, or NULL */
+    int no_adapter;          /* lc_model_use_adapter(m, 0) */
+    uint64_t lin_serial;     /* counts lc_model_attach_linattn calls and adapter switches */
 };
 
 /* Grows the forward scratch to at least `rows` token rows. */

@@ -303,6 +303,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
     META("plateau_bad", "%d", tr->plateau_bad);
     META("best_val", "%.17g", tr->best_val);
     META("metrics_lines", "%lld", (long long)tr->metrics_lines);
+    META("stages_done", "%d", tr->stages_done);
 #undef META
     if (rc == LC_OK) {
         fingerprint(tr, buf, sizeof(buf));
@@ -530,6 +531,10 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     ev.kind = LC_EV_START;
     ev.total_steps = total;
     ev.tokens_per_step = (int64_t)tr->B * tr->T * o->grad_accum;
+    if (tr->hooks->stage == LC_STAGE_FINETUNE) {
+        ev.act_bytes = (int64_t)lc_finetune_act_bytes(tr, 0);
+        ev.act_bytes_recompute = (int64_t)lc_finetune_act_bytes(tr, 1);
+    }
     if (emit(tr, &ev) != 0) {
         return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped before training");
     }
@@ -562,6 +567,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
             double mb_loss = 0.0;
             /* gather the B chunks of this micro-batch into one contiguous batch */
             rc = lc_trainer_gather(tr, tr->perm + (tr->mb + i) * tr->B, &ids, &labels, err);
+            tr->cur_mb = i;
             if (rc == LC_OK) {
                 rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
                                            tr->layer_loss, err);
@@ -665,11 +671,14 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_t *base = json_object();
     json_t *attn = json_object();
     json_t *train = json_object();
+    json_t *lora = json_object();
+    json_t *targets = json_array();
     char *text = NULL;
     char *path = path_join(o->out_dir, CONFIG_FILE);
     lc_status rc;
 
-    if (root == NULL || base == NULL || attn == NULL || train == NULL || path == NULL) {
+    if (root == NULL || base == NULL || attn == NULL || train == NULL || lora == NULL ||
+        targets == NULL || path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -692,6 +701,27 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
     json_object_set_new(root, "attention", attn);
     attn = NULL;
+    if (o->stage & LC_STAGE_FINETUNE) {
+        static const char *const names[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
+        for (int t = 0; t < 4; t++) {
+            if (o->lora_targets & (1u << t)) {
+                json_array_append_new(targets, json_string(names[t]));
+            }
+        }
+        json_object_set_new(lora, "rank", json_integer(o->lora_rank));
+        json_object_set_new(lora, "alpha", json_real(o->lora_alpha));
+        json_object_set_new(lora, "dropout", json_real(o->lora_dropout));
+        json_object_set_new(lora, "target_modules", targets);
+        targets = NULL;
+        json_object_set_new(lora, "lr", json_real(o->lora_lr));
+        json_object_set_new(lora, "train_feature_maps",
+                            json_boolean(o->train_feature_maps || o->skip_transfer));
+        json_object_set_new(lora, "attention_transfer", json_boolean(!o->skip_transfer));
+        json_object_set_new(lora, "adapter_file", json_string("adapter_model.safetensors"));
+        json_object_set_new(lora, "adapter_config_file", json_string("adapter_config.json"));
+        json_object_set_new(root, "lora", lora);
+        lora = NULL;
+    }
     json_object_set_new(train, "stages_done", json_integer(stages_done));
     json_object_set_new(train, "seq_len", json_integer(tr->T));
     json_object_set_new(train, "batch_size", json_integer(tr->B));
@@ -724,6 +754,8 @@ done:
     json_decref(base);
     json_decref(attn);
     json_decref(train);
+    json_decref(lora);
+    json_decref(targets);
     json_decref(root);
     free(text);
     free(path);
@@ -758,6 +790,15 @@ static void remove_stale_temporaries(const char *dir)
         }
     }
     closedir(d);
+}
+
+static void remove_output(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    if (p != NULL) {
+        unlink(p);
+        free(p);
+    }
 }
 
 static lc_status check_out_dir(const char *dir, struct lc_error *err)
@@ -821,7 +862,83 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
     if (m->cfg.n_layers < 1 || m->cfg.n_heads < 1) {
         return lc_err_set(err, LC_ERR_ARG, "the model has no attention layers to linearize");
     }
+    if (o->lora_rank < 1 || o->lora_rank > 65536 || !(o->lora_alpha > 0) ||
+        !(o->lora_dropout >= 0) || !(o->lora_dropout < 1) || o->lora_targets == 0 ||
+        (o->lora_targets & ~(LC_LORA_Q | LC_LORA_K | LC_LORA_V | LC_LORA_O)) != 0) {
+        return lc_err_set(err, LC_ERR_ARG, "LoRA needs a rank of at least 1, a positive alpha, a "
+                                           "dropout in [0, 1) and at least one target");
+    }
+    if (o->skip_transfer && !(o->stage & LC_STAGE_FINETUNE)) {
+        return lc_err_set(err, LC_ERR_ARG, "skipping attention transfer leaves nothing to do in "
+                                           "the transfer stage");
+    }
+    if (o->merge && !(o->stage & LC_STAGE_FINETUNE)) {
+        return lc_err_set(err, LC_ERR_ARG, "merging needs the LoRA stage");
+    }
+    if (o->merge) {
+        const char *path = lc_model_files_path(m->files);
+        struct stat st;
+        if (strcmp(lc_model_files_format(m->files), "safetensors") != 0 || stat(path, &st) != 0 ||
+            !S_ISDIR(st.st_mode)) {
+            return lc_err_set(err, LC_ERR_ARG, "%s: merging needs a Hugging Face model folder as "
+                                               "the base model",
+                              path);
+        }
+    }
     return LC_OK;
+}
+
+/* Whether the state in the output folder is that of stage 2 after stage 1
+ * finished there: a run killed in stage 2 resumes there. */
+static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
+                                      struct lc_error *err)
+{
+    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    struct lc_st_file *f = NULL;
+    const char *stage;
+    int64_t stages = 0;
+    lc_status rc;
+
+    *done = 0;
+    if (path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return LC_OK;
+    }
+    rc = lc_st_open(&f, path, err);
+    if (rc == LC_OK) {
+        stage = lc_st_metadata(f, "stage");
+        *done = stage != NULL && strcmp(stage, lc_finetune_hooks.name) == 0 &&
+                meta_int(f, "stages_done", &stages) && (stages & LC_STAGE_TRANSFER) != 0;
+        lc_st_close(f);
+    }
+    free(path);
+    return rc;
+}
+
+/* Stage 2 without stage 1 in this run: the feature maps of an earlier
+ * transfer run in the output folder. */
+static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *err)
+{
+    char *path = path_join(tr->o->out_dir, "feature_maps.safetensors");
+    lc_status rc;
+
+    if (path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    if (access(path, F_OK) != 0) {
+        rc = lc_err_set(err, LC_ERR_ARG,
+                        "%s: missing; the LoRA stage alone starts from the feature maps of an "
+                        "attention transfer in the same folder (run --stage transfer first), or "
+                        "from untrained ones with --no-transfer",
+                        path);
+    } else {
+        rc = lc_linattn_load(tr->lin, path, err);
+    }
+    free(path);
+    return rc;
 }
 
 static lc_status load_chunks(struct lc_trainer *tr, const struct lc_dataset *ds,
@@ -870,6 +987,8 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     struct lc_trainer tr;
     struct lc_linattn_cfg lcfg;
     int T = o->seq_len;
+    int run_transfer = (o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer;
+    int run_finetune = (o->stage & LC_STAGE_FINETUNE) != 0;
     lc_status rc;
 
     memset(&tr, 0, sizeof(tr));
@@ -911,19 +1030,55 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     if (rc == LC_OK) {
         rc = lc_model_reserve_rows(model, tr.B * tr.T, err);
     }
-    if (rc == LC_OK && (o->stage & LC_STAGE_TRANSFER)) {
+    if (rc == LC_OK && run_transfer && run_finetune && o->resume) {
+        int done = 0;
+        rc = transfer_done_before(&tr, &done, err);
+        if (rc == LC_OK && done) {
+            /* killed in stage 2: stage 1's result is in the folder */
+            run_transfer = 0;
+            tr.stages_done = LC_STAGE_TRANSFER;
+            rc = load_transfer_result(&tr, err);
+        }
+    }
+    if (rc == LC_OK && run_transfer) {
+        /* an adapter left by an earlier run belongs to other feature maps */
+        remove_output(o->out_dir, "adapter_model.safetensors");
+        remove_output(o->out_dir, "adapter_config.json");
         rc = lc_transfer_setup(&tr, err);
         if (rc == LC_OK) {
             tr.hooks = &lc_transfer_hooks;
             rc = lc_train_run_stage(&tr, err);
         }
         if (rc == LC_OK) {
-            rc = lc_write_lolcats_config(&tr, LC_STAGE_TRANSFER, err);
+            tr.stages_done |= LC_STAGE_TRANSFER;
+            rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
         }
         lc_transfer_teardown(&tr);
     }
-    if (rc == LC_OK && (o->stage & LC_STAGE_FINETUNE)) {
-        rc = lc_err_set(err, LC_ERR_UNSUPPORTED, "the LoRA stage is not available in this build");
+    if (rc == LC_OK && run_finetune) {
+        if (!(tr.stages_done & LC_STAGE_TRANSFER) && !o->skip_transfer) {
+            rc = load_transfer_result(&tr, err);
+            tr.stages_done |= LC_STAGE_TRANSFER;
+        }
+        if (model->fwd.max_rows > 0) {
+            /* stage 1's forward scratch: stage 2 has its own buffers */
+            lc_llama_fwd_free(tr.m, &model->fwd);
+        }
+        if (rc == LC_OK) {
+            rc = lc_finetune_setup(&tr, err);
+        }
+        if (rc == LC_OK) {
+            tr.hooks = &lc_finetune_hooks;
+            rc = lc_train_run_stage(&tr, err);
+        }
+        if (rc == LC_OK && o->merge) {
+            rc = lc_finetune_merge(&tr, err);
+        }
+        if (rc == LC_OK) {
+            tr.stages_done |= LC_STAGE_FINETUNE;
+            rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+        }
+        lc_finetune_teardown(&tr);
     }
 
     if (tr.metrics != NULL) {

@@ -80,6 +80,8 @@ struct lc_trainer {
     int64_t step;
     int64_t epoch;
     int64_t mb;             /* next micro-batch index inside the epoch */
+    int64_t cur_mb;         /* the micro-batch being run inside the step */
+    int stages_done;        /* LC_STAGE_* bits of the stages finished before this one */
     int64_t *perm;          /* [n_train / B * B] chunk order of the current epoch */
     int64_t perm_epoch;     /* epoch the permutation is for */
     double *layer_loss;     /* [L] scratch */
@@ -93,6 +95,16 @@ struct lc_trainer {
 lc_status lc_transfer_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_transfer_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_transfer_hooks;
+
+/* stage 2 (finetune.c) */
+lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
+void lc_finetune_teardown(struct lc_trainer *tr);
+extern const struct lc_stage_hooks lc_finetune_hooks;
+/* backend bytes of the stage's activations and working buffers, with or
+ * without recomputation */
+size_t lc_finetune_act_bytes(struct lc_trainer *tr, int recompute);
+/* DIR/merged from the best adapters */
+lc_status lc_finetune_merge(struct lc_trainer *tr, struct lc_error *err);
 
 /* the loop */
 lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err);
