@@ -309,6 +309,19 @@ if [ -x "$BUILD/bench/bench_layer" ]; then
     done
 fi
 
+# stage 2 (LoRA through the whole linearized model) through the backend table
+if [ -x "$BUILD/bench/bench_train" ]; then
+    echo "----- bench_train --backend cuda --tokens 1024"
+    limited "$(($(left) - 20))" "$BUILD/bench/bench_train" --backend cuda --tokens 1024 \
+        --reps 3 ${TEST_DATA:+--model "$TEST_DATA/models/stories260K-hf"}
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        result "bench_train" "ok (above)"
+    else
+        result "bench_train" "FAILED or skipped (exit $rc)"
+    fi
+fi
+
 # ------------------------------------------------- 7. the whole check
 section "7. make check (all tests)"
 if [ "$(left)" -gt 60 ]; then

@@ -3,16 +3,19 @@
  * forward logits with softmax attention (the teacher) and with a
  * linearized attention attached (lc_model_load_lolcats, both window
  * modes), the loss and gradients of one attention-transfer micro-batch
- * (stage 1, core/transfer.c), and the logits of decoding sessions
- * (prefill, then token by token: KV cache, or window cache and linear
- * state).
+ * (stage 1, core/transfer.c), the loss and gradients of one LoRA
+ * micro-batch through the whole linearized model (stage 2,
+ * core/finetune.c), and the logits of decoding sessions (prefill, then
+ * token by token: KV cache, or window cache and linear state).
  *
  * Each case is a function that runs on one backend and returns its
  * results as one vector of floats; the table at the end lists the cases
  * with their tolerances, so that further cases (stage 2, prefill and
  * decoding) are one function and one line each.
  *
- * Exits 77 without a CUDA device or without the test data.
+ * Exits 77 without a CUDA device or without the test data.  With
+ * LC_TEST_MODEL_BACKEND=ref it compares ref with cpu instead, which checks
+ * the harness on a machine without a GPU.
  */
 #include "config.h"
 
@@ -23,7 +26,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/finetune.h"
 #include "core/lolcats.h"
+#include "core/lora.h"
 #include "core/model.h"
 #include "core/train.h"
 #include "tests/lc_test.h"
@@ -242,6 +247,68 @@ static float *run_transfer(struct lc_backend *be, const struct case_args *a, siz
     return out;
 }
 
+/* stage 2: one LoRA micro-batch (feature maps trained too), [loss, LoRA
+ * gradients, feature-map gradients] */
+static float *run_finetune(struct lc_backend *be, const struct case_args *a, size_t *n)
+{
+    struct lc_error err = {0};
+    struct lc_model *m = open_model(be);
+    const struct lc_linattn_cfg *cfg = &lin_cfgs[a->mode];
+    const struct lc_lora_cfg rcfg = {.rank = 8, .alpha = 16.0, .dropout = 0.0,
+                                     .targets = LC_LORA_Q | LC_LORA_K | LC_LORA_V | LC_LORA_O};
+    struct lc_linattn *lin = NULL;
+    struct lc_lora *lora = NULL;
+    struct lc_ft *ft = NULL;
+    const int V = m->llama->cfg.vocab_size;
+    int32_t *ids = make_ids(a->B, a->T, V, 17);
+    int32_t *targets = make_ids(a->B, a->T, V, 19);
+    float *host = NULL;
+    float *lora_host = NULL;
+    float *out = NULL;
+    double sum = 0.0;
+    int64_t count = 0;
+
+    if (lc_linattn_new(&lin, m->llama, cfg, &err) != LC_OK ||
+        lc_lora_new(&lora, m->llama, &rcfg, 7, &err) != LC_OK) {
+        fail_msg("stage 2 setup on %s: %s", be->ops->name, err.msg);
+    }
+    host = perturbed_arena(lin, 400 + (uint64_t)a->mode);
+    lora_host = xmalloc(lora->n_params * sizeof(float));
+    /* B != 0, so that every gradient is non-zero */
+    lc_test_fill_uniform(lora_host, lora->n_params, 23, -0.2f, 0.2f);
+    if (lc_linattn_upload(lin, host) != LC_OK) {
+        fail_msg("uploading the feature maps");
+    }
+    be->ops->upload(be, lora->params, lora_host, lora->n_params * sizeof(float));
+    m->llama->lora = lora;
+    if (lc_ft_new(&ft, m->llama, lin, lora, a->B * a->T, 0, 1, &err) != LC_OK) {
+        fail_msg("stage 2 engine on %s: %s", be->ops->name, err.msg);
+    }
+    lc_ft_zero_grads(ft);
+    if (lc_ft_microbatch(ft, ids, targets, a->B, a->T, 1, 1.0, &sum, &count, &err) != LC_OK) {
+        fail_msg("stage 2 micro-batch on %s: %s", be->ops->name, err.msg);
+    }
+    *n = 1 + lora->n_params + lin->n_params;
+    out = xmalloc(*n * sizeof(float));
+    out[0] = (float)(sum / (double)count);
+    be->ops->download(be, out + 1, ft->lora_grads, lora->n_params * sizeof(float));
+    be->ops->download(be, out + 1 + lora->n_params, ft->lin_grads,
+                      lin->n_params * sizeof(float));
+    if (be->ops->sync(be, &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    lc_ft_free(ft);
+    m->llama->lora = NULL;
+    lc_lora_free(lora);
+    lc_linattn_free(lin);
+    lc_model_close(m);
+    free(ids);
+    free(targets);
+    free(host);
+    free(lora_host);
+    return out;
+}
+
 /* a session (KV cache, or window cache and linear state): the logits after
  * a prompt of T - 40 tokens fed at once, then after each of 40 more tokens
  * fed one by one, [41, V] */
@@ -292,6 +359,10 @@ static const struct model_case cases[] = {
     {"stage 1 micro-batch, terraced, MSE", run_transfer, {2, 150, LC_WINDOW_TERRACED, 0.0}, 1e-4},
     {"stage 1 micro-batch, sliding, MSE + xent", run_transfer, {1, 200, LC_WINDOW_SLIDING, 1.0},
      1e-4},
+    {"stage 2 micro-batch, terraced, LoRA + feature maps", run_finetune,
+     {2, 150, LC_WINDOW_TERRACED, 0.0}, 1e-4},
+    {"stage 2 micro-batch, sliding, LoRA + feature maps", run_finetune,
+     {1, 200, LC_WINDOW_SLIDING, 0.0}, 1e-4},
     {"teacher session: prefill, then decoding", run_session, {1, 180, -1, 0.0}, 1e-5},
     {"terraced session: prefill, then decoding", run_session, {1, 230, LC_WINDOW_TERRACED, 0.0},
      1e-5},
@@ -338,8 +409,11 @@ int main(void)
     struct lc_error err = {0};
     int rc;
 
+    /* LC_TEST_MODEL_BACKEND=ref checks this harness itself without a GPU */
+    const char *other = getenv("LC_TEST_MODEL_BACKEND");
+
     (void)lc_test_data_path(MODEL "/config.json"); /* exits 77 without the data */
-    if (lc_backend_open(&fx.gpu, "cuda", &err) != LC_OK) {
+    if (lc_backend_open(&fx.gpu, other != NULL ? other : "cuda", &err) != LC_OK) {
         if (strncmp(err.msg, "no CUDA device", 14) == 0) {
             fprintf(stderr, "SKIP: %s\n", err.msg);
             return LC_TEST_SKIP;
