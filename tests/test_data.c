@@ -11,7 +11,6 @@
 #include <zlib.h>
 
 #include "core/data.h"
-#include "core/textio.h"
 #include "core/util.h"
 #include "tests/lc_test.h"
 

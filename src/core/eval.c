@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 
 #include "core/eval.h"
-#include "core/textio.h"
 #include "core/util.h"
 
 /* items whose requests are tokenized, sorted and batched together */

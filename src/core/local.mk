@@ -36,7 +36,6 @@ liblc_internal_la_SOURCES = \
 	src/core/sample.c \
 	src/core/tensorfile.h \
 	src/core/textio.c \
-	src/core/textio.h \
 	src/core/threads.c \
 	src/core/tok_bpe.c \
 	src/core/tok_gguf.c \
