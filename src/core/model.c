@@ -50,7 +50,7 @@ lc_status lc_model_random(struct lc_model **out, const struct lc_model_config *c
     if (m == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
-    rc = lc_llama_random(&m->llama, cfg, seed, be, err);
+    rc = lc_llama_random(&m->llama, cfg, LC_DTYPE_F32, seed, be, err);
     if (rc != LC_OK) {
         free(m);
         return rc;
