@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "core/fileio.h"
 #include "core/tensorfile.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
@@ -23,7 +24,7 @@ static char *slurp(const char *path, size_t *len)
 {
     char *data = NULL;
     struct lc_error err = {0};
-    if (lc_tok_read_file(path, (size_t)1 << 30, &data, len, &err) != LC_OK) {
+    if (lc_read_small_file(path, (size_t)1 << 30, &data, len, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
     return data;

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "core/fileio.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 
@@ -727,7 +728,7 @@ lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
 
     /* vocab.bpe: an optional "#version" line, then "left right" per line
      * in rank order */
-    st = lc_tok_read_file(merges_path, (size_t)1 << 30, &text, &text_len, err);
+    st = lc_read_small_file(merges_path, (size_t)1 << 30, &text, &text_len, err);
     if (st != LC_OK) {
         goto done;
     }

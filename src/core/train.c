@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/atomicfile.h"
+#include "core/fileio.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
 #include "core/util.h"
@@ -59,16 +60,6 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
     o->plateau_factor = 0.1;
     o->plateau_patience = 10;
     o->min_lr = 1e-5;
-}
-
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p != NULL) {
-        snprintf(p, n, "%s/%s", dir, name);
-    }
-    return p;
 }
 
 /* ------------------------------------------------------------ events */
@@ -257,7 +248,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     struct lc_st_writer *w = NULL;
-    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
     float *host = NULL;
     char buf[1024];
     lc_status rc;
@@ -345,7 +336,7 @@ static int meta_int(const struct lc_st_file *f, const char *key, int64_t *out)
 static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
-    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
     struct lc_st_file *f = NULL;
     const char *stage;
     const char *fp;
@@ -674,7 +665,7 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_t *lora = json_object();
     json_t *targets = json_array();
     char *text = NULL;
-    char *path = path_join(o->out_dir, CONFIG_FILE);
+    char *path = lc_path_join(o->out_dir, CONFIG_FILE);
     lc_status rc;
 
     if (root == NULL || base == NULL || attn == NULL || train == NULL || lora == NULL ||
@@ -781,7 +772,7 @@ static void remove_stale_temporaries(const char *dir)
             size_t n = strlen(ours[i]);
             if (strncmp(e->d_name, ours[i], n) == 0 && strncmp(e->d_name + n, ".tmp.", 5) == 0 &&
                 strlen(e->d_name + n + 5) == 6) {
-                char *p = path_join(dir, e->d_name);
+                char *p = lc_path_join(dir, e->d_name);
                 if (p != NULL) {
                     unlink(p);
                     free(p);
@@ -794,7 +785,7 @@ static void remove_stale_temporaries(const char *dir)
 
 static void remove_output(const char *dir, const char *name)
 {
-    char *p = path_join(dir, name);
+    char *p = lc_path_join(dir, name);
     if (p != NULL) {
         unlink(p);
         free(p);
@@ -820,7 +811,7 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
         return lc_err_set(err, LC_ERR_IO, "%s: exists and is not a folder", dir);
     }
     /* fail now, not after an hour of training */
-    probe = path_join(dir, ".lolcats-write-test");
+    probe = lc_path_join(dir, ".lolcats-write-test");
     if (probe == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
@@ -893,7 +884,7 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
 static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
                                       struct lc_error *err)
 {
-    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
     struct lc_st_file *f = NULL;
     const char *stage;
     int64_t stages = 0;
@@ -922,7 +913,7 @@ static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
  * transfer run in the output folder. */
 static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *err)
 {
-    char *path = path_join(tr->o->out_dir, "feature_maps.safetensors");
+    char *path = lc_path_join(tr->o->out_dir, "feature_maps.safetensors");
     lc_status rc;
 
     if (path == NULL) {
