@@ -934,6 +934,23 @@ static void test_bad_hf_json(void **state)
                         LC_ERR_UNSUPPORTED, "WordPiece");
     expect_json_variant("\"type\":\"Metaspace\"", "\"type\":\"Whitespace\"", LC_ERR_UNSUPPORTED,
                         "Whitespace");
+    /* pipeline steps without a type, Sequences without their list */
+    expect_json_variant("\"pre_tokenizer\"", "\"normalizer\":{\"x\":1},\"pre_tokenizer\"",
+                        LC_ERR_FORMAT, "normalizer without a type");
+    expect_json_variant("\"pre_tokenizer\"",
+                        "\"normalizer\":{\"type\":\"Sequence\"},\"pre_tokenizer\"",
+                        LC_ERR_FORMAT, "Sequence normalizer without a list");
+    expect_json_variant("\"type\":\"Metaspace\"", "\"kind\":\"Metaspace\"", LC_ERR_FORMAT,
+                        "pre_tokenizer without a type");
+    expect_json_variant("\"type\":\"Metaspace\"", "\"type\":\"Sequence\"", LC_ERR_FORMAT,
+                        "Sequence pre_tokenizer without a list");
+    expect_json_variant("\"pre_tokenizer\"",
+                        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"t\":1}]},"
+                        "\"pre_tokenizer\"",
+                        LC_ERR_FORMAT, "decoder without a type");
+    expect_json_variant("\"pre_tokenizer\"",
+                        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":{}},\"pre_tokenizer\"",
+                        LC_ERR_FORMAT, "Sequence decoder without a list");
     expect_json_variant("\"pre_tokenizer\"",
                         "\"added_tokens\":[{\"id\":1,\"content\":\"zz\",\"special\":true}],"
                         "\"pre_tokenizer\"",
