@@ -10,6 +10,9 @@
 #include "core/llama.h"
 #include "core/util.h"
 
+/* RoPE tables a new model starts with; they grow on demand */
+#define ROPE_FIRST_POSITIONS 256
+
 /* ------------------------------------------------------------------ RoPE */
 
 void lc_rope_inv_freq(const struct lc_model_config *cfg, float *inv_freq)
@@ -59,7 +62,7 @@ lc_status lc_llama_rope_reserve(struct lc_llama *m, int n_pos, struct lc_error *
         return LC_OK;
     }
     /* grow geometrically so that decoding does not rebuild every step */
-    len = m->rope_len > 0 ? m->rope_len : 256;
+    len = m->rope_len > 0 ? m->rope_len : ROPE_FIRST_POSITIONS;
     while (len < n_pos) {
         len = len > (1 << 29) ? n_pos : 2 * len;
     }
@@ -167,6 +170,18 @@ static const struct lc_tensor_view *need(struct lc_llama *m, const char *name,
     return t;
 }
 
+/* The (empty) layer table and the RoPE frequencies of m->cfg. */
+static lc_status alloc_layers(struct lc_llama *m, struct lc_error *err)
+{
+    m->layers = calloc((size_t)m->cfg.n_layers, sizeof(*m->layers));
+    m->inv_freq_host = malloc((size_t)(m->cfg.head_dim / 2) * sizeof(float) + 1);
+    if (m->layers == NULL || m->inv_freq_host == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
+    return LC_OK;
+}
+
 static lc_status load_layer(struct lc_llama *m, int l, struct lc_error *err)
 {
     static const struct {
@@ -230,13 +245,10 @@ lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backe
                         m->cfg.head_dim);
         goto fail;
     }
-    m->layers = calloc((size_t)m->cfg.n_layers, sizeof(*m->layers));
-    m->inv_freq_host = malloc((size_t)(m->cfg.head_dim / 2) * sizeof(float) + 1);
-    if (m->layers == NULL || m->inv_freq_host == NULL) {
-        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    rc = alloc_layers(m, err);
+    if (rc != LC_OK) {
         goto fail;
     }
-    lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
 
     if ((t = need(m, "model.embed_tokens.weight", err)) == NULL) {
         rc = LC_ERR_FORMAT;
@@ -270,7 +282,7 @@ lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backe
             goto fail;
         }
     }
-    rc = lc_llama_rope_reserve(m, 256, err);
+    rc = lc_llama_rope_reserve(m, ROPE_FIRST_POSITIONS, err);
     if (rc != LC_OK) {
         goto fail;
     }
@@ -375,14 +387,10 @@ lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *c
     }
     m->be = be;
     m->cfg = *cfg;
-    m->layers = calloc((size_t)cfg->n_layers, sizeof(*m->layers));
-    m->inv_freq_host = malloc((size_t)(cfg->head_dim / 2) * sizeof(float));
-    if (m->layers == NULL || m->inv_freq_host == NULL) {
-        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-        goto fail;
+    rc = alloc_layers(m, err);
+    if (rc == LC_OK) {
+        rc = random_matrix(m, &m->embed, V, C, wtype, 1.0f, &state, err);
     }
-    lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
-    rc = random_matrix(m, &m->embed, V, C, wtype, 1.0f, &state, err);
     if (rc == LC_OK && cfg->tie_word_embeddings) {
         m->lm_head = m->embed;
         m->lm_head.owned = NULL; /* owned by embed */
@@ -408,7 +416,7 @@ lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *c
         rc = random_matrix(m, &L->w_down, C, FF, wtype, 1.0f / sqrtf((float)FF), &state, err);
     }
     if (rc == LC_OK) {
-        rc = lc_llama_rope_reserve(m, 256, err);
+        rc = lc_llama_rope_reserve(m, ROPE_FIRST_POSITIONS, err);
     }
     if (rc != LC_OK) {
         goto fail;

@@ -331,12 +331,28 @@ static int meta_int(const struct lc_st_file *f, const char *key, int64_t *out)
     return end != s && *end == '\0';
 }
 
+/* Opens the training state in the output folder; *f stays NULL (and the
+ * status LC_OK) when there is none.  *path is its file name (free it). */
+static lc_status open_state(const struct lc_trainer *tr, char **path, struct lc_st_file **f,
+                            struct lc_error *err)
+{
+    *f = NULL;
+    *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    if (*path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    if (access(*path, F_OK) != 0) {
+        return LC_OK;
+    }
+    return lc_st_open(f, *path, err);
+}
+
 /* Loads the state when the folder has one for this stage.  *found says
  * whether it did. */
 static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
-    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    char *path = NULL;
     struct lc_st_file *f = NULL;
     const char *stage;
     const char *fp;
@@ -346,15 +362,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     lc_status rc;
 
     *found = 0;
-    if (path == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    if (access(path, F_OK) != 0) {
-        free(path);
-        return LC_OK;
-    }
-    rc = lc_st_open(&f, path, err);
-    if (rc != LC_OK) {
+    rc = open_state(tr, &path, &f, err);
+    if (rc != LC_OK || f == NULL) {
         free(path);
         return rc;
     }
@@ -884,22 +893,15 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
 static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
                                       struct lc_error *err)
 {
-    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    char *path = NULL;
     struct lc_st_file *f = NULL;
     const char *stage;
     int64_t stages = 0;
     lc_status rc;
 
     *done = 0;
-    if (path == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    if (access(path, F_OK) != 0) {
-        free(path);
-        return LC_OK;
-    }
-    rc = lc_st_open(&f, path, err);
-    if (rc == LC_OK) {
+    rc = open_state(tr, &path, &f, err);
+    if (rc == LC_OK && f != NULL) {
         stage = lc_st_metadata(f, "stage");
         *done = stage != NULL && strcmp(stage, lc_finetune_hooks.name) == 0 &&
                 meta_int(f, "stages_done", &stages) && (stages & LC_STAGE_TRANSFER) != 0;
