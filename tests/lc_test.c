@@ -89,6 +89,78 @@ const char *lc_test_tmpdir(void)
     return tmpdir_path;
 }
 
+const char *lc_test_data_file(const char *rel)
+{
+    static char bufs[8][1024];
+    static int next;
+    char *b = bufs[next++ % 8];
+    const char *dir = getenv("LC_TEST_DATA");
+    struct stat st;
+    if (dir == NULL || dir[0] == '\0') {
+        print_message("LC_TEST_DATA is not set: skipping\n");
+        skip();
+    }
+    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, rel);
+    if (stat(b, &st) != 0) {
+        print_message("%s not found: skipping\n", b);
+        skip();
+    }
+    return b;
+}
+
+const char *lc_test_tmp_path(const char *name)
+{
+    static char bufs[8][4096];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof(bufs[0]), "%s/%s", lc_test_tmpdir(), name);
+    return b;
+}
+
+void lc_test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    if (len > 0) {
+        assert_int_equal(fwrite(data, 1, len, fp), len);
+    }
+    assert_int_equal(fclose(fp), 0);
+}
+
+void lc_test_write_text(const char *path, const char *text)
+{
+    lc_test_write_file(path, text, strlen(text));
+}
+
+void *lc_test_read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long n;
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n >= 0);
+    rewind(fp);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+void lc_test_expect_error(lc_status rc, const struct lc_error *err, lc_status code,
+                          const char *substr)
+{
+    if (rc != code || strstr(err->msg, substr) == NULL) {
+        print_error("expected status %d with \"%s\"; got %d: %s\n", (int)code, substr, (int)rc,
+                    err->msg);
+        fail();
+    }
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
     uint64_t x = *s;

@@ -27,8 +27,24 @@ const char *lc_test_data_dir(void);
 const char *lc_test_data_path(const char *rel);
 /* The project's own data/ folder (reference outputs), from LC_DATA_DIR. */
 const char *lc_test_project_path(const char *rel);
+/* A file under the shared data folder (LC_TEST_DATA), in a static rotating
+ * buffer; when it is missing only the calling test is skipped, so that a
+ * binary's tests without data still run. */
+const char *lc_test_data_file(const char *rel);
 /* A fresh temporary folder, removed at exit. */
 const char *lc_test_tmpdir(void);
+/* lc_test_tmpdir() + "/" + name in a static rotating buffer (8 of them). */
+const char *lc_test_tmp_path(const char *name);
+
+/* Whole files; any failure fails the test.  lc_test_read_file returns a
+ * malloc'd copy with a NUL after the last byte (*len does not count it). */
+void lc_test_write_file(const char *path, const void *data, size_t len);
+void lc_test_write_text(const char *path, const char *text);
+void *lc_test_read_file(const char *path, size_t *len);
+
+/* Fails the test unless rc is code and err->msg contains substr. */
+void lc_test_expect_error(lc_status rc, const struct lc_error *err, lc_status code,
+                          const char *substr);
 
 /* deterministic fills (xorshift-based, independent of libc) */
 void lc_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);

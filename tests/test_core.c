@@ -119,14 +119,6 @@ static void test_backend_registry(void **state)
     lc_backend_close(NULL);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
-
 /* fileio: reading whole small files and their first bytes, mapping, and
  * the path helpers; missing files, folders and files over the limit get
  * errors naming them. */
@@ -147,8 +139,8 @@ static void test_fileio(void **state)
     assert_non_null(empty);
     assert_non_null(missing);
     assert_string_equal(ten + strlen(dir), "/ten.txt");
-    write_file(ten, "0123456789");
-    write_file(empty, "");
+    lc_test_write_text(ten, "0123456789");
+    lc_test_write_text(empty, "");
     assert_true(lc_path_ends_with(ten, ".txt"));
     assert_false(lc_path_ends_with(ten, ".json"));
     assert_false(lc_path_ends_with("t", ".txt"));
