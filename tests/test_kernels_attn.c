@@ -32,13 +32,7 @@ static int setup(void **state)
     }
     b->ref = lc_test_backend(&lc_ref_ops);
     b->cpu = lc_test_backend(&lc_cpu_ops);
-    nisas = 0;
-    isas[nisas++] = LC_CPU_ISA_GENERIC;
-    if (lc_cpu_detect_isa() == LC_CPU_ISA_AVX512) {
-        isas[nisas++] = LC_CPU_ISA_AVX512;
-    } else {
-        fprintf(stderr, "note: AVX-512 kernels unavailable or off (LC_CPU_ISA): generic only\n");
-    }
+    nisas = lc_test_cpu_isas(isas);
     *state = b;
     return 0;
 }
@@ -51,29 +45,6 @@ static int teardown(void **state)
     free(b);
     lc_set_num_threads(0);
     return 0;
-}
-
-static void set_isa(struct lc_backend *be, enum lc_cpu_isa isa)
-{
-    ((struct lc_cpu_ctx *)be->ctx)->isa = isa;
-}
-
-static float *new_f32(size_t n)
-{
-    float *p = calloc(n + 1, sizeof(float));
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
-}
-
-static double *new_f64(size_t n)
-{
-    double *p = calloc(n + 1, sizeof(double));
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
 }
 
 struct attn_shape {
@@ -90,9 +61,9 @@ static void make_data(struct attn_data *d, const struct attn_shape *s, uint64_t 
 {
     d->nq = (size_t)s->B * s->Tq * s->H * s->D;
     d->nkv = (size_t)s->B * s->Tk * s->Hkv * s->D;
-    d->q = new_f32(d->nq);
-    d->k = new_f32(d->nkv);
-    d->v = new_f32(d->nkv);
+    d->q = lc_test_new_f32(d->nq);
+    d->k = lc_test_new_f32(d->nkv);
+    d->v = lc_test_new_f32(d->nkv);
     lc_test_fill_normal(d->q, d->nq, seed, s->qscale);
     lc_test_fill_normal(d->k, d->nkv, seed + 1, 1.0f);
     lc_test_fill_normal(d->v, d->nkv, seed + 2, 1.0f);
@@ -135,12 +106,12 @@ static void test_attn_parity(void **state)
         char what[160];
 
         make_data(&d, sh, 10 * s + 1);
-        y_ref = new_f32(d.nq);
-        q64 = new_f64(d.nq);
-        k64 = new_f64(d.nkv);
-        v64 = new_f64(d.nkv);
-        y64 = new_f64(d.nq);
-        y64f = new_f32(d.nq);
+        y_ref = lc_test_new_f32(d.nq);
+        q64 = lc_test_new_f64(d.nq);
+        k64 = lc_test_new_f64(d.nkv);
+        v64 = lc_test_new_f64(d.nkv);
+        y64 = lc_test_new_f64(d.nq);
+        y64f = lc_test_new_f32(d.nq);
         for (size_t i = 0; i < d.nq; i++) {
             q64[i] = d.q[i];
         }
@@ -159,16 +130,16 @@ static void test_attn_parity(void **state)
                  sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv, sh->D, sh->q_pos0);
         assert_int_equal(lc_test_check_close(what, y_ref, y64f, d.nq, 1e-6, 1e-5), 0);
         for (int i = 0; i < nisas; i++) {
-            float *y = new_f32(d.nq);
+            float *y = lc_test_new_f32(d.nq);
             for (size_t j = 0; j < d.nq; j++) {
                 y[j] = NAN; /* "=" output: overwritten everywhere */
             }
-            set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, isas[i]);
             b->cpu->ops->attn_fwd(b->cpu, y, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv,
                                   sh->D, sh->q_pos0);
             snprintf(what, sizeof(what), "cpu attn [%s] B%d Tq%d Tk%d H%d Hkv%d D%d pos%d",
-                     isas[i] == LC_CPU_ISA_AVX512 ? "avx512" : "generic", sh->B, sh->Tq, sh->Tk,
-                     sh->H, sh->Hkv, sh->D, sh->q_pos0);
+                     lc_test_isa_name(isas[i]), sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv, sh->D,
+                     sh->q_pos0);
             assert_int_equal(lc_test_check_close(what, y, y64f, d.nq, 1e-5, 1e-4), 0);
             assert_int_equal(lc_test_check_close(what, y, y_ref, d.nq, 1e-5, 1e-4), 0);
             free(y);
@@ -192,8 +163,8 @@ static void test_attn_first_query(void **state)
 
     make_data(&d, &sh, 99);
     for (int i = 0; i < nisas; i++) {
-        float *y = new_f32(d.nq);
-        set_isa(b->cpu, isas[i]);
+        float *y = lc_test_new_f32(d.nq);
+        lc_test_set_isa(b->cpu, isas[i]);
         b->cpu->ops->attn_fwd(b->cpu, y, d.q, d.k, d.v, 1, 9, 9, 4, 2, 8, 0);
         for (int h = 0; h < 4; h++) {
             assert_int_equal(lc_test_check_close("first query", y + h * 8, d.v + (h / 2) * 8, 8,
@@ -216,9 +187,9 @@ static void test_attn_decode_matches_prefill(void **state)
 
     make_data(&d, &sh, 123);
     for (int i = 0; i < nisas; i++) {
-        float *full = new_f32(d.nq);
-        float *one = new_f32((size_t)H * D);
-        set_isa(b->cpu, isas[i]);
+        float *full = lc_test_new_f32(d.nq);
+        float *one = lc_test_new_f32((size_t)H * D);
+        lc_test_set_isa(b->cpu, isas[i]);
         b->cpu->ops->attn_fwd(b->cpu, full, d.q, d.k, d.v, 1, T, T, H, HKV, D, 0);
         for (int t = 0; t < T; t++) {
             b->cpu->ops->attn_fwd(b->cpu, one, d.q + (size_t)t * H * D, d.k, d.v, 1, 1, t + 1, H,
@@ -247,13 +218,13 @@ static void test_attn_thread_independence(void **state)
         struct attn_data d;
         make_data(&d, sh, 200 + s);
         for (int i = 0; i < nisas; i++) {
-            float *one = new_f32(d.nq);
-            set_isa(b->cpu, isas[i]);
+            float *one = lc_test_new_f32(d.nq);
+            lc_test_set_isa(b->cpu, isas[i]);
             lc_set_num_threads(1);
             b->cpu->ops->attn_fwd(b->cpu, one, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H,
                                   sh->Hkv, sh->D, sh->q_pos0);
             for (int nt = 2; nt <= 3; nt++) {
-                float *many = new_f32(d.nq);
+                float *many = lc_test_new_f32(d.nq);
                 lc_set_num_threads(nt);
                 b->cpu->ops->attn_fwd(b->cpu, many, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H,
                                       sh->Hkv, sh->D, sh->q_pos0);
