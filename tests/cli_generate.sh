@@ -4,18 +4,12 @@
 # after 40 and after 200 new tokens (the teacher's KV cache grows), a prompt
 # file (plain or gzip) is read like --prompt, and a missing prompt file or a
 # missing or mismatched lolcats folder is an input error (exit 3).
-set -u
-: "${LC_BUILDDIR:?run through make check}" "${LC_TEST_DATA:?run through make check}"
-train="$LC_BUILDDIR/src/cli/lolcats-train"
-gen="$LC_BUILDDIR/src/cli/lolcats-generate"
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_TEST_DATA:?run through make check}"
 model="$LC_TEST_DATA/models/stories260K-hf"
 other="$LC_TEST_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf"
 text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-status=0
-fail() { echo "FAIL: $*"; status=1; }
 
 # a lolcats folder from a short stage-1 run (window 16)
 "$train" --model "$model" --data "$text" --out "$tmp/lc" --seq-len 128 --window 16 \
