@@ -387,6 +387,29 @@ int lc_test_cpu_isas(enum lc_cpu_isa isas[2])
     return n;
 }
 
+int lc_test_cpu_ref_setup(void **state)
+{
+    struct lc_test_cpu_ref *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return -1;
+    }
+    b->ref = lc_test_backend(&lc_ref_ops);
+    b->cpu = lc_test_backend(&lc_cpu_ops);
+    b->nisas = lc_test_cpu_isas(b->isas);
+    *state = b;
+    return 0;
+}
+
+int lc_test_cpu_ref_teardown(void **state)
+{
+    struct lc_test_cpu_ref *b = *state;
+    lc_test_backend_free(b->ref);
+    lc_test_backend_free(b->cpu);
+    free(b);
+    lc_set_num_threads(0);
+    return 0;
+}
+
 void lc_test_set_isa(struct lc_backend *be, enum lc_cpu_isa isa)
 {
     ((struct lc_cpu_ctx *)be->ctx)->isa = isa;

@@ -91,6 +91,18 @@ size_t lc_test_at4(const struct lc_attn_shape *s, int b, int t, int nh, int h, i
 struct lc_backend *lc_test_backend(const struct lc_backend_ops *ops);
 void lc_test_backend_free(struct lc_backend *be);
 
+/* Group fixture of the cpu kernel tests: the ref and cpu backends and the
+ * ISAs to cover (lc_test_cpu_isas); teardown also restores the default
+ * thread count. */
+struct lc_test_cpu_ref {
+    struct lc_backend *ref;
+    struct lc_backend *cpu;
+    enum lc_cpu_isa isas[2];
+    int nisas;
+};
+int lc_test_cpu_ref_setup(void **state);
+int lc_test_cpu_ref_teardown(void **state);
+
 /* The cpu backend's kernel sets to cover: generic always, AVX-512 where
  * built and supported (a note says when not); returns how many. */
 int lc_test_cpu_isas(enum lc_cpu_isa isas[2]);

@@ -17,38 +17,6 @@
 #include "core/ref/ref.h"
 #include "tests/lc_test.h"
 
-struct backends {
-    struct lc_backend *ref;
-    struct lc_backend *cpu;
-};
-
-/* the ISAs to cover: generic always, AVX-512 where built and supported */
-static enum lc_cpu_isa isas[2];
-static int nisas;
-
-static int setup(void **state)
-{
-    struct backends *b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        return -1;
-    }
-    b->ref = lc_test_backend(&lc_ref_ops);
-    b->cpu = lc_test_backend(&lc_cpu_ops);
-    nisas = lc_test_cpu_isas(isas);
-    *state = b;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct backends *b = *state;
-    lc_test_backend_free(b->ref);
-    lc_test_backend_free(b->cpu);
-    free(b);
-    lc_set_num_threads(0);
-    return 0;
-}
-
 static void expect_close(const char *what, enum lc_cpu_isa isa, const float *got,
                          const float *want, size_t n, double atol, double rtol)
 {
@@ -86,7 +54,7 @@ static void test_gemm(void **state)
         {0, 1, 600, 130, 40, 1.0f, 0.0f, 5}, {0, 0, 5, 6, 0, 1.0f, 0.5f, 0},
         {0, 0, 5, 6, 0, 1.0f, 0.0f, 0},
     };
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         const struct gemm_shape *g = &shapes[s];
@@ -108,11 +76,11 @@ static void test_gemm(void **state)
         }
         lc_ref_gemm(b->ref, g->ta, g->tb, g->M, g->N, g->K, g->alpha, A, lda, B, ldb, g->beta,
                     want, ldc);
-        for (int i = 0; i < nisas; i++) {
+        for (int i = 0; i < b->nisas; i++) {
             float *got = lc_test_dup_f32(C0, nc);
             float *got_p = NULL;
             float *want_p = NULL;
-            lc_test_set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->gemm(b->cpu, g->ta, g->tb, g->M, g->N, g->K, g->alpha, A, lda, B, ldb,
                               g->beta, got, ldc);
             snprintf(what, sizeof(what), "gemm ta%d tb%d %dx%dx%d", g->ta, g->tb, g->M, g->N,
@@ -126,7 +94,7 @@ static void test_gemm(void **state)
             }
             got_p = packed(got, g->M, g->N, ldc);
             want_p = packed(want, g->M, g->N, ldc);
-            expect_close(what, isas[i], got_p, want_p, (size_t)g->M * g->N,
+            expect_close(what, b->isas[i], got_p, want_p, (size_t)g->M * g->N,
                          1e-5 * sqrt(g->K + 1.0), 1e-5);
             free(got);
             free(got_p);
@@ -145,8 +113,8 @@ struct linear_shape {
     int N, K, M;
 };
 
-static void check_linear(struct backends *b, const struct linear_shape *sh, enum lc_dtype type,
-                         float beta, uint64_t seed)
+static void check_linear(struct lc_test_cpu_ref *b, const struct linear_shape *sh,
+                         enum lc_dtype type, float beta, uint64_t seed)
 {
     int N = sh->N;
     int K = sh->K;
@@ -169,18 +137,18 @@ static void check_linear(struct backends *b, const struct linear_shape *sh, enum
     dx_ref = lc_test_dup_f32(dx0, (size_t)N * K);
     lc_ref_linear_fwd(b->ref, y_ref, x, w, type, N, K, M, beta);
     lc_ref_linear_bwd(b->ref, dx_ref, dy, w, type, N, K, M, beta);
-    for (int i = 0; i < nisas; i++) {
+    for (int i = 0; i < b->nisas; i++) {
         float *y = lc_test_dup_f32(y0, (size_t)N * M);
         float *dx = lc_test_dup_f32(dx0, (size_t)N * K);
-        lc_test_set_isa(b->cpu, isas[i]);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->linear_fwd(b->cpu, y, x, w, type, N, K, M, beta);
         b->cpu->ops->linear_bwd(b->cpu, dx, dy, w, type, N, K, M, beta);
         snprintf(what, sizeof(what), "linear_fwd %s N%d K%d M%d beta %g", lc_dtype_name(type), N,
                  K, M, beta);
-        expect_close(what, isas[i], y, y_ref, (size_t)N * M, 1e-5 * sqrt(K + 1.0), 1e-5);
+        expect_close(what, b->isas[i], y, y_ref, (size_t)N * M, 1e-5 * sqrt(K + 1.0), 1e-5);
         snprintf(what, sizeof(what), "linear_bwd %s N%d K%d M%d beta %g", lc_dtype_name(type), N,
                  K, M, beta);
-        expect_close(what, isas[i], dx, dx_ref, (size_t)N * K, 1e-5 * sqrt(M + 1.0), 1e-5);
+        expect_close(what, b->isas[i], dx, dx_ref, (size_t)N * K, 1e-5 * sqrt(M + 1.0), 1e-5);
         free(y);
         free(dx);
     }
@@ -201,7 +169,7 @@ static void test_linear(void **state)
         {1, 1, 1}, {1, 7, 17}, {3, 129, 5}, {4, 64, 300}, {5, 64, 33}, {37, 129, 300}, {2, 100, 1},
     };
     static const enum lc_dtype types[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     uint64_t seed = 1000;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
@@ -219,7 +187,7 @@ static void test_linear(void **state)
 static void test_linear_tiles(void **state)
 {
     static const struct linear_shape shapes[] = {{5, 64, 70000}, {6, 5000, 1000}};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     check_linear(*state, &shapes[0], LC_DTYPE_BF16, 1.0f, 77);
     check_linear(b, &shapes[1], LC_DTYPE_F16, 0.0f, 78);
@@ -230,16 +198,16 @@ static void test_linear_tiles(void **state)
 static void test_add_dropout(void **state)
 {
     static const float ps[] = {0.0f, 0.1f, 0.5f, 1.0f};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 100003; /* several chunks and a ragged end */
     float *x = lc_test_new_uniform(n, 1, -2, 2);
     float *y0 = lc_test_new_uniform(n, 2, -2, 2);
     float *want = lc_test_dup_f32(y0, n);
 
     lc_ref_add(b->ref, want, x, n);
-    for (int i = 0; i < nisas; i++) {
+    for (int i = 0; i < b->nisas; i++) {
         float *got = lc_test_dup_f32(y0, n);
-        lc_test_set_isa(b->cpu, isas[i]);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->add(b->cpu, got, x, n);
         lc_test_expect_same("add", got, want, n);
         free(got);
@@ -254,10 +222,10 @@ static void test_add_dropout(void **state)
         }
         /* the mask keeps about 1 - p of the elements (4 sigma) */
         assert_true(fabs((double)kept / n - (1 - p)) <= 4 * sqrt(p * (1 - p) / n) + 1e-9);
-        for (int i = 0; i < nisas; i++) {
+        for (int i = 0; i < b->nisas; i++) {
             float *got = lc_test_new_f32(n);
             float *inplace = lc_test_dup_f32(x, n);
-            lc_test_set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->dropout(b->cpu, got, x, n, p, 42 + k);
             lc_test_expect_same("dropout", got, want, n);
             b->cpu->ops->dropout(b->cpu, inplace, inplace, n, p, 42 + k);
@@ -284,7 +252,7 @@ static void test_add_dropout(void **state)
 static void test_embedding(void **state)
 {
     static const enum lc_dtype types[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     enum { V = 50, C = 100, N = 300 };
     float *tf = lc_test_new_uniform((size_t)V * C, 5, -3, 3);
     int32_t ids[N];
@@ -300,9 +268,9 @@ static void test_embedding(void **state)
         void *table = lc_test_to_dtype(tf, (size_t)V * C, types[t]);
         float *want = lc_test_new_f32((size_t)N * C);
         lc_ref_embedding_fwd(b->ref, want, ids, table, types[t], N, C);
-        for (int i = 0; i < nisas; i++) {
+        for (int i = 0; i < b->nisas; i++) {
             float *got = lc_test_new_f32((size_t)N * C);
-            lc_test_set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->embedding_fwd(b->cpu, got, ids, table, types[t], N, C);
             lc_test_expect_same("embedding_fwd", got, want, (size_t)N * C);
             free(got);
@@ -312,9 +280,9 @@ static void test_embedding(void **state)
     }
     /* same additions in the same order: the same bits */
     lc_ref_embedding_bwd(b->ref, dt_ref, dout, ids, N, C, V);
-    for (int i = 0; i < nisas; i++) {
+    for (int i = 0; i < b->nisas; i++) {
         float *got = lc_test_dup_f32(dt0, (size_t)V * C);
-        lc_test_set_isa(b->cpu, isas[i]);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->embedding_bwd(b->cpu, got, dout, ids, N, C, V);
         lc_test_expect_same("embedding_bwd", got, dt_ref, (size_t)V * C);
         free(got);
@@ -330,7 +298,7 @@ static void test_embedding(void **state)
 static void test_rmsnorm(void **state)
 {
     static const int shapes[][2] = {{1, 1}, {7, 5}, {3, 16}, {9, 100}, {2, 4096}, {130, 33}};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         int N = shapes[s][0];
@@ -348,24 +316,24 @@ static void test_rmsnorm(void **state)
 
         lc_ref_rmsnorm_fwd(b->ref, out_ref, rstd_ref, x, w, N, C, 1e-5f);
         lc_ref_rmsnorm_bwd(b->ref, dx_ref, dw_ref, g, x, w, rstd_ref, N, C);
-        for (int i = 0; i < nisas; i++) {
+        for (int i = 0; i < b->nisas; i++) {
             float *out = lc_test_new_f32(n);
             float *rstd = lc_test_new_f32(N);
             float *out2 = lc_test_new_f32(n);
             float *dx = lc_test_dup_f32(dx0, n);
             float *dx2 = lc_test_dup_f32(dx0, n);
             float *dw = lc_test_dup_f32(dw0, C);
-            lc_test_set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->rmsnorm_fwd(b->cpu, out, rstd, x, w, N, C, 1e-5f);
             b->cpu->ops->rmsnorm_fwd(b->cpu, out2, NULL, x, w, N, C, 1e-5f);
             b->cpu->ops->rmsnorm_bwd(b->cpu, dx, dw, g, x, w, rstd_ref, N, C);
             b->cpu->ops->rmsnorm_bwd(b->cpu, dx2, NULL, g, x, w, rstd_ref, N, C);
-            expect_close("rmsnorm out", isas[i], out, out_ref, n, 1e-6, 1e-5);
+            expect_close("rmsnorm out", b->isas[i], out, out_ref, n, 1e-6, 1e-5);
             lc_test_expect_same("rmsnorm out without rstd", out2, out, n);
-            expect_close("rmsnorm rstd", isas[i], rstd, rstd_ref, N, 0, 1e-6);
-            expect_close("rmsnorm dx", isas[i], dx, dx_ref, n, 1e-5, 1e-5);
+            expect_close("rmsnorm rstd", b->isas[i], rstd, rstd_ref, N, 0, 1e-6);
+            expect_close("rmsnorm dx", b->isas[i], dx, dx_ref, n, 1e-5, 1e-5);
             lc_test_expect_same("rmsnorm dx without dw", dx2, dx, n);
-            expect_close("rmsnorm dw", isas[i], dw, dw_ref, C, 1e-5 * sqrt(N), 1e-5);
+            expect_close("rmsnorm dw", b->isas[i], dw, dw_ref, C, 1e-5 * sqrt(N), 1e-5);
             free(out);
             free(rstd);
             free(out2);
@@ -390,7 +358,7 @@ static void test_rmsnorm(void **state)
 static void test_rope(void **state)
 {
     static const int dims[] = {2, 8, 34, 64, 128};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     enum { N = 6, NH = 3, P = 40 };
     static const int32_t pos[N] = {0, 39, 5, 5, 17, 1};
 
@@ -411,14 +379,14 @@ static void test_rope(void **state)
         }
         lc_ref_rope_fwd(b->ref, fwd_ref, pos, cos_tab, sin_tab, N, NH, D);
         lc_ref_rope_bwd(b->ref, bwd_ref, pos, cos_tab, sin_tab, N, NH, D);
-        for (int i = 0; i < nisas; i++) {
+        for (int i = 0; i < b->nisas; i++) {
             float *f = lc_test_dup_f32(x, n);
             float *bw = lc_test_dup_f32(x, n);
-            lc_test_set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->rope_fwd(b->cpu, f, pos, cos_tab, sin_tab, N, NH, D);
             b->cpu->ops->rope_bwd(b->cpu, bw, pos, cos_tab, sin_tab, N, NH, D);
-            expect_close("rope_fwd", isas[i], f, fwd_ref, n, 1e-6, 1e-6);
-            expect_close("rope_bwd", isas[i], bw, bwd_ref, n, 1e-6, 1e-6);
+            expect_close("rope_fwd", b->isas[i], f, fwd_ref, n, 1e-6, 1e-6);
+            expect_close("rope_bwd", b->isas[i], bw, bwd_ref, n, 1e-6, 1e-6);
             free(f);
             free(bw);
         }
@@ -434,7 +402,7 @@ static void test_rope(void **state)
 
 static void test_swiglu(void **state)
 {
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 40009;
     float *gate = lc_test_new_uniform(n, 70, -10, 10);
     float *up = lc_test_new_uniform(n, 71, -3, 3);
@@ -450,16 +418,16 @@ static void test_swiglu(void **state)
     gate[3] = 0.0f;
     lc_ref_swiglu_fwd(b->ref, out_ref, gate, up, n);
     lc_ref_swiglu_bwd(b->ref, dg_ref, du_ref, dout, gate, up, n);
-    for (int i = 0; i < nisas; i++) {
+    for (int i = 0; i < b->nisas; i++) {
         float *out = lc_test_new_f32(n);
         float *dg = lc_test_new_f32(n);
         float *du = lc_test_new_f32(n);
-        lc_test_set_isa(b->cpu, isas[i]);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->swiglu_fwd(b->cpu, out, gate, up, n);
         b->cpu->ops->swiglu_bwd(b->cpu, dg, du, dout, gate, up, n);
-        expect_close("swiglu out", isas[i], out, out_ref, n, 1e-6, 1e-5);
-        expect_close("swiglu dgate", isas[i], dg, dg_ref, n, 1e-6, 1e-5);
-        expect_close("swiglu dup", isas[i], du, du_ref, n, 1e-6, 1e-5);
+        expect_close("swiglu out", b->isas[i], out, out_ref, n, 1e-6, 1e-5);
+        expect_close("swiglu dgate", b->isas[i], dg, dg_ref, n, 1e-6, 1e-5);
+        expect_close("swiglu dup", b->isas[i], du, du_ref, n, 1e-6, 1e-5);
         free(out);
         free(dg);
         free(du);
@@ -477,7 +445,7 @@ static void test_swiglu(void **state)
 static void test_mse(void **state)
 {
     static const int shapes[][2] = {{1, 1}, {13, 17}, {3, 1000}};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         int rows = shapes[s][0];
@@ -488,16 +456,16 @@ static void test_mse(void **state)
         float *sse_ref = lc_test_new_f32(rows);
         float *d_ref = lc_test_new_f32(n);
         lc_ref_mse_fwd_bwd(b->ref, sse_ref, d_ref, p, t, rows, cols, 0.01f);
-        for (int i = 0; i < nisas; i++) {
+        for (int i = 0; i < b->nisas; i++) {
             float *sse = lc_test_new_f32(rows);
             float *sse2 = lc_test_new_f32(rows);
             float *d = lc_test_new_f32(n);
-            lc_test_set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->mse_fwd_bwd(b->cpu, sse, d, p, t, rows, cols, 0.01f);
             b->cpu->ops->mse_fwd_bwd(b->cpu, sse2, NULL, p, t, rows, cols, 0.01f);
-            expect_close("mse sse", isas[i], sse, sse_ref, rows, 0, 1e-6);
+            expect_close("mse sse", b->isas[i], sse, sse_ref, rows, 0, 1e-6);
             lc_test_expect_same("mse sse without dpred", sse2, sse, rows);
-            expect_close("mse dpred", isas[i], d, d_ref, n, 0, 1e-6);
+            expect_close("mse dpred", b->isas[i], d, d_ref, n, 0, 1e-6);
             free(sse);
             free(sse2);
             free(d);
@@ -512,7 +480,7 @@ static void test_mse(void **state)
 static void test_xent(void **state)
 {
     static const int vocab[] = {1, 5, 517, 32000};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     enum { N = 9 };
 
     for (size_t s = 0; s < sizeof(vocab) / sizeof(vocab[0]); s++) {
@@ -530,17 +498,17 @@ static void test_xent(void **state)
             l[5 * (size_t)V + j] += 1000.0f;
         }
         lc_ref_xent_fwd_bwd(b->ref, loss_ref, d_ref, l, targets, N, V, 0.5f);
-        for (int i = 0; i < nisas; i++) {
+        for (int i = 0; i < b->nisas; i++) {
             float *loss = lc_test_new_f32(N);
             float *loss2 = lc_test_new_f32(N);
             float *d = lc_test_new_f32(n);
             float *inplace = lc_test_dup_f32(l, n);
-            lc_test_set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->xent_fwd_bwd(b->cpu, loss, d, l, targets, N, V, 0.5f);
             b->cpu->ops->xent_fwd_bwd(b->cpu, loss2, NULL, l, targets, N, V, 0.5f);
-            expect_close("xent loss", isas[i], loss, loss_ref, N, 1e-5, 1e-6);
+            expect_close("xent loss", b->isas[i], loss, loss_ref, N, 1e-5, 1e-6);
             lc_test_expect_same("xent loss without dlogits", loss2, loss, N);
-            expect_close("xent dlogits", isas[i], d, d_ref, n, 1e-7, 1e-5);
+            expect_close("xent dlogits", b->isas[i], d, d_ref, n, 1e-7, 1e-5);
             b->cpu->ops->xent_fwd_bwd(b->cpu, loss2, inplace, inplace, targets, N, V, 0.5f);
             lc_test_expect_same("xent in place", inplace, d, n);
             free(loss);
@@ -558,7 +526,7 @@ static void test_xent(void **state)
 
 static void test_adamw(void **state)
 {
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 50021;
     float *p0 = lc_test_new_uniform(n, 120, -1, 1);
     float *g = lc_test_new_uniform(n, 121, -0.1f, 0.1f);
@@ -573,15 +541,15 @@ static void test_adamw(void **state)
             float *m_ref = lc_test_dup_f32(m0, n);
             float *v_ref = lc_test_dup_f32(v0, n);
             lc_ref_adamw(b->ref, p_ref, g, m_ref, v_ref, n, 1e-3, beta1, 0.999, 1e-8, 0.1, step);
-            for (int i = 0; i < nisas; i++) {
+            for (int i = 0; i < b->nisas; i++) {
                 float *p = lc_test_dup_f32(p0, n);
                 float *m = lc_test_dup_f32(m0, n);
                 float *v = lc_test_dup_f32(v0, n);
-                lc_test_set_isa(b->cpu, isas[i]);
+                lc_test_set_isa(b->cpu, b->isas[i]);
                 b->cpu->ops->adamw(b->cpu, p, g, m, v, n, 1e-3, beta1, 0.999, 1e-8, 0.1, step);
-                expect_close("adamw p", isas[i], p, p_ref, n, 1e-7, 1e-6);
-                expect_close("adamw m", isas[i], m, m_ref, n, 1e-9, 1e-6);
-                expect_close("adamw v", isas[i], v, v_ref, n, 1e-12, 1e-6);
+                expect_close("adamw p", b->isas[i], p, p_ref, n, 1e-7, 1e-6);
+                expect_close("adamw m", b->isas[i], m, m_ref, n, 1e-9, 1e-6);
+                expect_close("adamw v", b->isas[i], v, v_ref, n, 1e-12, 1e-6);
                 free(p);
                 free(m);
                 free(v);
@@ -673,7 +641,7 @@ static void test_thread_independence(void **state)
         "linear_fwd bf16 N=3", "add", "dropout", "embedding_bwd", "rmsnorm_fwd",
         "rmsnorm_bwd", "swiglu_bwd", "xent", "mse", "adamw", "embedding_fwd", "rope_fwd",
     };
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 200000;
     const size_t big = (size_t)1 << 22; /* enough for every operand above */
     float *a = lc_test_new_uniform(big, 130, -1, 1);
@@ -687,8 +655,8 @@ static void test_thread_independence(void **state)
     for (int i = 0; i < 1000; i++) {
         ids[i] = (i * 31) % 50;
     }
-    for (int i = 0; i < nisas; i++) {
-        lc_test_set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        lc_test_set_isa(b->cpu, b->isas[i]);
         for (int which = 0; which < (int)(sizeof(names) / sizeof(names[0])); which++) {
             float *one = lc_test_dup_f32(out0, big);
             lc_set_num_threads(1);
@@ -703,7 +671,7 @@ static void test_thread_independence(void **state)
                 /* the kernels leave the thread setting as they found it */
                 assert_int_equal(omp_get_max_threads(), nt);
                 snprintf(what, sizeof(what), "%s [%s], 1 vs %d threads", names[which],
-                         lc_test_isa_name(isas[i]), nt);
+                         lc_test_isa_name(b->isas[i]), nt);
                 lc_test_expect_same(what, one, many, big);
                 free(many);
             }
@@ -723,7 +691,7 @@ static void test_thread_independence(void **state)
  * reports it once. */
 static void test_sync_reports_failure(void **state)
 {
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     struct lc_error err = {0};
 
     assert_int_equal(b->cpu->ops->sync(b->cpu, &err), LC_OK);
@@ -752,5 +720,5 @@ int main(void)
         cmocka_unit_test(test_thread_independence),
         cmocka_unit_test(test_sync_reports_failure),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lc_test_cpu_ref_setup, lc_test_cpu_ref_teardown);
 }
