@@ -419,3 +419,121 @@ const char *lc_test_isa_name(enum lc_cpu_isa isa)
 {
     return isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic";
 }
+
+/* ------------------------------------------------ hybrid attention cases */
+
+void lc_test_hy_in_make(struct lc_test_hy_in *in, int B, int T, int H, int Hkv, int D, int F, int W,
+                        int mode, uint64_t seed)
+{
+    struct lc_attn_shape s = {B, T, H, Hkv, D, F, W, mode};
+
+    in->s = s;
+    in->nq = (size_t)B * T * H * D;
+    in->nk = (size_t)B * T * Hkv * D;
+    in->nf = (size_t)B * T * H * F;
+    in->nm = (size_t)B * T * H;
+    in->q = lc_test_new_f32(in->nq);
+    in->k = lc_test_new_f32(in->nk);
+    in->v = lc_test_new_f32(in->nk);
+    in->fq = lc_test_new_f32(in->nf);
+    in->fk = lc_test_new_f32(in->nf);
+    in->theta = lc_test_new_f32((size_t)H);
+    in->dy = lc_test_new_f32(in->nq);
+    lc_test_fill_normal(in->q, in->nq, seed + 1, 1.0f);
+    lc_test_fill_normal(in->k, in->nk, seed + 2, 1.0f);
+    lc_test_fill_normal(in->v, in->nk, seed + 3, 1.0f);
+    /* feature maps are positive; these sizes keep window and linear terms
+     * of comparable weight */
+    lc_test_fill_uniform(in->fq, in->nf, seed + 4, 0.01f, 0.3f);
+    lc_test_fill_uniform(in->fk, in->nf, seed + 5, 0.01f, 0.3f);
+    lc_test_fill_normal(in->theta, (size_t)H, seed + 6, 1.0f);
+    lc_test_fill_normal(in->dy, in->nq, seed + 7, 1.0f);
+}
+
+void lc_test_hy_in_free(struct lc_test_hy_in *in)
+{
+    free(in->q);
+    free(in->k);
+    free(in->v);
+    free(in->fq);
+    free(in->fk);
+    free(in->theta);
+    free(in->dy);
+}
+
+void lc_test_hy_make_tie(struct lc_test_hy_in *in, int p)
+{
+    const struct lc_attn_shape *s = &in->s;
+
+    for (int b = 0; b < s->B; b++) {
+        for (int g = 0; g < s->Hkv; g++) {
+            for (int d = 0; d < s->D; d++) {
+                in->k[lc_test_at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
+                in->k[lc_test_at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
+            }
+        }
+        for (int h = 0; h < s->H; h++) {
+            for (int d = 0; d < s->D; d++) {
+                in->q[lc_test_at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] =
+                    2.0f / sqrtf((float)s->D);
+            }
+        }
+    }
+}
+
+void lc_test_hy_out_free(struct lc_test_hy_out *o)
+{
+    free(o->y);
+    free(o->mx);
+    free(o->den);
+    free(o->dq);
+    free(o->dk);
+    free(o->dv);
+    free(o->dfq);
+    free(o->dfk);
+    free(o->dth);
+    free(o->loss);
+    free(o->xdfq);
+    free(o->xdfk);
+    free(o->xdth);
+}
+
+size_t lc_test_hy_compare(const char *tag, const struct lc_test_hy_out *got,
+                          const struct lc_test_hy_out *want, const struct lc_test_hy_in *in,
+                          double tol)
+{
+    size_t bad = 0;
+    char name[200];
+#define CMP(field, n)                                                                              \
+    do {                                                                                           \
+        snprintf(name, sizeof(name), "%s %s", tag, #field);                                        \
+        bad += lc_test_check_rel(name, got->field, want->field, n, tol);                           \
+    } while (0)
+    CMP(y, in->nq);
+    CMP(mx, in->nm);
+    CMP(den, in->nm);
+    CMP(dq, in->nq);
+    CMP(dk, in->nk);
+    CMP(dv, in->nk);
+    CMP(dfq, in->nf);
+    CMP(dfk, in->nf);
+    CMP(loss, in->nm);
+    CMP(xdfq, in->nf);
+    CMP(xdfk, in->nf);
+#undef CMP
+    {
+        /* dtheta sums over all B*T rows (and is exactly 0, i.e. rounding
+         * noise, when no key is linear): rounding grows with sqrt(rows) */
+        const double rows = sqrt((double)in->s.B * in->s.T);
+        const double sd = lc_test_max_abs(want->dth, (size_t)in->s.H);
+        const double sx = lc_test_max_abs(want->xdth, (size_t)in->s.H);
+
+        snprintf(name, sizeof(name), "%s dtheta", tag);
+        bad += lc_test_check_close(name, got->dth, want->dth, (size_t)in->s.H,
+                                   tol * rows * (sd > 1.0 ? sd : 1.0), tol);
+        snprintf(name, sizeof(name), "%s xent dtheta", tag);
+        bad += lc_test_check_close(name, got->xdth, want->xdth, (size_t)in->s.H,
+                                   tol * rows * (sx > 1.0 ? sx : 1.0), tol);
+    }
+    return bad;
+}

@@ -1136,12 +1136,14 @@ static void test_adamw(void **state)
 
 /* ------------------------------------------------- attention student */
 
-/* |got - ref| <= tol (max|ref| + |ref|), as tests/test_hybrid.c and
- * tests/test_fmap.c compare the cpu kernels with the reference */
+/* lc_test_check_rel, as tests/test_hybrid.c and tests/test_fmap.c compare
+ * the cpu kernels with the reference */
 static void expect_rel(const char *what, const float *got, const float *want, size_t n,
                        double tol)
 {
-    expect_close(what, got, want, n, tol * lc_test_max_abs(want, n), tol);
+    if (lc_test_check_rel(what, got, want, n, tol) != 0) {
+        fail_msg("%s: cuda differs from ref", what);
+    }
 }
 
 struct fmap_case {
@@ -1228,155 +1230,97 @@ static void test_fmap(void **state)
 /* The inputs of one hybrid-attention case (as tests/test_hybrid.c makes
  * them), host and device. */
 struct hy_case {
-    struct lc_attn_shape s;
-    size_t nq, nk, nf, nm;
-    float *q, *k, *v, *fq, *fk, *theta, *dy;
+    struct lc_test_hy_in h;
     float *q_d, *k_d, *v_d, *fq_d, *fk_d, *theta_d, *dy_d;
 };
-
-/* keys p and p+1 identical, query p+2 along them: a two-way tie for the
- * window max of row p+2 */
-static void make_tie(struct hy_case *in, int p)
-{
-    const struct lc_attn_shape *s = &in->s;
-
-    for (int b = 0; b < s->B; b++) {
-        for (int g = 0; g < s->Hkv; g++) {
-            for (int d = 0; d < s->D; d++) {
-                in->k[lc_test_at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-                in->k[lc_test_at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-            }
-        }
-        for (int h = 0; h < s->H; h++) {
-            for (int d = 0; d < s->D; d++) {
-                in->q[lc_test_at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] =
-                    2.0f / sqrtf((float)s->D);
-            }
-        }
-    }
-}
 
 static void hy_case_make(struct backends *b, struct hy_case *in, int B, int T, int H, int Hkv,
                          int D, int F, int W, int mode, uint64_t seed)
 {
-    struct lc_attn_shape s = {B, T, H, Hkv, D, F, W, mode};
-
     memset(in, 0, sizeof(*in));
-    in->s = s;
-    in->nq = (size_t)B * T * H * D;
-    in->nk = (size_t)B * T * Hkv * D;
-    in->nf = (size_t)B * T * H * F;
-    in->nm = (size_t)B * T * H;
-    in->q = lc_test_new_f32(in->nq);
-    in->k = lc_test_new_f32(in->nk);
-    in->v = lc_test_new_f32(in->nk);
-    in->fq = lc_test_new_f32(in->nf);
-    in->fk = lc_test_new_f32(in->nf);
-    in->theta = lc_test_new_f32((size_t)H);
-    in->dy = lc_test_new_f32(in->nq);
-    lc_test_fill_normal(in->q, in->nq, seed + 1, 1.0f);
-    lc_test_fill_normal(in->k, in->nk, seed + 2, 1.0f);
-    lc_test_fill_normal(in->v, in->nk, seed + 3, 1.0f);
-    lc_test_fill_uniform(in->fq, in->nf, seed + 4, 0.01f, 0.3f);
-    lc_test_fill_uniform(in->fk, in->nf, seed + 5, 0.01f, 0.3f);
-    lc_test_fill_normal(in->theta, (size_t)H, seed + 6, 1.0f);
-    lc_test_fill_normal(in->dy, in->nq, seed + 7, 1.0f);
+    lc_test_hy_in_make(&in->h, B, T, H, Hkv, D, F, W, mode, seed);
     if (T >= 5) {
-        make_tie(in, 2);
+        lc_test_hy_make_tie(&in->h, 2);
     }
     if (T >= 3 * W + 2) {
-        make_tie(in, 3 * W - 1);
+        lc_test_hy_make_tie(&in->h, 3 * W - 1);
     }
-    in->q_d = dev(b, in->q, in->nq * sizeof(float));
-    in->k_d = dev(b, in->k, in->nk * sizeof(float));
-    in->v_d = dev(b, in->v, in->nk * sizeof(float));
-    in->fq_d = dev(b, in->fq, in->nf * sizeof(float));
-    in->fk_d = dev(b, in->fk, in->nf * sizeof(float));
-    in->theta_d = dev(b, in->theta, (size_t)H * sizeof(float));
-    in->dy_d = dev(b, in->dy, in->nq * sizeof(float));
+    in->q_d = dev(b, in->h.q, in->h.nq * sizeof(float));
+    in->k_d = dev(b, in->h.k, in->h.nk * sizeof(float));
+    in->v_d = dev(b, in->h.v, in->h.nk * sizeof(float));
+    in->fq_d = dev(b, in->h.fq, in->h.nf * sizeof(float));
+    in->fk_d = dev(b, in->h.fk, in->h.nf * sizeof(float));
+    in->theta_d = dev(b, in->h.theta, (size_t)H * sizeof(float));
+    in->dy_d = dev(b, in->h.dy, in->h.nq * sizeof(float));
 }
 
 static void hy_case_free(struct backends *b, struct hy_case *in)
 {
-    float *host[] = {in->q, in->k, in->v, in->fq, in->fk, in->theta, in->dy};
     float *devp[] = {in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, in->dy_d};
     for (size_t i = 0; i < 7; i++) {
-        free(host[i]);
         gpu_free(b, devp[i]);
     }
-}
-
-/* every output of forward, backward and cross-entropy, on the host */
-struct hy_res {
-    float *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss, *xdfq, *xdfk, *xdth;
-};
-
-static void hy_res_free(struct hy_res *r)
-{
-    float *p[] = {r->y,   r->mx,  r->den, r->dq,   r->dk,   r->dv,   r->dfq,
-                  r->dfk, r->dth, r->loss, r->xdfq, r->xdfk, r->xdth};
-    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
-        free(p[i]);
-    }
+    lc_test_hy_in_free(&in->h);
 }
 
 /* the accumulating outputs start from fixed nonzero values */
-static void hy_res_init_acc(struct hy_res *r, const struct hy_case *in)
+static void hy_res_init_acc(struct lc_test_hy_out *r, const struct hy_case *in)
 {
-    r->dth = lc_test_new_f32((size_t)in->s.H);
-    r->xdth = lc_test_new_f32((size_t)in->s.H);
-    for (int h = 0; h < in->s.H; h++) {
+    r->dth = lc_test_new_f32((size_t)in->h.s.H);
+    r->xdth = lc_test_new_f32((size_t)in->h.s.H);
+    for (int h = 0; h < in->h.s.H; h++) {
         r->dth[h] = 0.5f;
         r->xdth[h] = -0.25f;
     }
-    r->xdfq = lc_test_new_uniform(in->nf, 9, -0.1f, 0.1f);
-    r->xdfk = lc_test_new_uniform(in->nf, 10, -0.1f, 0.1f);
+    r->xdfq = lc_test_new_uniform(in->h.nf, 9, -0.1f, 0.1f);
+    r->xdfk = lc_test_new_uniform(in->h.nf, 10, -0.1f, 0.1f);
 }
 
-static void hy_run_ref(struct backends *b, const struct hy_case *in, struct hy_res *r)
+static void hy_run_ref(struct backends *b, const struct hy_case *in, struct lc_test_hy_out *r)
 {
     struct lc_backend *ref = b->ref;
 
     memset(r, 0, sizeof(*r));
-    r->y = lc_test_new_f32(in->nq);
-    r->mx = lc_test_new_f32(in->nm);
-    r->den = lc_test_new_f32(in->nm);
-    r->dq = lc_test_new_f32(in->nq);
-    r->dk = lc_test_new_f32(in->nk);
-    r->dv = lc_test_new_f32(in->nk);
-    r->dfq = lc_test_new_f32(in->nf);
-    r->dfk = lc_test_new_f32(in->nf);
-    r->loss = lc_test_new_f32(in->nm);
+    r->y = lc_test_new_f32(in->h.nq);
+    r->mx = lc_test_new_f32(in->h.nm);
+    r->den = lc_test_new_f32(in->h.nm);
+    r->dq = lc_test_new_f32(in->h.nq);
+    r->dk = lc_test_new_f32(in->h.nk);
+    r->dv = lc_test_new_f32(in->h.nk);
+    r->dfq = lc_test_new_f32(in->h.nf);
+    r->dfk = lc_test_new_f32(in->h.nf);
+    r->loss = lc_test_new_f32(in->h.nm);
     hy_res_init_acc(r, in);
-    lc_ref_ops.hybrid_fwd(ref, r->y, r->mx, r->den, in->q, in->k, in->v, in->fq, in->fk,
-                          in->theta, &in->s);
-    lc_ref_ops.hybrid_bwd(ref, r->dq, r->dk, r->dv, r->dfq, r->dfk, r->dth, in->dy, r->y, r->mx,
-                          r->den, in->q, in->k, in->v, in->fq, in->fk, in->theta, &in->s);
-    lc_ref_ops.hybrid_xent(ref, r->loss, r->xdfq, r->xdfk, r->xdth, 0.75f, in->q, in->k, in->fq,
-                           in->fk, in->theta, &in->s);
+    lc_ref_ops.hybrid_fwd(ref, r->y, r->mx, r->den, in->h.q, in->h.k, in->h.v, in->h.fq, in->h.fk,
+                          in->h.theta, &in->h.s);
+    lc_ref_ops.hybrid_bwd(ref, r->dq, r->dk, r->dv, r->dfq, r->dfk, r->dth, in->h.dy, r->y, r->mx,
+                          r->den, in->h.q, in->h.k, in->h.v, in->h.fq, in->h.fk, in->h.theta,
+                          &in->h.s);
+    lc_ref_ops.hybrid_xent(ref, r->loss, r->xdfq, r->xdfk, r->xdth, 0.75f, in->h.q, in->h.k,
+                           in->h.fq, in->h.fk, in->h.theta, &in->h.s);
     {
         /* dtheta sums G e over every row and key, with cancellation: the
          * float results are checked against the double reference */
-        double *q = lc_test_to_f64(in->q, in->nq), *k = lc_test_to_f64(in->k, in->nk);
-        double *v = lc_test_to_f64(in->v, in->nk);
-        double *fq = lc_test_to_f64(in->fq, in->nf), *fk = lc_test_to_f64(in->fk, in->nf);
-        double *th = lc_test_to_f64(in->theta, (size_t)in->s.H);
-        double *dy = lc_test_to_f64(in->dy, in->nq);
-        double *y = lc_test_calloc(in->nq, sizeof(double));
-        double *mx = lc_test_calloc(in->nm, sizeof(double));
-        double *den = lc_test_calloc(in->nm, sizeof(double));
-        double *dth = lc_test_calloc((size_t)in->s.H, sizeof(double));
-        double *xdth = lc_test_calloc((size_t)in->s.H, sizeof(double));
+        double *q = lc_test_to_f64(in->h.q, in->h.nq), *k = lc_test_to_f64(in->h.k, in->h.nk);
+        double *v = lc_test_to_f64(in->h.v, in->h.nk);
+        double *fq = lc_test_to_f64(in->h.fq, in->h.nf), *fk = lc_test_to_f64(in->h.fk, in->h.nf);
+        double *th = lc_test_to_f64(in->h.theta, (size_t)in->h.s.H);
+        double *dy = lc_test_to_f64(in->h.dy, in->h.nq);
+        double *y = lc_test_calloc(in->h.nq, sizeof(double));
+        double *mx = lc_test_calloc(in->h.nm, sizeof(double));
+        double *den = lc_test_calloc(in->h.nm, sizeof(double));
+        double *dth = lc_test_calloc((size_t)in->h.s.H, sizeof(double));
+        double *xdth = lc_test_calloc((size_t)in->h.s.H, sizeof(double));
 
-        for (int h = 0; h < in->s.H; h++) {
+        for (int h = 0; h < in->h.s.H; h++) {
             dth[h] = 0.5;
             xdth[h] = -0.25;
         }
-        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in->s);
+        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in->h.s);
         lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, NULL, NULL, dth, dy, y, mx, den, q, k, v, fq, fk,
-                              th, &in->s);
-        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in->s);
-        for (int h = 0; h < in->s.H; h++) {
+                              th, &in->h.s);
+        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in->h.s);
+        for (int h = 0; h < in->h.s.H; h++) {
             r->dth[h] = (float)dth[h];
             r->xdth[h] = (float)xdth[h];
         }
@@ -1396,53 +1340,53 @@ static void hy_run_ref(struct backends *b, const struct hy_case *in, struct hy_r
 }
 
 /* the same on the device; outputs that are overwritten start as NaN */
-static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct hy_res *r)
+static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct lc_test_hy_out *r)
 {
     const struct lc_backend_ops *o = b->gpu->ops;
-    const size_t H = (size_t)in->s.H;
-    float *nan_q = lc_test_new_f32(in->nq), *nan_k = lc_test_new_f32(in->nk);
-    float *nan_f = lc_test_new_f32(in->nf);
+    const size_t H = (size_t)in->h.s.H;
+    float *nan_q = lc_test_new_f32(in->h.nq), *nan_k = lc_test_new_f32(in->h.nk);
+    float *nan_f = lc_test_new_f32(in->h.nf);
     float *y_d, *mx_d, *den_d, *dq_d, *dk_d, *dv_d, *dfq_d, *dfk_d, *dth_d, *loss_d;
     float *xdfq_d, *xdfk_d, *xdth_d;
-    struct hy_res init;
+    struct lc_test_hy_out init;
 
-    lc_test_fill_nan(nan_q, in->nq);
-    lc_test_fill_nan(nan_k, in->nk);
-    lc_test_fill_nan(nan_f, in->nf);
+    lc_test_fill_nan(nan_q, in->h.nq);
+    lc_test_fill_nan(nan_k, in->h.nk);
+    lc_test_fill_nan(nan_f, in->h.nf);
     memset(r, 0, sizeof(*r));
     memset(&init, 0, sizeof(init));
     hy_res_init_acc(&init, in);
-    y_d = dev(b, nan_q, in->nq * sizeof(float));
-    mx_d = dev(b, nan_q, in->nm * sizeof(float));
-    den_d = dev(b, nan_q, in->nm * sizeof(float));
-    dq_d = dev(b, nan_q, in->nq * sizeof(float));
-    dk_d = dev(b, nan_k, in->nk * sizeof(float));
-    dv_d = dev(b, nan_k, in->nk * sizeof(float));
-    dfq_d = dev(b, nan_f, in->nf * sizeof(float));
-    dfk_d = dev(b, nan_f, in->nf * sizeof(float));
-    loss_d = dev(b, nan_q, in->nm * sizeof(float));
+    y_d = dev(b, nan_q, in->h.nq * sizeof(float));
+    mx_d = dev(b, nan_q, in->h.nm * sizeof(float));
+    den_d = dev(b, nan_q, in->h.nm * sizeof(float));
+    dq_d = dev(b, nan_q, in->h.nq * sizeof(float));
+    dk_d = dev(b, nan_k, in->h.nk * sizeof(float));
+    dv_d = dev(b, nan_k, in->h.nk * sizeof(float));
+    dfq_d = dev(b, nan_f, in->h.nf * sizeof(float));
+    dfk_d = dev(b, nan_f, in->h.nf * sizeof(float));
+    loss_d = dev(b, nan_q, in->h.nm * sizeof(float));
     dth_d = dev(b, init.dth, H * sizeof(float));
     xdth_d = dev(b, init.xdth, H * sizeof(float));
-    xdfq_d = dev(b, init.xdfq, in->nf * sizeof(float));
-    xdfk_d = dev(b, init.xdfk, in->nf * sizeof(float));
+    xdfq_d = dev(b, init.xdfq, in->h.nf * sizeof(float));
+    xdfk_d = dev(b, init.xdfk, in->h.nf * sizeof(float));
     o->hybrid_fwd(b->gpu, y_d, mx_d, den_d, in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d,
-                  in->theta_d, &in->s);
+                  in->theta_d, &in->h.s);
     o->hybrid_bwd(b->gpu, dq_d, dk_d, dv_d, dfq_d, dfk_d, dth_d, in->dy_d, y_d, mx_d, den_d,
-                  in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, &in->s);
+                  in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, &in->h.s);
     o->hybrid_xent(b->gpu, loss_d, xdfq_d, xdfk_d, xdth_d, 0.75f, in->q_d, in->k_d, in->fq_d,
-                   in->fk_d, in->theta_d, &in->s);
-    r->y = fetch(b, y_d, in->nq);
-    r->mx = fetch(b, mx_d, in->nm);
-    r->den = fetch(b, den_d, in->nm);
-    r->dq = fetch(b, dq_d, in->nq);
-    r->dk = fetch(b, dk_d, in->nk);
-    r->dv = fetch(b, dv_d, in->nk);
-    r->dfq = fetch(b, dfq_d, in->nf);
-    r->dfk = fetch(b, dfk_d, in->nf);
+                   in->fk_d, in->theta_d, &in->h.s);
+    r->y = fetch(b, y_d, in->h.nq);
+    r->mx = fetch(b, mx_d, in->h.nm);
+    r->den = fetch(b, den_d, in->h.nm);
+    r->dq = fetch(b, dq_d, in->h.nq);
+    r->dk = fetch(b, dk_d, in->h.nk);
+    r->dv = fetch(b, dv_d, in->h.nk);
+    r->dfq = fetch(b, dfq_d, in->h.nf);
+    r->dfk = fetch(b, dfk_d, in->h.nf);
     r->dth = fetch(b, dth_d, H);
-    r->loss = fetch(b, loss_d, in->nm);
-    r->xdfq = fetch(b, xdfq_d, in->nf);
-    r->xdfk = fetch(b, xdfk_d, in->nf);
+    r->loss = fetch(b, loss_d, in->h.nm);
+    r->xdfq = fetch(b, xdfq_d, in->h.nf);
+    r->xdfk = fetch(b, xdfk_d, in->h.nf);
     r->xdth = fetch(b, xdth_d, H);
     {
         float *p[] = {y_d,   mx_d,   den_d,  dq_d,   dk_d,  dv_d,  dfq_d,
@@ -1451,54 +1395,17 @@ static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct hy_r
             gpu_free(b, p[i]);
         }
     }
-    hy_res_free(&init);
+    lc_test_hy_out_free(&init);
     free(nan_q);
     free(nan_k);
     free(nan_f);
-}
-
-static void hy_compare(const char *tag, const struct hy_res *got, const struct hy_res *want,
-                       const struct hy_case *in, double tol)
-{
-    char name[200];
-#define CMP(field, n)                                                                      \
-    do {                                                                                   \
-        snprintf(name, sizeof(name), "%s %s", tag, #field);                                \
-        expect_rel(name, got->field, want->field, n, tol);                                 \
-    } while (0)
-    CMP(y, in->nq);
-    CMP(mx, in->nm);
-    CMP(den, in->nm);
-    CMP(dq, in->nq);
-    CMP(dk, in->nk);
-    CMP(dv, in->nk);
-    CMP(dfq, in->nf);
-    CMP(dfk, in->nf);
-    CMP(loss, in->nm);
-    CMP(xdfq, in->nf);
-    CMP(xdfk, in->nf);
-#undef CMP
-    {
-        /* dtheta sums over all B*T rows (exactly 0, i.e. rounding noise,
-         * when no key is linear): rounding grows with sqrt(rows) */
-        const double rows = sqrt((double)in->s.B * in->s.T);
-        const double sd = lc_test_max_abs(want->dth, (size_t)in->s.H);
-        const double sx = lc_test_max_abs(want->xdth, (size_t)in->s.H);
-
-        snprintf(name, sizeof(name), "%s dtheta", tag);
-        expect_close(name, got->dth, want->dth, (size_t)in->s.H,
-                     tol * rows * (sd > 1.0 ? sd : 1.0), tol);
-        snprintf(name, sizeof(name), "%s xent dtheta", tag);
-        expect_close(name, got->xdth, want->xdth, (size_t)in->s.H,
-                     tol * rows * (sx > 1.0 ? sx : 1.0), tol);
-    }
 }
 
 static void hybrid_case_tol(struct backends *b, int B, int T, int H, int Hkv, int D, int F,
                             int W, int mode, int chunk, double tol)
 {
     struct hy_case in;
-    struct hy_res want, got, again;
+    struct lc_test_hy_out want, got, again;
     char tag[128];
 
     hy_case_make(b, &in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
@@ -1507,27 +1414,29 @@ static void hybrid_case_tol(struct backends *b, int B, int T, int H, int Hkv, in
     hy_run_gpu(b, &in, &got);
     snprintf(tag, sizeof(tag), "[B %d T %d W %d H %d/%d D %d F %d mode %d chunk %d]", B, T, W, H,
              Hkv, D, F, mode, chunk);
-    hy_compare(tag, &got, &want, &in, tol);
+    if (lc_test_hy_compare(tag, &got, &want, &in.h, tol) != 0) {
+        fail_msg("%s: cuda differs from ref", tag);
+    }
     /* run to run: the same bits */
     hy_run_gpu(b, &in, &again);
 #define SAME(field, n) lc_test_expect_same(tag, again.field, got.field, n)
-    SAME(y, in.nq);
-    SAME(den, in.nm);
-    SAME(dq, in.nq);
-    SAME(dk, in.nk);
-    SAME(dv, in.nk);
-    SAME(dfq, in.nf);
-    SAME(dfk, in.nf);
+    SAME(y, in.h.nq);
+    SAME(den, in.h.nm);
+    SAME(dq, in.h.nq);
+    SAME(dk, in.h.nk);
+    SAME(dv, in.h.nk);
+    SAME(dfq, in.h.nf);
+    SAME(dfk, in.h.nf);
     SAME(dth, (size_t)H);
-    SAME(loss, in.nm);
-    SAME(xdfq, in.nf);
-    SAME(xdfk, in.nf);
+    SAME(loss, in.h.nm);
+    SAME(xdfq, in.h.nf);
+    SAME(xdfk, in.h.nf);
     SAME(xdth, (size_t)H);
 #undef SAME
     set_attn_chunk(b, 0);
-    hy_res_free(&want);
-    hy_res_free(&got);
-    hy_res_free(&again);
+    lc_test_hy_out_free(&want);
+    lc_test_hy_out_free(&got);
+    lc_test_hy_out_free(&again);
     hy_case_free(b, &in);
 }
 
@@ -1578,30 +1487,30 @@ static void test_hybrid_subsets(void **state)
     NEED_REF(hybrid_fwd);
     for (int mode = 0; mode < 2; mode++) {
         struct hy_case in;
-        struct hy_res full;
+        struct lc_test_hy_out full;
         float *y_d, *mx_d, *den_d, *g1, *g2, *g3, *g4, *g5, *th_d;
         float half[4] = {0.5f, 0.5f, 0.5f, 0.5f};
 
         hy_case_make(b, &in, 2, 150, 4, 2, 16, 8, 32, mode, 5);
         hy_run_gpu(b, &in, &full);
-        y_d = dev(b, full.y, in.nq * sizeof(float));
-        mx_d = dev(b, full.mx, in.nm * sizeof(float));
-        den_d = dev(b, full.den, in.nm * sizeof(float));
-        g1 = dev(b, full.dq, in.nq * sizeof(float));
-        g2 = dev(b, full.dk, in.nk * sizeof(float));
-        g3 = dev(b, full.dv, in.nk * sizeof(float));
-        g4 = dev(b, full.dfq, in.nf * sizeof(float));
-        g5 = dev(b, full.dfk, in.nf * sizeof(float));
+        y_d = dev(b, full.y, in.h.nq * sizeof(float));
+        mx_d = dev(b, full.mx, in.h.nm * sizeof(float));
+        den_d = dev(b, full.den, in.h.nm * sizeof(float));
+        g1 = dev(b, full.dq, in.h.nq * sizeof(float));
+        g2 = dev(b, full.dk, in.h.nk * sizeof(float));
+        g3 = dev(b, full.dv, in.h.nk * sizeof(float));
+        g4 = dev(b, full.dfq, in.h.nf * sizeof(float));
+        g5 = dev(b, full.dfk, in.h.nf * sizeof(float));
         th_d = dev(b, half, 4 * sizeof(float));
         /* stage 1: feature maps and theta only */
-        b->gpu->ops->zero(b->gpu, g4, in.nf * sizeof(float));
-        b->gpu->ops->zero(b->gpu, g5, in.nf * sizeof(float));
+        b->gpu->ops->zero(b->gpu, g4, in.h.nf * sizeof(float));
+        b->gpu->ops->zero(b->gpu, g5, in.h.nf * sizeof(float));
         o->hybrid_bwd(b->gpu, NULL, NULL, NULL, g4, g5, th_d, in.dy_d, y_d, mx_d, den_d, in.q_d,
-                      in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.s);
+                      in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.h.s);
         {
-            float *a = fetch(b, g4, in.nf), *c = fetch(b, g5, in.nf), *t = fetch(b, th_d, 4);
-            lc_test_expect_same("subset dfq", a, full.dfq, in.nf);
-            lc_test_expect_same("subset dfk", c, full.dfk, in.nf);
+            float *a = fetch(b, g4, in.h.nf), *c = fetch(b, g5, in.h.nf), *t = fetch(b, th_d, 4);
+            lc_test_expect_same("subset dfq", a, full.dfq, in.h.nf);
+            lc_test_expect_same("subset dfk", c, full.dfk, in.h.nf);
             lc_test_expect_same("subset dtheta", t, full.dth, 4);
             free(a);
             free(c);
@@ -1609,44 +1518,43 @@ static void test_hybrid_subsets(void **state)
         }
         /* q, k, v only; and each alone */
         for (int which = 0; which < 4; which++) {
-            b->gpu->ops->zero(b->gpu, g1, in.nq * sizeof(float));
-            b->gpu->ops->zero(b->gpu, g2, in.nk * sizeof(float));
-            b->gpu->ops->zero(b->gpu, g3, in.nk * sizeof(float));
-            o->hybrid_bwd(b->gpu, which == 0 || which == 1 ? g1 : NULL,
-                          which == 0 || which == 2 ? g2 : NULL,
-                          which == 0 || which == 3 ? g3 : NULL, NULL, NULL, NULL, in.dy_d, y_d,
-                          mx_d, den_d, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
-                          &in.s);
+            b->gpu->ops->zero(b->gpu, g1, in.h.nq * sizeof(float));
+            b->gpu->ops->zero(b->gpu, g2, in.h.nk * sizeof(float));
+            b->gpu->ops->zero(b->gpu, g3, in.h.nk * sizeof(float));
+            o->hybrid_bwd(
+                b->gpu, which == 0 || which == 1 ? g1 : NULL, which == 0 || which == 2 ? g2 : NULL,
+                which == 0 || which == 3 ? g3 : NULL, NULL, NULL, NULL, in.dy_d, y_d, mx_d, den_d,
+                in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.h.s);
             if (which == 0 || which == 1) {
-                float *a = fetch(b, g1, in.nq);
-                lc_test_expect_same("subset dq", a, full.dq, in.nq);
+                float *a = fetch(b, g1, in.h.nq);
+                lc_test_expect_same("subset dq", a, full.dq, in.h.nq);
                 free(a);
             }
             if (which == 0 || which == 2) {
-                float *a = fetch(b, g2, in.nk);
-                lc_test_expect_same("subset dk", a, full.dk, in.nk);
+                float *a = fetch(b, g2, in.h.nk);
+                lc_test_expect_same("subset dk", a, full.dk, in.h.nk);
                 free(a);
             }
             if (which == 0 || which == 3) {
-                float *a = fetch(b, g3, in.nk);
-                lc_test_expect_same("subset dv", a, full.dv, in.nk);
+                float *a = fetch(b, g3, in.h.nk);
+                lc_test_expect_same("subset dv", a, full.dv, in.h.nk);
                 free(a);
             }
         }
         /* the forward without mx, den */
-        b->gpu->ops->zero(b->gpu, y_d, in.nq * sizeof(float));
-        o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d,
-                      in.theta_d, &in.s);
+        b->gpu->ops->zero(b->gpu, y_d, in.h.nq * sizeof(float));
+        o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
+                      &in.h.s);
         {
-            float *a = fetch(b, y_d, in.nq);
-            lc_test_expect_same("forward without mx, den", a, full.y, in.nq);
+            float *a = fetch(b, y_d, in.h.nq);
+            lc_test_expect_same("forward without mx, den", a, full.y, in.h.nq);
             free(a);
         }
         float *ps[] = {y_d, mx_d, den_d, g1, g2, g3, g4, g5, th_d};
         for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
             gpu_free(b, ps[i]);
         }
-        hy_res_free(&full);
+        lc_test_hy_out_free(&full);
         hy_case_free(b, &in);
     }
 }
@@ -1667,8 +1575,8 @@ static void decode_case(struct backends *b, int T, int W, int mode)
     char name[96];
 
     hy_case_make(b, &in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
-    y_d = dev(b, in.q, in.nq * sizeof(float));
-    ydec_d = dev(b, in.q, in.nq * sizeof(float));
+    y_d = dev(b, in.h.q, in.h.nq * sizeof(float));
+    ydec_d = dev(b, in.h.q, in.h.nq * sizeof(float));
     S_d = o->alloc(b->gpu, (size_t)H * F * D * sizeof(float));
     z_d = o->alloc(b->gpu, (size_t)H * F * sizeof(float));
     kc_d = o->alloc(b->gpu, (size_t)cap * kd * sizeof(float));
@@ -1678,7 +1586,7 @@ static void decode_case(struct backends *b, int T, int W, int mode)
     assert_non_null(kc_d);
     assert_non_null(vc_d);
     o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
-                  &in.s);
+                  &in.h.s);
     for (int p = 0; p < T; p++) {
         size_t slot;
         if (mode == LC_WINDOW_SLIDING) {
@@ -1707,10 +1615,10 @@ static void decode_case(struct backends *b, int T, int W, int mode)
                          in.fq_d + (size_t)p * H * F, kc_d, vc_d, ncache, S_d, z_d, in.theta_d, H,
                          Hkv, D, F);
     }
-    yfull = fetch(b, y_d, in.nq);
-    ydec = fetch(b, ydec_d, in.nq);
+    yfull = fetch(b, y_d, in.h.nq);
+    ydec = fetch(b, ydec_d, in.h.nq);
     snprintf(name, sizeof(name), "cuda decode T %d W %d mode %d", T, W, mode);
-    expect_rel(name, ydec, yfull, in.nq, 1e-5);
+    expect_rel(name, ydec, yfull, in.h.nq, 1e-5);
     free(yfull);
     free(ydec);
     gpu_free(b, y_d);

@@ -20,51 +20,6 @@
 
 /* ------------------------------------------------------------ the inputs */
 
-struct hy_in {
-    struct lc_attn_shape s;
-    size_t nq, nk, nf, nm; /* [B,T,H,D], [B,T,Hkv,D], [B,T,H,F], [B,T,H] */
-    float *q, *k, *v, *fq, *fk, *theta, *dy;
-};
-
-static void hy_in_make(struct hy_in *in, int B, int T, int H, int Hkv, int D, int F, int W,
-                       int mode, uint64_t seed)
-{
-    struct lc_attn_shape s = {B, T, H, Hkv, D, F, W, mode};
-
-    in->s = s;
-    in->nq = (size_t)B * T * H * D;
-    in->nk = (size_t)B * T * Hkv * D;
-    in->nf = (size_t)B * T * H * F;
-    in->nm = (size_t)B * T * H;
-    in->q = lc_test_new_f32(in->nq);
-    in->k = lc_test_new_f32(in->nk);
-    in->v = lc_test_new_f32(in->nk);
-    in->fq = lc_test_new_f32(in->nf);
-    in->fk = lc_test_new_f32(in->nf);
-    in->theta = lc_test_new_f32((size_t)H);
-    in->dy = lc_test_new_f32(in->nq);
-    lc_test_fill_normal(in->q, in->nq, seed + 1, 1.0f);
-    lc_test_fill_normal(in->k, in->nk, seed + 2, 1.0f);
-    lc_test_fill_normal(in->v, in->nk, seed + 3, 1.0f);
-    /* feature maps are positive; these sizes keep window and linear terms
-     * of comparable weight */
-    lc_test_fill_uniform(in->fq, in->nf, seed + 4, 0.01f, 0.3f);
-    lc_test_fill_uniform(in->fk, in->nf, seed + 5, 0.01f, 0.3f);
-    lc_test_fill_normal(in->theta, (size_t)H, seed + 6, 1.0f);
-    lc_test_fill_normal(in->dy, in->nq, seed + 7, 1.0f);
-}
-
-static void hy_in_free(struct hy_in *in)
-{
-    free(in->q);
-    free(in->k);
-    free(in->v);
-    free(in->fq);
-    free(in->fk);
-    free(in->theta);
-    free(in->dy);
-}
-
 /* ------------------------------------------------------------ window sets */
 
 static void test_window_start(void **state)
@@ -166,11 +121,11 @@ static void test_ref_matches_explicit_sets(void **state)
     for (int mode = 0; mode < 2; mode++) {
         for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
             for (size_t wi = 0; wi < sizeof(Ws) / sizeof(Ws[0]); wi++) {
-                struct hy_in in;
+                struct lc_test_hy_in in;
                 double *q, *k, *v, *fq, *fk, *th, *y, *want;
                 char name[64];
 
-                hy_in_make(&in, 2, Ts[ti], 4, 2, 4, 6, Ws[wi], mode, 100 + ti * 10 + wi);
+                lc_test_hy_in_make(&in, 2, Ts[ti], 4, 2, 4, 6, Ws[wi], mode, 100 + ti * 10 + wi);
                 q = lc_test_to_f64(in.q, in.nq);
                 k = lc_test_to_f64(in.k, in.nk);
                 v = lc_test_to_f64(in.v, in.nk);
@@ -191,7 +146,7 @@ static void test_ref_matches_explicit_sets(void **state)
                 free(th);
                 free(y);
                 free(want);
-                hy_in_free(&in);
+                lc_test_hy_in_free(&in);
             }
         }
     }
@@ -262,39 +217,17 @@ static void fd_check(struct fd_ctx *c, const char *what, double *x, const double
     free(g);
 }
 
-/* Make keys p and p+1 identical and query p+2 point along them, so that
- * the max of that row's window (when it holds both) is a two-way tie. */
-static void make_tie(struct hy_in *in, int p)
-{
-    const struct lc_attn_shape *s = &in->s;
-
-    for (int b = 0; b < s->B; b++) {
-        for (int g = 0; g < s->Hkv; g++) {
-            for (int d = 0; d < s->D; d++) {
-                in->k[lc_test_at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-                in->k[lc_test_at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-            }
-        }
-        for (int h = 0; h < s->H; h++) {
-            for (int d = 0; d < s->D; d++) {
-                in->q[lc_test_at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] =
-                    2.0f / sqrtf((float)s->D);
-            }
-        }
-    }
-}
-
 static void fd_case(int T, int W, int mode, int xent)
 {
-    struct hy_in in;
+    struct lc_test_hy_in in;
     struct fd_ctx c;
     double *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss;
     const double grad_scale = 0.5;
     const int H = 4;
 
-    hy_in_make(&in, 2, T, H, 2, 4, 6, W, mode, 1000 + (uint64_t)(T * 31 + W * 7 + mode));
+    lc_test_hy_in_make(&in, 2, T, H, 2, 4, 6, W, mode, 1000 + (uint64_t)(T * 31 + W * 7 + mode));
     if (T >= 5) {
-        make_tie(&in, 2);
+        lc_test_hy_make_tie(&in, 2);
     }
     c.s = &in.s;
     c.q = lc_test_to_f64(in.q, in.nq);
@@ -376,7 +309,7 @@ static void fd_case(int T, int W, int mode, int xent)
     free(dfk);
     free(dth);
     free(loss);
-    hy_in_free(&in);
+    lc_test_hy_in_free(&in);
 }
 
 static void test_fd_hybrid(void **state)
@@ -415,11 +348,11 @@ static void test_fd_xent(void **state)
  * the gradient bounded instead of ~ A_true / 1e-20). */
 static void test_xent_clamp(void **state)
 {
-    struct hy_in in;
+    struct lc_test_hy_in in;
     double *q, *k, *fq, *fk, *th, *loss[2], *dfk[2];
     (void)state;
 
-    hy_in_make(&in, 1, 6, 1, 1, 4, 6, 2, LC_WINDOW_SLIDING, 77);
+    lc_test_hy_in_make(&in, 1, 6, 1, 1, 4, 6, 2, LC_WINDOW_SLIDING, 77);
     q = lc_test_to_f64(in.q, in.nq);
     k = lc_test_to_f64(in.k, in.nk);
     fq = lc_test_to_f64(in.fq, in.nf);
@@ -453,16 +386,12 @@ static void test_xent_clamp(void **state)
     free(fq);
     free(fk);
     free(th);
-    hy_in_free(&in);
+    lc_test_hy_in_free(&in);
 }
 
 /* ------------------------------------------------------------ cpu vs ref */
 
-struct hy_out {
-    float *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss, *xdfq, *xdfk, *xdth;
-};
-
-static void hy_out_alloc(struct hy_out *o, const struct hy_in *in)
+static void hy_out_alloc(struct lc_test_hy_out *o, const struct lc_test_hy_in *in)
 {
     o->y = lc_test_new_f32(in->nq);
     o->mx = lc_test_new_f32(in->nm);
@@ -479,23 +408,6 @@ static void hy_out_alloc(struct hy_out *o, const struct hy_in *in)
     o->xdth = lc_test_new_f32((size_t)in->s.H);
 }
 
-static void hy_out_free(struct hy_out *o)
-{
-    free(o->y);
-    free(o->mx);
-    free(o->den);
-    free(o->dq);
-    free(o->dk);
-    free(o->dv);
-    free(o->dfq);
-    free(o->dfk);
-    free(o->dth);
-    free(o->loss);
-    free(o->xdfq);
-    free(o->xdfk);
-    free(o->xdth);
-}
-
 /* Fills the cpu backend's kernel scratch with NaNs, so that a kernel that
  * reads scratch it did not write first gets caught. */
 static void poison_scratch(struct lc_backend *be)
@@ -510,7 +422,7 @@ static void poison_scratch(struct lc_backend *be)
 
 /* forward, backward and cross-entropy of one backend; the accumulating
  * outputs start from fixed nonzero values */
-static void hy_run(struct lc_backend *be, const struct hy_in *in, struct hy_out *o)
+static void hy_run(struct lc_backend *be, const struct lc_test_hy_in *in, struct lc_test_hy_out *o)
 {
     const struct lc_backend_ops *ops = be->ops;
     struct lc_error err = {0};
@@ -533,61 +445,22 @@ static void hy_run(struct lc_backend *be, const struct hy_in *in, struct hy_out 
     assert_int_equal(ops->sync(be, &err), LC_OK);
 }
 
-static size_t hy_compare(const char *tag, const struct hy_out *got, const struct hy_out *want,
-                         const struct hy_in *in, double tol)
-{
-    size_t bad = 0;
-    char name[160];
-#define CMP(field, n)                                                                              \
-    do {                                                                                           \
-        snprintf(name, sizeof(name), "%s %s", tag, #field);                                        \
-        bad += lc_test_check_rel(name, got->field, want->field, n, tol);                           \
-    } while (0)
-    CMP(y, in->nq);
-    CMP(mx, in->nm);
-    CMP(den, in->nm);
-    CMP(dq, in->nq);
-    CMP(dk, in->nk);
-    CMP(dv, in->nk);
-    CMP(dfq, in->nf);
-    CMP(dfk, in->nf);
-    CMP(loss, in->nm);
-    CMP(xdfq, in->nf);
-    CMP(xdfk, in->nf);
-#undef CMP
-    {
-        /* dtheta sums over all B*T rows (and is exactly 0, i.e. rounding
-         * noise, when no key is linear): rounding grows with sqrt(rows) */
-        const double rows = sqrt((double)in->s.B * in->s.T);
-        const double sd = lc_test_max_abs(want->dth, (size_t)in->s.H);
-        const double sx = lc_test_max_abs(want->xdth, (size_t)in->s.H);
-
-        snprintf(name, sizeof(name), "%s dtheta", tag);
-        bad += lc_test_check_close(name, got->dth, want->dth, (size_t)in->s.H,
-                                   tol * rows * (sd > 1.0 ? sd : 1.0), tol);
-        snprintf(name, sizeof(name), "%s xent dtheta", tag);
-        bad += lc_test_check_close(name, got->xdth, want->xdth, (size_t)in->s.H,
-                                   tol * rows * (sx > 1.0 ? sx : 1.0), tol);
-    }
-    return bad;
-}
-
 static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int B, int T, int H,
                             int Hkv, int D, int F, int W, int mode)
 {
     struct lc_cpu_ctx *ctx = cpu->ctx;
     const enum lc_cpu_isa best = lc_cpu_detect_isa();
-    struct hy_in in;
-    struct hy_out want, got;
+    struct lc_test_hy_in in;
+    struct lc_test_hy_out want, got;
     char tag[96];
 
-    hy_in_make(&in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
+    lc_test_hy_in_make(&in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
     /* ties for the window max, in the first block and (if any) later */
     if (T >= 5) {
-        make_tie(&in, 2);
+        lc_test_hy_make_tie(&in, 2);
     }
     if (T >= 3 * W + 2) {
-        make_tie(&in, 3 * W - 1);
+        lc_test_hy_make_tie(&in, 3 * W - 1);
     }
     hy_out_alloc(&want, &in);
     hy_out_alloc(&got, &in);
@@ -633,12 +506,12 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
         hy_run(cpu, &in, &got);
         snprintf(tag, sizeof(tag), "[%s T %d W %d H %d/%d mode %d]",
                  lc_test_isa_name((enum lc_cpu_isa)isa), T, W, H, Hkv, mode);
-        assert_int_equal(hy_compare(tag, &got, &want, &in, 1e-5), 0);
+        assert_int_equal(lc_test_hy_compare(tag, &got, &want, &in, 1e-5), 0);
     }
     ctx->isa = best;
-    hy_out_free(&want);
-    hy_out_free(&got);
-    hy_in_free(&in);
+    lc_test_hy_out_free(&want);
+    lc_test_hy_out_free(&got);
+    lc_test_hy_in_free(&in);
 }
 
 static void test_cpu_vs_ref(void **state)
@@ -669,11 +542,11 @@ static void test_cpu_vs_ref(void **state)
 static void test_cpu_bwd_subsets(void **state)
 {
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    struct hy_in in;
-    struct hy_out full, part;
+    struct lc_test_hy_in in;
+    struct lc_test_hy_out full, part;
     (void)state;
 
-    hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, LC_WINDOW_SLIDING, 5);
+    lc_test_hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, LC_WINDOW_SLIDING, 5);
     hy_out_alloc(&full, &in);
     hy_out_alloc(&part, &in);
     hy_run(cpu, &in, &full);
@@ -697,9 +570,9 @@ static void test_cpu_bwd_subsets(void **state)
     lc_cpu_ops.hybrid_fwd(cpu, part.y, NULL, NULL, in.q, in.k, in.v, in.fq, in.fk, in.theta,
                           &in.s);
     assert_memory_equal(part.y, full.y, in.nq * sizeof(float));
-    hy_out_free(&full);
-    hy_out_free(&part);
-    hy_in_free(&in);
+    lc_test_hy_out_free(&full);
+    lc_test_hy_out_free(&part);
+    lc_test_hy_in_free(&in);
     lc_test_backend_free(cpu);
 }
 
@@ -707,12 +580,12 @@ static void test_cpu_bwd_subsets(void **state)
 static void test_cpu_threads(void **state)
 {
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    struct hy_in in;
-    struct hy_out one, two;
+    struct lc_test_hy_in in;
+    struct lc_test_hy_out one, two;
     (void)state;
 
     for (int mode = 0; mode < 2; mode++) {
-        hy_in_make(&in, 2, 200, 4, 2, 32, 16, 64, mode, 11);
+        lc_test_hy_in_make(&in, 2, 200, 4, 2, 32, 16, 64, mode, 11);
         hy_out_alloc(&one, &in);
         hy_out_alloc(&two, &in);
         lc_set_num_threads(1);
@@ -735,9 +608,9 @@ static void test_cpu_threads(void **state)
         SAME(xdfk, in.nf);
         SAME(xdth, 4);
 #undef SAME
-        hy_out_free(&one);
-        hy_out_free(&two);
-        hy_in_free(&in);
+        lc_test_hy_out_free(&one);
+        lc_test_hy_out_free(&two);
+        lc_test_hy_in_free(&in);
     }
     lc_test_backend_free(cpu);
 }
@@ -755,12 +628,12 @@ static void decode_case(struct lc_backend *be, int T, int W, int mode)
     const int H = 4, Hkv = 2, D = 16, F = 8;
     const int cap = mode == LC_WINDOW_SLIDING ? W : 2 * W;
     const size_t kd = (size_t)Hkv * D;
-    struct hy_in in;
+    struct lc_test_hy_in in;
     float *yfull, *ydec, *S, *z, *kc, *vc;
     int ncache = 0;
     char name[96];
 
-    hy_in_make(&in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
+    lc_test_hy_in_make(&in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
     yfull = lc_test_new_f32(in.nq);
     ydec = lc_test_new_f32(in.nq);
     S = lc_test_new_f32((size_t)H * F * D);
@@ -807,7 +680,7 @@ static void decode_case(struct lc_backend *be, int T, int W, int mode)
     free(z);
     free(kc);
     free(vc);
-    hy_in_free(&in);
+    lc_test_hy_in_free(&in);
 }
 
 static void test_decode(void **state)
