@@ -85,33 +85,6 @@ void lc_test_expect_same(const char *what, const float *a, const float *b, size_
  * of attention shape s. */
 size_t lc_test_at4(const struct lc_attn_shape *s, int b, int t, int nh, int h, int dim);
 
-/* A hybrid attention case for comparing backends: seeded inputs (normal q,
- * k, v, theta and dy; feature maps uniform in [0.01, 0.3) so that window
- * and linear terms weigh alike) and every output of the forward, the
- * backward and the cross-entropy. */
-struct lc_test_hy_in {
-    struct lc_attn_shape s;
-    size_t nq, nk, nf, nm; /* [B,T,H,D], [B,T,Hkv,D], [B,T,H,F], [B,T,H] */
-    float *q, *k, *v, *fq, *fk, *theta, *dy;
-};
-void lc_test_hy_in_make(struct lc_test_hy_in *in, int B, int T, int H, int Hkv, int D, int F,
-                        int W, int mode, uint64_t seed);
-void lc_test_hy_in_free(struct lc_test_hy_in *in);
-/* keys p and p+1 identical, query p+2 along them: a two-way tie for the
- * window max of row p+2 */
-void lc_test_hy_make_tie(struct lc_test_hy_in *in, int p);
-
-struct lc_test_hy_out {
-    float *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss, *xdfq, *xdfk, *xdth;
-};
-void lc_test_hy_out_free(struct lc_test_hy_out *o);
-/* Compares every output with lc_test_check_rel (the window-factor
- * gradients, sums over all B*T rows, with a tolerance growing with
- * sqrt(rows)); returns the number of mismatches. */
-size_t lc_test_hy_compare(const char *tag, const struct lc_test_hy_out *got,
-                          const struct lc_test_hy_out *want, const struct lc_test_hy_in *in,
-                          double tol);
-
 /* Opens a backend table directly (without the completeness check of
  * lc_backend_open), so that kernel tests can run before every entry
  * exists; fails the test on error. */

@@ -31,7 +31,7 @@
 #include "backend-cuda/cuda_kernels.h"
 #include "core/half.h"
 #include "core/ref/ref_hybrid_f64.h"
-#include "tests/lc_test.h"
+#include "tests/lc_test_hybrid.h"
 
 struct backends {
     struct lc_backend *ref;
@@ -1263,82 +1263,6 @@ static void hy_case_free(struct backends *b, struct hy_case *in)
     lc_test_hy_in_free(&in->h);
 }
 
-/* the accumulating outputs start from fixed nonzero values */
-static void hy_res_init_acc(struct lc_test_hy_out *r, const struct hy_case *in)
-{
-    r->dth = lc_test_new_f32((size_t)in->h.s.H);
-    r->xdth = lc_test_new_f32((size_t)in->h.s.H);
-    for (int h = 0; h < in->h.s.H; h++) {
-        r->dth[h] = 0.5f;
-        r->xdth[h] = -0.25f;
-    }
-    r->xdfq = lc_test_new_uniform(in->h.nf, 9, -0.1f, 0.1f);
-    r->xdfk = lc_test_new_uniform(in->h.nf, 10, -0.1f, 0.1f);
-}
-
-static void hy_run_ref(struct backends *b, const struct hy_case *in, struct lc_test_hy_out *r)
-{
-    struct lc_backend *ref = b->ref;
-
-    memset(r, 0, sizeof(*r));
-    r->y = lc_test_new_f32(in->h.nq);
-    r->mx = lc_test_new_f32(in->h.nm);
-    r->den = lc_test_new_f32(in->h.nm);
-    r->dq = lc_test_new_f32(in->h.nq);
-    r->dk = lc_test_new_f32(in->h.nk);
-    r->dv = lc_test_new_f32(in->h.nk);
-    r->dfq = lc_test_new_f32(in->h.nf);
-    r->dfk = lc_test_new_f32(in->h.nf);
-    r->loss = lc_test_new_f32(in->h.nm);
-    hy_res_init_acc(r, in);
-    lc_ref_ops.hybrid_fwd(ref, r->y, r->mx, r->den, in->h.q, in->h.k, in->h.v, in->h.fq, in->h.fk,
-                          in->h.theta, &in->h.s);
-    lc_ref_ops.hybrid_bwd(ref, r->dq, r->dk, r->dv, r->dfq, r->dfk, r->dth, in->h.dy, r->y, r->mx,
-                          r->den, in->h.q, in->h.k, in->h.v, in->h.fq, in->h.fk, in->h.theta,
-                          &in->h.s);
-    lc_ref_ops.hybrid_xent(ref, r->loss, r->xdfq, r->xdfk, r->xdth, 0.75f, in->h.q, in->h.k,
-                           in->h.fq, in->h.fk, in->h.theta, &in->h.s);
-    {
-        /* dtheta sums G e over every row and key, with cancellation: the
-         * float results are checked against the double reference */
-        double *q = lc_test_to_f64(in->h.q, in->h.nq), *k = lc_test_to_f64(in->h.k, in->h.nk);
-        double *v = lc_test_to_f64(in->h.v, in->h.nk);
-        double *fq = lc_test_to_f64(in->h.fq, in->h.nf), *fk = lc_test_to_f64(in->h.fk, in->h.nf);
-        double *th = lc_test_to_f64(in->h.theta, (size_t)in->h.s.H);
-        double *dy = lc_test_to_f64(in->h.dy, in->h.nq);
-        double *y = lc_test_calloc(in->h.nq, sizeof(double));
-        double *mx = lc_test_calloc(in->h.nm, sizeof(double));
-        double *den = lc_test_calloc(in->h.nm, sizeof(double));
-        double *dth = lc_test_calloc((size_t)in->h.s.H, sizeof(double));
-        double *xdth = lc_test_calloc((size_t)in->h.s.H, sizeof(double));
-
-        for (int h = 0; h < in->h.s.H; h++) {
-            dth[h] = 0.5;
-            xdth[h] = -0.25;
-        }
-        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in->h.s);
-        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, NULL, NULL, dth, dy, y, mx, den, q, k, v, fq, fk,
-                              th, &in->h.s);
-        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in->h.s);
-        for (int h = 0; h < in->h.s.H; h++) {
-            r->dth[h] = (float)dth[h];
-            r->xdth[h] = (float)xdth[h];
-        }
-        free(q);
-        free(k);
-        free(v);
-        free(fq);
-        free(fk);
-        free(th);
-        free(dy);
-        free(y);
-        free(mx);
-        free(den);
-        free(dth);
-        free(xdth);
-    }
-}
-
 /* the same on the device; outputs that are overwritten start as NaN */
 static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct lc_test_hy_out *r)
 {
@@ -1354,8 +1278,8 @@ static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct lc_t
     lc_test_fill_nan(nan_k, in->h.nk);
     lc_test_fill_nan(nan_f, in->h.nf);
     memset(r, 0, sizeof(*r));
-    memset(&init, 0, sizeof(init));
-    hy_res_init_acc(&init, in);
+    lc_test_hy_out_alloc(&init, &in->h);
+    lc_test_hy_init_acc(&init, &in->h);
     y_d = dev(b, nan_q, in->h.nq * sizeof(float));
     mx_d = dev(b, nan_q, in->h.nm * sizeof(float));
     den_d = dev(b, nan_q, in->h.nm * sizeof(float));
@@ -1409,7 +1333,7 @@ static void hybrid_case_tol(struct backends *b, int B, int T, int H, int Hkv, in
     char tag[128];
 
     hy_case_make(b, &in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
-    hy_run_ref(b, &in, &want);
+    lc_test_hy_ref(b->ref, &in.h, &want);
     set_attn_chunk(b, chunk);
     hy_run_gpu(b, &in, &got);
     snprintf(tag, sizeof(tag), "[B %d T %d W %d H %d/%d D %d F %d mode %d chunk %d]", B, T, W, H,

@@ -16,7 +16,7 @@
 #include "core/ref/ref_hybrid_f64.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
-#include "tests/lc_test.h"
+#include "tests/lc_test_hybrid.h"
 
 /* ------------------------------------------------------------ the inputs */
 
@@ -389,25 +389,6 @@ static void test_xent_clamp(void **state)
     lc_test_hy_in_free(&in);
 }
 
-/* ------------------------------------------------------------ cpu vs ref */
-
-static void hy_out_alloc(struct lc_test_hy_out *o, const struct lc_test_hy_in *in)
-{
-    o->y = lc_test_new_f32(in->nq);
-    o->mx = lc_test_new_f32(in->nm);
-    o->den = lc_test_new_f32(in->nm);
-    o->dq = lc_test_new_f32(in->nq);
-    o->dk = lc_test_new_f32(in->nk);
-    o->dv = lc_test_new_f32(in->nk);
-    o->dfq = lc_test_new_f32(in->nf);
-    o->dfk = lc_test_new_f32(in->nf);
-    o->dth = lc_test_new_f32((size_t)in->s.H);
-    o->loss = lc_test_new_f32(in->nm);
-    o->xdfq = lc_test_new_f32(in->nf);
-    o->xdfk = lc_test_new_f32(in->nf);
-    o->xdth = lc_test_new_f32((size_t)in->s.H);
-}
-
 /* Fills the cpu backend's kernel scratch with NaNs, so that a kernel that
  * reads scratch it did not write first gets caught. */
 static void poison_scratch(struct lc_backend *be)
@@ -427,12 +408,7 @@ static void hy_run(struct lc_backend *be, const struct lc_test_hy_in *in, struct
     const struct lc_backend_ops *ops = be->ops;
     struct lc_error err = {0};
 
-    for (int h = 0; h < in->s.H; h++) {
-        o->dth[h] = 0.5f;
-        o->xdth[h] = -0.25f;
-    }
-    lc_test_fill_uniform(o->xdfq, in->nf, 9, -0.1f, 0.1f);
-    lc_test_fill_uniform(o->xdfk, in->nf, 10, -0.1f, 0.1f);
+    lc_test_hy_init_acc(o, in);
     poison_scratch(be);
     ops->hybrid_fwd(be, o->y, o->mx, o->den, in->q, in->k, in->v, in->fq, in->fk, in->theta,
                     &in->s);
@@ -462,45 +438,8 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
     if (T >= 3 * W + 2) {
         lc_test_hy_make_tie(&in, 3 * W - 1);
     }
-    hy_out_alloc(&want, &in);
-    hy_out_alloc(&got, &in);
-    hy_run(ref, &in, &want);
-    {
-        /* dtheta sums G e over every row and key, with cancellation: check
-         * the float results against the double reference */
-        double *q = lc_test_to_f64(in.q, in.nq), *k = lc_test_to_f64(in.k, in.nk);
-        double *v = lc_test_to_f64(in.v, in.nk);
-        double *fq = lc_test_to_f64(in.fq, in.nf), *fk = lc_test_to_f64(in.fk, in.nf);
-        double *th = lc_test_to_f64(in.theta, (size_t)H), *dy = lc_test_to_f64(in.dy, in.nq);
-        double *y = lc_test_new_f64(in.nq), *mx = lc_test_new_f64(in.nm);
-        double *den = lc_test_new_f64(in.nm);
-        double *dth = lc_test_new_f64((size_t)H), *xdth = lc_test_new_f64((size_t)H);
-
-        for (int h = 0; h < H; h++) {
-            dth[h] = 0.5;
-            xdth[h] = -0.25;
-        }
-        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in.s);
-        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, NULL, NULL, dth, dy, y, mx, den, q, k, v, fq, fk,
-                              th, &in.s);
-        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in.s);
-        for (int h = 0; h < H; h++) {
-            want.dth[h] = (float)dth[h];
-            want.xdth[h] = (float)xdth[h];
-        }
-        free(q);
-        free(k);
-        free(v);
-        free(fq);
-        free(fk);
-        free(th);
-        free(dy);
-        free(y);
-        free(mx);
-        free(den);
-        free(dth);
-        free(xdth);
-    }
+    lc_test_hy_ref(ref, &in, &want);
+    lc_test_hy_out_alloc(&got, &in);
     for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
         ctx->isa = (enum lc_cpu_isa)isa;
         hy_run(cpu, &in, &got);
@@ -547,8 +486,8 @@ static void test_cpu_bwd_subsets(void **state)
     (void)state;
 
     lc_test_hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, LC_WINDOW_SLIDING, 5);
-    hy_out_alloc(&full, &in);
-    hy_out_alloc(&part, &in);
+    lc_test_hy_out_alloc(&full, &in);
+    lc_test_hy_out_alloc(&part, &in);
     hy_run(cpu, &in, &full);
     memcpy(part.y, full.y, in.nq * sizeof(float));
     memcpy(part.mx, full.mx, in.nm * sizeof(float));
@@ -586,8 +525,8 @@ static void test_cpu_threads(void **state)
 
     for (int mode = 0; mode < 2; mode++) {
         lc_test_hy_in_make(&in, 2, 200, 4, 2, 32, 16, 64, mode, 11);
-        hy_out_alloc(&one, &in);
-        hy_out_alloc(&two, &in);
+        lc_test_hy_out_alloc(&one, &in);
+        lc_test_hy_out_alloc(&two, &in);
         lc_set_num_threads(1);
         hy_run(cpu, &in, &one);
         lc_set_num_threads(2);
