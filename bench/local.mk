@@ -18,13 +18,13 @@ bench_bench_hybrid_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
 # one Llama-3-8B-shaped layer through the backend table (any backend)
 noinst_PROGRAMS += bench/bench_layer
-bench_bench_layer_SOURCES = bench/bench_layer.c
+bench_bench_layer_SOURCES = bench/bench_layer.c bench/bench_common.c bench/bench_common.h
 bench_bench_layer_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
 # stage 2 (LoRA on the linearized model): stories260K micro-batches
 # (--model DIR) and one Llama-3-8B-shaped layer, against the GEMM peak
 noinst_PROGRAMS += bench/bench_train
-bench_bench_train_SOURCES = bench/bench_train.c
+bench_bench_train_SOURCES = bench/bench_train.c bench/bench_common.c bench/bench_common.h
 bench_bench_train_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
 # decode time and memory per token at 1K..32K context, teacher vs linearized

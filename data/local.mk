@@ -1,4 +1,6 @@
 # data: reference outputs generated with Python (scripts in data/gen/, see data/ref/README.md).
+# data/gen/refcommon.py: what the generators share.
+EXTRA_DIST += data/gen/refcommon.py
 EXTRA_DIST += data/gen/make_logits_ref.py
 EXTRA_DIST += data/ref/logits_stories260K.safetensors
 EXTRA_DIST += data/ref/logits_tiny_random.safetensors

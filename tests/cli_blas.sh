@@ -2,15 +2,11 @@
 # The programs run OpenBLAS's AVX-512 kernels on an AVX-512 processor when
 # OPENBLAS_CORETYPE is not set, respect it when it is, and say which kernel
 # runs at --verbose.
-set -u
-: "${LC_BUILDDIR:?run through make check}" "${LC_TEST_DATA:?run through make check}"
-eval_="$LC_BUILDDIR/src/cli/lolcats-eval"
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_TEST_DATA:?run through make check}"
 model="$LC_TEST_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf"
 text="$LC_TEST_DATA/text/tinystories/tinystories_sample.txt"
 [ -f "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-status=0
 
 run() { "$eval_" --model "$model" --task ppl --data "$text" --context 64 --quiet --verbose "$@"; }
 

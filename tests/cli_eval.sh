@@ -4,20 +4,13 @@
 # (data/ref/eval_reference.json), results do not depend on the batch or the
 # thread count, --compare prints both models, and bad task files are exit
 # status 3 with a message naming the file and line.
-set -u
-: "${LC_BUILDDIR:?run through make check}" "${LC_TEST_DATA:?run through make check}"
-: "${LC_DATA_DIR:?run through make check}"
-eval_="$LC_BUILDDIR/src/cli/lolcats-eval"
-train="$LC_BUILDDIR/src/cli/lolcats-train"
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_TEST_DATA:?run through make check}" "${LC_DATA_DIR:?run through make check}"
 model="$LC_TEST_DATA/models/stories260K-hf"
 tasks="$LC_TEST_DATA/eval"
 text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
 ref="$LC_DATA_DIR/ref/eval_reference.json"
 [ -d "$model" ] && [ -d "$tasks" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-status=0
-fail() { echo "FAIL: $*"; status=1; }
 run() { "$eval_" --model "$model" --threads 1 --quiet "$@"; }
 
 # value of "key": in a one-line JSON object

@@ -1,20 +1,15 @@
 #!/bin/sh
 # lolcats-generate with --lolcats on the small real model: it generates,
 # the same text for 1 and 2 threads, its decoding state is the same size
-# after 40 and after 200 new tokens (the teacher's KV cache grows), and a
+# after 40 and after 200 new tokens (the teacher's KV cache grows), a prompt
+# file (plain or gzip) is read like --prompt, and a missing prompt file or a
 # missing or mismatched lolcats folder is an input error (exit 3).
-set -u
-: "${LC_BUILDDIR:?run through make check}" "${LC_TEST_DATA:?run through make check}"
-train="$LC_BUILDDIR/src/cli/lolcats-train"
-gen="$LC_BUILDDIR/src/cli/lolcats-generate"
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_TEST_DATA:?run through make check}"
 model="$LC_TEST_DATA/models/stories260K-hf"
 other="$LC_TEST_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf"
 text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-status=0
-fail() { echo "FAIL: $*"; status=1; }
 
 # a lolcats folder from a short stage-1 run (window 16)
 "$train" --model "$model" --data "$text" --out "$tmp/lc" --seq-len 128 --window 16 \
@@ -45,6 +40,21 @@ if [ -z "$s40" ] || [ "$s40" != "$s200" ] || ! grep -q 'constant' "$tmp/v200"; t
 fi
 [ -n "$t40" ] && [ "$t40" != "$t200" ] ||
     fail "teacher decoding state: $t40 KiB after 40 tokens, $t200 KiB after 200"
+
+# --prompt-file, plain and gzip-compressed, reads the same prompt as --prompt;
+# a missing prompt file is an input error
+printf 'Once upon a time' >"$tmp/prompt.txt"
+gzip -c "$tmp/prompt.txt" >"$tmp/prompt.txt.gz"
+generate -n 20 --threads 1 >"$tmp/p0" 2>/dev/null || fail "teacher -n 20 --prompt"
+for f in prompt.txt prompt.txt.gz; do
+    "$gen" --model "$model" --temperature 0 --prompt-file "$tmp/$f" -n 20 --threads 1 \
+        >"$tmp/p1" 2>"$tmp/err" || fail "--prompt-file $f: $(cat "$tmp/err")"
+    cmp -s "$tmp/p0" "$tmp/p1" || fail "--prompt-file $f generates other text than --prompt"
+done
+"$gen" --model "$model" --prompt-file "$tmp/missing.txt" >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" = 3 ] && grep -q 'missing.txt' "$tmp/err" ||
+    fail "missing prompt file: status $rc, $(cat "$tmp/err")"
 
 # a missing folder, a folder made for another model
 generate --lolcats "$tmp/missing" >/dev/null 2>"$tmp/err"

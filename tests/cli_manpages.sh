@@ -2,11 +2,8 @@
 # Every program's --help and man page list the same long options, every
 # option in the man page is accepted by the program, and the man pages
 # are free of groff/mandoc warnings.
-set -u
-: "${LC_BUILDDIR:?run through make check}" "${LC_SRCDIR:?run through make check}"
-status=0
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_SRCDIR:?run through make check}"
 
 lint_pages() {
     linted=0

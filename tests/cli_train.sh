@@ -5,17 +5,11 @@
 # damages an existing checkpoint, and lolcats-eval reads the result; first
 # for attention transfer alone, then for both stages (kills in stage 2,
 # --recompute, --merge, --stage finetune, --no-transfer).
-set -u
-: "${LC_BUILDDIR:?run through make check}" "${LC_TEST_DATA:?run through make check}"
-train="$LC_BUILDDIR/src/cli/lolcats-train"
-eval_="$LC_BUILDDIR/src/cli/lolcats-eval"
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_TEST_DATA:?run through make check}"
 model="$LC_TEST_DATA/models/stories260K-hf"
 text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-status=0
-fail() { echo "FAIL: $*"; status=1; }
 
 # a short run: 24 steps of 2 x 128 tokens (window 16, so that the linear
 # part is used), an evaluation every 4 steps.  The program replaces the
@@ -47,13 +41,17 @@ evals=$(grep -c '"val_loss"' "$tmp/t2.jsonl")
 # are evaluations, each followed at once by a state save), so it lands at
 # chosen places whatever the machine's speed.
 lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+# waits until the metrics file $1 has $2 lines, or the run $pid has ended
+wait_for_lines() {
+    while [ "$(lines_of "$1")" -lt "$2" ] && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.002
+    done
+}
 for k in 0 1 3 6 11 17 24 30; do
     d="$tmp/k$k"
     (run_exec "$d" --metrics "$d.jsonl") &
     pid=$!
-    while [ "$(lines_of "$d.jsonl")" -lt "$k" ] && kill -0 "$pid" 2>/dev/null; do
-        sleep 0.002
-    done
+    wait_for_lines "$d.jsonl" "$k"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     run "$d" --metrics "$d.jsonl" --resume || fail "resume after kill -9 at line $k failed"
@@ -77,9 +75,7 @@ done
 d="$tmp/int"
 (run_exec "$d" --metrics "$d.jsonl" 2>/dev/null) &
 pid=$!
-while [ "$(lines_of "$d.jsonl")" -lt 8 ] && kill -0 "$pid" 2>/dev/null; do
-    sleep 0.002
-done
+wait_for_lines "$d.jsonl" 8
 kill -INT "$pid" 2>/dev/null
 wait "$pid"
 rc=$?
@@ -167,9 +163,7 @@ for k in 11 12 14 19; do
     d="$tmp/ak$k"
     (all_exec "$d" --metrics "$d.jsonl") &
     pid=$!
-    while [ "$(lines_of "$d.jsonl")" -lt "$k" ] && kill -0 "$pid" 2>/dev/null; do
-        sleep 0.002
-    done
+    wait_for_lines "$d.jsonl" "$k"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     all_run "$d" --metrics "$d.jsonl" --resume || fail "--stage all: resume after kill at line $k"

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/half.h"
 #include "tests/lc_test.h"
 
 static char tmpdir_path[512];
@@ -89,6 +90,78 @@ const char *lc_test_tmpdir(void)
     return tmpdir_path;
 }
 
+const char *lc_test_data_file(const char *rel)
+{
+    static char bufs[8][1024];
+    static int next;
+    char *b = bufs[next++ % 8];
+    const char *dir = getenv("LC_TEST_DATA");
+    struct stat st;
+    if (dir == NULL || dir[0] == '\0') {
+        print_message("LC_TEST_DATA is not set: skipping\n");
+        skip();
+    }
+    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, rel);
+    if (stat(b, &st) != 0) {
+        print_message("%s not found: skipping\n", b);
+        skip();
+    }
+    return b;
+}
+
+const char *lc_test_tmp_path(const char *name)
+{
+    static char bufs[8][4096];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof(bufs[0]), "%s/%s", lc_test_tmpdir(), name);
+    return b;
+}
+
+void lc_test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    if (len > 0) {
+        assert_int_equal(fwrite(data, 1, len, fp), len);
+    }
+    assert_int_equal(fclose(fp), 0);
+}
+
+void lc_test_write_text(const char *path, const char *text)
+{
+    lc_test_write_file(path, text, strlen(text));
+}
+
+void *lc_test_read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long n;
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n >= 0);
+    rewind(fp);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+void lc_test_expect_error(lc_status rc, const struct lc_error *err, lc_status code,
+                          const char *substr)
+{
+    if (rc != code || strstr(err->msg, substr) == NULL) {
+        print_error("expected status %d with \"%s\"; got %d: %s\n", (int)code, substr, (int)rc,
+                    err->msg);
+        fail();
+    }
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
     uint64_t x = *s;
@@ -123,6 +196,77 @@ void lc_test_fill_normal(float *x, size_t n, uint64_t seed, float stddev)
         }
         x[i] = (float)(stddev * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
     }
+}
+
+void *lc_test_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n + 1, size);
+    if (p == NULL) {
+        fail_msg("out of memory");
+    }
+    return p;
+}
+
+float *lc_test_new_f32(size_t n)
+{
+    return lc_test_calloc(n, sizeof(float));
+}
+
+double *lc_test_new_f64(size_t n)
+{
+    return lc_test_calloc(n, sizeof(double));
+}
+
+float *lc_test_new_uniform(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *p = lc_test_new_f32(n);
+    lc_test_fill_uniform(p, n, seed, lo, hi);
+    return p;
+}
+
+float *lc_test_dup_f32(const float *x, size_t n)
+{
+    float *p = lc_test_new_f32(n);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+double *lc_test_to_f64(const float *x, size_t n)
+{
+    double *d = lc_test_new_f64(n);
+    for (size_t i = 0; i < n; i++) {
+        d[i] = x[i];
+    }
+    return d;
+}
+
+void *lc_test_to_dtype(const float *x, size_t n, enum lc_dtype type)
+{
+    uint16_t *h;
+    if (type == LC_DTYPE_F32) {
+        return lc_test_dup_f32(x, n);
+    }
+    h = lc_test_calloc(n, sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) {
+        h[i] = type == LC_DTYPE_F16 ? lc_f32_to_f16(x[i]) : lc_f32_to_bf16(x[i]);
+    }
+    return h;
+}
+
+void lc_test_fill_nan(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        x[i] = NAN;
+    }
+}
+
+double lc_test_max_abs(const float *x, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    }
+    return m;
 }
 
 size_t lc_test_check_close_f64(const char *name, const double *got, const double *ref, size_t n,
@@ -191,6 +335,25 @@ double lc_test_max_abs_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
+size_t lc_test_check_rel(const char *name, const float *got, const float *ref, size_t n, double tol)
+{
+    return lc_test_check_close(name, got, ref, n, tol * lc_test_max_abs(ref, n), tol);
+}
+
+void lc_test_expect_same(const char *what, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+            fail_msg("%s: element %zu differs: %.9g vs %.9g", what, i, a[i], b[i]);
+        }
+    }
+}
+
+size_t lc_test_at4(const struct lc_attn_shape *s, int b, int t, int nh, int h, int dim)
+{
+    return (((size_t)b * s->T + (size_t)t) * (size_t)nh + (size_t)h) * (size_t)dim;
+}
+
 struct lc_backend *lc_test_backend(const struct lc_backend_ops *ops)
 {
     struct lc_error err = {0};
@@ -210,4 +373,49 @@ void lc_test_backend_free(struct lc_backend *be)
         be->ops->fini(be);
         free(be);
     }
+}
+
+int lc_test_cpu_isas(enum lc_cpu_isa isas[2])
+{
+    int n = 0;
+    isas[n++] = LC_CPU_ISA_GENERIC;
+    if (lc_cpu_detect_isa() == LC_CPU_ISA_AVX512) {
+        isas[n++] = LC_CPU_ISA_AVX512;
+    } else {
+        fprintf(stderr, "note: AVX-512 kernels unavailable or off (LC_CPU_ISA): generic only\n");
+    }
+    return n;
+}
+
+int lc_test_cpu_ref_setup(void **state)
+{
+    struct lc_test_cpu_ref *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return -1;
+    }
+    b->ref = lc_test_backend(&lc_ref_ops);
+    b->cpu = lc_test_backend(&lc_cpu_ops);
+    b->nisas = lc_test_cpu_isas(b->isas);
+    *state = b;
+    return 0;
+}
+
+int lc_test_cpu_ref_teardown(void **state)
+{
+    struct lc_test_cpu_ref *b = *state;
+    lc_test_backend_free(b->ref);
+    lc_test_backend_free(b->cpu);
+    free(b);
+    lc_set_num_threads(0);
+    return 0;
+}
+
+void lc_test_set_isa(struct lc_backend *be, enum lc_cpu_isa isa)
+{
+    ((struct lc_cpu_ctx *)be->ctx)->isa = isa;
+}
+
+const char *lc_test_isa_name(enum lc_cpu_isa isa)
+{
+    return isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic";
 }

@@ -16,6 +16,9 @@ tests_liblctest_la_SOURCES = tests/lc_test.c tests/lc_test.h
 tests_liblctest_la_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 
 LC_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+# the hybrid attention cases of test_hybrid and test_cuda (with the float64
+# reference, LC_REF_HYBRID_F64_SOURCES)
+LC_TEST_HYBRID_SOURCES = tests/lc_test_hybrid.c tests/lc_test_hybrid.h
 LC_TEST_LDADD = tests/liblctest.la liblc_internal.la $(LC_DEP_LIBS) $(CMOCKA_LIBS)
 
 check_PROGRAMS += tests/test_core
@@ -81,7 +84,7 @@ tests_test_eval_LDADD = $(LC_TEST_LDADD)
 if COND_CUDA
 # the cuda backend against ref; exits 77 (skip) without a CUDA device
 check_PROGRAMS += tests/test_cuda
-tests_test_cuda_SOURCES = tests/test_cuda.c $(LC_REF_HYBRID_F64_SOURCES)
+tests_test_cuda_SOURCES = tests/test_cuda.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
 tests_test_cuda_LDADD = $(LC_TEST_LDADD)
 
@@ -119,7 +122,7 @@ CLEANFILES += $(LC_EMU_CU_OBJS)
 
 check_PROGRAMS += tests/test_cuda_emu
 tests_test_cuda_emu_SOURCES = tests/test_cuda.c src/backend-cuda/cuda_backend.c \
-	src/backend-cuda/cuda_emu.c $(LC_REF_HYBRID_F64_SOURCES)
+	src/backend-cuda/cuda_emu.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
 # the dense-op tests are compiled but not run under the emulation
 tests_test_cuda_emu_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS) $(LC_EMU_FLAGS) \
 	-Wno-unused-function
@@ -141,7 +144,7 @@ check_PROGRAMS += tests/test_fmap tests/test_hybrid
 tests_test_fmap_SOURCES = tests/test_fmap.c $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_fmap_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_fmap_LDADD = $(LC_TEST_LDADD)
-tests_test_hybrid_SOURCES = tests/test_hybrid.c $(LC_REF_HYBRID_F64_SOURCES)
+tests_test_hybrid_SOURCES = tests/test_hybrid.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
 tests_test_hybrid_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
@@ -149,4 +152,4 @@ endif
 LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh \
 	tests/cli_eval.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
-EXTRA_DIST += $(LC_CLI_TESTS)
+EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh

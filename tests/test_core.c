@@ -1,11 +1,13 @@
 /* Core utilities: status strings, errors, half-precision conversions, the
- * backend registry. */
+ * backend registry, the file and path helpers. */
 #include "config.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/half.h"
 #include "core/util.h"
 #include "tests/lc_test.h"
@@ -117,12 +119,81 @@ static void test_backend_registry(void **state)
     lc_backend_close(NULL);
 }
 
+/* fileio: reading whole small files and their first bytes, mapping, and
+ * the path helpers; missing files, folders and files over the limit get
+ * errors naming them. */
+static void test_fileio(void **state)
+{
+    const char *dir = lc_test_tmpdir();
+    char *ten = lc_path_join(dir, "ten.txt");
+    char *empty = lc_path_join(dir, "empty.txt");
+    char *missing = lc_path_join(dir, "missing.txt");
+    struct lc_error err = {0};
+    char head[16];
+    char *buf = NULL;
+    void *map = NULL;
+    size_t len = 99;
+    (void)state;
+
+    assert_non_null(ten);
+    assert_non_null(empty);
+    assert_non_null(missing);
+    assert_string_equal(ten + strlen(dir), "/ten.txt");
+    lc_test_write_text(ten, "0123456789");
+    lc_test_write_text(empty, "");
+    assert_true(lc_path_ends_with(ten, ".txt"));
+    assert_false(lc_path_ends_with(ten, ".json"));
+    assert_false(lc_path_ends_with("t", ".txt"));
+    assert_true(lc_is_regular_file(ten));
+    assert_false(lc_is_regular_file(dir));
+    assert_false(lc_is_regular_file(missing));
+    assert_true(lc_is_dir(dir));
+    assert_false(lc_is_dir(ten));
+
+    assert_int_equal(lc_read_small_file(ten, 10, &buf, &len, &err), LC_OK);
+    assert_int_equal(len, 10);
+    assert_string_equal(buf, "0123456789");
+    free(buf);
+    assert_int_equal(lc_read_small_file(empty, 10, &buf, &len, &err), LC_OK);
+    assert_int_equal(len, 0);
+    assert_string_equal(buf, "");
+    free(buf);
+    assert_int_equal(lc_read_small_file(ten, 9, &buf, &len, &err), LC_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "ten.txt: 10 bytes, more than the 9 allowed"));
+    assert_int_equal(lc_read_small_file(missing, 10, &buf, &len, &err), LC_ERR_IO);
+    assert_non_null(strstr(err.msg, "missing.txt: cannot open"));
+    assert_int_equal(lc_read_small_file(dir, 10, &buf, &len, &err), LC_ERR_IO);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+
+    assert_int_equal(lc_map_file(ten, &map, &len, &err), LC_OK);
+    assert_int_equal(len, 10);
+    assert_memory_equal(map, "0123456789", 10);
+    lc_unmap_file(map, len);
+    assert_int_equal(lc_map_file(empty, &map, &len, &err), LC_OK);
+    assert_null(map);
+    assert_int_equal(len, 0);
+    lc_unmap_file(map, len);
+
+    assert_int_equal(lc_read_file_head(ten, head, 4, &len, &err), LC_OK);
+    assert_int_equal(len, 4);
+    assert_memory_equal(head, "0123", 4);
+    assert_int_equal(lc_read_file_head(ten, head, sizeof(head), &len, &err), LC_OK);
+    assert_int_equal(len, 10);
+    assert_int_equal(lc_read_file_head(missing, head, 4, &len, &err), LC_ERR_IO);
+    assert_int_equal(len, 0);
+    assert_non_null(strstr(err.msg, "missing.txt: cannot open"));
+    free(ten);
+    free(empty);
+    free(missing);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),  cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_half_roundtrip),  cmocka_unit_test(test_f16_rounding),
         cmocka_unit_test(test_bf16_rounding),   cmocka_unit_test(test_backend_registry),
+        cmocka_unit_test(test_fileio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@
 #include "backend-cuda/cuda_kernels.h"
 #include "core/half.h"
 #include "core/ref/ref_hybrid_f64.h"
-#include "tests/lc_test.h"
+#include "tests/lc_test_hybrid.h"
 
 struct backends {
     struct lc_backend *ref;
@@ -72,46 +72,11 @@ static int teardown(void **state)
 
 /* ---------------------------------------------------------------- helpers */
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n + 1, size);
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
-}
-
-static float *new_f32(size_t n)
-{
-    return xcalloc(n, sizeof(float));
-}
-
-static float *new_uniform(size_t n, uint64_t seed, float lo, float hi)
-{
-    float *p = new_f32(n);
-    lc_test_fill_uniform(p, n, seed, lo, hi);
-    return p;
-}
-
-static float *dup_f32(const float *x, size_t n)
-{
-    float *p = new_f32(n);
-    memcpy(p, x, n * sizeof(float));
-    return p;
-}
-
-static void fill_nan(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        x[i] = NAN;
-    }
-}
-
 /* ids in [0, V) from a seed, with repeats */
 static int32_t *new_ids(size_t n, uint64_t seed, int V)
 {
-    int32_t *ids = xcalloc(n, sizeof(int32_t));
-    float *u = new_uniform(n, seed, 0.0f, 1.0f);
+    int32_t *ids = lc_test_calloc(n, sizeof(int32_t));
+    float *u = lc_test_new_uniform(n, seed, 0.0f, 1.0f);
     for (size_t i = 0; i < n; i++) {
         int id = (int)(u[i] * (float)V);
         ids[i] = id < V ? id : V - 1;
@@ -120,25 +85,11 @@ static int32_t *new_ids(size_t n, uint64_t seed, int V)
     return ids;
 }
 
-/* weights stored in a dtype: a copy of w rounded to it */
-static void *to_dtype(const float *w, size_t n, enum lc_dtype type)
-{
-    uint16_t *h;
-    if (type == LC_DTYPE_F32) {
-        return dup_f32(w, n);
-    }
-    h = xcalloc(n, sizeof(uint16_t));
-    for (size_t i = 0; i < n; i++) {
-        h[i] = type == LC_DTYPE_F16 ? lc_f32_to_f16(w[i]) : lc_f32_to_bf16(w[i]);
-    }
-    return h;
-}
-
 /* x rounded to the dtype and back (what the cuda linear layers feed the
  * tensor cores with F16/BF16 weights) */
 static float *rounded_like(const float *x, size_t n, enum lc_dtype type)
 {
-    float *r = dup_f32(x, n);
+    float *r = lc_test_dup_f32(x, n);
     for (size_t i = 0; type != LC_DTYPE_F32 && i < n; i++) {
         r[i] = type == LC_DTYPE_F16 ? lc_f16_to_f32(lc_f32_to_f16(x[i]))
                                     : lc_bf16_to_f32(lc_f32_to_bf16(x[i]));
@@ -166,7 +117,7 @@ static void gpu_sync(struct backends *b)
 /* n floats of device memory into a fresh host array (syncs first) */
 static float *fetch(struct backends *b, const void *d, size_t n)
 {
-    float *h = new_f32(n);
+    float *h = lc_test_new_f32(n);
     gpu_sync(b);
     b->gpu->ops->download(b->gpu, h, d, n * sizeof(float));
     gpu_sync(b);
@@ -186,15 +137,6 @@ static void expect_close(const char *what, const float *got, const float *want, 
     }
 }
 
-static void expect_same(const char *what, const float *a, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(&a[i], &b[i], sizeof(float)) != 0) {
-            fail_msg("%s: element %zu differs: %.9g vs %.9g", what, i, a[i], b[i]);
-        }
-    }
-}
-
 static void set_attn_chunk(struct backends *b, int rows)
 {
     ((struct lc_cuda_ctx *)b->gpu->ctx)->attn_chunk = rows;
@@ -207,9 +149,9 @@ static void test_memory(void **state)
     struct backends *b = *state;
     const struct lc_backend_ops *o = b->gpu->ops;
     size_t n = 1000003;
-    unsigned char *pattern = xcalloc(n, 1);
-    unsigned char *back = xcalloc(n, 1);
-    unsigned char *want = xcalloc(n, 1);
+    unsigned char *pattern = lc_test_calloc(n, 1);
+    unsigned char *back = lc_test_calloc(n, 1);
+    unsigned char *want = lc_test_calloc(n, 1);
     unsigned char *d = NULL;
     unsigned char *d2 = NULL;
     void *z0 = NULL;
@@ -360,9 +302,9 @@ static void test_gemm(void **state)
         size_t na = (size_t)(g->ta ? g->K : g->M) * lda + 1;
         size_t nb = (size_t)(g->tb ? g->N : g->K) * ldb + 1;
         size_t nc = (size_t)g->M * ldc;
-        float *A = new_uniform(na, 100 + s, -1, 1);
-        float *B = new_uniform(nb, 200 + s, -1, 1);
-        float *C0 = new_uniform(nc, 300 + s, -1, 1);
+        float *A = lc_test_new_uniform(na, 100 + s, -1, 1);
+        float *B = lc_test_new_uniform(nb, 200 + s, -1, 1);
+        float *C0 = lc_test_new_uniform(nc, 300 + s, -1, 1);
         float *want = NULL;
         float *dA = NULL;
         float *dB = NULL;
@@ -372,9 +314,9 @@ static void test_gemm(void **state)
         char what[96];
 
         if (g->beta == 0.0f) {
-            fill_nan(C0, nc); /* beta 0 must ignore C */
+            lc_test_fill_nan(C0, nc); /* beta 0 must ignore C */
         }
-        want = dup_f32(C0, nc);
+        want = lc_test_dup_f32(C0, nc);
         lc_ref_ops.gemm(b->ref, g->ta, g->tb, g->M, g->N, g->K, g->alpha, A, lda, B, ldb, g->beta,
                         want, ldc);
         dA = dev(b, A, na * sizeof(float));
@@ -405,7 +347,7 @@ static void test_gemm(void **state)
                 got2[i] = 0;
             }
         }
-        expect_same(what, got, got2, nc);
+        lc_test_expect_same(what, got, got2, nc);
         gpu_free(b, dA);
         gpu_free(b, dB);
         gpu_free(b, dC);
@@ -431,12 +373,12 @@ static void check_linear(struct backends *b, const struct linear_shape *sh, enum
     int K = sh->K;
     int M = sh->M;
     size_t nw = (size_t)M * K;
-    float *wf = new_uniform(nw, seed, -1, 1);
-    void *w = to_dtype(wf, nw, type);
-    float *x = new_uniform((size_t)N * K, seed + 1, -2, 2);
-    float *dy = new_uniform((size_t)N * M, seed + 2, -2, 2);
-    float *y0 = new_uniform((size_t)N * M, seed + 3, -1, 1);
-    float *dx0 = new_uniform((size_t)N * K, seed + 4, -1, 1);
+    float *wf = lc_test_new_uniform(nw, seed, -1, 1);
+    void *w = lc_test_to_dtype(wf, nw, type);
+    float *x = lc_test_new_uniform((size_t)N * K, seed + 1, -2, 2);
+    float *dy = lc_test_new_uniform((size_t)N * M, seed + 2, -2, 2);
+    float *y0 = lc_test_new_uniform((size_t)N * M, seed + 3, -1, 1);
+    float *dx0 = lc_test_new_uniform((size_t)N * K, seed + 4, -1, 1);
     /* the reference sees the activations the tensor cores see */
     float *x_r = rounded_like(x, (size_t)N * K, type);
     float *dy_r = rounded_like(dy, (size_t)N * M, type);
@@ -456,11 +398,11 @@ static void check_linear(struct backends *b, const struct linear_shape *sh, enum
     char what[128];
 
     if (beta == 0.0f) {
-        fill_nan(y0, (size_t)N * M);
-        fill_nan(dx0, (size_t)N * K);
+        lc_test_fill_nan(y0, (size_t)N * M);
+        lc_test_fill_nan(dx0, (size_t)N * K);
     }
-    y_ref = dup_f32(y0, (size_t)N * M);
-    dx_ref = dup_f32(dx0, (size_t)N * K);
+    y_ref = lc_test_dup_f32(y0, (size_t)N * M);
+    dx_ref = lc_test_dup_f32(dx0, (size_t)N * K);
     lc_ref_ops.linear_fwd(b->ref, y_ref, x_r, w, type, N, K, M, beta);
     lc_ref_ops.linear_bwd(b->ref, dx_ref, dy_r, w, type, N, K, M, beta);
 
@@ -484,7 +426,7 @@ static void check_linear(struct backends *b, const struct linear_shape *sh, enum
     free(got);
     /* the weights were not touched */
     {
-        unsigned char *wb = xcalloc(wbytes, 1);
+        unsigned char *wb = lc_test_calloc(wbytes, 1);
         gpu_sync(b);
         b->gpu->ops->download(b->gpu, wb, dw, wbytes);
         gpu_sync(b);
@@ -542,15 +484,15 @@ static void test_add(void **state)
     float *got = NULL;
 
     NEED_REF(add);
-    x = new_uniform(n, 1, -1, 1);
-    y = new_uniform(n, 2, -1, 1);
-    want = dup_f32(y, n);
+    x = lc_test_new_uniform(n, 1, -1, 1);
+    y = lc_test_new_uniform(n, 2, -1, 1);
+    want = lc_test_dup_f32(y, n);
     dx = dev(b, x, n * sizeof(float));
     dy = dev(b, y, n * sizeof(float));
     lc_ref_ops.add(b->ref, want, x, (int64_t)n);
     b->gpu->ops->add(b->gpu, dy, dx, (int64_t)n);
     got = fetch(b, dy, n);
-    expect_same("add", got, want, n);
+    lc_test_expect_same("add", got, want, n);
     /* y += y */
     b->gpu->ops->add(b->gpu, dy, dy, 1);
     free(got);
@@ -575,12 +517,12 @@ static void test_dropout(void **state)
     float *dy = NULL;
 
     NEED_REF(dropout);
-    x = new_uniform(n, 3, -1, 1);
+    x = lc_test_new_uniform(n, 3, -1, 1);
     dx = dev(b, x, n * sizeof(float));
     dy = dev(b, x, n * sizeof(float));
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
         for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
-            float *want = new_f32(n);
+            float *want = lc_test_new_f32(n);
             float *got = NULL;
             size_t kept = 0;
             char what[64];
@@ -590,7 +532,7 @@ static void test_dropout(void **state)
             got = fetch(b, dy, n);
             snprintf(what, sizeof(what), "dropout p %g seed %llu", ps[i],
                      (unsigned long long)seeds[s]);
-            expect_same(what, got, want, n);
+            lc_test_expect_same(what, got, want, n);
             for (size_t j = 0; j < n; j++) {
                 kept += got[j] != 0.0f;
             }
@@ -602,7 +544,7 @@ static void test_dropout(void **state)
             b->gpu->ops->dropout(b->gpu, dy, dy, (int64_t)n, ps[i], seeds[s]);
             free(got);
             got = fetch(b, dy, n);
-            expect_same(what, got, want, n);
+            lc_test_expect_same(what, got, want, n);
             free(got);
             free(want);
         }
@@ -627,26 +569,26 @@ static void test_embedding(void **state)
         int C = shapes[s][1];
         int V = shapes[s][2];
         int32_t *ids = new_ids((size_t)N, 40 + s, V);
-        float *dout = new_uniform((size_t)N * C, 50 + s, -1, 1);
-        float *dt0 = new_uniform((size_t)V * C, 60 + s, -1, 1);
-        float *dt_ref = dup_f32(dt0, (size_t)V * C);
+        float *dout = lc_test_new_uniform((size_t)N * C, 50 + s, -1, 1);
+        float *dt0 = lc_test_new_uniform((size_t)V * C, 60 + s, -1, 1);
+        float *dt_ref = lc_test_dup_f32(dt0, (size_t)V * C);
         int32_t *ids_d = dev(b, ids, (size_t)N * sizeof(int32_t));
         float *dout_d = dev(b, dout, (size_t)N * C * sizeof(float));
         float *dt_d = dev(b, dt0, (size_t)V * C * sizeof(float));
         float *got = NULL;
 
         for (size_t t = 0; t < 3; t++) {
-            float *tf = new_uniform((size_t)V * C, 70 + s, -3, 3);
-            void *table = to_dtype(tf, (size_t)V * C, types[t]);
+            float *tf = lc_test_new_uniform((size_t)V * C, 70 + s, -3, 3);
+            void *table = lc_test_to_dtype(tf, (size_t)V * C, types[t]);
             size_t tbytes = (size_t)V * C * (types[t] == LC_DTYPE_F32 ? 4 : 2);
             void *table_d = dev(b, table, tbytes);
-            float *want = new_f32((size_t)N * C);
+            float *want = lc_test_new_f32((size_t)N * C);
             float *out_d = dev(b, want, (size_t)N * C * sizeof(float));
 
             lc_ref_ops.embedding_fwd(b->ref, want, ids, table, types[t], N, C);
             b->gpu->ops->embedding_fwd(b->gpu, out_d, ids_d, table_d, types[t], N, C);
             got = fetch(b, out_d, (size_t)N * C);
-            expect_same("embedding_fwd", got, want, (size_t)N * C);
+            lc_test_expect_same("embedding_fwd", got, want, (size_t)N * C);
             free(got);
             gpu_free(b, table_d);
             gpu_free(b, out_d);
@@ -658,7 +600,7 @@ static void test_embedding(void **state)
         lc_ref_ops.embedding_bwd(b->ref, dt_ref, dout, ids, N, C, V);
         b->gpu->ops->embedding_bwd(b->gpu, dt_d, dout_d, ids_d, N, C, V);
         got = fetch(b, dt_d, (size_t)V * C);
-        expect_same("embedding_bwd", got, dt_ref, (size_t)V * C);
+        lc_test_expect_same("embedding_bwd", got, dt_ref, (size_t)V * C);
         free(got);
         gpu_free(b, ids_d);
         gpu_free(b, dout_d);
@@ -684,16 +626,16 @@ static void test_rmsnorm(void **state)
         int C = shapes[s][1];
         size_t nx = (size_t)N * C;
         float eps = s % 2 ? 1e-5f : 1e-6f;
-        float *x = new_uniform(nx, 80 + s, -2, 2);
-        float *w = new_uniform((size_t)C, 90 + s, 0.5f, 1.5f);
-        float *g = new_uniform(nx, 100 + s, -1, 1);
-        float *dx0 = new_uniform(nx, 110 + s, -1, 1);
-        float *dw0 = new_uniform((size_t)C, 120 + s, -1, 1);
-        float *out_ref = new_f32(nx);
-        float *rstd_ref = new_f32((size_t)N);
-        float *dx_ref = dup_f32(dx0, nx);
-        float *dw_ref = dup_f32(dw0, (size_t)C);
-        float *dx_ref2 = dup_f32(dx0, nx);
+        float *x = lc_test_new_uniform(nx, 80 + s, -2, 2);
+        float *w = lc_test_new_uniform((size_t)C, 90 + s, 0.5f, 1.5f);
+        float *g = lc_test_new_uniform(nx, 100 + s, -1, 1);
+        float *dx0 = lc_test_new_uniform(nx, 110 + s, -1, 1);
+        float *dw0 = lc_test_new_uniform((size_t)C, 120 + s, -1, 1);
+        float *out_ref = lc_test_new_f32(nx);
+        float *rstd_ref = lc_test_new_f32((size_t)N);
+        float *dx_ref = lc_test_dup_f32(dx0, nx);
+        float *dw_ref = lc_test_dup_f32(dw0, (size_t)C);
+        float *dx_ref2 = lc_test_dup_f32(dx0, nx);
         float *x_d = dev(b, x, nx * sizeof(float));
         float *w_d = dev(b, w, (size_t)C * sizeof(float));
         float *g_d = dev(b, g, nx * sizeof(float));
@@ -735,7 +677,7 @@ static void test_rmsnorm(void **state)
         b->gpu->ops->upload(b->gpu, dx_d, dx0, nx * sizeof(float));
         b->gpu->ops->rmsnorm_bwd(b->gpu, dx_d, dw_d, g_d, x_d, w_d, rstd_d, N, C);
         got2 = fetch(b, dw_d, (size_t)C);
-        expect_same("rmsnorm_bwd dw twice", got, got2, (size_t)C);
+        lc_test_expect_same("rmsnorm_bwd dw twice", got, got2, (size_t)C);
         free(got);
         free(got2);
         /* dw is optional */
@@ -781,12 +723,12 @@ static void test_rope(void **state)
         int D = shapes[s][2];
         int half = D / 2;
         size_t nx = (size_t)N * nh * D;
-        float *cos_tab = new_f32((size_t)T * half);
-        float *sin_tab = new_f32((size_t)T * half);
+        float *cos_tab = lc_test_new_f32((size_t)T * half);
+        float *sin_tab = lc_test_new_f32((size_t)T * half);
         int32_t *pos = new_ids((size_t)N, 130 + s, T);
-        float *x = new_uniform(nx, 140 + s, -2, 2);
-        float *want = dup_f32(x, nx);
-        float *want_b = dup_f32(x, nx);
+        float *x = lc_test_new_uniform(nx, 140 + s, -2, 2);
+        float *want = lc_test_dup_f32(x, nx);
+        float *want_b = lc_test_dup_f32(x, nx);
         float *cos_d = NULL;
         float *sin_d = NULL;
         int32_t *pos_d = NULL;
@@ -855,12 +797,12 @@ static void test_swiglu(void **state)
 
     NEED_REF(swiglu_fwd);
     NEED_REF(swiglu_bwd);
-    gate = new_uniform(n, 150, -12, 12);
-    up = new_uniform(n, 151, -3, 3);
-    dout = new_uniform(n, 152, -1, 1);
-    out_ref = new_f32(n);
-    dg_ref = new_f32(n);
-    du_ref = new_f32(n);
+    gate = lc_test_new_uniform(n, 150, -12, 12);
+    up = lc_test_new_uniform(n, 151, -3, 3);
+    dout = lc_test_new_uniform(n, 152, -1, 1);
+    out_ref = lc_test_new_f32(n);
+    dg_ref = lc_test_new_f32(n);
+    du_ref = lc_test_new_f32(n);
     /* saturated and tiny gates */
     gate[0] = -100.0f;
     gate[1] = 100.0f;
@@ -912,11 +854,11 @@ static void check_attn(struct backends *b, const struct attn_shape *a, int chunk
 {
     size_t nq = (size_t)a->B * a->Tq * a->H * a->D;
     size_t nk = (size_t)a->B * a->Tk * a->Hkv * a->D;
-    float *q = new_uniform(nq, seed, -1, 1);
-    float *k = new_uniform(nk, seed + 1, -1, 1);
-    float *v = new_uniform(nk, seed + 2, -1, 1);
-    float *want = new_f32(nq);
-    float *y0 = new_f32(nq);
+    float *q = lc_test_new_uniform(nq, seed, -1, 1);
+    float *k = lc_test_new_uniform(nk, seed + 1, -1, 1);
+    float *v = lc_test_new_uniform(nk, seed + 2, -1, 1);
+    float *want = lc_test_new_f32(nq);
+    float *y0 = lc_test_new_f32(nq);
     float *q_d = dev(b, q, nq * sizeof(float));
     float *k_d = dev(b, k, nk * sizeof(float));
     float *v_d = dev(b, v, nk * sizeof(float));
@@ -930,7 +872,7 @@ static void check_attn(struct backends *b, const struct attn_shape *a, int chunk
         q[i] *= 3.0f;
     }
     b->gpu->ops->upload(b->gpu, q_d, q, nq * sizeof(float));
-    fill_nan(y0, nq); /* y is overwritten */
+    lc_test_fill_nan(y0, nq); /* y is overwritten */
     y_d = dev(b, y0, nq * sizeof(float));
     lc_ref_ops.attn_fwd(b->ref, want, q, k, v, a->B, a->Tq, a->Tk, a->H, a->Hkv, a->D, a->q_pos0);
     set_attn_chunk(b, chunk);
@@ -944,7 +886,7 @@ static void check_attn(struct backends *b, const struct attn_shape *a, int chunk
     b->gpu->ops->attn_fwd(b->gpu, y_d, q_d, k_d, v_d, a->B, a->Tq, a->Tk, a->H, a->Hkv, a->D,
                           a->q_pos0);
     got2 = fetch(b, y_d, nq);
-    expect_same(what, got, got2, nq);
+    lc_test_expect_same(what, got, got2, nq);
     set_attn_chunk(b, 0);
     gpu_free(b, q_d);
     gpu_free(b, k_d);
@@ -992,10 +934,10 @@ static void test_attn_tf32(void **state)
     struct backends *b = *state;
     size_t nq = (size_t)a.B * a.Tq * a.H * a.D;
     size_t nk = (size_t)a.B * a.Tk * a.Hkv * a.D;
-    float *q = new_uniform(nq, 900, -3, 3);
-    float *k = new_uniform(nk, 901, -1, 1);
-    float *v = new_uniform(nk, 902, -1, 1);
-    float *want = new_f32(nq);
+    float *q = lc_test_new_uniform(nq, 900, -3, 3);
+    float *k = lc_test_new_uniform(nk, 901, -1, 1);
+    float *v = lc_test_new_uniform(nk, 902, -1, 1);
+    float *want = lc_test_new_f32(nq);
     float *q_d = dev(b, q, nq * sizeof(float));
     float *k_d = dev(b, k, nk * sizeof(float));
     float *v_d = dev(b, v, nk * sizeof(float));
@@ -1033,10 +975,10 @@ static void test_mse(void **state)
         int cols = shapes[s][1];
         size_t n = (size_t)rows * cols;
         float gs = 0.25f;
-        float *pred = new_uniform(n, 160 + s, -2, 2);
-        float *target = new_uniform(n, 170 + s, -2, 2);
-        float *sse_ref = new_f32((size_t)rows);
-        float *dp_ref = new_f32(n);
+        float *pred = lc_test_new_uniform(n, 160 + s, -2, 2);
+        float *target = lc_test_new_uniform(n, 170 + s, -2, 2);
+        float *sse_ref = lc_test_new_f32((size_t)rows);
+        float *dp_ref = lc_test_new_f32(n);
         float *pred_d = dev(b, pred, n * sizeof(float));
         float *target_d = dev(b, target, n * sizeof(float));
         float *sse_d = dev(b, sse_ref, (size_t)rows * sizeof(float));
@@ -1049,17 +991,17 @@ static void test_mse(void **state)
         got = fetch(b, sse_d, (size_t)rows);
         expect_close("mse row_sse", got, sse_ref, (size_t)rows, 1e-6, 1e-5);
         got2 = fetch(b, dp_d, n);
-        expect_same("mse dpred", got2, dp_ref, n);
+        lc_test_expect_same("mse dpred", got2, dp_ref, n);
         free(got2);
         /* without dpred; then in place (dpred aliases pred) */
         b->gpu->ops->zero(b->gpu, sse_d, (size_t)rows * sizeof(float));
         b->gpu->ops->mse_fwd_bwd(b->gpu, sse_d, NULL, pred_d, target_d, rows, cols, gs);
         got2 = fetch(b, sse_d, (size_t)rows);
-        expect_same("mse row_sse (no dpred), twice", got2, got, (size_t)rows);
+        lc_test_expect_same("mse row_sse (no dpred), twice", got2, got, (size_t)rows);
         free(got2);
         b->gpu->ops->mse_fwd_bwd(b->gpu, sse_d, pred_d, pred_d, target_d, rows, cols, gs);
         got2 = fetch(b, pred_d, n);
-        expect_same("mse dpred in place", got2, dp_ref, n);
+        lc_test_expect_same("mse dpred in place", got2, dp_ref, n);
         free(got2);
         free(got);
         gpu_free(b, pred_d);
@@ -1084,11 +1026,11 @@ static void test_xent(void **state)
         int V = shapes[s][1];
         size_t n = (size_t)N * V;
         float gs = 1.0f / (float)N;
-        float *logits = new_uniform(n, 180 + s, -20, 20);
+        float *logits = lc_test_new_uniform(n, 180 + s, -20, 20);
         int32_t *targets = new_ids((size_t)N, 190 + s, V);
-        float *loss_ref = new_f32((size_t)N);
-        float *dl_ref = new_f32(n);
-        float *loss_ref2 = new_f32((size_t)N);
+        float *loss_ref = lc_test_new_f32((size_t)N);
+        float *dl_ref = lc_test_new_f32(n);
+        float *loss_ref2 = lc_test_new_f32((size_t)N);
         float *logits_d = NULL;
         int32_t *targets_d = NULL;
         float *loss_d = NULL;
@@ -1116,12 +1058,12 @@ static void test_xent(void **state)
         /* without dlogits: the same loss, the same bits */
         b->gpu->ops->xent_fwd_bwd(b->gpu, loss_d, NULL, logits_d, targets_d, N, V, gs);
         got2 = fetch(b, loss_d, (size_t)N);
-        expect_same("xent row_loss (no dlogits), twice", got2, got, (size_t)N);
+        lc_test_expect_same("xent row_loss (no dlogits), twice", got2, got, (size_t)N);
         free(got2);
         /* in place: dlogits aliases logits */
         b->gpu->ops->xent_fwd_bwd(b->gpu, loss_d, logits_d, logits_d, targets_d, N, V, gs);
         got2 = fetch(b, loss_d, (size_t)N);
-        expect_same("xent row_loss in place", got2, got, (size_t)N);
+        lc_test_expect_same("xent row_loss in place", got2, got, (size_t)N);
         free(got2);
         got2 = fetch(b, logits_d, n);
         expect_close("xent dlogits in place", got2, dl_ref, n, 1e-9, 1e-5);
@@ -1149,16 +1091,16 @@ static void test_adamw(void **state)
 
     NEED_REF(adamw);
     for (size_t c = 0; c < 2; c++) {
-        float *p = new_uniform(n, 200 + c, -1, 1);
-        float *m = new_f32(n);
-        float *v = new_f32(n);
+        float *p = lc_test_new_uniform(n, 200 + c, -1, 1);
+        float *m = lc_test_new_f32(n);
+        float *v = lc_test_new_f32(n);
         float *p_d = dev(b, p, n * sizeof(float));
         float *m_d = dev(b, m, n * sizeof(float));
         float *v_d = dev(b, v, n * sizeof(float));
         float *g_d = NULL;
 
         for (int64_t step = 1; step <= 3; step++) {
-            float *g = new_uniform(n, 210 + 10 * c + (uint64_t)step, -1, 1);
+            float *g = lc_test_new_uniform(n, 210 + 10 * c + (uint64_t)step, -1, 1);
             float *got = NULL;
             if (g_d == NULL) {
                 g_d = dev(b, g, n * sizeof(float));
@@ -1194,30 +1136,14 @@ static void test_adamw(void **state)
 
 /* ------------------------------------------------- attention student */
 
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    }
-    return m;
-}
-
-/* |got - ref| <= tol (max|ref| + |ref|), as tests/test_hybrid.c and
- * tests/test_fmap.c compare the cpu kernels with the reference */
+/* lc_test_check_rel, as tests/test_hybrid.c and tests/test_fmap.c compare
+ * the cpu kernels with the reference */
 static void expect_rel(const char *what, const float *got, const float *want, size_t n,
                        double tol)
 {
-    expect_close(what, got, want, n, tol * max_abs(want, n), tol);
-}
-
-static double *to_f64(const float *x, size_t n)
-{
-    double *d = xcalloc(n, sizeof(double));
-    for (size_t i = 0; i < n; i++) {
-        d[i] = x[i];
+    if (lc_test_check_rel(what, got, want, n, tol) != 0) {
+        fail_msg("%s: cuda differs from ref", what);
     }
-    return d;
 }
 
 struct fmap_case {
@@ -1229,9 +1155,11 @@ static void check_fmap(struct backends *b, const struct fmap_case *fc, uint64_t 
 {
     const int N = fc->N, H = fc->H, Hx = fc->Hx, D = fc->D, f = fc->f;
     const size_t nx = (size_t)N * Hx * D, nw = (size_t)H * D * f, np = (size_t)N * H * 2 * f;
-    float *x = new_f32(nx), *W = new_f32(nw), *dphi = new_f32(np);
-    float *dW0 = new_uniform(nw, seed + 4, -1, 1), *dx0 = new_uniform(nx, seed + 5, -1, 1);
-    float *phi_ref = new_f32(np), *dW_ref = dup_f32(dW0, nw), *dx_ref = dup_f32(dx0, nx);
+    float *x = lc_test_new_f32(nx), *W = lc_test_new_f32(nw), *dphi = lc_test_new_f32(np);
+    float *dW0 = lc_test_new_uniform(nw, seed + 4, -1, 1);
+    float *dx0 = lc_test_new_uniform(nx, seed + 5, -1, 1);
+    float *phi_ref = lc_test_new_f32(np), *dW_ref = lc_test_dup_f32(dW0, nw);
+    float *dx_ref = lc_test_dup_f32(dx0, nx);
     float *x_d, *W_d, *dphi_d, *phi_d, *dW_d, *dx_d, *got, *got2;
     char what[128];
 
@@ -1262,7 +1190,7 @@ static void check_fmap(struct backends *b, const struct fmap_case *fc, uint64_t 
     b->gpu->ops->upload(b->gpu, dW_d, dW0, nw * sizeof(float));
     b->gpu->ops->fmap_bwd(b->gpu, dW_d, NULL, dphi_d, x_d, W_d, N, H, Hx, D, f, fc->eps);
     got2 = fetch(b, dW_d, nw);
-    expect_same(what, got2, got, nw);
+    lc_test_expect_same(what, got2, got, nw);
     free(got);
     free(got2);
     gpu_free(b, x_d);
@@ -1302,221 +1230,87 @@ static void test_fmap(void **state)
 /* The inputs of one hybrid-attention case (as tests/test_hybrid.c makes
  * them), host and device. */
 struct hy_case {
-    struct lc_attn_shape s;
-    size_t nq, nk, nf, nm;
-    float *q, *k, *v, *fq, *fk, *theta, *dy;
+    struct lc_test_hy_in h;
     float *q_d, *k_d, *v_d, *fq_d, *fk_d, *theta_d, *dy_d;
 };
-
-static size_t at4(const struct lc_attn_shape *s, int b, int t, int nh, int h, int dim)
-{
-    return (((size_t)b * s->T + (size_t)t) * (size_t)nh + (size_t)h) * (size_t)dim;
-}
-
-/* keys p and p+1 identical, query p+2 along them: a two-way tie for the
- * window max of row p+2 */
-static void make_tie(struct hy_case *in, int p)
-{
-    const struct lc_attn_shape *s = &in->s;
-
-    for (int b = 0; b < s->B; b++) {
-        for (int g = 0; g < s->Hkv; g++) {
-            for (int d = 0; d < s->D; d++) {
-                in->k[at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-                in->k[at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-            }
-        }
-        for (int h = 0; h < s->H; h++) {
-            for (int d = 0; d < s->D; d++) {
-                in->q[at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] = 2.0f / sqrtf((float)s->D);
-            }
-        }
-    }
-}
 
 static void hy_case_make(struct backends *b, struct hy_case *in, int B, int T, int H, int Hkv,
                          int D, int F, int W, int mode, uint64_t seed)
 {
-    struct lc_attn_shape s = {B, T, H, Hkv, D, F, W, mode};
-
     memset(in, 0, sizeof(*in));
-    in->s = s;
-    in->nq = (size_t)B * T * H * D;
-    in->nk = (size_t)B * T * Hkv * D;
-    in->nf = (size_t)B * T * H * F;
-    in->nm = (size_t)B * T * H;
-    in->q = new_f32(in->nq);
-    in->k = new_f32(in->nk);
-    in->v = new_f32(in->nk);
-    in->fq = new_f32(in->nf);
-    in->fk = new_f32(in->nf);
-    in->theta = new_f32((size_t)H);
-    in->dy = new_f32(in->nq);
-    lc_test_fill_normal(in->q, in->nq, seed + 1, 1.0f);
-    lc_test_fill_normal(in->k, in->nk, seed + 2, 1.0f);
-    lc_test_fill_normal(in->v, in->nk, seed + 3, 1.0f);
-    lc_test_fill_uniform(in->fq, in->nf, seed + 4, 0.01f, 0.3f);
-    lc_test_fill_uniform(in->fk, in->nf, seed + 5, 0.01f, 0.3f);
-    lc_test_fill_normal(in->theta, (size_t)H, seed + 6, 1.0f);
-    lc_test_fill_normal(in->dy, in->nq, seed + 7, 1.0f);
+    lc_test_hy_in_make(&in->h, B, T, H, Hkv, D, F, W, mode, seed);
     if (T >= 5) {
-        make_tie(in, 2);
+        lc_test_hy_make_tie(&in->h, 2);
     }
     if (T >= 3 * W + 2) {
-        make_tie(in, 3 * W - 1);
+        lc_test_hy_make_tie(&in->h, 3 * W - 1);
     }
-    in->q_d = dev(b, in->q, in->nq * sizeof(float));
-    in->k_d = dev(b, in->k, in->nk * sizeof(float));
-    in->v_d = dev(b, in->v, in->nk * sizeof(float));
-    in->fq_d = dev(b, in->fq, in->nf * sizeof(float));
-    in->fk_d = dev(b, in->fk, in->nf * sizeof(float));
-    in->theta_d = dev(b, in->theta, (size_t)H * sizeof(float));
-    in->dy_d = dev(b, in->dy, in->nq * sizeof(float));
+    in->q_d = dev(b, in->h.q, in->h.nq * sizeof(float));
+    in->k_d = dev(b, in->h.k, in->h.nk * sizeof(float));
+    in->v_d = dev(b, in->h.v, in->h.nk * sizeof(float));
+    in->fq_d = dev(b, in->h.fq, in->h.nf * sizeof(float));
+    in->fk_d = dev(b, in->h.fk, in->h.nf * sizeof(float));
+    in->theta_d = dev(b, in->h.theta, (size_t)H * sizeof(float));
+    in->dy_d = dev(b, in->h.dy, in->h.nq * sizeof(float));
 }
 
 static void hy_case_free(struct backends *b, struct hy_case *in)
 {
-    float *host[] = {in->q, in->k, in->v, in->fq, in->fk, in->theta, in->dy};
     float *devp[] = {in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, in->dy_d};
     for (size_t i = 0; i < 7; i++) {
-        free(host[i]);
         gpu_free(b, devp[i]);
     }
-}
-
-/* every output of forward, backward and cross-entropy, on the host */
-struct hy_res {
-    float *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss, *xdfq, *xdfk, *xdth;
-};
-
-static void hy_res_free(struct hy_res *r)
-{
-    float *p[] = {r->y,   r->mx,  r->den, r->dq,   r->dk,   r->dv,   r->dfq,
-                  r->dfk, r->dth, r->loss, r->xdfq, r->xdfk, r->xdth};
-    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
-        free(p[i]);
-    }
-}
-
-/* the accumulating outputs start from fixed nonzero values */
-static void hy_res_init_acc(struct hy_res *r, const struct hy_case *in)
-{
-    r->dth = new_f32((size_t)in->s.H);
-    r->xdth = new_f32((size_t)in->s.H);
-    for (int h = 0; h < in->s.H; h++) {
-        r->dth[h] = 0.5f;
-        r->xdth[h] = -0.25f;
-    }
-    r->xdfq = new_uniform(in->nf, 9, -0.1f, 0.1f);
-    r->xdfk = new_uniform(in->nf, 10, -0.1f, 0.1f);
-}
-
-static void hy_run_ref(struct backends *b, const struct hy_case *in, struct hy_res *r)
-{
-    struct lc_backend *ref = b->ref;
-
-    memset(r, 0, sizeof(*r));
-    r->y = new_f32(in->nq);
-    r->mx = new_f32(in->nm);
-    r->den = new_f32(in->nm);
-    r->dq = new_f32(in->nq);
-    r->dk = new_f32(in->nk);
-    r->dv = new_f32(in->nk);
-    r->dfq = new_f32(in->nf);
-    r->dfk = new_f32(in->nf);
-    r->loss = new_f32(in->nm);
-    hy_res_init_acc(r, in);
-    lc_ref_ops.hybrid_fwd(ref, r->y, r->mx, r->den, in->q, in->k, in->v, in->fq, in->fk,
-                          in->theta, &in->s);
-    lc_ref_ops.hybrid_bwd(ref, r->dq, r->dk, r->dv, r->dfq, r->dfk, r->dth, in->dy, r->y, r->mx,
-                          r->den, in->q, in->k, in->v, in->fq, in->fk, in->theta, &in->s);
-    lc_ref_ops.hybrid_xent(ref, r->loss, r->xdfq, r->xdfk, r->xdth, 0.75f, in->q, in->k, in->fq,
-                           in->fk, in->theta, &in->s);
-    {
-        /* dtheta sums G e over every row and key, with cancellation: the
-         * float results are checked against the double reference */
-        double *q = to_f64(in->q, in->nq), *k = to_f64(in->k, in->nk), *v = to_f64(in->v, in->nk);
-        double *fq = to_f64(in->fq, in->nf), *fk = to_f64(in->fk, in->nf);
-        double *th = to_f64(in->theta, (size_t)in->s.H), *dy = to_f64(in->dy, in->nq);
-        double *y = xcalloc(in->nq, sizeof(double)), *mx = xcalloc(in->nm, sizeof(double));
-        double *den = xcalloc(in->nm, sizeof(double));
-        double *dth = xcalloc((size_t)in->s.H, sizeof(double));
-        double *xdth = xcalloc((size_t)in->s.H, sizeof(double));
-
-        for (int h = 0; h < in->s.H; h++) {
-            dth[h] = 0.5;
-            xdth[h] = -0.25;
-        }
-        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in->s);
-        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, NULL, NULL, dth, dy, y, mx, den, q, k, v, fq, fk,
-                              th, &in->s);
-        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in->s);
-        for (int h = 0; h < in->s.H; h++) {
-            r->dth[h] = (float)dth[h];
-            r->xdth[h] = (float)xdth[h];
-        }
-        free(q);
-        free(k);
-        free(v);
-        free(fq);
-        free(fk);
-        free(th);
-        free(dy);
-        free(y);
-        free(mx);
-        free(den);
-        free(dth);
-        free(xdth);
-    }
+    lc_test_hy_in_free(&in->h);
 }
 
 /* the same on the device; outputs that are overwritten start as NaN */
-static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct hy_res *r)
+static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct lc_test_hy_out *r)
 {
     const struct lc_backend_ops *o = b->gpu->ops;
-    const size_t H = (size_t)in->s.H;
-    float *nan_q = new_f32(in->nq), *nan_k = new_f32(in->nk), *nan_f = new_f32(in->nf);
+    const size_t H = (size_t)in->h.s.H;
+    float *nan_q = lc_test_new_f32(in->h.nq), *nan_k = lc_test_new_f32(in->h.nk);
+    float *nan_f = lc_test_new_f32(in->h.nf);
     float *y_d, *mx_d, *den_d, *dq_d, *dk_d, *dv_d, *dfq_d, *dfk_d, *dth_d, *loss_d;
     float *xdfq_d, *xdfk_d, *xdth_d;
-    struct hy_res init;
+    struct lc_test_hy_out init;
 
-    fill_nan(nan_q, in->nq);
-    fill_nan(nan_k, in->nk);
-    fill_nan(nan_f, in->nf);
+    lc_test_fill_nan(nan_q, in->h.nq);
+    lc_test_fill_nan(nan_k, in->h.nk);
+    lc_test_fill_nan(nan_f, in->h.nf);
     memset(r, 0, sizeof(*r));
-    memset(&init, 0, sizeof(init));
-    hy_res_init_acc(&init, in);
-    y_d = dev(b, nan_q, in->nq * sizeof(float));
-    mx_d = dev(b, nan_q, in->nm * sizeof(float));
-    den_d = dev(b, nan_q, in->nm * sizeof(float));
-    dq_d = dev(b, nan_q, in->nq * sizeof(float));
-    dk_d = dev(b, nan_k, in->nk * sizeof(float));
-    dv_d = dev(b, nan_k, in->nk * sizeof(float));
-    dfq_d = dev(b, nan_f, in->nf * sizeof(float));
-    dfk_d = dev(b, nan_f, in->nf * sizeof(float));
-    loss_d = dev(b, nan_q, in->nm * sizeof(float));
+    lc_test_hy_out_alloc(&init, &in->h);
+    lc_test_hy_init_acc(&init, &in->h);
+    y_d = dev(b, nan_q, in->h.nq * sizeof(float));
+    mx_d = dev(b, nan_q, in->h.nm * sizeof(float));
+    den_d = dev(b, nan_q, in->h.nm * sizeof(float));
+    dq_d = dev(b, nan_q, in->h.nq * sizeof(float));
+    dk_d = dev(b, nan_k, in->h.nk * sizeof(float));
+    dv_d = dev(b, nan_k, in->h.nk * sizeof(float));
+    dfq_d = dev(b, nan_f, in->h.nf * sizeof(float));
+    dfk_d = dev(b, nan_f, in->h.nf * sizeof(float));
+    loss_d = dev(b, nan_q, in->h.nm * sizeof(float));
     dth_d = dev(b, init.dth, H * sizeof(float));
     xdth_d = dev(b, init.xdth, H * sizeof(float));
-    xdfq_d = dev(b, init.xdfq, in->nf * sizeof(float));
-    xdfk_d = dev(b, init.xdfk, in->nf * sizeof(float));
+    xdfq_d = dev(b, init.xdfq, in->h.nf * sizeof(float));
+    xdfk_d = dev(b, init.xdfk, in->h.nf * sizeof(float));
     o->hybrid_fwd(b->gpu, y_d, mx_d, den_d, in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d,
-                  in->theta_d, &in->s);
+                  in->theta_d, &in->h.s);
     o->hybrid_bwd(b->gpu, dq_d, dk_d, dv_d, dfq_d, dfk_d, dth_d, in->dy_d, y_d, mx_d, den_d,
-                  in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, &in->s);
+                  in->q_d, in->k_d, in->v_d, in->fq_d, in->fk_d, in->theta_d, &in->h.s);
     o->hybrid_xent(b->gpu, loss_d, xdfq_d, xdfk_d, xdth_d, 0.75f, in->q_d, in->k_d, in->fq_d,
-                   in->fk_d, in->theta_d, &in->s);
-    r->y = fetch(b, y_d, in->nq);
-    r->mx = fetch(b, mx_d, in->nm);
-    r->den = fetch(b, den_d, in->nm);
-    r->dq = fetch(b, dq_d, in->nq);
-    r->dk = fetch(b, dk_d, in->nk);
-    r->dv = fetch(b, dv_d, in->nk);
-    r->dfq = fetch(b, dfq_d, in->nf);
-    r->dfk = fetch(b, dfk_d, in->nf);
+                   in->fk_d, in->theta_d, &in->h.s);
+    r->y = fetch(b, y_d, in->h.nq);
+    r->mx = fetch(b, mx_d, in->h.nm);
+    r->den = fetch(b, den_d, in->h.nm);
+    r->dq = fetch(b, dq_d, in->h.nq);
+    r->dk = fetch(b, dk_d, in->h.nk);
+    r->dv = fetch(b, dv_d, in->h.nk);
+    r->dfq = fetch(b, dfq_d, in->h.nf);
+    r->dfk = fetch(b, dfk_d, in->h.nf);
     r->dth = fetch(b, dth_d, H);
-    r->loss = fetch(b, loss_d, in->nm);
-    r->xdfq = fetch(b, xdfq_d, in->nf);
-    r->xdfk = fetch(b, xdfk_d, in->nf);
+    r->loss = fetch(b, loss_d, in->h.nm);
+    r->xdfq = fetch(b, xdfq_d, in->h.nf);
+    r->xdfk = fetch(b, xdfk_d, in->h.nf);
     r->xdth = fetch(b, xdth_d, H);
     {
         float *p[] = {y_d,   mx_d,   den_d,  dq_d,   dk_d,  dv_d,  dfq_d,
@@ -1525,83 +1319,48 @@ static void hy_run_gpu(struct backends *b, const struct hy_case *in, struct hy_r
             gpu_free(b, p[i]);
         }
     }
-    hy_res_free(&init);
+    lc_test_hy_out_free(&init);
     free(nan_q);
     free(nan_k);
     free(nan_f);
-}
-
-static void hy_compare(const char *tag, const struct hy_res *got, const struct hy_res *want,
-                       const struct hy_case *in, double tol)
-{
-    char name[200];
-#define CMP(field, n)                                                                      \
-    do {                                                                                   \
-        snprintf(name, sizeof(name), "%s %s", tag, #field);                                \
-        expect_rel(name, got->field, want->field, n, tol);                                 \
-    } while (0)
-    CMP(y, in->nq);
-    CMP(mx, in->nm);
-    CMP(den, in->nm);
-    CMP(dq, in->nq);
-    CMP(dk, in->nk);
-    CMP(dv, in->nk);
-    CMP(dfq, in->nf);
-    CMP(dfk, in->nf);
-    CMP(loss, in->nm);
-    CMP(xdfq, in->nf);
-    CMP(xdfk, in->nf);
-#undef CMP
-    {
-        /* dtheta sums over all B*T rows (exactly 0, i.e. rounding noise,
-         * when no key is linear): rounding grows with sqrt(rows) */
-        const double rows = sqrt((double)in->s.B * in->s.T);
-        const double sd = max_abs(want->dth, (size_t)in->s.H);
-        const double sx = max_abs(want->xdth, (size_t)in->s.H);
-
-        snprintf(name, sizeof(name), "%s dtheta", tag);
-        expect_close(name, got->dth, want->dth, (size_t)in->s.H,
-                     tol * rows * (sd > 1.0 ? sd : 1.0), tol);
-        snprintf(name, sizeof(name), "%s xent dtheta", tag);
-        expect_close(name, got->xdth, want->xdth, (size_t)in->s.H,
-                     tol * rows * (sx > 1.0 ? sx : 1.0), tol);
-    }
 }
 
 static void hybrid_case_tol(struct backends *b, int B, int T, int H, int Hkv, int D, int F,
                             int W, int mode, int chunk, double tol)
 {
     struct hy_case in;
-    struct hy_res want, got, again;
+    struct lc_test_hy_out want, got, again;
     char tag[128];
 
     hy_case_make(b, &in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
-    hy_run_ref(b, &in, &want);
+    lc_test_hy_ref(b->ref, &in.h, &want);
     set_attn_chunk(b, chunk);
     hy_run_gpu(b, &in, &got);
     snprintf(tag, sizeof(tag), "[B %d T %d W %d H %d/%d D %d F %d mode %d chunk %d]", B, T, W, H,
              Hkv, D, F, mode, chunk);
-    hy_compare(tag, &got, &want, &in, tol);
+    if (lc_test_hy_compare(tag, &got, &want, &in.h, tol) != 0) {
+        fail_msg("%s: cuda differs from ref", tag);
+    }
     /* run to run: the same bits */
     hy_run_gpu(b, &in, &again);
-#define SAME(field, n) expect_same(tag, again.field, got.field, n)
-    SAME(y, in.nq);
-    SAME(den, in.nm);
-    SAME(dq, in.nq);
-    SAME(dk, in.nk);
-    SAME(dv, in.nk);
-    SAME(dfq, in.nf);
-    SAME(dfk, in.nf);
+#define SAME(field, n) lc_test_expect_same(tag, again.field, got.field, n)
+    SAME(y, in.h.nq);
+    SAME(den, in.h.nm);
+    SAME(dq, in.h.nq);
+    SAME(dk, in.h.nk);
+    SAME(dv, in.h.nk);
+    SAME(dfq, in.h.nf);
+    SAME(dfk, in.h.nf);
     SAME(dth, (size_t)H);
-    SAME(loss, in.nm);
-    SAME(xdfq, in.nf);
-    SAME(xdfk, in.nf);
+    SAME(loss, in.h.nm);
+    SAME(xdfq, in.h.nf);
+    SAME(xdfk, in.h.nf);
     SAME(xdth, (size_t)H);
 #undef SAME
     set_attn_chunk(b, 0);
-    hy_res_free(&want);
-    hy_res_free(&got);
-    hy_res_free(&again);
+    lc_test_hy_out_free(&want);
+    lc_test_hy_out_free(&got);
+    lc_test_hy_out_free(&again);
     hy_case_free(b, &in);
 }
 
@@ -1652,75 +1411,74 @@ static void test_hybrid_subsets(void **state)
     NEED_REF(hybrid_fwd);
     for (int mode = 0; mode < 2; mode++) {
         struct hy_case in;
-        struct hy_res full;
+        struct lc_test_hy_out full;
         float *y_d, *mx_d, *den_d, *g1, *g2, *g3, *g4, *g5, *th_d;
         float half[4] = {0.5f, 0.5f, 0.5f, 0.5f};
 
         hy_case_make(b, &in, 2, 150, 4, 2, 16, 8, 32, mode, 5);
         hy_run_gpu(b, &in, &full);
-        y_d = dev(b, full.y, in.nq * sizeof(float));
-        mx_d = dev(b, full.mx, in.nm * sizeof(float));
-        den_d = dev(b, full.den, in.nm * sizeof(float));
-        g1 = dev(b, full.dq, in.nq * sizeof(float));
-        g2 = dev(b, full.dk, in.nk * sizeof(float));
-        g3 = dev(b, full.dv, in.nk * sizeof(float));
-        g4 = dev(b, full.dfq, in.nf * sizeof(float));
-        g5 = dev(b, full.dfk, in.nf * sizeof(float));
+        y_d = dev(b, full.y, in.h.nq * sizeof(float));
+        mx_d = dev(b, full.mx, in.h.nm * sizeof(float));
+        den_d = dev(b, full.den, in.h.nm * sizeof(float));
+        g1 = dev(b, full.dq, in.h.nq * sizeof(float));
+        g2 = dev(b, full.dk, in.h.nk * sizeof(float));
+        g3 = dev(b, full.dv, in.h.nk * sizeof(float));
+        g4 = dev(b, full.dfq, in.h.nf * sizeof(float));
+        g5 = dev(b, full.dfk, in.h.nf * sizeof(float));
         th_d = dev(b, half, 4 * sizeof(float));
         /* stage 1: feature maps and theta only */
-        b->gpu->ops->zero(b->gpu, g4, in.nf * sizeof(float));
-        b->gpu->ops->zero(b->gpu, g5, in.nf * sizeof(float));
+        b->gpu->ops->zero(b->gpu, g4, in.h.nf * sizeof(float));
+        b->gpu->ops->zero(b->gpu, g5, in.h.nf * sizeof(float));
         o->hybrid_bwd(b->gpu, NULL, NULL, NULL, g4, g5, th_d, in.dy_d, y_d, mx_d, den_d, in.q_d,
-                      in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.s);
+                      in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.h.s);
         {
-            float *a = fetch(b, g4, in.nf), *c = fetch(b, g5, in.nf), *t = fetch(b, th_d, 4);
-            expect_same("subset dfq", a, full.dfq, in.nf);
-            expect_same("subset dfk", c, full.dfk, in.nf);
-            expect_same("subset dtheta", t, full.dth, 4);
+            float *a = fetch(b, g4, in.h.nf), *c = fetch(b, g5, in.h.nf), *t = fetch(b, th_d, 4);
+            lc_test_expect_same("subset dfq", a, full.dfq, in.h.nf);
+            lc_test_expect_same("subset dfk", c, full.dfk, in.h.nf);
+            lc_test_expect_same("subset dtheta", t, full.dth, 4);
             free(a);
             free(c);
             free(t);
         }
         /* q, k, v only; and each alone */
         for (int which = 0; which < 4; which++) {
-            b->gpu->ops->zero(b->gpu, g1, in.nq * sizeof(float));
-            b->gpu->ops->zero(b->gpu, g2, in.nk * sizeof(float));
-            b->gpu->ops->zero(b->gpu, g3, in.nk * sizeof(float));
-            o->hybrid_bwd(b->gpu, which == 0 || which == 1 ? g1 : NULL,
-                          which == 0 || which == 2 ? g2 : NULL,
-                          which == 0 || which == 3 ? g3 : NULL, NULL, NULL, NULL, in.dy_d, y_d,
-                          mx_d, den_d, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
-                          &in.s);
+            b->gpu->ops->zero(b->gpu, g1, in.h.nq * sizeof(float));
+            b->gpu->ops->zero(b->gpu, g2, in.h.nk * sizeof(float));
+            b->gpu->ops->zero(b->gpu, g3, in.h.nk * sizeof(float));
+            o->hybrid_bwd(
+                b->gpu, which == 0 || which == 1 ? g1 : NULL, which == 0 || which == 2 ? g2 : NULL,
+                which == 0 || which == 3 ? g3 : NULL, NULL, NULL, NULL, in.dy_d, y_d, mx_d, den_d,
+                in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.h.s);
             if (which == 0 || which == 1) {
-                float *a = fetch(b, g1, in.nq);
-                expect_same("subset dq", a, full.dq, in.nq);
+                float *a = fetch(b, g1, in.h.nq);
+                lc_test_expect_same("subset dq", a, full.dq, in.h.nq);
                 free(a);
             }
             if (which == 0 || which == 2) {
-                float *a = fetch(b, g2, in.nk);
-                expect_same("subset dk", a, full.dk, in.nk);
+                float *a = fetch(b, g2, in.h.nk);
+                lc_test_expect_same("subset dk", a, full.dk, in.h.nk);
                 free(a);
             }
             if (which == 0 || which == 3) {
-                float *a = fetch(b, g3, in.nk);
-                expect_same("subset dv", a, full.dv, in.nk);
+                float *a = fetch(b, g3, in.h.nk);
+                lc_test_expect_same("subset dv", a, full.dv, in.h.nk);
                 free(a);
             }
         }
         /* the forward without mx, den */
-        b->gpu->ops->zero(b->gpu, y_d, in.nq * sizeof(float));
-        o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d,
-                      in.theta_d, &in.s);
+        b->gpu->ops->zero(b->gpu, y_d, in.h.nq * sizeof(float));
+        o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
+                      &in.h.s);
         {
-            float *a = fetch(b, y_d, in.nq);
-            expect_same("forward without mx, den", a, full.y, in.nq);
+            float *a = fetch(b, y_d, in.h.nq);
+            lc_test_expect_same("forward without mx, den", a, full.y, in.h.nq);
             free(a);
         }
         float *ps[] = {y_d, mx_d, den_d, g1, g2, g3, g4, g5, th_d};
         for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
             gpu_free(b, ps[i]);
         }
-        hy_res_free(&full);
+        lc_test_hy_out_free(&full);
         hy_case_free(b, &in);
     }
 }
@@ -1741,8 +1499,8 @@ static void decode_case(struct backends *b, int T, int W, int mode)
     char name[96];
 
     hy_case_make(b, &in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
-    y_d = dev(b, in.q, in.nq * sizeof(float));
-    ydec_d = dev(b, in.q, in.nq * sizeof(float));
+    y_d = dev(b, in.h.q, in.h.nq * sizeof(float));
+    ydec_d = dev(b, in.h.q, in.h.nq * sizeof(float));
     S_d = o->alloc(b->gpu, (size_t)H * F * D * sizeof(float));
     z_d = o->alloc(b->gpu, (size_t)H * F * sizeof(float));
     kc_d = o->alloc(b->gpu, (size_t)cap * kd * sizeof(float));
@@ -1752,7 +1510,7 @@ static void decode_case(struct backends *b, int T, int W, int mode)
     assert_non_null(kc_d);
     assert_non_null(vc_d);
     o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
-                  &in.s);
+                  &in.h.s);
     for (int p = 0; p < T; p++) {
         size_t slot;
         if (mode == LC_WINDOW_SLIDING) {
@@ -1781,10 +1539,10 @@ static void decode_case(struct backends *b, int T, int W, int mode)
                          in.fq_d + (size_t)p * H * F, kc_d, vc_d, ncache, S_d, z_d, in.theta_d, H,
                          Hkv, D, F);
     }
-    yfull = fetch(b, y_d, in.nq);
-    ydec = fetch(b, ydec_d, in.nq);
+    yfull = fetch(b, y_d, in.h.nq);
+    ydec = fetch(b, ydec_d, in.h.nq);
     snprintf(name, sizeof(name), "cuda decode T %d W %d mode %d", T, W, mode);
-    expect_rel(name, ydec, yfull, in.nq, 1e-5);
+    expect_rel(name, ydec, yfull, in.h.nq, 1e-5);
     free(yfull);
     free(ydec);
     gpu_free(b, y_d);
@@ -1817,11 +1575,11 @@ static void test_decode_vs_ref(void **state)
 {
     const int H = 8, Hkv = 2, D = 40, F = 24, n = 37;
     struct backends *b = *state;
-    float *q = new_f32((size_t)H * D), *fq = new_f32((size_t)H * F);
-    float *kc = new_f32((size_t)n * Hkv * D), *vc = new_f32((size_t)n * Hkv * D);
-    float *fk = new_f32((size_t)n * H * F), *th = new_f32((size_t)H);
-    float *S = new_f32((size_t)H * F * D), *z = new_f32((size_t)H * F);
-    float *y = new_f32((size_t)H * D);
+    float *q = lc_test_new_f32((size_t)H * D), *fq = lc_test_new_f32((size_t)H * F);
+    float *kc = lc_test_new_f32((size_t)n * Hkv * D), *vc = lc_test_new_f32((size_t)n * Hkv * D);
+    float *fk = lc_test_new_f32((size_t)n * H * F), *th = lc_test_new_f32((size_t)H);
+    float *S = lc_test_new_f32((size_t)H * F * D), *z = lc_test_new_f32((size_t)H * F);
+    float *y = lc_test_new_f32((size_t)H * D);
     float *q_d, *fq_d, *kc_d, *vc_d, *fk_d, *th_d, *S_d, *z_d, *y_d, *got;
 
     NEED_REF(hybrid_decode);

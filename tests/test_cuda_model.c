@@ -370,15 +370,6 @@ static const struct model_case cases[] = {
      1e-5},
 };
 
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    }
-    return m;
-}
-
 static void test_cases(void **state)
 {
     size_t bad = 0;
@@ -389,7 +380,7 @@ static void test_cases(void **state)
         size_t n_cpu = 0, n_gpu = 0;
         float *want = mc->run(fx.cpu, &mc->args, &n_cpu);
         float *got = mc->run(fx.gpu, &mc->args, &n_gpu);
-        double scale = max_abs(want, n_cpu);
+        double scale = lc_test_max_abs(want, n_cpu);
 
         assert_int_equal(n_cpu, n_gpu);
         fprintf(stderr, "%s: %zu values, max |cpu| %.3g, max |cuda - cpu| %.3g\n", mc->name,

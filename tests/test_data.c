@@ -11,7 +11,6 @@
 #include <zlib.h>
 
 #include "core/data.h"
-#include "core/textio.h"
 #include "core/util.h"
 #include "tests/lc_test.h"
 
@@ -78,22 +77,10 @@ static char *byte_decode(const int32_t *ids, int64_t n)
 /* ------------------------------------------------------------------------ */
 /* Files and messages                                                        */
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof(buf[k]), "%s/%s", lc_test_tmpdir(), name);
-    return buf[k];
-}
-
 static const char *write_file(const char *name, const char *content, size_t len)
 {
-    const char *path = tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(content, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    const char *path = lc_test_tmp_path(name);
+    lc_test_write_file(path, content, len);
     return path;
 }
 
@@ -104,7 +91,7 @@ static const char *write_text(const char *name, const char *content)
 
 static const char *write_gzip(const char *name, const char *content, size_t len)
 {
-    const char *path = tmp_path(name);
+    const char *path = lc_test_tmp_path(name);
     gzFile gz = gzopen(path, "wb");
     assert_non_null(gz);
     assert_int_equal(gzwrite(gz, content, (unsigned)len), (int)len);
@@ -485,8 +472,9 @@ static void test_bad_files(void **state)
     free(deep);
 
     /* a missing file */
-    assert_int_equal(lc_dataset_load_with(&ds, tmp_path("missing.json"), &byte_enc, NULL, &err),
-                     LC_ERR_IO);
+    assert_int_equal(
+        lc_dataset_load_with(&ds, lc_test_tmp_path("missing.json"), &byte_enc, NULL, &err),
+        LC_ERR_IO);
     check_msg(&err, "missing.json", "cannot open", NULL);
 
     /* bad options */
@@ -496,16 +484,16 @@ static void test_bad_files(void **state)
                      LC_ERR_ARG);
     check_msg(&err, "opt.txt", "val_fraction", NULL);
     o.val_fraction = NAN;
-    assert_int_equal(lc_dataset_load_with(&ds, tmp_path("opt.txt"), &byte_enc, &o, &err),
+    assert_int_equal(lc_dataset_load_with(&ds, lc_test_tmp_path("opt.txt"), &byte_enc, &o, &err),
                      LC_ERR_ARG);
     lc_data_opts_default(&o);
     o.val_records = -1;
-    assert_int_equal(lc_dataset_load_with(&ds, tmp_path("opt.txt"), &byte_enc, &o, &err),
+    assert_int_equal(lc_dataset_load_with(&ds, lc_test_tmp_path("opt.txt"), &byte_enc, &o, &err),
                      LC_ERR_ARG);
     check_msg(&err, "opt.txt", "val_records", NULL);
     lc_data_opts_default(&o);
     o.format = (enum lc_data_format)9;
-    assert_int_equal(lc_dataset_load_with(&ds, tmp_path("opt.txt"), &byte_enc, &o, &err),
+    assert_int_equal(lc_dataset_load_with(&ds, lc_test_tmp_path("opt.txt"), &byte_enc, &o, &err),
                      LC_ERR_ARG);
     assert_null(ds);
 }
@@ -647,7 +635,7 @@ static void write_variants(const char *json_path, const char **jsonl_path, const
     FILE *f = NULL;
 
     assert_non_null(arr);
-    *jsonl_path = tmp_path("alpaca.jsonl");
+    *jsonl_path = lc_test_tmp_path("alpaca.jsonl");
     f = fopen(*jsonl_path, "wb");
     assert_non_null(f);
     for (size_t i = 0; i < json_array_size(arr); i++) {

@@ -22,23 +22,6 @@
 
 static json_t *ref_root;
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][4096];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof(buf[k]), "%s/%s", lc_test_tmpdir(), name);
-    return buf[k];
-}
-
 struct fixture {
     struct lc_backend *be;
     struct lc_model *m;
@@ -227,7 +210,7 @@ static void test_prompts(void **state)
     struct lc_mc_opts o;
     char *ctx = NULL;
     char *cont = NULL;
-    const char *path = tmp_path("prompts.jsonl");
+    const char *path = lc_test_tmp_path("prompts.jsonl");
     static const char text[] =
         "{\"context\": \"Q: one \", \"choices\": [\"a\", \" bb\"], \"gold\": 1}\n"
         "\n"
@@ -235,7 +218,7 @@ static void test_prompts(void **state)
         "{\"context\": \"\", \"choices\": [\" x\", \"yy\"], \"gold\": 1}\n";
     (void)state;
 
-    write_file(path, text, strlen(text));
+    lc_test_write_file(path, text, strlen(text));
     t = load_ok("jsonl", path);
     assert_int_equal(lc_mc_task_size(t), 3);
     assert_string_equal(lc_mc_task_name(t), "jsonl");
@@ -294,7 +277,7 @@ static void test_requests(void **state)
     int n_cut = 0;
     int n_cont = 0;
     int n_cont2 = 0;
-    const char *path = tmp_path("requests.jsonl");
+    const char *path = lc_test_tmp_path("requests.jsonl");
     static const char text[] =
         "{\"context\": \"Once upon a time there was a little girl named Lily. She\", "
         "\"choices\": [\" liked to play outside in the park with her friends.\", \" ran.\"], "
@@ -303,7 +286,7 @@ static void test_requests(void **state)
     (void)state;
 
     open_model(&fx);
-    write_file(path, text, strlen(text));
+    lc_test_write_file(path, text, strlen(text));
     t = load_ok("jsonl", path);
     lc_mc_opts_default(&o);
     assert_int_equal(lc_mc_request(t, fx.tok, 0, 0, &o, &ids, &n_ids, &n_cont, &err), LC_OK);
@@ -357,7 +340,7 @@ static void test_batching_and_jsonl(void **state)
     double ll1[24];
     double ll2[24];
     double ll3[24];
-    const char *path = tmp_path("piqa-copy.jsonl");
+    const char *path = lc_test_tmp_path("piqa-copy.jsonl");
     FILE *f = NULL;
     (void)state;
 
@@ -425,7 +408,7 @@ static void test_accuracy(void **state)
     struct lc_error err = {0};
     struct lc_mc_task *t = NULL;
     struct lc_mc_result res;
-    const char *path = tmp_path("acc.jsonl");
+    const char *path = lc_test_tmp_path("acc.jsonl");
     /* norm bytes: 1, 4 | 2, 2 | 3, 1 */
     static const char text[] =
         "{\"context\": \"c\", \"choices\": [\" a\", \" bbbb\"], \"gold\": 1}\n"
@@ -437,7 +420,7 @@ static void test_accuracy(void **state)
     const double ll[6] = {-1.0, -2.0, -4.0, -4.0, -2.5, -3.0};
     (void)state;
 
-    write_file(path, text, strlen(text));
+    lc_test_write_file(path, text, strlen(text));
     t = load_ok("jsonl", path);
     assert_int_equal(lc_mc_accuracy(t, 3, ll, &res, &err), LC_OK);
     assert_int_equal(res.n_items, 3);
@@ -529,11 +512,11 @@ static void test_bzip2(void **state)
     struct lc_error err = {0};
     struct lc_mc_task *t = NULL;
     struct lc_mc_item it;
-    const char *good = tmp_path("hs.txt.bz2");
-    const char *two = tmp_path("hs2.txt.bz2");
-    const char *cut = tmp_path("hs-cut.txt.bz2");
-    const char *bad = tmp_path("hs-bad.txt.bz2");
-    const char *plain = tmp_path("hs.txt");
+    const char *good = lc_test_tmp_path("hs.txt.bz2");
+    const char *two = lc_test_tmp_path("hs2.txt.bz2");
+    const char *cut = lc_test_tmp_path("hs-cut.txt.bz2");
+    const char *bad = lc_test_tmp_path("hs-bad.txt.bz2");
+    const char *plain = lc_test_tmp_path("hs.txt");
     unsigned len = 0;
     char *z = bz2_compress(hella2, &len);
     char *zz = malloc(2 * (size_t)len);
@@ -542,7 +525,7 @@ static void test_bzip2(void **state)
     (void)state;
 
     assert_non_null(zz);
-    write_file(good, z, len);
+    lc_test_write_file(good, z, len);
     t = load_ok("hellaswag", good);
     assert_int_equal(lc_mc_task_size(t), 2);
     assert_int_equal(lc_mc_task_item(t, 1, &it, &err), LC_OK);
@@ -554,7 +537,7 @@ static void test_bzip2(void **state)
     /* two concatenated streams, as bzip2 -d reads them */
     memcpy(zz, z, len);
     memcpy(zz + len, z, len);
-    write_file(two, zz, 2 * (size_t)len);
+    lc_test_write_file(two, zz, 2 * (size_t)len);
     t = load_ok("hellaswag", two);
     assert_int_equal(lc_mc_task_size(t), 4);
     lc_mc_task_free(t);
@@ -562,30 +545,25 @@ static void test_bzip2(void **state)
     assert_int_equal(n, 2 * strlen(hella2));
     free(data);
     /* plain text is read too */
-    write_file(plain, hella2, strlen(hella2));
+    lc_test_write_file(plain, hella2, strlen(hella2));
     t = load_ok("hellaswag", plain);
     assert_int_equal(lc_mc_task_size(t), 2);
     lc_mc_task_free(t);
     /* truncated at several points, and corrupt */
     for (unsigned keep = 4; keep < len; keep += len / 7 + 1) {
-        write_file(cut, z, keep);
+        lc_test_write_file(cut, z, keep);
         expect_error("hellaswag", cut, LC_ERR_FORMAT, cut, "bzip2");
     }
-    write_file(cut, zz, 2 * (size_t)len - 3);
+    lc_test_write_file(cut, zz, 2 * (size_t)len - 3);
     expect_error("hellaswag", cut, LC_ERR_FORMAT, cut, "truncated");
     memcpy(zz, z, len);
     for (unsigned k = len / 2; k < len / 2 + 8; k++) {
         zz[k] ^= 0x5a;
     }
-    write_file(bad, zz, len);
+    lc_test_write_file(bad, zz, len);
     expect_error("hellaswag", bad, LC_ERR_FORMAT, bad, "bzip2");
     free(z);
     free(zz);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    write_file(path, text, strlen(text));
 }
 
 static void test_bad_files(void **state)
@@ -644,21 +622,21 @@ static void test_bad_files(void **state)
         char name[64];
         const char *path;
         snprintf(name, sizeof(name), "bad%zu.jsonl", k);
-        path = tmp_path(name);
-        write_text(path, cases[k].text);
+        path = lc_test_tmp_path(name);
+        lc_test_write_text(path, cases[k].text);
         expect_error(cases[k].task, path, LC_ERR_FORMAT, path, cases[k].where);
         expect_error(cases[k].task, path, LC_ERR_FORMAT, path, cases[k].what);
     }
     /* a missing file, an unknown task, a folder without the task */
-    expect_error("piqa", tmp_path("nothing.jsonl"), LC_ERR_IO, "nothing", "cannot open");
-    expect_error("mmlu", tmp_path("x"), LC_ERR_ARG, "unknown task", "mmlu");
+    expect_error("piqa", lc_test_tmp_path("nothing.jsonl"), LC_ERR_IO, "nothing", "cannot open");
+    expect_error("mmlu", lc_test_tmp_path("x"), LC_ERR_ARG, "unknown task", "mmlu");
     expect_error("piqa", lc_test_tmpdir(), LC_ERR_IO, lc_test_tmpdir(), "piqa/valid.jsonl");
 }
 
 static void test_bad_piqa(void **state)
 {
-    const char *path = tmp_path("valid.jsonl");
-    const char *labels = tmp_path("valid-labels.lst");
+    const char *path = lc_test_tmp_path("valid.jsonl");
+    const char *labels = lc_test_tmp_path("valid-labels.lst");
     static const char items[] =
         "{\"goal\": \"g1\", \"sol1\": \"a\", \"sol2\": \"b\"}\n"
         "{\"goal\": \"g2\", \"sol1\": \"a\", \"sol2\": \"b\"}\n";
@@ -667,25 +645,25 @@ static void test_bad_piqa(void **state)
     struct lc_error err = {0};
     (void)state;
 
-    write_text(path, items);
+    lc_test_write_text(path, items);
     expect_error("piqa", path, LC_ERR_IO, labels, "cannot open");
-    write_text(labels, "0\n1\n");
+    lc_test_write_text(labels, "0\n1\n");
     t = load_ok("piqa", path);
     assert_int_equal(lc_mc_task_item(t, 1, &it, &err), LC_OK);
     assert_int_equal(it.gold, 1);
     assert_string_equal(it.contexts[1], "Question: g2\nAnswer:");
     assert_string_equal(it.continuations[1], " b");
     lc_mc_task_free(t);
-    write_text(labels, "0\n2\n");
+    lc_test_write_text(labels, "0\n2\n");
     expect_error("piqa", path, LC_ERR_FORMAT, labels, "line 2");
-    write_text(labels, "0\n");
+    lc_test_write_text(labels, "0\n");
     expect_error("piqa", path, LC_ERR_FORMAT, labels, "shorter");
-    write_text(labels, "0\n1\n1\n");
+    lc_test_write_text(labels, "0\n1\n1\n");
     expect_error("piqa", path, LC_ERR_FORMAT, labels, "more labels");
-    write_text(labels, "0\n1\n");
-    write_text(path, "{\"goal\": \"g1\", \"sol1\": \"a\"}\n");
+    lc_test_write_text(labels, "0\n1\n");
+    lc_test_write_text(path, "{\"goal\": \"g1\", \"sol1\": \"a\"}\n");
     expect_error("piqa", path, LC_ERR_FORMAT, path, "\"sol2\"");
-    write_text(path, "{\"goal\": \"g1\", \"sol1\": \"a\", \"sol2\": \"\"}\n");
+    lc_test_write_text(path, "{\"goal\": \"g1\", \"sol1\": \"a\", \"sol2\": \"\"}\n");
     expect_error("piqa", path, LC_ERR_FORMAT, path, "empty");
 }
 

@@ -15,35 +15,6 @@
 #include "core/util.h"
 #include "tests/lc_test.h"
 
-static float *falloc(size_t n)
-{
-    float *p = calloc(n + 1, sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
-static double *dalloc(size_t n)
-{
-    double *p = calloc(n + 1, sizeof(double));
-    assert_non_null(p);
-    return p;
-}
-
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    }
-    return m;
-}
-
-static size_t check_rel(const char *name, const float *got, const float *ref, size_t n,
-                        double tol)
-{
-    return lc_test_check_close(name, got, ref, n, tol * max_abs(ref, n), tol);
-}
-
 /* With the rectangular identity as W (the initialization), phi(x) is
  * [softmax(x[:f]), softmax(-x[:f])]; the query heads that share a key
  * head see the same key. */
@@ -94,7 +65,7 @@ struct fd_ctx {
 static double fd_loss(const struct fd_ctx *c)
 {
     const size_t n = (size_t)c->N * c->H * 2 * c->f;
-    double *phi = dalloc(n);
+    double *phi = lc_test_new_f64(n);
     double L = 0.0;
 
     lc_ref_fmap_fwd_f64(phi, c->x, c->W, c->N, c->H, c->Hx, c->D, c->f, c->eps);
@@ -108,7 +79,7 @@ static double fd_loss(const struct fd_ctx *c)
 static void fd_check(struct fd_ctx *c, const char *what, double *x, const double *analytic,
                      size_t n)
 {
-    double *g = dalloc(n);
+    double *g = lc_test_new_f64(n);
     char name[96];
 
     for (size_t i = 0; i < n; i++) {
@@ -131,13 +102,13 @@ static void fd_case(int Hx, double eps, double xscale, int want_clamped)
     struct fd_ctx c = {5, 4, Hx, 4, 3, eps, NULL, NULL, NULL};
     const size_t nx = (size_t)c.N * Hx * c.D, nw = (size_t)c.H * c.D * c.f;
     const size_t np = (size_t)c.N * c.H * 2 * c.f;
-    float *tmp = falloc(np + nx + nw);
-    double *dW = dalloc(nw), *dx = dalloc(nx), *phi = dalloc(np);
+    float *tmp = lc_test_new_f32(np + nx + nw);
+    double *dW = lc_test_new_f64(nw), *dx = lc_test_new_f64(nx), *phi = lc_test_new_f64(np);
     size_t nclamped = 0;
 
-    c.x = dalloc(nx);
-    c.W = dalloc(nw);
-    c.R = dalloc(np);
+    c.x = lc_test_new_f64(nx);
+    c.W = lc_test_new_f64(nw);
+    c.R = lc_test_new_f64(np);
     lc_test_fill_normal(tmp, nx, 21 + (uint64_t)Hx, (float)xscale);
     for (size_t i = 0; i < nx; i++) {
         c.x[i] = tmp[i];
@@ -202,9 +173,10 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
     struct lc_cpu_ctx *ctx = cpu->ctx;
     const enum lc_cpu_isa best = lc_cpu_detect_isa();
     const size_t nx = (size_t)N * Hx * D, nw = (size_t)H * D * f, np = (size_t)N * H * 2 * f;
-    float *x = falloc(nx), *W = falloc(nw), *dphi = falloc(np);
-    float *phi1 = falloc(np), *phi2 = falloc(np);
-    float *dW1 = falloc(nw), *dW2 = falloc(nw), *dx1 = falloc(nx), *dx2 = falloc(nx);
+    float *x = lc_test_new_f32(nx), *W = lc_test_new_f32(nw), *dphi = lc_test_new_f32(np);
+    float *phi1 = lc_test_new_f32(np), *phi2 = lc_test_new_f32(np);
+    float *dW1 = lc_test_new_f32(nw), *dW2 = lc_test_new_f32(nw), *dx1 = lc_test_new_f32(nx);
+    float *dx2 = lc_test_new_f32(nx);
     char name[96];
 
     lc_test_fill_normal(x, nx, (uint64_t)N + 1, xscale);
@@ -217,8 +189,8 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
     lc_ref_ops.fmap_fwd(ref, phi1, x, W, N, H, Hx, D, f, eps);
     lc_ref_ops.fmap_bwd(ref, dW1, dx1, dphi, x, W, N, H, Hx, D, f, eps);
     for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
-        const char *tag = isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic";
-        float *dW3 = falloc(nw), *dx3 = falloc(nx);
+        const char *tag = lc_test_isa_name((enum lc_cpu_isa)isa);
+        float *dW3 = lc_test_new_f32(nw), *dx3 = lc_test_new_f32(nx);
 
         memcpy(dW3, dW2, nw * sizeof(float));
         memcpy(dx3, dx2, nx * sizeof(float));
@@ -231,15 +203,15 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
         memset(ctx->scratch, 0xff, ctx->scratch_bytes);
         lc_cpu_ops.fmap_bwd(cpu, dW3, dx3, dphi, x, W, N, H, Hx, D, f, eps);
         snprintf(name, sizeof(name), "%s phi N %d Hx %d f %d", tag, N, Hx, f);
-        assert_int_equal(check_rel(name, phi2, phi1, np, 1e-5), 0);
+        assert_int_equal(lc_test_check_rel(name, phi2, phi1, np, 1e-5), 0);
         snprintf(name, sizeof(name), "%s dW N %d Hx %d f %d", tag, N, Hx, f);
-        assert_int_equal(check_rel(name, dW3, dW1, nw, 1e-5), 0);
+        assert_int_equal(lc_test_check_rel(name, dW3, dW1, nw, 1e-5), 0);
         snprintf(name, sizeof(name), "%s dx N %d Hx %d f %d", tag, N, Hx, f);
-        assert_int_equal(check_rel(name, dx3, dx1, nx, 1e-5), 0);
+        assert_int_equal(lc_test_check_rel(name, dx3, dx1, nx, 1e-5), 0);
         /* dx is optional */
         memcpy(dW3, dW2, nw * sizeof(float));
         lc_cpu_ops.fmap_bwd(cpu, dW3, NULL, dphi, x, W, N, H, Hx, D, f, eps);
-        assert_int_equal(check_rel("dW without dx", dW3, dW1, nw, 1e-5), 0);
+        assert_int_equal(lc_test_check_rel("dW without dx", dW3, dW1, nw, 1e-5), 0);
         free(dW3);
         free(dx3);
     }
@@ -278,7 +250,7 @@ static void test_cpu_threads(void **state)
     const int N = 1000, H = 8, Hx = 4, D = 16, f = 8;
     const size_t nx = (size_t)N * Hx * D, nw = (size_t)H * D * f, np = (size_t)N * H * 2 * f;
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    float *x = falloc(nx), *W = falloc(nw), *dphi = falloc(np);
+    float *x = lc_test_new_f32(nx), *W = lc_test_new_f32(nw), *dphi = lc_test_new_f32(np);
     float *phi[2], *dW[2], *dx[2];
     (void)state;
 
@@ -286,9 +258,9 @@ static void test_cpu_threads(void **state)
     lc_test_fill_normal(W, nw, 2, 0.5f);
     lc_test_fill_normal(dphi, np, 3, 1.0f);
     for (int t = 0; t < 2; t++) {
-        phi[t] = falloc(np);
-        dW[t] = falloc(nw);
-        dx[t] = falloc(nx);
+        phi[t] = lc_test_new_f32(np);
+        dW[t] = lc_test_new_f32(nw);
+        dx[t] = lc_test_new_f32(nx);
         lc_set_num_threads(t + 1);
         lc_cpu_ops.fmap_fwd(cpu, phi[t], x, W, N, H, Hx, D, f, 1e-12f);
         lc_cpu_ops.fmap_bwd(cpu, dW[t], dx[t], dphi, x, W, N, H, Hx, D, f, 1e-12f);

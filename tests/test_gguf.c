@@ -17,74 +17,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A file under the shared data folder; skips only the calling test when it
- * is missing. */
-static const char *data_path(const char *rel)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    const char *dir = getenv("LC_TEST_DATA");
-    struct stat st;
-    if (dir == NULL || dir[0] == '\0') {
-        print_message("LC_TEST_DATA is not set: skipping\n");
-        skip();
-    }
-    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, rel);
-    if (stat(b, &st) != 0) {
-        print_message("%s not found: skipping\n", b);
-        skip();
-    }
-    return b;
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", lc_test_tmpdir(), name);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *buf, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len > 0) {
-        assert_int_equal(fwrite(buf, 1, len, fp), len);
-    }
-    assert_int_equal(fclose(fp), 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    long n;
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    assert_true(n >= 0);
-    rewind(fp);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void expect_error(lc_status rc, const struct lc_error *err, lc_status code,
-                         const char *substr)
-{
-    if (rc != code || strstr(err->msg, substr) == NULL) {
-        print_error("expected status %d with \"%s\"; got %d: %s\n", (int)code, substr, (int)rc,
-                    err->msg);
-        fail();
-    }
-}
-
 /* GGUF bytes, built piece by piece (little-endian) */
 struct gb {
     unsigned char *b;
@@ -174,8 +106,8 @@ static void gb_pad(struct gb *g, size_t align)
 
 static const char *gb_write(struct gb *g, const char *name)
 {
-    const char *path = tmp_path(name);
-    write_bytes(path, g->b, g->n);
+    const char *path = lc_test_tmp_path(name);
+    lc_test_write_file(path, g->b, g->n);
     free(g->b);
     memset(g, 0, sizeof(*g));
     return path;
@@ -187,7 +119,7 @@ static void expect_open_fails(const char *path, lc_status code, const char *subs
     struct lc_error err = {0};
     lc_status rc = lc_gguf_open(&g, path, &err);
     assert_null(g);
-    expect_error(rc, &err, code, substr);
+    lc_test_expect_error(rc, &err, code, substr);
     if (strstr(err.msg, path) == NULL) {
         print_error("message does not name the file %s: %s\n", path, err.msg);
         fail();
@@ -214,9 +146,9 @@ static size_t bin_wq(int layer)
 
 static void test_stories(void **state)
 {
-    const char *path = data_path("models/stories260K/stories260K.gguf");
-    const char *bin_path = data_path("models/stories260K/stories260K.bin");
-    const char *vocab_path = data_path("models/stories260K/tok512.vocab");
+    const char *path = lc_test_data_file("models/stories260K/stories260K.gguf");
+    const char *bin_path = lc_test_data_file("models/stories260K/stories260K.bin");
+    const char *vocab_path = lc_test_data_file("models/stories260K/tok512.vocab");
     struct lc_gguf *g = NULL;
     struct lc_error err = {0};
     const struct lc_tensor_view *t = NULL;
@@ -302,7 +234,7 @@ static void test_stories(void **state)
     assert_int_equal(t->shape[0], 512);
     assert_int_equal(t->shape[1], 64);
     assert_int_equal(t->nbytes, 512 * 64 * 4);
-    bin = read_bytes(bin_path, &bin_len);
+    bin = lc_test_read_file(bin_path, &bin_len);
     assert_memory_equal(t->data, (const float *)(bin + 28) + bin_embed(), t->nbytes);
     t2 = lc_gguf_tensor_find(g, "output.weight");
     assert_non_null(t2);
@@ -326,8 +258,8 @@ static void test_stories(void **state)
     }
     assert_null(lc_gguf_tensor_at(g, 48));
     assert_null(lc_gguf_tensor_find(g, "blk.5.attn_q.weight"));
-    expect_error(lc_gguf_tensor_get(g, "blk.5.attn_q.weight", &t2, &err), &err, LC_ERR_FORMAT,
-                 "no tensor blk.5.attn_q.weight");
+    lc_test_expect_error(lc_gguf_tensor_get(g, "blk.5.attn_q.weight", &t2, &err), &err,
+                         LC_ERR_FORMAT, "no tensor blk.5.attn_q.weight");
     assert_null(t2);
     free(bin);
     lc_gguf_close(g);
@@ -351,7 +283,7 @@ static double std_dev(const struct lc_tensor_view *t, double *mean)
 
 static void test_tiny_random(void **state)
 {
-    const char *path = data_path("models/llama-2-tiny-random/llama-2-tiny-random.gguf");
+    const char *path = lc_test_data_file("models/llama-2-tiny-random/llama-2-tiny-random.gguf");
     struct lc_gguf *g = NULL;
     struct lc_error err = {0};
     const struct lc_tensor_view *t = NULL;
@@ -409,7 +341,7 @@ static void test_tiny_random(void **state)
 
 static void test_vocab_only(void **state)
 {
-    const char *path = data_path("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf");
+    const char *path = lc_test_data_file("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf");
     struct lc_gguf *g = NULL;
     struct lc_error err = {0};
     int b = -1;
@@ -660,7 +592,7 @@ static void test_all_types(void **state)
     assert_int_equal(t->numel, 64);
     assert_int_equal(t->nbytes, 36);
     rc = lc_gguf_tensor_get(g, "w.q4", &t, &err);
-    expect_error(rc, &err, LC_ERR_UNSUPPORTED, "tensor w.q4 has ggml type Q4_0");
+    lc_test_expect_error(rc, &err, LC_ERR_UNSUPPORTED, "tensor w.q4 has ggml type Q4_0");
     assert_null(t);
     lc_gguf_close(g);
 }
@@ -702,14 +634,14 @@ static void test_bad_header(void **state)
     struct gb g = {0};
     (void)state;
 
-    write_bytes(tmp_path("empty.gguf"), "", 0);
-    expect_open_fails(tmp_path("empty.gguf"), LC_ERR_FORMAT, "empty file");
-    write_bytes(tmp_path("magic.gguf"), "GGML\3\0\0\0", 8);
-    expect_open_fails(tmp_path("magic.gguf"), LC_ERR_FORMAT,
+    lc_test_write_file(lc_test_tmp_path("empty.gguf"), "", 0);
+    expect_open_fails(lc_test_tmp_path("empty.gguf"), LC_ERR_FORMAT, "empty file");
+    lc_test_write_file(lc_test_tmp_path("magic.gguf"), "GGML\3\0\0\0", 8);
+    expect_open_fails(lc_test_tmp_path("magic.gguf"), LC_ERR_FORMAT,
                       "not a GGUF file (starts with 47 47 4d 4c");
-    write_bytes(tmp_path("short.gguf"), "GG", 2);
-    expect_open_fails(tmp_path("short.gguf"), LC_ERR_FORMAT, "not a GGUF file");
-    expect_open_fails(tmp_path("absent.gguf"), LC_ERR_IO, "cannot open");
+    lc_test_write_file(lc_test_tmp_path("short.gguf"), "GG", 2);
+    expect_open_fails(lc_test_tmp_path("short.gguf"), LC_ERR_FORMAT, "not a GGUF file");
+    expect_open_fails(lc_test_tmp_path("absent.gguf"), LC_ERR_IO, "cannot open");
     expect_open_fails(lc_test_tmpdir(), LC_ERR_IO, "not a regular file");
 
     gb_put(&g, "GGUF", 4);
@@ -938,13 +870,13 @@ static void test_bad_tensors(void **state)
  * end of the file), never a crash. */
 static void check_prefixes(const char *src, size_t step_after, size_t dense_until)
 {
-    const char *dst = tmp_path("cut.gguf");
+    const char *dst = lc_test_tmp_path("cut.gguf");
     unsigned char *buf = NULL;
     size_t len = 0;
     size_t n_tried = 0;
     FILE *fp = NULL;
 
-    buf = read_bytes(src, &len);
+    buf = lc_test_read_file(src, &len);
     fp = fopen(dst, "wb");
     assert_non_null(fp);
     assert_int_equal(fwrite(buf, 1, len, fp), len);
@@ -981,7 +913,7 @@ static void test_truncated_stories(void **state)
 {
     (void)state;
     /* every byte of the header (14176 bytes), a sample of the data */
-    check_prefixes(data_path("models/stories260K/stories260K.gguf"), 4099, 14300);
+    check_prefixes(lc_test_data_file("models/stories260K/stories260K.gguf"), 4099, 14300);
 }
 
 /* Single-byte corruptions of the synthetic file: an error or a valid
@@ -989,7 +921,7 @@ static void test_truncated_stories(void **state)
 static void test_corrupt_bytes(void **state)
 {
     const char *src = build_all_types("whole2.gguf", 32);
-    const char *dst = tmp_path("flip.gguf");
+    const char *dst = lc_test_tmp_path("flip.gguf");
     static const unsigned char subst[] = {0x00, 0xff, 0x01, 0x08, 0x09, 0x80, 0x7f};
     unsigned char *buf = NULL;
     size_t len = 0;
@@ -998,8 +930,8 @@ static void test_corrupt_bytes(void **state)
     int fd = -1;
     (void)state;
 
-    buf = read_bytes(src, &len);
-    write_bytes(dst, buf, len);
+    buf = lc_test_read_file(src, &len);
+    lc_test_write_file(dst, buf, len);
     /* patch one byte at a time in place: rewriting the file is slow */
     fd = open(dst, O_WRONLY);
     assert_true(fd >= 0);

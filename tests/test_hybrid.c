@@ -16,98 +16,9 @@
 #include "core/ref/ref_hybrid_f64.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
-#include "tests/lc_test.h"
-
-static float *falloc(size_t n)
-{
-    float *p = calloc(n + 1, sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
-static double *dalloc(size_t n)
-{
-    double *p = calloc(n + 1, sizeof(double));
-    assert_non_null(p);
-    return p;
-}
-
-static double *to_f64(const float *x, size_t n)
-{
-    double *d = dalloc(n);
-    for (size_t i = 0; i < n; i++) {
-        d[i] = x[i];
-    }
-    return d;
-}
-
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    }
-    return m;
-}
-
-/* |got - ref| <= tol (max|ref| + |ref|): relative to the tensor's scale */
-static size_t check_rel(const char *name, const float *got, const float *ref, size_t n,
-                        double tol)
-{
-    return lc_test_check_close(name, got, ref, n, tol * max_abs(ref, n), tol);
-}
+#include "tests/lc_test_hybrid.h"
 
 /* ------------------------------------------------------------ the inputs */
-
-struct hy_in {
-    struct lc_attn_shape s;
-    size_t nq, nk, nf, nm; /* [B,T,H,D], [B,T,Hkv,D], [B,T,H,F], [B,T,H] */
-    float *q, *k, *v, *fq, *fk, *theta, *dy;
-};
-
-static void hy_in_make(struct hy_in *in, int B, int T, int H, int Hkv, int D, int F, int W,
-                       int mode, uint64_t seed)
-{
-    struct lc_attn_shape s = {B, T, H, Hkv, D, F, W, mode};
-
-    in->s = s;
-    in->nq = (size_t)B * T * H * D;
-    in->nk = (size_t)B * T * Hkv * D;
-    in->nf = (size_t)B * T * H * F;
-    in->nm = (size_t)B * T * H;
-    in->q = falloc(in->nq);
-    in->k = falloc(in->nk);
-    in->v = falloc(in->nk);
-    in->fq = falloc(in->nf);
-    in->fk = falloc(in->nf);
-    in->theta = falloc((size_t)H);
-    in->dy = falloc(in->nq);
-    lc_test_fill_normal(in->q, in->nq, seed + 1, 1.0f);
-    lc_test_fill_normal(in->k, in->nk, seed + 2, 1.0f);
-    lc_test_fill_normal(in->v, in->nk, seed + 3, 1.0f);
-    /* feature maps are positive; these sizes keep window and linear terms
-     * of comparable weight */
-    lc_test_fill_uniform(in->fq, in->nf, seed + 4, 0.01f, 0.3f);
-    lc_test_fill_uniform(in->fk, in->nf, seed + 5, 0.01f, 0.3f);
-    lc_test_fill_normal(in->theta, (size_t)H, seed + 6, 1.0f);
-    lc_test_fill_normal(in->dy, in->nq, seed + 7, 1.0f);
-}
-
-static void hy_in_free(struct hy_in *in)
-{
-    free(in->q);
-    free(in->k);
-    free(in->v);
-    free(in->fq);
-    free(in->fk);
-    free(in->theta);
-    free(in->dy);
-}
-
-static size_t at4(const struct lc_attn_shape *s, int b, int t, int nh, int h, int dim)
-{
-    return (((size_t)b * s->T + (size_t)t) * (size_t)nh + (size_t)h) * (size_t)dim;
-}
 
 /* ------------------------------------------------------------ window sets */
 
@@ -159,15 +70,15 @@ static void explicit_fwd(double *y, const struct lc_attn_shape *s, const double 
             const double gamma = 1.0 / (1.0 + exp(-theta[h]));
             const int g = h / rep;
             for (int i = 0; i < s->T; i++) {
-                const double *qi = q + at4(s, b, i, s->H, h, s->D);
+                const double *qi = q + lc_test_at4(s, b, i, s->H, h, s->D);
                 double m = -INFINITY, den = 0.0;
-                double *yi = y + at4(s, b, i, s->H, h, s->D);
+                double *yi = y + lc_test_at4(s, b, i, s->H, h, s->D);
 
                 for (int j = 0; j <= i; j++) {
                     if (in_window(i, j, s->window, s->mode)) {
                         double sc = 0.0;
                         for (int d = 0; d < s->D; d++) {
-                            sc += qi[d] * k[at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
+                            sc += qi[d] * k[lc_test_at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
                         }
                         sc /= sqrt((double)s->D);
                         m = sc > m ? sc : m;
@@ -179,18 +90,18 @@ static void explicit_fwd(double *y, const struct lc_attn_shape *s, const double 
                     if (in_window(i, j, s->window, s->mode)) {
                         double sc = 0.0;
                         for (int d = 0; d < s->D; d++) {
-                            sc += qi[d] * k[at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
+                            sc += qi[d] * k[lc_test_at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
                         }
                         w = gamma * exp(sc / sqrt((double)s->D) - m);
                     } else {
                         for (int e = 0; e < s->F; e++) {
-                            w += fq[at4(s, b, i, s->H, h, s->F) + (size_t)e] *
-                                 fk[at4(s, b, j, s->H, h, s->F) + (size_t)e];
+                            w += fq[lc_test_at4(s, b, i, s->H, h, s->F) + (size_t)e] *
+                                 fk[lc_test_at4(s, b, j, s->H, h, s->F) + (size_t)e];
                         }
                     }
                     den += w;
                     for (int d = 0; d < s->D; d++) {
-                        yi[d] += w * v[at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
+                        yi[d] += w * v[lc_test_at4(s, b, j, s->Hkv, g, s->D) + (size_t)d];
                     }
                 }
                 for (int d = 0; d < s->D; d++) {
@@ -210,19 +121,19 @@ static void test_ref_matches_explicit_sets(void **state)
     for (int mode = 0; mode < 2; mode++) {
         for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
             for (size_t wi = 0; wi < sizeof(Ws) / sizeof(Ws[0]); wi++) {
-                struct hy_in in;
+                struct lc_test_hy_in in;
                 double *q, *k, *v, *fq, *fk, *th, *y, *want;
                 char name[64];
 
-                hy_in_make(&in, 2, Ts[ti], 4, 2, 4, 6, Ws[wi], mode, 100 + ti * 10 + wi);
-                q = to_f64(in.q, in.nq);
-                k = to_f64(in.k, in.nk);
-                v = to_f64(in.v, in.nk);
-                fq = to_f64(in.fq, in.nf);
-                fk = to_f64(in.fk, in.nf);
-                th = to_f64(in.theta, 4);
-                y = dalloc(in.nq);
-                want = dalloc(in.nq);
+                lc_test_hy_in_make(&in, 2, Ts[ti], 4, 2, 4, 6, Ws[wi], mode, 100 + ti * 10 + wi);
+                q = lc_test_to_f64(in.q, in.nq);
+                k = lc_test_to_f64(in.k, in.nk);
+                v = lc_test_to_f64(in.v, in.nk);
+                fq = lc_test_to_f64(in.fq, in.nf);
+                fk = lc_test_to_f64(in.fk, in.nf);
+                th = lc_test_to_f64(in.theta, 4);
+                y = lc_test_new_f64(in.nq);
+                want = lc_test_new_f64(in.nq);
                 lc_ref_hybrid_fwd_f64(y, NULL, NULL, q, k, v, fq, fk, th, &in.s);
                 explicit_fwd(want, &in.s, q, k, v, fq, fk, th);
                 snprintf(name, sizeof(name), "y mode %d T %d W %d", mode, Ts[ti], Ws[wi]);
@@ -235,7 +146,7 @@ static void test_ref_matches_explicit_sets(void **state)
                 free(th);
                 free(y);
                 free(want);
-                hy_in_free(&in);
+                lc_test_hy_in_free(&in);
             }
         }
     }
@@ -255,7 +166,7 @@ static double fd_loss(const struct fd_ctx *c)
     const struct lc_attn_shape *s = c->s;
     const size_t nq = (size_t)s->B * s->T * s->H * s->D;
     const size_t nm = (size_t)s->B * s->T * s->H;
-    double *out = dalloc(nq > nm ? nq : nm);
+    double *out = lc_test_new_f64(nq > nm ? nq : nm);
     double L = 0.0;
 
     if (c->xent) {
@@ -276,7 +187,7 @@ static double fd_loss(const struct fd_ctx *c)
 
 static double *fd_grad(struct fd_ctx *c, double *x, size_t n, double h)
 {
-    double *g = dalloc(n);
+    double *g = lc_test_new_f64(n);
 
     for (size_t i = 0; i < n; i++) {
         const double x0 = x[i];
@@ -306,58 +217,37 @@ static void fd_check(struct fd_ctx *c, const char *what, double *x, const double
     free(g);
 }
 
-/* Make keys p and p+1 identical and query p+2 point along them, so that
- * the max of that row's window (when it holds both) is a two-way tie. */
-static void make_tie(struct hy_in *in, int p)
-{
-    const struct lc_attn_shape *s = &in->s;
-
-    for (int b = 0; b < s->B; b++) {
-        for (int g = 0; g < s->Hkv; g++) {
-            for (int d = 0; d < s->D; d++) {
-                in->k[at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-                in->k[at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-            }
-        }
-        for (int h = 0; h < s->H; h++) {
-            for (int d = 0; d < s->D; d++) {
-                in->q[at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] = 2.0f / sqrtf((float)s->D);
-            }
-        }
-    }
-}
-
 static void fd_case(int T, int W, int mode, int xent)
 {
-    struct hy_in in;
+    struct lc_test_hy_in in;
     struct fd_ctx c;
     double *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss;
     const double grad_scale = 0.5;
     const int H = 4;
 
-    hy_in_make(&in, 2, T, H, 2, 4, 6, W, mode, 1000 + (uint64_t)(T * 31 + W * 7 + mode));
+    lc_test_hy_in_make(&in, 2, T, H, 2, 4, 6, W, mode, 1000 + (uint64_t)(T * 31 + W * 7 + mode));
     if (T >= 5) {
-        make_tie(&in, 2);
+        lc_test_hy_make_tie(&in, 2);
     }
     c.s = &in.s;
-    c.q = to_f64(in.q, in.nq);
-    c.k = to_f64(in.k, in.nk);
-    c.v = to_f64(in.v, in.nk);
-    c.fq = to_f64(in.fq, in.nf);
-    c.fk = to_f64(in.fk, in.nf);
-    c.theta = to_f64(in.theta, (size_t)H);
-    c.dy = to_f64(in.dy, in.nq);
+    c.q = lc_test_to_f64(in.q, in.nq);
+    c.k = lc_test_to_f64(in.k, in.nk);
+    c.v = lc_test_to_f64(in.v, in.nk);
+    c.fq = lc_test_to_f64(in.fq, in.nf);
+    c.fk = lc_test_to_f64(in.fk, in.nf);
+    c.theta = lc_test_to_f64(in.theta, (size_t)H);
+    c.dy = lc_test_to_f64(in.dy, in.nq);
     c.xent = xent;
-    y = dalloc(in.nq);
-    mx = dalloc(in.nm);
-    den = dalloc(in.nm);
-    dq = dalloc(in.nq);
-    dk = dalloc(in.nk);
-    dv = dalloc(in.nk);
-    dfq = dalloc(in.nf);
-    dfk = dalloc(in.nf);
-    dth = dalloc((size_t)H);
-    loss = dalloc(in.nm);
+    y = lc_test_new_f64(in.nq);
+    mx = lc_test_new_f64(in.nm);
+    den = lc_test_new_f64(in.nm);
+    dq = lc_test_new_f64(in.nq);
+    dk = lc_test_new_f64(in.nk);
+    dv = lc_test_new_f64(in.nk);
+    dfq = lc_test_new_f64(in.nf);
+    dfk = lc_test_new_f64(in.nf);
+    dth = lc_test_new_f64((size_t)H);
+    loss = lc_test_new_f64(in.nm);
     /* dtheta accumulates */
     for (int h = 0; h < H; h++) {
         dth[h] = 0.25;
@@ -370,10 +260,10 @@ static void fd_case(int T, int W, int mode, int xent)
             for (int h = 0; h < H; h++) {
                 double s42 = 0.0;
                 for (int d = 0; d < 4; d++) {
-                    s42 += c.q[at4(&in.s, b, 4, H, h, 4) + (size_t)d] *
-                           c.k[at4(&in.s, b, 2, 2, h / 2, 4) + (size_t)d];
+                    s42 += c.q[lc_test_at4(&in.s, b, 4, H, h, 4) + (size_t)d] *
+                           c.k[lc_test_at4(&in.s, b, 2, 2, h / 2, 4) + (size_t)d];
                 }
-                assert_true(mx[at4(&in.s, b, 4, H, h, 1)] == s42 * 0.5);
+                assert_true(mx[lc_test_at4(&in.s, b, 4, H, h, 1)] == s42 * 0.5);
                 assert_true(s42 * 0.5 == 3.0);
             }
         }
@@ -419,7 +309,7 @@ static void fd_case(int T, int W, int mode, int xent)
     free(dfk);
     free(dth);
     free(loss);
-    hy_in_free(&in);
+    lc_test_hy_in_free(&in);
 }
 
 static void test_fd_hybrid(void **state)
@@ -458,23 +348,23 @@ static void test_fd_xent(void **state)
  * the gradient bounded instead of ~ A_true / 1e-20). */
 static void test_xent_clamp(void **state)
 {
-    struct hy_in in;
+    struct lc_test_hy_in in;
     double *q, *k, *fq, *fk, *th, *loss[2], *dfk[2];
     (void)state;
 
-    hy_in_make(&in, 1, 6, 1, 1, 4, 6, 2, LC_WINDOW_SLIDING, 77);
-    q = to_f64(in.q, in.nq);
-    k = to_f64(in.k, in.nk);
-    fq = to_f64(in.fq, in.nf);
-    fk = to_f64(in.fk, in.nf);
-    th = to_f64(in.theta, 1);
+    lc_test_hy_in_make(&in, 1, 6, 1, 1, 4, 6, 2, LC_WINDOW_SLIDING, 77);
+    q = lc_test_to_f64(in.q, in.nq);
+    k = lc_test_to_f64(in.k, in.nk);
+    fq = lc_test_to_f64(in.fq, in.nf);
+    fk = lc_test_to_f64(in.fk, in.nf);
+    th = lc_test_to_f64(in.theta, 1);
     for (int run = 0; run < 2; run++) {
         /* key 0 is a linear key of rows 2..5, with a weight of ~1e-20 or ~1e-25 */
         for (int e = 0; e < 6; e++) {
             fk[e] = run == 0 ? 1e-20 : 1e-25;
         }
-        loss[run] = dalloc(in.nm);
-        dfk[run] = dalloc(in.nf);
+        loss[run] = lc_test_new_f64(in.nm);
+        dfk[run] = lc_test_new_f64(in.nf);
         lc_ref_hybrid_xent_f64(loss[run], NULL, dfk[run], NULL, 1.0, q, k, fq, fk, th, &in.s);
     }
     for (int i = 0; i < 6; i++) {
@@ -496,47 +386,7 @@ static void test_xent_clamp(void **state)
     free(fq);
     free(fk);
     free(th);
-    hy_in_free(&in);
-}
-
-/* ------------------------------------------------------------ cpu vs ref */
-
-struct hy_out {
-    float *y, *mx, *den, *dq, *dk, *dv, *dfq, *dfk, *dth, *loss, *xdfq, *xdfk, *xdth;
-};
-
-static void hy_out_alloc(struct hy_out *o, const struct hy_in *in)
-{
-    o->y = falloc(in->nq);
-    o->mx = falloc(in->nm);
-    o->den = falloc(in->nm);
-    o->dq = falloc(in->nq);
-    o->dk = falloc(in->nk);
-    o->dv = falloc(in->nk);
-    o->dfq = falloc(in->nf);
-    o->dfk = falloc(in->nf);
-    o->dth = falloc((size_t)in->s.H);
-    o->loss = falloc(in->nm);
-    o->xdfq = falloc(in->nf);
-    o->xdfk = falloc(in->nf);
-    o->xdth = falloc((size_t)in->s.H);
-}
-
-static void hy_out_free(struct hy_out *o)
-{
-    free(o->y);
-    free(o->mx);
-    free(o->den);
-    free(o->dq);
-    free(o->dk);
-    free(o->dv);
-    free(o->dfq);
-    free(o->dfk);
-    free(o->dth);
-    free(o->loss);
-    free(o->xdfq);
-    free(o->xdfk);
-    free(o->xdth);
+    lc_test_hy_in_free(&in);
 }
 
 /* Fills the cpu backend's kernel scratch with NaNs, so that a kernel that
@@ -553,17 +403,12 @@ static void poison_scratch(struct lc_backend *be)
 
 /* forward, backward and cross-entropy of one backend; the accumulating
  * outputs start from fixed nonzero values */
-static void hy_run(struct lc_backend *be, const struct hy_in *in, struct hy_out *o)
+static void hy_run(struct lc_backend *be, const struct lc_test_hy_in *in, struct lc_test_hy_out *o)
 {
     const struct lc_backend_ops *ops = be->ops;
     struct lc_error err = {0};
 
-    for (int h = 0; h < in->s.H; h++) {
-        o->dth[h] = 0.5f;
-        o->xdth[h] = -0.25f;
-    }
-    lc_test_fill_uniform(o->xdfq, in->nf, 9, -0.1f, 0.1f);
-    lc_test_fill_uniform(o->xdfk, in->nf, 10, -0.1f, 0.1f);
+    lc_test_hy_init_acc(o, in);
     poison_scratch(be);
     ops->hybrid_fwd(be, o->y, o->mx, o->den, in->q, in->k, in->v, in->fq, in->fk, in->theta,
                     &in->s);
@@ -576,110 +421,36 @@ static void hy_run(struct lc_backend *be, const struct hy_in *in, struct hy_out 
     assert_int_equal(ops->sync(be, &err), LC_OK);
 }
 
-static size_t hy_compare(const char *tag, const struct hy_out *got, const struct hy_out *want,
-                         const struct hy_in *in, double tol)
-{
-    size_t bad = 0;
-    char name[160];
-#define CMP(field, n)                                                                      \
-    do {                                                                                   \
-        snprintf(name, sizeof(name), "%s %s", tag, #field);                                \
-        bad += check_rel(name, got->field, want->field, n, tol);                           \
-    } while (0)
-    CMP(y, in->nq);
-    CMP(mx, in->nm);
-    CMP(den, in->nm);
-    CMP(dq, in->nq);
-    CMP(dk, in->nk);
-    CMP(dv, in->nk);
-    CMP(dfq, in->nf);
-    CMP(dfk, in->nf);
-    CMP(loss, in->nm);
-    CMP(xdfq, in->nf);
-    CMP(xdfk, in->nf);
-#undef CMP
-    {
-        /* dtheta sums over all B*T rows (and is exactly 0, i.e. rounding
-         * noise, when no key is linear): rounding grows with sqrt(rows) */
-        const double rows = sqrt((double)in->s.B * in->s.T);
-        const double sd = max_abs(want->dth, (size_t)in->s.H);
-        const double sx = max_abs(want->xdth, (size_t)in->s.H);
-
-        snprintf(name, sizeof(name), "%s dtheta", tag);
-        bad += lc_test_check_close(name, got->dth, want->dth, (size_t)in->s.H,
-                                   tol * rows * (sd > 1.0 ? sd : 1.0), tol);
-        snprintf(name, sizeof(name), "%s xent dtheta", tag);
-        bad += lc_test_check_close(name, got->xdth, want->xdth, (size_t)in->s.H,
-                                   tol * rows * (sx > 1.0 ? sx : 1.0), tol);
-    }
-    return bad;
-}
-
 static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int B, int T, int H,
                             int Hkv, int D, int F, int W, int mode)
 {
     struct lc_cpu_ctx *ctx = cpu->ctx;
     const enum lc_cpu_isa best = lc_cpu_detect_isa();
-    struct hy_in in;
-    struct hy_out want, got;
+    struct lc_test_hy_in in;
+    struct lc_test_hy_out want, got;
     char tag[96];
 
-    hy_in_make(&in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
+    lc_test_hy_in_make(&in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
     /* ties for the window max, in the first block and (if any) later */
     if (T >= 5) {
-        make_tie(&in, 2);
+        lc_test_hy_make_tie(&in, 2);
     }
     if (T >= 3 * W + 2) {
-        make_tie(&in, 3 * W - 1);
+        lc_test_hy_make_tie(&in, 3 * W - 1);
     }
-    hy_out_alloc(&want, &in);
-    hy_out_alloc(&got, &in);
-    hy_run(ref, &in, &want);
-    {
-        /* dtheta sums G e over every row and key, with cancellation: check
-         * the float results against the double reference */
-        double *q = to_f64(in.q, in.nq), *k = to_f64(in.k, in.nk), *v = to_f64(in.v, in.nk);
-        double *fq = to_f64(in.fq, in.nf), *fk = to_f64(in.fk, in.nf);
-        double *th = to_f64(in.theta, (size_t)H), *dy = to_f64(in.dy, in.nq);
-        double *y = dalloc(in.nq), *mx = dalloc(in.nm), *den = dalloc(in.nm);
-        double *dth = dalloc((size_t)H), *xdth = dalloc((size_t)H);
-
-        for (int h = 0; h < H; h++) {
-            dth[h] = 0.5;
-            xdth[h] = -0.25;
-        }
-        lc_ref_hybrid_fwd_f64(y, mx, den, q, k, v, fq, fk, th, &in.s);
-        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, NULL, NULL, dth, dy, y, mx, den, q, k, v, fq, fk,
-                              th, &in.s);
-        lc_ref_hybrid_xent_f64(NULL, NULL, NULL, xdth, 0.75, q, k, fq, fk, th, &in.s);
-        for (int h = 0; h < H; h++) {
-            want.dth[h] = (float)dth[h];
-            want.xdth[h] = (float)xdth[h];
-        }
-        free(q);
-        free(k);
-        free(v);
-        free(fq);
-        free(fk);
-        free(th);
-        free(dy);
-        free(y);
-        free(mx);
-        free(den);
-        free(dth);
-        free(xdth);
-    }
+    lc_test_hy_ref(ref, &in, &want);
+    lc_test_hy_out_alloc(&got, &in);
     for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
         ctx->isa = (enum lc_cpu_isa)isa;
         hy_run(cpu, &in, &got);
         snprintf(tag, sizeof(tag), "[%s T %d W %d H %d/%d mode %d]",
-                 isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic", T, W, H, Hkv, mode);
-        assert_int_equal(hy_compare(tag, &got, &want, &in, 1e-5), 0);
+                 lc_test_isa_name((enum lc_cpu_isa)isa), T, W, H, Hkv, mode);
+        assert_int_equal(lc_test_hy_compare(tag, &got, &want, &in, 1e-5), 0);
     }
     ctx->isa = best;
-    hy_out_free(&want);
-    hy_out_free(&got);
-    hy_in_free(&in);
+    lc_test_hy_out_free(&want);
+    lc_test_hy_out_free(&got);
+    lc_test_hy_in_free(&in);
 }
 
 static void test_cpu_vs_ref(void **state)
@@ -710,13 +481,13 @@ static void test_cpu_vs_ref(void **state)
 static void test_cpu_bwd_subsets(void **state)
 {
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    struct hy_in in;
-    struct hy_out full, part;
+    struct lc_test_hy_in in;
+    struct lc_test_hy_out full, part;
     (void)state;
 
-    hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, LC_WINDOW_SLIDING, 5);
-    hy_out_alloc(&full, &in);
-    hy_out_alloc(&part, &in);
+    lc_test_hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, LC_WINDOW_SLIDING, 5);
+    lc_test_hy_out_alloc(&full, &in);
+    lc_test_hy_out_alloc(&part, &in);
     hy_run(cpu, &in, &full);
     memcpy(part.y, full.y, in.nq * sizeof(float));
     memcpy(part.mx, full.mx, in.nm * sizeof(float));
@@ -738,9 +509,9 @@ static void test_cpu_bwd_subsets(void **state)
     lc_cpu_ops.hybrid_fwd(cpu, part.y, NULL, NULL, in.q, in.k, in.v, in.fq, in.fk, in.theta,
                           &in.s);
     assert_memory_equal(part.y, full.y, in.nq * sizeof(float));
-    hy_out_free(&full);
-    hy_out_free(&part);
-    hy_in_free(&in);
+    lc_test_hy_out_free(&full);
+    lc_test_hy_out_free(&part);
+    lc_test_hy_in_free(&in);
     lc_test_backend_free(cpu);
 }
 
@@ -748,14 +519,14 @@ static void test_cpu_bwd_subsets(void **state)
 static void test_cpu_threads(void **state)
 {
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    struct hy_in in;
-    struct hy_out one, two;
+    struct lc_test_hy_in in;
+    struct lc_test_hy_out one, two;
     (void)state;
 
     for (int mode = 0; mode < 2; mode++) {
-        hy_in_make(&in, 2, 200, 4, 2, 32, 16, 64, mode, 11);
-        hy_out_alloc(&one, &in);
-        hy_out_alloc(&two, &in);
+        lc_test_hy_in_make(&in, 2, 200, 4, 2, 32, 16, 64, mode, 11);
+        lc_test_hy_out_alloc(&one, &in);
+        lc_test_hy_out_alloc(&two, &in);
         lc_set_num_threads(1);
         hy_run(cpu, &in, &one);
         lc_set_num_threads(2);
@@ -776,9 +547,9 @@ static void test_cpu_threads(void **state)
         SAME(xdfk, in.nf);
         SAME(xdth, 4);
 #undef SAME
-        hy_out_free(&one);
-        hy_out_free(&two);
-        hy_in_free(&in);
+        lc_test_hy_out_free(&one);
+        lc_test_hy_out_free(&two);
+        lc_test_hy_in_free(&in);
     }
     lc_test_backend_free(cpu);
 }
@@ -796,18 +567,18 @@ static void decode_case(struct lc_backend *be, int T, int W, int mode)
     const int H = 4, Hkv = 2, D = 16, F = 8;
     const int cap = mode == LC_WINDOW_SLIDING ? W : 2 * W;
     const size_t kd = (size_t)Hkv * D;
-    struct hy_in in;
+    struct lc_test_hy_in in;
     float *yfull, *ydec, *S, *z, *kc, *vc;
     int ncache = 0;
     char name[96];
 
-    hy_in_make(&in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
-    yfull = falloc(in.nq);
-    ydec = falloc(in.nq);
-    S = falloc((size_t)H * F * D);
-    z = falloc((size_t)H * F);
-    kc = falloc((size_t)cap * kd);
-    vc = falloc((size_t)cap * kd);
+    lc_test_hy_in_make(&in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
+    yfull = lc_test_new_f32(in.nq);
+    ydec = lc_test_new_f32(in.nq);
+    S = lc_test_new_f32((size_t)H * F * D);
+    z = lc_test_new_f32((size_t)H * F);
+    kc = lc_test_new_f32((size_t)cap * kd);
+    vc = lc_test_new_f32((size_t)cap * kd);
     ops->hybrid_fwd(be, yfull, NULL, NULL, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
 
     for (int p = 0; p < T; p++) {
@@ -841,14 +612,14 @@ static void decode_case(struct lc_backend *be, int T, int W, int mode)
                            F);
     }
     snprintf(name, sizeof(name), "%s decode T %d W %d mode %d", ops->name, T, W, mode);
-    assert_int_equal(check_rel(name, ydec, yfull, in.nq, 1e-5), 0);
+    assert_int_equal(lc_test_check_rel(name, ydec, yfull, in.nq, 1e-5), 0);
     free(yfull);
     free(ydec);
     free(S);
     free(z);
     free(kc);
     free(vc);
-    hy_in_free(&in);
+    lc_test_hy_in_free(&in);
 }
 
 static void test_decode(void **state)
@@ -880,12 +651,12 @@ static void test_decode_cpu_vs_ref(void **state)
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
     struct lc_cpu_ctx *ctx = cpu->ctx;
     const enum lc_cpu_isa best = lc_cpu_detect_isa();
-    float *q = falloc((size_t)H * D), *fq = falloc((size_t)H * F);
-    float *kc = falloc((size_t)n * Hkv * D), *vc = falloc((size_t)n * Hkv * D);
-    float *fk = falloc((size_t)n * H * F), *th = falloc((size_t)H);
-    float *S1 = falloc((size_t)H * F * D), *z1 = falloc((size_t)H * F);
-    float *S2 = falloc((size_t)H * F * D), *z2 = falloc((size_t)H * F);
-    float *y1 = falloc((size_t)H * D), *y2 = falloc((size_t)H * D);
+    float *q = lc_test_new_f32((size_t)H * D), *fq = lc_test_new_f32((size_t)H * F);
+    float *kc = lc_test_new_f32((size_t)n * Hkv * D), *vc = lc_test_new_f32((size_t)n * Hkv * D);
+    float *fk = lc_test_new_f32((size_t)n * H * F), *th = lc_test_new_f32((size_t)H);
+    float *S1 = lc_test_new_f32((size_t)H * F * D), *z1 = lc_test_new_f32((size_t)H * F);
+    float *S2 = lc_test_new_f32((size_t)H * F * D), *z2 = lc_test_new_f32((size_t)H * F);
+    float *y1 = lc_test_new_f32((size_t)H * D), *y2 = lc_test_new_f32((size_t)H * D);
     (void)state;
 
     lc_test_fill_normal(q, (size_t)H * D, 1, 1.0f);
@@ -901,13 +672,13 @@ static void test_decode_cpu_vs_ref(void **state)
 
     lc_ref_ops.linstate_add(ref, S1, z1, fk, vc, n, H, Hkv, D, F);
     lc_cpu_ops.linstate_add(cpu, S2, z2, fk, vc, n, H, Hkv, D, F);
-    assert_int_equal(check_rel("linstate S", S2, S1, (size_t)H * F * D, 1e-6), 0);
-    assert_int_equal(check_rel("linstate z", z2, z1, (size_t)H * F, 1e-6), 0);
+    assert_int_equal(lc_test_check_rel("linstate S", S2, S1, (size_t)H * F * D, 1e-6), 0);
+    assert_int_equal(lc_test_check_rel("linstate z", z2, z1, (size_t)H * F, 1e-6), 0);
     lc_ref_ops.hybrid_decode(ref, y1, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
     for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
         ctx->isa = (enum lc_cpu_isa)isa;
         lc_cpu_ops.hybrid_decode(cpu, y2, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
-        assert_int_equal(check_rel("decode y", y2, y1, (size_t)H * D, 1e-6), 0);
+        assert_int_equal(lc_test_check_rel("decode y", y2, y1, (size_t)H * D, 1e-6), 0);
     }
     ctx->isa = best;
     free(q);
@@ -948,7 +719,7 @@ static size_t golden_check(const char *tag, const char *what, const float *got, 
 {
     char name[160];
 
-    const double scale = max_abs(want, n);
+    const double scale = lc_test_max_abs(want, n);
 
     /* absolute 1e-5 for tensors of size ~1 and below, relative above */
     snprintf(name, sizeof(name), "%s %s", tag, what);
@@ -969,11 +740,15 @@ static size_t golden_case(struct lc_backend *be, const struct lc_st_file *f, con
     const float *q = golden(f, "q", -1), *k = golden(f, "k", -1), *v = golden(f, "v", -1);
     const float *dy = golden(f, "dy", -1), *Wq = golden(f, "W_q", (int64_t)nw);
     const float *Wk = golden(f, "W_k", (int64_t)nw), *theta = golden(f, "theta", H);
-    float *fq = falloc(nf), *fk = falloc(nf), *y = falloc(nq), *mx = falloc((size_t)n * H);
-    float *den = falloc((size_t)n * H), *dq = falloc(nq), *dk = falloc(nk), *dv = falloc(nk);
-    float *dfq = falloc(nf), *dfk = falloc(nf), *dWq = falloc(nw), *dWk = falloc(nw);
-    float *dth = falloc((size_t)H), *rows = falloc((size_t)n * H);
-    float *xdWq = falloc(nw), *xdWk = falloc(nw), *xdth = falloc((size_t)H);
+    float *fq = lc_test_new_f32(nf), *fk = lc_test_new_f32(nf), *y = lc_test_new_f32(nq);
+    float *mx = lc_test_new_f32((size_t)n * H);
+    float *den = lc_test_new_f32((size_t)n * H), *dq = lc_test_new_f32(nq);
+    float *dk = lc_test_new_f32(nk), *dv = lc_test_new_f32(nk);
+    float *dfq = lc_test_new_f32(nf), *dfk = lc_test_new_f32(nf), *dWq = lc_test_new_f32(nw);
+    float *dWk = lc_test_new_f32(nw);
+    float *dth = lc_test_new_f32((size_t)H), *rows = lc_test_new_f32((size_t)n * H);
+    float *xdWq = lc_test_new_f32(nw), *xdWk = lc_test_new_f32(nw);
+    float *xdth = lc_test_new_f32((size_t)H);
     char tag[96], key[96];
     size_t bad = 0;
 
@@ -1087,7 +862,7 @@ static void test_golden(void **state)
             for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
                 ctx->isa = (enum lc_cpu_isa)isa;
                 bad += golden_case(cpu, f, modes[m], m, ns[i], H, Hkv, D, fd, W,
-                                   isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic");
+                                   lc_test_isa_name((enum lc_cpu_isa)isa));
             }
             ctx->isa = best;
         }

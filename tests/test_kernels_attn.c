@@ -16,66 +16,6 @@
 #include "core/ref/ref_f64.h"
 #include "tests/lc_test.h"
 
-struct backends {
-    struct lc_backend *ref;
-    struct lc_backend *cpu;
-};
-
-static enum lc_cpu_isa isas[2];
-static int nisas;
-
-static int setup(void **state)
-{
-    struct backends *b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        return -1;
-    }
-    b->ref = lc_test_backend(&lc_ref_ops);
-    b->cpu = lc_test_backend(&lc_cpu_ops);
-    nisas = 0;
-    isas[nisas++] = LC_CPU_ISA_GENERIC;
-    if (lc_cpu_detect_isa() == LC_CPU_ISA_AVX512) {
-        isas[nisas++] = LC_CPU_ISA_AVX512;
-    } else {
-        fprintf(stderr, "note: AVX-512 kernels unavailable or off (LC_CPU_ISA): generic only\n");
-    }
-    *state = b;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct backends *b = *state;
-    lc_test_backend_free(b->ref);
-    lc_test_backend_free(b->cpu);
-    free(b);
-    lc_set_num_threads(0);
-    return 0;
-}
-
-static void set_isa(struct lc_backend *be, enum lc_cpu_isa isa)
-{
-    ((struct lc_cpu_ctx *)be->ctx)->isa = isa;
-}
-
-static float *new_f32(size_t n)
-{
-    float *p = calloc(n + 1, sizeof(float));
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
-}
-
-static double *new_f64(size_t n)
-{
-    double *p = calloc(n + 1, sizeof(double));
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
-}
-
 struct attn_shape {
     int B, Tq, Tk, H, Hkv, D, q_pos0;
     float qscale; /* spread of the scores */
@@ -90,9 +30,9 @@ static void make_data(struct attn_data *d, const struct attn_shape *s, uint64_t 
 {
     d->nq = (size_t)s->B * s->Tq * s->H * s->D;
     d->nkv = (size_t)s->B * s->Tk * s->Hkv * s->D;
-    d->q = new_f32(d->nq);
-    d->k = new_f32(d->nkv);
-    d->v = new_f32(d->nkv);
+    d->q = lc_test_new_f32(d->nq);
+    d->k = lc_test_new_f32(d->nkv);
+    d->v = lc_test_new_f32(d->nkv);
     lc_test_fill_normal(d->q, d->nq, seed, s->qscale);
     lc_test_fill_normal(d->k, d->nkv, seed + 1, 1.0f);
     lc_test_fill_normal(d->v, d->nkv, seed + 2, 1.0f);
@@ -121,7 +61,7 @@ static void test_attn_parity(void **state)
         {2, 20, 20, 16, 2, 16, 0, 1.0f}, /* 8 heads per KV head: items of 4 */
         {1, 7, 7, 5, 5, 12, 0, 1.0f},    /* no grouping */
     };
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         const struct attn_shape *sh = &shapes[s];
@@ -135,12 +75,12 @@ static void test_attn_parity(void **state)
         char what[160];
 
         make_data(&d, sh, 10 * s + 1);
-        y_ref = new_f32(d.nq);
-        q64 = new_f64(d.nq);
-        k64 = new_f64(d.nkv);
-        v64 = new_f64(d.nkv);
-        y64 = new_f64(d.nq);
-        y64f = new_f32(d.nq);
+        y_ref = lc_test_new_f32(d.nq);
+        q64 = lc_test_new_f64(d.nq);
+        k64 = lc_test_new_f64(d.nkv);
+        v64 = lc_test_new_f64(d.nkv);
+        y64 = lc_test_new_f64(d.nq);
+        y64f = lc_test_new_f32(d.nq);
         for (size_t i = 0; i < d.nq; i++) {
             q64[i] = d.q[i];
         }
@@ -158,17 +98,17 @@ static void test_attn_parity(void **state)
         snprintf(what, sizeof(what), "ref attn B%d Tq%d Tk%d H%d Hkv%d D%d pos%d vs double",
                  sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv, sh->D, sh->q_pos0);
         assert_int_equal(lc_test_check_close(what, y_ref, y64f, d.nq, 1e-6, 1e-5), 0);
-        for (int i = 0; i < nisas; i++) {
-            float *y = new_f32(d.nq);
+        for (int i = 0; i < b->nisas; i++) {
+            float *y = lc_test_new_f32(d.nq);
             for (size_t j = 0; j < d.nq; j++) {
                 y[j] = NAN; /* "=" output: overwritten everywhere */
             }
-            set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->attn_fwd(b->cpu, y, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv,
                                   sh->D, sh->q_pos0);
             snprintf(what, sizeof(what), "cpu attn [%s] B%d Tq%d Tk%d H%d Hkv%d D%d pos%d",
-                     isas[i] == LC_CPU_ISA_AVX512 ? "avx512" : "generic", sh->B, sh->Tq, sh->Tk,
-                     sh->H, sh->Hkv, sh->D, sh->q_pos0);
+                     lc_test_isa_name(b->isas[i]), sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv, sh->D,
+                     sh->q_pos0);
             assert_int_equal(lc_test_check_close(what, y, y64f, d.nq, 1e-5, 1e-4), 0);
             assert_int_equal(lc_test_check_close(what, y, y_ref, d.nq, 1e-5, 1e-4), 0);
             free(y);
@@ -187,13 +127,13 @@ static void test_attn_parity(void **state)
 static void test_attn_first_query(void **state)
 {
     struct attn_shape sh = {1, 9, 9, 4, 2, 8, 0, 3.0f};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     struct attn_data d;
 
     make_data(&d, &sh, 99);
-    for (int i = 0; i < nisas; i++) {
-        float *y = new_f32(d.nq);
-        set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        float *y = lc_test_new_f32(d.nq);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->attn_fwd(b->cpu, y, d.q, d.k, d.v, 1, 9, 9, 4, 2, 8, 0);
         for (int h = 0; h < 4; h++) {
             assert_int_equal(lc_test_check_close("first query", y + h * 8, d.v + (h / 2) * 8, 8,
@@ -211,14 +151,14 @@ static void test_attn_decode_matches_prefill(void **state)
 {
     enum { T = 75, H = 4, HKV = 2, D = 16 };
     struct attn_shape sh = {1, T, T, H, HKV, D, 0, 1.0f};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     struct attn_data d;
 
     make_data(&d, &sh, 123);
-    for (int i = 0; i < nisas; i++) {
-        float *full = new_f32(d.nq);
-        float *one = new_f32((size_t)H * D);
-        set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        float *full = lc_test_new_f32(d.nq);
+        float *one = lc_test_new_f32((size_t)H * D);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->attn_fwd(b->cpu, full, d.q, d.k, d.v, 1, T, T, H, HKV, D, 0);
         for (int t = 0; t < T; t++) {
             b->cpu->ops->attn_fwd(b->cpu, one, d.q + (size_t)t * H * D, d.k, d.v, 1, 1, t + 1, H,
@@ -240,20 +180,20 @@ static void test_attn_thread_independence(void **state)
         {1, 1, 500, 8, 8, 128, 499, 1.0f},
         {1, 200, 200, 8, 4, 8, 0, 1.0f},
     };
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         const struct attn_shape *sh = &shapes[s];
         struct attn_data d;
         make_data(&d, sh, 200 + s);
-        for (int i = 0; i < nisas; i++) {
-            float *one = new_f32(d.nq);
-            set_isa(b->cpu, isas[i]);
+        for (int i = 0; i < b->nisas; i++) {
+            float *one = lc_test_new_f32(d.nq);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             lc_set_num_threads(1);
             b->cpu->ops->attn_fwd(b->cpu, one, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H,
                                   sh->Hkv, sh->D, sh->q_pos0);
             for (int nt = 2; nt <= 3; nt++) {
-                float *many = new_f32(d.nq);
+                float *many = lc_test_new_f32(d.nq);
                 lc_set_num_threads(nt);
                 b->cpu->ops->attn_fwd(b->cpu, many, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H,
                                       sh->Hkv, sh->D, sh->q_pos0);
@@ -275,5 +215,5 @@ int main(void)
         cmocka_unit_test(test_attn_decode_matches_prefill),
         cmocka_unit_test(test_attn_thread_independence),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lc_test_cpu_ref_setup, lc_test_cpu_ref_teardown);
 }

@@ -17,105 +17,11 @@
 #include "core/ref/ref.h"
 #include "tests/lc_test.h"
 
-struct backends {
-    struct lc_backend *ref;
-    struct lc_backend *cpu;
-};
-
-/* the ISAs to cover: generic always, AVX-512 where built and supported */
-static enum lc_cpu_isa isas[2];
-static int nisas;
-
-static const char *isa_name(enum lc_cpu_isa isa)
-{
-    return isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic";
-}
-
-static void set_isa(struct lc_backend *be, enum lc_cpu_isa isa)
-{
-    ((struct lc_cpu_ctx *)be->ctx)->isa = isa;
-}
-
-static int setup(void **state)
-{
-    struct backends *b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        return -1;
-    }
-    b->ref = lc_test_backend(&lc_ref_ops);
-    b->cpu = lc_test_backend(&lc_cpu_ops);
-    nisas = 0;
-    isas[nisas++] = LC_CPU_ISA_GENERIC;
-    if (lc_cpu_detect_isa() == LC_CPU_ISA_AVX512) {
-        isas[nisas++] = LC_CPU_ISA_AVX512;
-    } else {
-        fprintf(stderr, "note: AVX-512 kernels unavailable or off (LC_CPU_ISA): generic only\n");
-    }
-    *state = b;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct backends *b = *state;
-    lc_test_backend_free(b->ref);
-    lc_test_backend_free(b->cpu);
-    free(b);
-    lc_set_num_threads(0);
-    return 0;
-}
-
-static float *new_f32(size_t n)
-{
-    float *p = calloc(n + 1, sizeof(float));
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
-}
-
-static float *new_uniform(size_t n, uint64_t seed, float lo, float hi)
-{
-    float *p = new_f32(n);
-    lc_test_fill_uniform(p, n, seed, lo, hi);
-    return p;
-}
-
-static float *dup_f32(const float *x, size_t n)
-{
-    float *p = new_f32(n);
-    memcpy(p, x, n * sizeof(float));
-    return p;
-}
-
-static void fill_nan(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        x[i] = NAN;
-    }
-}
-
-/* weights in a dtype: a [n] uint16 or float array holding w rounded */
-static void *to_dtype(const float *w, size_t n, enum lc_dtype type)
-{
-    if (type == LC_DTYPE_F32) {
-        return dup_f32(w, n);
-    }
-    uint16_t *h = calloc(n + 1, sizeof(uint16_t));
-    if (h == NULL) {
-        fail_msg("out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        h[i] = type == LC_DTYPE_F16 ? lc_f32_to_f16(w[i]) : lc_f32_to_bf16(w[i]);
-    }
-    return h;
-}
-
 static void expect_close(const char *what, enum lc_cpu_isa isa, const float *got,
                          const float *want, size_t n, double atol, double rtol)
 {
     char name[160];
-    snprintf(name, sizeof(name), "%s [%s]", what, isa_name(isa));
+    snprintf(name, sizeof(name), "%s [%s]", what, lc_test_isa_name(isa));
     if (lc_test_check_close(name, got, want, n, atol, rtol) != 0) {
         fail_msg("%s: cpu differs from ref", name);
     }
@@ -124,20 +30,11 @@ static void expect_close(const char *what, enum lc_cpu_isa isa, const float *got
 /* the M x N part of a matrix with row stride ld, packed */
 static float *packed(const float *C, int M, int N, int ld)
 {
-    float *p = new_f32((size_t)M * N);
+    float *p = lc_test_new_f32((size_t)M * N);
     for (int i = 0; i < M; i++) {
         memcpy(p + (size_t)i * N, C + (size_t)i * ld, (size_t)N * sizeof(float));
     }
     return p;
-}
-
-static void expect_same(const char *what, const float *a, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(&a[i], &b[i], sizeof(float)) != 0) {
-            fail_msg("%s: element %zu differs: %.9g vs %.9g", what, i, a[i], b[i]);
-        }
-    }
 }
 
 /* ------------------------------------------------------------------ gemm */
@@ -157,7 +54,7 @@ static void test_gemm(void **state)
         {0, 1, 600, 130, 40, 1.0f, 0.0f, 5}, {0, 0, 5, 6, 0, 1.0f, 0.5f, 0},
         {0, 0, 5, 6, 0, 1.0f, 0.0f, 0},
     };
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         const struct gemm_shape *g = &shapes[s];
@@ -167,23 +64,23 @@ static void test_gemm(void **state)
         size_t na = (size_t)(g->ta ? g->K : g->M) * lda + 1;
         size_t nb = (size_t)(g->tb ? g->N : g->K) * ldb + 1;
         size_t nc = (size_t)g->M * ldc;
-        float *A = new_uniform(na, 100 + s, -1, 1);
-        float *B = new_uniform(nb, 200 + s, -1, 1);
-        float *C0 = new_uniform(nc, 300 + s, -1, 1);
-        float *want = dup_f32(C0, nc);
+        float *A = lc_test_new_uniform(na, 100 + s, -1, 1);
+        float *B = lc_test_new_uniform(nb, 200 + s, -1, 1);
+        float *C0 = lc_test_new_uniform(nc, 300 + s, -1, 1);
+        float *want = lc_test_dup_f32(C0, nc);
         char what[96];
 
         if (g->beta == 0.0f) {
-            fill_nan(C0, nc); /* beta 0 must ignore C */
-            fill_nan(want, nc);
+            lc_test_fill_nan(C0, nc); /* beta 0 must ignore C */
+            lc_test_fill_nan(want, nc);
         }
         lc_ref_gemm(b->ref, g->ta, g->tb, g->M, g->N, g->K, g->alpha, A, lda, B, ldb, g->beta,
                     want, ldc);
-        for (int i = 0; i < nisas; i++) {
-            float *got = dup_f32(C0, nc);
+        for (int i = 0; i < b->nisas; i++) {
+            float *got = lc_test_dup_f32(C0, nc);
             float *got_p = NULL;
             float *want_p = NULL;
-            set_isa(b->cpu, isas[i]);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->gemm(b->cpu, g->ta, g->tb, g->M, g->N, g->K, g->alpha, A, lda, B, ldb,
                               g->beta, got, ldc);
             snprintf(what, sizeof(what), "gemm ta%d tb%d %dx%dx%d", g->ta, g->tb, g->M, g->N,
@@ -197,7 +94,7 @@ static void test_gemm(void **state)
             }
             got_p = packed(got, g->M, g->N, ldc);
             want_p = packed(want, g->M, g->N, ldc);
-            expect_close(what, isas[i], got_p, want_p, (size_t)g->M * g->N,
+            expect_close(what, b->isas[i], got_p, want_p, (size_t)g->M * g->N,
                          1e-5 * sqrt(g->K + 1.0), 1e-5);
             free(got);
             free(got_p);
@@ -216,42 +113,42 @@ struct linear_shape {
     int N, K, M;
 };
 
-static void check_linear(struct backends *b, const struct linear_shape *sh, enum lc_dtype type,
-                         float beta, uint64_t seed)
+static void check_linear(struct lc_test_cpu_ref *b, const struct linear_shape *sh,
+                         enum lc_dtype type, float beta, uint64_t seed)
 {
     int N = sh->N;
     int K = sh->K;
     int M = sh->M;
-    float *wf = new_uniform((size_t)M * K, seed, -1, 1);
-    void *w = to_dtype(wf, (size_t)M * K, type);
-    float *x = new_uniform((size_t)N * K, seed + 1, -1, 1);
-    float *dy = new_uniform((size_t)N * M, seed + 2, -1, 1);
-    float *y0 = new_uniform((size_t)N * M, seed + 3, -1, 1);
-    float *dx0 = new_uniform((size_t)N * K, seed + 4, -1, 1);
+    float *wf = lc_test_new_uniform((size_t)M * K, seed, -1, 1);
+    void *w = lc_test_to_dtype(wf, (size_t)M * K, type);
+    float *x = lc_test_new_uniform((size_t)N * K, seed + 1, -1, 1);
+    float *dy = lc_test_new_uniform((size_t)N * M, seed + 2, -1, 1);
+    float *y0 = lc_test_new_uniform((size_t)N * M, seed + 3, -1, 1);
+    float *dx0 = lc_test_new_uniform((size_t)N * K, seed + 4, -1, 1);
     float *y_ref = NULL;
     float *dx_ref = NULL;
     char what[128];
 
     if (beta == 0.0f) {
-        fill_nan(y0, (size_t)N * M);
-        fill_nan(dx0, (size_t)N * K);
+        lc_test_fill_nan(y0, (size_t)N * M);
+        lc_test_fill_nan(dx0, (size_t)N * K);
     }
-    y_ref = dup_f32(y0, (size_t)N * M);
-    dx_ref = dup_f32(dx0, (size_t)N * K);
+    y_ref = lc_test_dup_f32(y0, (size_t)N * M);
+    dx_ref = lc_test_dup_f32(dx0, (size_t)N * K);
     lc_ref_linear_fwd(b->ref, y_ref, x, w, type, N, K, M, beta);
     lc_ref_linear_bwd(b->ref, dx_ref, dy, w, type, N, K, M, beta);
-    for (int i = 0; i < nisas; i++) {
-        float *y = dup_f32(y0, (size_t)N * M);
-        float *dx = dup_f32(dx0, (size_t)N * K);
-        set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        float *y = lc_test_dup_f32(y0, (size_t)N * M);
+        float *dx = lc_test_dup_f32(dx0, (size_t)N * K);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->linear_fwd(b->cpu, y, x, w, type, N, K, M, beta);
         b->cpu->ops->linear_bwd(b->cpu, dx, dy, w, type, N, K, M, beta);
         snprintf(what, sizeof(what), "linear_fwd %s N%d K%d M%d beta %g", lc_dtype_name(type), N,
                  K, M, beta);
-        expect_close(what, isas[i], y, y_ref, (size_t)N * M, 1e-5 * sqrt(K + 1.0), 1e-5);
+        expect_close(what, b->isas[i], y, y_ref, (size_t)N * M, 1e-5 * sqrt(K + 1.0), 1e-5);
         snprintf(what, sizeof(what), "linear_bwd %s N%d K%d M%d beta %g", lc_dtype_name(type), N,
                  K, M, beta);
-        expect_close(what, isas[i], dx, dx_ref, (size_t)N * K, 1e-5 * sqrt(M + 1.0), 1e-5);
+        expect_close(what, b->isas[i], dx, dx_ref, (size_t)N * K, 1e-5 * sqrt(M + 1.0), 1e-5);
         free(y);
         free(dx);
     }
@@ -272,7 +169,7 @@ static void test_linear(void **state)
         {1, 1, 1}, {1, 7, 17}, {3, 129, 5}, {4, 64, 300}, {5, 64, 33}, {37, 129, 300}, {2, 100, 1},
     };
     static const enum lc_dtype types[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     uint64_t seed = 1000;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
@@ -290,7 +187,7 @@ static void test_linear(void **state)
 static void test_linear_tiles(void **state)
 {
     static const struct linear_shape shapes[] = {{5, 64, 70000}, {6, 5000, 1000}};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     check_linear(*state, &shapes[0], LC_DTYPE_BF16, 1.0f, 77);
     check_linear(b, &shapes[1], LC_DTYPE_F16, 0.0f, 78);
@@ -301,18 +198,18 @@ static void test_linear_tiles(void **state)
 static void test_add_dropout(void **state)
 {
     static const float ps[] = {0.0f, 0.1f, 0.5f, 1.0f};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 100003; /* several chunks and a ragged end */
-    float *x = new_uniform(n, 1, -2, 2);
-    float *y0 = new_uniform(n, 2, -2, 2);
-    float *want = dup_f32(y0, n);
+    float *x = lc_test_new_uniform(n, 1, -2, 2);
+    float *y0 = lc_test_new_uniform(n, 2, -2, 2);
+    float *want = lc_test_dup_f32(y0, n);
 
     lc_ref_add(b->ref, want, x, n);
-    for (int i = 0; i < nisas; i++) {
-        float *got = dup_f32(y0, n);
-        set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        float *got = lc_test_dup_f32(y0, n);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->add(b->cpu, got, x, n);
-        expect_same("add", got, want, n);
+        lc_test_expect_same("add", got, want, n);
         free(got);
     }
 
@@ -325,21 +222,21 @@ static void test_add_dropout(void **state)
         }
         /* the mask keeps about 1 - p of the elements (4 sigma) */
         assert_true(fabs((double)kept / n - (1 - p)) <= 4 * sqrt(p * (1 - p) / n) + 1e-9);
-        for (int i = 0; i < nisas; i++) {
-            float *got = new_f32(n);
-            float *inplace = dup_f32(x, n);
-            set_isa(b->cpu, isas[i]);
+        for (int i = 0; i < b->nisas; i++) {
+            float *got = lc_test_new_f32(n);
+            float *inplace = lc_test_dup_f32(x, n);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->dropout(b->cpu, got, x, n, p, 42 + k);
-            expect_same("dropout", got, want, n);
+            lc_test_expect_same("dropout", got, want, n);
             b->cpu->ops->dropout(b->cpu, inplace, inplace, n, p, 42 + k);
-            expect_same("dropout in place", inplace, want, n);
+            lc_test_expect_same("dropout in place", inplace, want, n);
             free(got);
             free(inplace);
         }
     }
     /* another seed, another mask */
     {
-        float *other = new_f32(n);
+        float *other = lc_test_new_f32(n);
         lc_ref_dropout(b->ref, want, x, n, 0.5f, 1);
         lc_ref_dropout(b->ref, other, x, n, 0.5f, 2);
         assert_true(memcmp(want, other, n * sizeof(float)) != 0);
@@ -355,27 +252,27 @@ static void test_add_dropout(void **state)
 static void test_embedding(void **state)
 {
     static const enum lc_dtype types[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     enum { V = 50, C = 100, N = 300 };
-    float *tf = new_uniform((size_t)V * C, 5, -3, 3);
+    float *tf = lc_test_new_uniform((size_t)V * C, 5, -3, 3);
     int32_t ids[N];
-    float *dout = new_uniform((size_t)N * C, 6, -1, 1);
-    float *dt0 = new_uniform((size_t)V * C, 7, -1, 1);
-    float *dt_ref = dup_f32(dt0, (size_t)V * C);
+    float *dout = lc_test_new_uniform((size_t)N * C, 6, -1, 1);
+    float *dt0 = lc_test_new_uniform((size_t)V * C, 7, -1, 1);
+    float *dt_ref = lc_test_dup_f32(dt0, (size_t)V * C);
 
     /* many repeats, a few ids never used */
     for (int n = 0; n < N; n++) {
         ids[n] = (int32_t)((n * 7 + n / 13) % (V - 3));
     }
     for (size_t t = 0; t < 3; t++) {
-        void *table = to_dtype(tf, (size_t)V * C, types[t]);
-        float *want = new_f32((size_t)N * C);
+        void *table = lc_test_to_dtype(tf, (size_t)V * C, types[t]);
+        float *want = lc_test_new_f32((size_t)N * C);
         lc_ref_embedding_fwd(b->ref, want, ids, table, types[t], N, C);
-        for (int i = 0; i < nisas; i++) {
-            float *got = new_f32((size_t)N * C);
-            set_isa(b->cpu, isas[i]);
+        for (int i = 0; i < b->nisas; i++) {
+            float *got = lc_test_new_f32((size_t)N * C);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->embedding_fwd(b->cpu, got, ids, table, types[t], N, C);
-            expect_same("embedding_fwd", got, want, (size_t)N * C);
+            lc_test_expect_same("embedding_fwd", got, want, (size_t)N * C);
             free(got);
         }
         free(table);
@@ -383,11 +280,11 @@ static void test_embedding(void **state)
     }
     /* same additions in the same order: the same bits */
     lc_ref_embedding_bwd(b->ref, dt_ref, dout, ids, N, C, V);
-    for (int i = 0; i < nisas; i++) {
-        float *got = dup_f32(dt0, (size_t)V * C);
-        set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        float *got = lc_test_dup_f32(dt0, (size_t)V * C);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->embedding_bwd(b->cpu, got, dout, ids, N, C, V);
-        expect_same("embedding_bwd", got, dt_ref, (size_t)V * C);
+        lc_test_expect_same("embedding_bwd", got, dt_ref, (size_t)V * C);
         free(got);
     }
     free(tf);
@@ -401,42 +298,42 @@ static void test_embedding(void **state)
 static void test_rmsnorm(void **state)
 {
     static const int shapes[][2] = {{1, 1}, {7, 5}, {3, 16}, {9, 100}, {2, 4096}, {130, 33}};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         int N = shapes[s][0];
         int C = shapes[s][1];
         size_t n = (size_t)N * C;
-        float *x = new_uniform(n, 10 + s, -3, 3);
-        float *w = new_uniform(C, 20 + s, 0.5f, 1.5f);
-        float *g = new_uniform(n, 30 + s, -1, 1);
-        float *dx0 = new_uniform(n, 40 + s, -1, 1);
-        float *dw0 = new_uniform(C, 50 + s, -1, 1);
-        float *out_ref = new_f32(n);
-        float *rstd_ref = new_f32(N);
-        float *dx_ref = dup_f32(dx0, n);
-        float *dw_ref = dup_f32(dw0, C);
+        float *x = lc_test_new_uniform(n, 10 + s, -3, 3);
+        float *w = lc_test_new_uniform(C, 20 + s, 0.5f, 1.5f);
+        float *g = lc_test_new_uniform(n, 30 + s, -1, 1);
+        float *dx0 = lc_test_new_uniform(n, 40 + s, -1, 1);
+        float *dw0 = lc_test_new_uniform(C, 50 + s, -1, 1);
+        float *out_ref = lc_test_new_f32(n);
+        float *rstd_ref = lc_test_new_f32(N);
+        float *dx_ref = lc_test_dup_f32(dx0, n);
+        float *dw_ref = lc_test_dup_f32(dw0, C);
 
         lc_ref_rmsnorm_fwd(b->ref, out_ref, rstd_ref, x, w, N, C, 1e-5f);
         lc_ref_rmsnorm_bwd(b->ref, dx_ref, dw_ref, g, x, w, rstd_ref, N, C);
-        for (int i = 0; i < nisas; i++) {
-            float *out = new_f32(n);
-            float *rstd = new_f32(N);
-            float *out2 = new_f32(n);
-            float *dx = dup_f32(dx0, n);
-            float *dx2 = dup_f32(dx0, n);
-            float *dw = dup_f32(dw0, C);
-            set_isa(b->cpu, isas[i]);
+        for (int i = 0; i < b->nisas; i++) {
+            float *out = lc_test_new_f32(n);
+            float *rstd = lc_test_new_f32(N);
+            float *out2 = lc_test_new_f32(n);
+            float *dx = lc_test_dup_f32(dx0, n);
+            float *dx2 = lc_test_dup_f32(dx0, n);
+            float *dw = lc_test_dup_f32(dw0, C);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->rmsnorm_fwd(b->cpu, out, rstd, x, w, N, C, 1e-5f);
             b->cpu->ops->rmsnorm_fwd(b->cpu, out2, NULL, x, w, N, C, 1e-5f);
             b->cpu->ops->rmsnorm_bwd(b->cpu, dx, dw, g, x, w, rstd_ref, N, C);
             b->cpu->ops->rmsnorm_bwd(b->cpu, dx2, NULL, g, x, w, rstd_ref, N, C);
-            expect_close("rmsnorm out", isas[i], out, out_ref, n, 1e-6, 1e-5);
-            expect_same("rmsnorm out without rstd", out2, out, n);
-            expect_close("rmsnorm rstd", isas[i], rstd, rstd_ref, N, 0, 1e-6);
-            expect_close("rmsnorm dx", isas[i], dx, dx_ref, n, 1e-5, 1e-5);
-            expect_same("rmsnorm dx without dw", dx2, dx, n);
-            expect_close("rmsnorm dw", isas[i], dw, dw_ref, C, 1e-5 * sqrt(N), 1e-5);
+            expect_close("rmsnorm out", b->isas[i], out, out_ref, n, 1e-6, 1e-5);
+            lc_test_expect_same("rmsnorm out without rstd", out2, out, n);
+            expect_close("rmsnorm rstd", b->isas[i], rstd, rstd_ref, N, 0, 1e-6);
+            expect_close("rmsnorm dx", b->isas[i], dx, dx_ref, n, 1e-5, 1e-5);
+            lc_test_expect_same("rmsnorm dx without dw", dx2, dx, n);
+            expect_close("rmsnorm dw", b->isas[i], dw, dw_ref, C, 1e-5 * sqrt(N), 1e-5);
             free(out);
             free(rstd);
             free(out2);
@@ -461,18 +358,18 @@ static void test_rmsnorm(void **state)
 static void test_rope(void **state)
 {
     static const int dims[] = {2, 8, 34, 64, 128};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     enum { N = 6, NH = 3, P = 40 };
     static const int32_t pos[N] = {0, 39, 5, 5, 17, 1};
 
     for (size_t s = 0; s < sizeof(dims) / sizeof(dims[0]); s++) {
         int D = dims[s];
         size_t n = (size_t)N * NH * D;
-        float *cos_tab = new_f32((size_t)P * D / 2);
-        float *sin_tab = new_f32((size_t)P * D / 2);
-        float *x = new_uniform(n, 60 + s, -2, 2);
-        float *fwd_ref = dup_f32(x, n);
-        float *bwd_ref = dup_f32(x, n);
+        float *cos_tab = lc_test_new_f32((size_t)P * D / 2);
+        float *sin_tab = lc_test_new_f32((size_t)P * D / 2);
+        float *x = lc_test_new_uniform(n, 60 + s, -2, 2);
+        float *fwd_ref = lc_test_dup_f32(x, n);
+        float *bwd_ref = lc_test_dup_f32(x, n);
         for (int p = 0; p < P; p++) {
             for (int i = 0; i < D / 2; i++) {
                 double a = p * pow(10000.0, -2.0 * i / D);
@@ -482,14 +379,14 @@ static void test_rope(void **state)
         }
         lc_ref_rope_fwd(b->ref, fwd_ref, pos, cos_tab, sin_tab, N, NH, D);
         lc_ref_rope_bwd(b->ref, bwd_ref, pos, cos_tab, sin_tab, N, NH, D);
-        for (int i = 0; i < nisas; i++) {
-            float *f = dup_f32(x, n);
-            float *bw = dup_f32(x, n);
-            set_isa(b->cpu, isas[i]);
+        for (int i = 0; i < b->nisas; i++) {
+            float *f = lc_test_dup_f32(x, n);
+            float *bw = lc_test_dup_f32(x, n);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->rope_fwd(b->cpu, f, pos, cos_tab, sin_tab, N, NH, D);
             b->cpu->ops->rope_bwd(b->cpu, bw, pos, cos_tab, sin_tab, N, NH, D);
-            expect_close("rope_fwd", isas[i], f, fwd_ref, n, 1e-6, 1e-6);
-            expect_close("rope_bwd", isas[i], bw, bwd_ref, n, 1e-6, 1e-6);
+            expect_close("rope_fwd", b->isas[i], f, fwd_ref, n, 1e-6, 1e-6);
+            expect_close("rope_bwd", b->isas[i], bw, bwd_ref, n, 1e-6, 1e-6);
             free(f);
             free(bw);
         }
@@ -505,14 +402,14 @@ static void test_rope(void **state)
 
 static void test_swiglu(void **state)
 {
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 40009;
-    float *gate = new_uniform(n, 70, -10, 10);
-    float *up = new_uniform(n, 71, -3, 3);
-    float *dout = new_uniform(n, 72, -1, 1);
-    float *out_ref = new_f32(n);
-    float *dg_ref = new_f32(n);
-    float *du_ref = new_f32(n);
+    float *gate = lc_test_new_uniform(n, 70, -10, 10);
+    float *up = lc_test_new_uniform(n, 71, -3, 3);
+    float *dout = lc_test_new_uniform(n, 72, -1, 1);
+    float *out_ref = lc_test_new_f32(n);
+    float *dg_ref = lc_test_new_f32(n);
+    float *du_ref = lc_test_new_f32(n);
 
     /* saturated gates: exp(-g) overflows or vanishes */
     gate[0] = -100.0f;
@@ -521,16 +418,16 @@ static void test_swiglu(void **state)
     gate[3] = 0.0f;
     lc_ref_swiglu_fwd(b->ref, out_ref, gate, up, n);
     lc_ref_swiglu_bwd(b->ref, dg_ref, du_ref, dout, gate, up, n);
-    for (int i = 0; i < nisas; i++) {
-        float *out = new_f32(n);
-        float *dg = new_f32(n);
-        float *du = new_f32(n);
-        set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        float *out = lc_test_new_f32(n);
+        float *dg = lc_test_new_f32(n);
+        float *du = lc_test_new_f32(n);
+        lc_test_set_isa(b->cpu, b->isas[i]);
         b->cpu->ops->swiglu_fwd(b->cpu, out, gate, up, n);
         b->cpu->ops->swiglu_bwd(b->cpu, dg, du, dout, gate, up, n);
-        expect_close("swiglu out", isas[i], out, out_ref, n, 1e-6, 1e-5);
-        expect_close("swiglu dgate", isas[i], dg, dg_ref, n, 1e-6, 1e-5);
-        expect_close("swiglu dup", isas[i], du, du_ref, n, 1e-6, 1e-5);
+        expect_close("swiglu out", b->isas[i], out, out_ref, n, 1e-6, 1e-5);
+        expect_close("swiglu dgate", b->isas[i], dg, dg_ref, n, 1e-6, 1e-5);
+        expect_close("swiglu dup", b->isas[i], du, du_ref, n, 1e-6, 1e-5);
         free(out);
         free(dg);
         free(du);
@@ -548,27 +445,27 @@ static void test_swiglu(void **state)
 static void test_mse(void **state)
 {
     static const int shapes[][2] = {{1, 1}, {13, 17}, {3, 1000}};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
 
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         int rows = shapes[s][0];
         int cols = shapes[s][1];
         size_t n = (size_t)rows * cols;
-        float *p = new_uniform(n, 80 + s, -2, 2);
-        float *t = new_uniform(n, 90 + s, -2, 2);
-        float *sse_ref = new_f32(rows);
-        float *d_ref = new_f32(n);
+        float *p = lc_test_new_uniform(n, 80 + s, -2, 2);
+        float *t = lc_test_new_uniform(n, 90 + s, -2, 2);
+        float *sse_ref = lc_test_new_f32(rows);
+        float *d_ref = lc_test_new_f32(n);
         lc_ref_mse_fwd_bwd(b->ref, sse_ref, d_ref, p, t, rows, cols, 0.01f);
-        for (int i = 0; i < nisas; i++) {
-            float *sse = new_f32(rows);
-            float *sse2 = new_f32(rows);
-            float *d = new_f32(n);
-            set_isa(b->cpu, isas[i]);
+        for (int i = 0; i < b->nisas; i++) {
+            float *sse = lc_test_new_f32(rows);
+            float *sse2 = lc_test_new_f32(rows);
+            float *d = lc_test_new_f32(n);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->mse_fwd_bwd(b->cpu, sse, d, p, t, rows, cols, 0.01f);
             b->cpu->ops->mse_fwd_bwd(b->cpu, sse2, NULL, p, t, rows, cols, 0.01f);
-            expect_close("mse sse", isas[i], sse, sse_ref, rows, 0, 1e-6);
-            expect_same("mse sse without dpred", sse2, sse, rows);
-            expect_close("mse dpred", isas[i], d, d_ref, n, 0, 1e-6);
+            expect_close("mse sse", b->isas[i], sse, sse_ref, rows, 0, 1e-6);
+            lc_test_expect_same("mse sse without dpred", sse2, sse, rows);
+            expect_close("mse dpred", b->isas[i], d, d_ref, n, 0, 1e-6);
             free(sse);
             free(sse2);
             free(d);
@@ -583,16 +480,16 @@ static void test_mse(void **state)
 static void test_xent(void **state)
 {
     static const int vocab[] = {1, 5, 517, 32000};
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     enum { N = 9 };
 
     for (size_t s = 0; s < sizeof(vocab) / sizeof(vocab[0]); s++) {
         int V = vocab[s];
         size_t n = (size_t)N * V;
         int32_t targets[N];
-        float *l = new_uniform(n, 110 + s, -8, 8);
-        float *loss_ref = new_f32(N);
-        float *d_ref = new_f32(n);
+        float *l = lc_test_new_uniform(n, 110 + s, -8, 8);
+        float *loss_ref = lc_test_new_f32(N);
+        float *d_ref = lc_test_new_f32(n);
         for (int r = 0; r < N; r++) {
             targets[r] = r == 3 ? -1 : (int32_t)((r * 7919) % V);
         }
@@ -601,19 +498,19 @@ static void test_xent(void **state)
             l[5 * (size_t)V + j] += 1000.0f;
         }
         lc_ref_xent_fwd_bwd(b->ref, loss_ref, d_ref, l, targets, N, V, 0.5f);
-        for (int i = 0; i < nisas; i++) {
-            float *loss = new_f32(N);
-            float *loss2 = new_f32(N);
-            float *d = new_f32(n);
-            float *inplace = dup_f32(l, n);
-            set_isa(b->cpu, isas[i]);
+        for (int i = 0; i < b->nisas; i++) {
+            float *loss = lc_test_new_f32(N);
+            float *loss2 = lc_test_new_f32(N);
+            float *d = lc_test_new_f32(n);
+            float *inplace = lc_test_dup_f32(l, n);
+            lc_test_set_isa(b->cpu, b->isas[i]);
             b->cpu->ops->xent_fwd_bwd(b->cpu, loss, d, l, targets, N, V, 0.5f);
             b->cpu->ops->xent_fwd_bwd(b->cpu, loss2, NULL, l, targets, N, V, 0.5f);
-            expect_close("xent loss", isas[i], loss, loss_ref, N, 1e-5, 1e-6);
-            expect_same("xent loss without dlogits", loss2, loss, N);
-            expect_close("xent dlogits", isas[i], d, d_ref, n, 1e-7, 1e-5);
+            expect_close("xent loss", b->isas[i], loss, loss_ref, N, 1e-5, 1e-6);
+            lc_test_expect_same("xent loss without dlogits", loss2, loss, N);
+            expect_close("xent dlogits", b->isas[i], d, d_ref, n, 1e-7, 1e-5);
             b->cpu->ops->xent_fwd_bwd(b->cpu, loss2, inplace, inplace, targets, N, V, 0.5f);
-            expect_same("xent in place", inplace, d, n);
+            lc_test_expect_same("xent in place", inplace, d, n);
             free(loss);
             free(loss2);
             free(d);
@@ -629,30 +526,30 @@ static void test_xent(void **state)
 
 static void test_adamw(void **state)
 {
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 50021;
-    float *p0 = new_uniform(n, 120, -1, 1);
-    float *g = new_uniform(n, 121, -0.1f, 0.1f);
-    float *m0 = new_uniform(n, 122, -0.05f, 0.05f);
-    float *v0 = new_uniform(n, 123, 0, 0.01f);
+    float *p0 = lc_test_new_uniform(n, 120, -1, 1);
+    float *g = lc_test_new_uniform(n, 121, -0.1f, 0.1f);
+    float *m0 = lc_test_new_uniform(n, 122, -0.05f, 0.05f);
+    float *v0 = lc_test_new_uniform(n, 123, 0, 0.01f);
 
     for (int step = 1; step <= 10; step += 9) {
         /* beta1 0.9 takes the first lerp form, beta1 0.3 the second */
         for (int form = 0; form < 2; form++) {
             double beta1 = form == 0 ? 0.9 : 0.3;
-            float *p_ref = dup_f32(p0, n);
-            float *m_ref = dup_f32(m0, n);
-            float *v_ref = dup_f32(v0, n);
+            float *p_ref = lc_test_dup_f32(p0, n);
+            float *m_ref = lc_test_dup_f32(m0, n);
+            float *v_ref = lc_test_dup_f32(v0, n);
             lc_ref_adamw(b->ref, p_ref, g, m_ref, v_ref, n, 1e-3, beta1, 0.999, 1e-8, 0.1, step);
-            for (int i = 0; i < nisas; i++) {
-                float *p = dup_f32(p0, n);
-                float *m = dup_f32(m0, n);
-                float *v = dup_f32(v0, n);
-                set_isa(b->cpu, isas[i]);
+            for (int i = 0; i < b->nisas; i++) {
+                float *p = lc_test_dup_f32(p0, n);
+                float *m = lc_test_dup_f32(m0, n);
+                float *v = lc_test_dup_f32(v0, n);
+                lc_test_set_isa(b->cpu, b->isas[i]);
                 b->cpu->ops->adamw(b->cpu, p, g, m, v, n, 1e-3, beta1, 0.999, 1e-8, 0.1, step);
-                expect_close("adamw p", isas[i], p, p_ref, n, 1e-7, 1e-6);
-                expect_close("adamw m", isas[i], m, m_ref, n, 1e-9, 1e-6);
-                expect_close("adamw v", isas[i], v, v_ref, n, 1e-12, 1e-6);
+                expect_close("adamw p", b->isas[i], p, p_ref, n, 1e-7, 1e-6);
+                expect_close("adamw m", b->isas[i], m, m_ref, n, 1e-9, 1e-6);
+                expect_close("adamw v", b->isas[i], v, v_ref, n, 1e-12, 1e-6);
                 free(p);
                 free(m);
                 free(v);
@@ -744,38 +641,38 @@ static void test_thread_independence(void **state)
         "linear_fwd bf16 N=3", "add", "dropout", "embedding_bwd", "rmsnorm_fwd",
         "rmsnorm_bwd", "swiglu_bwd", "xent", "mse", "adamw", "embedding_fwd", "rope_fwd",
     };
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     const int64_t n = 200000;
     const size_t big = (size_t)1 << 22; /* enough for every operand above */
-    float *a = new_uniform(big, 130, -1, 1);
-    float *bb = new_uniform(big, 131, -1, 1);
-    float *c = new_uniform(big, 132, 0.5f, 1.5f);
-    float *out0 = new_uniform(big, 133, 0, 1);
-    uint16_t *wh = to_dtype(bb, 900 * 1000, LC_DTYPE_F16);
+    float *a = lc_test_new_uniform(big, 130, -1, 1);
+    float *bb = lc_test_new_uniform(big, 131, -1, 1);
+    float *c = lc_test_new_uniform(big, 132, 0.5f, 1.5f);
+    float *out0 = lc_test_new_uniform(big, 133, 0, 1);
+    uint16_t *wh = lc_test_to_dtype(bb, 900 * 1000, LC_DTYPE_F16);
     int32_t *ids = calloc(1000, sizeof(int32_t));
 
     assert_non_null(ids);
     for (int i = 0; i < 1000; i++) {
         ids[i] = (i * 31) % 50;
     }
-    for (int i = 0; i < nisas; i++) {
-        set_isa(b->cpu, isas[i]);
+    for (int i = 0; i < b->nisas; i++) {
+        lc_test_set_isa(b->cpu, b->isas[i]);
         for (int which = 0; which < (int)(sizeof(names) / sizeof(names[0])); which++) {
-            float *one = dup_f32(out0, big);
+            float *one = lc_test_dup_f32(out0, big);
             lc_set_num_threads(1);
             run_det(b->cpu, which, one, a, bb, c, wh, ids, n);
             /* 2 threads split evenly, 3 unevenly (oversubscribed on small
              * machines, which changes nothing here) */
             for (int nt = 2; nt <= 3; nt++) {
-                float *many = dup_f32(out0, big);
+                float *many = lc_test_dup_f32(out0, big);
                 char what[128];
                 lc_set_num_threads(nt);
                 run_det(b->cpu, which, many, a, bb, c, wh, ids, n);
                 /* the kernels leave the thread setting as they found it */
                 assert_int_equal(omp_get_max_threads(), nt);
                 snprintf(what, sizeof(what), "%s [%s], 1 vs %d threads", names[which],
-                         isa_name(isas[i]), nt);
-                expect_same(what, one, many, big);
+                         lc_test_isa_name(b->isas[i]), nt);
+                lc_test_expect_same(what, one, many, big);
                 free(many);
             }
             free(one);
@@ -794,7 +691,7 @@ static void test_thread_independence(void **state)
  * reports it once. */
 static void test_sync_reports_failure(void **state)
 {
-    struct backends *b = *state;
+    struct lc_test_cpu_ref *b = *state;
     struct lc_error err = {0};
 
     assert_int_equal(b->cpu->ops->sync(b->cpu, &err), LC_OK);
@@ -823,5 +720,5 @@ int main(void)
         cmocka_unit_test(test_thread_independence),
         cmocka_unit_test(test_sync_reports_failure),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lc_test_cpu_ref_setup, lc_test_cpu_ref_teardown);
 }

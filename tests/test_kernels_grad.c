@@ -23,27 +23,9 @@
 #define FD_RTOL 1e-6
 #define FD_ATOL 1e-9
 
-static double *new_f64(size_t n)
-{
-    double *p = calloc(n + 1, sizeof(double));
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
-}
-
-static float *new_f32(size_t n)
-{
-    float *p = calloc(n + 1, sizeof(float));
-    if (p == NULL) {
-        fail_msg("out of memory");
-    }
-    return p;
-}
-
 static void fill_f64(double *x, size_t n, uint64_t seed, double lo, double hi)
 {
-    float *tmp = new_f32(n);
+    float *tmp = lc_test_new_f32(n);
     lc_test_fill_uniform(tmp, n, seed, (float)lo, (float)hi);
     for (size_t i = 0; i < n; i++) {
         x[i] = tmp[i];
@@ -66,7 +48,7 @@ typedef double (*loss_fn)(void *ctx);
 static void check_fd(const char *name, loss_fn loss, void *ctx, double *x, size_t n,
                      const double *grad, double h)
 {
-    double *fd = new_f64(n);
+    double *fd = lc_test_new_f64(n);
 
     for (size_t i = 0; i < n; i++) {
         double xi = x[i];
@@ -107,13 +89,13 @@ static void test_fd_rmsnorm(void **state)
 
     (void)state;
     n = (size_t)c.N * c.C;
-    c.x = new_f64(n);
-    c.w = new_f64(c.C);
-    c.g = new_f64(n);
-    c.out = new_f64(n);
-    c.rstd = new_f64(c.N);
-    dx = new_f64(n);
-    dw = new_f64(c.C);
+    c.x = lc_test_new_f64(n);
+    c.w = lc_test_new_f64(c.C);
+    c.g = lc_test_new_f64(n);
+    c.out = lc_test_new_f64(n);
+    c.rstd = lc_test_new_f64(c.N);
+    dx = lc_test_new_f64(n);
+    dw = lc_test_new_f64(c.C);
     fill_f64(c.x, n, 1, -2, 2);
     fill_f64(c.w, c.C, 2, 0.5, 1.5);
     fill_f64(c.g, n, 3, -1, 1);
@@ -195,11 +177,11 @@ static void test_fd_rope(void **state)
     c.cos_tab = cos_tab;
     c.sin_tab = sin_tab;
     n = (size_t)c.N * c.nh * c.D;
-    c.x = new_f64(n);
-    c.g = new_f64(n);
-    c.tmp = new_f64(n);
-    dx = new_f64(n);
-    back = new_f64(n);
+    c.x = lc_test_new_f64(n);
+    c.g = lc_test_new_f64(n);
+    c.tmp = lc_test_new_f64(n);
+    dx = lc_test_new_f64(n);
+    back = lc_test_new_f64(n);
     fill_f64(c.x, n, 4, -1, 1);
     fill_f64(c.g, n, 5, -1, 1);
 
@@ -241,12 +223,12 @@ static void test_fd_swiglu(void **state)
     double *dup = NULL;
 
     (void)state;
-    c.gate = new_f64(c.n);
-    c.up = new_f64(c.n);
-    c.g = new_f64(c.n);
-    c.out = new_f64(c.n);
-    dgate = new_f64(c.n);
-    dup = new_f64(c.n);
+    c.gate = lc_test_new_f64(c.n);
+    c.up = lc_test_new_f64(c.n);
+    c.g = lc_test_new_f64(c.n);
+    c.out = lc_test_new_f64(c.n);
+    dgate = lc_test_new_f64(c.n);
+    dup = lc_test_new_f64(c.n);
     fill_f64(c.gate, c.n, 6, -6, 6);
     fill_f64(c.up, c.n, 7, -2, 2);
     fill_f64(c.g, c.n, 8, -1, 1);
@@ -287,10 +269,10 @@ static void test_fd_linear(void **state)
     double *dx = NULL;
 
     (void)state;
-    c.x = new_f64((size_t)c.N * c.K);
-    c.g = new_f64((size_t)c.N * c.M);
-    c.y = new_f64((size_t)c.N * c.M);
-    dx = new_f64((size_t)c.N * c.K);
+    c.x = lc_test_new_f64((size_t)c.N * c.K);
+    c.g = lc_test_new_f64((size_t)c.N * c.M);
+    c.y = lc_test_new_f64((size_t)c.N * c.M);
+    dx = lc_test_new_f64((size_t)c.N * c.K);
     lc_test_fill_uniform(w32, 20, 9, -1, 1);
     for (int i = 0; i < 20; i++) {
         w16[i] = lc_f32_to_bf16(w32[i]);
@@ -343,12 +325,12 @@ static void test_fd_embedding(void **state)
     const double h = 0x1p-6; /* exact on a table quantized to 2^-6 */
 
     (void)state;
-    c.table = new_f32((size_t)V * c.C);
-    c.g = new_f64((size_t)c.N * c.C);
-    c.out = new_f64((size_t)c.N * c.C);
-    dtable = new_f64((size_t)V * c.C);
-    tab64 = new_f64((size_t)V * c.C);
-    fd = new_f64((size_t)V * c.C);
+    c.table = lc_test_new_f32((size_t)V * c.C);
+    c.g = lc_test_new_f64((size_t)c.N * c.C);
+    c.out = lc_test_new_f64((size_t)c.N * c.C);
+    dtable = lc_test_new_f64((size_t)V * c.C);
+    tab64 = lc_test_new_f64((size_t)V * c.C);
+    fd = lc_test_new_f64((size_t)V * c.C);
     lc_test_fill_uniform(c.table, (size_t)V * c.C, 12, -1, 1);
     for (int i = 0; i < V * c.C; i++) {
         c.table[i] = roundf(c.table[i] * 64) / 64;
@@ -414,11 +396,11 @@ static void test_fd_xent(void **state)
 
     (void)state;
     n = (size_t)c.N * c.V;
-    c.logits = new_f64(n);
-    c.loss = new_f64(c.N);
-    dl = new_f64(n);
-    inplace = new_f64(n);
-    loss2 = new_f64(c.N);
+    c.logits = lc_test_new_f64(n);
+    c.loss = lc_test_new_f64(c.N);
+    dl = lc_test_new_f64(n);
+    inplace = lc_test_new_f64(n);
+    loss2 = lc_test_new_f64(c.N);
     fill_f64(c.logits, n, 14, -4, 4);
     /* a large offset: logsumexp must subtract the max */
     for (int j = 0; j < c.V; j++) {
@@ -471,10 +453,10 @@ static void test_fd_mse(void **state)
 
     (void)state;
     n = (size_t)c.rows * c.cols;
-    c.pred = new_f64(n);
-    c.target = new_f64(n);
-    c.sse = new_f64(c.rows);
-    dpred = new_f64(n);
+    c.pred = lc_test_new_f64(n);
+    c.target = lc_test_new_f64(n);
+    c.sse = lc_test_new_f64(c.rows);
+    dpred = lc_test_new_f64(n);
     fill_f64(c.pred, n, 15, -1, 1);
     fill_f64(c.target, n, 16, -1, 1);
 

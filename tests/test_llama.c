@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "core/model.h"
 #include "core/tensorfile.h"
 #include "tests/lc_test.h"
@@ -277,6 +278,77 @@ static void test_session_matches_forward(void **state)
     lc_model_close(m);
 }
 
+/* lc_llama_random: the same seed gives the same weights, bf16 weights are
+ * the fp32 ones rounded (norms stay fp32 ones), the bf16 model runs, and a
+ * bad weight type or shape is refused. */
+static void test_random_model(void **state)
+{
+    struct fixture *fx = *state;
+    struct lc_backend *be = fx->ref;
+    struct lc_error err = {0};
+    struct lc_model_config cfg;
+    struct lc_llama *f32 = NULL;
+    struct lc_llama *again = NULL;
+    struct lc_llama *bf16 = NULL;
+    struct lc_llama_fwd fwd = {0};
+    const int32_t ids[4] = {1, 7, 30, 49};
+    float logits[4 * 50];
+
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.arch, sizeof(cfg.arch), "llama");
+    cfg.vocab_size = 50;
+    cfg.hidden_size = 64;
+    cfg.intermediate_size = 96;
+    cfg.n_layers = 2;
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = 2;
+    cfg.head_dim = 16;
+    cfg.rms_norm_eps = 1e-5f;
+    cfg.rope_theta = 10000.0;
+    assert_int_equal(lc_llama_random(&f32, &cfg, LC_DTYPE_F32, 7, be, &err), LC_OK);
+    assert_int_equal(lc_llama_random(&again, &cfg, LC_DTYPE_F32, 7, be, &err), LC_OK);
+    assert_int_equal(lc_llama_random(&bf16, &cfg, LC_DTYPE_BF16, 7, be, &err), LC_OK);
+    for (int l = 0; l < cfg.n_layers; l++) {
+        const struct lc_weight *a[] = {&f32->layers[l].wq, &f32->layers[l].wo,
+                                       &f32->layers[l].w_down, &f32->embed, &f32->lm_head};
+        const struct lc_weight *b[] = {&bf16->layers[l].wq, &bf16->layers[l].wo,
+                                       &bf16->layers[l].w_down, &bf16->embed, &bf16->lm_head};
+        const struct lc_weight *c[] = {&again->layers[l].wq, &again->layers[l].wo,
+                                       &again->layers[l].w_down, &again->embed, &again->lm_head};
+        const size_t n[] = {64 * 64, 64 * 64, 64 * 96, 50 * 64, 50 * 64};
+        for (int w = 0; w < 5; w++) {
+            const float *x = a[w]->data;
+            const uint16_t *h = b[w]->data;
+            assert_int_equal(a[w]->dtype, LC_DTYPE_F32);
+            assert_int_equal(b[w]->dtype, LC_DTYPE_BF16);
+            assert_memory_equal(a[w]->data, c[w]->data, n[w] * sizeof(float));
+            for (size_t i = 0; i < n[w]; i++) {
+                if (h[i] != lc_f32_to_bf16(x[i])) {
+                    fail_msg("layer %d weight %d [%zu]: bf16 %04x, fp32 %g", l, w, i, h[i], x[i]);
+                }
+            }
+        }
+        assert_true(bf16->layers[l].attn_norm[0] == 1.0f && bf16->layers[l].ffn_norm[63] == 1.0f);
+    }
+    assert_int_equal(lc_llama_fwd_alloc(bf16, &fwd, 4, &err), LC_OK);
+    assert_int_equal(lc_llama_forward(bf16, &fwd, ids, 1, 4, logits, &err), LC_OK);
+    for (int i = 0; i < 4 * 50; i++) {
+        assert_true(isfinite(logits[i]));
+    }
+    lc_llama_fwd_free(bf16, &fwd);
+    lc_llama_free(f32);
+    lc_llama_free(again);
+    lc_llama_free(bf16);
+
+    f32 = NULL;
+    assert_int_equal(lc_llama_random(&f32, &cfg, LC_DTYPE_F16, 7, be, &err), LC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "type F16"));
+    assert_null(f32);
+    cfg.n_kv_heads = 3;
+    assert_int_equal(lc_llama_random(&f32, &cfg, LC_DTYPE_F32, 7, be, &err), LC_ERR_ARG);
+    assert_null(f32);
+}
+
 /* Bad calls get clear errors. */
 static void test_bad_calls(void **state)
 {
@@ -301,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_tiny_random_reference),
         cmocka_unit_test(test_formats_agree_and_greedy),
         cmocka_unit_test(test_session_matches_forward),
+        cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_bad_calls),
     };
     lc_test_data_dir();

@@ -38,28 +38,6 @@ enum { TL = 2, TC = 16, TH = 4, TKV = 2, TD = 4, TFF = 24, TV = 37, TT = 9, TB =
 #define TEPS 1e-5f
 #define TALPHA 3.0
 
-static float *falloc(size_t n)
-{
-    float *p = calloc(n + 1, sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
-static double *dalloc(size_t n)
-{
-    double *p = calloc(n + 1, sizeof(double));
-    assert_non_null(p);
-    return p;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    assert_int_equal(fclose(fp), 0);
-}
-
 /* ------------------------------------------------------------ tiny model */
 
 struct tiny_weights {
@@ -85,14 +63,14 @@ static void add_tensor(struct lc_st_writer *w, const char *name, int64_t r, int6
 
 static float *rand_matrix(size_t n, uint64_t seed, float std)
 {
-    float *p = falloc(n);
+    float *p = lc_test_new_f32(n);
     lc_test_fill_normal(p, n, seed, std);
     return p;
 }
 
 static float *rand_norm(size_t n, uint64_t seed)
 {
-    float *p = falloc(n);
+    float *p = lc_test_new_f32(n);
     lc_test_fill_uniform(p, n, seed, 0.8f, 1.2f);
     return p;
 }
@@ -111,13 +89,14 @@ static const char *tiny_model(void)
     snprintf(tiny_dir, sizeof(tiny_dir), "%s/tiny", lc_test_tmpdir());
     assert_int_equal(mkdir(tiny_dir, 0777), 0);
     snprintf(path, sizeof(path), "%s/config.json", tiny_dir);
-    write_text(path, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\",\n"
-                     " \"hidden_size\": 16, \"intermediate_size\": 24, \"num_hidden_layers\": 2,\n"
-                     " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 4,\n"
-                     " \"vocab_size\": 37, \"max_position_embeddings\": 64,\n"
-                     " \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0,\n"
-                     " \"tie_word_embeddings\": false, \"hidden_act\": \"silu\",\n"
-                     " \"torch_dtype\": \"float32\"}\n");
+    lc_test_write_text(
+        path, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\",\n"
+              " \"hidden_size\": 16, \"intermediate_size\": 24, \"num_hidden_layers\": 2,\n"
+              " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 4,\n"
+              " \"vocab_size\": 37, \"max_position_embeddings\": 64,\n"
+              " \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0,\n"
+              " \"tie_word_embeddings\": false, \"hidden_act\": \"silu\",\n"
+              " \"torch_dtype\": \"float32\"}\n");
     tw.embed = rand_matrix((size_t)TV * TC, 1, 1.0f);
     tw.lm_head = rand_matrix((size_t)TV * TC, 2, 0.5f);
     tw.final_norm = rand_norm(TC, 3);
@@ -265,7 +244,7 @@ static void lora_f64(const struct f64_model *f, int l, int t, const double *x, d
     const size_t off = (size_t)l * lo->layer_size + lo->off[t];
     const double *A = f->lora + off;
     const double *B = A + (size_t)TR * in;
-    double *xd = dalloc((size_t)N * in);
+    double *xd = lc_test_new_f64((size_t)N * in);
     double u[TB * TT * TR];
 
     if (f->p > 0) {
@@ -286,12 +265,13 @@ static double loss_f64(const struct f64_model *f)
     const int N = TB * TT, HD = TH * TD, KD = TKV * TD, HF = TH * 2 * TF;
     const struct lc_attn_shape shp = {.B = TB, .T = TT, .H = TH, .Hkv = TKV, .D = TD, .F = 2 * TF,
                                       .window = TW, .mode = f->mode};
-    double *x = dalloc((size_t)N * TC), *xn = dalloc((size_t)N * TC);
-    double *q = dalloc((size_t)N * HD), *k = dalloc((size_t)N * KD), *v = dalloc((size_t)N * KD);
-    double *fq = dalloc((size_t)N * HF), *fk = dalloc((size_t)N * HF);
-    double *att = dalloc((size_t)N * HD);
-    double *gate = dalloc((size_t)N * TFF), *up = dalloc((size_t)N * TFF);
-    double *logits = dalloc((size_t)N * TV), *rows = dalloc(N);
+    double *x = lc_test_new_f64((size_t)N * TC), *xn = lc_test_new_f64((size_t)N * TC);
+    double *q = lc_test_new_f64((size_t)N * HD), *k = lc_test_new_f64((size_t)N * KD);
+    double *v = lc_test_new_f64((size_t)N * KD);
+    double *fq = lc_test_new_f64((size_t)N * HF), *fk = lc_test_new_f64((size_t)N * HF);
+    double *att = lc_test_new_f64((size_t)N * HD);
+    double *gate = lc_test_new_f64((size_t)N * TFF), *up = lc_test_new_f64((size_t)N * TFF);
+    double *logits = lc_test_new_f64((size_t)N * TV), *rows = lc_test_new_f64(N);
     int32_t pos[TB * TT];
     double sum = 0.0;
     int count = 0;
@@ -344,7 +324,7 @@ static double loss_f64(const struct f64_model *f)
 
 static double *norm_f64(const float *w)
 {
-    double *d = dalloc(TC);
+    double *d = lc_test_new_f64(TC);
     for (int i = 0; i < TC; i++) {
         d[i] = w[i];
     }
@@ -363,7 +343,7 @@ static size_t check_fd(struct f64_model *f, double *arena, const float *grad, si
                        size_t hi, const char *what)
 {
     const double h = 1e-5;
-    double *fd = dalloc(hi - lo);
+    double *fd = lc_test_new_f64(hi - lo);
     double scale = 0.0;
     size_t bad = 0;
 
@@ -412,8 +392,8 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout)
 
     open_setup(&s, ops, mode, dropout);
     fd_worst = 0.0;
-    lora_g = falloc(s.lora->n_params);
-    lin_g = falloc(s.lin->n_params);
+    lora_g = lc_test_new_f32(s.lora->n_params);
+    lin_g = lc_test_new_f32(s.lin->n_params);
     loss = run_grads(&s, 0, drop_seed, lora_g, lin_g);
 
     memset(&f, 0, sizeof(f));
@@ -421,8 +401,8 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout)
     f.mode = mode;
     f.p = dropout;
     f.drop_seed = drop_seed;
-    f.lora = dalloc(s.lora->n_params);
-    f.lin = dalloc(s.lin->n_params);
+    f.lora = lc_test_new_f64(s.lora->n_params);
+    f.lin = lc_test_new_f64(s.lin->n_params);
     for (size_t i = 0; i < s.lora->n_params; i++) {
         f.lora[i] = s.lora_host[i];
     }
@@ -521,10 +501,10 @@ static void test_recompute(void **state)
     (void)state;
     for (int be = 0; be < 2; be++) {
         open_setup(&s, be == 0 ? &lc_cpu_ops : &lc_ref_ops, LC_WINDOW_TERRACED, 0.25);
-        g1 = falloc(s.lora->n_params);
-        g2 = falloc(s.lora->n_params);
-        h1 = falloc(s.lin->n_params);
-        h2 = falloc(s.lin->n_params);
+        g1 = lc_test_new_f32(s.lora->n_params);
+        g2 = lc_test_new_f32(s.lora->n_params);
+        h1 = lc_test_new_f32(s.lin->n_params);
+        h2 = lc_test_new_f32(s.lin->n_params);
         l1 = run_grads(&s, 0, 99, g1, h1);
         l2 = run_grads(&s, 1, 99, g2, h2);
         assert_true(l1 == l2);
@@ -545,9 +525,9 @@ static void test_forward_chunks_and_zero(void **state)
     struct setup s;
     struct lc_error err = {0};
     const int N = 150; /* more rows than the 64 of the initial scratch */
-    float *x = falloc((size_t)N * TC);
-    float *y1 = falloc((size_t)N * TH * TD);
-    float *y2 = falloc((size_t)N * TH * TD);
+    float *x = lc_test_new_f32((size_t)N * TC);
+    float *y1 = lc_test_new_f32((size_t)N * TH * TD);
+    float *y2 = lc_test_new_f32((size_t)N * TH * TD);
     struct lc_lora *zero = NULL;
     struct lc_lora_cfg rcfg = {.rank = 4, .alpha = 8, .dropout = 0, .targets = LC_LORA_Q};
 
@@ -567,9 +547,9 @@ static void test_forward_chunks_and_zero(void **state)
     assert_memory_equal(y1, y2, (size_t)N * TH * TD * sizeof(float));
     /* A is U(-1/sqrt(in), 1/sqrt(in)), the same for the same seed */
     {
-        float *a = falloc(zero->n_params);
+        float *a = lc_test_new_f32(zero->n_params);
         struct lc_lora *again = NULL;
-        float *b = falloc(zero->n_params);
+        float *b = lc_test_new_f32(zero->n_params);
         float bound = 1.0f / sqrtf((float)TC);
         float lo = 1, hi = -1;
         s.be->ops->download(s.be, a, zero->params, zero->n_params * sizeof(float));
@@ -648,8 +628,8 @@ static void golden_case(struct lc_backend *be, const struct lc_st_file *g, int m
         lc_lora_new(&lora, m, &rcfg, 0, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
-    host = falloc(lin->n_params > lora->n_params ? lin->n_params : lora->n_params);
-    grads = falloc(lin->n_params > lora->n_params ? lin->n_params : lora->n_params);
+    host = lc_test_new_f32(lin->n_params > lora->n_params ? lin->n_params : lora->n_params);
+    grads = lc_test_new_f32(lin->n_params > lora->n_params ? lin->n_params : lora->n_params);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         snprintf(name, sizeof(name), "model.layers.%d.self_attn.feature_map_q.mlp.layer", l);
         memcpy(lc_linattn_wq(lin, host, l), need(g, name)->data, need(g, name)->nbytes);
@@ -773,9 +753,9 @@ static const char *make_out_dir(struct setup *s)
     snprintf(dir, sizeof(dir), "%s/out", lc_test_tmpdir());
     mkdir(dir, 0777);
     snprintf(path, sizeof(path), "%s/lolcats_config.json", dir);
-    write_text(path, "{\"format\": \"lolcats\", \"format_version\": 1,\n"
-                     " \"attention\": {\"type\": \"hedgehog_window\", \"feature_dim\": 3,\n"
-                     "   \"window\": 4, \"window_mode\": \"terraced\"}}\n");
+    lc_test_write_text(path, "{\"format\": \"lolcats\", \"format_version\": 1,\n"
+                             " \"attention\": {\"type\": \"hedgehog_window\", \"feature_dim\": 3,\n"
+                             "   \"window\": 4, \"window_mode\": \"terraced\"}}\n");
     snprintf(path, sizeof(path), "%s/feature_maps.safetensors", dir);
     if (lc_linattn_save(s->lin, s->lin_host, path, &err) != LC_OK ||
         lc_lora_save(s->lora, s->lora_host, dir, tiny_model(), &err) != LC_OK) {
@@ -787,7 +767,7 @@ static const char *make_out_dir(struct setup *s)
 static float *model_logits(struct lc_model *m, const int32_t *ids, int n)
 {
     struct lc_error err = {0};
-    float *out = falloc((size_t)n * TV);
+    float *out = lc_test_new_f32((size_t)n * TV);
     if (lc_model_logits(m, ids, 1, n, out, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
@@ -815,7 +795,7 @@ static void test_adapter_files_and_merge(void **state)
     assert_int_equal(back->cfg.rank, TR);
     assert_true(back->cfg.alpha == TALPHA);
     assert_int_equal(back->cfg.targets, 15);
-    got = falloc(back->n_params);
+    got = lc_test_new_f32(back->n_params);
     s.be->ops->download(s.be, got, back->params, back->n_params * sizeof(float));
     assert_memory_equal(got, s.lora_host, back->n_params * sizeof(float));
     free(got);
@@ -827,7 +807,7 @@ static void test_adapter_files_and_merge(void **state)
         char stale[900];
         assert_int_equal(mkdir(mdir, 0777), 0);
         snprintf(stale, sizeof(stale), "%s/model.safetensors.tmp.Ab3xYz", mdir);
-        write_text(stale, "half a file");
+        lc_test_write_text(stale, "half a file");
         if (lc_lora_merge(s.lora, s.lora_host, s.m, mdir, &err) != LC_OK) {
             fail_msg("%s", err.msg);
         }
@@ -952,7 +932,7 @@ static void test_bad_adapters(void **state)
     dir = make_out_dir(&s);
     snprintf(path, sizeof(path), "%s/adapter_config.json", dir);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        write_text(path, cases[i].config);
+        lc_test_write_text(path, cases[i].config);
         memset(&err, 0, sizeof(err));
         assert_int_not_equal(lc_lora_load(&lo, s.m, dir, &err), LC_OK);
         assert_null(lo);

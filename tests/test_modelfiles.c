@@ -17,85 +17,12 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A file under the shared data folder; skips only the calling test when it
- * is missing. */
-static const char *data_path(const char *rel)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    const char *dir = getenv("LC_TEST_DATA");
-    struct stat st;
-    if (dir == NULL || dir[0] == '\0') {
-        print_message("LC_TEST_DATA is not set: skipping\n");
-        skip();
-    }
-    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, rel);
-    if (stat(b, &st) != 0) {
-        print_message("%s not found: skipping\n", b);
-        skip();
-    }
-    return b;
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char bufs[8][1024];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", lc_test_tmpdir(), name);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *buf, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len > 0) {
-        assert_int_equal(fwrite(buf, 1, len, fp), len);
-    }
-    assert_int_equal(fclose(fp), 0);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    write_bytes(path, text, strlen(text));
-}
-
-static unsigned char *read_bytes(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    long n;
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    assert_true(n >= 0);
-    rewind(fp);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void expect_error(lc_status rc, const struct lc_error *err, lc_status code,
-                         const char *substr)
-{
-    if (rc != code || strstr(err->msg, substr) == NULL) {
-        print_error("expected status %d with \"%s\"; got %d: %s\n", (int)code, substr, (int)rc,
-                    err->msg);
-        fail();
-    }
-}
-
 /* parses config text written to a temporary config.json */
 static lc_status parse_config(const char *text, struct lc_model_config *cfg,
                               struct lc_error *err)
 {
-    const char *path = tmp_path("config.json");
-    write_text(path, text);
+    const char *path = lc_test_tmp_path("config.json");
+    lc_test_write_text(path, text);
     memset(cfg, 0x5a, sizeof(*cfg));
     return lc_config_from_hf_json(cfg, path, err);
 }
@@ -105,7 +32,7 @@ static void expect_config_fails(const char *text, lc_status code, const char *su
     struct lc_model_config cfg;
     struct lc_error err = {0};
     lc_status rc = parse_config(text, &cfg, &err);
-    expect_error(rc, &err, code, substr);
+    lc_test_expect_error(rc, &err, code, substr);
     if (strstr(err.msg, "config.json") == NULL) {
         print_error("message does not name the file: %s\n", err.msg);
         fail();
@@ -116,7 +43,7 @@ static void expect_config_fails(const char *text, lc_status code, const char *su
 
 static void test_hf_config_stories(void **state)
 {
-    const char *path = data_path("models/stories260K-hf/config.json");
+    const char *path = lc_test_data_file("models/stories260K-hf/config.json");
     struct lc_model_config c;
     struct lc_error err = {0};
     (void)state;
@@ -301,16 +228,16 @@ static void test_hf_config_bad(void **state)
     expect_config_fails("{\"model_type\": \"llama\", \"model_type\": \"llama\", " BASE "}",
                         LC_ERR_FORMAT, "duplicate");
 
-    rc = lc_config_from_hf_json(&c, tmp_path("nothing/config.json"), &err);
-    expect_error(rc, &err, LC_ERR_IO, "nothing/config.json: cannot open");
+    rc = lc_config_from_hf_json(&c, lc_test_tmp_path("nothing/config.json"), &err);
+    lc_test_expect_error(rc, &err, LC_ERR_IO, "nothing/config.json: cannot open");
 }
 
 /* -------------------------------------------------------------- GGUF config */
 
 static void test_gguf_config(void **state)
 {
-    const char *p1 = data_path("models/stories260K/stories260K.gguf");
-    const char *p2 = data_path("models/llama-2-tiny-random/llama-2-tiny-random.gguf");
+    const char *p1 = lc_test_data_file("models/stories260K/stories260K.gguf");
+    const char *p2 = lc_test_data_file("models/llama-2-tiny-random/llama-2-tiny-random.gguf");
     struct lc_gguf *g = NULL;
     struct lc_model_config c;
     struct lc_error err = {0};
@@ -353,8 +280,8 @@ static void test_gguf_config(void **state)
 
 static void test_open_stories_hf(void **state)
 {
-    const char *dir = data_path("models/stories260K-hf");
-    const char *file = data_path("models/stories260K-hf/model.safetensors");
+    const char *dir = lc_test_data_file("models/stories260K-hf");
+    const char *file = lc_test_data_file("models/stories260K-hf/model.safetensors");
     struct lc_model_files *mf = NULL;
     struct lc_model_files *mf2 = NULL;
     struct lc_error err = {0};
@@ -389,9 +316,9 @@ static void test_open_stories_hf(void **state)
  * equals its Hugging Face counterpart bit for bit. */
 static void test_gguf_equals_hf(void **state)
 {
-    const char *hf_dir = data_path("models/stories260K-hf");
-    const char *hf_file = data_path("models/stories260K-hf/model.safetensors");
-    const char *gguf = data_path("models/stories260K/stories260K.gguf");
+    const char *hf_dir = lc_test_data_file("models/stories260K-hf");
+    const char *hf_file = lc_test_data_file("models/stories260K-hf/model.safetensors");
+    const char *gguf = lc_test_data_file("models/stories260K/stories260K.gguf");
     struct lc_model_files *a = NULL;
     struct lc_model_files *b = NULL;
     struct lc_st_file *st = NULL;
@@ -464,7 +391,7 @@ static void test_gguf_equals_hf(void **state)
 
 static void test_open_tiny_random(void **state)
 {
-    const char *path = data_path("models/llama-2-tiny-random/llama-2-tiny-random.gguf");
+    const char *path = lc_test_data_file("models/llama-2-tiny-random/llama-2-tiny-random.gguf");
     struct lc_model_files *mf = NULL;
     struct lc_gguf *raw = NULL;
     struct lc_error err = {0};
@@ -534,7 +461,7 @@ static const char *make_model(const char *name, int mode, int tied)
     };
     static const int64_t shapes[9][2] = {{64, 0},  {64, 64}, {32, 64}, {32, 64}, {64, 64},
                                          {64, 0},  {16, 64}, {16, 64}, {64, 16}};
-    const char *dir = tmp_path(name);
+    const char *dir = lc_test_tmp_path(name);
     char p[1200];
     char cfg[1024];
     struct lc_st_writer *w = NULL;
@@ -552,7 +479,7 @@ static const char *make_model(const char *name, int mode, int tied)
              "\"vocab_size\": 32, \"rms_norm_eps\": 1e-05, \"tie_word_embeddings\": %s}",
              tied ? "true" : "false");
     snprintf(p, sizeof(p), "%s/config.json", dir);
-    write_text(p, cfg);
+    lc_test_write_text(p, cfg);
 
     assert_int_equal(lc_st_writer_new(&w, &err), LC_OK);
     assert_int_equal(lc_st_writer_add(w, "model.embed_tokens.weight", LC_DTYPE_F32, 2, emb, buf,
@@ -601,7 +528,7 @@ static void expect_model_fails(const char *path, lc_status code, const char *sub
     struct lc_error err = {0};
     lc_status rc = lc_model_files_open(&mf, path, &err);
     assert_null(mf);
-    expect_error(rc, &err, code, substr);
+    lc_test_expect_error(rc, &err, code, substr);
 }
 
 static void test_broken_models(void **state)
@@ -652,24 +579,27 @@ static void test_broken_models(void **state)
     /* a config.json that contradicts the weights in another way */
     dir = make_model("wrong-cfg", MK_OK, 1);
     snprintf(p, sizeof(p), "%s/config.json", dir);
-    write_text(p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 16, "
-                  "\"num_hidden_layers\": 5, \"num_attention_heads\": 8, "
-                  "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
-                  "\"vocab_size\": 32}");
+    lc_test_write_text(
+        p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 16, "
+           "\"num_hidden_layers\": 5, \"num_attention_heads\": 8, "
+           "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
+           "\"vocab_size\": 32}");
     expect_model_fails(dir, LC_ERR_FORMAT,
                        "model.layers.4.input_layernorm.weight is missing (config.json: "
                        "hidden_size 64)");
-    write_text(p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 16, "
-                  "\"num_hidden_layers\": 4, \"num_attention_heads\": 8, "
-                  "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
-                  "\"vocab_size\": 33}");
+    lc_test_write_text(
+        p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 16, "
+           "\"num_hidden_layers\": 4, \"num_attention_heads\": 8, "
+           "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
+           "\"vocab_size\": 33}");
     expect_model_fails(dir, LC_ERR_FORMAT,
                        "model.embed_tokens.weight has shape [32, 64], but config.json "
                        "(vocab_size 33, hidden_size 64) implies [33, 64]");
-    write_text(p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 16, "
-                  "\"num_hidden_layers\": 4, \"num_attention_heads\": 4, "
-                  "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
-                  "\"vocab_size\": 32}");
+    lc_test_write_text(
+        p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 16, "
+           "\"num_hidden_layers\": 4, \"num_attention_heads\": 4, "
+           "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
+           "\"vocab_size\": 32}");
     expect_model_fails(dir, LC_ERR_FORMAT,
                        "model.layers.0.self_attn.k_proj.weight has shape [32, 64], but "
                        "config.json (num_key_value_heads 4, head_dim 16, hidden_size 64) implies "
@@ -678,13 +608,13 @@ static void test_broken_models(void **state)
     expect_model_fails(dir, LC_ERR_IO, "config.json: cannot open");
 
     snprintf(p, sizeof(p), "%s/notes.txt", lc_test_tmpdir());
-    write_text(p, "hello");
+    lc_test_write_text(p, "hello");
     expect_model_fails(p, LC_ERR_FORMAT, "not a model");
-    expect_model_fails(tmp_path("absent"), LC_ERR_IO, "absent");
-    mkdir(tmp_path("cfg-only"), 0777);
-    snprintf(p, sizeof(p), "%s/config.json", tmp_path("cfg-only"));
-    write_text(p, "{\"model_type\": \"llama\", " BASE "}");
-    expect_model_fails(tmp_path("cfg-only"), LC_ERR_IO, "neither model.safetensors nor");
+    expect_model_fails(lc_test_tmp_path("absent"), LC_ERR_IO, "absent");
+    mkdir(lc_test_tmp_path("cfg-only"), 0777);
+    snprintf(p, sizeof(p), "%s/config.json", lc_test_tmp_path("cfg-only"));
+    lc_test_write_text(p, "{\"model_type\": \"llama\", " BASE "}");
+    expect_model_fails(lc_test_tmp_path("cfg-only"), LC_ERR_IO, "neither model.safetensors nor");
 }
 
 /* A sharded folder: two shards, an index, a config. */
@@ -727,7 +657,7 @@ static void test_sharded_model(void **state)
     snprintf(p, sizeof(p), "%s/model-00002-of-00002.safetensors", dir);
     assert_int_equal(lc_st_writer_write(w2, p, &err), LC_OK);
     snprintf(p, sizeof(p), "%s/model.safetensors.index.json", dir);
-    write_text(p, index);
+    lc_test_write_text(p, index);
 
     assert_int_equal(lc_model_files_open(&mf, dir, &err), LC_OK);
     assert_non_null(lc_model_files_tensor(mf, "model.layers.3.mlp.down_proj.weight"));
@@ -736,10 +666,11 @@ static void test_sharded_model(void **state)
 
     /* a shape error in a sharded folder names the index */
     snprintf(p, sizeof(p), "%s/config.json", dir);
-    write_text(p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 17, "
-                  "\"num_hidden_layers\": 4, \"num_attention_heads\": 8, "
-                  "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
-                  "\"vocab_size\": 32}");
+    lc_test_write_text(
+        p, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 17, "
+           "\"num_hidden_layers\": 4, \"num_attention_heads\": 8, "
+           "\"num_key_value_heads\": 4, \"tie_word_embeddings\": true, "
+           "\"vocab_size\": 32}");
     expect_model_fails(dir, LC_ERR_FORMAT,
                        "model.safetensors.index.json: model.layers.0.mlp.gate_proj.weight has "
                        "shape [16, 64], but config.json (intermediate_size 17, hidden_size 64) "
@@ -765,19 +696,19 @@ static size_t gguf_type_field(const unsigned char *buf, size_t len, const char *
 
 static void test_gguf_broken(void **state)
 {
-    const char *src = data_path("models/stories260K/stories260K.gguf");
-    const char *dst = tmp_path("patched.gguf");
+    const char *src = lc_test_data_file("models/stories260K/stories260K.gguf");
+    const char *dst = lc_test_tmp_path("patched.gguf");
     unsigned char *buf = NULL;
     size_t len = 0;
     size_t at;
     (void)state;
 
     /* a quantized matrix: the file opens, the model does not */
-    buf = read_bytes(src, &len);
+    buf = lc_test_read_file(src, &len);
     at = gguf_type_field(buf, 14176, "blk.0.attn_q.weight");
     assert_int_equal(buf[at], 0); /* F32 */
     buf[at] = 8;                  /* Q8_0: smaller, still inside the data */
-    write_bytes(dst, buf, len);
+    lc_test_write_file(dst, buf, len);
     expect_model_fails(dst, LC_ERR_UNSUPPORTED,
                        "tensor blk.0.attn_q.weight has ggml type Q8_0, which is not supported");
     buf[at] = 0;
@@ -786,7 +717,7 @@ static void test_gguf_broken(void **state)
     at = gguf_type_field(buf, 14176, "blk.1.attn_k.weight");
     assert_int_equal(buf[at - 8], 32);
     buf[at - 8] = 16;
-    write_bytes(dst, buf, len);
+    lc_test_write_file(dst, buf, len);
     expect_model_fails(dst, LC_ERR_FORMAT,
                        "patched.gguf: blk.1.attn_k.weight (model.layers.1.self_attn.k_proj.weight)"
                        " has shape [16, 64], but the GGUF metadata (llama.attention.head_count_kv"
@@ -797,7 +728,7 @@ static void test_gguf_broken(void **state)
     /* a tensor renamed away: missing */
     at = gguf_type_field(buf, 14176, "blk.4.ffn_up.weight");
     memcpy(buf + at - 20 - 19, "blk.4.ffn_xx.weight", 19);
-    write_bytes(dst, buf, len);
+    lc_test_write_file(dst, buf, len);
     expect_model_fails(dst, LC_ERR_FORMAT,
                        "blk.4.ffn_up.weight (model.layers.4.mlp.up_proj.weight) is missing");
     memcpy(buf + at - 20 - 19, "blk.4.ffn_up.weight", 19);
@@ -813,11 +744,11 @@ static void test_gguf_broken(void **state)
         assert_non_null(p);
         assert_memory_equal(p, "llama", 5);
         memcpy(p, "gpt2x", 5);
-        write_bytes(dst, buf, len);
+        lc_test_write_file(dst, buf, len);
         expect_model_fails(dst, LC_ERR_UNSUPPORTED, "architecture \"gpt2x\" is not supported");
         memcpy(p, "llama", 5);
     }
-    write_bytes(dst, buf, len);
+    lc_test_write_file(dst, buf, len);
     {
         struct lc_model_files *mf = NULL;
         struct lc_error err = {0};
@@ -825,7 +756,7 @@ static void test_gguf_broken(void **state)
         lc_model_files_close(mf);
     }
     /* a corrupt GGUF fails through the reader, with its message */
-    write_bytes(dst, buf, 14000);
+    lc_test_write_file(dst, buf, 14000);
     expect_model_fails(dst, LC_ERR_FORMAT, "patched.gguf: ");
     free(buf);
 }

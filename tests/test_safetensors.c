@@ -15,70 +15,12 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A file under the shared data folder; skips only the calling test when it
- * is missing, so that the bad-input tests still run. */
-static const char *data_path(const char *rel)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    const char *dir = getenv("LC_TEST_DATA");
-    struct stat st;
-    if (dir == NULL || dir[0] == '\0') {
-        print_message("LC_TEST_DATA is not set: skipping\n");
-        skip();
-    }
-    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, rel);
-    if (stat(b, &st) != 0) {
-        print_message("%s not found: skipping\n", b);
-        skip();
-    }
-    return b;
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", lc_test_tmpdir(), name);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *buf, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len > 0) {
-        assert_int_equal(fwrite(buf, 1, len, fp), len);
-    }
-    assert_int_equal(fclose(fp), 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    long n;
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    assert_true(n >= 0);
-    rewind(fp);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* A safetensors file from a header text (used as is, no padding) and
  * data_len bytes of data (a counting pattern). */
 static const char *write_st(const char *name, uint64_t hlen_field, const char *header,
                             size_t data_len)
 {
-    const char *path = tmp_path(name);
+    const char *path = lc_test_tmp_path(name);
     size_t hl = strlen(header);
     unsigned char *buf = malloc(8 + hl + data_len);
     assert_non_null(buf);
@@ -89,19 +31,9 @@ static const char *write_st(const char *name, uint64_t hlen_field, const char *h
     for (size_t i = 0; i < data_len; i++) {
         buf[8 + hl + i] = (unsigned char)(i * 7 + 1);
     }
-    write_bytes(path, buf, 8 + hl + data_len);
+    lc_test_write_file(path, buf, 8 + hl + data_len);
     free(buf);
     return path;
-}
-
-static void expect_error(lc_status rc, const struct lc_error *err, lc_status code,
-                         const char *substr)
-{
-    if (rc != code || strstr(err->msg, substr) == NULL) {
-        print_error("expected status %d with \"%s\"; got %d: %s\n", (int)code, substr, (int)rc,
-                    err->msg);
-        fail();
-    }
 }
 
 /* Opens a file that must fail with code and a message containing substr
@@ -112,7 +44,7 @@ static void expect_open_fails(const char *path, lc_status code, const char *subs
     struct lc_error err = {0};
     lc_status rc = lc_st_open(&f, path, &err);
     assert_null(f);
-    expect_error(rc, &err, code, substr);
+    lc_test_expect_error(rc, &err, code, substr);
     if (strstr(err.msg, path) == NULL) {
         print_error("message does not name the file %s: %s\n", path, err.msg);
         fail();
@@ -149,8 +81,8 @@ static size_t bin_float_offset(int which, int layer)
 
 static void test_real_file(void **state)
 {
-    const char *path = data_path("models/stories260K-hf/model.safetensors");
-    const char *bin_path = data_path("models/stories260K/stories260K.bin");
+    const char *path = lc_test_data_file("models/stories260K-hf/model.safetensors");
+    const char *bin_path = lc_test_data_file("models/stories260K/stories260K.bin");
     struct lc_st_file *f = NULL;
     struct lc_error err = {0};
     const struct lc_tensor_view *t = NULL;
@@ -188,7 +120,7 @@ static void test_real_file(void **state)
 
     /* values: the same weights as the llama2.c checkpoint (no permutation
      * for the embedding, v_proj and the final norm) */
-    bin = read_bytes(bin_path, &bin_len);
+    bin = lc_test_read_file(bin_path, &bin_len);
     assert_int_equal(bin_len, 1056540);
     binf = (const float *)(bin + 28);
     t = lc_st_find(f, "model.embed_tokens.weight");
@@ -207,8 +139,8 @@ static void test_real_file(void **state)
 
 static void test_set_forms(void **state)
 {
-    const char *dir = data_path("models/stories260K-hf");
-    const char *file = data_path("models/stories260K-hf/model.safetensors");
+    const char *dir = lc_test_data_file("models/stories260K-hf");
+    const char *file = lc_test_data_file("models/stories260K-hf/model.safetensors");
     struct lc_st_set *a = NULL;
     struct lc_st_set *b = NULL;
     struct lc_error err = {0};
@@ -233,12 +165,12 @@ static void test_set_forms(void **state)
     lc_st_set_close(NULL);
 
     a = NULL;
-    rc = lc_st_set_open(&a, tmp_path("no-such-folder"), &err);
+    rc = lc_st_set_open(&a, lc_test_tmp_path("no-such-folder"), &err);
     assert_null(a);
-    expect_error(rc, &err, LC_ERR_IO, "no-such-folder");
-    mkdir(tmp_path("empty-model"), 0777);
-    rc = lc_st_set_open(&a, tmp_path("empty-model"), &err);
-    expect_error(rc, &err, LC_ERR_IO, "neither model.safetensors nor");
+    lc_test_expect_error(rc, &err, LC_ERR_IO, "no-such-folder");
+    mkdir(lc_test_tmp_path("empty-model"), 0777);
+    rc = lc_st_set_open(&a, lc_test_tmp_path("empty-model"), &err);
+    lc_test_expect_error(rc, &err, LC_ERR_IO, "neither model.safetensors nor");
 }
 
 /* ------------------------------------------------------------------- writer */
@@ -279,7 +211,7 @@ static void test_writer_roundtrip(void **state)
     (void)state;
 
     lc_test_fill_normal(f32, 6, 1, 1.0f);
-    path = tmp_path("rt.safetensors");
+    path = lc_test_tmp_path("rt.safetensors");
     assert_int_equal(lc_st_writer_new(&w, &err), LC_OK);
     /* u8 first: the writer must still align the wider types after it */
     assert_int_equal(lc_st_writer_add(w, "u8", LC_DTYPE_U8, 1, s_u8, u8, &err), LC_OK);
@@ -299,7 +231,7 @@ static void test_writer_roundtrip(void **state)
     assert_int_equal(count_tmp_files(lc_test_tmpdir()), 0);
     f32[0] = 99.0f; /* the writer copied the data */
 
-    bytes = read_bytes(path, &len);
+    bytes = lc_test_read_file(path, &len);
     for (int i = 7; i >= 0; i--) {
         hlen = (hlen << 8) | bytes[i];
     }
@@ -353,8 +285,8 @@ static void test_writer_roundtrip(void **state)
  * metadata, gives the file the Python library wrote, byte for byte. */
 static void test_writer_matches_python(void **state)
 {
-    const char *src = data_path("models/stories260K-hf/model.safetensors");
-    const char *dst = tmp_path("copy.safetensors");
+    const char *src = lc_test_data_file("models/stories260K-hf/model.safetensors");
+    const char *dst = lc_test_tmp_path("copy.safetensors");
     struct lc_st_file *f = NULL;
     struct lc_st_writer *w = NULL;
     struct lc_error err = {0};
@@ -373,8 +305,8 @@ static void test_writer_matches_python(void **state)
                          LC_OK);
     }
     assert_int_equal(lc_st_writer_write(w, dst, &err), LC_OK);
-    a = read_bytes(src, &la);
-    b = read_bytes(dst, &lb);
+    a = lc_test_read_file(src, &la);
+    b = lc_test_read_file(dst, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(a, b, la);
     free(a);
@@ -397,33 +329,33 @@ static void test_writer_errors(void **state)
     assert_int_equal(lc_st_writer_new(&w, &err), LC_OK);
     assert_int_equal(lc_st_writer_add(w, "x", LC_DTYPE_F32, 1, ok, x, &err), LC_OK);
     rc = lc_st_writer_add(w, "x", LC_DTYPE_F32, 1, ok, x, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "added twice");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "added twice");
     rc = lc_st_writer_add(w, "__metadata__", LC_DTYPE_F32, 1, ok, x, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "invalid tensor name");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "invalid tensor name");
     rc = lc_st_writer_add(w, "", LC_DTYPE_F32, 1, ok, x, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "invalid tensor name");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "invalid tensor name");
     rc = lc_st_writer_add(w, "n", LC_DTYPE_F32, 2, neg, x, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "invalid shape");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "invalid shape");
     rc = lc_st_writer_add(w, "h", LC_DTYPE_F32, 2, huge, x, &err);
     assert_int_equal(rc, LC_ERR_ARG);
     rc = lc_st_writer_add(w, "d", LC_DTYPE_F32, 9, nine, x, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "9 dimensions");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "9 dimensions");
     rc = lc_st_writer_add(w, "t", LC_DTYPE_COUNT, 1, ok, x, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "invalid dtype");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "invalid dtype");
     rc = lc_st_writer_add(w, "z", LC_DTYPE_F32, 1, ok, NULL, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "no data");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "no data");
     rc = lc_st_writer_add(w, "bad\xff", LC_DTYPE_F32, 1, ok, x, &err);
     assert_int_equal(rc, LC_OK);
     snprintf(path, sizeof(path), "%s/badname.safetensors", lc_test_tmpdir());
     rc = lc_st_writer_write(w, path, &err);
-    expect_error(rc, &err, LC_ERR_ARG, "not valid UTF-8");
+    lc_test_expect_error(rc, &err, LC_ERR_ARG, "not valid UTF-8");
     lc_st_writer_free(w);
 
     assert_int_equal(lc_st_writer_new(&w, &err), LC_OK);
     assert_int_equal(lc_st_writer_add(w, "x", LC_DTYPE_F32, 1, ok, x, &err), LC_OK);
     snprintf(path, sizeof(path), "%s/missing-dir/out.safetensors", lc_test_tmpdir());
     rc = lc_st_writer_write(w, path, &err);
-    expect_error(rc, &err, LC_ERR_IO, "missing-dir/out.safetensors");
+    lc_test_expect_error(rc, &err, LC_ERR_IO, "missing-dir/out.safetensors");
     assert_int_equal(count_tmp_files(lc_test_tmpdir()), 0);
     lc_st_writer_free(w);
 }
@@ -435,11 +367,11 @@ static void test_bad_length(void **state)
     const char *path = NULL;
     (void)state;
 
-    path = tmp_path("empty.safetensors");
-    write_bytes(path, "", 0);
+    path = lc_test_tmp_path("empty.safetensors");
+    lc_test_write_file(path, "", 0);
     expect_open_fails(path, LC_ERR_FORMAT, "too short");
-    path = tmp_path("five.safetensors");
-    write_bytes(path, "\x10\0\0\0\0", 5);
+    path = lc_test_tmp_path("five.safetensors");
+    lc_test_write_file(path, "\x10\0\0\0\0", 5);
     expect_open_fails(path, LC_ERR_FORMAT, "too short");
     path = write_st("past.safetensors", 1000, "{}", 0);
     expect_open_fails(path, LC_ERR_FORMAT, "runs past the end");
@@ -447,7 +379,7 @@ static void test_bad_length(void **state)
     expect_open_fails(path, LC_ERR_FORMAT, "larger than");
     path = write_st("zero.safetensors", 0, "{}", 0);
     expect_open_fails(path, LC_ERR_FORMAT, "does not start with a JSON object");
-    expect_open_fails(tmp_path("absent.safetensors"), LC_ERR_IO, "cannot open");
+    expect_open_fails(lc_test_tmp_path("absent.safetensors"), LC_ERR_IO, "cannot open");
     expect_open_fails(lc_test_tmpdir(), LC_ERR_IO, "not a regular file");
 }
 
@@ -542,7 +474,7 @@ static const char *write_small_valid(const char *name)
     float x[12];
     uint16_t h[3] = {1, 2, 3};
     const int64_t sx[2] = {3, 4}, sh[1] = {3};
-    const char *path = tmp_path(name);
+    const char *path = lc_test_tmp_path(name);
 
     lc_test_fill_uniform(x, 12, 7, -1.0f, 1.0f);
     assert_int_equal(lc_st_writer_new(&w, &err), LC_OK);
@@ -558,17 +490,17 @@ static const char *write_small_valid(const char *name)
 static void test_truncated_everywhere(void **state)
 {
     const char *src = write_small_valid("whole.safetensors");
-    const char *dst = tmp_path("cut.safetensors");
+    const char *dst = lc_test_tmp_path("cut.safetensors");
     unsigned char *buf = NULL;
     size_t len = 0;
     struct lc_st_file *f = NULL;
     struct lc_error err = {0};
     (void)state;
 
-    buf = read_bytes(src, &len);
+    buf = lc_test_read_file(src, &len);
     assert_int_equal(lc_st_open(&f, src, &err), LC_OK);
     lc_st_close(f);
-    write_bytes(dst, buf, len);
+    lc_test_write_file(dst, buf, len);
     /* shrink one file from the end: rewriting it each time is slow */
     for (size_t cut = len; cut-- > 0;) {
         lc_status rc;
@@ -589,7 +521,7 @@ static void test_truncated_everywhere(void **state)
 static void test_corrupt_bytes(void **state)
 {
     const char *src = write_small_valid("whole2.safetensors");
-    const char *dst = tmp_path("flip.safetensors");
+    const char *dst = lc_test_tmp_path("flip.safetensors");
     static const unsigned char subst[] = {0x00, 0xff, '0', '9', '"', '-', '[', '{', ' ', 0x80};
     unsigned char *buf = NULL;
     size_t len = 0;
@@ -599,8 +531,8 @@ static void test_corrupt_bytes(void **state)
     int fd = -1;
     (void)state;
 
-    buf = read_bytes(src, &len);
-    write_bytes(dst, buf, len);
+    buf = lc_test_read_file(src, &len);
+    lc_test_write_file(dst, buf, len);
     /* patch one byte at a time in place: rewriting the file is slow */
     fd = open(dst, O_WRONLY);
     assert_true(fd >= 0);
@@ -646,11 +578,6 @@ static void test_corrupt_bytes(void **state)
 
 /* ------------------------------------------------------------------ shards */
 
-static void write_text(const char *path, const char *text)
-{
-    write_bytes(path, text, strlen(text));
-}
-
 static void make_shard(const char *path, const char *const *names, size_t n, float base)
 {
     struct lc_st_writer *w = NULL;
@@ -672,7 +599,7 @@ static void test_sharded(void **state)
 {
     static const char *const s1[] = {"a.weight", "b.weight"};
     static const char *const s2[] = {"c.weight"};
-    const char *dir = tmp_path("sharded");
+    const char *dir = lc_test_tmp_path("sharded");
     char p[1200];
     struct lc_st_set *s = NULL;
     struct lc_error err = {0};
@@ -686,10 +613,10 @@ static void test_sharded(void **state)
     snprintf(p, sizeof(p), "%s/model-00002-of-00002.safetensors", dir);
     make_shard(p, s2, 1, 200.0f);
     snprintf(p, sizeof(p), "%s/model.safetensors.index.json", dir);
-    write_text(p, "{\"metadata\": {\"total_size\": 72}, \"weight_map\": {"
-                  "\"c.weight\": \"model-00002-of-00002.safetensors\","
-                  "\"a.weight\": \"model-00001-of-00002.safetensors\","
-                  "\"b.weight\": \"model-00001-of-00002.safetensors\"}}");
+    lc_test_write_text(p, "{\"metadata\": {\"total_size\": 72}, \"weight_map\": {"
+                          "\"c.weight\": \"model-00002-of-00002.safetensors\","
+                          "\"a.weight\": \"model-00001-of-00002.safetensors\","
+                          "\"b.weight\": \"model-00001-of-00002.safetensors\"}}");
 
     assert_int_equal(lc_st_set_open(&s, dir, &err), LC_OK);
     assert_int_equal(lc_st_set_count(s), 3);
@@ -710,44 +637,47 @@ static void test_sharded(void **state)
     lc_st_set_close(s);
 
     /* a tensor the shard does not have */
-    write_text(p, "{\"weight_map\": {\"a.weight\": \"model-00001-of-00002.safetensors\","
-                  "\"z.weight\": \"model-00002-of-00002.safetensors\"}}");
+    lc_test_write_text(p, "{\"weight_map\": {\"a.weight\": \"model-00001-of-00002.safetensors\","
+                          "\"z.weight\": \"model-00002-of-00002.safetensors\"}}");
     s = NULL;
     rc = lc_st_set_open(&s, dir, &err);
     assert_null(s);
-    expect_error(rc, &err, LC_ERR_FORMAT,
-                 "weight_map puts tensor z.weight in model-00002-of-00002.safetensors, but that "
-                 "file has no such tensor");
+    lc_test_expect_error(
+        rc, &err, LC_ERR_FORMAT,
+        "weight_map puts tensor z.weight in model-00002-of-00002.safetensors, but that "
+        "file has no such tensor");
     /* a missing shard */
-    write_text(p, "{\"weight_map\": {\"a.weight\": \"model-00001-of-00003.safetensors\"}}");
+    lc_test_write_text(p, "{\"weight_map\": {\"a.weight\": \"model-00001-of-00003.safetensors\"}}");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_IO, "shard model-00001-of-00003.safetensors (of tensor a.weight) "
-                                      "not found");
+    lc_test_expect_error(rc, &err, LC_ERR_IO,
+                         "shard model-00001-of-00003.safetensors (of tensor a.weight) "
+                         "not found");
     /* a shard elsewhere */
-    write_text(p, "{\"weight_map\": {\"a.weight\": \"../model-00001-of-00002.safetensors\"}}");
+    lc_test_write_text(p,
+                       "{\"weight_map\": {\"a.weight\": \"../model-00001-of-00002.safetensors\"}}");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_FORMAT, "not a file name in the same folder");
-    write_text(p, "{\"weight_map\": {\"a.weight\": 3}}");
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT, "not a file name in the same folder");
+    lc_test_write_text(p, "{\"weight_map\": {\"a.weight\": 3}}");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_FORMAT, "not a file name in the same folder");
-    write_text(p, "{\"weight_map\": {}}");
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT, "not a file name in the same folder");
+    lc_test_write_text(p, "{\"weight_map\": {}}");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_FORMAT, "weight_map is empty");
-    write_text(p, "{\"metadata\": {}}");
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT, "weight_map is empty");
+    lc_test_write_text(p, "{\"metadata\": {}}");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_FORMAT, "no \"weight_map\" object");
-    write_text(p, "{\"weight_map\": {\"a.weight\": ");
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT, "no \"weight_map\" object");
+    lc_test_write_text(p, "{\"weight_map\": {\"a.weight\": ");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_FORMAT, "model.safetensors.index.json: not valid JSON");
-    write_text(p, "");
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT, "model.safetensors.index.json: not valid JSON");
+    lc_test_write_text(p, "");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_FORMAT, "not valid JSON");
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT, "not valid JSON");
     /* a corrupt shard is reported with its own path */
-    write_text(p, "{\"weight_map\": {\"a.weight\": \"broken.safetensors\"}}");
+    lc_test_write_text(p, "{\"weight_map\": {\"a.weight\": \"broken.safetensors\"}}");
     snprintf(p, sizeof(p), "%s/broken.safetensors", dir);
-    write_text(p, "xx");
+    lc_test_write_text(p, "xx");
     rc = lc_st_set_open(&s, dir, &err);
-    expect_error(rc, &err, LC_ERR_FORMAT, "broken.safetensors: 2 bytes, too short");
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT, "broken.safetensors: 2 bytes, too short");
     assert_null(s);
 }
 

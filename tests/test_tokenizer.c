@@ -19,38 +19,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static char *slurp(const char *path, size_t *len)
-{
-    char *data = NULL;
-    struct lc_error err = {0};
-    if (lc_tok_read_file(path, (size_t)1 << 30, &data, len, &err) != LC_OK) {
-        fail_msg("%s", err.msg);
-    }
-    return data;
-}
-
-static void spit(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void spit_str(const char *path, const char *s)
-{
-    spit(path, s, strlen(s));
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *buf = bufs[next++ % 4];
-    snprintf(buf, sizeof(bufs[0]), "%s/%s", lc_test_tmpdir(), name);
-    return buf;
-}
-
 static struct lc_tokenizer *open_ok(const char *path)
 {
     struct lc_tokenizer *tok = NULL;
@@ -149,8 +117,8 @@ static void run_llamacpp_cases(const struct lc_tokenizer *tok, const char *inp_r
 {
     static const char sep[] = "\n__ggml_vocab_test__\n";
     size_t inp_len, out_len;
-    char *inp = slurp(lc_test_data_path(inp_rel), &inp_len);
-    char *out = slurp(lc_test_data_path(out_rel), &out_len);
+    char *inp = lc_test_read_file(lc_test_data_path(inp_rel), &inp_len);
+    char *out = lc_test_read_file(lc_test_data_path(out_rel), &out_len);
     char *p = inp, *q = out;
     int n_cases = 0, bad = 0;
 
@@ -290,7 +258,7 @@ static void test_gguf_vocab_matches_model(void **state)
     check_same_vocab(l2g, l2);
     for (int f = 0; f < 2; f++) {
         size_t len;
-        char *text = slurp(lc_test_data_path(files[f]), &len);
+        char *text = lc_test_read_file(lc_test_data_path(files[f]), &len);
         int32_t *a = NULL, *b = NULL;
         size_t na = 0, nb = 0;
         encode_ok(gg, text, len, LC_TOK_ADD_BOS, &a, &na);
@@ -376,7 +344,7 @@ static void roundtrip_files(const char *tok_rel, const char *name)
     struct lc_tokenizer *tok = open_ok(lc_test_data_path(tok_rel));
     for (int f = 0; f < 2; f++) {
         size_t len;
-        char *text = slurp(lc_test_data_path(files[f]), &len);
+        char *text = lc_test_read_file(lc_test_data_path(files[f]), &len);
         int32_t *ids = NULL;
         size_t n = 0;
         double t0 = now_s(), dt;
@@ -417,7 +385,8 @@ static void test_newline_splits(void **state)
     static const char *const toks[] = {"models/stories260K-hf/tokenizer.model",
                                        "tokenizers/llama2-spm/tokenizer.model"};
     size_t len;
-    char *text = slurp(lc_test_data_path("text/alpaca-cleaned/alpaca_data_cleaned.json"), &len);
+    char *text =
+        lc_test_read_file(lc_test_data_path("text/alpaca-cleaned/alpaca_data_cleaned.json"), &len);
     (void)state;
     /* a third of the file keeps the single-merge run short */
     len /= 3;
@@ -605,7 +574,7 @@ static void test_hf_json_details(void **state)
     struct lc_tokenizer *legacy = open_ok(lc_test_project_path("tokenizers/tok512-legacy.json"));
     struct lc_tokenizer *spm = open_ok(lc_test_data_path("models/stories260K-hf/tokenizer.model"));
     size_t len;
-    char *text = slurp(lc_test_data_path("text/tinystories/tinystories_val.txt"), &len);
+    char *text = lc_test_read_file(lc_test_data_path("text/tinystories/tinystories_val.txt"), &len);
     int32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     (void)state;
@@ -687,15 +656,15 @@ static void expect_open_error(const char *path, lc_status want, const char *need
 static void expect_file_error(const char *name, const char *contents, lc_status want,
                               const char *needle)
 {
-    const char *path = tmp_path(name);
-    spit(path, contents, strlen(contents));
+    const char *path = lc_test_tmp_path(name);
+    lc_test_write_file(path, contents, strlen(contents));
     expect_open_error(path, want, needle);
 }
 
 static void test_bad_paths(void **state)
 {
     (void)state;
-    expect_open_error(tmp_path("does-not-exist.model"), LC_ERR_IO, "does-not-exist.model");
+    expect_open_error(lc_test_tmp_path("does-not-exist.model"), LC_ERR_IO, "does-not-exist.model");
     /* an empty folder */
     expect_open_error(lc_test_tmpdir(), LC_ERR_IO, "no tokenizer.json");
     expect_file_error("empty.model", "", LC_ERR_FORMAT, "empty.model");
@@ -715,7 +684,8 @@ static lc_status load_pb(const void *buf, size_t len, struct lc_error *err)
 static void test_bad_spm(void **state)
 {
     size_t len;
-    char *model = slurp(lc_test_data_path("models/stories260K-hf/tokenizer.model"), &len);
+    char *model =
+        lc_test_read_file(lc_test_data_path("models/stories260K-hf/tokenizer.model"), &len);
     struct lc_error err = {0};
     uint64_t seed = 12345;
     int loaded = 0;
@@ -851,8 +821,8 @@ static void test_bad_spm(void **state)
         lc_tok_free_fields(&tok);
     }
     /* through the public API: the file is named */
-    spit(tmp_path("cut.model"), model, len / 2);
-    expect_open_error(tmp_path("cut.model"), LC_ERR_FORMAT, "cut.model");
+    lc_test_write_file(lc_test_tmp_path("cut.model"), model, len / 2);
+    expect_open_error(lc_test_tmp_path("cut.model"), LC_ERR_FORMAT, "cut.model");
     free(model);
 }
 
@@ -877,12 +847,12 @@ static void expect_json_variant(const char *from, const char *to, lc_status want
 
 static void test_bad_hf_json(void **state)
 {
-    const char *path = tmp_path("ok.json");
+    const char *path = lc_test_tmp_path("ok.json");
     struct lc_tokenizer *tok;
     const int32_t want[] = {4, 3, 0};
     (void)state;
 
-    spit(path, json_ok, strlen(json_ok));
+    lc_test_write_file(path, json_ok, strlen(json_ok));
     tok = open_ok(path);
     expect_ids(tok, "abc", 0, want, 3);
     lc_tokenizer_close(tok);
@@ -896,7 +866,7 @@ static void test_bad_hf_json(void **state)
         const int32_t special[] = {4, 1, 5};
         snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - json_ok), json_ok,
                  "\"added_tokens\":[{\"id\":5,\"content\":\"x\",\"special\":true}],", at);
-        spit_str(path, buf);
+        lc_test_write_text(path, buf);
         tok = open_ok(path);
         expect_ids(tok, "ax", 0, plain, 3);
         expect_ids(tok, "ax", LC_TOK_PARSE_SPECIAL, special, 3);
@@ -907,8 +877,8 @@ static void test_bad_hf_json(void **state)
     for (size_t cut = 0; cut < strlen(json_ok); cut += 7) {
         char name[32];
         snprintf(name, sizeof(name), "cut%zu.json", cut);
-        spit(tmp_path(name), json_ok, cut);
-        expect_open_error(tmp_path(name), LC_ERR_FORMAT, name);
+        lc_test_write_file(lc_test_tmp_path(name), json_ok, cut);
+        expect_open_error(lc_test_tmp_path(name), LC_ERR_FORMAT, name);
     }
     expect_file_error("nomodel.json", "{\"x\": 1}", LC_ERR_FORMAT, "no \"model\"");
     expect_json_variant("\"BPE\"", "\"Unigram\"", LC_ERR_UNSUPPORTED, "Unigram");
@@ -933,6 +903,23 @@ static void test_bad_hf_json(void **state)
                         LC_ERR_UNSUPPORTED, "WordPiece");
     expect_json_variant("\"type\":\"Metaspace\"", "\"type\":\"Whitespace\"", LC_ERR_UNSUPPORTED,
                         "Whitespace");
+    /* pipeline steps without a type, Sequences without their list */
+    expect_json_variant("\"pre_tokenizer\"", "\"normalizer\":{\"x\":1},\"pre_tokenizer\"",
+                        LC_ERR_FORMAT, "normalizer without a type");
+    expect_json_variant("\"pre_tokenizer\"",
+                        "\"normalizer\":{\"type\":\"Sequence\"},\"pre_tokenizer\"", LC_ERR_FORMAT,
+                        "Sequence normalizer without a list");
+    expect_json_variant("\"type\":\"Metaspace\"", "\"kind\":\"Metaspace\"", LC_ERR_FORMAT,
+                        "pre_tokenizer without a type");
+    expect_json_variant("\"type\":\"Metaspace\"", "\"type\":\"Sequence\"", LC_ERR_FORMAT,
+                        "Sequence pre_tokenizer without a list");
+    expect_json_variant("\"pre_tokenizer\"",
+                        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"t\":1}]},"
+                        "\"pre_tokenizer\"",
+                        LC_ERR_FORMAT, "decoder without a type");
+    expect_json_variant("\"pre_tokenizer\"",
+                        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":{}},\"pre_tokenizer\"",
+                        LC_ERR_FORMAT, "Sequence decoder without a list");
     expect_json_variant("\"pre_tokenizer\"",
                         "\"added_tokens\":[{\"id\":1,\"content\":\"zz\",\"special\":true}],"
                         "\"pre_tokenizer\"",
@@ -995,7 +982,7 @@ static void test_bad_gpt2(void **state)
     write_encoder(enc, 1);
     /* encoder.json alone is not enough */
     expect_open_error(dir, LC_ERR_IO, "no tokenizer.json");
-    spit_str(bpe, "#version: 0.2\na b\n");
+    lc_test_write_text(bpe, "#version: 0.2\na b\n");
     tok = open_ok(dir);
     assert_int_equal(lc_tokenizer_vocab_size(tok), 257);
     assert_int_equal(lc_tokenizer_bos(tok), -1);
@@ -1003,38 +990,38 @@ static void test_bad_gpt2(void **state)
     check_roundtrip(tok, "\xff\x80 ab\n", 6, "gpt2 folder");
     lc_tokenizer_close(tok);
 
-    spit_str(bpe, "a b\nab\n");
+    lc_test_write_text(bpe, "a b\nab\n");
     expect_open_error(dir, LC_ERR_FORMAT, "vocab.bpe: line 2");
-    spit_str(bpe, "a zz\n");
+    lc_test_write_text(bpe, "a zz\n");
     expect_open_error(dir, LC_ERR_FORMAT, "unknown token 'zz'");
-    spit_str(bpe, "");
+    lc_test_write_text(bpe, "");
     expect_open_error(dir, LC_ERR_FORMAT, "no merges");
-    spit_str(bpe, "a b\r\n");
+    lc_test_write_text(bpe, "a b\r\n");
     tok = open_ok(dir);
     lc_tokenizer_close(tok);
     /* a merge whose result is not in encoder.json */
     write_encoder(enc, 0);
-    spit_str(bpe, "a b\n");
+    lc_test_write_text(bpe, "a b\n");
     expect_open_error(dir, LC_ERR_FORMAT, "not in the vocabulary");
-    spit_str(enc, "{\"a\": 0,");
+    lc_test_write_text(enc, "{\"a\": 0,");
     expect_open_error(dir, LC_ERR_FORMAT, "encoder.json");
-    spit_str(enc, "[1, 2]");
+    lc_test_write_text(enc, "[1, 2]");
     expect_open_error(dir, LC_ERR_FORMAT, "not a non-empty JSON object");
 
     /* tokenizer_config.json beside a good tokenizer */
     write_encoder(enc, 1);
-    spit_str(cfg, "{\"add_bos_token\": true, \"bos_token\": {\"content\": \"ab\"}, "
-                  "\"eos_token\": \"c\"}");
+    lc_test_write_text(cfg, "{\"add_bos_token\": true, \"bos_token\": {\"content\": \"ab\"}, "
+                            "\"eos_token\": \"c\"}");
     tok = open_ok(dir);
     assert_int_equal(lc_tokenizer_bos(tok), 256);
     assert_int_equal(lc_tokenizer_eos(tok), 'c');
     assert_true(lc_tokenizer_wants_bos(tok));
     lc_tokenizer_close(tok);
-    spit_str(cfg, "{\"add_bos_token\": 1}");
+    lc_test_write_text(cfg, "{\"add_bos_token\": 1}");
     expect_open_error(dir, LC_ERR_FORMAT, "add_bos_token");
-    spit_str(cfg, "{\"bos_token\": \"<nope>\"}");
+    lc_test_write_text(cfg, "{\"bos_token\": \"<nope>\"}");
     expect_open_error(dir, LC_ERR_FORMAT, "'<nope>' is not in the vocabulary");
-    spit_str(cfg, "{\"bos_token\"");
+    lc_test_write_text(cfg, "{\"bos_token\"");
     expect_open_error(dir, LC_ERR_FORMAT, "tokenizer_config.json");
 }
 
@@ -1209,7 +1196,7 @@ static void test_bad_gguf(void **state)
         {GGUF_BAD_BOS, LC_ERR_FORMAT, "bos_token_id = 99"},
         {GGUF_EMPTY_TOKEN, LC_ERR_FORMAT, "empty"},
     };
-    const char *path = tmp_path("vocab.gguf");
+    const char *path = lc_test_tmp_path("vocab.gguf");
     const int32_t want[] = {6, 5};
     struct lc_tokenizer *tok;
     size_t len;
@@ -1235,23 +1222,24 @@ static void test_bad_gguf(void **state)
 
     /* every truncation of the small file fails */
     write_gguf(path, GGUF_GOOD);
-    data = slurp(path, &len);
+    data = lc_test_read_file(path, &len);
     for (size_t cut = 0; cut < len; cut++) {
         struct lc_tokenizer *t = NULL;
         struct lc_error err = {0};
-        spit(tmp_path("cut.gguf"), data, cut);
-        if (lc_tokenizer_open(&t, tmp_path("cut.gguf"), &err) == LC_OK) {
+        lc_test_write_file(lc_test_tmp_path("cut.gguf"), data, cut);
+        if (lc_tokenizer_open(&t, lc_test_tmp_path("cut.gguf"), &err) == LC_OK) {
             fail_msg("truncated at %zu of %zu bytes: opened", cut, len);
         }
         assert_non_null(strstr(err.msg, "cut.gguf"));
     }
     free(data);
     /* and of the Llama 2 vocabulary, inside its token arrays */
-    data = slurp(lc_test_data_path("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"), &len);
+    data = lc_test_read_file(lc_test_data_path("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"),
+                             &len);
     for (size_t k = 1; k < 16; k++) {
         size_t cut = len * k / 16;
-        spit(tmp_path("cut.gguf"), data, cut);
-        expect_open_error(tmp_path("cut.gguf"), LC_ERR_FORMAT, "cut.gguf");
+        lc_test_write_file(lc_test_tmp_path("cut.gguf"), data, cut);
+        expect_open_error(lc_test_tmp_path("cut.gguf"), LC_ERR_FORMAT, "cut.gguf");
     }
     free(data);
 }

@@ -40,7 +40,6 @@ runs also the first item's prompt text.
 Run:  /work/pyenv/bin/python data/gen/make_eval_ref.py [--data DIR] [--out DIR]
 """
 
-import argparse
 import bz2
 import json
 import os
@@ -51,8 +50,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_logits_ref import gguf_weights, load_hf, numpy_forward, versions  # noqa: E402
-from make_ppl_ref import load_spm_without_whitespace_removal  # noqa: E402
+from make_logits_ref import gguf_weights, numpy_forward  # noqa: E402
+from refcommon import (load_hf, load_spm_without_whitespace_removal,  # noqa: E402
+                       parse_ref_args, versions)
 
 BOS = 1
 MODEL = "models/stories260K-hf"
@@ -248,13 +248,7 @@ def run_one(data_dir, sp, model, w64, spec, cache):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data",
-                    help="shared test data folder (the configure --with-test-data one)")
-    ap.add_argument("--out", default=os.path.normpath(os.path.join(here, "..", "ref")))
-    args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_ref_args(__doc__, __file__)
     torch.set_num_threads(1)
     sp = load_spm_without_whitespace_removal(os.path.join(args.data, TOKENIZER))
     assert sp.bos_id() == BOS

@@ -34,31 +34,14 @@ import sys
 import torch
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refcommon import hedgehog, masks  # noqa: E402
+
 B, H, HKV, D, FDIM, WIN = 1, 4, 2, 8, 4, 64
 EPS = 1e-12
 NS = [1, 5, 63, 64, 65, 200]
 N_MAX = max(NS)
 MODES = ["terraced", "sliding"]
-
-
-def hedgehog(x, w, n_heads):
-    """x [B, T, Hx, D], w [H, D, f] -> [B, T, H, 2f]"""
-    rep = n_heads // x.shape[2]
-    xh = x.repeat_interleave(rep, dim=2)  # head h reads x head h // rep
-    z = torch.einsum("bthd,hdf->bthf", xh, w)
-    phi = torch.cat([torch.softmax(z, dim=-1), torch.softmax(-z, dim=-1)], dim=-1)
-    return phi.clamp_min(EPS)
-
-
-def masks(n, mode):
-    i = torch.arange(n).view(n, 1)
-    j = torch.arange(n).view(1, n)
-    causal = j <= i
-    if mode == "terraced":
-        win = causal & (j // WIN >= i // WIN - 1)
-    else:
-        win = causal & (i - j < WIN)
-    return causal, win, causal & ~win
 
 
 def attention(q, k, v, fq, fk, theta, mode):
@@ -68,7 +51,7 @@ def attention(q, k, v, fq, fk, theta, mode):
     rep = H // HKV
     kh = k.repeat_interleave(rep, dim=2)
     vh = v.repeat_interleave(rep, dim=2)
-    causal, win, lin = masks(n, mode)
+    causal, win, lin = masks(n, mode, WIN)
     s = torch.einsum("bihd,bjhd->bhij", q, kh) / D**0.5
     sw = s.masked_fill(~win, float("-inf"))
     m = torch.amax(sw, dim=-1, keepdim=True)
@@ -83,7 +66,7 @@ def attention(q, k, v, fq, fk, theta, mode):
 
 def xent_rows(a_pred, s):
     n = s.shape[-1]
-    causal, _, _ = masks(n, "terraced")
+    causal, _, _ = masks(n, "terraced", WIN)
     a_true = torch.softmax(s.masked_fill(~causal, float("-inf")), dim=-1).detach()
     logits = a_pred.clamp(min=1e-12).log()
     rows = torch.nn.functional.cross_entropy(
@@ -119,8 +102,8 @@ def main():
     inputs["q"][:, 131] = 2.0 / D**0.5
     tensors = {name: t.float().contiguous() for name, t in inputs.items()}
 
-    fq_all = hedgehog(inputs["q"], inputs["W_q"], H)
-    fk_all = hedgehog(inputs["k"], inputs["W_k"], H)
+    fq_all = hedgehog(inputs["q"], inputs["W_q"], H, EPS)
+    fk_all = hedgehog(inputs["k"], inputs["W_k"], H, EPS)
     tensors["fq"] = fq_all.float().contiguous()
     tensors["fk"] = fk_all.float().contiguous()
 
@@ -131,8 +114,8 @@ def main():
                 leaves[name] = inputs[name][:, :n].clone().requires_grad_(True)
             for name in ("W_q", "W_k", "theta"):
                 leaves[name] = inputs[name].clone().requires_grad_(True)
-            fq = hedgehog(leaves["q"], leaves["W_q"], H)
-            fk = hedgehog(leaves["k"], leaves["W_k"], H)
+            fq = hedgehog(leaves["q"], leaves["W_q"], H, EPS)
+            fk = hedgehog(leaves["k"], leaves["W_k"], H, EPS)
             y, a_pred, s = attention(
                 leaves["q"], leaves["k"], leaves["v"], fq, fk, leaves["theta"], mode
             )

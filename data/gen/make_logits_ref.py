@@ -34,19 +34,16 @@ Models (under the shared data folder, --data):
 Run:  /work/pyenv/bin/python data/gen/make_logits_ref.py [--data DIR] [--out DIR]
 """
 
-import argparse
 import os
 import sys
 
 import numpy as np
 import torch
-import transformers
 import sentencepiece
-import safetensors
 import gguf
-import json
-from safetensors import safe_open
-from transformers import LlamaForCausalLM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refcommon import load_hf, parse_ref_args, save_file, versions  # noqa: E402
 
 S = 3
 T = 72
@@ -221,58 +218,6 @@ def check_against_numpy(name, gguf_path, ids, logits):
     return err, ctl
 
 
-def versions():
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": np.__version__,
-        "sentencepiece": sentencepiece.__version__,
-        "safetensors": safetensors.__version__,
-        "gguf": getattr(gguf, "__version__", "") or _dist_version("gguf"),
-    }
-
-
-def _dist_version(pkg):
-    from importlib.metadata import version
-    return version(pkg)
-
-
-def save_file(tensors, path, metadata):
-    """Write a safetensors file with a deterministic header (sorted keys,
-    padded with spaces to a multiple of 8) so that reruns give identical
-    bytes; safetensors.numpy.save_file orders __metadata__ at random."""
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}
-    off = 0
-    blobs = []
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dtypes[a.dtype], "shape": list(a.shape),
-                        "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(len(h).to_bytes(8, "little"))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    # Read it back with the safetensors library.
-    with safe_open(path, "np") as f:
-        assert f.metadata() == metadata
-        for name in tensors:
-            assert np.array_equal(f.get_tensor(name), tensors[name]), name
-
-
-def load_hf(path, **kw):
-    model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32,
-                                             attn_implementation="eager", **kw)
-    model.eval()
-    return model
-
-
 def greedy(model, n, bos=1):
     """Greedy decoding from BOS by re-running the whole prefix each step."""
     ids = [bos]
@@ -372,18 +317,11 @@ def tiny_random(data_dir, out_dir):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data",
-                    help="shared test data folder (the configure --with-test-data one)")
-    ap.add_argument("--out", default=os.path.normpath(os.path.join(here, "..", "ref")))
-    args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_ref_args(__doc__, __file__)
     torch.manual_seed(0)
     stories(args.data, args.out)
     tiny_random(args.data, args.out)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

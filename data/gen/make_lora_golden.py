@@ -53,6 +53,9 @@ import torch
 from safetensors.numpy import load_file
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refcommon import hedgehog, masks  # noqa: E402
+
 B, T, WIN, FDIM, RANK, ALPHA = 2, 160, 64, 64, 8, 16.0
 EPS_FMAP = 1e-12
 TARGETS = ("q", "k", "v", "o")
@@ -78,31 +81,12 @@ def rope(x, cos, sin):
     return x * c + rot * s
 
 
-def hedgehog(x, w, n_heads):
-    rep = n_heads // x.shape[2]
-    xh = x.repeat_interleave(rep, dim=2)
-    z = torch.einsum("bthd,hdf->bthf", xh, w)
-    phi = torch.cat([torch.softmax(z, -1), torch.softmax(-z, -1)], -1)
-    return phi.clamp_min(EPS_FMAP)
-
-
-def masks(n, mode):
-    i = torch.arange(n).view(n, 1)
-    j = torch.arange(n).view(1, n)
-    causal = j <= i
-    if mode == "terraced":
-        win = causal & (j // WIN >= i // WIN - 1)
-    else:
-        win = causal & (i - j < WIN)
-    return win, causal & ~win
-
-
 def hybrid(q, k, v, fq, fk, theta, mode):
     H, Hkv, D = q.shape[2], k.shape[2], q.shape[3]
     rep = H // Hkv
     kh = k.repeat_interleave(rep, dim=2)
     vh = v.repeat_interleave(rep, dim=2)
-    win, lin = masks(q.shape[1], mode)
+    _, win, lin = masks(q.shape[1], mode, WIN)
     s = torch.einsum("bihd,bjhd->bhij", q, kh) / math.sqrt(D)
     sw = s.masked_fill(~win, float("-inf"))
     m = torch.amax(sw, dim=-1, keepdim=True)
@@ -132,7 +116,8 @@ def forward(wt, cfg, ids, targets, fm, lora, mode):
         v = proj(xn, wt[p + "self_attn.v_proj.weight"], l, "v").view(B, T, Hkv, D)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
         wq, wk, theta = fm[l]
-        att = hybrid(q, k, v, hedgehog(q, wq, H), hedgehog(k, wk, H), theta, mode)
+        fq, fk = hedgehog(q, wq, H, EPS_FMAP), hedgehog(k, wk, H, EPS_FMAP)
+        att = hybrid(q, k, v, fq, fk, theta, mode)
         att = att.reshape(B, T, H * D)
         x = x + proj(att, wt[p + "self_attn.o_proj.weight"], l, "o")
         xn = rmsnorm(x, wt[p + "post_attention_layernorm.weight"], eps)

@@ -40,7 +40,6 @@ Writes data/ref/ppl_reference.json.
 Run:  /work/pyenv/bin/python data/gen/make_ppl_ref.py [--data DIR] [--out DIR]
 """
 
-import argparse
 import hashlib
 import json
 import math
@@ -50,10 +49,11 @@ import sys
 
 import numpy as np
 import torch
-import sentencepiece
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_logits_ref import gguf_weights, load_hf, numpy_forward, versions  # noqa: E402
+from make_logits_ref import gguf_weights, numpy_forward  # noqa: E402
+from refcommon import (load_hf, load_spm_without_whitespace_removal,  # noqa: E402
+                       parse_ref_args, versions)
 
 BOS = 1
 BATCH = 16
@@ -143,16 +143,6 @@ def nll_numpy(w, cfg, ids, wins):
     return total, count
 
 
-def load_spm_without_whitespace_removal(path):
-    """The SentencePiece model with remove_extra_whitespaces off."""
-    from sentencepiece import sentencepiece_model_pb2 as spm_pb2
-    proto = spm_pb2.ModelProto()
-    with open(path, "rb") as f:
-        proto.ParseFromString(f.read())
-    proto.normalizer_spec.remove_extra_whitespaces = False
-    return sentencepiece.SentencePieceProcessor(model_proto=proto.SerializeToString())
-
-
 def run_one(data_dir, spec):
     path = os.path.join(data_dir, spec["text"])
     data = open(path, "rb").read()
@@ -212,13 +202,7 @@ def run_one(data_dir, spec):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data",
-                    help="shared test data folder (the configure --with-test-data one)")
-    ap.add_argument("--out", default=os.path.normpath(os.path.join(here, "..", "ref")))
-    args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_ref_args(__doc__, __file__)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     records = [run_one(args.data, spec) for spec in RUNS]
     doc = {

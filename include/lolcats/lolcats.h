@@ -409,6 +409,15 @@ struct lc_data_opts {
 /** Defaults: LC_DATA_AUTO, val_fraction 0.1, val_records 200. */
 LC_API void lc_data_opts_default(struct lc_data_opts *o);
 
+/**
+ * Read the whole of PATH into *data (malloc'd, with a NUL after the last
+ * byte that *len does not count; free() it).  A gzip file is decompressed
+ * (a plain file is read unchanged); a truncated or corrupt gzip stream is
+ * LC_ERR_FORMAT, an unreadable file LC_ERR_IO, both naming PATH.
+ */
+LC_API lc_status lc_read_text_file(const char *path, char **data, size_t *len,
+                                   struct lc_error *err);
+
 struct lc_dataset;
 
 /**

@@ -65,6 +65,11 @@ void lc_cpu_linear_fwd(struct lc_backend *be, float *y, const float *x, const vo
 void lc_cpu_linear_bwd(struct lc_backend *be, float *dx, const float *dy, const void *w,
                        enum lc_dtype wtype, int N, int K, int M, float beta);
 
+/* half-precision values to fp32, the generic kernels (cpu_gemm.c; the
+ * AVX-512 twins are lc_avx512_*) */
+void lc_cpu_f16_to_f32(float *dst, const uint16_t *src, int64_t n);
+void lc_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
+
 /* elementwise, embedding, norms, RoPE, SwiGLU, losses, optimizer
  * (cpu_dense.c) */
 void lc_cpu_add(struct lc_backend *be, float *y, const float *x, int64_t n);

@@ -48,20 +48,6 @@ struct dense_kernels {
 
 /* ------------------------------------------------------ generic kernels */
 
-static void f16_to_f32_generic(float *dst, const uint16_t *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        dst[i] = lc_f16_to_f32(src[i]);
-    }
-}
-
-static void bf16_to_f32_generic(float *dst, const uint16_t *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        dst[i] = lc_bf16_to_f32(src[i]);
-    }
-}
-
 static void add_generic(float *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -214,8 +200,8 @@ static void adamw_generic(float *p, const float *g, float *m, float *v, int64_t 
 }
 
 static const struct dense_kernels generic_kernels = {
-    .f16_to_f32 = f16_to_f32_generic,
-    .bf16_to_f32 = bf16_to_f32_generic,
+    .f16_to_f32 = lc_cpu_f16_to_f32,
+    .bf16_to_f32 = lc_cpu_bf16_to_f32,
     .add = add_generic,
     .dropout = dropout_generic,
     .rmsnorm_row = rmsnorm_row_generic,

@@ -144,14 +144,14 @@ void lc_cpu_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, flo
 
 /* ------------------------------------------------------- weight convert */
 
-static void f16_to_f32_generic(float *dst, const uint16_t *src, int64_t n)
+void lc_cpu_f16_to_f32(float *dst, const uint16_t *src, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         dst[i] = lc_f16_to_f32(src[i]);
     }
 }
 
-static void bf16_to_f32_generic(float *dst, const uint16_t *src, int64_t n)
+void lc_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         dst[i] = lc_bf16_to_f32(src[i]);
@@ -169,7 +169,7 @@ static convert_fn pick_convert(struct lc_backend *be, enum lc_dtype type)
 #else
     (void)be;
 #endif
-    return type == LC_DTYPE_F16 ? f16_to_f32_generic : bf16_to_f32_generic;
+    return type == LC_DTYPE_F16 ? lc_cpu_f16_to_f32 : lc_cpu_bf16_to_f32;
 }
 
 /* dst[r, 0..cols) = w[r0 + r, c0 .. c0+cols) in fp32 for r < rows; w is a

@@ -73,6 +73,11 @@ static inline size_t lc_hy_round(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
+/* dtheta[h] += (1 - sigmoid(theta[h])) * sum over b of acc[b * H + h]: the
+ * window factors' gradient from the per-(batch, head) sums of the
+ * backward and the cross-entropy. */
+void lc_hy_dtheta_add(float *dtheta, const float *theta, const double *acc, int B, int H);
+
 /* ------------------------------------------------------------ row kernels */
 
 /* The window part of a forward row: m = max of s[0:n], e[c] = gamma *

@@ -38,6 +38,18 @@ float *lc_hy_work_slice(const struct lc_hy_work *w)
     return w->slices + (size_t)omp_get_thread_num() * w->slice;
 }
 
+void lc_hy_dtheta_add(float *dtheta, const float *theta, const double *acc, int B, int H)
+{
+    for (int h = 0; h < H; h++) {
+        const double gamma = 1.0 / (1.0 + exp(-(double)theta[h]));
+        double sum = 0.0;
+        for (int b = 0; b < B; b++) {
+            sum += acc[b * H + h];
+        }
+        dtheta[h] += (float)(sum * (1.0 - gamma));
+    }
+}
+
 static float exp_row_c(float *e, const float *s, int n, float gamma, float *m_out)
 {
     float m = s[0];

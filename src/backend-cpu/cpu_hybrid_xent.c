@@ -167,13 +167,6 @@ void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, floa
     }
 
     if (dtheta != NULL) {
-        for (int h = 0; h < H; h++) {
-            const double gamma = 1.0 / (1.0 + exp(-(double)theta[h]));
-            double sum = 0.0;
-            for (int b = 0; b < B; b++) {
-                sum += acc[b * H + h];
-            }
-            dtheta[h] += (float)(sum * (1.0 - gamma));
-        }
+        lc_hy_dtheta_add(dtheta, theta, acc, B, H);
     }
 }

@@ -136,6 +136,70 @@ int cli_parse_double(const char *opt, const char *s, double lo, double hi, doubl
     return 1;
 }
 
+int cli_common_option(struct cli_common *c, int opt, const char *arg, void (*usage)(FILE *out))
+{
+    long long n;
+
+    switch (opt) {
+    case CLI_OPT_BACKEND:
+        c->backend = arg;
+        return CLI_EXIT_OK;
+    case CLI_OPT_THREADS:
+        if (!cli_parse_int("--threads", arg, 1, 4096, &n)) {
+            return CLI_EXIT_USAGE;
+        }
+        c->threads = (int)n;
+        return CLI_EXIT_OK;
+    case 'v':
+        c->verbose = 1;
+        return CLI_EXIT_OK;
+    case 'q':
+        c->quiet = 1;
+        return CLI_EXIT_OK;
+    case 'h':
+        usage(stdout);
+        exit(CLI_EXIT_OK);
+    case 'V':
+        cli_print_version();
+        exit(CLI_EXIT_OK);
+    default:
+        /* getopt_long has printed what is wrong */
+        fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
+        return CLI_EXIT_USAGE;
+    }
+}
+
+int cli_data_option(struct lc_data_opts *d, int opt, const char *arg)
+{
+    long long n;
+
+    switch (opt) {
+    case CLI_OPT_FORMAT:
+        if (strcmp(arg, "auto") == 0) {
+            d->format = LC_DATA_AUTO;
+        } else if (strcmp(arg, "text") == 0) {
+            d->format = LC_DATA_TEXT;
+        } else if (strcmp(arg, "jsonl") == 0) {
+            d->format = LC_DATA_JSONL_TEXT;
+        } else if (strcmp(arg, "alpaca") == 0) {
+            d->format = LC_DATA_ALPACA;
+        } else {
+            cli_usage_error("--format: '%s' is not one of auto, text, jsonl, alpaca", arg);
+            return 0;
+        }
+        return 1;
+    case CLI_OPT_VAL_FRACTION:
+        return cli_parse_double("--val-fraction", arg, 0.0, 1.0, &d->val_fraction);
+    case CLI_OPT_VAL_RECORDS:
+        if (!cli_parse_int("--val-records", arg, 0, INT64_MAX / 2, &n)) {
+            return 0;
+        }
+        d->val_records = n;
+        return 1;
+    }
+    return 0;
+}
+
 int cli_open_backend(const struct cli_common *c, struct lc_backend **be)
 {
     struct lc_error err = {0};

@@ -6,6 +6,7 @@
 #ifndef LC_CLI_CLI_H
 #define LC_CLI_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,6 +33,37 @@ struct cli_common {
 
 extern const char *cli_prog;
 
+/*
+ * getopt_long codes of the long-only options the programs share; a
+ * program numbers its own long-only options from CLI_OPT_FIRST.
+ */
+enum cli_opt {
+    CLI_OPT_BACKEND = 256,
+    CLI_OPT_THREADS,
+    CLI_OPT_FORMAT,
+    CLI_OPT_VAL_FRACTION,
+    CLI_OPT_VAL_RECORDS,
+    CLI_OPT_FIRST
+};
+
+/* getopt letters of the common options, for the end of a program's list */
+#define CLI_COMMON_SHORTOPTS "vqhV"
+
+/* longopts rows of struct cli_common's options (handled by cli_common_option) */
+#define CLI_COMMON_LONGOPTS                                \
+    {"backend", required_argument, NULL, CLI_OPT_BACKEND}, \
+    {"threads", required_argument, NULL, CLI_OPT_THREADS}, \
+    {"verbose", no_argument, NULL, 'v'},                   \
+    {"quiet", no_argument, NULL, 'q'},                     \
+    {"help", no_argument, NULL, 'h'},                      \
+    {"version", no_argument, NULL, 'V'}
+
+/* longopts rows of the options of struct lc_data_opts (cli_data_option) */
+#define CLI_DATA_LONGOPTS                                            \
+    {"format", required_argument, NULL, CLI_OPT_FORMAT},             \
+    {"val-fraction", required_argument, NULL, CLI_OPT_VAL_FRACTION}, \
+    {"val-records", required_argument, NULL, CLI_OPT_VAL_RECORDS}
+
 /* First thing in main: program name, fast BLAS kernels, log handler. */
 void cli_init(int argc, char **argv, const char *prog);
 
@@ -51,6 +83,18 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * error naming the option and return 0. */
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+
+/*
+ * The default case of a program's getopt_long switch: handles an option of
+ * struct cli_common (--help prints usage(stdout) and --version the version,
+ * both then exit 0) and returns CLI_EXIT_OK; any other code is an option
+ * getopt_long refused, which gets a hint to --help and CLI_EXIT_USAGE.
+ */
+int cli_common_option(struct cli_common *c, int opt, const char *arg, void (*usage)(FILE *out));
+
+/* Handles CLI_OPT_FORMAT, CLI_OPT_VAL_FRACTION and CLI_OPT_VAL_RECORDS;
+ * on a bad value prints a usage error and returns 0. */
+int cli_data_option(struct lc_data_opts *d, int opt, const char *arg);
 
 /* Applies --threads and opens the --backend; prints the backend and the
  * GEMM kernel at --verbose. */

@@ -147,14 +147,9 @@ static void usage(FILE *out)
 }
 
 enum {
-    OPT_SPLIT = 256,
+    OPT_SPLIT = CLI_OPT_FIRST,
     OPT_COMPARE,
-    OPT_VAL_FRACTION,
-    OPT_VAL_RECORDS,
-    OPT_FORMAT,
     OPT_JSON,
-    OPT_BACKEND,
-    OPT_THREADS,
     OPT_SHOTS,
     OPT_SEED,
     OPT_LIMIT
@@ -170,30 +165,23 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
         {"data", required_argument, NULL, 'd'},
         {"context", required_argument, NULL, 'c'},
         {"split", required_argument, NULL, OPT_SPLIT},
-        {"val-fraction", required_argument, NULL, OPT_VAL_FRACTION},
-        {"val-records", required_argument, NULL, OPT_VAL_RECORDS},
-        {"format", required_argument, NULL, OPT_FORMAT},
+        CLI_DATA_LONGOPTS,
         {"json", no_argument, NULL, OPT_JSON},
-        {"backend", required_argument, NULL, OPT_BACKEND},
-        {"threads", required_argument, NULL, OPT_THREADS},
         {"shots", required_argument, NULL, OPT_SHOTS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"limit", required_argument, NULL, OPT_LIMIT},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        CLI_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     int c;
     long long n;
-    double x;
+    int status;
 
     memset(a, 0, sizeof(*a));
     a->seed = 1234;
     a->split = LC_SPLIT_ALL;
     lc_data_opts_default(&a->data_opts);
-    while ((c = getopt_long(argc, argv, "m:l:t:d:c:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:l:t:d:c:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             a->model = optarg;
@@ -226,37 +214,15 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
                 return cli_usage_error("--split: '%s' is not one of all, train, val", optarg);
             }
             break;
-        case OPT_VAL_FRACTION:
-            if (!cli_parse_double("--val-fraction", optarg, 0.0, 1.0, &x)) {
+        case CLI_OPT_FORMAT:
+        case CLI_OPT_VAL_FRACTION:
+        case CLI_OPT_VAL_RECORDS:
+            if (!cli_data_option(&a->data_opts, c, optarg)) {
                 return CLI_EXIT_USAGE;
-            }
-            a->data_opts.val_fraction = x;
-            break;
-        case OPT_VAL_RECORDS:
-            if (!cli_parse_int("--val-records", optarg, 0, INT64_MAX / 2, &n)) {
-                return CLI_EXIT_USAGE;
-            }
-            a->data_opts.val_records = n;
-            break;
-        case OPT_FORMAT:
-            if (strcmp(optarg, "auto") == 0) {
-                a->data_opts.format = LC_DATA_AUTO;
-            } else if (strcmp(optarg, "text") == 0) {
-                a->data_opts.format = LC_DATA_TEXT;
-            } else if (strcmp(optarg, "jsonl") == 0) {
-                a->data_opts.format = LC_DATA_JSONL_TEXT;
-            } else if (strcmp(optarg, "alpaca") == 0) {
-                a->data_opts.format = LC_DATA_ALPACA;
-            } else {
-                return cli_usage_error("--format: '%s' is not one of auto, text, jsonl, alpaca",
-                                       optarg);
             }
             break;
         case OPT_JSON:
             a->json = 1;
-            break;
-        case OPT_BACKEND:
-            a->common.backend = optarg;
             break;
         case OPT_SHOTS:
             if (!cli_parse_int("--shots", optarg, 0, 1000, &a->shots)) {
@@ -274,27 +240,12 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
                 return CLI_EXIT_USAGE;
             }
             break;
-        case OPT_THREADS:
-            if (!cli_parse_int("--threads", optarg, 1, 4096, &n)) {
-                return CLI_EXIT_USAGE;
-            }
-            a->common.threads = (int)n;
-            break;
-        case 'v':
-            a->common.verbose = 1;
-            break;
-        case 'q':
-            a->common.quiet = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(CLI_EXIT_OK);
-        case 'V':
-            cli_print_version();
-            exit(CLI_EXIT_OK);
         default:
-            fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
-            return CLI_EXIT_USAGE;
+            status = cli_common_option(&a->common, c, optarg, usage);
+            if (status != CLI_EXIT_OK) {
+                return status;
+            }
+            break;
         }
     }
     if (optind < argc) {
@@ -314,7 +265,7 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
             a->context = 512;
         }
     } else {
-        int status = check_tasks(a);
+        status = check_tasks(a);
         if (status != CLI_EXIT_OK) {
             return status;
         }

@@ -48,7 +48,7 @@ static void usage(FILE *out)
             cli_prog);
 }
 
-enum { OPT_TEMPERATURE = 256, OPT_TOP_P, OPT_SEED, OPT_NO_BOS, OPT_BACKEND, OPT_THREADS };
+enum { OPT_TEMPERATURE = CLI_OPT_FIRST, OPT_TOP_P, OPT_SEED, OPT_NO_BOS };
 
 static int parse_args(int argc, char **argv, struct gen_args *a)
 {
@@ -62,22 +62,17 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
         {"top-p", required_argument, NULL, OPT_TOP_P},
         {"seed", required_argument, NULL, OPT_SEED},
         {"no-bos", no_argument, NULL, OPT_NO_BOS},
-        {"backend", required_argument, NULL, OPT_BACKEND},
-        {"threads", required_argument, NULL, OPT_THREADS},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        CLI_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     int c;
-    long long n;
+    int status;
 
     memset(a, 0, sizeof(*a));
     a->max_tokens = 256;
     a->temperature = 0.8;
     a->top_p = 0.9;
-    while ((c = getopt_long(argc, argv, "m:l:p:f:n:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:l:p:f:n:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             a->model = optarg;
@@ -114,30 +109,12 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
         case OPT_NO_BOS:
             a->no_bos = 1;
             break;
-        case OPT_BACKEND:
-            a->common.backend = optarg;
-            break;
-        case OPT_THREADS:
-            if (!cli_parse_int("--threads", optarg, 1, 4096, &n)) {
-                return CLI_EXIT_USAGE;
-            }
-            a->common.threads = (int)n;
-            break;
-        case 'v':
-            a->common.verbose = 1;
-            break;
-        case 'q':
-            a->common.quiet = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(CLI_EXIT_OK);
-        case 'V':
-            cli_print_version();
-            exit(CLI_EXIT_OK);
         default:
-            fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
-            return CLI_EXIT_USAGE;
+            status = cli_common_option(&a->common, c, optarg, usage);
+            if (status != CLI_EXIT_OK) {
+                return status;
+            }
+            break;
         }
     }
     if (optind < argc) {
@@ -156,47 +133,9 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
 static int read_prompt(const struct gen_args *a, char **text, size_t *len)
 {
     if (a->prompt_file != NULL) {
-        FILE *f = fopen(a->prompt_file, "rb");
-        size_t cap = 4096;
-        size_t n = 0;
-        char *buf = malloc(cap);
-        if (f == NULL || buf == NULL) {
-            cli_error("%s: cannot open the prompt file", a->prompt_file);
-            if (f != NULL) {
-                fclose(f);
-            }
-            free(buf);
-            return CLI_EXIT_INPUT;
-        }
-        for (;;) {
-            size_t got;
-            if (n == cap) {
-                char *bigger = realloc(buf, cap * 2);
-                if (bigger == NULL) {
-                    fclose(f);
-                    free(buf);
-                    cli_error("out of memory reading %s", a->prompt_file);
-                    return CLI_EXIT_RESOURCES;
-                }
-                buf = bigger;
-                cap *= 2;
-            }
-            got = fread(buf + n, 1, cap - n, f);
-            n += got;
-            if (got == 0) {
-                break;
-            }
-        }
-        if (ferror(f)) {
-            fclose(f);
-            free(buf);
-            cli_error("%s: read error", a->prompt_file);
-            return CLI_EXIT_INPUT;
-        }
-        fclose(f);
-        *text = buf;
-        *len = n;
-        return CLI_EXIT_OK;
+        struct lc_error err = {0};
+        lc_status rc = lc_read_text_file(a->prompt_file, text, len, &err);
+        return rc == LC_OK ? CLI_EXIT_OK : cli_fail(rc, &err, 0);
     }
     *text = strdup(a->prompt != NULL ? a->prompt : "");
     *len = strlen(*text);

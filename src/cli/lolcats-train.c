@@ -88,10 +88,7 @@ static void usage(FILE *out)
 }
 
 enum {
-    OPT_STAGE = 256,
-    OPT_FORMAT,
-    OPT_VAL_FRACTION,
-    OPT_VAL_RECORDS,
+    OPT_STAGE = CLI_OPT_FIRST,
     OPT_RESUME,
     OPT_METRICS,
     OPT_SEQ_LEN,
@@ -121,26 +118,8 @@ enum {
     OPT_NO_TRANSFER,
     OPT_RECOMPUTE,
     OPT_MERGE,
-    OPT_BACKEND,
-    OPT_THREADS,
     OPT_NO_SUMMARY
 };
-
-static int parse_format(const char *s, enum lc_data_format *f)
-{
-    if (strcmp(s, "auto") == 0) {
-        *f = LC_DATA_AUTO;
-    } else if (strcmp(s, "text") == 0) {
-        *f = LC_DATA_TEXT;
-    } else if (strcmp(s, "jsonl") == 0) {
-        *f = LC_DATA_JSONL_TEXT;
-    } else if (strcmp(s, "alpaca") == 0) {
-        *f = LC_DATA_ALPACA;
-    } else {
-        return 0;
-    }
-    return 1;
-}
 
 /* "q,k,v,o" or any subset; q_proj etc. are accepted too */
 static int parse_targets(const char *s, unsigned *out)
@@ -180,9 +159,7 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"data", required_argument, NULL, 'd'},
         {"out", required_argument, NULL, 'o'},
         {"stage", required_argument, NULL, OPT_STAGE},
-        {"format", required_argument, NULL, OPT_FORMAT},
-        {"val-fraction", required_argument, NULL, OPT_VAL_FRACTION},
-        {"val-records", required_argument, NULL, OPT_VAL_RECORDS},
+        CLI_DATA_LONGOPTS,
         {"resume", no_argument, NULL, OPT_RESUME},
         {"metrics", required_argument, NULL, OPT_METRICS},
         {"seq-len", required_argument, NULL, OPT_SEQ_LEN},
@@ -212,24 +189,19 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"no-transfer", no_argument, NULL, OPT_NO_TRANSFER},
         {"recompute", no_argument, NULL, OPT_RECOMPUTE},
         {"merge", no_argument, NULL, OPT_MERGE},
-        {"backend", required_argument, NULL, OPT_BACKEND},
-        {"threads", required_argument, NULL, OPT_THREADS},
         {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        CLI_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct lc_train_opts *t = &a->t;
     long long n;
-    double x;
     int c;
+    int status;
 
     memset(a, 0, sizeof(*a));
     lc_data_opts_default(&a->data_opts);
     lc_train_opts_default(t);
-    while ((c = getopt_long(argc, argv, "m:d:o:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:d:o:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             a->model = optarg;
@@ -251,23 +223,12 @@ static int parse_args(int argc, char **argv, struct train_args *a)
                 return cli_usage_error("--stage: '%s' is not transfer, finetune or all", optarg);
             }
             break;
-        case OPT_FORMAT:
-            if (!parse_format(optarg, &a->data_opts.format)) {
-                return cli_usage_error("--format: '%s' is not one of auto, text, jsonl, alpaca",
-                                       optarg);
-            }
-            break;
-        case OPT_VAL_FRACTION:
-            if (!cli_parse_double("--val-fraction", optarg, 0.0, 1.0, &x)) {
+        case CLI_OPT_FORMAT:
+        case CLI_OPT_VAL_FRACTION:
+        case CLI_OPT_VAL_RECORDS:
+            if (!cli_data_option(&a->data_opts, c, optarg)) {
                 return CLI_EXIT_USAGE;
             }
-            a->data_opts.val_fraction = x;
-            break;
-        case OPT_VAL_RECORDS:
-            if (!cli_parse_int("--val-records", optarg, 0, INT64_MAX / 2, &n)) {
-                return CLI_EXIT_USAGE;
-            }
-            a->data_opts.val_records = n;
             break;
         case OPT_RESUME:
             t->resume = 1;
@@ -421,33 +382,15 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         case OPT_MERGE:
             t->merge = 1;
             break;
-        case OPT_BACKEND:
-            a->common.backend = optarg;
-            break;
-        case OPT_THREADS:
-            if (!cli_parse_int("--threads", optarg, 1, 4096, &n)) {
-                return CLI_EXIT_USAGE;
-            }
-            a->common.threads = (int)n;
-            break;
         case OPT_NO_SUMMARY:
             a->no_summary = 1;
             break;
-        case 'v':
-            a->common.verbose = 1;
-            break;
-        case 'q':
-            a->common.quiet = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(CLI_EXIT_OK);
-        case 'V':
-            cli_print_version();
-            exit(CLI_EXIT_OK);
         default:
-            fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
-            return CLI_EXIT_USAGE;
+            status = cli_common_option(&a->common, c, optarg, usage);
+            if (status != CLI_EXIT_OK) {
+                return status;
+            }
+            break;
         }
     }
     if (optind < argc) {

@@ -9,7 +9,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -17,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/modelfiles.h"
 #include "core/util.h"
 
@@ -56,56 +56,6 @@ static lc_status check_config(const struct lc_model_config *c, const char *path,
 }
 
 /* ---------------------------------------------------------------- config.json */
-
-static lc_status read_text(const char *path, char **buf, size_t *len, struct lc_error *err)
-{
-    FILE *fp = fopen(path, "rb");
-    size_t cap = 4096;
-    size_t n = 0;
-    char *b = NULL;
-
-    if (fp == NULL) {
-        return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    b = malloc(cap);
-    while (b != NULL) {
-        size_t k = fread(b + n, 1, cap - n - 1, fp);
-        n += k;
-        if (k == 0) {
-            break;
-        }
-        if (n > CONFIG_JSON_MAX) {
-            free(b);
-            fclose(fp);
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: larger than %u bytes: not a config file",
-                              path, CONFIG_JSON_MAX);
-        }
-        if (n + 1 == cap) {
-            char *nb = realloc(b, 2 * cap);
-            if (nb == NULL) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    if (b == NULL) {
-        fclose(fp);
-        return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-    }
-    if (ferror(fp)) {
-        free(b);
-        fclose(fp);
-        return lc_err_set(err, LC_ERR_IO, "%s: read error", path);
-    }
-    fclose(fp);
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return LC_OK;
-}
 
 /* An integer key: absent or null gives def (or an error when required). */
 static lc_status json_int_key(const json_t *root, const char *path, const char *key,
@@ -332,7 +282,7 @@ lc_status lc_config_from_hf_json(struct lc_model_config *cfg, const char *path,
     lc_status rc;
 
     memset(&c, 0, sizeof(c));
-    rc = read_text(path, &text, &len, err);
+    rc = lc_read_small_file(path, CONFIG_JSON_MAX, &text, &len, err);
     if (rc != LC_OK) {
         return rc;
     }

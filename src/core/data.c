@@ -24,7 +24,6 @@
 #include <jansson.h>
 
 #include "core/data.h"
-#include "core/textio.h"
 #include "core/util.h"
 
 #define UTF8_BOM "\xef\xbb\xbf"

@@ -10,7 +10,6 @@
 #include "config.h"
 
 #include <bzlib.h>
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/eval.h"
-#include "core/textio.h"
+#include "core/fileio.h"
 #include "core/util.h"
 
 /* items whose requests are tokenized, sorted and batched together */
@@ -47,42 +46,20 @@ struct lc_mc_task {
 
 static lc_status read_bz2(const char *path, char **data, size_t *len, struct lc_error *err)
 {
-    FILE *f = NULL;
-    char *in = NULL;
+    void *map = NULL;
+    const char *in = NULL;
     size_t in_len = 0;
-    size_t in_cap = 0;
     char *out = NULL;
     size_t out_len = 0;
     size_t out_cap = 0;
     size_t pos = 0;
     lc_status rc = LC_OK;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    rc = lc_map_file(path, &map, &in_len, err);
+    if (rc != LC_OK) {
+        return rc;
     }
-    for (;;) {
-        size_t got;
-        if (in_cap - in_len < 65536) {
-            size_t want = in_cap + in_cap / 2 + 65536;
-            char *grown = realloc(in, want);
-            if (grown == NULL) {
-                rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-                goto done;
-            }
-            in = grown;
-            in_cap = want;
-        }
-        got = fread(in + in_len, 1, in_cap - in_len, f);
-        in_len += got;
-        if (got == 0) {
-            break;
-        }
-    }
-    if (ferror(f)) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: read error", path);
-        goto done;
-    }
+    in = map;
     /* one stream after the other, as bzip2 -d does with concatenated files */
     while (pos < in_len) {
         bz_stream bz;
@@ -93,7 +70,7 @@ static lc_status read_bz2(const char *path, char **data, size_t *len, struct lc_
             rc = lc_err_set(err, LC_ERR_NOMEM, "%s: cannot start bzip2 decompression", path);
             goto done;
         }
-        bz.next_in = in + pos;
+        bz.next_in = (char *)map + pos; /* bzlib only reads it */
         bz.avail_in = (unsigned)(in_len - pos > 0x40000000u ? 0x40000000u : in_len - pos);
         for (;;) {
             unsigned before_in;
@@ -176,28 +153,23 @@ static lc_status read_bz2(const char *path, char **data, size_t *len, struct lc_
     out = NULL;
 
 done:
-    if (f != NULL) {
-        fclose(f);
-    }
-    free(in);
+    lc_unmap_file(map, in_len);
     free(out);
     return rc;
 }
 
 lc_status lc_read_maybe_bz2(const char *path, char **data, size_t *len, struct lc_error *err)
 {
-    FILE *f = NULL;
     char magic[4] = {0};
-    size_t got;
+    size_t got = 0;
+    lc_status rc;
 
     *data = NULL;
     *len = 0;
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    rc = lc_read_file_head(path, magic, sizeof(magic), &got, err);
+    if (rc != LC_OK) {
+        return rc;
     }
-    got = fread(magic, 1, sizeof(magic), f);
-    fclose(f);
     /* "BZh" and the block size digit */
     if (got == 4 && memcmp(magic, "BZh", 3) == 0 && magic[3] >= '1' && magic[3] <= '9') {
         return read_bz2(path, data, len, err);
@@ -858,12 +830,6 @@ static const struct task_spec task_specs[] = {
     {"jsonl", NULL},
 };
 
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int is_file(const char *path)
 {
     struct stat st;
@@ -878,7 +844,7 @@ static lc_status resolve_path(const struct task_spec *spec, const char *path, ch
     size_t need;
 
     *out = NULL;
-    if (spec->file == NULL || !is_dir(path)) {
+    if (spec->file == NULL || !lc_is_dir(path)) {
         *out = concat(path, strlen(path), NULL, 0);
         return *out == NULL ? lc_err_set(err, LC_ERR_NOMEM, "out of memory") : LC_OK;
     }

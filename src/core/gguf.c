@@ -14,15 +14,11 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 
@@ -317,13 +313,6 @@ static int cmp_kv(const void *a, const void *b)
     return strcmp((*x)->key, (*y)->key);
 }
 
-static int cmp_view_name(const void *a, const void *b)
-{
-    const struct lc_tensor_view *const *x = a;
-    const struct lc_tensor_view *const *y = b;
-    return strcmp((*x)->name, (*y)->name);
-}
-
 static const struct kv *kv_find(const struct lc_gguf *g, const char *key)
 {
     size_t lo = 0;
@@ -505,7 +494,7 @@ static lc_status parse_tensor_infos(struct lc_gguf *g, struct rd *r, uint64_t n,
     for (size_t i = 0; i < g->n_tensors; i++) {
         g->sorted[i] = &g->tensors[i];
     }
-    qsort(g->sorted, g->n_tensors, sizeof(*g->sorted), cmp_view_name);
+    lc_views_sort(g->sorted, g->n_tensors);
     for (size_t i = 1; i < g->n_tensors; i++) {
         if (strcmp(g->sorted[i - 1]->name, g->sorted[i]->name) == 0) {
             return lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s appears twice", g->path,
@@ -535,30 +524,11 @@ static lc_status read_alignment(struct lc_gguf *g, struct lc_error *err)
     return LC_OK;
 }
 
-struct span {
-    size_t idx;
-    uint64_t begin;
-    uint64_t end;
-};
-
-static int cmp_span(const void *a, const void *b)
-{
-    const struct span *x = a;
-    const struct span *y = b;
-    if (x->begin != y->begin) {
-        return x->begin < y->begin ? -1 : 1;
-    }
-    if (x->end != y->end) {
-        return x->end < y->end ? -1 : 1;
-    }
-    return x->idx < y->idx ? -1 : (x->idx > y->idx);
-}
-
 /* Offsets aligned, data inside the file, no two tensors sharing bytes;
  * then the views' data pointers. */
 static lc_status place_tensors(struct lc_gguf *g, struct lc_error *err)
 {
-    struct span *sp = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*sp));
+    struct lc_span *sp = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*sp));
     size_t k = 0;
     lc_status rc = LC_OK;
 
@@ -591,7 +561,7 @@ static lc_status place_tensors(struct lc_gguf *g, struct lc_error *err)
             k++;
         }
     }
-    qsort(sp, k, sizeof(*sp), cmp_span);
+    lc_spans_sort(sp, k);
     for (size_t i = 1; i < k; i++) {
         if (sp[i].begin < sp[i - 1].end) {
             rc = lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s overlaps tensor %s", g->path,
@@ -694,8 +664,7 @@ static lc_status parse(struct lc_gguf *g, struct lc_error *err)
 lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *err)
 {
     struct lc_gguf *g = NULL;
-    struct stat st;
-    int fd = -1;
+    void *map = NULL;
     lc_status rc;
 
     *out = NULL;
@@ -703,43 +672,20 @@ lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *
     if (g == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
     }
-    g->path = dup_bytes((const uint8_t *)path, strlen(path));
+    g->path = strdup(path);
     if (g->path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    rc = lc_map_file(path, &map, &g->size, err);
+    if (rc != LC_OK) {
         goto fail;
     }
-    if (fstat(fd, &st) != 0) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        rc = lc_err_set(err, LC_ERR_IO, "%s: too large to map", path);
-        goto fail;
-    }
-    g->size = (size_t)st.st_size;
+    g->map = map;
     if (g->size == 0) {
         rc = lc_err_set(err, LC_ERR_FORMAT, "%s: empty file, not a GGUF file", path);
         goto fail;
     }
-    {
-        void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            rc = lc_err_set(err, LC_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-            goto fail;
-        }
-        g->map = m;
-    }
-    close(fd);
-    fd = -1;
     rc = parse(g, err);
     if (rc != LC_OK) {
         goto fail;
@@ -748,9 +694,6 @@ lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *
     return LC_OK;
 
 fail:
-    if (fd >= 0) {
-        close(fd);
-    }
     lc_gguf_close(g);
     return rc;
 }
@@ -776,9 +719,7 @@ void lc_gguf_close(struct lc_gguf *g)
     free(g->offset);
     free(g->owned);
     free(g->sorted);
-    if (g->map != NULL) {
-        munmap((void *)g->map, g->size);
-    }
+    lc_unmap_file((void *)g->map, g->size);
     free(g->path);
     free(g);
 }
@@ -961,24 +902,7 @@ const struct lc_tensor_view *lc_gguf_tensor_at(const struct lc_gguf *g, size_t i
 
 const struct lc_tensor_view *lc_gguf_tensor_find(const struct lc_gguf *g, const char *name)
 {
-    size_t lo = 0;
-    size_t hi = g->n_tensors;
-    if (name == NULL) {
-        return NULL;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->sorted[mid]->name, name);
-        if (c == 0) {
-            return g->sorted[mid];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return NULL;
+    return lc_views_find(g->sorted, g->n_tensors, name);
 }
 
 lc_status lc_gguf_tensor_get(const struct lc_gguf *g, const char *name,

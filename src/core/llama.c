@@ -10,6 +10,9 @@
 #include "core/llama.h"
 #include "core/util.h"
 
+/* RoPE tables a new model starts with; they grow on demand */
+#define ROPE_FIRST_POSITIONS 256
+
 /* ------------------------------------------------------------------ RoPE */
 
 void lc_rope_inv_freq(const struct lc_model_config *cfg, float *inv_freq)
@@ -59,7 +62,7 @@ lc_status lc_llama_rope_reserve(struct lc_llama *m, int n_pos, struct lc_error *
         return LC_OK;
     }
     /* grow geometrically so that decoding does not rebuild every step */
-    len = m->rope_len > 0 ? m->rope_len : 256;
+    len = m->rope_len > 0 ? m->rope_len : ROPE_FIRST_POSITIONS;
     while (len < n_pos) {
         len = len > (1 << 29) ? n_pos : 2 * len;
     }
@@ -167,6 +170,18 @@ static const struct lc_tensor_view *need(struct lc_llama *m, const char *name,
     return t;
 }
 
+/* The (empty) layer table and the RoPE frequencies of m->cfg. */
+static lc_status alloc_layers(struct lc_llama *m, struct lc_error *err)
+{
+    m->layers = calloc((size_t)m->cfg.n_layers, sizeof(*m->layers));
+    m->inv_freq_host = malloc((size_t)(m->cfg.head_dim / 2) * sizeof(float) + 1);
+    if (m->layers == NULL || m->inv_freq_host == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
+    return LC_OK;
+}
+
 static lc_status load_layer(struct lc_llama *m, int l, struct lc_error *err)
 {
     static const struct {
@@ -230,13 +245,10 @@ lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backe
                         m->cfg.head_dim);
         goto fail;
     }
-    m->layers = calloc((size_t)m->cfg.n_layers, sizeof(*m->layers));
-    m->inv_freq_host = malloc((size_t)(m->cfg.head_dim / 2) * sizeof(float) + 1);
-    if (m->layers == NULL || m->inv_freq_host == NULL) {
-        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    rc = alloc_layers(m, err);
+    if (rc != LC_OK) {
         goto fail;
     }
-    lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
 
     if ((t = need(m, "model.embed_tokens.weight", err)) == NULL) {
         rc = LC_ERR_FORMAT;
@@ -270,7 +282,7 @@ lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backe
             goto fail;
         }
     }
-    rc = lc_llama_rope_reserve(m, 256, err);
+    rc = lc_llama_rope_reserve(m, ROPE_FIRST_POSITIONS, err);
     if (rc != LC_OK) {
         goto fail;
     }
@@ -295,30 +307,37 @@ static float random_uniform(uint64_t *state, float a)
     return a * (2.0f * ((float)(z >> 40) * 0x1p-24f) - 1.0f);
 }
 
-/* n fp32 values uniform in +-a (or all 1 when a = 0), in backend memory;
- * NULL when out of memory */
-static float *random_buffer(struct lc_backend *be, size_t n, float a, uint64_t *state)
+/* n values of type dt (fp32 or bf16, rounded from fp32) uniform in +-a
+ * (or all 1 when a = 0), in backend memory; NULL when out of memory */
+static void *random_buffer(struct lc_backend *be, size_t n, enum lc_dtype dt, float a,
+                           uint64_t *state)
 {
-    float *host = malloc(n * sizeof(float) + 1);
-    float *dev = NULL;
+    const size_t esz = lc_dtype_size(dt);
+    char *host = malloc(n * esz + 1);
+    void *dev = NULL;
 
     if (host != NULL) {
         for (size_t i = 0; i < n; i++) {
-            host[i] = a > 0.0f ? random_uniform(state, a) : 1.0f;
+            float v = a > 0.0f ? random_uniform(state, a) : 1.0f;
+            if (dt == LC_DTYPE_BF16) {
+                ((uint16_t *)(void *)host)[i] = lc_f32_to_bf16(v);
+            } else {
+                ((float *)(void *)host)[i] = v;
+            }
         }
-        dev = lc_be_upload_new(be, host, n * sizeof(float));
+        dev = lc_be_upload_new(be, host, n * esz);
     }
     free(host);
     return dev;
 }
 
-/* a [rows, cols] matrix uniform in +-a, owned by w */
+/* a [rows, cols] matrix of type dt uniform in +-a, owned by w */
 static lc_status random_matrix(struct lc_llama *m, struct lc_weight *w, size_t rows, size_t cols,
-                               float a, uint64_t *state, struct lc_error *err)
+                               enum lc_dtype dt, float a, uint64_t *state, struct lc_error *err)
 {
-    w->owned = random_buffer(m->be, rows * cols, a, state);
+    w->owned = random_buffer(m->be, rows * cols, dt, a, state);
     w->data = w->owned;
-    w->dtype = LC_DTYPE_F32;
+    w->dtype = dt;
     if (w->owned == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory for a %zu x %zu random matrix", rows,
                           cols);
@@ -329,15 +348,16 @@ static lc_status random_matrix(struct lc_llama *m, struct lc_weight *w, size_t r
 /* a norm weight of ones */
 static lc_status ones_vector(struct lc_llama *m, float **out, size_t n, struct lc_error *err)
 {
-    *out = random_buffer(m->be, n, 0.0f, NULL);
+    *out = random_buffer(m->be, n, LC_DTYPE_F32, 0.0f, NULL);
     if (*out == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory for a norm weight of %zu", n);
     }
     return LC_OK;
 }
 
-lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *cfg, uint64_t seed,
-                          struct lc_backend *be, struct lc_error *err)
+lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *cfg,
+                          enum lc_dtype wtype, uint64_t seed, struct lc_backend *be,
+                          struct lc_error *err)
 {
     struct lc_llama *m = NULL;
     const size_t V = (size_t)cfg->vocab_size;
@@ -357,25 +377,25 @@ lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *c
                           "random model: invalid shape (%d layers, %d heads, %d KV heads of %d)",
                           cfg->n_layers, cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
     }
+    if (wtype != LC_DTYPE_F32 && wtype != LC_DTYPE_BF16) {
+        return lc_err_set(err, LC_ERR_ARG, "random model: weights of type %s (F32 or BF16 only)",
+                          lc_dtype_name(wtype));
+    }
     m = calloc(1, sizeof(*m));
     if (m == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     m->be = be;
     m->cfg = *cfg;
-    m->layers = calloc((size_t)cfg->n_layers, sizeof(*m->layers));
-    m->inv_freq_host = malloc((size_t)(cfg->head_dim / 2) * sizeof(float));
-    if (m->layers == NULL || m->inv_freq_host == NULL) {
-        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-        goto fail;
+    rc = alloc_layers(m, err);
+    if (rc == LC_OK) {
+        rc = random_matrix(m, &m->embed, V, C, wtype, 1.0f, &state, err);
     }
-    lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
-    rc = random_matrix(m, &m->embed, V, C, 1.0f, &state, err);
     if (rc == LC_OK && cfg->tie_word_embeddings) {
         m->lm_head = m->embed;
         m->lm_head.owned = NULL; /* owned by embed */
     } else if (rc == LC_OK) {
-        rc = random_matrix(m, &m->lm_head, V, C, ac, &state, err);
+        rc = random_matrix(m, &m->lm_head, V, C, wtype, ac, &state, err);
     }
     if (rc == LC_OK) {
         rc = ones_vector(m, &m->final_norm, C, err);
@@ -383,20 +403,20 @@ lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *c
     for (int l = 0; l < cfg->n_layers && rc == LC_OK; l++) {
         struct lc_llama_layer *L = &m->layers[l];
         if ((rc = ones_vector(m, &L->attn_norm, C, err)) != LC_OK ||
-            (rc = random_matrix(m, &L->wq, HD, C, ac, &state, err)) != LC_OK ||
-            (rc = random_matrix(m, &L->wk, KD, C, ac, &state, err)) != LC_OK ||
-            (rc = random_matrix(m, &L->wv, KD, C, ac, &state, err)) != LC_OK ||
-            (rc = random_matrix(m, &L->wo, C, HD, 1.0f / sqrtf((float)HD), &state, err)) !=
-                LC_OK ||
+            (rc = random_matrix(m, &L->wq, HD, C, wtype, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->wk, KD, C, wtype, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->wv, KD, C, wtype, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->wo, C, HD, wtype, 1.0f / sqrtf((float)HD), &state,
+                                err)) != LC_OK ||
             (rc = ones_vector(m, &L->ffn_norm, C, err)) != LC_OK ||
-            (rc = random_matrix(m, &L->w_gate, FF, C, ac, &state, err)) != LC_OK ||
-            (rc = random_matrix(m, &L->w_up, FF, C, ac, &state, err)) != LC_OK) {
+            (rc = random_matrix(m, &L->w_gate, FF, C, wtype, ac, &state, err)) != LC_OK ||
+            (rc = random_matrix(m, &L->w_up, FF, C, wtype, ac, &state, err)) != LC_OK) {
             break;
         }
-        rc = random_matrix(m, &L->w_down, C, FF, 1.0f / sqrtf((float)FF), &state, err);
+        rc = random_matrix(m, &L->w_down, C, FF, wtype, 1.0f / sqrtf((float)FF), &state, err);
     }
     if (rc == LC_OK) {
-        rc = lc_llama_rope_reserve(m, 256, err);
+        rc = lc_llama_rope_reserve(m, ROPE_FIRST_POSITIONS, err);
     }
     if (rc != LC_OK) {
         goto fail;

@@ -58,12 +58,15 @@ lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backe
                         struct lc_error *err);
 void lc_llama_free(struct lc_llama *m);
 
-/* A model of shape cfg with random fp32 weights and no files, for tests
- * and benchmarks: every matrix uniform in +-1/sqrt(fan_in) (the PyTorch
- * nn.Linear default), the embedding uniform in +-1, norm weights 1.  The
- * same seed gives the same weights. */
-lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *cfg, uint64_t seed,
-                          struct lc_backend *be, struct lc_error *err);
+/* A model of shape cfg with random weights and no files, for tests and
+ * benchmarks: every matrix uniform in +-1/sqrt(fan_in) (the PyTorch
+ * nn.Linear default), the embedding uniform in +-1, norm weights 1 (fp32).
+ * The matrices and the embedding are of type wtype, LC_DTYPE_F32 or
+ * LC_DTYPE_BF16 (the fp32 values rounded).  The same seed gives the same
+ * weights. */
+lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *cfg,
+                          enum lc_dtype wtype, uint64_t seed, struct lc_backend *be,
+                          struct lc_error *err);
 
 /* Makes the RoPE tables cover positions [0, n_pos). */
 lc_status lc_llama_rope_reserve(struct lc_llama *m, int n_pos, struct lc_error *err);

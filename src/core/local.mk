@@ -17,6 +17,8 @@ liblc_internal_la_SOURCES = \
 	src/core/error.c \
 	src/core/eval.c \
 	src/core/eval.h \
+	src/core/fileio.c \
+	src/core/fileio.h \
 	src/core/finetune.c \
 	src/core/finetune.h \
 	src/core/gguf.c \
@@ -34,9 +36,9 @@ liblc_internal_la_SOURCES = \
 	src/core/modelfiles.h \
 	src/core/safetensors.c \
 	src/core/sample.c \
+	src/core/tensorfile.c \
 	src/core/tensorfile.h \
 	src/core/textio.c \
-	src/core/textio.h \
 	src/core/threads.c \
 	src/core/tok_bpe.c \
 	src/core/tok_gguf.c \

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/atomicfile.h"
+#include "core/fileio.h"
 #include "core/half.h"
 #include "core/llama.h"
 #include "core/lora.h"
@@ -284,16 +285,6 @@ void lc_lora_backward(struct lc_lora *lo, float *grads, int l, int t, const floa
 
 /* ------------------------------------------------------------ files */
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p != NULL) {
-        snprintf(p, n, "%s/%s", dir, name);
-    }
-    return p;
-}
-
 static void key_name(char *buf, size_t cap, int l, int t, char which)
 {
     snprintf(buf, cap, "base_model.model.model.layers.%d.self_attn.%s.lora_%c.weight", l,
@@ -355,7 +346,7 @@ lc_status lc_lora_save(const struct lc_lora *lo, const float *host, const char *
         rc = lc_st_writer_set_metadata(w, "format", "pt", err);
     }
     if (rc == LC_OK) {
-        path = path_join(dir, LC_ADAPTER_MODEL_FILE);
+        path = lc_path_join(dir, LC_ADAPTER_MODEL_FILE);
         rc = path == NULL ? lc_err_set(err, LC_ERR_NOMEM, "out of memory")
                           : lc_st_writer_write(w, path, err);
         free(path);
@@ -369,7 +360,7 @@ lc_status lc_lora_save(const struct lc_lora *lo, const float *host, const char *
     /* the fields of PEFT's LoraConfig that describe this adapter */
     root = json_object();
     targets = json_array();
-    path = path_join(dir, LC_ADAPTER_CONFIG_FILE);
+    path = lc_path_join(dir, LC_ADAPTER_CONFIG_FILE);
     if (root == NULL || targets == NULL || path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
@@ -573,8 +564,8 @@ lc_status lc_lora_load(struct lc_lora **out, const struct lc_llama *m, const cha
     struct lc_lora *lo = NULL;
     struct lc_st_file *f = NULL;
     struct lc_lora_cfg cfg;
-    char *cpath = path_join(dir, LC_ADAPTER_CONFIG_FILE);
-    char *mpath = path_join(dir, LC_ADAPTER_MODEL_FILE);
+    char *cpath = lc_path_join(dir, LC_ADAPTER_CONFIG_FILE);
+    char *mpath = lc_path_join(dir, LC_ADAPTER_MODEL_FILE);
     float *host = NULL;
     char name[160];
     lc_status rc;
@@ -681,8 +672,8 @@ void lc_lora_merged_weight(const struct lc_lora *lo, const float *host, int l, i
 static lc_status copy_if_present(const char *src_dir, const char *dst_dir, const char *name,
                                  int required, struct lc_error *err)
 {
-    char *src = path_join(src_dir, name);
-    char *dst = path_join(dst_dir, name);
+    char *src = lc_path_join(src_dir, name);
+    char *dst = lc_path_join(dst_dir, name);
     FILE *fp = NULL;
     char *buf = NULL;
     long len;
@@ -847,7 +838,7 @@ static lc_status write_index(struct merged_tensor *ts, size_t n, size_t n_shards
     json_t *root = json_object();
     json_t *meta = json_object();
     json_t *map = json_object();
-    char *path = path_join(dir, "model.safetensors.index.json");
+    char *path = lc_path_join(dir, "model.safetensors.index.json");
     char file[64];
     lc_status rc;
 
@@ -885,7 +876,7 @@ static void remove_temporaries(const char *dir)
     while ((e = readdir(d)) != NULL) {
         const char *t = strstr(e->d_name, ".tmp.");
         if (t != NULL && t != e->d_name && strlen(t + 5) == 6 && strchr(t + 5, '.') == NULL) {
-            char *p = path_join(dir, e->d_name);
+            char *p = lc_path_join(dir, e->d_name);
             if (p != NULL) {
                 unlink(p);
                 free(p);
@@ -948,7 +939,7 @@ lc_status lc_lora_merge(const struct lc_lora *lo, const float *host, const struc
         } else {
             snprintf(file, sizeof(file), "model-%05zu-of-%05zu.safetensors", s + 1, n_shards);
         }
-        path = path_join(out_dir, file);
+        path = lc_path_join(out_dir, file);
         rc = path == NULL ? lc_err_set(err, LC_ERR_NOMEM, "out of memory")
                           : write_shard(lo, host, ts, n, s, path, err);
         free(path);
@@ -958,9 +949,9 @@ lc_status lc_lora_merge(const struct lc_lora *lo, const float *host, const struc
         /* exactly one of the two layouts is left, so loaders cannot mix them */
         if (n_shards > 1) {
             rc = write_index(ts, n, n_shards, total, out_dir, err);
-            path = path_join(out_dir, "model.safetensors");
+            path = lc_path_join(out_dir, "model.safetensors");
         } else {
-            path = path_join(out_dir, "model.safetensors.index.json");
+            path = lc_path_join(out_dir, "model.safetensors.index.json");
         }
         if (rc == LC_OK && path != NULL) {
             unlink(path);

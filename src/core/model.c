@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/llama.h"
 #include "core/model.h"
 #include "core/ref/ref.h"
@@ -50,7 +51,7 @@ lc_status lc_model_random(struct lc_model **out, const struct lc_model_config *c
     if (m == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
-    rc = lc_llama_random(&m->llama, cfg, seed, be, err);
+    rc = lc_llama_random(&m->llama, cfg, LC_DTYPE_F32, seed, be, err);
     if (rc != LC_OK) {
         free(m);
         return rc;
@@ -619,7 +620,7 @@ static int json_int_field(json_t *obj, const char *key, int *out)
 LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err)
 {
     const struct lc_model_config *c = &m->llama->cfg;
-    char path[4096];
+    char *path = NULL;
     json_error_t jerr;
     json_t *root = NULL;
     json_t *attn;
@@ -631,13 +632,18 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     int v;
     lc_status rc;
 
-    snprintf(path, sizeof(path), "%s/lolcats_config.json", dir);
+    path = lc_path_join(dir, "lolcats_config.json");
+    if (path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
     root = json_load_file(path, 0, &jerr);
     if (root == NULL && jerr.line < 1) {
-        return lc_err_set(err, LC_ERR_FORMAT, "%s: %s", path, jerr.text); /* not opened */
+        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: %s", path, jerr.text); /* not opened */
+        goto done;
     }
     if (root == NULL) {
-        return lc_err_set(err, LC_ERR_FORMAT, "%s: %s (line %d)", path, jerr.text, jerr.line);
+        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: %s (line %d)", path, jerr.text, jerr.line);
+        goto done;
     }
     attn = json_object_get(root, "attention");
     base = json_object_get(root, "base_model");
@@ -673,13 +679,20 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     if (rc != LC_OK) {
         goto done;
     }
-    snprintf(path, sizeof(path), "%s/feature_maps.safetensors", dir);
-    rc = lc_linattn_load(lin, path, err);
+    free(path);
+    path = lc_path_join(dir, "feature_maps.safetensors");
+    rc = path != NULL ? lc_linattn_load(lin, path, err)
+                      : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     if (rc != LC_OK) {
         goto done;
     }
     /* the LoRA adapter of stage 2, when the folder has one */
-    snprintf(path, sizeof(path), "%s/%s", dir, LC_ADAPTER_CONFIG_FILE);
+    free(path);
+    path = lc_path_join(dir, LC_ADAPTER_CONFIG_FILE);
+    if (path == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
     if (access(path, F_OK) == 0) {
         rc = lc_lora_load(&lora, m->llama, dir, err);
         if (rc != LC_OK) {
@@ -697,5 +710,6 @@ done:
     lc_linattn_free(lin);
     lc_lora_free(lora);
     json_decref(root);
+    free(path);
     return rc;
 }

@@ -6,13 +6,12 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/modelfiles.h"
 #include "core/util.h"
 
@@ -65,43 +64,6 @@ static void names_gguf(struct cfg_names *n, const char *a)
     snprintf(n->D, sizeof(n->D), "%s.attention.key_length", a);
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d != NULL) {
-        memcpy(d, s, n);
-    }
-    return d;
-}
-
-static char *join_path(const char *dir, const char *name)
-{
-    size_t a = strlen(dir);
-    size_t b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p != NULL) {
-        memcpy(p, dir, a);
-        p[a] = '/';
-        memcpy(p + a + 1, name, b + 1);
-    }
-    return p;
-}
-
-static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t used;
-    int k = snprintf(buf, cap, "[");
-    used = k > 0 ? (size_t)k : 0;
-    for (int i = 0; i < ndim && used < cap; i++) {
-        k = snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-        used += k > 0 ? (size_t)k : 0;
-    }
-    if (used < cap) {
-        snprintf(buf + used, cap - used, "]");
-    }
-}
-
 /* ------------------------------------------------------------ name mapping */
 
 static const struct {
@@ -130,13 +92,13 @@ static char *hf_name_of(const char *g, long *layer)
 
     *layer = -1;
     if (strcmp(g, "token_embd.weight") == 0) {
-        return dup_str("model.embed_tokens.weight");
+        return strdup("model.embed_tokens.weight");
     }
     if (strcmp(g, "output_norm.weight") == 0) {
-        return dup_str("model.norm.weight");
+        return strdup("model.norm.weight");
     }
     if (strcmp(g, "output.weight") == 0) {
-        return dup_str("lm_head.weight");
+        return strdup("lm_head.weight");
     }
     if (strncmp(g, "blk.", 4) != 0 || g[4] < '0' || g[4] > '9' || (g[4] == '0' && g[5] != '.')) {
         return NULL;
@@ -151,7 +113,7 @@ static char *hf_name_of(const char *g, long *layer)
         if (strcmp(p, layer_names[i].gguf) == 0) {
             snprintf(buf, sizeof(buf), "model.layers.%ld.%s", n, layer_names[i].hf);
             *layer = n;
-            return dup_str(buf);
+            return strdup(buf);
         }
     }
     return NULL;
@@ -295,8 +257,8 @@ static lc_status check_tensor(const struct lc_model_files *mf, const struct cfg_
     }
     ok = t->ndim == ndim && t->shape[0] == d0 && (ndim < 2 || t->shape[1] == d1);
     if (!ok) {
-        format_shape(got_s, sizeof(got_s), t->ndim, t->shape);
-        format_shape(want_s, sizeof(want_s), ndim, want);
+        lc_shape_format(got_s, sizeof(got_s), t->ndim, t->shape);
+        lc_shape_format(want_s, sizeof(want_s), ndim, want);
         return lc_err_set(err, LC_ERR_FORMAT, "%s: %s has shape %s, but %s (%s) implies %s",
                           mf->weights_path, shown, got_s, nm->source, why, want_s);
     }
@@ -463,30 +425,19 @@ static lc_status unpermute_all(struct lc_model_files *mf, struct lc_error *err)
 
 /* ---------------------------------------------------------------- opening */
 
-static int is_regular(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 static int has_gguf_magic(const char *path)
 {
     unsigned char m[4];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t k;
-    if (fd < 0) {
-        return 0;
-    }
-    k = read(fd, m, 4);
-    close(fd);
-    return k == 4 && memcmp(m, "GGUF", 4) == 0;
+    size_t got = 0;
+    return lc_read_file_head(path, m, sizeof(m), &got, NULL) == LC_OK && got == 4 &&
+           memcmp(m, "GGUF", 4) == 0;
 }
 
 static lc_status open_hf(struct lc_model_files *mf, const char *dir, const char *weights,
                          struct lc_error *err)
 {
     struct cfg_names nm;
-    char *cfg_path = join_path(dir, "config.json");
+    char *cfg_path = lc_path_join(dir, "config.json");
     char *index = NULL;
     lc_status rc;
 
@@ -499,14 +450,14 @@ static lc_status open_hf(struct lc_model_files *mf, const char *dir, const char 
         return rc;
     }
     if (weights != NULL) {
-        mf->weights_path = dup_str(weights);
+        mf->weights_path = strdup(weights);
     } else {
-        index = join_path(dir, "model.safetensors.index.json");
-        if (index != NULL && is_regular(index)) {
+        index = lc_path_join(dir, "model.safetensors.index.json");
+        if (index != NULL && lc_is_regular_file(index)) {
             mf->weights_path = index;
             index = NULL;
         } else {
-            mf->weights_path = join_path(dir, "model.safetensors");
+            mf->weights_path = lc_path_join(dir, "model.safetensors");
         }
         free(index);
     }
@@ -530,7 +481,7 @@ static lc_status open_gguf(struct lc_model_files *mf, const char *path, struct l
         return rc;
     }
     mf->format = "gguf";
-    mf->weights_path = dup_str(path);
+    mf->weights_path = strdup(path);
     if (mf->weights_path == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -550,13 +501,6 @@ static lc_status open_gguf(struct lc_model_files *mf, const char *path, struct l
     return unpermute_all(mf, err);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s);
-    size_t b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 lc_status lc_model_files_open(struct lc_model_files **out, const char *path,
                               struct lc_error *err)
 {
@@ -569,7 +513,7 @@ lc_status lc_model_files_open(struct lc_model_files **out, const char *path,
         return lc_err_set(err, LC_ERR_IO, "%s: %s", path, strerror(errno));
     }
     mf = calloc(1, sizeof(*mf));
-    if (mf == NULL || (mf->path = dup_str(path)) == NULL) {
+    if (mf == NULL || (mf->path = strdup(path)) == NULL) {
         free(mf);
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -577,9 +521,9 @@ lc_status lc_model_files_open(struct lc_model_files **out, const char *path,
         rc = open_hf(mf, path, NULL, err);
     } else if (has_gguf_magic(path)) {
         rc = open_gguf(mf, path, err);
-    } else if (ends_with(path, ".safetensors")) {
+    } else if (lc_path_ends_with(path, ".safetensors")) {
         /* a lone weights file: config.json beside it */
-        char *dir = dup_str(path);
+        char *dir = strdup(path);
         char *slash = dir != NULL ? strrchr(dir, '/') : NULL;
         if (dir == NULL) {
             rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);

@@ -12,17 +12,15 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/atomicfile.h"
+#include "core/fileio.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 
@@ -91,127 +89,6 @@ static int dtype_is_other(const char *s)
     return 0;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d != NULL) {
-        memcpy(d, s, n);
-    }
-    return d;
-}
-
-static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t used = 0;
-    int k = snprintf(buf, cap, "[");
-    used = k > 0 ? (size_t)k : 0;
-    for (int i = 0; i < ndim && used < cap; i++) {
-        k = snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-        used += k > 0 ? (size_t)k : 0;
-    }
-    if (used < cap) {
-        snprintf(buf + used, cap - used, "]");
-    }
-}
-
-static int cmp_view_name(const void *a, const void *b)
-{
-    const struct lc_tensor_view *const *x = a;
-    const struct lc_tensor_view *const *y = b;
-    return strcmp((*x)->name, (*y)->name);
-}
-
-static const struct lc_tensor_view *find_sorted(const struct lc_tensor_view *const *sorted,
-                                                size_t n, const char *name)
-{
-    size_t lo = 0;
-    size_t hi = n;
-    if (name == NULL) {
-        return NULL;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(sorted[mid]->name, name);
-        if (c == 0) {
-            return sorted[mid];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return NULL;
-}
-
-/* Maps a whole regular file read-only.  *map stays NULL for an empty file. */
-static lc_status map_file(const char *path, void **map, size_t *size, struct lc_error *err)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return lc_err_set(err, LC_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return lc_err_set(err, LC_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
-        return lc_err_set(err, LC_ERR_IO, "%s: too large to map", path);
-    }
-    *size = (size_t)st.st_size;
-    *map = NULL;
-    if (*size > 0) {
-        void *m = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return lc_err_set(err, LC_ERR_IO, "%s: cannot map: %s", path, strerror(e));
-        }
-        *map = m;
-    }
-    close(fd);
-    return LC_OK;
-}
-
-/* Reads a small text file (config, index) whole; NUL-terminated. */
-static lc_status read_small_file(const char *path, size_t max, char **buf, size_t *len,
-                                 struct lc_error *err)
-{
-    void *map = NULL;
-    size_t size = 0;
-    lc_status rc = map_file(path, &map, &size, err);
-    if (rc != LC_OK) {
-        return rc;
-    }
-    if (size > max) {
-        munmap(map, size);
-        return lc_err_set(err, LC_ERR_FORMAT, "%s: %zu bytes, more than the %zu allowed", path,
-                          size, max);
-    }
-    *buf = malloc(size + 1);
-    if (*buf == NULL) {
-        if (map != NULL) {
-            munmap(map, size);
-        }
-        return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-    }
-    if (size > 0) {
-        memcpy(*buf, map, size);
-        munmap(map, size);
-    }
-    (*buf)[size] = '\0';
-    *len = size;
-    return LC_OK;
-}
-
 static uint64_t get_le64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -230,25 +107,6 @@ static void put_le64(unsigned char *p, uint64_t v)
 
 /* ------------------------------------------------------------------- reader */
 
-struct span {
-    size_t idx;
-    uint64_t begin;
-    uint64_t end;
-};
-
-static int cmp_span(const void *a, const void *b)
-{
-    const struct span *x = a;
-    const struct span *y = b;
-    if (x->begin != y->begin) {
-        return x->begin < y->begin ? -1 : 1;
-    }
-    if (x->end != y->end) {
-        return x->end < y->end ? -1 : 1;
-    }
-    return x->idx < y->idx ? -1 : (x->idx > y->idx);
-}
-
 static int json_uint(const json_t *v, uint64_t *out)
 {
     json_int_t i;
@@ -266,7 +124,7 @@ static int json_uint(const json_t *v, uint64_t *out)
 /* One header entry: dtype, shape, data_offsets; checked against the data
  * size.  t->data is set later, once the offsets are known to tile. */
 static lc_status parse_entry(const char *path, const char *name, json_t *v, uint64_t data_size,
-                             struct lc_tensor_view *t, struct span *sp, struct lc_error *err)
+                             struct lc_tensor_view *t, struct lc_span *sp, struct lc_error *err)
 {
     json_t *jd = NULL;
     json_t *js = NULL;
@@ -322,7 +180,7 @@ static lc_status parse_entry(const char *path, const char *name, json_t *v, uint
         }
         numel *= d;
     }
-    format_shape(shape_s, sizeof(shape_s), t->ndim, t->shape);
+    lc_shape_format(shape_s, sizeof(shape_s), t->ndim, t->shape);
     if (numel > (uint64_t)SIZE_MAX / lc_dtype_size(t->dtype)) {
         return lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s: shape %s is too large", path, name,
                           shape_s);
@@ -380,8 +238,8 @@ static lc_status parse_metadata(struct lc_st_file *f, json_t *meta, struct lc_er
             return lc_err_set(err, LC_ERR_FORMAT, "%s: __metadata__ value of %s is not a string",
                               f->path, key);
         }
-        f->meta_keys[f->n_meta] = dup_str(key);
-        f->meta_vals[f->n_meta] = dup_str(json_string_value(v));
+        f->meta_keys[f->n_meta] = strdup(key);
+        f->meta_vals[f->n_meta] = strdup(json_string_value(v));
         f->n_meta++;
         if (f->meta_keys[f->n_meta - 1] == NULL || f->meta_vals[f->n_meta - 1] == NULL) {
             return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", f->path);
@@ -397,7 +255,7 @@ static lc_status parse_header(struct lc_st_file *f, const char *hdr, size_t hlen
     json_t *root = NULL;
     json_t *v = NULL;
     const char *key = NULL;
-    struct span *spans = NULL;
+    struct lc_span *spans = NULL;
     size_t cap;
     uint64_t expect = 0;
     lc_status rc = LC_OK;
@@ -441,7 +299,7 @@ static lc_status parse_header(struct lc_st_file *f, const char *hdr, size_t hlen
         if (rc != LC_OK) {
             goto done;
         }
-        f->names[f->n] = dup_str(key);
+        f->names[f->n] = strdup(key);
         if (f->names[f->n] == NULL) {
             rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", f->path);
             goto done;
@@ -453,7 +311,7 @@ static lc_status parse_header(struct lc_st_file *f, const char *hdr, size_t hlen
 
     /* the tensors must tile the data: sorted by offset, each starts where
      * the previous one ended */
-    qsort(spans, f->n, sizeof(*spans), cmp_span);
+    lc_spans_sort(spans, f->n);
     for (size_t i = 0; i < f->n; i++) {
         if (spans[i].begin < expect) {
             rc = lc_err_set(err, LC_ERR_FORMAT,
@@ -500,7 +358,7 @@ static lc_status parse_header(struct lc_st_file *f, const char *hdr, size_t hlen
     for (size_t i = 0; i < f->n; i++) {
         f->sorted[i] = &f->tensors[i];
     }
-    qsort(f->sorted, f->n, sizeof(*f->sorted), cmp_view_name);
+    lc_views_sort(f->sorted, f->n);
 
 done:
     free(spans);
@@ -520,12 +378,12 @@ lc_status lc_st_open(struct lc_st_file **out, const char *path, struct lc_error 
     if (f == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
     }
-    f->path = dup_str(path);
+    f->path = strdup(path);
     if (f->path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    rc = map_file(path, &f->map, &f->size, err);
+    rc = lc_map_file(path, &f->map, &f->size, err);
     if (rc != LC_OK) {
         goto fail;
     }
@@ -586,9 +444,7 @@ void lc_st_close(struct lc_st_file *f)
     free(f->names);
     free(f->owned);
     free(f->sorted);
-    if (f->map != NULL) {
-        munmap(f->map, f->size);
-    }
+    lc_unmap_file(f->map, f->size);
     free(f->path);
     free(f);
 }
@@ -610,7 +466,7 @@ const struct lc_tensor_view *lc_st_at(const struct lc_st_file *f, size_t i)
 
 const struct lc_tensor_view *lc_st_find(const struct lc_st_file *f, const char *name)
 {
-    return find_sorted(f->sorted, f->n, name);
+    return lc_views_find(f->sorted, f->n, name);
 }
 
 const char *lc_st_metadata(const struct lc_st_file *f, const char *key)
@@ -624,32 +480,6 @@ const char *lc_st_metadata(const struct lc_st_file *f, const char *key)
 }
 
 /* --------------------------------------------------------------------- sets */
-
-static int is_regular(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static char *join_path(const char *dir, const char *name)
-{
-    size_t a = strlen(dir);
-    size_t b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p != NULL) {
-        memcpy(p, dir, a);
-        p[a] = '/';
-        memcpy(p + a + 1, name, b + 1);
-    }
-    return p;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s);
-    size_t b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
 
 static lc_status set_add_file(struct lc_st_set *s, const char *path, struct lc_st_file **out,
                               struct lc_error *err)
@@ -675,7 +505,7 @@ static lc_status set_finish(struct lc_st_set *s, const char *path, struct lc_err
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
     }
     memcpy(s->sorted, s->views, s->n * sizeof(*s->sorted));
-    qsort(s->sorted, s->n, sizeof(*s->sorted), cmp_view_name);
+    lc_views_sort(s->sorted, s->n);
     for (size_t i = 1; i < s->n; i++) {
         if (strcmp(s->sorted[i - 1]->name, s->sorted[i]->name) == 0) {
             return lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s appears twice", path,
@@ -727,7 +557,7 @@ static lc_status open_sharded(struct lc_st_set *s, const char *index_path, struc
     size_t n;
     lc_status rc;
 
-    rc = read_small_file(index_path, ST_INDEX_MAX, &text, &len, err);
+    rc = lc_read_small_file(index_path, ST_INDEX_MAX, &text, &len, err);
     if (rc != LC_OK) {
         return rc;
     }
@@ -747,7 +577,7 @@ static lc_status open_sharded(struct lc_st_set *s, const char *index_path, struc
         rc = lc_err_set(err, LC_ERR_FORMAT, "%s: weight_map is empty", index_path);
         goto done;
     }
-    dir = dup_str(index_path);
+    dir = strdup(index_path);
     s->views = calloc(n, sizeof(*s->views));
     shard_names = calloc(n, sizeof(*shard_names));
     if (dir == NULL || s->views == NULL || shard_names == NULL) {
@@ -781,13 +611,13 @@ static lc_status open_sharded(struct lc_st_set *s, const char *index_path, struc
         }
         if (f == NULL) {
             free(shard_path);
-            shard_path = join_path(dir, shard);
-            shard_names[s->n_files] = dup_str(shard);
+            shard_path = lc_path_join(dir, shard);
+            shard_names[s->n_files] = strdup(shard);
             if (shard_path == NULL || shard_names[s->n_files] == NULL) {
                 rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", index_path);
                 goto done;
             }
-            if (!is_regular(shard_path)) {
+            if (!lc_is_regular_file(shard_path)) {
                 rc = lc_err_set(err, LC_ERR_IO, "%s: shard %s (of tensor %s) not found: %s",
                                 index_path, shard, key, shard_path);
                 goto done;
@@ -837,21 +667,21 @@ lc_status lc_st_set_open(struct lc_st_set **out, const char *path, struct lc_err
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
     }
     if (S_ISDIR(st.st_mode)) {
-        p = join_path(path, "model.safetensors.index.json");
+        p = lc_path_join(path, "model.safetensors.index.json");
         if (p == NULL) {
             rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
             goto fail;
         }
-        if (is_regular(p)) {
+        if (lc_is_regular_file(p)) {
             rc = open_sharded(s, p, err);
         } else {
             free(p);
-            p = join_path(path, "model.safetensors");
+            p = lc_path_join(path, "model.safetensors");
             if (p == NULL) {
                 rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
                 goto fail;
             }
-            if (!is_regular(p)) {
+            if (!lc_is_regular_file(p)) {
                 rc = lc_err_set(err, LC_ERR_IO,
                                 "%s: neither model.safetensors nor "
                                 "model.safetensors.index.json is in this folder",
@@ -860,7 +690,7 @@ lc_status lc_st_set_open(struct lc_st_set **out, const char *path, struct lc_err
             }
             rc = open_single(s, p, err);
         }
-    } else if (ends_with(path, ".json")) {
+    } else if (lc_path_ends_with(path, ".json")) {
         rc = open_sharded(s, path, err);
     } else {
         rc = open_single(s, path, err);
@@ -904,7 +734,7 @@ const struct lc_tensor_view *lc_st_set_at(const struct lc_st_set *s, size_t i)
 
 const struct lc_tensor_view *lc_st_set_find(const struct lc_st_set *s, const char *name)
 {
-    return find_sorted(s->sorted, s->n, name);
+    return lc_views_find(s->sorted, s->n, name);
 }
 
 /* ------------------------------------------------------------------- writer */
@@ -1003,7 +833,7 @@ lc_status lc_st_writer_add(struct lc_st_writer *w, const char *name, enum lc_dty
     }
     e = &w->e[w->n];
     memset(e, 0, sizeof(*e));
-    e->name = dup_str(name);
+    e->name = strdup(name);
     e->data = malloc(nbytes ? nbytes : 1);
     if (e->name == NULL || e->data == NULL) {
         free(e->name);
@@ -1034,7 +864,7 @@ lc_status lc_st_writer_set_metadata(struct lc_st_writer *w, const char *key, con
     if (key == NULL || value == NULL) {
         return lc_err_set(err, LC_ERR_ARG, "safetensors writer: metadata key or value is NULL");
     }
-    v = dup_str(value);
+    v = strdup(value);
     if (v == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "safetensors writer: out of memory");
     }
@@ -1045,7 +875,7 @@ lc_status lc_st_writer_set_metadata(struct lc_st_writer *w, const char *key, con
             return LC_OK;
         }
     }
-    k = dup_str(key);
+    k = strdup(key);
     nk = realloc(w->meta_keys, (w->n_meta + 1) * sizeof(*nk));
     if (nk != NULL) {
         w->meta_keys = nk;

@@ -30,6 +30,24 @@ struct lc_tensor_view {
     size_t nbytes;
 };
 
+/* "[2, 3, 4]" into buf (cut short to fit cap), for messages. */
+void lc_shape_format(char *buf, size_t cap, int ndim, const int64_t *shape);
+
+/* The readers' name index: sorted by name, then found by binary search
+ * (NULL when absent or name is NULL). */
+void lc_views_sort(const struct lc_tensor_view **sorted, size_t n);
+const struct lc_tensor_view *lc_views_find(const struct lc_tensor_view *const *sorted, size_t n,
+                                           const char *name);
+
+/* A tensor's bytes [begin, end) in a file, for the readers' overlap
+ * checks; sorted by begin, then end, then idx. */
+struct lc_span {
+    size_t idx;
+    uint64_t begin;
+    uint64_t end;
+};
+void lc_spans_sort(struct lc_span *spans, size_t n);
+
 /* ---------------------------------------------------------------- safetensors */
 
 struct lc_st_file;

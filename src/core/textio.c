@@ -12,7 +12,6 @@
 
 #include <zlib.h>
 
-#include "core/textio.h"
 #include "core/util.h"
 
 /* bytes asked of gzread at a time (it takes an unsigned int) */

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "core/fileio.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 
@@ -76,31 +77,64 @@ static lc_status unsupported(const char *path, const char *what, const char *typ
                       type != NULL ? type : "(no type)");
 }
 
-static lc_status parse_normalizer(struct lc_tokenizer *tok, json_t *n, const char *path,
-                                  struct lc_error *err)
+/* What the steps of the pipeline (normalizer, pre_tokenizer, decoder) are
+ * parsed into. */
+struct hf_ctx {
+    struct lc_tokenizer *tok;
+    struct hf_pipe *pipe;
+    const char *path;
+};
+
+typedef lc_status (*hf_step_fn)(const struct hf_ctx *c, json_t *n, struct lc_error *err);
+
+/* The type of step n (what: "normalizer", ... in messages); *type is NULL
+ * when n is absent or null, and a step without a type is an error. */
+static lc_status step_type(const struct hf_ctx *c, json_t *n, const char *what, const char **type,
+                           struct lc_error *err)
 {
-    const char *type;
+    *type = NULL;
     if (n == NULL || json_is_null(n)) {
         return LC_OK;
     }
-    type = str_or_null(n, "type");
-    if (type == NULL) {
-        return lc_err_set(err, LC_ERR_FORMAT, "%s: normalizer without a type", path);
+    *type = str_or_null(n, "type");
+    if (*type == NULL) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: %s without a type", c->path, what);
+    }
+    return LC_OK;
+}
+
+/* A Sequence step: parse each step of its list n[key], in order. */
+static lc_status parse_sequence(const struct hf_ctx *c, json_t *n, const char *key,
+                                const char *what, hf_step_fn parse, struct lc_error *err)
+{
+    json_t *list = json_object_get(n, key);
+    size_t i;
+    json_t *v;
+
+    if (!json_is_array(list)) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: Sequence %s without a list", c->path, what);
+    }
+    json_array_foreach(list, i, v) {
+        lc_status st = parse(c, v, err);
+        if (st != LC_OK) {
+            return st;
+        }
+    }
+    return LC_OK;
+}
+
+static lc_status parse_normalizer(const struct hf_ctx *c, json_t *n, struct lc_error *err)
+{
+    struct lc_tokenizer *tok = c->tok;
+    const char *path = c->path;
+    const char *type;
+    lc_status st = step_type(c, n, "normalizer", &type, err);
+
+    if (st != LC_OK || type == NULL) {
+        return st;
     }
     if (strcmp(type, "Sequence") == 0) {
-        json_t *list = json_object_get(n, "normalizers");
-        size_t i;
-        json_t *v;
-        if (!json_is_array(list)) {
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: Sequence normalizer without a list", path);
-        }
-        json_array_foreach(list, i, v) {
-            lc_status st = parse_normalizer(tok, v, path, err);
-            if (st != LC_OK) {
-                return st;
-            }
-        }
-        return LC_OK;
+        return parse_sequence(c, n, "normalizers", "normalizer", parse_normalizer, err);
     }
     if (strcmp(type, "Prepend") == 0 && is_string(json_object_get(n, "prepend"), META)) {
         tok->prefix = LC_TOKP_SEGMENT;
@@ -138,35 +172,22 @@ static int metaspace_prefix(json_t *n, int *prefix)
     return 1;
 }
 
-static lc_status parse_pretok(struct lc_tokenizer *tok, struct hf_pipe *pipe, json_t *n,
-                              const char *path, struct lc_error *err)
+static lc_status parse_pretok(const struct hf_ctx *c, json_t *n, struct lc_error *err)
 {
+    struct lc_tokenizer *tok = c->tok;
+    struct hf_pipe *pipe = c->pipe;
+    const char *path = c->path;
     const char *type;
-    if (n == NULL || json_is_null(n)) {
-        return LC_OK;
-    }
-    type = str_or_null(n, "type");
-    if (type == NULL) {
-        return lc_err_set(err, LC_ERR_FORMAT, "%s: pre_tokenizer without a type", path);
+    lc_status st = step_type(c, n, "pre_tokenizer", &type, err);
+
+    if (st != LC_OK || type == NULL) {
+        return st;
     }
     if (pipe->bytelevel) {
         pipe->after_bytes = 1;
     }
     if (strcmp(type, "Sequence") == 0) {
-        json_t *list = json_object_get(n, "pretokenizers");
-        size_t i;
-        json_t *v;
-        if (!json_is_array(list)) {
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: Sequence pre_tokenizer without a list",
-                              path);
-        }
-        json_array_foreach(list, i, v) {
-            lc_status st = parse_pretok(tok, pipe, v, path, err);
-            if (st != LC_OK) {
-                return st;
-            }
-        }
-        return LC_OK;
+        return parse_sequence(c, n, "pretokenizers", "pre_tokenizer", parse_pretok, err);
     }
     if (strcmp(type, "Metaspace") == 0) {
         int split;
@@ -187,7 +208,7 @@ static lc_status parse_pretok(struct lc_tokenizer *tok, struct hf_pipe *pipe, js
         }
         pipe->bytelevel = 1;
         if (use_regex) {
-            lc_status st = lc_tok_add_regex(tok, lc_tok_gpt2_regex, strlen(lc_tok_gpt2_regex), err);
+            st = lc_tok_add_regex(tok, lc_tok_gpt2_regex, strlen(lc_tok_gpt2_regex), err);
             if (st != LC_OK) {
                 lc_err_prefix(err, "%s", path);
                 return st;
@@ -199,7 +220,6 @@ static lc_status parse_pretok(struct lc_tokenizer *tok, struct hf_pipe *pipe, js
         json_t *pattern = json_object_get(n, "pattern");
         json_t *re = json_is_object(pattern) ? json_object_get(pattern, "Regex") : NULL;
         int invert;
-        lc_status st;
         if (!json_is_string(re) || !is_string(json_object_get(n, "behavior"), "Isolated") ||
             !get_bool(n, "invert", 0, &invert) || invert) {
             return unsupported(path, "pre_tokenizer",
@@ -214,31 +234,18 @@ static lc_status parse_pretok(struct lc_tokenizer *tok, struct hf_pipe *pipe, js
     return unsupported(path, "pre_tokenizer", type, err);
 }
 
-static lc_status parse_decoder(struct lc_tokenizer *tok, json_t *n, const char *path,
-                               struct lc_error *err)
+static lc_status parse_decoder(const struct hf_ctx *c, json_t *n, struct lc_error *err)
 {
+    struct lc_tokenizer *tok = c->tok;
+    const char *path = c->path;
     const char *type;
-    if (n == NULL || json_is_null(n)) {
-        return LC_OK;
-    }
-    type = str_or_null(n, "type");
-    if (type == NULL) {
-        return lc_err_set(err, LC_ERR_FORMAT, "%s: decoder without a type", path);
+    lc_status st = step_type(c, n, "decoder", &type, err);
+
+    if (st != LC_OK || type == NULL) {
+        return st;
     }
     if (strcmp(type, "Sequence") == 0) {
-        json_t *list = json_object_get(n, "decoders");
-        size_t i;
-        json_t *v;
-        if (!json_is_array(list)) {
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: Sequence decoder without a list", path);
-        }
-        json_array_foreach(list, i, v) {
-            lc_status st = parse_decoder(tok, v, path, err);
-            if (st != LC_OK) {
-                return st;
-            }
-        }
-        return LC_OK;
+        return parse_sequence(c, n, "decoders", "decoder", parse_decoder, err);
     }
     if (strcmp(type, "Replace") == 0 && pattern_is_string(json_object_get(n, "pattern"), META) &&
         is_string(json_object_get(n, "content"), " ")) {
@@ -385,6 +392,7 @@ lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct
     json_t *model, *vocab, *added, *merges, *v;
     json_error_t jerr;
     struct hf_pipe pipe = {0, 0, 0};
+    const struct hf_ctx ctx = {tok, &pipe, path};
     const char *key;
     const char *mtype;
     const char *unk;
@@ -546,12 +554,12 @@ lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct
     }
 
     /* pipeline */
-    st = parse_normalizer(tok, json_object_get(root, "normalizer"), path, err);
+    st = parse_normalizer(&ctx, json_object_get(root, "normalizer"), err);
     if (st == LC_OK) {
-        st = parse_pretok(tok, &pipe, json_object_get(root, "pre_tokenizer"), path, err);
+        st = parse_pretok(&ctx, json_object_get(root, "pre_tokenizer"), err);
     }
     if (st == LC_OK) {
-        st = parse_decoder(tok, json_object_get(root, "decoder"), path, err);
+        st = parse_decoder(&ctx, json_object_get(root, "decoder"), err);
     }
     if (st == LC_OK) {
         st = parse_post(tok, json_object_get(root, "post_processor"), path, err);
@@ -727,7 +735,7 @@ lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
 
     /* vocab.bpe: an optional "#version" line, then "left right" per line
      * in rank order */
-    st = lc_tok_read_file(merges_path, (size_t)1 << 30, &text, &text_len, err);
+    st = lc_read_small_file(merges_path, (size_t)1 << 30, &text, &text_len, err);
     if (st != LC_OK) {
         goto done;
     }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 
@@ -412,7 +413,7 @@ lc_status lc_tok_load_spm(struct lc_tokenizer *tok, const char *path, struct lc_
 {
     char *data = NULL;
     size_t len = 0;
-    lc_status st = lc_tok_read_file(path, SPM_MAX_FILE, &data, &len, err);
+    lc_status st = lc_read_small_file(path, SPM_MAX_FILE, &data, &len, err);
     if (st != LC_OK) {
         return st;
     }

@@ -4,14 +4,13 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jansson.h>
 
+#include "core/fileio.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 
@@ -20,47 +19,6 @@
 #define TOK_MAX_VOCAB (1 << 24)
 
 /* ---------------------------------------------------------------- files */
-
-lc_status lc_tok_read_file(const char *path, size_t max, char **data, size_t *len,
-                           struct lc_error *err)
-{
-    FILE *f = NULL;
-    char *buf = NULL;
-    long size;
-    lc_status st = LC_OK;
-
-    *data = NULL;
-    *len = 0;
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = lc_err_set(err, LC_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
-        goto done;
-    }
-    if ((unsigned long)size > max) {
-        st = lc_err_set(err, LC_ERR_FORMAT, "%s: file too large (%ld bytes)", path, size);
-        goto done;
-    }
-    buf = malloc((size_t)size + 1);
-    if (buf == NULL) {
-        st = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    if (size > 0 && fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        st = lc_err_set(err, LC_ERR_IO, "%s: read failed", path);
-        goto done;
-    }
-    buf[size] = '\0';
-    *data = buf;
-    *len = (size_t)size;
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
-    return st;
-}
 
 /* ---------------------------------------------------------------- UTF-8 and byte-level */
 
@@ -730,30 +688,6 @@ void lc_tok_free_fields(struct lc_tokenizer *tok)
 
 /* ---------------------------------------------------------------- opening */
 
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static char *join_path(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p != NULL) {
-        memcpy(p, dir, a);
-        p[a] = '/';
-        memcpy(p + a + 1, name, b + 1);
-    }
-    return p;
-}
-
 /* A token named in tokenizer_config.json: a string, or an object whose
  * "content" is the string (AddedToken).  NULL and absent leave *id alone. */
 static lc_status config_token(const struct lc_tokenizer *tok, json_t *root, const char *key,
@@ -817,13 +751,11 @@ static lc_status open_file(struct lc_tokenizer *tok, const char *path, struct lc
     unsigned char head[8] = {0};
     size_t n = 0;
     size_t i = 0;
-    FILE *f = fopen(path, "rb");
+    lc_status st = lc_read_file_head(path, head, sizeof(head), &n, err);
 
-    if (f == NULL) {
-        return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (st != LC_OK) {
+        return st;
     }
-    n = fread(head, 1, sizeof(head), f);
-    fclose(f);
     if (n >= 4 && memcmp(head, "GGUF", 4) == 0) {
         return lc_tok_load_gguf(tok, path, err);
     }
@@ -847,23 +779,23 @@ static lc_status open_dir(struct lc_tokenizer *tok, const char *dir, struct lc_e
     lc_status st = LC_OK;
 
     for (int i = 0; i < 5; i++) {
-        p[i] = join_path(dir, names[i]);
+        p[i] = lc_path_join(dir, names[i]);
         if (p[i] == NULL) {
             st = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
             goto done;
         }
     }
-    if (is_file(p[0])) {
+    if (lc_is_regular_file(p[0])) {
         st = lc_tok_load_hf_json(tok, p[0], err);
-    } else if (is_file(p[1])) {
+    } else if (lc_is_regular_file(p[1])) {
         st = lc_tok_load_spm(tok, p[1], err);
-    } else if (is_file(p[2]) && is_file(p[3])) {
+    } else if (lc_is_regular_file(p[2]) && lc_is_regular_file(p[3])) {
         st = lc_tok_load_gpt2(tok, p[2], p[3], err);
     } else {
         st = lc_err_set(err, LC_ERR_IO,
                         "%s: no tokenizer.json, tokenizer.model or encoder.json + vocab.bpe", dir);
     }
-    if (st == LC_OK && is_file(p[4])) {
+    if (st == LC_OK && lc_is_regular_file(p[4])) {
         st = read_tokenizer_config(tok, p[4], err);
     }
 done:
@@ -892,7 +824,7 @@ LC_API lc_status lc_tokenizer_open(struct lc_tokenizer **out, const char *path,
         free(tok);
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
-    if (is_dir(path)) {
+    if (lc_is_dir(path)) {
         st = open_dir(tok, path, err);
     } else {
         st = open_file(tok, path, err);

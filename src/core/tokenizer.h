@@ -189,10 +189,6 @@ lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
                            const char *merges_path, struct lc_error *err);
 lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc_error *err);
 
-/* Reads a whole file (NUL-terminated copy; at most max bytes). */
-lc_status lc_tok_read_file(const char *path, size_t max, char **data, size_t *len,
-                           struct lc_error *err);
-
 /* ---------------------------------------------------------------- encoding */
 
 struct lc_tok_ids {

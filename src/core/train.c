@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/atomicfile.h"
+#include "core/fileio.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
 #include "core/util.h"
@@ -59,16 +60,6 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
     o->plateau_factor = 0.1;
     o->plateau_patience = 10;
     o->min_lr = 1e-5;
-}
-
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p != NULL) {
-        snprintf(p, n, "%s/%s", dir, name);
-    }
-    return p;
 }
 
 /* ------------------------------------------------------------ events */
@@ -257,7 +248,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     struct lc_st_writer *w = NULL;
-    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
     float *host = NULL;
     char buf[1024];
     lc_status rc;
@@ -340,12 +331,28 @@ static int meta_int(const struct lc_st_file *f, const char *key, int64_t *out)
     return end != s && *end == '\0';
 }
 
+/* Opens the training state in the output folder; *f stays NULL (and the
+ * status LC_OK) when there is none.  *path is its file name (free it). */
+static lc_status open_state(const struct lc_trainer *tr, char **path, struct lc_st_file **f,
+                            struct lc_error *err)
+{
+    *f = NULL;
+    *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    if (*path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    if (access(*path, F_OK) != 0) {
+        return LC_OK;
+    }
+    return lc_st_open(f, *path, err);
+}
+
 /* Loads the state when the folder has one for this stage.  *found says
  * whether it did. */
 static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
-    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    char *path = NULL;
     struct lc_st_file *f = NULL;
     const char *stage;
     const char *fp;
@@ -355,15 +362,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     lc_status rc;
 
     *found = 0;
-    if (path == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    if (access(path, F_OK) != 0) {
-        free(path);
-        return LC_OK;
-    }
-    rc = lc_st_open(&f, path, err);
-    if (rc != LC_OK) {
+    rc = open_state(tr, &path, &f, err);
+    if (rc != LC_OK || f == NULL) {
         free(path);
         return rc;
     }
@@ -674,7 +674,7 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_t *lora = json_object();
     json_t *targets = json_array();
     char *text = NULL;
-    char *path = path_join(o->out_dir, CONFIG_FILE);
+    char *path = lc_path_join(o->out_dir, CONFIG_FILE);
     lc_status rc;
 
     if (root == NULL || base == NULL || attn == NULL || train == NULL || lora == NULL ||
@@ -781,7 +781,7 @@ static void remove_stale_temporaries(const char *dir)
             size_t n = strlen(ours[i]);
             if (strncmp(e->d_name, ours[i], n) == 0 && strncmp(e->d_name + n, ".tmp.", 5) == 0 &&
                 strlen(e->d_name + n + 5) == 6) {
-                char *p = path_join(dir, e->d_name);
+                char *p = lc_path_join(dir, e->d_name);
                 if (p != NULL) {
                     unlink(p);
                     free(p);
@@ -794,7 +794,7 @@ static void remove_stale_temporaries(const char *dir)
 
 static void remove_output(const char *dir, const char *name)
 {
-    char *p = path_join(dir, name);
+    char *p = lc_path_join(dir, name);
     if (p != NULL) {
         unlink(p);
         free(p);
@@ -820,7 +820,7 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
         return lc_err_set(err, LC_ERR_IO, "%s: exists and is not a folder", dir);
     }
     /* fail now, not after an hour of training */
-    probe = path_join(dir, ".lolcats-write-test");
+    probe = lc_path_join(dir, ".lolcats-write-test");
     if (probe == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
@@ -893,22 +893,15 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
 static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
                                       struct lc_error *err)
 {
-    char *path = path_join(tr->o->out_dir, STATE_FILE);
+    char *path = NULL;
     struct lc_st_file *f = NULL;
     const char *stage;
     int64_t stages = 0;
     lc_status rc;
 
     *done = 0;
-    if (path == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    if (access(path, F_OK) != 0) {
-        free(path);
-        return LC_OK;
-    }
-    rc = lc_st_open(&f, path, err);
-    if (rc == LC_OK) {
+    rc = open_state(tr, &path, &f, err);
+    if (rc == LC_OK && f != NULL) {
         stage = lc_st_metadata(f, "stage");
         *done = stage != NULL && strcmp(stage, lc_finetune_hooks.name) == 0 &&
                 meta_int(f, "stages_done", &stages) && (stages & LC_STAGE_TRANSFER) != 0;
@@ -922,7 +915,7 @@ static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
  * transfer run in the output folder. */
 static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *err)
 {
-    char *path = path_join(tr->o->out_dir, "feature_maps.safetensors");
+    char *path = lc_path_join(tr->o->out_dir, "feature_maps.safetensors");
     lc_status rc;
 
     if (path == NULL) {

@@ -1,0 +1,139 @@
+/* What the backend-table benchmarks share (bench_common.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_common.h"
+#include "core/half.h"
+#include "core/util.h"
+
+static const char *prog = "bench";
+
+int bench_open(struct lc_backend **be, const char *name, int argc, char **argv,
+               const char *backend, int threads)
+{
+    struct lc_error err = {0};
+
+    prog = name;
+    lc_blas_use_fast_kernels(argc, argv);
+    lc_set_num_threads(threads);
+    if (lc_backend_open(be, backend, &err) != LC_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return strstr(err.msg, "no CUDA device") != NULL ? 77 : 1;
+    }
+    printf("backend %s\n", lc_backend_describe(*be));
+    return 0;
+}
+
+void *bench_random(struct lc_backend *be, size_t n, enum lc_dtype dt, uint64_t seed, float scale)
+{
+    size_t esz = lc_dtype_size(dt);
+    void *host = malloc(n * esz + 1);
+    void *dev;
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+
+    if (host == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v = scale * (2.0f * (float)(s >> 40) / (float)(1ull << 24) - 1.0f);
+        if (dt == LC_DTYPE_BF16) {
+            ((uint16_t *)host)[i] = lc_f32_to_bf16(v);
+        } else {
+            ((float *)host)[i] = v;
+        }
+    }
+    dev = lc_be_upload_new(be, host, n * esz);
+    free(host);
+    if (dev == NULL) {
+        fprintf(stderr, "%s: out of backend memory\n", prog);
+        exit(1);
+    }
+    return dev;
+}
+
+double bench_sync_now(struct lc_backend *be)
+{
+    be->ops->sync(be, NULL);
+    return lc_time_now();
+}
+
+double bench_gemm_peak(struct lc_backend *be, int reps)
+{
+    const int n = 2048, m = 4096;
+    float *A = bench_random(be, (size_t)n * n, LC_DTYPE_F32, 1, 1.0f);
+    float *B = bench_random(be, (size_t)n * n, LC_DTYPE_F32, 2, 1.0f);
+    float *Cm = bench_random(be, (size_t)n * n, LC_DTYPE_F32, 3, 1.0f);
+    void *Wb = bench_random(be, (size_t)m * m, LC_DTYPE_BF16, 4, 0.02f);
+    float *X = bench_random(be, (size_t)m * m, LC_DTYPE_F32, 5, 1.0f);
+    float *Y = bench_random(be, (size_t)m * m, LC_DTYPE_F32, 6, 1.0f);
+    void *bufs[] = {A, B, Cm, Wb, X, Y};
+    double best_f32 = 1e30, best_bf16 = 1e30;
+
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_sync_now(be), dt;
+        be->ops->gemm(be, 0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, Cm, n);
+        dt = bench_sync_now(be) - t0;
+        best_f32 = dt < best_f32 ? dt : best_f32;
+        t0 = bench_sync_now(be);
+        be->ops->linear_fwd(be, Y, X, Wb, LC_DTYPE_BF16, m, m, m, 0.0f);
+        dt = bench_sync_now(be) - t0;
+        best_bf16 = dt < best_bf16 ? dt : best_bf16;
+    }
+    printf("gemm fp32 %dx%dx%d: %.1f GFLOP/s; linear bf16 weights %dx%dx%d: %.1f GFLOP/s\n", n,
+           n, n, 2.0 * n * n * n / best_f32 * 1e-9, m, m, m, 2.0 * m * m * m / best_bf16 * 1e-9);
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        be->ops->release(be, bufs[i]);
+    }
+    best_f32 = 2.0 * n * n * n / best_f32;
+    best_bf16 = 2.0 * m * m * m / best_bf16;
+    return best_f32 > best_bf16 ? best_f32 : best_bf16;
+}
+
+void bench_llama3_8b_layer(struct lc_model_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->arch, sizeof(cfg->arch), "llama");
+    cfg->vocab_size = 256;
+    cfg->tie_word_embeddings = 1;
+    cfg->hidden_size = 4096;
+    cfg->intermediate_size = 14336;
+    cfg->n_layers = 1;
+    cfg->n_heads = 32;
+    cfg->n_kv_heads = 8;
+    cfg->head_dim = 128;
+    cfg->rms_norm_eps = 1e-5f;
+    cfg->rope_theta = 500000.0;
+    cfg->bos_token_id = -1;
+    cfg->eos_token_id = -1;
+}
+
+void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, double *state)
+{
+    const int nblk = (T + W - 1) / W;
+
+    *near = 0.0;
+    *lin = 0.0;
+    *state = 0.0;
+    for (int b = 0; b < nblk; b++) {
+        const double nb = T - b * W < W ? T - b * W : W;
+        const double nk = nb + (b > 0 ? W : 0);
+        *near += 2.0 * nb * nk * D;
+        *lin += b >= 2 ? 2.0 * nb * F * D : 0.0;
+        *state += b >= 1 ? 2.0 * (double)F * D * W : 0.0;
+    }
+}
+
+void bench_report(const char *what, int width, int tokens, double secs, double flops,
+                  double peak)
+{
+    printf("%-*s %9.0f tokens/s  %8.1f GFLOP/s  %5.1f%% of the GEMM peak\n", width, what,
+           tokens / secs, flops / secs * 1e-9, 100.0 * flops / secs / peak);
+}

@@ -1,0 +1,49 @@
+/*
+ * What the benchmarks that run through the backend table share: opening
+ * the backend, random buffers in backend memory, timing, the GEMM peak,
+ * the Llama-3-8B layer shape, the chunked hybrid attention's block
+ * products, and the report line.  Failures print "PROG: ..." and exit.
+ */
+#ifndef LC_BENCH_COMMON_H
+#define LC_BENCH_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/backend.h"
+
+/* Switches to the fast BLAS kernels, sets the thread count, opens the
+ * backend and prints its description; prog names the benchmark in
+ * messages.  Returns 0, or the exit status after printing the error (77
+ * without a CUDA device). */
+int bench_open(struct lc_backend **be, const char *prog, int argc, char **argv,
+               const char *backend, int threads);
+
+/* n values of type dt (fp32, or bf16 rounded from fp32) uniform in
+ * +-scale from a xorshift stream of seed, in backend memory. */
+void *bench_random(struct lc_backend *be, size_t n, enum lc_dtype dt, uint64_t seed, float scale);
+
+/* The clock after the backend's queued work has finished. */
+double bench_sync_now(struct lc_backend *be);
+
+/* Best FLOP/s over reps runs of the larger of an fp32 2048^3 gemm and a
+ * bf16-weight 4096^3 linear layer; prints both rates. */
+double bench_gemm_peak(struct lc_backend *be, int reps);
+
+/* One Llama-3-8B-shaped layer (hidden 4096, 32 heads, 8 KV heads of 128,
+ * FFN 14336, RoPE base 500000) as a one-layer model; the vocabulary is
+ * 256 and tied, as only the layer runs. */
+void bench_llama3_8b_layer(struct lc_model_config *cfg);
+
+/* The GEMM FLOPs of the chunked hybrid attention of T tokens (window W,
+ * head dim D, F features) per (batch, head), summed over its blocks:
+ * *near, one [nb x nk] x D product of a block's window (scores, or weights
+ * times values); *lin, phi(q) S; *state, S += phi(k)^T v. */
+void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, double *state);
+
+/* "WHAT   N tokens/s  G GFLOP/s  P% of the GEMM peak", WHAT padded to
+ * width. */
+void bench_report(const char *what, int width, int tokens, double secs, double flops,
+                  double peak);
+
+#endif /* LC_BENCH_COMMON_H */
