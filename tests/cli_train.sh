@@ -174,6 +174,18 @@ for k in 11 12 14 19; do
         fail "--stage all, kill -9 at line $k: metrics has $steps step and $evals evaluation lines"
 done
 
+# a full disk on a folder holding a complete two-stage checkpoint: the new
+# run fails at its first write and every file of the checkpoint is intact
+cp -r "$tmp/a2" "$tmp/full"
+(
+    trap '' XFSZ
+    ulimit -f 64
+    all_exec "$tmp/full"
+) 2>"$tmp/err"
+rc=$?
+[ "$rc" = 4 ] || fail "full disk, two stages: status $rc, not 4 ($(cat "$tmp/err"))"
+same_outputs "$tmp/a2" "$tmp/full" "a run failing on a full disk"
+
 # the merged model loads as a plain model (softmax attention)
 "$eval_" -m "$tmp/a1/merged" -t ppl -d "$text" --split val -c 128 --json -q \
     >"$tmp/merged.json" || fail "lolcats-eval on the merged model failed"

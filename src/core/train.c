@@ -801,6 +801,15 @@ static void remove_output(const char *dir, const char *name)
     }
 }
 
+void lc_remove_stale_adapter(struct lc_trainer *tr)
+{
+    if (!tr->adapter_cleared) {
+        remove_output(tr->o->out_dir, "adapter_model.safetensors");
+        remove_output(tr->o->out_dir, "adapter_config.json");
+        tr->adapter_cleared = 1;
+    }
+}
+
 static lc_status check_out_dir(const char *dir, struct lc_error *err)
 {
     struct stat st;
@@ -1034,9 +1043,6 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         }
     }
     if (rc == LC_OK && run_transfer) {
-        /* an adapter left by an earlier run belongs to other feature maps */
-        remove_output(o->out_dir, "adapter_model.safetensors");
-        remove_output(o->out_dir, "adapter_config.json");
         rc = lc_transfer_setup(&tr, err);
         if (rc == LC_OK) {
             tr.hooks = &lc_transfer_hooks;

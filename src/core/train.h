@@ -88,6 +88,7 @@ struct lc_trainer {
     int32_t *batch_ids;     /* host [B * T]: the micro-batch being run */
     int32_t *batch_labels;
     FILE *metrics;
+    int adapter_cleared;    /* lc_remove_stale_adapter has run */
     int64_t metrics_lines;  /* lines written to it */
 };
 
@@ -112,6 +113,12 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err);
 /* Copies the B chunks listed in chunks[] into the micro-batch buffers. */
 lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_t **ids,
                             int32_t **labels, struct lc_error *err);
+
+/* An adapter left in the output folder by an earlier run belongs to other
+ * feature maps: stage 1 removes it once its own feature maps are written
+ * (not before, so that a run that fails at the start leaves the folder as
+ * it was). */
+void lc_remove_stale_adapter(struct lc_trainer *tr);
 
 /* lolcats_config.json describing the conversion, written atomically. */
 lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,

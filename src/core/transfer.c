@@ -245,6 +245,9 @@ static lc_status transfer_save(struct lc_trainer *tr, struct lc_error *err)
     sprintf(path, "%s/feature_maps.safetensors", tr->o->out_dir);
     rc = lc_linattn_save(tr->lin, x->best, path, err);
     free(path);
+    if (rc == LC_OK) {
+        lc_remove_stale_adapter(tr);
+    }
     return rc;
 }
 
