@@ -7,6 +7,11 @@ EXTRA_DIST += data/ref/logits_tiny_random.safetensors
 EXTRA_DIST += data/gen/make_ppl_ref.py
 EXTRA_DIST += data/ref/ppl_reference.json
 EXTRA_DIST += data/ref/README.md
+# Llama 3.1 RoPE scaling: a tiny model as a Hugging Face folder and as a
+# GGUF file (rope_freqs), and its transformers logits
+EXTRA_DIST += data/gen/make_llama31_ref.py data/ref/logits_tiny_llama31.safetensors \
+	data/ref/tiny-llama31-hf/config.json data/ref/tiny-llama31-hf/model.safetensors \
+	data/ref/tiny-llama31.gguf
 
 # tokenizers: small tokenizer.json files and the Hugging Face library's ids
 # (data/gen/make_tokenizers.py)

@@ -349,6 +349,119 @@ static void test_random_model(void **state)
     assert_null(f32);
 }
 
+/* Llama 3.1 RoPE scaling, from config.json ("llama3" rope_scaling) and from
+ * a GGUF (rope_freqs.weight divisors), against transformers
+ * (data/gen/make_llama31_ref.py: a tiny model with explicit head_dim, GQA,
+ * an untied lm_head), on both backends. */
+static void test_llama31_reference(void **state)
+{
+    static const char *const files[2] = {"ref/tiny-llama31-hf", "ref/tiny-llama31.gguf"};
+    struct fixture *fx = *state;
+    struct lc_error err = {0};
+    struct lc_st_file *ref = NULL;
+    const struct lc_tensor_view *ids_t;
+    const struct lc_tensor_view *logits_t;
+    const struct lc_tensor_view *plain_t;
+
+    if (lc_st_open(&ref, lc_test_project_path("ref/logits_tiny_llama31.safetensors"), &err) !=
+        LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    ids_t = need_tensor(ref, "ids");
+    logits_t = need_tensor(ref, "logits");
+    plain_t = need_tensor(ref, "logits_default_rope");
+    /* the reference would notice unscaled frequencies */
+    assert_true(lc_test_max_abs_diff(logits_t->data, plain_t->data, (size_t)logits_t->numel) >
+                0.1);
+    for (int f = 0; f < 2; f++) {
+        for (int b = 0; b < 2; b++) {
+            struct lc_backend *be = b == 0 ? fx->cpu : fx->ref;
+            struct lc_model *m = NULL;
+            const struct lc_model_config *c;
+            float *got;
+
+            if (lc_model_open(&m, lc_test_project_path(files[f]), be, &err) != LC_OK) {
+                fail_msg("opening %s: %s", files[f], err.msg);
+            }
+            c = lc_model_get_config(m);
+            assert_int_equal(c->head_dim, 16);
+            assert_int_equal(c->n_kv_heads, 2);
+            assert_int_equal(c->rope_type, f == 0 ? LC_ROPE_LLAMA3 : LC_ROPE_FACTORS);
+            got = logits_of(m, ids_t->data, (int)ids_t->shape[0], (int)ids_t->shape[1]);
+            fprintf(stderr, "tiny-llama31 (%s) vs transformers on %s: max abs diff %.3g\n",
+                    files[f], be->ops->name,
+                    lc_test_max_abs_diff(got, logits_t->data, (size_t)logits_t->numel));
+            assert_int_equal(lc_test_check_close(files[f], got, logits_t->data,
+                                                 (size_t)logits_t->numel, 1e-4, 0.0),
+                             0);
+            free(got);
+            lc_model_close(m);
+        }
+    }
+    lc_st_close(ref);
+}
+
+/* A GGUF's rope_freqs.weight of the wrong length, or with a factor that is
+ * not positive, is refused naming the file and the tensor. */
+static void test_llama31_bad_factors(void **state)
+{
+    struct fixture *fx = *state;
+    const char *src = lc_test_project_path("ref/tiny-llama31.gguf");
+    const char *dst = lc_test_tmp_path("llama31-patched.gguf");
+    const char *name = "rope_freqs.weight";
+    const size_t n = strlen(name);
+    struct lc_error err = {0};
+    struct lc_model *m = NULL;
+    size_t len = 0;
+    unsigned char *buf = lc_test_read_file(src, &len);
+    unsigned char *info = NULL;
+    unsigned char *data = NULL;
+    float factors[8];
+    uint64_t ne0;
+    lc_status rc;
+
+    /* the tensor info: u64 name length, name, u32 n_dims = 1, u64 ne[0] */
+    for (size_t i = 8; i + n + 12 < len && info == NULL; i++) {
+        if (buf[i - 8] == n && memcmp(buf + i, name, n) == 0 && buf[i + n] == 1) {
+            info = buf + i + n + 4;
+        }
+    }
+    assert_non_null(info);
+    memcpy(&ne0, info, 8);
+    assert_int_equal(ne0, 8);
+    /* the factors of the scaling the file was made with: 1 for the
+     * shortest wavelength, 8 (the factor) for the longest */
+    for (size_t i = 0; i + sizeof(factors) <= len && data == NULL; i++) {
+        memcpy(factors, buf + i, sizeof(factors));
+        if (factors[0] == 1.0f && factors[7] == 8.0f && factors[1] > 1.0f && factors[1] < 8.0f) {
+            data = buf + i;
+        }
+    }
+    assert_non_null(data);
+
+    ne0 = 7;
+    memcpy(info, &ne0, 8);
+    lc_test_write_file(dst, buf, len);
+    rc = lc_model_open(&m, dst, fx->cpu, &err);
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT,
+                         "llama31-patched.gguf: rope_freqs.weight has shape [7], but the GGUF "
+                         "metadata (llama.attention.key_length 16: one RoPE factor per "
+                         "frequency) implies [8]");
+    assert_null(m);
+    ne0 = 8;
+    memcpy(info, &ne0, 8);
+
+    factors[3] = 0.0f;
+    memcpy(data, factors, sizeof(factors));
+    lc_test_write_file(dst, buf, len);
+    rc = lc_model_open(&m, dst, fx->cpu, &err);
+    lc_test_expect_error(rc, &err, LC_ERR_FORMAT,
+                         "llama31-patched.gguf: rope_freqs.weight[3] is 0; RoPE factors must be "
+                         "positive and finite");
+    assert_null(m);
+    free(buf);
+}
+
 /* Bad calls get clear errors. */
 static void test_bad_calls(void **state)
 {
@@ -371,6 +484,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories_reference),
         cmocka_unit_test(test_tiny_random_reference),
+        cmocka_unit_test(test_llama31_reference),
+        cmocka_unit_test(test_llama31_bad_factors),
         cmocka_unit_test(test_formats_agree_and_greedy),
         cmocka_unit_test(test_session_matches_forward),
         cmocka_unit_test(test_random_model),

@@ -52,7 +52,8 @@ def save_file(tensors, path, metadata):
     padded with spaces to a multiple of 8) so that reruns give identical
     bytes; safetensors.numpy.save_file orders __metadata__ at random."""
     header = {"__metadata__": dict(sorted(metadata.items()))}
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}
+    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16",
+              np.dtype(np.int32): "I32"}
     off = 0
     blobs = []
     for name in sorted(tensors):

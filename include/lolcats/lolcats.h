@@ -129,7 +129,9 @@ LC_API const char *const *lc_backend_list(void);
 
 enum lc_rope_type {
     LC_ROPE_DEFAULT = 0, /* inv_freq[i] = theta^(-2i/D) */
-    LC_ROPE_LLAMA3 = 1   /* Llama 3.1 frequency scaling (rope_scaling.rope_type "llama3") */
+    LC_ROPE_LLAMA3 = 1,  /* Llama 3.1 frequency scaling (rope_scaling.rope_type "llama3") */
+    LC_ROPE_FACTORS = 2  /* inv_freq[i] divided by factor i of the model file's
+                          * rope_freqs.weight (Llama 3.1 scaling as GGUF stores it) */
 };
 
 struct lc_model_config {

@@ -555,14 +555,10 @@ lc_status lc_config_from_gguf(struct lc_model_config *cfg, const struct lc_gguf 
                           "%s: %s.rope.scaling.type \"%.*s\" is not supported", path, a,
                           (int)(len > 64 ? 64 : len), s);
     }
-    if (lc_gguf_tensor_find(g, "rope_freqs.weight") != NULL) {
-        return lc_err_set(err, LC_ERR_UNSUPPORTED,
-                          "%s: has rope_freqs.weight (Llama 3.1 RoPE scaling stored as a "
-                          "tensor), which is not supported from GGUF; use the Hugging Face "
-                          "checkpoint",
-                          path);
-    }
-    c.rope_type = LC_ROPE_DEFAULT;
+    /* llama.cpp stores Llama 3.1's frequency scaling as one divisor per
+     * frequency (the model files check its shape, the loader its values) */
+    c.rope_type = lc_gguf_tensor_find(g, "rope_freqs.weight") != NULL ? LC_ROPE_FACTORS
+                                                                       : LC_ROPE_DEFAULT;
 
     /* the vocabulary size: stated, else the tokenizer's, else the
      * embedding's rows */

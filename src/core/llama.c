@@ -124,6 +124,23 @@ static lc_status weight_from_view(struct lc_llama *m, struct lc_weight *w,
     return LC_OK;
 }
 
+/* Element i of an F32, F16 or BF16 tensor (the model files check the dtype). */
+static float view_f32_at(const struct lc_tensor_view *t, int64_t i)
+{
+    const uint16_t *h = t->data;
+    float f;
+
+    switch (t->dtype) {
+    case LC_DTYPE_F16:
+        return lc_f16_to_f32(h[i]);
+    case LC_DTYPE_BF16:
+        return lc_bf16_to_f32(h[i]);
+    default:
+        memcpy(&f, (const char *)t->data + 4 * i, 4);
+        return f;
+    }
+}
+
 /* Norm weights are small: always fp32 in backend memory. */
 static lc_status vector_f32_from_view(struct lc_llama *m, float **out,
                                       const struct lc_tensor_view *t, struct lc_error *err)
@@ -134,22 +151,7 @@ static lc_status vector_f32_from_view(struct lc_llama *m, float **out,
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory converting %s", t->name);
     }
     for (int64_t i = 0; i < t->numel; i++) {
-        const uint16_t *h = t->data;
-        switch (t->dtype) {
-        case LC_DTYPE_F32:
-            memcpy(&host[i], (const char *)t->data + 4 * i, 4);
-            break;
-        case LC_DTYPE_F16:
-            host[i] = lc_f16_to_f32(h[i]);
-            break;
-        case LC_DTYPE_BF16:
-            host[i] = lc_bf16_to_f32(h[i]);
-            break;
-        default:
-            free(host);
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: unsupported dtype %s", t->name,
-                              lc_dtype_name(t->dtype));
-        }
+        host[i] = view_f32_at(t, i);
     }
     *out = lc_be_upload_new(m->be, host, (size_t)t->numel * sizeof(float));
     free(host);
@@ -179,6 +181,22 @@ static lc_status alloc_layers(struct lc_llama *m, struct lc_error *err)
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
+    if (m->cfg.rope_type == LC_ROPE_FACTORS) {
+        const struct lc_tensor_view *t = need(m, LC_ROPE_FREQS_TENSOR, err);
+        if (t == NULL) {
+            return LC_ERR_FORMAT;
+        }
+        for (int i = 0; i < m->cfg.head_dim / 2; i++) {
+            float f = view_f32_at(t, i);
+            if (!(f > 0.0f) || !isfinite(f)) {
+                return lc_err_set(err, LC_ERR_FORMAT,
+                                  "%s: %s[%d] is %g; RoPE factors must be positive and finite",
+                                  lc_model_files_path(m->files), LC_ROPE_FREQS_TENSOR, i,
+                                  (double)f);
+            }
+            m->inv_freq_host[i] /= f;
+        }
+    }
     return LC_OK;
 }
 

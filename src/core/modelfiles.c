@@ -81,8 +81,9 @@ static const struct {
     {"ffn_down.weight", "mlp.down_proj.weight"},
 };
 
-/* The Hugging Face name of a GGUF tensor (malloc'd), NULL for tensors
- * without one (rope_freqs, ...); *layer gets N of blk.N (or -1). */
+/* The Hugging Face name of a GGUF tensor (malloc'd), NULL for tensors the
+ * model does not use; *layer gets N of blk.N (or -1).  rope_freqs.weight
+ * has no Hugging Face counterpart and keeps its name. */
 static char *hf_name_of(const char *g, long *layer)
 {
     const char *p = NULL;
@@ -99,6 +100,9 @@ static char *hf_name_of(const char *g, long *layer)
     }
     if (strcmp(g, "output.weight") == 0) {
         return strdup("lm_head.weight");
+    }
+    if (strcmp(g, LC_ROPE_FREQS_TENSOR) == 0) {
+        return strdup(LC_ROPE_FREQS_TENSOR);
     }
     if (strncmp(g, "blk.", 4) != 0 || g[4] < '0' || g[4] > '9' || (g[4] == '0' && g[5] != '.')) {
         return NULL;
@@ -326,6 +330,11 @@ static lc_status validate(const struct lc_model_files *mf, const struct cfg_name
         char why[400];
         snprintf(why, sizeof(why), "%s; word embeddings not tied", why_vc);
         rc = check_tensor(mf, nm, "lm_head.weight", 2, V, C, why, err);
+    }
+    if (rc == LC_OK && c->rope_type == LC_ROPE_FACTORS) {
+        char why[200];
+        snprintf(why, sizeof(why), "%s %d: one RoPE factor per frequency", nm->D, c->head_dim);
+        rc = check_tensor(mf, nm, LC_ROPE_FREQS_TENSOR, 1, c->head_dim / 2, 0, why, err);
     }
     for (int l = 0; rc == LC_OK && l < c->n_layers; l++) {
         static const struct {

@@ -17,6 +17,9 @@
 
 struct lc_model_files;
 
+/* llama.cpp's per-frequency RoPE divisors (Llama 3.1 scaling) */
+#define LC_ROPE_FREQS_TENSOR "rope_freqs.weight"
+
 /* Opens and validates: every tensor the configuration needs exists with
  * the shape the configuration implies and a supported dtype (F32, F16,
  * BF16).  Names used:
@@ -29,6 +32,7 @@ struct lc_model_files;
  *   model.layers.{i}.post_attention_layernorm.weight [C]
  *   model.layers.{i}.mlp.gate_proj.weight [FFN, C]          (up_proj alike)
  *   model.layers.{i}.mlp.down_proj.weight [C, FFN]
+ *   rope_freqs.weight [D/2] (GGUF only, rope_type LC_ROPE_FACTORS)
  */
 lc_status lc_model_files_open(struct lc_model_files **out, const char *path,
                               struct lc_error *err);
