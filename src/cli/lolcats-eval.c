@@ -135,7 +135,7 @@ static void usage(FILE *out)
             "      --val-records N     held-out records of a record file for --split (default 200)\n"
             "      --format FMT        auto, text, jsonl or alpaca (default auto)\n"
             "      --json              print one JSON object per result instead of a table\n"
-            "      --backend NAME      compute backend: cpu or ref (default cpu)\n"
+            "      --backend NAME      compute backend: cpu (default), cuda or ref\n"
             "      --threads N         threads (default: all cores)\n"
             "  -v, --verbose           print the backend and GEMM kernel in use\n"
             "  -q, --quiet             no progress display\n"

@@ -36,7 +36,7 @@ static void usage(FILE *out)
             "      --top-p P           nucleus sampling mass, 1 = off (default 0.9)\n"
             "      --seed S            random seed for sampling (default 0)\n"
             "      --no-bos            do not put BOS before the prompt\n"
-            "      --backend NAME      compute backend: cpu or ref (default cpu)\n"
+            "      --backend NAME      compute backend: cpu (default), cuda or ref\n"
             "      --threads N         threads (default: all cores)\n"
             "  -v, --verbose           print the backend, GEMM kernel, speed and the size of\n"
             "                          the decoding state to stderr\n"

@@ -75,7 +75,7 @@ static void usage(FILE *out)
             "                          folded into its weights (Hugging Face folder)\n"
             "\n"
             "General:\n"
-            "      --backend NAME      compute backend: cpu or ref (default cpu)\n"
+            "      --backend NAME      compute backend: cpu (default), cuda or ref\n"
             "      --threads N         threads (default: all cores)\n"
             "      --no-summary        skip the final perplexity comparison\n"
             "  -v, --verbose           print the backend and GEMM kernel in use\n"
