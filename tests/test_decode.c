@@ -310,6 +310,37 @@ static void test_state_bytes(void **state)
     lc_test_backend_free(be);
 }
 
+/* A session's memory does not grow with its length: the model's RoPE
+ * tables stay as they were however far a session goes (each chunk gets
+ * its own rows), here a session of room for 2^24 tokens fed 600. */
+static void test_rope_tables_constant(void **state)
+{
+    struct lc_backend *be = lc_test_backend(&lc_cpu_ops);
+    struct lc_model *m = open_stories(be);
+    const int n_tok = 600;
+    int32_t *ids = make_ids(n_tok, 5);
+    struct lc_error err = {0};
+    struct lc_session *s = NULL;
+    float logits[512];
+    int rope_len;
+    (void)state;
+
+    attach(m, 16, LC_WINDOW_TERRACED, 4);
+    rope_len = m->llama->rope_len;
+    assert_true(rope_len < n_tok);
+    assert_int_equal(lc_session_new(&s, m, 1 << 24, &err), LC_OK);
+    assert_int_equal(lc_session_feed(s, ids, 300, logits, &err), LC_OK);
+    for (int i = 300; i < n_tok; i++) {
+        assert_int_equal(lc_session_feed(s, ids + i, 1, logits, &err), LC_OK);
+    }
+    assert_int_equal(lc_session_length(s), n_tok);
+    assert_int_equal(m->llama->rope_len, rope_len);
+    lc_session_free(s);
+    free(ids);
+    lc_model_close(m);
+    lc_test_backend_free(be);
+}
+
 /* Feeding past max_tokens, empty feeds, ids outside the vocabulary and a
  * model whose attention changed under the session get errors and change
  * nothing. */
@@ -421,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_pieces_cpu),
         cmocka_unit_test(test_pieces_ref),
         cmocka_unit_test(test_state_bytes),
+        cmocka_unit_test(test_rope_tables_constant),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_load_lolcats_folder),
     };

@@ -47,6 +47,21 @@ void lc_rope_inv_freq(const struct lc_model_config *cfg, float *inv_freq)
     }
 }
 
+void lc_llama_rope_rows(const struct lc_llama *m, int64_t p0, int n, float *cos_out,
+                        float *sin_out)
+{
+    const int half = m->cfg.head_dim / 2;
+
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < half; i++) {
+            /* the angle is rounded to fp32 before cos/sin, as in transformers */
+            float angle = (float)(p0 + r) * m->inv_freq_host[i];
+            cos_out[(size_t)r * half + i] = cosf(angle);
+            sin_out[(size_t)r * half + i] = sinf(angle);
+        }
+    }
+}
+
 lc_status lc_llama_rope_reserve(struct lc_llama *m, int n_pos, struct lc_error *err)
 {
     struct lc_backend *be = m->be;
@@ -72,14 +87,7 @@ lc_status lc_llama_rope_reserve(struct lc_llama *m, int n_pos, struct lc_error *
     if (cos_host == NULL || sin_host == NULL) {
         goto nomem;
     }
-    for (int p = 0; p < len; p++) {
-        for (int i = 0; i < half; i++) {
-            /* the angle is rounded to fp32 before cos/sin, as in transformers */
-            float angle = (float)p * m->inv_freq_host[i];
-            cos_host[(size_t)p * half + i] = cosf(angle);
-            sin_host[(size_t)p * half + i] = sinf(angle);
-        }
-    }
+    lc_llama_rope_rows(m, 0, len, cos_host, sin_host);
     cos_dev = lc_be_upload_new(be, cos_host, bytes);
     sin_dev = lc_be_upload_new(be, sin_host, bytes);
     if (cos_dev == NULL || sin_dev == NULL) {
@@ -497,6 +505,12 @@ void lc_llama_embed(struct lc_llama *m, float *x, const int32_t *ids, int N)
 void lc_llama_qkv(struct lc_llama *m, int l, const float *xn, float *q, float *k, float *v,
                   const int32_t *pos, int N)
 {
+    lc_llama_qkv_tab(m, l, xn, q, k, v, pos, m->rope_cos, m->rope_sin, N);
+}
+
+void lc_llama_qkv_tab(struct lc_llama *m, int l, const float *xn, float *q, float *k, float *v,
+                      const int32_t *pos, const float *cos_tab, const float *sin_tab, int N)
+{
     const struct lc_backend_ops *o = m->be->ops;
     const struct lc_llama_layer *L = &m->layers[l];
     const int C = m->cfg.hidden_size;
@@ -513,8 +527,8 @@ void lc_llama_qkv(struct lc_llama *m, int l, const float *xn, float *q, float *k
         lc_lora_forward(m->lora, l, LC_LORA_TK, xn, k, N);
         lc_lora_forward(m->lora, l, LC_LORA_TV, xn, v, N);
     }
-    o->rope_fwd(m->be, q, pos, m->rope_cos, m->rope_sin, N, H, D);
-    o->rope_fwd(m->be, k, pos, m->rope_cos, m->rope_sin, N, Hkv, D);
+    o->rope_fwd(m->be, q, pos, cos_tab, sin_tab, N, H, D);
+    o->rope_fwd(m->be, k, pos, cos_tab, sin_tab, N, Hkv, D);
 }
 
 void lc_llama_attn_out(struct lc_llama *m, int l, float *x, const float *att, int N)

@@ -71,6 +71,12 @@ lc_status lc_llama_random(struct lc_llama **out, const struct lc_model_config *c
 /* Makes the RoPE tables cover positions [0, n_pos). */
 lc_status lc_llama_rope_reserve(struct lc_llama *m, int n_pos, struct lc_error *err);
 
+/* Host rows cos_out, sin_out [n, D/2] of positions [p0, p0 + n): the values
+ * of the tables, computed the same way (for decoding sessions, which keep
+ * tables of one chunk instead of every position). */
+void lc_llama_rope_rows(const struct lc_llama *m, int64_t p0, int n, float *cos_out,
+                        float *sin_out);
+
 /* RoPE inverse frequencies as Hugging Face computes them in fp32,
  * including llama3 scaling.  inv_freq has D/2 entries. */
 void lc_rope_inv_freq(const struct lc_model_config *cfg, float *inv_freq);
@@ -85,6 +91,9 @@ void lc_llama_embed(struct lc_llama *m, float *x, const int32_t *ids, int N);
  * q and k at positions pos[N]. */
 void lc_llama_qkv(struct lc_llama *m, int l, const float *xn, float *q, float *k, float *v,
                   const int32_t *pos, int N);
+/* The same with RoPE rows cos_tab, sin_tab (backend memory) indexed by pos. */
+void lc_llama_qkv_tab(struct lc_llama *m, int l, const float *xn, float *q, float *k, float *v,
+                      const int32_t *pos, const float *cos_tab, const float *sin_tab, int N);
 
 /* x += o_proj(att) (with the attached LoRA adapter) */
 void lc_llama_attn_out(struct lc_llama *m, int l, float *x, const float *att, int N);

@@ -245,6 +245,11 @@ struct lc_session {
     float **S;      /* per layer [H, F, D], linearized only */
     float **z;      /* per layer [H, F] */
     float *fk_move; /* [W, H, F] features of the keys that leave the window */
+    /* RoPE rows of the chunk being fed, [LC_CHUNK_ROWS, D/2] each: made per
+     * chunk, so that no table grows with the session's length */
+    float *rope_cos;
+    float *rope_sin;
+    float *rope_host; /* [2, LC_CHUNK_ROWS, D/2] */
 };
 
 /* keys [0, lin_keys) of the first n tokens are in the linear state */
@@ -294,7 +299,6 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
     const struct lc_linattn *lin = m->llama->lin;
     const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
     struct lc_session *s;
-    lc_status rc;
 
     *out = NULL;
     if (max_tokens <= 0) {
@@ -330,10 +334,15 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
         return lc_err_set(err, LC_ERR_NOMEM, "out of backend memory for a KV cache of %d tokens",
                           s->cache_rows);
     }
-    rc = lc_llama_rope_reserve(m->llama, max_tokens, err);
-    if (rc != LC_OK) {
-        lc_session_free(s);
-        return rc;
+    {
+        const size_t rope_bytes = (size_t)LC_CHUNK_ROWS * (size_t)(c->head_dim / 2) * sizeof(float);
+        s->rope_cos = be->ops->alloc(be, rope_bytes);
+        s->rope_sin = be->ops->alloc(be, rope_bytes);
+        s->rope_host = malloc(2 * rope_bytes);
+        if (s->rope_cos == NULL || s->rope_sin == NULL || s->rope_host == NULL) {
+            lc_session_free(s);
+            return lc_err_set(err, LC_ERR_NOMEM, "out of memory for RoPE rows");
+        }
     }
     *out = s;
     return LC_OK;
@@ -354,6 +363,9 @@ LC_API void lc_session_free(struct lc_session *s)
     free_per_layer(be, s->S, L);
     free_per_layer(be, s->z, L);
     be->ops->release(be, s->fk_move);
+    be->ops->release(be, s->rope_cos);
+    be->ops->release(be, s->rope_sin);
+    free(s->rope_host);
     free(s);
 }
 
@@ -487,18 +499,23 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
     const struct lc_model_config *c = &m->cfg;
     const struct lc_linattn *lin = s->lin;
     const int p0 = s->length;
+    const size_t half = (size_t)(c->head_dim / 2);
     int32_t pos[LC_CHUNK_ROWS];
 
+    /* the chunk's own RoPE rows, row i for position p0 + i */
     for (int i = 0; i < n; i++) {
-        pos[i] = p0 + i;
+        pos[i] = i;
     }
+    lc_llama_rope_rows(m, p0, n, s->rope_host, s->rope_host + (size_t)n * half);
+    o->upload(be, s->rope_cos, s->rope_host, (size_t)n * half * sizeof(float));
+    o->upload(be, s->rope_sin, s->rope_host + (size_t)n * half, (size_t)n * half * sizeof(float));
     o->upload(be, f->pos, pos, (size_t)n * sizeof(int32_t));
     o->upload(be, f->ids, ids, (size_t)n * sizeof(int32_t));
     lc_llama_embed(m, f->x, f->ids, n);
     for (int l = 0; l < c->n_layers; l++) {
         o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, n, c->hidden_size,
                        c->rms_norm_eps);
-        lc_llama_qkv(m, l, f->xn, f->q, f->k, f->v, f->pos, n);
+        lc_llama_qkv_tab(m, l, f->xn, f->q, f->k, f->v, f->pos, s->rope_cos, s->rope_sin, n);
         if (lin == NULL) {
             softmax_chunk(s, l, p0, n);
         } else if (p0 == 0) {
