@@ -1623,6 +1623,33 @@ static void test_decode_vs_ref(void **state)
         expect_rel(what, got, y, (size_t)H * D, 1e-5);
         free(got);
     }
+    /* the state added to the rows of a chunk run after position 0 */
+    {
+        const int rows = 13;
+        float *ys = lc_test_new_f32((size_t)rows * H * D);
+        float *den = lc_test_new_f32((size_t)rows * H);
+        float *fqs = lc_test_new_f32((size_t)rows * H * F);
+        float *ys_d, *den_d, *fqs_d;
+
+        NEED_REF(hybrid_add_state);
+        lc_test_fill_normal(ys, (size_t)rows * H * D, 9, 1.0f);
+        lc_test_fill_uniform(den, (size_t)rows * H, 10, 0.5f, 3.0f);
+        lc_test_fill_uniform(fqs, (size_t)rows * H * F, 11, 0.0f, 0.2f);
+        ys_d = dev(b, ys, (size_t)rows * H * D * sizeof(float));
+        den_d = dev(b, den, (size_t)rows * H * sizeof(float));
+        fqs_d = dev(b, fqs, (size_t)rows * H * F * sizeof(float));
+        lc_ref_ops.hybrid_add_state(b->ref, ys, den, fqs, S, z, rows, H, D, F);
+        b->gpu->ops->hybrid_add_state(b->gpu, ys_d, den_d, fqs_d, S_d, z_d, rows, H, D, F);
+        got = fetch(b, ys_d, (size_t)rows * H * D);
+        expect_rel("add_state y", got, ys, (size_t)rows * H * D, 1e-5);
+        free(got);
+        gpu_free(b, ys_d);
+        gpu_free(b, den_d);
+        gpu_free(b, fqs_d);
+        free(ys);
+        free(den);
+        free(fqs);
+    }
     {
         float *ps[] = {q_d, fq_d, kc_d, vc_d, fk_d, th_d, S_d, z_d, y_d};
         for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {

@@ -247,6 +247,47 @@ static void test_pieces_ref(void **state)
     lc_test_backend_free(be);
 }
 
+/* hybrid_add_state, the state added to the rows of a chunk run after
+ * position 0: the cpu kernel against the reference, on shapes that are
+ * not multiples of anything, one row and many. */
+static void test_add_state_kernel(void **state)
+{
+    static const int shapes[][4] = {{1, 1, 8, 12}, {5, 3, 7, 10}, {37, 4, 16, 24}};
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
+    (void)state;
+
+    for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+        const int n = shapes[k][0], H = shapes[k][1], D = shapes[k][2], F = shapes[k][3];
+        const size_t ny = (size_t)n * H * D;
+        float *y = lc_test_new_f32(ny);
+        float *den = lc_test_new_uniform((size_t)n * H, 20 + k, 0.5f, 3.0f);
+        float *fq = lc_test_new_uniform((size_t)n * H * F, 30 + k, 0.0f, 0.2f);
+        float *S = lc_test_new_uniform((size_t)H * F * D, 40 + k, -1.0f, 1.0f);
+        float *z = lc_test_new_uniform((size_t)H * F, 50 + k, 0.0f, 2.0f);
+        float *want;
+        char what[64];
+
+        lc_test_fill_normal(y, ny, 10 + k, 1.0f);
+        want = lc_test_dup_f32(y, ny);
+        lc_ref_ops.hybrid_add_state(ref, want, den, fq, S, z, n, H, D, F);
+        lc_cpu_ops.hybrid_add_state(cpu, y, den, fq, S, z, n, H, D, F);
+        snprintf(what, sizeof(what), "add_state n %d H %d D %d F %d", n, H, D, F);
+        assert_int_equal(lc_test_check_rel(what, y, want, ny, 1e-5), 0);
+        /* it changed something: the state is not a no-op here */
+        lc_test_fill_normal(y, ny, 10 + k, 1.0f);
+        assert_true(lc_test_max_abs_diff(y, want, ny) > 1e-3);
+        free(y);
+        free(den);
+        free(fq);
+        free(S);
+        free(z);
+        free(want);
+    }
+    lc_test_backend_free(cpu);
+    lc_test_backend_free(ref);
+}
+
 /* The linearized state stops growing once the cache has held its 2W keys
  * (W when sliding); the teacher's KV cache grows by one row per token. */
 static void test_state_bytes(void **state)
@@ -451,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_prompts_ref),
         cmocka_unit_test(test_pieces_cpu),
         cmocka_unit_test(test_pieces_ref),
+        cmocka_unit_test(test_add_state_kernel),
         cmocka_unit_test(test_state_bytes),
         cmocka_unit_test(test_rope_tables_constant),
         cmocka_unit_test(test_errors),

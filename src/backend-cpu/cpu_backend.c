@@ -153,4 +153,5 @@ const struct lc_backend_ops lc_cpu_ops = {
     .hybrid_xent = lc_cpu_hybrid_xent,
     .hybrid_decode = lc_cpu_hybrid_decode,
     .linstate_add = lc_cpu_linstate_add,
+    .hybrid_add_state = lc_cpu_hybrid_add_state,
 };

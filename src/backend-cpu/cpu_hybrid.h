@@ -29,6 +29,9 @@ void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, floa
 void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const float *fq,
                           const float *kc, const float *vc, int ncache, const float *S,
                           const float *z, const float *theta, int H, int Hkv, int D, int F);
+void lc_cpu_hybrid_add_state(struct lc_backend *be, float *y, const float *den,
+                             const float *fq, const float *S, const float *z, int n, int H,
+                             int D, int F);
 void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float *fk,
                          const float *v, int n, int H, int Hkv, int D, int F);
 

@@ -76,6 +76,46 @@ void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const
     }
 }
 
+void lc_cpu_hybrid_add_state(struct lc_backend *be, float *y, const float *den,
+                             const float *fq, const float *S, const float *z, int n, int H,
+                             int D, int F)
+{
+    const int64_t work = (int64_t)H * n * F * D;
+
+    (void)be;
+#pragma omp parallel for schedule(static) if (work >= DECODE_PAR_MIN)
+    for (int h = 0; h < H; h++) {
+        const float *fqh = fq + (size_t)h * (size_t)F;
+        const float *zh = z + (size_t)h * (size_t)F;
+        float *yh = y + (size_t)h * (size_t)D;
+
+        if (n <= 0) {
+            continue;
+        }
+        /* y * den (the numerator hybrid_fwd divided), plus fq S */
+        for (int r = 0; r < n; r++) {
+            float *yr = yh + (size_t)r * (size_t)H * (size_t)D;
+            const float d0 = den[(size_t)r * (size_t)H + (size_t)h];
+            for (int d = 0; d < D; d++) {
+                yr[d] *= d0;
+            }
+        }
+        lc_hy_sgemm(0, 0, n, D, F, 1.0f, fqh, H * F, S + (size_t)h * (size_t)F * (size_t)D, D,
+                    1.0f, yh, H * D);
+        for (int r = 0; r < n; r++) {
+            const float *fr = fqh + (size_t)r * (size_t)H * (size_t)F;
+            float *yr = yh + (size_t)r * (size_t)H * (size_t)D;
+            float d1 = den[(size_t)r * (size_t)H + (size_t)h];
+            for (int f = 0; f < F; f++) {
+                d1 += fr[f] * zh[f];
+            }
+            for (int d = 0; d < D; d++) {
+                yr[d] /= d1;
+            }
+        }
+    }
+}
+
 void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float *fk,
                          const float *v, int n, int H, int Hkv, int D, int F)
 {

@@ -542,6 +542,16 @@ static void cuda_linstate_add(struct lc_backend *be, float *S, float *z, const f
     }
 }
 
+static void cuda_hybrid_add_state(struct lc_backend *be, float *y, const float *den,
+                                  const float *fq, const float *S, const float *z, int n, int H,
+                                  int D, int F)
+{
+    struct lc_cuda_ctx *c = ctx_of(be);
+    if (decode_shape_ok(c, "hybrid_add_state", n, H, 1, D, F) && n > 0) {
+        note(c, "hybrid_add_state", lc_cuda_hybrid_add_state(c, y, den, fq, S, z, n, H, D, F));
+    }
+}
+
 /* --------------------------------------------------------------- losses */
 
 static void cuda_mse_fwd_bwd(struct lc_backend *be, float *row_sse, float *dpred,
@@ -633,5 +643,6 @@ const struct lc_backend_ops lc_cuda_ops = {
     .hybrid_xent = cuda_hybrid_xent,
     .hybrid_decode = cuda_hybrid_decode,
     .linstate_add = cuda_linstate_add,
+    .hybrid_add_state = cuda_hybrid_add_state,
     .adamw = cuda_adamw,
 };

@@ -63,6 +63,7 @@
 #define lc_cuda_hybrid_xent lc_cuda_emu_hybrid_xent
 #define lc_cuda_hybrid_decode lc_cuda_emu_hybrid_decode
 #define lc_cuda_linstate_add lc_cuda_emu_linstate_add
+#define lc_cuda_hybrid_add_state lc_cuda_emu_hybrid_add_state
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>

@@ -132,6 +132,9 @@ const char *lc_cuda_hybrid_decode(struct lc_cuda_ctx *c, float *y, const float *
                                   int F);
 const char *lc_cuda_linstate_add(struct lc_cuda_ctx *c, float *S, float *z, const float *fk,
                                  const float *v, int n, int H, int Hkv, int D, int F);
+const char *lc_cuda_hybrid_add_state(struct lc_cuda_ctx *c, float *y, const float *den,
+                                     const float *fq, const float *S, const float *z, int n, int H,
+                                     int D, int F);
 
 /* ------------------------------------------------- k_loss.cu */
 const char *lc_cuda_mse_fwd_bwd(struct lc_cuda_ctx *c, float *row_sse, float *dpred,

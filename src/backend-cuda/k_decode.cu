@@ -115,6 +115,39 @@ extern "C" const char *lc_cuda_hybrid_decode(struct lc_cuda_ctx *c, float *y, co
     return lc_cuda_launched();
 }
 
+/* y[r, h, d] = (y den + fq_rh^T S_h[:, d]) / (den + fq_rh . z_h), den = den[r, h] */
+static __global__ void k_add_state(float *y, const float *den, const float *fq, const float *S,
+                                   const float *z, int n, int H, int D, int F)
+{
+    LC_HY_FOR(idx, (int64_t)n * H * D)
+    {
+        const int64_t rh = idx / D;
+        const int d = (int)(idx % D);
+        const int h = (int)(rh % H);
+        const float *fqr = fq + (size_t)rh * F;
+        const float *Sh = S + (size_t)h * F * D;
+        const float *zh = z + (size_t)h * F;
+        const float d0 = den[rh];
+        float acc = y[idx] * d0;
+        float d1 = d0;
+
+        for (int e = 0; e < F; e++) {
+            acc += fqr[e] * Sh[(size_t)e * D + d];
+            d1 += fqr[e] * zh[e];
+        }
+        y[idx] = acc / d1;
+    }
+}
+
+extern "C" const char *lc_cuda_hybrid_add_state(struct lc_cuda_ctx *c, float *y, const float *den,
+                                                const float *fq, const float *S, const float *z,
+                                                int n, int H, int D, int F)
+{
+    LC_LAUNCH(k_add_state, lc_hy_blocks((int64_t)n * H * D), LC_CUDA_EW_THREADS, c->stream)(
+        y, den, fq, S, z, n, H, D, F);
+    return lc_cuda_launched();
+}
+
 /* z[h] += sum over the n rows of fk[r, h] (rows in order) */
 static __global__ void k_linstate_z(float *z, const float *fk, int n, int H, int F)
 {

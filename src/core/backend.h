@@ -181,6 +181,13 @@ struct lc_backend_ops {
      * fk [n,H,F], v [n,Hkv,D] */
     void (*linstate_add)(struct lc_backend *be, float *S, float *z, const float *fk,
                          const float *v, int n, int H, int Hkv, int D, int F);
+    /* A chunk that starts after position 0 runs hybrid_fwd as a sequence
+     * of its own, from the first cached key on; this adds the linear
+     * state of the keys before those: per row and head,
+     * y = (y * den + fq S) / (den + fq . z), with y [n,H,D] and den [n,H]
+     * what hybrid_fwd returned, fq [n,H,F], S [H,F,D], z [H,F]. */
+    void (*hybrid_add_state)(struct lc_backend *be, float *y, const float *den, const float *fq,
+                             const float *S, const float *z, int n, int H, int D, int F);
 
     /* ------------------------------------------------------------ losses */
     /* row_sse[rows] = sum_c (pred - target)^2; dpred (nullable, =) =

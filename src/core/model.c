@@ -16,6 +16,9 @@
 
 /* rows of the forward scratch used by sessions and perplexity */
 #define LC_CHUNK_ROWS 512
+/* a later chunk of a linearized session shorter than this steps token by
+ * token; from this length on it runs in the parallel form */
+#define LC_BATCH_MIN_TOKENS 16
 
 LC_API lc_status lc_model_open(struct lc_model **out, const char *path, struct lc_backend *be,
                                struct lc_error *err)
@@ -228,8 +231,10 @@ done:
  * Which key is where after n tokens depends only on n, never on how the
  * tokens were fed.  The first chunk of a session (positions from 0) runs the parallel
  * form (lc_linattn_forward, hybrid_fwd over the chunk) and then hands
- * keys [0, lo(n)) to S and z and keys [lo(n), n) to the cache; a chunk
- * that starts later runs the step above token by token for the attention
+ * keys [0, lo(n)) to S and z and keys [lo(n), n) to the cache.  A later
+ * chunk of LC_BATCH_MIN_TOKENS or more does the same from the first
+ * cached key on (linear_chunk), with the state added by hybrid_add_state;
+ * a shorter one runs the step above token by token for the attention
  * (projections, feature maps of the queries, MLP and head stay batched
  * over the chunk).  Both cost O((W + F) D) per token and head.
  */
@@ -250,6 +255,7 @@ struct lc_session {
     float *rope_cos;
     float *rope_sin;
     float *rope_host; /* [2, LC_CHUNK_ROWS, D/2] */
+    float *den;       /* [cache_rows + LC_CHUNK_ROWS, H] denominators of a batched chunk */
 };
 
 /* keys [0, lin_keys) of the first n tokens are in the linear state */
@@ -322,7 +328,9 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
         s->S = alloc_per_layer(be, c->n_layers, HF * (size_t)c->head_dim * sizeof(float));
         s->z = alloc_per_layer(be, c->n_layers, HF * sizeof(float));
         s->fk_move = be->ops->alloc(be, (size_t)W * HF * sizeof(float));
-        if (s->S == NULL || s->z == NULL || s->fk_move == NULL) {
+        s->den = be->ops->alloc(be, (size_t)(s->cache_rows + LC_CHUNK_ROWS) *
+                                        (size_t)c->n_heads * sizeof(float));
+        if (s->S == NULL || s->z == NULL || s->fk_move == NULL || s->den == NULL) {
             lc_session_free(s);
             return lc_err_set(err, LC_ERR_NOMEM, "out of memory for the linear attention state");
         }
@@ -363,6 +371,7 @@ LC_API void lc_session_free(struct lc_session *s)
     free_per_layer(be, s->S, L);
     free_per_layer(be, s->z, L);
     be->ops->release(be, s->fk_move);
+    be->ops->release(be, s->den);
     be->ops->release(be, s->rope_cos);
     be->ops->release(be, s->rope_sin);
     free(s->rope_host);
@@ -411,39 +420,81 @@ static void softmax_chunk(struct lc_session *s, int l, int p0, int n)
                 c->head_dim, p0);
 }
 
-/* The first chunk of a linearized session (positions 0..n-1): the
- * parallel form, then keys [0, lo(n)) into the state and [lo(n), n) into
- * the cache. */
-static void linear_first_chunk(struct lc_session *s, int l, int n)
+/* Keys [lo, end) between their cache slots (keys [lo, ...) cached) and
+ * rows j - first of k and v: into the cache (to_cache), or out of it.
+ * Runs of consecutive slots: a sliding ring wraps at most once. */
+static void cache_copy(struct lc_session *s, int l, float *k, float *v, int first, int lo,
+                       int end, int to_cache)
+{
+    struct lc_backend *be = s->model->llama->be;
+    const struct lc_linattn *lin = s->lin;
+    const struct lc_model_config *c = &s->model->llama->cfg;
+    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+
+    for (int j = lo; j < end;) {
+        const int slot = cache_slot(lin, j, lo);
+        const size_t bytes_per_key = KD * sizeof(float);
+        float *kc = s->kcache[l] + (size_t)slot * KD;
+        float *vc = s->vcache[l] + (size_t)slot * KD;
+        float *kr = k + (size_t)(j - first) * KD;
+        float *vr = v + (size_t)(j - first) * KD;
+        int run = end - j;
+
+        if (lin->cfg.mode == LC_WINDOW_SLIDING && run > lin->cfg.window - slot) {
+            run = lin->cfg.window - slot;
+        }
+        be->ops->copy(be, to_cache ? kc : kr, to_cache ? kr : kc, (size_t)run * bytes_per_key);
+        be->ops->copy(be, to_cache ? vc : vr, to_cache ? vr : vc, (size_t)run * bytes_per_key);
+        j += run;
+    }
+}
+
+/* The keys a batched chunk at position p0 runs with from the cache: keys
+ * [lin_keys(p0), p0), ahead of the chunk's own rows. */
+static int chunk_cached_keys(const struct lc_session *s, int p0)
+{
+    return p0 - lin_keys(s->lin, p0);
+}
+
+/* A chunk of n tokens at positions p0..p0+n-1 in the parallel form.  Its
+ * queries see keys from base = lin_keys(p0) on in the window and the
+ * linear part, the state S, z the keys before.  As base starts a block
+ * (terraced) or lies a whole window back (sliding), the window rule
+ * counted from base is the rule counted from 0; so the chunk runs as a
+ * sequence of nc = p0 - base cached keys (with dummy queries) and its own
+ * n tokens, whose rows [nc, nc + n) of q, k, v the caller filled, and
+ * hybrid_add_state adds the state.  Then keys [base, lin_keys(p0 + n))
+ * move into the state and the rest into the cache. */
+static void linear_chunk(struct lc_session *s, int l, int p0, int n)
 {
     struct lc_llama *m = s->model->llama;
     struct lc_llama_fwd *f = &s->model->fwd;
     struct lc_backend *be = m->be;
     const struct lc_linattn *lin = s->lin;
     const struct lc_model_config *c = &m->cfg;
+    const int H = c->n_heads, D = c->head_dim;
     const int F = 2 * lin->cfg.feature_dim;
-    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
-    const int lo = lin_keys(lin, n);
+    const size_t HD = (size_t)H * (size_t)D;
+    const int base = lin_keys(lin, p0);
+    const int nc = p0 - base;
+    const int lo = lin_keys(lin, p0 + n);
 
-    lc_linattn_forward(lin, lin->params, l, 1, n, f->q, f->k, f->v, f->fq, f->fk, f->att, NULL,
-                       NULL);
-    if (lo > 0) {
-        be->ops->linstate_add(be, s->S[l], s->z[l], f->fk, f->v, lo, c->n_heads,
-                              c->n_kv_heads, c->head_dim, F);
+    if (nc > 0) {
+        /* the cached keys in key order, and queries that are never used */
+        cache_copy(s, l, f->k, f->v, base, base, p0, 0);
+        be->ops->zero(be, f->q, (size_t)nc * HD * sizeof(float));
     }
-    /* runs of keys in consecutive slots (a sliding ring wraps at most once) */
-    for (int j = lo; j < n;) {
-        const int slot = cache_slot(lin, j, lo);
-        int run = n - j;
-        if (lin->cfg.mode == LC_WINDOW_SLIDING && run > lin->cfg.window - slot) {
-            run = lin->cfg.window - slot;
-        }
-        be->ops->copy(be, s->kcache[l] + (size_t)slot * KD, f->k + (size_t)j * KD,
-                      (size_t)run * KD * sizeof(float));
-        be->ops->copy(be, s->vcache[l] + (size_t)slot * KD, f->v + (size_t)j * KD,
-                      (size_t)run * KD * sizeof(float));
-        j += run;
+    lc_linattn_forward(lin, lin->params, l, 1, nc + n, f->q, f->k, f->v, f->fq, f->fk, f->att,
+                       NULL, s->den);
+    if (base > 0) {
+        be->ops->hybrid_add_state(be, f->att + (size_t)nc * HD, s->den + (size_t)nc * H,
+                                  f->fq + (size_t)nc * H * F, s->S[l], s->z[l], n, H, D, F);
     }
+    if (lo > base) {
+        be->ops->linstate_add(be, s->S[l], s->z[l], f->fk, f->v, lo - base, H, c->n_kv_heads, D,
+                              F);
+    }
+    cache_copy(s, l, f->k, f->v, base, lo, p0 + n, 1);
 }
 
 /* The decode step of layer l for the token at position p, row i of the
@@ -500,6 +551,14 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
     const struct lc_linattn *lin = s->lin;
     const int p0 = s->length;
     const size_t half = (size_t)(c->head_dim / 2);
+    const size_t HD = (size_t)c->n_heads * (size_t)c->head_dim;
+    const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    /* a linearized chunk runs in the parallel form from position 0, and
+     * later when it is long enough to be worth its cached keys' rows;
+     * shorter later chunks step token by token.  The parallel form puts
+     * the cached keys ahead of the chunk's rows. */
+    const int batched = lin != NULL && (p0 == 0 || n >= LC_BATCH_MIN_TOKENS);
+    const int nc = batched ? chunk_cached_keys(s, p0) : 0;
     int32_t pos[LC_CHUNK_ROWS];
 
     /* the chunk's own RoPE rows, row i for position p0 + i */
@@ -515,11 +574,12 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
     for (int l = 0; l < c->n_layers; l++) {
         o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, n, c->hidden_size,
                        c->rms_norm_eps);
-        lc_llama_qkv_tab(m, l, f->xn, f->q, f->k, f->v, f->pos, s->rope_cos, s->rope_sin, n);
+        lc_llama_qkv_tab(m, l, f->xn, f->q + (size_t)nc * HD, f->k + (size_t)nc * KD,
+                         f->v + (size_t)nc * KD, f->pos, s->rope_cos, s->rope_sin, n);
         if (lin == NULL) {
             softmax_chunk(s, l, p0, n);
-        } else if (p0 == 0) {
-            linear_first_chunk(s, l, n);
+        } else if (batched) {
+            linear_chunk(s, l, p0, n);
         } else {
             o->fmap_fwd(be, f->fq, f->q, lc_linattn_wq(lin, lin->params, l), n, c->n_heads,
                         c->n_heads, c->head_dim, lin->cfg.feature_dim, LC_FMAP_EPS);
@@ -527,7 +587,7 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
                 linear_step(s, l, p0 + i, i);
             }
         }
-        lc_llama_attn_out(m, l, f->x, f->att, n);
+        lc_llama_attn_out(m, l, f->x, f->att + (size_t)nc * HD, n);
         lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, n);
     }
     s->length += n;
@@ -564,7 +624,11 @@ LC_API lc_status lc_session_feed(struct lc_session *s, const int32_t *ids, int n
                               c->vocab_size);
         }
     }
-    rc = lc_model_reserve_rows(s->model, n < LC_CHUNK_ROWS ? n : LC_CHUNK_ROWS, err);
+    /* a batched linearized chunk has the cached keys' rows ahead of its own */
+    rc = lc_model_reserve_rows(s->model,
+                               (n < LC_CHUNK_ROWS ? n : LC_CHUNK_ROWS) +
+                                   (s->lin != NULL ? s->cache_rows : 0),
+                               err);
     if (rc != LC_OK) {
         return rc;
     }

@@ -115,5 +115,7 @@ void lc_ref_hybrid_decode(struct lc_backend *be, float *y, const float *q, const
                           const float *z, const float *theta, int H, int Hkv, int D, int F);
 void lc_ref_linstate_add(struct lc_backend *be, float *S, float *z, const float *fk,
                          const float *v, int n, int H, int Hkv, int D, int F);
+void lc_ref_hybrid_add_state(struct lc_backend *be, float *y, const float *den, const float *fq,
+                             const float *S, const float *z, int n, int H, int D, int F);
 
 #endif /* LC_CORE_REF_REF_H */

@@ -119,4 +119,5 @@ const struct lc_backend_ops lc_ref_ops = {
     .hybrid_xent = lc_ref_hybrid_xent,
     .hybrid_decode = lc_ref_hybrid_decode,
     .linstate_add = lc_ref_linstate_add,
+    .hybrid_add_state = lc_ref_hybrid_add_state,
 };

@@ -87,3 +87,10 @@ void lc_ref_linstate_add(struct lc_backend *be, float *S, float *z, const float 
     (void)be;
     ref_linstate_add_f32(S, z, fk, v, n, H, Hkv, D, F);
 }
+
+void lc_ref_hybrid_add_state(struct lc_backend *be, float *y, const float *den, const float *fq,
+                             const float *S, const float *z, int n, int H, int D, int F)
+{
+    (void)be;
+    ref_hybrid_add_state_f32(y, den, fq, S, z, n, H, D, F);
+}

@@ -31,5 +31,7 @@ void lc_ref_hybrid_decode_f64(double *y, const double *q, const double *fq, cons
                               const double *theta, int H, int Hkv, int D, int F);
 void lc_ref_linstate_add_f64(double *S, double *z, const double *fk, const double *v, int n,
                              int H, int Hkv, int D, int F);
+void lc_ref_hybrid_add_state_f64(double *y, const double *den, const double *fq,
+                                 const double *S, const double *z, int n, int H, int D, int F);
 
 #endif /* LC_CORE_REF_REF_HYBRID_F64_H */

@@ -488,6 +488,29 @@ LINKAGE void FN(hybrid_decode)(REAL *y, const REAL *q, const REAL *fq, const REA
     }
 }
 
+LINKAGE void FN(hybrid_add_state)(REAL *y, const REAL *den, const REAL *fq, const REAL *S,
+                                  const REAL *z, int n, int H, int D, int F)
+{
+    for (int r = 0; r < n; r++) {
+        for (int h = 0; h < H; h++) {
+            const size_t rh = (size_t)r * (size_t)H + (size_t)h;
+            const REAL *fqh = fq + rh * (size_t)F;
+            const REAL *Sh = S + (size_t)h * (size_t)F * (size_t)D;
+            const REAL d0 = den[rh];
+            const REAL d1 = d0 + LOCAL(dot)(fqh, z + (size_t)h * (size_t)F, F);
+            REAL *yh = y + rh * (size_t)D;
+
+            for (int d = 0; d < D; d++) {
+                REAL acc = yh[d] * d0;
+                for (int e = 0; e < F; e++) {
+                    acc += fqh[e] * Sh[(size_t)e * (size_t)D + (size_t)d];
+                }
+                yh[d] = acc / d1;
+            }
+        }
+    }
+}
+
 LINKAGE void FN(linstate_add)(REAL *S, REAL *z, const REAL *fk, const REAL *v, int n, int H,
                               int Hkv, int D, int F)
 {
