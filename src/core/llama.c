@@ -153,8 +153,13 @@ static float view_f32_at(const struct lc_tensor_view *t, int64_t i)
 static lc_status vector_f32_from_view(struct lc_llama *m, float **out,
                                       const struct lc_tensor_view *t, struct lc_error *err)
 {
-    float *host = malloc((size_t)t->numel * sizeof(float) + 1);
+    float *host;
 
+    if (t->dtype != LC_DTYPE_F32 && t->dtype != LC_DTYPE_F16 && t->dtype != LC_DTYPE_BF16) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: unsupported dtype %s", t->name,
+                          lc_dtype_name(t->dtype));
+    }
+    host = malloc((size_t)t->numel * sizeof(float) + 1);
     if (host == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory converting %s", t->name);
     }

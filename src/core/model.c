@@ -449,13 +449,6 @@ static void cache_copy(struct lc_session *s, int l, float *k, float *v, int firs
     }
 }
 
-/* The keys a batched chunk at position p0 runs with from the cache: keys
- * [lin_keys(p0), p0), ahead of the chunk's own rows. */
-static int chunk_cached_keys(const struct lc_session *s, int p0)
-{
-    return p0 - lin_keys(s->lin, p0);
-}
-
 /* A chunk of n tokens at positions p0..p0+n-1 in the parallel form.  Its
  * queries see keys from base = lin_keys(p0) on in the window and the
  * linear part, the state S, z the keys before.  As base starts a block
@@ -558,7 +551,7 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
      * shorter later chunks step token by token.  The parallel form puts
      * the cached keys ahead of the chunk's rows. */
     const int batched = lin != NULL && (p0 == 0 || n >= LC_BATCH_MIN_TOKENS);
-    const int nc = batched ? chunk_cached_keys(s, p0) : 0;
+    const int nc = batched ? p0 - lin_keys(lin, p0) : 0; /* keys the cache holds */
     int32_t pos[LC_CHUNK_ROWS];
 
     /* the chunk's own RoPE rows, row i for position p0 + i */
