@@ -143,8 +143,10 @@ lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc
             goto done;
         }
         if (t < 0 || t > LC_TOKT_BYTE) {
-            st = lc_err_set(err, LC_ERR_FORMAT, "%s: token %llu has type %lld", path,
-                            (unsigned long long)i, (long long)t);
+            st = lc_err_set(err, LC_ERR_FORMAT,
+                            "%s: token %llu has type %lld in tokenizer.ggml.token_type "
+                            "(types are 0 to %d)",
+                            path, (unsigned long long)i, (long long)t, LC_TOKT_BYTE);
             goto done;
         }
         if (score != score) {
