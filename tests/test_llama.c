@@ -344,6 +344,12 @@ static void test_random_model(void **state)
     assert_int_equal(lc_llama_random(&f32, &cfg, LC_DTYPE_F16, 7, be, &err), LC_ERR_ARG);
     assert_non_null(strstr(err.msg, "type F16"));
     assert_null(f32);
+    /* per-frequency RoPE factors come from a model file; there is none */
+    cfg.rope_type = LC_ROPE_FACTORS;
+    assert_int_equal(lc_llama_random(&f32, &cfg, LC_DTYPE_F32, 7, be, &err), LC_ERR_ARG);
+    assert_non_null(strstr(err.msg, "need a model file"));
+    assert_null(f32);
+    cfg.rope_type = LC_ROPE_DEFAULT;
     cfg.n_kv_heads = 3;
     assert_int_equal(lc_llama_random(&f32, &cfg, LC_DTYPE_F32, 7, be, &err), LC_ERR_ARG);
     assert_null(f32);

@@ -195,7 +195,13 @@ static lc_status alloc_layers(struct lc_llama *m, struct lc_error *err)
     }
     lc_rope_inv_freq(&m->cfg, m->inv_freq_host);
     if (m->cfg.rope_type == LC_ROPE_FACTORS) {
-        const struct lc_tensor_view *t = need(m, LC_ROPE_FREQS_TENSOR, err);
+        const struct lc_tensor_view *t = NULL;
+        if (m->files == NULL) {
+            /* a model made in memory has no file to take the factors from */
+            return lc_err_set(err, LC_ERR_ARG, "RoPE factors (rope_type %d) need a model file",
+                              LC_ROPE_FACTORS);
+        }
+        t = need(m, LC_ROPE_FREQS_TENSOR, err);
         if (t == NULL) {
             return LC_ERR_FORMAT;
         }
