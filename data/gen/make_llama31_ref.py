@@ -24,8 +24,9 @@ frequencies are kept, some interpolated and some divided by 8.  Weights are
 drawn with std 0.25 (so that attention is sharp and RoPE matters), rounded
 to float16; both files hold the same float16 values.
 
-Checks: an independent float64 numpy forward of the GGUF (interleaved RoPE
-on the GGUF q/k rows, frequencies divided by rope_freqs as llama.cpp does)
+Checks: the independent float64 numpy forward of the GGUF that the other
+generators use (make_logits_ref.numpy_forward: interleaved RoPE on the GGUF
+q/k rows, here each frequency divided by rope_freqs as llama.cpp does)
 equals the transformers logits, and the default-RoPE logits differ by far
 more than that.
 
@@ -43,6 +44,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_logits_ref import gguf_weights, numpy_forward  # noqa: E402
 from refcommon import parse_ref_args, save_file, versions  # noqa: E402
 
 S = 2
@@ -196,57 +198,6 @@ def write_gguf(weights, path):
     wr.close()
 
 
-def numpy_forward(path, ids):
-    """float64 logits [T, V] from the GGUF file alone: interleaved RoPE on
-    the GGUF q/k rows, each frequency divided by its rope_freqs factor."""
-    reader = gguf.GGUFReader(path)
-    w = {t.name: np.array(t.data, dtype=np.float64) for t in reader.tensors}
-
-    def field(key):
-        f = reader.fields[key]
-        return f.parts[f.data[0]][0].item()
-
-    nh = field("llama.attention.head_count")
-    nkv = field("llama.attention.head_count_kv")
-    hd = field("llama.attention.key_length")
-    eps = field("llama.attention.layer_norm_rms_epsilon")
-    theta = field("llama.rope.freq_base")
-    inv = theta ** (-np.arange(0, hd, 2, dtype=np.float64) / hd) / w["rope_freqs.weight"]
-
-    def rmsnorm(x, g):
-        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
-
-    def rope(x):
-        ang = np.arange(x.shape[0], dtype=np.float64)[:, None] * inv[None, :]
-        cs, sn = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-        a, b = x[..., 0::2], x[..., 1::2]
-        y = np.empty_like(x)
-        y[..., 0::2] = a * cs - b * sn
-        y[..., 1::2] = a * sn + b * cs
-        return y
-
-    x = w["token_embd.weight"][ids]
-    t = x.shape[0]
-    mask = np.triu(np.full((t, t), -np.inf), 1)
-    for layer in range(field("llama.block_count")):
-        p = "blk.%d." % layer
-        h = rmsnorm(x, w[p + "attn_norm.weight"])
-        q = rope((h @ w[p + "attn_q.weight"].T).reshape(t, nh, hd))
-        k = rope((h @ w[p + "attn_k.weight"].T).reshape(t, nkv, hd))
-        v = (h @ w[p + "attn_v.weight"].T).reshape(t, nkv, hd)
-        att = np.empty((t, nh, hd))
-        for hh in range(nh):
-            kv = hh // (nh // nkv)
-            sc = q[:, hh] @ k[:, kv].T / np.sqrt(hd) + mask
-            sc = np.exp(sc - sc.max(axis=1, keepdims=True))
-            att[:, hh] = (sc / sc.sum(axis=1, keepdims=True)) @ v[:, kv]
-        x = x + att.reshape(t, nh * hd) @ w[p + "attn_output.weight"].T
-        h = rmsnorm(x, w[p + "ffn_norm.weight"])
-        g = h @ w[p + "ffn_gate.weight"].T
-        x = x + (g / (1.0 + np.exp(-g)) * (h @ w[p + "ffn_up.weight"].T)) @ w[p + "ffn_down.weight"].T
-    return rmsnorm(x, w["output_norm.weight"]) @ w["output.weight"].T
-
-
 def write_hf(weights, folder):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "config.json"), "w") as f:
@@ -270,7 +221,11 @@ def main():
                           rng.integers(3, CONFIG["vocab_size"], size=(S, T - 1))], axis=1)
     logits = hf_logits(hf_model(weights), ids)
     plain = hf_logits(hf_model(weights, scaled=False), ids)
-    ref = np.stack([numpy_forward(gguf_path, row) for row in ids])
+    # the GGUF file alone, in float64: interleaved RoPE on its q/k rows, each
+    # frequency divided by its rope_freqs factor as llama.cpp does
+    w64, cfg64 = gguf_weights(gguf_path)
+    assert cfg64["head_dim"] == CONFIG["head_dim"] and cfg64["rope_factors"] is not None
+    ref = np.stack([numpy_forward(w64, cfg64, row) for row in ids])
     err = float(np.max(np.abs(ref - logits)))
     scale = float(np.max(np.abs(ref)))
     ctl = float(np.max(np.abs(plain - logits)))

@@ -134,12 +134,17 @@ def gguf_weights(path):
         assert t.tensor_type in (gguf.GGMLQuantizationType.F32,
                                  gguf.GGMLQuantizationType.F16), t.name
         w[t.name] = np.array(t.data, dtype=np.float64)
+    n_head = gguf_field(reader, "llama.attention.head_count")
     cfg = {
         "n_layer": gguf_field(reader, "llama.block_count"),
-        "n_head": gguf_field(reader, "llama.attention.head_count"),
+        "n_head": n_head,
         "n_kv": gguf_field(reader, "llama.attention.head_count_kv"),
         "eps": gguf_field(reader, "llama.attention.layer_norm_rms_epsilon"),
         "theta": gguf_field(reader, "llama.rope.freq_base", 10000.0),
+        "head_dim": gguf_field(reader, "llama.attention.key_length",
+                               w["token_embd.weight"].shape[1] // n_head),
+        # Llama 3.1 scaling as llama.cpp stores it: inv_freq[i] / rope_freqs[i]
+        "rope_factors": w.get("rope_freqs.weight"),
     }
     if "output.weight" not in w:
         w["output.weight"] = w["token_embd.weight"]
@@ -150,11 +155,14 @@ def rmsnorm(x, g, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
 
 
-def rope(x, theta, interleaved):
+def rope(x, theta, interleaved, factors=None):
     """x [T, H, D]; rotate by position.  interleaved: pairs (2i, 2i+1)
-    (Meta / llama.cpp GGUF row layout); else rotate-half pairs (i, i + D/2)."""
+    (Meta / llama.cpp GGUF row layout); else rotate-half pairs (i, i + D/2).
+    factors [D/2] (optional): each frequency divided by its factor."""
     t, _, d = x.shape
     inv = theta ** (-np.arange(0, d, 2, dtype=np.float64) / d)   # [D/2]
+    if factors is not None:
+        inv = inv / factors
     ang = np.arange(t, dtype=np.float64)[:, None] * inv[None, :]  # [T, D/2]
     c = np.cos(ang)[:, None, :]
     s = np.sin(ang)[:, None, :]
@@ -175,7 +183,7 @@ def numpy_forward(w, cfg, ids, interleaved=True):
     x = w["token_embd.weight"][ids]                    # [T, C]
     t, c = x.shape
     nh, nkv = cfg["n_head"], cfg["n_kv"]
-    hd = c // nh
+    hd = cfg["head_dim"]
     mask = np.triu(np.full((t, t), -np.inf), 1)
     for layer in range(cfg["n_layer"]):
         p = "blk.%d." % layer
@@ -183,8 +191,8 @@ def numpy_forward(w, cfg, ids, interleaved=True):
         q = (h @ w[p + "attn_q.weight"].T).reshape(t, nh, hd)
         k = (h @ w[p + "attn_k.weight"].T).reshape(t, nkv, hd)
         v = (h @ w[p + "attn_v.weight"].T).reshape(t, nkv, hd)
-        q = rope(q, cfg["theta"], interleaved)
-        k = rope(k, cfg["theta"], interleaved)
+        q = rope(q, cfg["theta"], interleaved, cfg["rope_factors"])
+        k = rope(k, cfg["theta"], interleaved, cfg["rope_factors"])
         att = np.empty((t, nh, hd))
         for hh in range(nh):
             kv = hh // (nh // nkv)
@@ -192,7 +200,7 @@ def numpy_forward(w, cfg, ids, interleaved=True):
             sc = np.exp(sc - sc.max(axis=1, keepdims=True))
             sc /= sc.sum(axis=1, keepdims=True)
             att[:, hh, :] = sc @ v[:, kv, :]
-        x = x + att.reshape(t, c) @ w[p + "attn_output.weight"].T
+        x = x + att.reshape(t, nh * hd) @ w[p + "attn_output.weight"].T
         h = rmsnorm(x, w[p + "ffn_norm.weight"], cfg["eps"])
         g = h @ w[p + "ffn_gate.weight"].T
         u = h @ w[p + "ffn_up.weight"].T
