@@ -50,18 +50,37 @@ void lc_test_hy_in_free(struct lc_test_hy_in *in)
 void lc_test_hy_make_tie(struct lc_test_hy_in *in, int p)
 {
     const struct lc_attn_shape *s = &in->s;
+    /* A dyadic query value near 2/sqrt(D) (exactly 1 for D = 4), so that
+     * every product and partial sum of the tied scores is exact and any
+     * summation order (blocked GEMM kernels differ by column) gives the
+     * same score for both keys. */
+    const float qv = roundf(32.0f * 2.0f / sqrtf((float)s->D)) / 32.0f;
+    /* Keys p and p+1 are 1.5 + e and 1.5 - e' along dimensions 0 and 1
+     * (e on 0, -e on 1): query p+2 (equal in both dimensions) sees the
+     * same score 1.5 qv D for both, while any other query, and the keys
+     * of another tie, differ.  With D = 1 the keys are equal: one product
+     * per score is exact anyway. */
+    const float e = s->D > 1 ? 0.125f * (float)(1 + p % 5) : 0.0f;
+    const float e1 = s->D > 1 ? 0.75f : 0.0f;
 
     for (int b = 0; b < s->B; b++) {
         for (int g = 0; g < s->Hkv; g++) {
+            float *k0 = in->k + lc_test_at4(s, b, p, s->Hkv, g, s->D);
+            float *k1 = in->k + lc_test_at4(s, b, p + 1, s->Hkv, g, s->D);
             for (int d = 0; d < s->D; d++) {
-                in->k[lc_test_at4(s, b, p, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
-                in->k[lc_test_at4(s, b, p + 1, s->Hkv, g, s->D) + (size_t)d] = 1.5f;
+                k0[d] = 1.5f;
+                k1[d] = 1.5f;
+            }
+            if (s->D > 1) {
+                k0[0] += e;
+                k0[1] -= e;
+                k1[0] -= e1;
+                k1[1] += e1;
             }
         }
         for (int h = 0; h < s->H; h++) {
             for (int d = 0; d < s->D; d++) {
-                in->q[lc_test_at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] =
-                    2.0f / sqrtf((float)s->D);
+                in->q[lc_test_at4(s, b, p + 2, s->H, h, s->D) + (size_t)d] = qv;
             }
         }
     }

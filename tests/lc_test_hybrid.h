@@ -20,8 +20,10 @@ struct lc_test_hy_in {
 void lc_test_hy_in_make(struct lc_test_hy_in *in, int B, int T, int H, int Hkv, int D, int F, int W,
                         int mode, uint64_t seed);
 void lc_test_hy_in_free(struct lc_test_hy_in *in);
-/* keys p and p+1 identical, query p+2 along them: a two-way tie for the
- * window max of row p+2 */
+/* keys p and p+1 with the same score for query p+2, exactly whatever the
+ * order of summation: a two-way tie for the window max of row p+2 (for
+ * other queries the two keys differ, and so do the keys of ties made at
+ * other positions) */
 void lc_test_hy_make_tie(struct lc_test_hy_in *in, int p);
 
 struct lc_test_hy_out {
