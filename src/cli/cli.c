@@ -27,6 +27,11 @@ void cli_init(int argc, char **argv, const char *prog)
     cli_prog = prog;
     /* before anything else: this may re-execute the program */
     lc_blas_use_fast_kernels(argc, argv);
+    /* getopt_long names the program by argv[0] in its messages: under
+     * libtool that is a path into .libs */
+    if (argc > 0) {
+        argv[0] = (char *)prog;
+    }
     lc_set_log_handler(on_log, NULL, LC_LOG_WARN);
 }
 
