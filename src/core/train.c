@@ -844,6 +844,31 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
     return rc;
 }
 
+/* Whether any query of a chunk of T tokens attends to some key by linear
+ * attention: terraced, from the third block on (position 2W); sliding,
+ * from position W. */
+static int linear_part_used(const struct lc_train_opts *o, int T)
+{
+    return T > (o->window_mode == LC_WINDOW_SLIDING ? o->window : 2 * o->window);
+}
+
+static int trains_feature_maps(const struct lc_train_opts *o)
+{
+    return ((o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer) ||
+           ((o->stage & LC_STAGE_FINETUNE) && (o->train_feature_maps || o->skip_transfer));
+}
+
+/* the method's 1024, unless the model was trained on less */
+static int seq_len_of(const struct lc_llama *m, const struct lc_train_opts *o)
+{
+    if (o->seq_len > 0) {
+        return o->seq_len;
+    }
+    return m->cfg.max_position_embeddings > 0 && m->cfg.max_position_embeddings < 1024
+               ? m->cfg.max_position_embeddings
+               : 1024;
+}
+
 static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts *o, int T,
                             struct lc_error *err)
 {
@@ -857,6 +882,27 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         return lc_err_set(err, LC_ERR_ARG,
                           "the window (%d) must be between 1 and the sequence length (%d)",
                           o->window, T);
+    }
+    if (trains_feature_maps(o) && !linear_part_used(o, T)) {
+        const int sliding = o->window_mode == LC_WINDOW_SLIDING;
+        const int longest = sliding ? o->window : 2 * o->window;
+        const int widest = sliding ? T - 1 : (T - 1) / 2;
+        char other[64] = "";
+        if (widest >= 1) {
+            snprintf(other, sizeof(other), ", or a --window of at most %d", widest);
+        }
+        return lc_err_set(err, LC_ERR_ARG,
+                          "%s would learn nothing: in chunks of %d tokens (--seq-len) with a %s "
+                          "window of %d, every query attends to all its keys by softmax (%s), so "
+                          "the linear attention gets no key to learn from; use a --seq-len above "
+                          "%d%s",
+                          o->stage & LC_STAGE_TRANSFER && !o->skip_transfer
+                              ? "attention transfer (stage 1)"
+                              : "training the feature maps",
+                          T, sliding ? "sliding" : "terraced", o->window,
+                          sliding ? "the window holds a query's last W keys"
+                                  : "the window covers a query's own block and the one before",
+                          longest, other);
     }
     if (o->feature_dim < 1 || o->batch_size < 1 || o->grad_accum < 1 || o->eval_every < 1 ||
         (o->max_steps < 0 && o->epochs < 1)) {
@@ -1000,15 +1046,15 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     tr.o = o;
     tr.on_event = on_event;
     tr.user = user;
-    if (T <= 0) {
-        /* the method's 1024, unless the model was trained on less */
-        T = tr.m->cfg.max_position_embeddings > 0 && tr.m->cfg.max_position_embeddings < 1024
-                ? tr.m->cfg.max_position_embeddings
-                : 1024;
-    }
+    T = seq_len_of(tr.m, o);
     tr.T = T;
     tr.B = o->batch_size;
     rc = check_opts(tr.m, o, T, err);
+    if (rc == LC_OK && (o->stage & LC_STAGE_FINETUNE) && !linear_part_used(o, T)) {
+        lc_log(LC_LOG_WARN, "in chunks of %d tokens with a %s window of %d every query attends "
+                            "to all its keys by softmax: stage 2 never uses the linear attention",
+               T, o->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", o->window);
+    }
     if (rc == LC_OK) {
         rc = check_out_dir(o->out_dir, err);
     }
