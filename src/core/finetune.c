@@ -131,24 +131,15 @@ size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
     struct lc_ft ft;
     struct carver c = {NULL, 0};
     struct lc_ft_acts *acts = calloc((size_t)m->cfg.n_layers, sizeof(*acts));
-    size_t gradient_bytes;
 
     if (acts == NULL) {
         return 0;
     }
     memset(&ft, 0, sizeof(ft));
     ft.acts = acts;
-    gradient_bytes = 0;
     carve(&ft, &c, m, lin, lora, rows, recompute, train_fmaps);
-    /* the gradient arenas are parameters' companions, not activations */
-    {
-        struct carver g = {NULL, 0};
-        take(&g, lora->n_params * sizeof(float));
-        take(&g, (train_fmaps ? lin->n_params : lin->layer_size) * sizeof(float));
-        gradient_bytes = g.off;
-    }
     free(acts);
-    return c.off - gradient_bytes;
+    return c.off;
 }
 
 lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *lin,
@@ -183,11 +174,15 @@ lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *l
     carve(ft, &c, m, lin, lora, max_rows, recompute, train_fmaps);
     ft->arena = be->ops->alloc(be, c.off);
     if (ft->arena == NULL) {
+        char less[96] = "";
+        if (!recompute) {
+            snprintf(less, sizeof(less), "; --recompute needs %.1f MiB",
+                     (double)lc_ft_bytes(m, lin, lora, max_rows, 1, train_fmaps) / (1 << 20));
+        }
         rc = lc_err_set(err, LC_ERR_NOMEM,
-                        "out of backend memory for the LoRA stage: %.1f MiB for micro-batches of "
-                        "%d tokens%s",
-                        (double)c.off / (1 << 20), max_rows,
-                        recompute ? "" : " (--recompute needs less)");
+                        "out of backend memory for the LoRA stage: its activations, gradients "
+                        "and working buffers take %.1f MiB for micro-batches of %d tokens%s",
+                        (double)c.off / (1 << 20), max_rows, less);
         goto fail;
     }
     c.base = ft->arena;

@@ -93,8 +93,8 @@ struct lc_ft {
 };
 
 /* Bytes of backend memory lc_ft_new allocates for micro-batches of rows
- * tokens (activations and working buffers; not the parameters, gradients
- * or optimizer state). */
+ * tokens: activations, gradients and working buffers (not the parameters
+ * or the optimizer state). */
 size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
                    const struct lc_lora *lora, int rows, int recompute, int train_fmaps);
 
