@@ -90,6 +90,10 @@ struct lc_ft {
     int32_t *targets;     /* [N] */
     float *host_loss;     /* host [N] */
     void *arena;          /* the one backend allocation behind the buffers */
+    /* called after each layer pass of lc_ft_microbatch (layer of layers);
+     * non-zero stops it with LC_ERR_INTERRUPTED (nullable) */
+    int (*poll)(void *user, int layer, int layers);
+    void *poll_user;
 };
 
 /* Bytes of backend memory lc_ft_new allocates for micro-batches of rows
