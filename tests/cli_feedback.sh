@@ -46,6 +46,13 @@ for p in "$train" "$eval_" "$gen"; do
         fail "$name names itself as: $(head -n 1 "$tmp/err")"
 done
 
+# --- loading says how much it mapped and pages it in as its own phase
+# (shown for a model this small at --verbose only)
+"$gen" --model "$model" --max-tokens 1 --verbose >/dev/null 2>"$tmp/err" ||
+    fail "lolcats-generate --verbose: $(cat "$tmp/err")"
+grep -q '^loading: 0.00 GiB of weights mapped from .*, used in place' "$tmp/err" &&
+    grep -q '^loading: paged in 0.00 GiB in ' "$tmp/err" || fail "loading lines: $(cat "$tmp/err")"
+
 # --- --stage finetune shows its own settings, not those of stage 1
 "$train" --model "$model" --data "$text" --out "$tmp/s" --seq-len 128 --window 64 \
     --window-mode sliding --stage finetune --max-steps 0 --val-size 1 --no-summary \
