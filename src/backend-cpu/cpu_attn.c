@@ -17,50 +17,13 @@
 #include <omp.h>
 #include <string.h>
 
-#include "backend-cpu/avx512/avx512_dense.h"
 #include "backend-cpu/cpu.h"
+#include "backend-cpu/cpu_kernels.h"
 
 /* queries per item: 64 keeps the masked upper triangle of a block small */
 #define QBLOCK 64
 /* at most this many rows of Q per item (heads x queries) */
 #define MAX_ROWS 256
-
-/* s[0..lim) = softmax(s[0..lim)), s[lim..n) = 0 */
-static void softmax_row_generic(float *s, int lim, int n)
-{
-    float mx = -INFINITY;
-    float sum = 0.0f;
-    float inv;
-
-    for (int j = 0; j < lim; j++) {
-        mx = s[j] > mx ? s[j] : mx;
-    }
-    for (int j = 0; j < lim; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-    }
-    inv = 1.0f / sum;
-    for (int j = 0; j < lim; j++) {
-        s[j] *= inv;
-    }
-    for (int j = lim; j < n; j++) {
-        s[j] = 0.0f;
-    }
-}
-
-typedef void (*softmax_fn)(float *s, int lim, int n);
-
-static softmax_fn pick_softmax(struct lc_backend *be)
-{
-#ifdef LC_HAVE_AVX512
-    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
-        return lc_avx512_softmax_row;
-    }
-#else
-    (void)be;
-#endif
-    return softmax_row_generic;
-}
 
 /* heads per item: the largest divisor of the group size (query heads per
  * KV head) that keeps hg x QBLOCK within MAX_ROWS */
@@ -76,7 +39,7 @@ static int heads_per_item(int group)
 void lc_cpu_attn_fwd(struct lc_backend *be, float *y, const float *q, const float *k,
                      const float *v, int B, int Tq, int Tk, int H, int Hkv, int D, int q_pos0)
 {
-    softmax_fn softmax = pick_softmax(be);
+    void (*softmax)(float *s, int lim, int n) = lc_cpu_kernels(be)->softmax_row;
     int group = H / Hkv;
     int hg = heads_per_item(group);
     int nhg = H / hg;

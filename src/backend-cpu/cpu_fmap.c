@@ -1,7 +1,7 @@
 /*
  * Hedgehog feature maps on the CPU: z = x_h W[h] by SGEMM over a chunk of
- * tokens, then both softmaxes per row (row kernels in cpu_hybrid_rows.c and
- * avx512/).  The backward recomputes z (it needs the unclamped softmaxes).
+ * tokens, then both softmaxes per row (the ISA's fmap_row, cpu_kernels.h).
+ * The backward recomputes z (it needs the unclamped softmaxes).
  *
  * dW sums over every token.  Tokens are cut into chunks whose size depends
  * on N alone; each chunk writes its own partial dW and the partials are
@@ -25,7 +25,7 @@
 void lc_cpu_fmap_fwd(struct lc_backend *be, float *phi, const float *x, const float *W, int N,
                      int H, int Hx, int D, int f, float eps)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int rep = H / Hx;
     const int nchunk = (N + FMAP_CHUNK - 1) / FMAP_CHUNK;
     const int ntask = H * nchunk;
@@ -55,7 +55,7 @@ void lc_cpu_fmap_bwd(struct lc_backend *be, float *dW, float *dx, const float *d
                      const float *x, const float *W, int N, int H, int Hx, int D, int f,
                      float eps)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int rep = H / Hx;
     const int nchunk = N <= 0                                ? 0
                        : (N + FMAP_CHUNK - 1) / FMAP_CHUNK < FMAP_MAX_CHUNKS

@@ -16,9 +16,8 @@
 
 #include <cblas.h>
 
-#include "backend-cpu/avx512/avx512_dense.h"
 #include "backend-cpu/cpu.h"
-#include "core/half.h"
+#include "backend-cpu/cpu_kernels.h"
 
 /* weight tiles converted to fp32 stay below this size */
 #define TILE_BYTES ((size_t)16 << 20)
@@ -144,32 +143,12 @@ void lc_cpu_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, flo
 
 /* ------------------------------------------------------- weight convert */
 
-void lc_cpu_f16_to_f32(float *dst, const uint16_t *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        dst[i] = lc_f16_to_f32(src[i]);
-    }
-}
-
-void lc_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        dst[i] = lc_bf16_to_f32(src[i]);
-    }
-}
-
 typedef void (*convert_fn)(float *dst, const uint16_t *src, int64_t n);
 
 static convert_fn pick_convert(struct lc_backend *be, enum lc_dtype type)
 {
-#ifdef LC_HAVE_AVX512
-    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
-        return type == LC_DTYPE_F16 ? lc_avx512_f16_to_f32 : lc_avx512_bf16_to_f32;
-    }
-#else
-    (void)be;
-#endif
-    return type == LC_DTYPE_F16 ? lc_cpu_f16_to_f32 : lc_cpu_bf16_to_f32;
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
+    return type == LC_DTYPE_F16 ? kr->f16_to_f32 : kr->bf16_to_f32;
 }
 
 /* dst[r, 0..cols) = w[r0 + r, c0 .. c0+cols) in fp32 for r < rows; w is a
@@ -193,84 +172,12 @@ static void check_wtype(enum lc_dtype type)
 
 /* ------------------------------------------------------------ small N */
 
-static inline float load_w(const void *w, int64_t i, enum lc_dtype type)
-{
-    switch (type) {
-    case LC_DTYPE_F16:
-        return lc_f16_to_f32(((const uint16_t *)w)[i]);
-    case LC_DTYPE_BF16:
-        return lc_bf16_to_f32(((const uint16_t *)w)[i]);
-    default:
-        return ((const float *)w)[i];
-    }
-}
-
-/* Eight running sums combined in a fixed tree; always inlined with a
- * constant type so that each dtype gets its own loop. */
-static inline __attribute__((always_inline)) float dot_generic(const float *x, const void *w,
-                                                               int K, enum lc_dtype type)
-{
-    float acc[8] = {0};
-    int i = 0;
-
-    for (; i + 8 <= K; i += 8) {
-        for (int j = 0; j < 8; j++) {
-            acc[j] += x[i + j] * load_w(w, i + j, type);
-        }
-    }
-    for (; i < K; i++) {
-        acc[0] += x[i] * load_w(w, i, type);
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-static float dot_f32_generic(const float *x, const void *w, int K)
-{
-    return dot_generic(x, w, K, LC_DTYPE_F32);
-}
-
-static float dot_f16_generic(const float *x, const void *w, int K)
-{
-    return dot_generic(x, w, K, LC_DTYPE_F16);
-}
-
-static float dot_bf16_generic(const float *x, const void *w, int K)
-{
-    return dot_generic(x, w, K, LC_DTYPE_BF16);
-}
-
-#ifdef LC_HAVE_AVX512
-static float dot_f32_avx512(const float *x, const void *w, int K)
-{
-    return lc_avx512_dot_f32(x, w, K);
-}
-
-static float dot_f16_avx512(const float *x, const void *w, int K)
-{
-    return lc_avx512_dot_f16(x, w, K);
-}
-
-static float dot_bf16_avx512(const float *x, const void *w, int K)
-{
-    return lc_avx512_dot_bf16(x, w, K);
-}
-#endif
-
 typedef float (*dot_fn)(const float *x, const void *w, int K);
 
 static dot_fn pick_dot(struct lc_backend *be, enum lc_dtype type)
 {
-#ifdef LC_HAVE_AVX512
-    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
-        return type == LC_DTYPE_F16    ? dot_f16_avx512
-               : type == LC_DTYPE_BF16 ? dot_bf16_avx512
-                                       : dot_f32_avx512;
-    }
-#else
-    (void)be;
-#endif
-    return type == LC_DTYPE_F16 ? dot_f16_generic : type == LC_DTYPE_BF16 ? dot_bf16_generic
-                                                                          : dot_f32_generic;
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
+    return type == LC_DTYPE_F16 ? kr->dot_f16 : type == LC_DTYPE_BF16 ? kr->dot_bf16 : kr->dot_f32;
 }
 
 /* y[n, m] = dot(x[n], w[m]) (+ beta y): each weight row is read once,

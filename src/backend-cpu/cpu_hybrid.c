@@ -162,7 +162,7 @@ static void state_add_block(const struct hy_view *w, int t, float *S, float *z)
 
 /* ---------------------------------------------------------------- forward */
 
-static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_attn_shape *s,
+static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape *s,
                      const struct hy_view *w, float *ws, float *Y, float *MX, float *DEN)
 {
     const int D = w->D, F = w->F;
@@ -234,7 +234,7 @@ void lc_cpu_hybrid_fwd(struct lc_backend *be, float *y, float *mx, float *den, c
                        const float *k, const float *v, const float *fq, const float *fk,
                        const float *theta, const struct lc_attn_shape *s)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int ntask = s->B * s->H;
     const int nt = omp_get_max_threads();
     struct lc_hy_work work;
@@ -276,7 +276,7 @@ static void zero_rows(float *base, int rows, int ld, int n)
 }
 
 /* Returns sum over rows of sum_W G e (dtheta = that times 1 - gamma). */
-static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_attn_shape *s,
+static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape *s,
                        const struct hy_view *w, float *ws, const struct hy_grads *o)
 {
     const int T = w->T, D = w->D, F = w->F;
@@ -433,7 +433,7 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
                        const float *v, const float *fq, const float *fk, const float *theta,
                        const struct lc_attn_shape *s)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int B = s->B, T = s->T, H = s->H, Hkv = s->Hkv, D = s->D;
     const int rep = H / Hkv;
     const int ntask = B * H;

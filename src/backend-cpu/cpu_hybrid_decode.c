@@ -17,7 +17,7 @@ void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const
                           const float *kc, const float *vc, int ncache, const float *S,
                           const float *z, const float *theta, int H, int Hkv, int D, int F)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int rep = H / Hkv;
     const int64_t work = (int64_t)H * ((int64_t)ncache * 2 + F) * D;
     struct lc_hy_work ws;
