@@ -68,6 +68,27 @@ void lc_cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
 void lc_cpu_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* for (int64_t VAR = 0; VAR < N; VAR += STEP) { BODY }: split over an
+ * OpenMP team (schedule static) when PAR, else on the calling thread
+ * without entering OpenMP at all.  Even an if(0) or one-thread parallel
+ * region costs about a microsecond, as much as a whole small op of a
+ * decoding step, so small calls must not enter one. */
+#define LC_CPU_PAR_FOR(par, var, n, step, ...)                                                    \
+    do {                                                                                          \
+        const int64_t lc_pf_n_ = (n);                                                             \
+        if (par) {                                                                                \
+            _Pragma("omp parallel for schedule(static)") for (int64_t var = 0; var < lc_pf_n_;    \
+                                                              var += (step))                      \
+            {                                                                                     \
+                __VA_ARGS__                                                                       \
+            }                                                                                     \
+        } else {                                                                                  \
+            for (int64_t var = 0; var < lc_pf_n_; var += (step)) {                                \
+                __VA_ARGS__                                                                       \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
 /* -------------------------------------------------------------- entries */
 /* dense algebra (cpu_gemm.c) */
 void lc_cpu_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, float alpha,

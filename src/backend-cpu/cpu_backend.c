@@ -148,6 +148,12 @@ void *lc_cpu_scratch(struct lc_backend *be, size_t bytes)
     if (bytes <= ctx->scratch_bytes) {
         return ctx->scratch;
     }
+    /* grow by half at least, so that calls of slowly growing sizes (one
+     * more key per decoded token) allocate only now and then */
+    if (bytes - ctx->scratch_bytes < ctx->scratch_bytes / 2 &&
+        ctx->scratch_bytes / 2 <= SIZE_MAX / 3) {
+        bytes = ctx->scratch_bytes + ctx->scratch_bytes / 2;
+    }
     free(ctx->scratch);
     ctx->scratch = NULL;
     ctx->scratch_bytes = 0;

@@ -33,10 +33,7 @@ void lc_cpu_add(struct lc_backend *be, float *y, const float *x, int64_t n)
 {
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
 
-#pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i += CHUNK) {
-        kr->add(y + i, x + i, min64(CHUNK, n - i));
-    }
+LC_CPU_PAR_FOR(n > CHUNK, i, n, CHUNK, kr->add(y + i, x + i, min64(CHUNK, n - i)););
 }
 
 void lc_cpu_dropout(struct lc_backend *be, float *y, const float *x, int64_t n, float p,
@@ -50,10 +47,8 @@ void lc_cpu_dropout(struct lc_backend *be, float *y, const float *x, int64_t n, 
         }
         return;
     }
-#pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i += CHUNK) {
-        kr->dropout(y + i, x + i, min64(CHUNK, n - i), p, seed, i);
-    }
+LC_CPU_PAR_FOR(n > CHUNK, i, n, CHUNK,
+                   kr->dropout(y + i, x + i, min64(CHUNK, n - i), p, seed, i););
 }
 
 /* ------------------------------------------------------------- embedding */
@@ -64,8 +59,7 @@ void lc_cpu_embedding_fwd(struct lc_backend *be, float *out, const int32_t *ids,
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
 
     LC_ASSERT(ttype == LC_DTYPE_F32 || ttype == LC_DTYPE_F16 || ttype == LC_DTYPE_BF16);
-#pragma omp parallel for schedule(static) if ((int64_t)N * C > CHUNK)
-    for (int n = 0; n < N; n++) {
+LC_CPU_PAR_FOR((int64_t)N * C > CHUNK, n, N, 1, {
         size_t row = (size_t)ids[n] * C;
         float *o = out + (size_t)n * C;
         if (ttype == LC_DTYPE_F32) {
@@ -75,7 +69,7 @@ void lc_cpu_embedding_fwd(struct lc_backend *be, float *out, const int32_t *ids,
         } else {
             kr->bf16_to_f32(o, (const uint16_t *)table + row, C);
         }
-    }
+    });
 }
 
 /* Each thread owns blocks of columns and adds the rows in token order, so
@@ -89,14 +83,13 @@ void lc_cpu_embedding_bwd(struct lc_backend *be, float *dtable, const float *dou
     for (int n = 0; n < N; n++) {
         LC_ASSERT(ids[n] >= 0 && ids[n] < V);
     }
-#pragma omp parallel for schedule(static) if ((int64_t)N * C > CHUNK)
-    for (int b = 0; b < nblocks; b++) {
-        int c0 = b * COL_BLOCK;
+LC_CPU_PAR_FOR((int64_t)N * C > CHUNK, b, nblocks, 1, {
+        int c0 = (int)b * COL_BLOCK;
         int nc = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
         for (int n = 0; n < N; n++) {
             kr->add(dtable + (size_t)ids[n] * C + c0, dout + (size_t)n * C + c0, nc);
         }
-    }
+    });
 }
 
 /* --------------------------------------------------------------- RMSNorm */
@@ -106,13 +99,12 @@ void lc_cpu_rmsnorm_fwd(struct lc_backend *be, float *out, float *rstd, const fl
 {
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
 
-#pragma omp parallel for schedule(static) if ((int64_t)N * C > CHUNK)
-    for (int n = 0; n < N; n++) {
+LC_CPU_PAR_FOR((int64_t)N * C > CHUNK, n, N, 1, {
         float r = kr->rmsnorm_row(out + (size_t)n * C, x + (size_t)n * C, w, C, eps);
         if (rstd != NULL) {
             rstd[n] = r;
         }
-    }
+    });
 }
 
 /* pass 1: dx row by row; pass 2: dw column block by column block, rows in
@@ -123,21 +115,16 @@ void lc_cpu_rmsnorm_bwd(struct lc_backend *be, float *dx, float *dw, const float
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
 
-#pragma omp parallel if ((int64_t)N * C > CHUNK)
-    {
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
-            size_t o = (size_t)n * C;
-            kr->rmsnorm_dx_row(dx + o, dout + o, x + o, w, rstd[n], C);
-        }
-        if (dw != NULL) {
-#pragma omp for schedule(static)
-            for (int b = 0; b < nblocks; b++) {
-                int c0 = b * COL_BLOCK;
-                int nc = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
-                kr->rmsnorm_dw_cols(dw, dout, x, rstd, N, C, c0, nc);
-            }
-        }
+LC_CPU_PAR_FOR((int64_t)N * C > CHUNK, n, N, 1, {
+        size_t o = (size_t)n * C;
+        kr->rmsnorm_dx_row(dx + o, dout + o, x + o, w, rstd[n], C);
+    });
+    if (dw != NULL) {
+        LC_CPU_PAR_FOR((int64_t)N * C > CHUNK, b, nblocks, 1, {
+            int c0 = (int)b * COL_BLOCK;
+            int nc = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+            kr->rmsnorm_dw_cols(dw, dout, x, rstd, N, C, c0, nc);
+        });
     }
 }
 
@@ -149,11 +136,9 @@ static void rope(struct lc_backend *be, float *x, const int32_t *pos, const floa
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     size_t half = (size_t)(D / 2);
 
-#pragma omp parallel for schedule(static) if ((int64_t)N * nh * D > CHUNK)
-    for (int n = 0; n < N; n++) {
-        kr->rope_row(x + (size_t)n * nh * D, cos_tab + (size_t)pos[n] * half,
-                     sin_tab + (size_t)pos[n] * half, nh, D, inverse);
-    }
+LC_CPU_PAR_FOR((int64_t)N * nh * D > CHUNK, n, N, 1,
+                   kr->rope_row(x + (size_t)n * nh * D, cos_tab + (size_t)pos[n] * half,
+                                sin_tab + (size_t)pos[n] * half, nh, D, inverse););
 }
 
 void lc_cpu_rope_fwd(struct lc_backend *be, float *x, const int32_t *pos, const float *cos_tab,
@@ -175,10 +160,8 @@ void lc_cpu_swiglu_fwd(struct lc_backend *be, float *out, const float *gate, con
 {
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
 
-#pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i += CHUNK) {
-        kr->swiglu_fwd(out + i, gate + i, up + i, min64(CHUNK, n - i));
-    }
+LC_CPU_PAR_FOR(n > CHUNK, i, n, CHUNK,
+                   kr->swiglu_fwd(out + i, gate + i, up + i, min64(CHUNK, n - i)););
 }
 
 void lc_cpu_swiglu_bwd(struct lc_backend *be, float *dgate, float *dup, const float *dout,
@@ -186,10 +169,9 @@ void lc_cpu_swiglu_bwd(struct lc_backend *be, float *dgate, float *dup, const fl
 {
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
 
-#pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i += CHUNK) {
-        kr->swiglu_bwd(dgate + i, dup + i, dout + i, gate + i, up + i, min64(CHUNK, n - i));
-    }
+LC_CPU_PAR_FOR(n > CHUNK, i, n, CHUNK,
+                   kr->swiglu_bwd(dgate + i, dup + i, dout + i, gate + i, up + i,
+                                  min64(CHUNK, n - i)););
 }
 
 /* ---------------------------------------------------------------- losses */
@@ -200,11 +182,10 @@ void lc_cpu_mse_fwd_bwd(struct lc_backend *be, float *row_sse, float *dpred, con
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     float gs2 = grad_scale * 2;
 
-#pragma omp parallel for schedule(static) if (rows * cols > CHUNK)
-    for (int64_t r = 0; r < rows; r++) {
+LC_CPU_PAR_FOR(rows * cols > CHUNK, r, rows, 1, {
         size_t o = (size_t)r * cols;
         row_sse[r] = kr->mse_row(dpred != NULL ? dpred + o : NULL, pred + o, target + o, cols, gs2);
-    }
+    });
 }
 
 void lc_cpu_xent_fwd_bwd(struct lc_backend *be, float *row_loss, float *dlogits,
@@ -216,8 +197,7 @@ void lc_cpu_xent_fwd_bwd(struct lc_backend *be, float *row_loss, float *dlogits,
     for (int n = 0; n < N; n++) {
         LC_ASSERT(targets[n] < V);
     }
-#pragma omp parallel for schedule(static) if ((int64_t)N * V > CHUNK)
-    for (int n = 0; n < N; n++) {
+LC_CPU_PAR_FOR((int64_t)N * V > CHUNK, n, N, 1, {
         size_t o = (size_t)n * V;
         float *dl = dlogits != NULL ? dlogits + o : NULL;
         if (targets[n] < 0) {
@@ -228,7 +208,7 @@ void lc_cpu_xent_fwd_bwd(struct lc_backend *be, float *row_loss, float *dlogits,
         } else {
             row_loss[n] = kr->xent_row(dl, logits + o, targets[n], V, grad_scale);
         }
-    }
+    });
 }
 
 /* ------------------------------------------------------------- optimizer */
@@ -252,9 +232,5 @@ void lc_cpu_adamw(struct lc_backend *be, float *p, const float *g, float *m, flo
         .eps = (float)eps,
     };
 
-#pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i += CHUNK) {
-        int64_t len = min64(CHUNK, n - i);
-        kr->adamw(p + i, g + i, m + i, v + i, len, &s);
-    }
+LC_CPU_PAR_FOR(n > CHUNK, i, n, CHUNK, kr->adamw(p + i, g + i, m + i, v + i, min64(CHUNK, n - i), &s););
 }

@@ -120,7 +120,12 @@ void lc_cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
     nmt = ceil_div(M, tm);
     nnt = ceil_div(N, tn);
 
-#pragma omp parallel for schedule(dynamic, 1) if (nmt * nnt > 1)
+    if (nmt * nnt == 1) {
+        /* one tile: no team (entering one costs about a microsecond) */
+        lc_cpu_sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < nmt * nnt; t++) {
         int i0 = (int)(t / nnt) * tm;
         int j0 = (int)(t % nnt) * tn;
@@ -159,10 +164,8 @@ static void convert_block(struct lc_backend *be, float *dst, const void *w, enum
     convert_fn conv = pick_convert(be, type);
     const uint16_t *src = (const uint16_t *)w;
 
-#pragma omp parallel for schedule(static) if ((int64_t)rows * cols >= 65536)
-    for (int r = 0; r < rows; r++) {
-        conv(dst + (size_t)r * cols, src + (size_t)(r0 + r) * ld + c0, cols);
-    }
+LC_CPU_PAR_FOR((int64_t)rows * cols >= 65536, r, rows, 1,
+                   conv(dst + (size_t)r * cols, src + (size_t)(r0 + r) * ld + c0, cols););
 }
 
 static void check_wtype(enum lc_dtype type)
@@ -172,32 +175,28 @@ static void check_wtype(enum lc_dtype type)
 
 /* ------------------------------------------------------------ small N */
 
-typedef float (*dot_fn)(const float *x, const void *w, int K);
+/* rows of w per task of linear_small_n (a multiple of every VL) */
+#define GEMV_ROWS 32
 
-static dot_fn pick_dot(struct lc_backend *be, enum lc_dtype type)
-{
-    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
-    return type == LC_DTYPE_F16 ? kr->dot_f16 : type == LC_DTYPE_BF16 ? kr->dot_bf16 : kr->dot_f32;
-}
-
-/* y[n, m] = dot(x[n], w[m]) (+ beta y): each weight row is read once,
- * in its dtype, for all the rows of x; rows of w are spread over the
- * threads and every dot product is one thread's fixed-order sum */
+/* y[n, m] = x[n] . w[m] (+ beta y): the ISA's gemv over blocks of
+ * GEMV_ROWS weight rows, read in their dtype (no fp32 copy), for each row
+ * of x while the block is in cache; blocks are spread over the threads
+ * and every dot product is one thread's fixed-order sum */
 static void linear_small_n(struct lc_backend *be, float *y, const float *x, const void *w,
                            enum lc_dtype wtype, int N, int K, int M, float beta)
 {
-    dot_fn dot = pick_dot(be, wtype);
-    size_t esize = lc_dtype_size(wtype);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
+    const size_t ld = (size_t)K * lc_dtype_size(wtype);
+    const int nblk = (M + GEMV_ROWS - 1) / GEMV_ROWS;
 
-#pragma omp parallel for schedule(static, 16) if ((int64_t)M * K >= 65536)
-    for (int m = 0; m < M; m++) {
-        const void *wr = (const char *)w + (size_t)m * K * esize;
+    LC_CPU_PAR_FOR((int64_t)M * K >= 65536, b, nblk, 1, {
+        const int m0 = (int)b * GEMV_ROWS;
+        const int mr = M - m0 < GEMV_ROWS ? M - m0 : GEMV_ROWS;
         for (int n = 0; n < N; n++) {
-            float *out = &y[(size_t)n * M + m];
-            float d = dot(x + (size_t)n * K, wr, K);
-            *out = beta == 0.0f ? d : d + beta * *out;
+            kr->gemv(y + (size_t)n * M + m0, x + (size_t)n * K, (const char *)w + (size_t)m0 * ld,
+                     wtype, K, mr, beta);
         }
-    }
+    });
 }
 
 /* ------------------------------------------------------------ linear */

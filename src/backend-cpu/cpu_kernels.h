@@ -43,11 +43,12 @@ struct lc_cpu_kernels {
     /* dst[i] = src[i] widened to fp32 */
     void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);
     void (*bf16_to_f32)(float *dst, const uint16_t *src, int64_t n);
-    /* the dot product of an fp32 row x with a weight row w of K elements
-     * stored as F32, F16 or BF16 */
-    float (*dot_f32)(const float *x, const void *w, int K);
-    float (*dot_f16)(const float *x, const void *w, int K);
-    float (*dot_bf16)(const float *x, const void *w, int K);
+    /* the dot product of two fp32 rows of K */
+    float (*dot)(const float *x, const float *w, int K);
+    /* y[m] = x . w[m] (+ beta y[m]) for the M rows of K elements of w, in
+     * its dtype (F32, F16, BF16); a row's sum does not depend on M */
+    void (*gemv)(float *y, const float *x, const void *w, enum lc_dtype wtype, int K, int M,
+                 float beta);
 
     void (*add)(float *y, const float *x, int64_t n);
     /* elements i0 .. i0+n-1 of a dropout over a larger array */
@@ -98,10 +99,14 @@ struct lc_cpu_kernels {
     void (*fmap_bwd_row)(float *dz, const float *z, const float *dphi, int f, float eps,
                          float *tmp);
 
-    /* Decoding, one query head: s[j] = scale q . k[j ldk .. j ldk + D) for
-     * j < n; and y[0:D) += sum over j < n of p[j] v[j ldv .. j ldv + D). */
-    void (*scores)(float *s, const float *q, const float *k, int ldk, int n, int D, float scale);
-    void (*wsum)(float *y, const float *p, const float *v, int ldv, int n, int D);
+    /* Decoding: H query heads q[H, D] against n cached keys, key j of
+     * head h at k + j ldk + (h / rep) D (grouped heads share a key):
+     * s[h n + j] = scale q_h . k_j(h). */
+    void (*scores)(float *s, const float *q, int H, int rep, const float *k, int ldk, int n,
+                   int D, float scale);
+    /* and y[h D + d] += sum over j < n, in order, of p[h n + j] v_j(h)[d],
+     * the values laid out as the keys */
+    void (*wsum)(float *y, const float *p, int H, int rep, const float *v, int ldv, int n, int D);
 };
 
 extern const struct lc_cpu_kernels lc_cpu_kernels_generic;

@@ -66,19 +66,23 @@ static inline __attribute__((always_inline)) float dot_generic(const float *x, c
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-static float dot_f32_generic(const float *x, const void *w, int K)
+static float dot_f32_generic(const float *x, const float *w, int K)
 {
     return dot_generic(x, w, K, LC_DTYPE_F32);
 }
 
-static float dot_f16_generic(const float *x, const void *w, int K)
+static void gemv_generic(float *y, const float *x, const void *w, enum lc_dtype wtype, int K,
+                         int M, float beta)
 {
-    return dot_generic(x, w, K, LC_DTYPE_F16);
-}
+    const size_t ld = (size_t)K * lc_dtype_size(wtype);
 
-static float dot_bf16_generic(const float *x, const void *w, int K)
-{
-    return dot_generic(x, w, K, LC_DTYPE_BF16);
+    for (int m = 0; m < M; m++) {
+        const void *wr = (const char *)w + (size_t)m * ld;
+        const float d = wtype == LC_DTYPE_F16    ? dot_generic(x, wr, K, LC_DTYPE_F16)
+                        : wtype == LC_DTYPE_BF16 ? dot_generic(x, wr, K, LC_DTYPE_BF16)
+                                                 : dot_generic(x, wr, K, LC_DTYPE_F32);
+        y[m] = beta == 0.0f ? d : d + beta * y[m];
+    }
 }
 
 /* ----------------------------------------------------------- elementwise */
@@ -370,28 +374,38 @@ static void fmap_bwd_row_generic(float *dz, const float *z, const float *dphi, i
 
 /* -------------------------------------------------------------- decoding */
 
-static void scores_generic(float *s, const float *q, const float *k, int ldk, int n, int D,
-                           float scale)
+static void scores_generic(float *s, const float *q, int H, int rep, const float *k, int ldk,
+                           int n, int D, float scale)
 {
-    for (int j = 0; j < n; j++) {
-        const float *kj = k + (size_t)j * (size_t)ldk;
-        float acc = 0.0f;
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + (size_t)h * (size_t)D;
+        const float *kh = k + (size_t)(h / rep) * (size_t)D;
+        for (int j = 0; j < n; j++) {
+            const float *kj = kh + (size_t)j * (size_t)ldk;
+            float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-        for (int d = 0; d < D; d++) {
-            acc += q[d] * kj[d];
+            for (int d = 0; d < D; d++) {
+                acc += qh[d] * kj[d];
+            }
+            s[(size_t)h * (size_t)n + (size_t)j] = scale * acc;
         }
-        s[j] = scale * acc;
     }
 }
 
-static void wsum_generic(float *y, const float *p, const float *v, int ldv, int n, int D)
+static void wsum_generic(float *y, const float *p, int H, int rep, const float *v, int ldv, int n,
+                         int D)
 {
-    for (int j = 0; j < n; j++) {
-        const float *vj = v + (size_t)j * (size_t)ldv;
-        const float pj = p[j];
+    for (int h = 0; h < H; h++) {
+        float *yh = y + (size_t)h * (size_t)D;
+        const float *ph = p + (size_t)h * (size_t)n;
+        const float *vh = v + (size_t)(h / rep) * (size_t)D;
+        for (int j = 0; j < n; j++) {
+            const float *vj = vh + (size_t)j * (size_t)ldv;
+            const float pj = ph[j];
 #pragma omp simd
-        for (int d = 0; d < D; d++) {
-            y[d] += pj * vj[d];
+            for (int d = 0; d < D; d++) {
+                yh[d] += pj * vj[d];
+            }
         }
     }
 }
@@ -401,9 +415,8 @@ const struct lc_cpu_kernels lc_cpu_kernels_generic = {
     .exp = exp_generic,
     .f16_to_f32 = f16_to_f32_generic,
     .bf16_to_f32 = bf16_to_f32_generic,
-    .dot_f32 = dot_f32_generic,
-    .dot_f16 = dot_f16_generic,
-    .dot_bf16 = dot_bf16_generic,
+    .dot = dot_f32_generic,
+    .gemv = gemv_generic,
     .add = add_generic,
     .dropout = lc_cpu_dropout_generic,
     .rmsnorm_row = rmsnorm_row_generic,

@@ -49,5 +49,10 @@ static void dropout_avx512(float *y, const float *x, int64_t n, float p, uint64_
 #define LC_SIMD_TABLE lc_cpu_kernels_avx512
 #define LC_SIMD_LABEL "AVX-512"
 #define LC_SIMD_DROPOUT dropout_avx512
+#ifdef LC_HAVE_AVX2
+/* rows of up to 8 floats (small heads) in the 8-lane kernels: every
+ * AVX-512 CPU has AVX2, FMA and F16C */
+#define LC_SIMD_SHORT_ROWS lc_cpu_kernels_avx2
+#endif
 
 #include "backend-cpu/simd/simd_kernels.h"

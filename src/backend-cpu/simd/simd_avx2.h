@@ -111,6 +111,15 @@ LC_SIMD_INLINE float vf_hmax(vf a)
     return _mm_cvtss_f32(x);
 }
 
+/* r[k] = the lane sum of a[k], for VL vectors: pairs, pairs of pairs,
+ * then the two halves (a fixed tree, the same for every k) */
+LC_SIMD_INLINE vf vf_hsum_lanes(const vf *a)
+{
+    const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+}
+
 LC_SIMD_INLINE vm vf_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
 LC_SIMD_INLINE vm vf_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 LC_SIMD_INLINE vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }

@@ -80,6 +80,36 @@ LC_SIMD_INLINE vf vf_ldexp(vf p, vf n) { return _mm512_scalef_ps(p, n); }
 LC_SIMD_INLINE float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
 LC_SIMD_INLINE float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
 
+/* r[k] = the lane sum of a[k], for VL vectors: halves, quarters, then
+ * pairs within each quarter (a fixed tree, the same for every k) */
+LC_SIMD_INLINE __m512 hadd128(__m512 a, __m512 b)
+{
+    return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
+}
+LC_SIMD_INLINE vf vf_hsum_lanes(const vf *a)
+{
+    __m512 u[8], v[4];
+
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        /* [a(2k) lanes i + lanes i+8 | a(2k+1) the same] */
+        u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xee));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        /* quarter q of v[k]: key 4k + q, 4 lanes */
+        v[k] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0xdd));
+    }
+    {
+        /* lane 4q + m: the sum of key 4m + q */
+        const __m512 z = hadd128(hadd128(v[0], v[1]), hadd128(v[2], v[3]));
+        const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+        return _mm512_permutexvar_ps(idx, z);
+    }
+}
+
 LC_SIMD_INLINE vm vf_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 LC_SIMD_INLINE vm vf_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 LC_SIMD_INLINE vm vm_and(vm a, vm b) { return (vm)(a & b); }

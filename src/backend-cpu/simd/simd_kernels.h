@@ -9,7 +9,10 @@
  *
  * Each of those files includes its primitives, defines LC_SIMD_TABLE (the
  * name of its struct lc_cpu_kernels), LC_SIMD_LABEL and LC_SIMD_DROPOUT
- * (its dropout kernel, or the generic one), then includes this file.
+ * (its dropout kernel, or the generic one), and optionally
+ * LC_SIMD_SHORT_ROWS (a table of half the width, which the decoding
+ * kernels use for rows of at most VL/2 elements, where half of every
+ * vector would be empty), then includes this file.
  * What each kernel computes is in cpu_kernels.h.
  *
  * Loops step VL floats at a time and finish with one partial vector, so
@@ -110,11 +113,11 @@ LC_SIMD_INLINE vf load_w(const void *w, int64_t i, int nl, enum lc_dtype type)
     }
 }
 
-/* Four accumulators over 4 VL-element steps, then the tail into the
- * first, then a fixed combination (a0 + a1) + (a2 + a3), reduced
- * lane-wise.  Always inlined with a constant type, so each caller gets
- * its own loop. */
-LC_SIMD_INLINE float dot_row(const float *x, const void *w, int K, enum lc_dtype type)
+/* The lane-wise partial sums of x . w: four accumulators over 4 VL-element
+ * steps, then the tail into the first, then a fixed combination (a0 + a1)
+ * + (a2 + a3) (only a0 when K < 4 VL).  Always inlined with a constant
+ * type, so each caller gets its own loop. */
+LC_SIMD_INLINE vf dot_vec(const float *x, const void *w, int K, enum lc_dtype type)
 {
     vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
     int i = 0;
@@ -125,26 +128,28 @@ LC_SIMD_INLINE float dot_row(const float *x, const void *w, int K, enum lc_dtype
         a2 = vf_fma(vf_load(x + i + 2 * VL), load_w(w, i + 2 * VL, VL, type), a2);
         a3 = vf_fma(vf_load(x + i + 3 * VL), load_w(w, i + 3 * VL, VL, type), a3);
     }
+    if (i == 0) {
+        for (; i < K; i += VL) {
+            const int nl = K - i < VL ? K - i : VL;
+            a0 = vf_fma(vf_loadn(x + i, nl), load_w(w, i, nl, type), a0);
+        }
+        return a0;
+    }
     for (; i < K; i += VL) {
         const int nl = K - i < VL ? K - i : VL;
         a0 = vf_fma(vf_loadn(x + i, nl), load_w(w, i, nl, type), a0);
     }
-    return vf_hsum(vf_add(vf_add(a0, a1), vf_add(a2, a3)));
+    return vf_add(vf_add(a0, a1), vf_add(a2, a3));
 }
 
-static float v_dot_f32(const float *x, const void *w, int K)
+LC_SIMD_INLINE float dot_row(const float *x, const void *w, int K, enum lc_dtype type)
+{
+    return vf_hsum(dot_vec(x, w, K, type));
+}
+
+static float v_dot(const float *x, const float *w, int K)
 {
     return dot_row(x, w, K, LC_DTYPE_F32);
-}
-
-static float v_dot_f16(const float *x, const void *w, int K)
-{
-    return dot_row(x, w, K, LC_DTYPE_F16);
-}
-
-static float v_dot_bf16(const float *x, const void *w, int K)
-{
-    return dot_row(x, w, K, LC_DTYPE_BF16);
 }
 
 /* ----------------------------------------------------------- elementwise */
@@ -533,58 +538,155 @@ static void v_fmap_bwd_row(float *dz, const float *z, const float *dphi, int f, 
 
 /* -------------------------------------------------------------- decoding */
 
-/* Four keys at a time (four independent sums over D); a key's sum runs
- * in the same order whether it is one of four or alone. */
-static void v_scores(float *s, const float *q, const float *k, int ldk, int n, int D,
-                     float scale)
+/* Rows of at most 4 VL elements (x in registers): the lane-wise partial
+ * sums of x . w, one chain over the nc vectors of the row, the last one
+ * nl lanes long; always inlined with constants where the caller has them. */
+LC_SIMD_INLINE vf short_row(const vf *xv, const void *w, int nc, int nl, enum lc_dtype type)
 {
-    int j = 0;
+    vf a = vf_mul(xv[0], load_w(w, 0, nc == 1 ? nl : VL, type));
 
-    for (; j + 4 <= n; j += 4) {
-        const float *k0 = k + (size_t)j * (size_t)ldk;
-        const float *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
-        vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
-        for (int d = 0; d < D; d += VL) {
-            const int nl = D - d < VL ? D - d : VL;
-            const vf qv = vf_loadn(q + d, nl);
-            a0 = vf_fma(qv, vf_loadn(k0 + d, nl), a0);
-            a1 = vf_fma(qv, vf_loadn(k1 + d, nl), a1);
-            a2 = vf_fma(qv, vf_loadn(k2 + d, nl), a2);
-            a3 = vf_fma(qv, vf_loadn(k3 + d, nl), a3);
+#pragma GCC unroll 4
+    for (int c = 1; c < 4; c++) {
+        if (c < nc) {
+            a = vf_fma(xv[c], load_w(w, (int64_t)c * VL, c == nc - 1 ? nl : VL, type), a);
         }
-        s[j] = scale * vf_hsum(a0);
-        s[j + 1] = scale * vf_hsum(a1);
-        s[j + 2] = scale * vf_hsum(a2);
-        s[j + 3] = scale * vf_hsum(a3);
     }
-    for (; j < n; j++) {
-        const float *kj = k + (size_t)j * (size_t)ldk;
-        vf a0 = vf_zero();
-        for (int d = 0; d < D; d += VL) {
-            const int nl = D - d < VL ? D - d : VL;
-            a0 = vf_fma(vf_loadn(q + d, nl), vf_loadn(kj + d, nl), a0);
+    return a;
+}
+
+/* VL rows (keys) of w, row r at w + r ld, against x: each row's lane-wise
+ * partial sums (short_row when K <= 4 VL, else dot_vec), then their lane
+ * sums together (vf_hsum_lanes).  Rows past nr count as 0.  A row's sum
+ * runs in the same order wherever it sits. */
+LC_SIMD_INLINE vf group_dots(const float *x, const vf *xv, const char *w, size_t ld, int K,
+                             int nr, enum lc_dtype type)
+{
+    vf acc[VL];
+
+    if (K <= 4 * VL) {
+        const int nc = (K + VL - 1) / VL, nl = K - (nc - 1) * VL;
+        if (nr == VL) {
+            /* whole groups: one straight-line copy per vector count */
+            switch (nc) {
+#define SHORT_GROUP(NC)                                                                           \
+    case NC:                                                                                      \
+        _Pragma("GCC unroll 16") for (int r = 0; r < VL; r++)                                     \
+        {                                                                                         \
+            acc[r] = short_row(xv, w + (size_t)r * ld, NC, nl, type);                             \
+        }                                                                                         \
+        break;
+                SHORT_GROUP(1)
+                SHORT_GROUP(2)
+                SHORT_GROUP(3)
+            default: /* 4: K <= 4 VL */
+                SHORT_GROUP(4)
+#undef SHORT_GROUP
+            }
+        } else {
+            for (int r = 0; r < VL; r++) {
+                acc[r] = r < nr ? short_row(xv, w + (size_t)r * ld, nc, nl, type) : vf_zero();
+            }
         }
-        s[j] = scale * vf_hsum(a0);
+    } else {
+        for (int r = 0; r < VL; r++) {
+            acc[r] = r < nr ? dot_vec(x, w + (size_t)r * ld, K, type) : vf_zero();
+        }
+    }
+    return vf_hsum_lanes(acc);
+}
+
+/* x's first 4 VL elements in registers (zeros past K) */
+LC_SIMD_INLINE void load_short(vf *xv, const float *x, int K)
+{
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const int left = K - c * VL;
+        xv[c] = left > 0 ? vf_loadn(x + c * VL, left) : vf_zero();
     }
 }
 
-/* A row that fits one vector: four partial sums over the rows (j mod 4),
- * combined as (y + s0 + s1) ... in a fixed tree.  Wider rows: up to four
- * vectors of columns at a time, rows in order. */
-static void v_wsum(float *y, const float *p, const float *v, int ldv, int n, int D)
+/* Per head, VL keys at a time (group_dots). */
+static void v_scores(float *s, const float *q, int H, int rep, const float *k, int ldk, int n,
+                     int D, float scale)
+{
+    const vf sc = vf_set1(scale);
+    const size_t ld = (size_t)ldk * sizeof(float);
+    vf qv[4];
+
+#ifdef LC_SIMD_SHORT_ROWS
+    if (D <= VL / 2) {
+        LC_SIMD_SHORT_ROWS.scores(s, q, H, rep, k, ldk, n, D, scale);
+        return;
+    }
+#endif
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + (size_t)h * (size_t)D;
+        const float *kh = k + (size_t)(h / rep) * (size_t)D;
+        float *sh = s + (size_t)h * (size_t)n;
+        load_short(qv, qh, D);
+        for (int j = 0; j < n; j += VL) {
+            const int nk = n - j < VL ? n - j : VL;
+            const vf d = group_dots(qh, qv, (const char *)(kh + (size_t)j * (size_t)ldk), ld, D,
+                                    nk, LC_DTYPE_F32);
+            vf_storen(sh + j, vf_mul(sc, d), nk);
+        }
+    }
+}
+
+/* y[m] = x . w[m] (+ beta y[m]) for the M rows of w, VL rows at a time
+ * (group_dots); always inlined with a constant type */
+LC_SIMD_INLINE void gemv_typed(float *y, const float *x, const void *w, int K, int M, float beta,
+                               enum lc_dtype type)
+{
+    const size_t ld = (size_t)K * (type == LC_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    vf xv[4];
+
+    load_short(xv, x, K);
+    for (int m = 0; m < M; m += VL) {
+        const int nr = M - m < VL ? M - m : VL;
+        vf sums = group_dots(x, xv, (const char *)w + (size_t)m * ld, ld, K, nr, type);
+        if (beta != 0.0f) {
+            sums = vf_fma(vf_set1(beta), vf_loadn(y + m, nr), sums);
+        }
+        vf_storen(y + m, sums, nr);
+    }
+}
+
+static void v_gemv(float *y, const float *x, const void *w, enum lc_dtype wtype, int K, int M,
+                   float beta)
+{
+    switch (wtype) {
+    case LC_DTYPE_F16:
+        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_F16);
+        break;
+    case LC_DTYPE_BF16:
+        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_BF16);
+        break;
+    default:
+        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_F32);
+        break;
+    }
+}
+
+/* y += sum of p_j v_j over the nj keys for one head.  A row
+ * of one vector: four partial sums (keys j mod 4) added to y as (y + s0 +
+ * s1) + (s2 + s3) ... in a fixed tree; wider rows: up to four vectors of
+ * columns at a time, keys in order. */
+LC_SIMD_INLINE void wsum_head(float *y, const float *p, const float *v, size_t ldv, int nj,
+                              int D)
 {
     if (D <= VL) {
         vf a0 = vf_loadn(y, D), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
         int j = 0;
-        for (; j + 4 <= n; j += 4) {
-            const float *v0 = v + (size_t)j * (size_t)ldv;
+        for (; j + 4 <= nj; j += 4) {
+            const float *v0 = v + (size_t)j * ldv;
             a0 = vf_fma(vf_set1(p[j]), vf_loadn(v0, D), a0);
             a1 = vf_fma(vf_set1(p[j + 1]), vf_loadn(v0 + ldv, D), a1);
-            a2 = vf_fma(vf_set1(p[j + 2]), vf_loadn(v0 + 2 * (size_t)ldv, D), a2);
-            a3 = vf_fma(vf_set1(p[j + 3]), vf_loadn(v0 + 3 * (size_t)ldv, D), a3);
+            a2 = vf_fma(vf_set1(p[j + 2]), vf_loadn(v0 + 2 * ldv, D), a2);
+            a3 = vf_fma(vf_set1(p[j + 3]), vf_loadn(v0 + 3 * ldv, D), a3);
         }
-        for (; j < n; j++) {
-            a0 = vf_fma(vf_set1(p[j]), vf_loadn(v + (size_t)j * (size_t)ldv, D), a0);
+        for (; j < nj; j++) {
+            a0 = vf_fma(vf_set1(p[j]), vf_loadn(v + (size_t)j * ldv, D), a0);
         }
         vf_storen(y, vf_add(vf_add(a0, a1), vf_add(a2, a3)), D);
         return;
@@ -594,21 +696,42 @@ static void v_wsum(float *y, const float *p, const float *v, int ldv, int n, int
         int nls[4];
         int nv = (D - d + VL - 1) / VL;
         nv = nv > 4 ? 4 : nv;
-        for (int c = 0; c < nv; c++) {
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
             const int left = D - d - VL * c;
             nls[c] = left < VL ? left : VL;
-            acc[c] = vf_loadn(y + d + VL * c, nls[c]);
+            acc[c] = c < nv ? vf_loadn(y + d + VL * c, nls[c]) : vf_zero();
         }
-        for (int j = 0; j < n; j++) {
-            const float *vj = v + (size_t)j * (size_t)ldv + d;
+        for (int j = 0; j < nj; j++) {
+            const float *vj = v + (size_t)j * ldv + d;
             const vf pj = vf_set1(p[j]);
-            for (int c = 0; c < nv; c++) {
-                acc[c] = vf_fma(pj, vf_loadn(vj + VL * c, nls[c]), acc[c]);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                if (c < nv) {
+                    acc[c] = vf_fma(pj, vf_loadn(vj + VL * c, nls[c]), acc[c]);
+                }
             }
         }
-        for (int c = 0; c < nv; c++) {
-            vf_storen(y + d + VL * c, acc[c], nls[c]);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            if (c < nv) {
+                vf_storen(y + d + VL * c, acc[c], nls[c]);
+            }
         }
+    }
+}
+
+static void v_wsum(float *y, const float *p, int H, int rep, const float *v, int ldv, int n, int D)
+{
+#ifdef LC_SIMD_SHORT_ROWS
+    if (D <= VL / 2) {
+        LC_SIMD_SHORT_ROWS.wsum(y, p, H, rep, v, ldv, n, D);
+        return;
+    }
+#endif
+    for (int h = 0; h < H; h++) {
+        wsum_head(y + (size_t)h * (size_t)D, p + (size_t)h * (size_t)n,
+                  v + (size_t)(h / rep) * (size_t)D, (size_t)ldv, n, D);
     }
 }
 
@@ -617,9 +740,8 @@ const struct lc_cpu_kernels LC_SIMD_TABLE = {
     .exp = v_exp,
     .f16_to_f32 = v_f16_to_f32,
     .bf16_to_f32 = v_bf16_to_f32,
-    .dot_f32 = v_dot_f32,
-    .dot_f16 = v_dot_f16,
-    .dot_bf16 = v_dot_bf16,
+    .dot = v_dot,
+    .gemv = v_gemv,
     .add = v_add,
     .dropout = LC_SIMD_DROPOUT,
     .rmsnorm_row = v_rmsnorm_row,

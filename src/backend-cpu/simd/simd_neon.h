@@ -97,6 +97,13 @@ LC_SIMD_INLINE vf vf_ldexp(vf p, vf n)
 LC_SIMD_INLINE float vf_hsum(vf a) { return vaddvq_f32(a); }
 LC_SIMD_INLINE float vf_hmax(vf a) { return vmaxvq_f32(a); }
 
+/* r[k] = the lane sum of a[k], for VL vectors: pairs, then pairs of
+ * pairs (the order of vf_hsum) */
+LC_SIMD_INLINE vf vf_hsum_lanes(const vf *a)
+{
+    return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3]));
+}
+
 LC_SIMD_INLINE vm vf_ge(vf a, vf b) { return vcgeq_f32(a, b); }
 LC_SIMD_INLINE vm vf_eq(vf a, vf b) { return vceqq_f32(a, b); }
 LC_SIMD_INLINE vm vm_and(vm a, vm b) { return vandq_u32(a, b); }
