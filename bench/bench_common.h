@@ -15,7 +15,10 @@
 /* Switches to the fast BLAS kernels, sets the thread count, opens the
  * backend and prints its description; prog names the benchmark in
  * messages.  Returns 0, or the exit status after printing the error (77
- * without a CUDA device). */
+ * without a CUDA device).  For the cpu backend without LC_CPU_ISA (or
+ * with LC_CPU_ISA=all) it does not return: it runs the program once per
+ * kernel set the CPU supports (the AVX2 run with OpenBLAS's Haswell
+ * kernels, as on an AVX2 machine) and exits. */
 int bench_open(struct lc_backend **be, const char *prog, int argc, char **argv,
                const char *backend, int threads);
 
