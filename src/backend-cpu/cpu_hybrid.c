@@ -118,18 +118,9 @@ static inline size_t off(int row, int ld)
 }
 
 /* The short vector loops are marked omp simd: without -ffast-math the
- * compiler would not reorder the reductions, and a latency-bound scalar
- * dot product over D costs as much as a small GEMM. */
-static float dotf(const float *a, const float *b, int n)
-{
-    float acc = 0.0f;
-
-#pragma omp simd reduction(+ : acc)
-    for (int i = 0; i < n; i++) {
-        acc += a[i] * b[i];
-    }
-    return acc;
-}
+ * compiler would not vectorize them otherwise.  Dot products use the
+ * ISA's kernel: a latency-bound scalar sum over D costs as much as a
+ * small GEMM. */
 
 /* Scores of block bk against its near keys, A[nb, nk] = scale Q K^T, and in
  * sliding mode the linear weights against block t-1, L[nb, np] = fq fk^T. */
@@ -210,7 +201,7 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
             lc_hy_sgemm(0, 0, bk.nb, D, F, 1.0f, w->FQ + off(bk.i0, w->ldf), w->ldf, S, D, 1.0f,
                         Yb, w->ldq);
             for (int r = 0; r < bk.nb; r++) {
-                rden[r] += dotf(w->FQ + off(bk.i0 + r, w->ldf), z, F);
+                rden[r] += kr->dot(w->FQ + off(bk.i0 + r, w->ldf), z, F);
             }
         }
         for (int r = 0; r < bk.nb; r++) {
@@ -318,7 +309,7 @@ static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_sha
             const int i = bk.i0 + r;
             const int wa = lc_window_start(i, w->W, w->mode) - bk.j0;
             const int wb = i - bk.j0 + 1;
-            const float dl = dotf(DYb + off(r, w->ldq), o->Y + off(i, w->ldq), D);
+            const float dl = kr->dot(DYb + off(r, w->ldq), o->Y + off(i, w->ldq), D);
             const float iz = 1.0f / o->DEN[off(i, w->ldm)];
             float *dsr = dS + off(r, bk.nk), *pr = P + off(r, bk.nk);
 
