@@ -646,6 +646,52 @@ static void test_decode(void **state)
     lc_test_backend_free(bes[1]);
 }
 
+/* hybrid_decode large enough for a team (one KV head per thread; one
+ * thread takes all heads at once): the same bits on 1 and 2 threads, for
+ * every ISA, and close to the reference. */
+static void test_decode_threads(void **state)
+{
+    const int H = 8, Hkv = 2, D = 64, F = 32, n = 200;
+    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
+    const int nisas = lc_test_cpu_isas(isas);
+    float *q = lc_test_new_uniform((size_t)H * D, 31, -1.0f, 1.0f);
+    float *fq = lc_test_new_uniform((size_t)H * F, 32, 0.0f, 0.2f);
+    float *kc = lc_test_new_uniform((size_t)n * Hkv * D, 33, -1.0f, 1.0f);
+    float *vc = lc_test_new_uniform((size_t)n * Hkv * D, 34, -1.0f, 1.0f);
+    float *th = lc_test_new_uniform((size_t)H, 35, -2.0f, 2.0f);
+    float *S = lc_test_new_uniform((size_t)H * F * D, 36, -1.0f, 1.0f);
+    float *z = lc_test_new_uniform((size_t)H * F, 37, 0.0f, 2.0f);
+    float *want = lc_test_new_f32((size_t)H * D), *one = lc_test_new_f32((size_t)H * D);
+    float *two = lc_test_new_f32((size_t)H * D);
+    (void)state;
+
+    lc_ref_ops.hybrid_decode(ref, want, q, fq, kc, vc, n, S, z, th, H, Hkv, D, F);
+    for (int i = 0; i < nisas; i++) {
+        lc_test_set_isa(cpu, isas[i]);
+        lc_set_num_threads(1);
+        lc_cpu_ops.hybrid_decode(cpu, one, q, fq, kc, vc, n, S, z, th, H, Hkv, D, F);
+        lc_set_num_threads(2);
+        lc_cpu_ops.hybrid_decode(cpu, two, q, fq, kc, vc, n, S, z, th, H, Hkv, D, F);
+        lc_test_expect_same(lc_test_isa_name(isas[i]), one, two, (size_t)H * D);
+        assert_int_equal(lc_test_check_rel("decode y", one, want, (size_t)H * D, 1e-5), 0);
+    }
+    lc_set_num_threads(0);
+    free(q);
+    free(fq);
+    free(kc);
+    free(vc);
+    free(th);
+    free(S);
+    free(z);
+    free(want);
+    free(one);
+    free(two);
+    lc_test_backend_free(ref);
+    lc_test_backend_free(cpu);
+}
+
 /* The cpu decode entries against the reference on the same state. */
 static void test_decode_cpu_vs_ref(void **state)
 {
@@ -895,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_cpu_threads),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_cpu_vs_ref),
+        cmocka_unit_test(test_decode_threads),
         cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
