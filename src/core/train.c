@@ -89,10 +89,23 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(tr->metrics, fmt, ap);
     va_end(ap);
-    fflush(tr->metrics);
+    if ((fflush(tr->metrics) != 0 || ferror(tr->metrics)) && tr->metrics_errno == 0) {
+        tr->metrics_errno = errno != 0 ? errno : EIO; /* reported by metrics_check */
+    }
     if (fmt[strlen(fmt) - 1] == '\n') {
         tr->metrics_lines++;
     }
+}
+
+/* A metrics line that could not be written (a full disk) stops training:
+ * the metrics would silently lack lines. */
+static lc_status metrics_check(const struct lc_trainer *tr, struct lc_error *err)
+{
+    if (tr->metrics_errno != 0) {
+        return lc_err_set(err, LC_ERR_IO, "%s: cannot write the metrics: %s",
+                          tr->o->metrics_path, strerror(tr->metrics_errno));
+    }
+    return LC_OK;
 }
 
 /* Cuts the metrics file after its first `lines` lines: the lines a resumed
@@ -534,7 +547,10 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         }
         metrics_line(tr, "}\n");
     }
-    rc = save_state(tr, err);
+    rc = metrics_check(tr, err);
+    if (rc == LC_OK) {
+        rc = save_state(tr, err);
+    }
     if (rc == LC_OK && emit(tr, &ev) != 0) {
         rc = lc_err_set(err, LC_ERR_INTERRUPTED, "stopped at step %lld; the state is saved in %s",
                         (long long)tr->step, tr->o->out_dir);
@@ -661,6 +677,10 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
                          "\"lr\": %.9g, \"tokens_per_s\": %.1f}\n",
                      tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, tr->lr,
                      ev.tokens_per_s);
+        rc = metrics_check(tr, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
         if (emit(tr, &ev) != 0) {
             rc = save_state(tr, err);
             if (rc == LC_OK) {

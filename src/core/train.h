@@ -90,6 +90,7 @@ struct lc_trainer {
     FILE *metrics;
     int adapter_cleared;    /* lc_remove_stale_adapter has run */
     int64_t metrics_lines;  /* lines written to it */
+    int metrics_errno;      /* the first error writing it (0: none) */
 };
 
 /* stage 1 */
