@@ -399,6 +399,7 @@ lc_status lc_train_state_check(const struct lc_trainer *tr, const struct lc_st_f
                                   "%s: tensor %s missing or not F32 of %zu elements", path, name,
                                   pg->n);
             }
+            pos->tensors[g][p] = t;
         }
     }
     return LC_OK;
@@ -461,12 +462,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     }
     for (int g = 0; g < tr->n_groups; g++) {
         struct lc_param_group *pg = &tr->groups[g];
-        static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
         for (int p = 0; p < 4; p++) {
-            char name[128];
-            const struct lc_tensor_view *t;
-            snprintf(name, sizeof(name), "%s.%s", pg->name, parts[p]);
-            t = lc_st_find(f, name);
+            const struct lc_tensor_view *t = pos.tensors[g][p];
             if (p < 3) {
                 float *dst = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
                 be->ops->upload(be, dst, t->data, pg->n * sizeof(float));

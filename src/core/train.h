@@ -113,9 +113,12 @@ struct lc_train_resume {
     int64_t step, epoch, mb, metrics_lines;
     int plateau_bad;
     double lr, plateau_best, best_val;
+    /* params, adam_m, adam_v and best of each parameter group */
+    const struct lc_tensor_view *tensors[LC_MAX_PARAM_GROUPS][4];
 };
 
 struct lc_st_file;
+struct lc_tensor_view;
 
 /* Reads and checks a training state (already known to be of this stage,
  * options and data) against the trainer: a position the loop reaches
