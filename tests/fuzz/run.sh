@@ -26,7 +26,7 @@ if [ ! -f "$fz/corpus/.seeded-$name" ]; then
     "${SHELL:-/bin/sh}" "$srcdir/tests/fuzz/make-seeds.sh" "$srcdir" "$builddir" "$name" "$corpus" &&
         touch "$fz/corpus/.seeded-$name" || exit 2
 fi
-set -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
+set -- -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -malloc_limit_mb=512 \
     -max_len="$max" -print_final_stats=1 -artifact_prefix="$fz/artifacts/$name-"
 if [ -n "$runs" ]; then
     set -- "$@" -runs="$runs"
