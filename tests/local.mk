@@ -150,6 +150,21 @@ tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
 LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh \
-	tests/cli_eval.sh tests/cli_reference.sh tests/cli_feedback.sh
+	tests/cli_eval.sh tests/cli_reference.sh tests/cli_feedback.sh tests/cli_faults.sh \
+	tests/cli_oom.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
-EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh
+EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh tests/valgrind.sh tests/valgrind.supp \
+	tests/failmalloc.c
+
+# the allocation-failure library of tests/cli_oom.sh (preloaded: no
+# sanitizer flags, no libtool)
+check_DATA = tests/failmalloc.so
+tests/failmalloc.so: tests/failmalloc.c
+	$(AM_V_CC)$(MKDIR_P) tests && $(CC) $(CFLAGS) -shared -fPIC -o $@ $(srcdir)/tests/failmalloc.c -ldl
+CLEANFILES += tests/failmalloc.so
+
+# each program on a short run under valgrind's memcheck (not part of
+# check: several minutes)
+check-valgrind: all
+	@$(AM_TESTS_ENVIRONMENT) $(SHELL) $(srcdir)/tests/valgrind.sh
+.PHONY: check-valgrind
