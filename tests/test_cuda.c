@@ -17,20 +17,29 @@
  * this file is also tests/test_cuda_emu: those entries through the CPU
  * emulation of CUDA and cuBLAS, on any machine.
  *
+ * The CUDA primitives that fused kernels rely on (shared memory,
+ * barriers, shuffles, the tensor-core fragment layouts) are checked on
+ * their own (tests/cuda_selftest.cu): on a GPU that checks the hardware
+ * against the layouts the kernels and the emulation assume.
+ *
  * Without a CUDA device this only checks that init says so, and exits 77.
  */
 #include "config.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
 #include "backend-cuda/cuda_kernels.h"
 #include "core/half.h"
 #include "core/ref/ref_hybrid_f64.h"
+#include "tests/cuda_selftest.h"
 #include "tests/lc_test_hybrid.h"
 
 struct backends {
@@ -962,6 +971,235 @@ static void test_attn_tf32(void **state)
     free(got);
 }
 
+
+/* ------------------------------------------------------ CUDA primitives */
+
+static struct lc_cuda_ctx *ctx_of(struct backends *b)
+{
+    return (struct lc_cuda_ctx *)b->gpu->ctx;
+}
+
+static void expect_launched(const char *what, const char *err)
+{
+    if (err != NULL) {
+        fail_msg("%s: %s", what, err);
+    }
+}
+
+/* Shared memory, __syncthreads, shuffles, votes and 64 KiB of dynamic
+ * shared memory, on integers (exact in any order of summation). */
+static void test_primitives_block(void **state)
+{
+    const int blocks = 3, n = blocks * LC_ST_THREADS;
+    struct backends *b = *state;
+    float *x = lc_test_new_f32((size_t)n);
+    float *x_d, *out_d, *out;
+
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)((i * 37) % 19) - 9.0f; /* integers in [-9, 9] */
+    }
+    x_d = dev(b, x, (size_t)n * sizeof(float));
+    out_d = dev(b, x, (size_t)n * 8 * sizeof(float));
+    expect_launched("lc_st_block", lc_st_block(ctx_of(b), out_d, x_d, blocks));
+    out = fetch(b, out_d, (size_t)n * 8);
+    for (int blk = 0; blk < blocks; blk++) {
+        const float *xb = x + blk * LC_ST_THREADS;
+        float total = 0.0f;
+        for (int t = 0; t < LC_ST_THREADS; t++) {
+            total += xb[t];
+        }
+        for (int t = 0; t < LC_ST_THREADS; t++) {
+            const int lane = t % 32, w0 = t - lane;
+            const float *o = out + ((size_t)blk * LC_ST_THREADS + t) * 8;
+            float want[8] = {total, 0, 0, xb[t], xb[w0 + 5], 0, 0, xb[LC_ST_THREADS - 1 - t]};
+            unsigned ballot = 0;
+            for (int l = 0; l < 32; l++) {
+                want[1] += xb[w0 + l];
+                want[2] += l <= lane ? xb[w0 + l] : 0.0f;
+                ballot |= (unsigned)(xb[w0 + l] > 0.0f) << l;
+            }
+            for (int d = 1; d <= 4; d++) {
+                want[3] += lane + d < 32 ? xb[t + d] : xb[t];
+            }
+            want[5] = (float)(ballot & 0xffffu);
+            want[6] = (float)(ballot >> 16);
+            for (int k = 0; k < 8; k++) {
+                if (o[k] != want[k]) {
+                    fail_msg("primitives: block %d thread %d value %d: %g, want %g", blk, t, k,
+                             o[k], want[k]);
+                }
+            }
+        }
+    }
+    gpu_free(b, x_d);
+    gpu_free(b, out_d);
+    free(x);
+    free(out);
+}
+
+/* The device's bf16 rounding is the readers' and the reference's
+ * (nearest even, NaN stays NaN). */
+static void test_primitives_bf16(void **state)
+{
+    enum { N = 1000 };
+    struct backends *b = *state;
+    float *x = lc_test_new_uniform(N, 61, -3.0f, 3.0f);
+    uint16_t bits[N];
+    float *x_d;
+    uint16_t *bits_d;
+
+    /* ties, both ways, and the special values */
+    x[0] = 1.0f + 0x1p-8f;          /* halfway, even below */
+    x[1] = 1.0f + 3 * 0x1p-8f;      /* halfway, even above */
+    x[2] = -(1.0f + 0x1p-8f);
+    x[3] = INFINITY;
+    x[4] = -INFINITY;
+    x[5] = NAN;
+    x[6] = 0x1p-130f;               /* subnormal */
+    x[7] = 3.3895314e38f;           /* rounds up to infinity */
+    x[8] = -0.0f;
+    x_d = dev(b, x, N * sizeof(float));
+    bits_d = dev(b, bits, N * sizeof(uint16_t));
+    expect_launched("lc_st_bf16", lc_st_bf16(ctx_of(b), bits_d, x_d, N));
+    gpu_sync(b);
+    b->gpu->ops->download(b->gpu, bits, bits_d, sizeof(bits));
+    gpu_sync(b);
+    for (int i = 0; i < N; i++) {
+        uint16_t want = lc_f32_to_bf16(x[i]);
+        int both_nan = (want & 0x7fffu) > 0x7f80u && (bits[i] & 0x7fffu) > 0x7f80u;
+        if (bits[i] != want && !both_nan) {
+            fail_msg("bf16 of %.9g: device 0x%04x, want 0x%04x", x[i], bits[i], want);
+        }
+    }
+    gpu_free(b, x_d);
+    gpu_free(b, bits_d);
+    free(x);
+}
+
+/* The mma.m16n8k16 fragment layouts, on small integers (every product
+ * and sum exact in fp32, and the 16x8 intermediates exact in bf16). */
+static void test_primitives_mma(void **state)
+{
+    struct backends *b = *state;
+    uint16_t A[256], At[256], Bm[128], Bt[128], B2[128], B3[128];
+    float Af[256], Bf[128], B2f[128], B3f[128], C[128];
+    float want1[128], want3[128];
+    int rc[256];
+    float *D1_d, *D2_d, *D3_d, *C_d, *D1, *D2, *D3;
+    int *rc_d;
+    uint16_t *A_d, *At_d, *B_d, *Bt_d, *B2_d, *B3_d;
+
+    for (int i = 0; i < 256; i++) {
+        Af[i] = (float)((i * 7 + 3) % 7) - 3.0f;
+        A[i] = lc_f32_to_bf16(Af[i]);
+    }
+    for (int m = 0; m < 16; m++) {
+        for (int k = 0; k < 16; k++) {
+            At[k * 16 + m] = A[m * 16 + k];
+        }
+    }
+    for (int i = 0; i < 128; i++) {
+        Bf[i] = (float)((i * 5 + 1) % 7) - 3.0f;
+        B2f[i] = (float)((i * 3 + 2) % 5) - 2.0f;
+        B3f[i] = (float)((i * 11 + 4) % 7) - 3.0f;
+        Bm[i] = lc_f32_to_bf16(Bf[i]);
+        B2[i] = lc_f32_to_bf16(B2f[i]);
+        B3[i] = lc_f32_to_bf16(B3f[i]);
+        C[i] = (float)(i % 9) - 4.0f;
+    }
+    for (int k = 0; k < 16; k++) {
+        for (int n = 0; n < 8; n++) {
+            Bt[n * 16 + k] = Bm[k * 8 + n];
+        }
+    }
+    for (int m = 0; m < 16; m++) {
+        float xy[16];
+        for (int n = 0; n < 8; n++) {
+            float s1 = C[m * 8 + n], sx = 0.0f, sy = 0.0f;
+            for (int k = 0; k < 16; k++) {
+                s1 += Af[m * 16 + k] * Bf[k * 8 + n];
+                sx += Af[m * 16 + k] * Bf[k * 8 + n];
+                sy += Af[m * 16 + k] * B3f[k * 8 + n];
+            }
+            want1[m * 8 + n] = s1;
+            xy[n] = sx;
+            xy[8 + n] = sy;
+        }
+        for (int n = 0; n < 8; n++) {
+            float s3 = 0.0f;
+            for (int k = 0; k < 16; k++) {
+                s3 += xy[k] * B2f[k * 8 + n];
+            }
+            want3[m * 8 + n] = s3;
+        }
+    }
+    A_d = dev(b, A, sizeof(A));
+    At_d = dev(b, At, sizeof(At));
+    B_d = dev(b, Bm, sizeof(Bm));
+    Bt_d = dev(b, Bt, sizeof(Bt));
+    B2_d = dev(b, B2, sizeof(B2));
+    B3_d = dev(b, B3, sizeof(B3));
+    C_d = dev(b, C, sizeof(C));
+    D1_d = dev(b, C, sizeof(C));
+    D2_d = dev(b, C, sizeof(C));
+    D3_d = dev(b, C, sizeof(C));
+    rc_d = dev(b, rc, sizeof(rc));
+    expect_launched("lc_st_mma", lc_st_mma(ctx_of(b), D1_d, D2_d, D3_d, rc_d, A_d, At_d, B_d,
+                                           Bt_d, B2_d, B3_d, C_d));
+    D1 = fetch(b, D1_d, 128);
+    D2 = fetch(b, D2_d, 128);
+    D3 = fetch(b, D3_d, 128);
+    b->gpu->ops->download(b->gpu, rc, rc_d, sizeof(rc));
+    gpu_sync(b);
+    for (int lane = 0; lane < 32; lane++) {
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(rc[lane * 8 + 2 * i], lane / 4 + (i >= 2 ? 8 : 0));
+            assert_int_equal(rc[lane * 8 + 2 * i + 1], 2 * (lane % 4) + (i & 1));
+        }
+    }
+    for (int i = 0; i < 128; i++) {
+        if (D1[i] != want1[i] || D2[i] != want1[i] || D3[i] != want3[i]) {
+            fail_msg("mma element (%d, %d): %g %g %g, want %g %g %g", i / 8, i % 8, D1[i], D2[i],
+                     D3[i], want1[i], want1[i], want3[i]);
+        }
+    }
+    {
+        void *ps[] = {A_d, At_d, B_d, Bt_d, B2_d, B3_d, C_d, D1_d, D2_d, D3_d, rc_d};
+        for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+            gpu_free(b, ps[i]);
+        }
+    }
+    free(D1);
+    free(D2);
+    free(D3);
+}
+
+#ifdef LC_CUDA_EMU
+/* What CUDA leaves undefined is reported by the emulation, not passed:
+ * a warp split between __syncthreads and a shuffle aborts (in a child
+ * process, so that the abort is observed). */
+static void test_emu_reports_divergence(void **state)
+{
+    struct backends *b = *state;
+    int status = 0;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        float *out_d = b->gpu->ops->alloc(b->gpu, 64 * sizeof(float));
+        /* the report goes to stderr; the abort ends the child */
+        (void)lc_st_divergent(ctx_of(b), out_d);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    fprintf(stderr, "(the report above was expected)\n");
+}
+#endif
+
 /* ---------------------------------------------------------------- losses */
 
 static void test_mse(void **state)
@@ -1718,15 +1956,22 @@ static int check_no_device(void)
 }
 
 #ifdef LC_CUDA_EMU
-/* Under the CPU emulation (cuda_emu.h) only the attention-student entries
- * run: their kernels are the ones written to be emulated. */
+/* Under the CPU emulation (cuda_emu.h) the primitives and the entries
+ * whose kernels are built with it run: the attention student. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_complete), cmocka_unit_test(test_fmap),
+        cmocka_unit_test(test_table_complete),
+        cmocka_unit_test(test_primitives_block),
+        cmocka_unit_test(test_primitives_bf16),
+        cmocka_unit_test(test_primitives_mma),
+        cmocka_unit_test(test_emu_reports_divergence),
+        cmocka_unit_test(test_fmap),
         cmocka_unit_test(test_hybrid),
-        cmocka_unit_test(test_hybrid_subsets), cmocka_unit_test(test_decode),
-        cmocka_unit_test(test_decode_vs_ref),  cmocka_unit_test(test_hybrid_errors),
+        cmocka_unit_test(test_hybrid_subsets),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_vs_ref),
+        cmocka_unit_test(test_hybrid_errors),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
 
@@ -1735,24 +1980,40 @@ int main(void)
         fprintf(stderr, "test_cuda_emu: only %lld kernel launches\n", lc_emu_launches);
         return 1;
     }
+    fprintf(stderr, "test_cuda_emu: %lld launches, %lld switches between emulated threads\n",
+            lc_emu_launches, lc_emu_switches);
     return rc;
 }
 #else
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_memory),         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_open),           cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_linear),         cmocka_unit_test(test_add),
-        cmocka_unit_test(test_dropout),        cmocka_unit_test(test_embedding),
-        cmocka_unit_test(test_rmsnorm),        cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_swiglu),         cmocka_unit_test(test_attn),
+        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_open),
+        cmocka_unit_test(test_primitives_block),
+        cmocka_unit_test(test_primitives_bf16),
+        cmocka_unit_test(test_primitives_mma),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_add),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_attn),
         cmocka_unit_test(test_attn_tf32),
-        cmocka_unit_test(test_mse),            cmocka_unit_test(test_xent),
-        cmocka_unit_test(test_adamw),          cmocka_unit_test(test_fmap),
-        cmocka_unit_test(test_hybrid),         cmocka_unit_test(test_hybrid_subsets),
-        cmocka_unit_test(test_decode),         cmocka_unit_test(test_decode_vs_ref),
-        cmocka_unit_test(test_hybrid_errors),  cmocka_unit_test(test_table_complete),
+        cmocka_unit_test(test_mse),
+        cmocka_unit_test(test_xent),
+        cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_fmap),
+        cmocka_unit_test(test_hybrid),
+        cmocka_unit_test(test_hybrid_subsets),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_vs_ref),
+        cmocka_unit_test(test_hybrid_errors),
+        cmocka_unit_test(test_table_complete),
     };
     int count = 0;
 
