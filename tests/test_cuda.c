@@ -17,10 +17,15 @@
  * this file is also tests/test_cuda_emu: those entries through the CPU
  * emulation of CUDA and cuBLAS, on any machine.
  *
- * The CUDA primitives that fused kernels rely on (shared memory,
- * barriers, shuffles, the tensor-core fragment layouts) are checked on
- * their own (tests/cuda_selftest.cu): on a GPU that checks the hardware
- * against the layouts the kernels and the emulation assume.
+ * The fused bf16 kernels (the teacher's flash attention, the student's
+ * tile kernels) are compared with the reference run on the bf16 roundings
+ * of their inputs, to the error bounds stated at each check, and the CUDA
+ * primitives they rely on (shared memory, barriers, shuffles, the
+ * tensor-core fragment layouts) are checked on their own first
+ * (tests/cuda_selftest.cu): on a GPU that checks the hardware against the
+ * layouts the kernels and the emulation assume.  The backend's bf16
+ * switch is off except in those tests, so that every other comparison
+ * runs the fp32 paths.
  *
  * Without a CUDA device this only checks that init says so, and exits 77.
  */
@@ -55,6 +60,8 @@ static int setup(void **state)
     }
     b->ref = lc_test_backend(&lc_ref_ops);
     b->gpu = lc_test_backend(&lc_cuda_ops);
+    /* the fp32 paths, unless a test turns the bf16 kernels on */
+    ((struct lc_cuda_ctx *)b->gpu->ctx)->attn_bf16 = 0;
     fprintf(stderr, "%s\n", b->gpu->ops->describe(b->gpu));
     *state = b;
     return 0;
@@ -1200,6 +1207,102 @@ static void test_emu_reports_divergence(void **state)
 }
 #endif
 
+/* ----------------------------------------------- bf16 flash attention */
+
+/* The reference on the bf16 roundings of q, k, v; the kernel's only other
+ * rounding is P's to bf16 before P V, so |y - ref| <= 2^-8 max|v| (see
+ * k_flash.cu), plus fp32 rounding: 1e-4 max|v| covers sums of a few
+ * hundred terms and exp2f's ulps many times over. */
+static void check_flash(struct backends *b, const struct attn_shape *a, int direct, uint64_t seed)
+{
+    size_t nq = (size_t)a->B * a->Tq * a->H * a->D;
+    size_t nk = (size_t)a->B * a->Tk * a->Hkv * a->D;
+    float *q = lc_test_new_uniform(nq, seed, -3, 3);
+    float *k = lc_test_new_uniform(nk, seed + 1, -1, 1);
+    float *v = lc_test_new_uniform(nk, seed + 2, -1, 1);
+    float *q_r = rounded_like(q, nq, LC_DTYPE_BF16);
+    float *k_r = rounded_like(k, nk, LC_DTYPE_BF16);
+    float *v_r = rounded_like(v, nk, LC_DTYPE_BF16);
+    float *want = lc_test_new_f32(nq);
+    float *y0 = lc_test_new_f32(nq);
+    float *q_d = dev(b, q, nq * sizeof(float));
+    float *k_d = dev(b, k, nk * sizeof(float));
+    float *v_d = dev(b, v, nk * sizeof(float));
+    float *y_d = NULL;
+    float *got = NULL;
+    float *got2 = NULL;
+    double vmax = lc_test_max_abs(v_r, nk);
+    char what[160];
+
+    lc_test_fill_nan(y0, nq); /* y is overwritten */
+    y_d = dev(b, y0, nq * sizeof(float));
+    lc_ref_ops.attn_fwd(b->ref, want, q_r, k_r, v_r, a->B, a->Tq, a->Tk, a->H, a->Hkv, a->D,
+                        a->q_pos0);
+    snprintf(what, sizeof(what), "flash attention B%d Tq%d Tk%d H%d Hkv%d D%d pos0 %d%s", a->B,
+             a->Tq, a->Tk, a->H, a->Hkv, a->D, a->q_pos0, direct ? " (kernel)" : "");
+    for (int run = 0; run < 2; run++) {
+        if (direct) {
+            expect_launched(what, lc_cuda_flash_fwd(ctx_of(b), y_d, q_d, k_d, v_d, a->B, a->Tq,
+                                                    a->Tk, a->H, a->Hkv, a->D, a->q_pos0));
+        } else {
+            ctx_of(b)->attn_bf16 = 1;
+            b->gpu->ops->attn_fwd(b->gpu, y_d, q_d, k_d, v_d, a->B, a->Tq, a->Tk, a->H, a->Hkv,
+                                  a->D, a->q_pos0);
+            ctx_of(b)->attn_bf16 = 0;
+        }
+        if (run == 0) {
+            got = fetch(b, y_d, nq);
+        } else {
+            got2 = fetch(b, y_d, nq);
+        }
+    }
+    expect_close(what, got, want, nq, (0x1p-8 + 1e-4) * vmax, 0.0);
+    /* run to run: the same bits */
+    lc_test_expect_same(what, got, got2, nq);
+    gpu_free(b, q_d);
+    gpu_free(b, k_d);
+    gpu_free(b, v_d);
+    gpu_free(b, y_d);
+    free(q);
+    free(k);
+    free(v);
+    free(q_r);
+    free(k_r);
+    free(v_r);
+    free(want);
+    free(y0);
+    free(got);
+    free(got2);
+}
+
+static void test_attn_bf16(void **state)
+{
+    /* through the backend entry (chunks of >= 16 rows take the kernel) */
+    static const struct attn_shape shapes[] = {
+        {2, 37, 37, 6, 2, 24, 0},   /* GQA, padded head dim and rows */
+        {1, 300, 300, 8, 2, 128, 0},
+        {1, 130, 200, 4, 2, 64, 70}, /* a prefill after a cache */
+        {1, 64, 64, 2, 1, 8, 0},    /* stories260K's head dim */
+        {3, 17, 17, 3, 3, 5, 0},
+    };
+    /* the kernel itself on what the entry sends to the fp32 path */
+    static const struct attn_shape direct[] = {
+        {1, 1, 1, 1, 1, 1, 0},      /* the smallest */
+        {1, 1, 50, 8, 2, 128, 49},  /* one decoding step after a cache */
+        {2, 5, 20, 4, 4, 64, 15},
+        {1, 10, 6, 2, 1, 16, 3},    /* queries past the last key see all keys */
+    };
+    struct backends *b = *state;
+
+    NEED_REF(attn_fwd);
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        check_flash(b, &shapes[s], 0, 1500 + 10 * s);
+    }
+    for (size_t s = 0; s < sizeof(direct) / sizeof(direct[0]); s++) {
+        check_flash(b, &direct[s], 1, 1600 + 10 * s);
+    }
+}
+
 /* ---------------------------------------------------------------- losses */
 
 static void test_mse(void **state)
@@ -1956,8 +2059,9 @@ static int check_no_device(void)
 }
 
 #ifdef LC_CUDA_EMU
-/* Under the CPU emulation (cuda_emu.h) the primitives and the entries
- * whose kernels are built with it run: the attention student. */
+/* Under the CPU emulation (cuda_emu.h) the entries whose kernels are
+ * built with it run: the teacher's attention (its cuBLAS products through
+ * the emulation's SGEMM) and the attention student, fp32 and bf16. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1966,6 +2070,8 @@ int main(void)
         cmocka_unit_test(test_primitives_bf16),
         cmocka_unit_test(test_primitives_mma),
         cmocka_unit_test(test_emu_reports_divergence),
+        cmocka_unit_test(test_attn),
+        cmocka_unit_test(test_attn_bf16),
         cmocka_unit_test(test_fmap),
         cmocka_unit_test(test_hybrid),
         cmocka_unit_test(test_hybrid_subsets),
@@ -2004,6 +2110,7 @@ int main(void)
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_attn),
         cmocka_unit_test(test_attn_tf32),
+        cmocka_unit_test(test_attn_bf16),
         cmocka_unit_test(test_mse),
         cmocka_unit_test(test_xent),
         cmocka_unit_test(test_adamw),

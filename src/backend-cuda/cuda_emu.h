@@ -80,6 +80,11 @@
 #define lc_cuda_ops lc_cuda_emu_ops
 #define lc_cuda_scratch lc_cuda_emu_scratch
 #define lc_cuda_probe lc_cuda_emu_probe
+#define lc_cuda_attn_fwd lc_cuda_emu_attn_fwd
+#define lc_cuda_attn_fwd_fp32 lc_cuda_emu_attn_fwd_fp32
+#define lc_cuda_flash_fwd lc_cuda_emu_flash_fwd
+#define lc_cuda_flash_supports lc_cuda_emu_flash_supports
+#define lc_cuda_to_bf16_heads lc_cuda_emu_to_bf16_heads
 #define lc_cuda_fmap_fwd lc_cuda_emu_fmap_fwd
 #define lc_cuda_fmap_bwd lc_cuda_emu_fmap_bwd
 #define lc_cuda_hybrid_fwd lc_cuda_emu_hybrid_fwd

@@ -15,6 +15,7 @@ LC_CUDA_CU_FILES = \
 	src/backend-cuda/k_decode.cu \
 	src/backend-cuda/k_elementwise.cu \
 	src/backend-cuda/k_embedding.cu \
+	src/backend-cuda/k_flash.cu \
 	src/backend-cuda/k_fmap.cu \
 	src/backend-cuda/k_hybrid.cu \
 	src/backend-cuda/k_hybrid_xent.cu \
