@@ -106,7 +106,8 @@ tests_test_cuda_model_LDADD = $(LC_TEST_LDADD)
 # of CUDA and cuBLAS (src/backend-cuda/cuda_emu.h; the .cu files as C++).
 LC_EMU_FLAGS = -DLC_CUDA_EMU -include $(srcdir)/src/backend-cuda/cuda_emu.h
 LC_EMU_CU_OBJS = tests/emu/k_fmap.o tests/emu/k_hybrid.o tests/emu/k_hybrid_xent.o \
-	tests/emu/k_decode.o tests/emu/k_attn.o tests/emu/k_flash.o tests/emu/cuda_selftest.o
+	tests/emu/k_decode.o tests/emu/k_attn.o tests/emu/k_flash.o tests/emu/k_hybrid_tile.o \
+	tests/emu/cuda_selftest.o
 LC_EMU_CXX = $(CC) -x c++ -std=c++17 $(DEFS) $(AM_CPPFLAGS) $(CPPFLAGS) $(LC_CUDA_SYS_CFLAGS) \
 	$(LC_EMU_FLAGS) $(CFLAGS) $(LC_SAN_CFLAGS) -Wall -Wextra -Wshadow -Wundef
 LC_EMU_DEPS = $(srcdir)/src/backend-cuda/cuda_emu.h $(srcdir)/src/backend-cuda/cuda_kernels.h \
@@ -129,6 +130,9 @@ tests/emu/k_attn.o: $(srcdir)/src/backend-cuda/k_attn.cu $(LC_EMU_DEPS)
 	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_attn.cu
 tests/emu/k_flash.o: $(srcdir)/src/backend-cuda/k_flash.cu $(LC_EMU_DEPS)
 	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_flash.cu
+tests/emu/k_hybrid_tile.o: $(srcdir)/src/backend-cuda/k_hybrid_tile.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ \
+	$(srcdir)/src/backend-cuda/k_hybrid_tile.cu
 tests/emu/cuda_selftest.o: $(srcdir)/tests/cuda_selftest.cu $(srcdir)/tests/cuda_selftest.h \
 	$(LC_EMU_DEPS)
 	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/tests/cuda_selftest.cu

@@ -1743,6 +1743,176 @@ static void test_hybrid(void **state)
     ((struct lc_cuda_ctx *)b->gpu->ctx)->tf32 = 0;
 }
 
+/* ------------------------------------------ bf16 hybrid tile kernels */
+
+/* in with q, k, v, fq, fk and dy rounded to bf16 (theta as it is) */
+static void hy_in_rounded(struct lc_test_hy_in *r, const struct lc_test_hy_in *in)
+{
+    *r = *in;
+    r->q = rounded_like(in->q, in->nq, LC_DTYPE_BF16);
+    r->k = rounded_like(in->k, in->nk, LC_DTYPE_BF16);
+    r->v = rounded_like(in->v, in->nk, LC_DTYPE_BF16);
+    r->fq = rounded_like(in->fq, in->nf, LC_DTYPE_BF16);
+    r->fk = rounded_like(in->fk, in->nf, LC_DTYPE_BF16);
+    r->dy = rounded_like(in->dy, in->nq, LC_DTYPE_BF16);
+    r->theta = lc_test_dup_f32(in->theta, (size_t)in->s.H);
+}
+
+/* |got - want| <= tol max|want| over one output; prints the ratio seen */
+static size_t hy_check16(const char *tag, const char *field, const float *got, const float *want,
+                         size_t n, double tol)
+{
+    char name[200];
+    double scale = lc_test_max_abs(want, n);
+    double err = lc_test_max_abs_diff(got, want, n);
+
+    snprintf(name, sizeof(name), "%s %s", tag, field);
+    fprintf(stderr, "  %-40s max|ref| %9.3g  max|diff| / max|ref| %.2e (tolerance %.0e)\n", name,
+            scale, scale > 0 ? err / scale : err, tol);
+    return lc_test_check_close(name, got, want, n, tol * (scale > 0 ? scale : 1.0), 0.0);
+}
+
+/* The fused tile kernels against the reference run on the bf16 roundings
+ * of q, k, v, fq, fk and dy.  What remains is the rounding of the
+ * products' other operands to bf16 (each term off by at most 2^-8
+ * relative: the weights w / Z for y and dv, the states S and R, the score
+ * gradients for dq and dk, G for the near linear keys), summed over up to
+ * a few hundred terms of both signs: the errors seen are 0.5-2.5 times
+ * 2^-8 of an output's largest value (y: 1e-3 to 1.7e-3, gradients up to
+ * 4.9e-3); the tolerances leave two to six times that.  Missing one term
+ * of the method (a state, the max path, the near linear keys) gives errors
+ * of 2e-2 to 1 times the largest value.  The forward's window
+ * max is fp32 throughout (exact up to the summation order of the
+ * scores); the denominators sum the rounded weights. */
+static void hybrid_bf16_case(struct backends *b, int B, int T, int H, int Hkv, int D, int F,
+                             int mode)
+{
+    const struct lc_backend_ops *o = b->gpu->ops;
+    struct hy_case in;
+    struct lc_test_hy_in rin;
+    struct lc_test_hy_out want, got, again;
+    char tag[128], name[160];
+    size_t bad = 0;
+
+    hy_case_make(b, &in, B, T, H, Hkv, D, F, 64, mode, (uint64_t)(T * 7 + D + mode + 3 * H));
+    hy_in_rounded(&rin, &in.h);
+    assert_true(lc_cuda_hytile_supports(&in.h.s));
+    lc_test_hy_ref(b->ref, &rin, &want);
+    ctx_of(b)->attn_bf16 = 1;
+    hy_run_gpu(b, &in, &got);
+    hy_run_gpu(b, &in, &again);
+    snprintf(tag, sizeof(tag), "bf16 [B %d T %d H %d/%d D %d F %d mode %d]", B, T, H, Hkv, D, F,
+             mode);
+    bad += hy_check16(tag, "y", got.y, want.y, in.h.nq, 1e-2);
+    bad += hy_check16(tag, "mx", got.mx, want.mx, in.h.nm, 1e-5);
+    /* a sum of positive weights, each rounded to bf16 (relative 2^-8) */
+    snprintf(name, sizeof(name), "%s den", tag);
+    bad += lc_test_check_close(name, got.den, want.den, in.h.nm, 0.0, 0x1p-8 + 1e-6);
+    bad += hy_check16(tag, "dq", got.dq, want.dq, in.h.nq, 2e-2);
+    bad += hy_check16(tag, "dk", got.dk, want.dk, in.h.nk, 2e-2);
+    bad += hy_check16(tag, "dv", got.dv, want.dv, in.h.nk, 2e-2);
+    bad += hy_check16(tag, "dfq", got.dfq, want.dfq, in.h.nf, 2e-2);
+    bad += hy_check16(tag, "dfk", got.dfk, want.dfk, in.h.nf, 2e-2);
+    bad += hy_check16(tag, "dtheta", got.dth, want.dth, (size_t)H, 1e-2);
+    if (bad != 0) {
+        fail_msg("%s: the tile kernels differ from ref", tag);
+    }
+#define SAME(field, n) lc_test_expect_same(tag, again.field, got.field, n)
+    SAME(y, in.h.nq);
+    SAME(mx, in.h.nm);
+    SAME(den, in.h.nm);
+    SAME(dq, in.h.nq);
+    SAME(dk, in.h.nk);
+    SAME(dv, in.h.nk);
+    SAME(dfq, in.h.nf);
+    SAME(dfk, in.h.nf);
+    SAME(dth, (size_t)H);
+#undef SAME
+    /* stage 1 asks for dfq, dfk and dtheta only, stage 2 for all: the
+     * outputs asked for do not depend on the others */
+    {
+        float *y_d = dev(b, got.y, in.h.nq * sizeof(float));
+        float *mx_d = dev(b, got.mx, in.h.nm * sizeof(float));
+        float *den_d = dev(b, got.den, in.h.nm * sizeof(float));
+        float *g4 = dev(b, got.dfq, in.h.nf * sizeof(float));
+        float *g5 = dev(b, got.dfk, in.h.nf * sizeof(float));
+        float *g1 = dev(b, got.dq, in.h.nq * sizeof(float));
+        float *th = lc_test_new_f32((size_t)H);
+        float *th_d, *r4, *r5, *rt, *r1;
+
+        lc_test_hy_init_acc(&again, &in.h);
+        memcpy(th, again.dth, (size_t)H * sizeof(float));
+        th_d = dev(b, th, (size_t)H * sizeof(float));
+        b->gpu->ops->zero(b->gpu, g4, in.h.nf * sizeof(float));
+        b->gpu->ops->zero(b->gpu, g5, in.h.nf * sizeof(float));
+        o->hybrid_bwd(b->gpu, NULL, NULL, NULL, g4, g5, th_d, in.dy_d, y_d, mx_d, den_d, in.q_d,
+                      in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.h.s);
+        b->gpu->ops->zero(b->gpu, g1, in.h.nq * sizeof(float));
+        o->hybrid_bwd(b->gpu, g1, NULL, NULL, NULL, NULL, NULL, in.dy_d, y_d, mx_d, den_d,
+                      in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d, &in.h.s);
+        r4 = fetch(b, g4, in.h.nf);
+        r5 = fetch(b, g5, in.h.nf);
+        rt = fetch(b, th_d, (size_t)H);
+        r1 = fetch(b, g1, in.h.nq);
+        lc_test_expect_same("bf16 subset dfq", r4, got.dfq, in.h.nf);
+        lc_test_expect_same("bf16 subset dfk", r5, got.dfk, in.h.nf);
+        lc_test_expect_same("bf16 subset dtheta", rt, got.dth, (size_t)H);
+        lc_test_expect_same("bf16 subset dq", r1, got.dq, in.h.nq);
+        {
+            float *ps[] = {y_d, mx_d, den_d, g4, g5, g1, th_d};
+            for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+                gpu_free(b, ps[i]);
+            }
+        }
+        free(th);
+        free(r4);
+        free(r5);
+        free(rt);
+        free(r1);
+    }
+    ctx_of(b)->attn_bf16 = 0;
+    lc_test_hy_out_free(&want);
+    lc_test_hy_out_free(&got);
+    lc_test_hy_out_free(&again);
+    lc_test_hy_in_free(&rin);
+    hy_case_free(b, &in);
+}
+
+static void test_hybrid_bf16(void **state)
+{
+    struct backends *b = *state;
+
+    NEED_REF(hybrid_fwd);
+    NEED_REF(hybrid_bwd);
+    for (int mode = 0; mode < 2; mode++) {
+        /* one tile, a partial tile, the first state (three tiles) */
+        hybrid_bf16_case(b, 2, 5, 4, 2, 32, 16, mode);
+        hybrid_bf16_case(b, 1, 64, 4, 2, 32, 16, mode);
+        hybrid_bf16_case(b, 2, 200, 4, 2, 32, 16, mode);
+        /* odd sizes, no grouping; stories260K's head and feature dims */
+        hybrid_bf16_case(b, 1, 150, 2, 2, 17, 5, mode);
+        hybrid_bf16_case(b, 1, 140, 2, 1, 8, 128, mode);
+    }
+    /* Llama's dims, and the other padded head dim */
+    hybrid_bf16_case(b, 1, 200, 2, 1, 128, 128, LC_WINDOW_TERRACED);
+    hybrid_bf16_case(b, 1, 130, 2, 1, 64, 24, LC_WINDOW_SLIDING);
+    /* a window other than 64 keeps the fp32 path, bf16 switch or not */
+    {
+        struct hy_case in;
+        struct lc_test_hy_out off, on;
+        hy_case_make(b, &in, 1, 70, 2, 1, 16, 8, 32, LC_WINDOW_SLIDING, 77);
+        hy_run_gpu(b, &in, &off);
+        ctx_of(b)->attn_bf16 = 1;
+        hy_run_gpu(b, &in, &on);
+        ctx_of(b)->attn_bf16 = 0;
+        lc_test_expect_same("window 32 with the bf16 switch", on.y, off.y, in.h.nq);
+        lc_test_expect_same("window 32 with the bf16 switch", on.dq, off.dq, in.h.nq);
+        lc_test_hy_out_free(&off);
+        lc_test_hy_out_free(&on);
+        hy_case_free(b, &in);
+    }
+}
+
 /* Gradients asked for as NULL are skipped without changing the others. */
 static void test_hybrid_subsets(void **state)
 {
@@ -2075,6 +2245,7 @@ int main(void)
         cmocka_unit_test(test_fmap),
         cmocka_unit_test(test_hybrid),
         cmocka_unit_test(test_hybrid_subsets),
+        cmocka_unit_test(test_hybrid_bf16),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_vs_ref),
         cmocka_unit_test(test_hybrid_errors),
@@ -2117,6 +2288,7 @@ int main(void)
         cmocka_unit_test(test_fmap),
         cmocka_unit_test(test_hybrid),
         cmocka_unit_test(test_hybrid_subsets),
+        cmocka_unit_test(test_hybrid_bf16),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_vs_ref),
         cmocka_unit_test(test_hybrid_errors),

@@ -89,6 +89,9 @@
 #define lc_cuda_fmap_bwd lc_cuda_emu_fmap_bwd
 #define lc_cuda_hybrid_fwd lc_cuda_emu_hybrid_fwd
 #define lc_cuda_hybrid_bwd lc_cuda_emu_hybrid_bwd
+#define lc_cuda_hytile_supports lc_cuda_emu_hytile_supports
+#define lc_cuda_hytile_fwd lc_cuda_emu_hytile_fwd
+#define lc_cuda_hytile_bwd lc_cuda_emu_hytile_bwd
 #define lc_cuda_hybrid_xent lc_cuda_emu_hybrid_xent
 #define lc_cuda_hybrid_decode lc_cuda_emu_hybrid_decode
 #define lc_cuda_linstate_add lc_cuda_emu_linstate_add

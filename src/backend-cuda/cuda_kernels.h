@@ -143,6 +143,18 @@ const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, floa
                                const float *mx, const float *den, const float *q, const float *k,
                                const float *v, const float *fq, const float *fk,
                                const float *theta, const struct lc_attn_shape *s);
+/* ------------------------------------------ k_hybrid_tile.cu */
+/* 1 when the fused bf16 tile kernels are built for the shape: window 64,
+ * D <= 128, F <= 128 (the entries above run them when attn_bf16 is on) */
+int lc_cuda_hytile_supports(const struct lc_attn_shape *s);
+const char *lc_cuda_hytile_fwd(struct lc_cuda_ctx *c, float *y, float *mx, float *den,
+                               const float *q, const float *k, const float *v, const float *fq,
+                               const float *fk, const float *theta, const struct lc_attn_shape *s);
+const char *lc_cuda_hytile_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv, float *dfq,
+                               float *dfk, float *dtheta, const float *dy, const float *y,
+                               const float *mx, const float *den, const float *q, const float *k,
+                               const float *v, const float *fq, const float *fk,
+                               const float *theta, const struct lc_attn_shape *s);
 /* query rows per chunk: the context's attn_chunk, else as many as 1 GiB of scores allows */
 const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_loss, float *dfq, float *dfk,
                                 float *dtheta, float grad_scale, const float *q, const float *k,

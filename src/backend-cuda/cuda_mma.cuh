@@ -174,6 +174,17 @@ __device__ static inline void lc_frag_a_t(uint32_t a[4], const uint16_t *At, int
     a[3] = lc_pair(p[8 * ld + 8], p[9 * ld + 8]);
 }
 
+/* A (16x16) from fp32 A[m * ld + k] (ld even), rounded to bf16 */
+__device__ static inline void lc_frag_a_f32(uint32_t a[4], const float *A, int ld)
+{
+    const int g = lc_lane() >> 2, t = lc_lane() & 3;
+    const float *p = A + g * ld + 2 * t;
+    a[0] = lc_pack_bf16(p[0], p[1]);
+    a[1] = lc_pack_bf16(p[8 * ld], p[8 * ld + 1]);
+    a[2] = lc_pack_bf16(p[8], p[9]);
+    a[3] = lc_pack_bf16(p[8 * ld + 8], p[8 * ld + 9]);
+}
+
 /* B (16x8) from Bt[n * ld + k] (the "col" layout: k adjacent) */
 __device__ static inline void lc_frag_b(uint32_t b[2], const uint16_t *Bt, int ld)
 {

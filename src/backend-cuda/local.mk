@@ -18,6 +18,7 @@ LC_CUDA_CU_FILES = \
 	src/backend-cuda/k_flash.cu \
 	src/backend-cuda/k_fmap.cu \
 	src/backend-cuda/k_hybrid.cu \
+	src/backend-cuda/k_hybrid_tile.cu \
 	src/backend-cuda/k_hybrid_xent.cu \
 	src/backend-cuda/k_loss.cu \
 	src/backend-cuda/k_norm.cu \
