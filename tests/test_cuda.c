@@ -1000,13 +1000,15 @@ static void test_primitives_block(void **state)
     const int blocks = 3, n = blocks * LC_ST_THREADS;
     struct backends *b = *state;
     float *x = lc_test_new_f32((size_t)n);
+    float *out0 = lc_test_new_f32((size_t)n * 8);
     float *x_d, *out_d, *out;
 
     for (int i = 0; i < n; i++) {
         x[i] = (float)((i * 37) % 19) - 9.0f; /* integers in [-9, 9] */
     }
+    lc_test_fill_nan(out0, (size_t)n * 8); /* every value is written */
     x_d = dev(b, x, (size_t)n * sizeof(float));
-    out_d = dev(b, x, (size_t)n * 8 * sizeof(float));
+    out_d = dev(b, out0, (size_t)n * 8 * sizeof(float));
     expect_launched("lc_st_block", lc_st_block(ctx_of(b), out_d, x_d, blocks));
     out = fetch(b, out_d, (size_t)n * 8);
     for (int blk = 0; blk < blocks; blk++) {
@@ -1041,6 +1043,7 @@ static void test_primitives_block(void **state)
     gpu_free(b, x_d);
     gpu_free(b, out_d);
     free(x);
+    free(out0);
     free(out);
 }
 
