@@ -3,7 +3,7 @@
  * GPU and for the CPU emulation.
  */
 #include "backend-cuda/cuda_mma.cuh"
-#include "tests/cuda_selftest.h"
+#include "cuda_selftest.h" /* beside this file: nvcc has no -I for the source root */
 
 #define ST_SMEM (64 << 10)
 
