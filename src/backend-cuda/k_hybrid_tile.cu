@@ -49,11 +49,6 @@
 #define HT_LDC (HT_NEAR + 4) /* fp32 staging rows */
 #define HT_LDL (HT_ROWS + 4)
 
-struct ht_geom {
-    int B, T, H, Hkv, rep, D, F, mode;
-    int nblk;    /* tiles per head */
-    float scale; /* 1 / sqrt(D) */
-};
 
 /* -------------------------------------------------------------- helpers */
 
@@ -97,51 +92,28 @@ template <int NT> __device__ static inline void ht_zero(float (*c)[4])
     }
 }
 
-/* The warp's 16 rows times 8 NT columns: c += A B^T with A [16][K] at A
- * (rows lda apart) and B [NT*8][K] at Bm (rows ldb apart), K = KS * 16 */
-template <int NT, int KS>
-__device__ static inline void ht_mma_abt(float (*c)[4], const uint16_t *A, int lda,
-                                         const uint16_t *Bm, int ldb)
+/* c += A B for the warp's 16 output rows and NT * 8 columns, K = KS * 16:
+ * A [16][K] stored row-major at A (AT = 0, rows lda apart) or as its
+ * transpose At[k][m] (AT = 1); B [K][NT * 8] stored with k adjacent,
+ * Bt[n][k] (BN = 1, rows ldb apart), or row-major, B[k][n] (BN = 0). */
+template <int NT, int KS, int AT, int BN>
+__device__ static inline void ht_mma(float (*c)[4], const uint16_t *A, int lda,
+                                     const uint16_t *Bm, int ldb)
 {
     for (int kk = 0; kk < KS; kk++) {
         uint32_t a[4];
-        lc_frag_a(a, A + kk * 16, lda);
-        for (int nt = 0; nt < NT; nt++) {
-            uint32_t bf[2];
-            lc_frag_b(bf, Bm + nt * 8 * ldb + kk * 16, ldb);
-            lc_mma_16816(c[nt], a, bf);
+        if (AT) {
+            lc_frag_a_t(a, A + kk * 16 * lda, lda);
+        } else {
+            lc_frag_a(a, A + kk * 16, lda);
         }
-    }
-}
-
-/* c += A B with A [16][K] (rows lda apart), B [K][NT*8] row-major */
-template <int NT, int KS>
-__device__ static inline void ht_mma_ab(float (*c)[4], const uint16_t *A, int lda,
-                                        const uint16_t *Bm, int ldb)
-{
-    for (int kk = 0; kk < KS; kk++) {
-        uint32_t a[4];
-        lc_frag_a(a, A + kk * 16, lda);
         for (int nt = 0; nt < NT; nt++) {
             uint32_t bf[2];
-            lc_frag_b_t(bf, Bm + kk * 16 * ldb + nt * 8, ldb);
-            lc_mma_16816(c[nt], a, bf);
-        }
-    }
-}
-
-/* c += A^T B with A^T stored [K][16] (At, rows lda apart; the warp's 16
- * output rows are its columns), B [K][NT*8] row-major */
-template <int NT, int KS>
-__device__ static inline void ht_mma_atb(float (*c)[4], const uint16_t *At, int lda,
-                                         const uint16_t *Bm, int ldb)
-{
-    for (int kk = 0; kk < KS; kk++) {
-        uint32_t a[4];
-        lc_frag_a_t(a, At + kk * 16 * lda, lda);
-        for (int nt = 0; nt < NT; nt++) {
-            uint32_t bf[2];
-            lc_frag_b_t(bf, Bm + kk * 16 * ldb + nt * 8, ldb);
+            if (BN) {
+                lc_frag_b(bf, Bm + nt * 8 * ldb + kk * 16, ldb);
+            } else {
+                lc_frag_b_t(bf, Bm + kk * 16 * ldb + nt * 8, ldb);
+            }
             lc_mma_16816(c[nt], a, bf);
         }
     }
@@ -172,7 +144,7 @@ __device__ static inline float ht_sigmoid(float x)
 template <int DP, int FP>
 static __global__ void __launch_bounds__(HT_THREADS)
     k_ht_state(float *U, float *zs, const float *asrc, int nha, const float *ascale,
-               const float *zw, const float *bsrc, int nhb, struct ht_geom g)
+               const float *zw, const float *bsrc, int nhb, struct lc_hy_geom g)
 {
     constexpr int LD = DP + 8, LDF = FP + 8;
     uint16_t *As = LC_DYN_SMEM(uint16_t); /* [64][LDF] */
@@ -204,7 +176,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
     for (int mt = warp; mt < FP / 16; mt += 4) {
         float c[DP / 8][4];
         ht_zero<DP / 8>(c);
-        ht_mma_atb<DP / 8, HT_ROWS / 16>(c, As + mt * 16, LDF, Bs, LD);
+        ht_mma<DP / 8, HT_ROWS / 16, 1, 0>(c, As + mt * 16, LDF, Bs, LD);
         for (int nd = 0; nd < DP / 8; nd++) {
             for (int i = 0; i < 4; i++) {
                 U[(tile * FP + mt * 16 + lc_acc_row(i)) * DP + nd * 8 + lc_acc_col(i)] = c[nd][i];
@@ -253,8 +225,9 @@ template <int DP, int FP>
 static __global__ void __launch_bounds__(HT_THREADS)
     k_ht_fwd(float *y, float *mx, float *den, const float *q, const float *k, const float *v,
              const float *fq, const float *fk, const float *theta, const uint16_t *Sb,
-             const float *Zs, struct ht_geom g)
+             const float *Zs, struct lc_hy_geom g)
 {
+    const float scale = 1.0f / sqrtf((float)g.D);
     constexpr int LD = DP + 8, LDF = FP + 8, KS = DP / 16, ND = DP / 8;
     uint16_t *FQs = LC_DYN_SMEM(uint16_t);
     uint16_t *FKs = FQs + HT_ROWS * LDF;
@@ -290,7 +263,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
     __syncthreads();
     if (has_state) {
         /* the old keys: y = fq S, and fq . z for the denominator */
-        ht_mma_ab<ND, FP / 16>(yacc, FQs + warp * 16 * LDF, LDF, Ss, LD);
+        ht_mma<ND, FP / 16, 0, 0>(yacc, FQs + warp * 16 * LDF, LDF, Ss, LD);
         for (int r = 0; r < 2; r++) {
             const uint16_t *fr = FQs + (ir[r] - t * HT_ROWS) * LDF;
             float part = 0.0f;
@@ -335,7 +308,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
                         const int r = i >> 1;
                         const int j = j0 + hk * 64 + nt * 8 + lc_acc_col(i);
                         if (j >= lo[r] && j <= ir[r]) {
-                            m[r] = fmaxf(m[r], s[nt][i] * g.scale);
+                            m[r] = fmaxf(m[r], s[nt][i] * scale);
                         }
                     }
                 }
@@ -344,7 +317,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
             const int lin = sliding && hk == 0;
             if (lin) {
                 ht_zero<8>(l);
-                ht_mma_abt<8, FP / 16>(l, FQs + warp * 16 * LDF, LDF, FKs, LDF);
+                ht_mma<8, FP / 16, 0, 1>(l, FQs + warp * 16 * LDF, LDF, FKs, LDF);
             }
             for (int nt = 0; nt < 8; nt++) {
                 for (int i = 0; i < 4; i++) {
@@ -352,7 +325,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
                     const int j = j0 + hk * 64 + nt * 8 + lc_acc_col(i);
                     float w = 0.0f;
                     if (j >= lo[r] && j <= ir[r]) {
-                        w = ht_round(gamma * expf(s[nt][i] * g.scale - m[r]));
+                        w = ht_round(gamma * expf(s[nt][i] * scale - m[r]));
                     } else if (lin && j >= 0 && j < lo[r]) {
                         w = ht_round(l[nt][i]);
                     }
@@ -407,7 +380,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
  * rounded to bf16 as in the products dy . v, so that G = (dy . v - delta)
  * / Z cancels as it does in exact arithmetic */
 static __global__ void k_ht_rows(float *delta, float *invz, const float *dy, const float *y,
-                                 const float *den, struct ht_geom g)
+                                 const float *den, struct lc_hy_geom g)
 {
     const int64_t n = (int64_t)g.B * g.T * g.H;
 
@@ -453,8 +426,9 @@ static __global__ void __launch_bounds__(HT_THREADS)
     k_ht_bwd_q(struct ht_bwd_out o, const float *dy, const float *delta, const float *invz,
                const float *mx, const float *q, const float *k, const float *v, const float *fq,
                const float *fk, const float *theta, const uint16_t *Sb, const float *Zs,
-               struct ht_geom g)
+               struct lc_hy_geom g)
 {
+    const float scale = 1.0f / sqrtf((float)g.D);
     constexpr int LD = DP + 8, LDF = FP + 8, KS = DP / 16, ND = DP / 8, NF = FP / 8;
     uint16_t *Qs = LC_DYN_SMEM(uint16_t);
     uint16_t *Gs = Qs + HT_ROWS * LD;
@@ -500,15 +474,15 @@ static __global__ void __launch_bounds__(HT_THREADS)
         float *sc = Sc + warp * 16 * HT_LDC, *pc = Pc + warp * 16 * HT_LDC;
         for (int hk = 0; hk < 2; hk++) {
             ht_zero<8>(c);
-            ht_mma_abt<8, KS>(c, Qs + warp * 16 * LD, LD, Ks + hk * 64 * LD, LD);
+            ht_mma<8, KS, 0, 1>(c, Qs + warp * 16 * LD, LD, Ks + hk * 64 * LD, LD);
             for (int nt = 0; nt < 8; nt++) {
                 for (int i = 0; i < 4; i++) {
                     sc[lc_acc_row(i) * HT_LDC + hk * 64 + nt * 8 + lc_acc_col(i)] =
-                        c[nt][i] * g.scale;
+                        c[nt][i] * scale;
                 }
             }
             ht_zero<8>(c);
-            ht_mma_abt<8, KS>(c, Gs + warp * 16 * LD, LD, Vs + hk * 64 * LD, LD);
+            ht_mma<8, KS, 0, 1>(c, Gs + warp * 16 * LD, LD, Vs + hk * 64 * LD, LD);
             for (int nt = 0; nt < 8; nt++) {
                 for (int i = 0; i < 4; i++) {
                     pc[lc_acc_row(i) * HT_LDC + hk * 64 + nt * 8 + lc_acc_col(i)] = c[nt][i];
@@ -517,7 +491,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
         }
         if (sliding) {
             ht_zero<8>(c);
-            ht_mma_abt<8, FP / 16>(c, FQs + warp * 16 * LDF, LDF, FKs, LDF);
+            ht_mma<8, FP / 16, 0, 1>(c, FQs + warp * 16 * LDF, LDF, FKs, LDF);
             for (int nt = 0; nt < 8; nt++) {
                 for (int i = 0; i < 4; i++) {
                     Lc[(warp * 16 + lc_acc_row(i)) * HT_LDL + nt * 8 + lc_acc_col(i)] = c[nt][i];
@@ -624,7 +598,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
                 const int row = t * HT_ROWS + warp * 16 + lc_acc_row(i);
                 const int d = nd * 8 + lc_acc_col(i);
                 if (row < g.T && d < g.D) {
-                    o.dq[(((int64_t)b * g.T + row) * g.H + h) * g.D + d] = c[nd][i] * g.scale;
+                    o.dq[(((int64_t)b * g.T + row) * g.H + h) * g.D + d] = c[nd][i] * scale;
                 }
             }
         }
@@ -634,7 +608,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
         ht_zero<NF>(c);
         if (need_dfq_state) {
             /* (dy S^T - delta z) / Z */
-            ht_mma_abt<NF, KS>(c, Gs + warp * 16 * LD, LD, Ss, LD);
+            ht_mma<NF, KS, 0, 1>(c, Gs + warp * 16 * LD, LD, Ss, LD);
             for (int nf = 0; nf < NF; nf++) {
                 for (int i = 0; i < 4; i++) {
                     const int r = warp * 16 + lc_acc_row(i);
@@ -691,8 +665,9 @@ __device__ static void ht_load_cols(uint16_t *dst, const uint16_t *src, int64_t 
 template <int DP, int FP>
 static __global__ void __launch_bounds__(HT_THREADS)
     k_ht_bwd_kv(float *out, int which, const uint16_t *W, const float *x, const float *fk,
-                const uint16_t *Rb, struct ht_geom g)
+                const uint16_t *Rb, struct lc_hy_geom g)
 {
+    const float scale = 1.0f / sqrtf((float)g.D);
     constexpr int LD = DP + 8, LDF = FP + 8, ND = DP / 8;
     uint16_t *W0 = LC_DYN_SMEM(uint16_t); /* [64][72] */
     uint16_t *W1 = W0 + HT_ROWS * 72;
@@ -721,10 +696,10 @@ static __global__ void __launch_bounds__(HT_THREADS)
             ht_copy<DP>(Rs, LD, Rb + (bh * g.nblk + u) * FP * DP, FP);
         }
         __syncthreads();
-        ht_mma_atb<ND, HT_ROWS / 16>(c, W0 + warp * 16, 72, X0, LD);
-        ht_mma_atb<ND, HT_ROWS / 16>(c, W1 + warp * 16, 72, X1, LD);
+        ht_mma<ND, HT_ROWS / 16, 1, 0>(c, W0 + warp * 16, 72, X0, LD);
+        ht_mma<ND, HT_ROWS / 16, 1, 0>(c, W1 + warp * 16, 72, X1, LD);
         if (old) {
-            ht_mma_ab<ND, FP / 16>(c, FKs + warp * 16 * LDF, LDF, Rs, LD);
+            ht_mma<ND, FP / 16, 0, 0>(c, FKs + warp * 16 * LDF, LDF, Rs, LD);
         }
     }
     for (int nd = 0; nd < ND; nd++) {
@@ -733,7 +708,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
             const int d = nd * 8 + lc_acc_col(i);
             if (j < g.T && d < g.D) {
                 out[(((int64_t)b * g.T + j) * g.Hkv + kvh) * g.D + d] =
-                    which == 0 ? c[nd][i] * g.scale : c[nd][i];
+                    which == 0 ? c[nd][i] * scale : c[nd][i];
             }
         }
     }
@@ -744,7 +719,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
 template <int DP, int FP>
 static __global__ void __launch_bounds__(HT_THREADS)
     k_ht_bwd_fk(float *dfk, const uint16_t *Gl, const float *fq, const float *v,
-                const uint16_t *Rb, const float *rz, struct ht_geom g)
+                const uint16_t *Rb, const float *rz, struct lc_hy_geom g)
 {
     constexpr int LD = DP + 8, LDF = FP + 8, NF = FP / 8;
     uint16_t *Ws = LC_DYN_SMEM(uint16_t); /* [64][72] */
@@ -774,7 +749,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
     __syncthreads();
     ht_zero<NF>(c);
     if (old) {
-        ht_mma_abt<NF, DP / 16>(c, Vs + warp * 16 * LD, LD, Rs, LD);
+        ht_mma<NF, DP / 16, 0, 1>(c, Vs + warp * 16 * LD, LD, Rs, LD);
         for (int nf = 0; nf < NF; nf++) {
             for (int i = 0; i < 4; i++) {
                 c[nf][i] -= rs[nf * 8 + lc_acc_col(i)];
@@ -782,7 +757,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
         }
     }
     if (near) {
-        ht_mma_atb<NF, HT_ROWS / 16>(c, Ws + warp * 16, 72, FQs, LDF);
+        ht_mma<NF, HT_ROWS / 16, 1, 0>(c, Ws + warp * 16, 72, FQs, LDF);
     }
     for (int nf = 0; nf < NF; nf++) {
         for (int i = 0; i < 4; i++) {
@@ -798,7 +773,7 @@ static __global__ void __launch_bounds__(HT_THREADS)
 /* dtheta[h] += (1 - gamma) * the rows' sums of G e, in double, batch by
  * batch, row by row */
 static __global__ void k_ht_dtheta(float *dtheta, const float *thr, const float *theta,
-                                   struct ht_geom g)
+                                   struct lc_hy_geom g)
 {
     for (int h = (int)(blockIdx.x * blockDim.x + threadIdx.x); h < g.H;
          h += (int)(gridDim.x * blockDim.x)) {
@@ -832,21 +807,6 @@ extern "C" int lc_cuda_hytile_supports(const struct lc_attn_shape *s)
            ht_fpad(s->F) > 0 && (s->mode == LC_WINDOW_TERRACED || s->mode == LC_WINDOW_SLIDING);
 }
 
-static struct ht_geom ht_geom_of(const struct lc_attn_shape *s)
-{
-    struct ht_geom g;
-    g.B = s->B;
-    g.T = s->T;
-    g.H = s->H;
-    g.Hkv = s->Hkv;
-    g.rep = s->H / s->Hkv;
-    g.D = s->D;
-    g.F = s->F;
-    g.mode = s->mode;
-    g.nblk = (int)(((int64_t)s->T + HT_ROWS - 1) / HT_ROWS);
-    g.scale = 1.0f / sqrtf((float)s->D);
-    return g;
-}
 
 /* Dynamic shared memory beyond 48 KiB is opted into per kernel. */
 template <typename K> static const char *ht_smem_ok(K *kernel, size_t bytes)
@@ -861,7 +821,7 @@ template <typename K> static const char *ht_smem_ok(K *kernel, size_t bytes)
  * place.  Forward (reverse = 0): A = fk, B = v; reverse: A = fq / Z (per
  * row ascale = invz), B = dy, z weighted by delta. */
 template <int DP, int FP>
-static const char *ht_states(struct lc_cuda_ctx *c, const struct ht_geom *g, float *U,
+static const char *ht_states(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, float *U,
                              uint16_t *out, float *z, const float *asrc, const float *ascale,
                              const float *zw, const float *bsrc, int nhb, int reverse)
 {
@@ -888,7 +848,7 @@ static const char *ht_fwd(struct lc_cuda_ctx *c, float *y, float *mx, float *den
                           const float *k, const float *v, const float *fq, const float *fk,
                           const float *theta, const struct lc_attn_shape *s)
 {
-    const struct ht_geom g = ht_geom_of(s);
+    const struct lc_hy_geom g = lc_hy_geom_of(s);
     const int64_t tiles = (int64_t)g.B * g.H * g.nblk;
     const int has_state = g.nblk >= 3;
     const size_t nstate = has_state ? (size_t)tiles * FP * DP : 0;
@@ -927,7 +887,7 @@ static const char *ht_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv
                           const float *v, const float *fq, const float *fk, const float *theta,
                           const struct lc_attn_shape *s)
 {
-    const struct ht_geom g = ht_geom_of(s);
+    const struct lc_hy_geom g = lc_hy_geom_of(s);
     const int64_t tiles = (int64_t)g.B * g.H * g.nblk;
     const int has_state = g.nblk >= 3;
     const int need_S = has_state && dfq != NULL;
