@@ -8,9 +8,9 @@
  * The threads of a block are coroutines on stacks of their own (switched
  * by a few instructions on x86-64, by ucontext's swapcontext elsewhere).
  * A thread runs until it waits (at __syncthreads or a warp collective) or
- * exits; then the next runnable thread of the block, in index order from
- * it, runs.  Waiting threads are released when the last thread their
- * barrier waits for arrives.  With no runnable thread left while some
+ * exits; then a runnable thread of the block, picked pseudo-randomly
+ * (next_runnable), runs.  Waiting threads are released when the last
+ * thread their barrier waits for arrives.  With no runnable thread left while some
  * still wait, the barriers can never complete: that is reported (which
  * thread waits where) and the program aborts.
  */
@@ -248,11 +248,38 @@ static void switch_to(struct emu_ctx *save, int next, int from_main, int dying)
 #endif
 }
 
-/* the next runnable thread after from, in index order; -1: none */
-static int next_runnable(unsigned from)
+/* The order threads run in: a thread that waits hands over to a runnable
+ * thread picked by a pseudo-random generator of fixed seed (the
+ * environment's LC_CUDA_EMU_SEED, a number, replaces it), so that runs are
+ * reproducible, while a kernel whose result depends on the order of its
+ * threads between barriers (a missing __syncthreads, say) is unlikely to
+ * pass by the luck of one fixed order. */
+static uint64_t sched_state;
+
+static unsigned sched_pick(unsigned n)
 {
-    for (unsigned i = 1; i <= E.nthreads; i++) {
-        unsigned t = (from + i) % E.nthreads;
+    if (sched_state == 0) {
+        const char *seed = getenv("LC_CUDA_EMU_SEED");
+        sched_state = seed != NULL ? strtoull(seed, NULL, 0) : 0;
+        sched_state = sched_state * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+        if (sched_state == 0) {
+            sched_state = 1;
+        }
+    }
+    /* xorshift64* */
+    sched_state ^= sched_state >> 12;
+    sched_state ^= sched_state << 25;
+    sched_state ^= sched_state >> 27;
+    return (unsigned)((sched_state * 0x2545f4914f6cdd1dull) >> 32) % n;
+}
+
+/* a runnable thread, or -1: none */
+static int next_runnable(void)
+{
+    const unsigned start = sched_pick(E.nthreads);
+
+    for (unsigned i = 0; i < E.nthreads; i++) {
+        unsigned t = (start + i) % E.nthreads;
         if (E.thr[t].state == RUNNABLE) {
             return (int)t;
         }
@@ -279,7 +306,7 @@ static void report_deadlock(void)
 static void wait_released(void)
 {
     unsigned self = E.cur;
-    int next = next_runnable(self);
+    int next = next_runnable();
 
     if (next < 0) {
         report_deadlock();
@@ -395,7 +422,7 @@ static void thread_main(void)
     E.live--;
     release_block_barrier_if_complete();
     {
-        int next = next_runnable(self);
+        int next = next_runnable();
         if (next < 0 && E.live > 0) {
             report_deadlock();
         }
@@ -487,9 +514,9 @@ void lc_emu_run_grid(const void *kernel, unsigned blocks, unsigned threads, size
         }
         E.live = threads;
         E.at_barrier = 0;
-        /* every thread ends by switching to the next runnable one; the
-         * last one comes back here */
-        switch_to(&E.main_ctx, 0, 1, 0);
+        /* every thread ends by switching to a runnable one; the last one
+         * comes back here */
+        switch_to(&E.main_ctx, next_runnable(), 1, 0);
         if (E.live != 0) {
             lc_emu_fatal("a block ended with %u threads still running", E.live);
         }

@@ -18,7 +18,10 @@
  *
  * A launch runs the blocks one after another.  The threads of a block are
  * cooperative coroutines (cuda_emu.c), each on its own stack, switched
- * only where CUDA threads must wait for each other:
+ * only where CUDA threads must wait for each other, to a thread picked in
+ * a reproducible pseudo-random order (LC_CUDA_EMU_SEED picks another), so
+ * that a kernel that races between barriers does not pass by the luck of
+ * one order:
  *   __syncthreads()       waits for every thread of the block that has not
  *                         exited (as on sm_70 and later);
  *   warp collectives      __syncwarp, __shfl*_sync, __ballot_sync,
