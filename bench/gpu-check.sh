@@ -353,7 +353,7 @@ else
             result "ppl after $stage" "$verdict"
         else
             result "ppl after $stage" "FAILED (cpu exit $cpu_rc, cuda exit $cuda_rc; logs below)"
-            tail -5 "$Q/cpu-$stage.log" "$Q/cuda-$stage.log" "$Q/eval.log" 2>/dev/null
+            tail -n 5 "$Q/cpu-$stage.log" "$Q/cuda-$stage.log" "$Q/eval.log" 2>/dev/null
         fi
     done
 fi
