@@ -9,6 +9,9 @@
 #if defined(__aarch64__) && defined(HAVE_SYS_AUXV_H)
 #include <sys/auxv.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 #include "backend-cpu/cpu.h"
 #include "backend-cpu/cpu_hybrid.h"
@@ -17,6 +20,17 @@
 #include "core/util.h"
 
 static const char *const isa_names[LC_CPU_ISA_COUNT] = {"generic", "avx2", "avx512", "neon"};
+
+#if defined(LC_HAVE_AVX2) && defined(__x86_64__) && defined(__GNUC__)
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does
+ * not know the name "f16c" */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
 
 const char *lc_cpu_isa_name(enum lc_cpu_isa isa)
 {
@@ -31,8 +45,7 @@ int lc_cpu_isa_supported(enum lc_cpu_isa isa)
 #if defined(LC_HAVE_AVX2) && defined(__x86_64__) && defined(__GNUC__)
     case LC_CPU_ISA_AVX2:
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
 #endif
 #if defined(LC_HAVE_AVX512) && defined(__x86_64__) && defined(__GNUC__)
     case LC_CPU_ISA_AVX512:
