@@ -5,10 +5,9 @@
 # thread count, --compare prints both models, and bad task files are exit
 # status 3 with a message naming the file and line.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}" "${LC_DATA_DIR:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-tasks="$LC_TEST_DATA/eval"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+model=$(data_path models/stories260K-hf)
+tasks=$(data_path eval)
+text=$(data_path text/tinystories/tinystories_val.txt)
 ref="$LC_DATA_DIR/ref/eval_reference.json"
 [ -d "$model" ] && [ -d "$tasks" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 run() { "$eval_" --model "$model" --threads 1 --quiet "$@"; }

@@ -28,12 +28,16 @@ struct fixture {
     struct lc_tokenizer *tok;
 };
 
+/* The task files are shared data that data/ does not bundle: a test that
+ * needs them asks for them first (lc_test_data_file skips the test), before
+ * it allocates anything. */
 static void open_model(struct fixture *fx)
 {
     struct lc_error err = {0};
+    const char *model = lc_test_data_file(MODEL);
     if (lc_backend_open(&fx->be, "cpu", &err) != LC_OK ||
-        lc_model_open(&fx->m, lc_test_data_path(MODEL), fx->be, &err) != LC_OK ||
-        lc_tokenizer_open(&fx->tok, lc_test_data_path(MODEL), &err) != LC_OK) {
+        lc_model_open(&fx->m, model, fx->be, &err) != LC_OK ||
+        lc_tokenizer_open(&fx->tok, model, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
 }
@@ -163,6 +167,7 @@ static void test_reference(void **state)
     json_t *runs = json_object_get(ref_root, "runs");
     (void)state;
 
+    (void)lc_test_data_file("eval");
     open_model(&fx);
     assert_true(json_array_size(runs) >= 5);
     for (size_t k = 0; k < json_array_size(runs); k++) {
@@ -342,10 +347,11 @@ static void test_batching_and_jsonl(void **state)
     double ll3[24];
     const char *path = lc_test_tmp_path("piqa-copy.jsonl");
     FILE *f = NULL;
+    const char *piqa_file = lc_test_data_file("eval/piqa/valid.jsonl");
     (void)state;
 
     open_model(&fx);
-    piqa = load_ok("piqa", lc_test_data_path("eval/piqa/valid.jsonl"));
+    piqa = load_ok("piqa", piqa_file);
     assert_int_equal(lc_mc_task_size(piqa), 1838);
     lc_mc_opts_default(&o);
     o.limit = 12;
@@ -451,6 +457,7 @@ static void test_real_files(void **state)
     struct lc_error err = {0};
     (void)state;
 
+    (void)lc_test_data_file("eval");
     for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
         /* the eval folder or the data folder above it */
         struct lc_mc_task *t = load_ok(want[k].name, lc_test_data_dir());
@@ -679,7 +686,6 @@ int main(void)
     json_error_t jerr;
     int rc;
 
-    lc_test_data_dir();
     ref_root = json_load_file(lc_test_project_path("ref/eval_reference.json"), 0, &jerr);
     if (ref_root == NULL) {
         fprintf(stderr, "eval_reference.json: %s\n", jerr.text);
