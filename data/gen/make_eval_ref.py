@@ -39,7 +39,7 @@ Writes data/ref/eval_reference.json: for each run (task, shots, seed, items)
 the items with per-choice log-likelihoods, lengths in characters and in
 bytes, continuation and sequence token counts and the gold index, and the
 accuracies; for few-shot runs also the first item's prompt text.
-Run:  /work/pyenv/bin/python data/gen/make_eval_ref.py [--data DIR] [--out DIR]
+Run:  python3 data/gen/make_eval_ref.py [--data DIR] [--out DIR]
 """
 
 import bz2
