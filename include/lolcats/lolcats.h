@@ -189,7 +189,21 @@ LC_API lc_status lc_tokenizer_encode(const struct lc_tokenizer *tok, const char 
                                      struct lc_error *err);
 /**
  * Decode ids to bytes (*text malloc'd and NUL-terminated; *len excludes the
- * NUL).  BOS/EOS produce no text.  decode(encode(x)) == x.
+ * NUL).  BOS/EOS produce no text.
+ *
+ * decode(encode(x)) == x for every byte string x (encoded without
+ * LC_TOK_PARSE_SPECIAL), except where the tokenizer's format cannot
+ * represent x:
+ *  - tokenizers that write spaces as U+2581 "▁" (SentencePiece; a
+ *    tokenizer.json Metaspace pre-tokenizer or space-replacing normalizer)
+ *    decode every U+2581 of x as a space;
+ *  - those that prepend "▁" only to a text that does not start with one
+ *    (Metaspace prepend_scheme "first" or "always") encode " " + y and y
+ *    alike, so a leading space of x is dropped (after the rule above);
+ *  - a character the vocabulary can spell neither as a piece nor as byte
+ *    pieces becomes the unknown token, which decodes to nothing (the
+ *    Llama vocabularies have all 256 byte pieces).
+ * transformers decodes the same way (lolcats(7)).
  */
 LC_API lc_status lc_tokenizer_decode(const struct lc_tokenizer *tok, const int32_t *ids,
                                      size_t n_ids, char **text, size_t *len,
