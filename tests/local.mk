@@ -66,6 +66,11 @@ tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES
 tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
 
+check_PROGRAMS += tests/test_train
+tests_test_train_SOURCES = tests/test_train.c $(LC_REF_F64_SOURCES)
+tests_test_train_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_train_LDADD = $(LC_TEST_LDADD)
+
 check_PROGRAMS += tests/test_llama
 tests_test_llama_SOURCES = tests/test_llama.c
 tests_test_llama_CFLAGS = $(LC_TEST_CFLAGS)

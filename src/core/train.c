@@ -724,7 +724,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         for (int g = 0; g < tr->n_groups; g++) {
             struct lc_param_group *pg = &tr->groups[g];
             be->ops->adamw(be, pg->params, pg->grads, pg->adam_m, pg->adam_v, (int64_t)pg->n,
-                           (float)tr->lr, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay,
+                           tr->lr, 0.9, 0.999, 1e-8, o->weight_decay,
                            tr->step + 1);
         }
         rc = be->ops->sync(be, err);
