@@ -62,9 +62,17 @@ tests_test_kernels_dense_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_dense_LDADD = $(LC_TEST_LDADD)
 
 check_PROGRAMS += tests/test_kernels_attn
-tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c
 tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
+
+# every entry of the backend table on every backend of the build, one row
+# per entry (see the comment at its top)
+check_PROGRAMS += tests/test_backend_ops
+tests_test_backend_ops_SOURCES = tests/test_backend_ops.c $(LC_TEST_HYBRID_SOURCES) \
+	$(LC_REF_F64_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
+tests_test_backend_ops_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_backend_ops_LDADD = $(LC_TEST_LDADD)
 
 check_PROGRAMS += tests/test_train
 tests_test_train_SOURCES = tests/test_train.c $(LC_REF_F64_SOURCES)
@@ -151,6 +159,16 @@ tests_test_cuda_emu_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS) $(LC_EMU_FL
 	-Wno-unused-function
 tests_test_cuda_emu_LDADD = $(LC_EMU_CU_OBJS) $(LC_TEST_LDADD) -lstdc++
 EXTRA_tests_test_cuda_emu_DEPENDENCIES = $(LC_EMU_CU_OBJS)
+
+# the rows of tests/test_backend_ops.c whose kernels the emulation builds,
+# on the emulated cuda backend
+check_PROGRAMS += tests/test_backend_ops_emu
+tests_test_backend_ops_emu_SOURCES = tests/test_backend_ops.c src/backend-cuda/cuda_backend.c \
+	src/backend-cuda/cuda_emu.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_F64_SOURCES) \
+	$(LC_REF_HYBRID_F64_SOURCES)
+tests_test_backend_ops_emu_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS) $(LC_EMU_FLAGS)
+tests_test_backend_ops_emu_LDADD = $(LC_EMU_CU_OBJS) $(LC_TEST_LDADD) -lstdc++
+EXTRA_tests_test_backend_ops_emu_DEPENDENCIES = $(LC_EMU_CU_OBJS)
 endif
 
 check_PROGRAMS += tests/test_lora
