@@ -59,19 +59,19 @@ enum arg_cmp {
 struct arg {
     const char *name;
     enum arg_dir dir;
-    int f32;      /* fp32 data: NaN-filled when an output, widened for the double reference */
+    int f32; /* fp32 data: NaN-filled when an output, widened for the double reference */
     size_t bytes;
-    void *host;   /* IN, ACC: the values the call starts from (owned) */
+    void *host; /* IN, ACC: the values the call starts from (owned) */
     enum arg_cmp cmp;
-    double atol, rtol;     /* a backend against ref (and against double where vs64) */
-    int ref64;             /* ref is compared with the double reference, */
-    enum arg_cmp cmp64;    /* under this rule */
+    double atol, rtol;  /* a backend against ref (and against double where vs64) */
+    int ref64;          /* ref is compared with the double reference, */
+    enum arg_cmp cmp64; /* under this rule */
     double atol64, rtol64;
-    int has_dev;           /* backends on a device (cuda) get these tolerances instead */
+    int has_dev; /* backends on a device (cuda) get these tolerances instead */
     double dev_atol, dev_rtol;
-    int vs64;              /* the backends are also compared with the double reference */
-    int only64;            /* compared with the double reference only (not with ref) */
-    int rows, cols, ld;    /* ld > cols: a strided matrix whose padding must be left alone */
+    int vs64;           /* the backends are also compared with the double reference */
+    int only64;         /* compared with the double reference only (not with ref) */
+    int rows, cols, ld; /* ld > cols: a strided matrix whose padding must be left alone */
 };
 
 struct opcase {
@@ -143,8 +143,8 @@ static struct arg *out_f32(struct opcase *c, const char *name, size_t n, enum ar
 }
 
 /* an fp32 "+=" or in-place output starting from x (takes x) */
-static struct arg *acc_f32(struct opcase *c, const char *name, float *x, size_t n,
-                           enum arg_cmp cmp, double atol, double rtol)
+static struct arg *acc_f32(struct opcase *c, const char *name, float *x, size_t n, enum arg_cmp cmp,
+                           double atol, double rtol)
 {
     return with_tol(add_arg(c, name, ARG_ACC, 1, x, n * sizeof(float)), cmp, atol, rtol);
 }
@@ -190,8 +190,7 @@ static int32_t *new_ids(size_t n)
 
 /* The case on backend be, outputs downloaded into out[k] (malloc'd; NULL
  * for inputs). */
-static void run_case(const struct row *r, const struct opcase *c, struct lc_backend *be,
-                     void **out)
+static void run_case(const struct row *r, const struct opcase *c, struct lc_backend *be, void **out)
 {
     void *p[MAX_ARGS];
     struct lc_error err = {0};
@@ -635,8 +634,8 @@ static int make_linear(struct opcase *c, int v, int bwd)
     if (c->f[0] == 0.0f) {
         lc_test_fill_nan(out0, nout);
     }
-    acc_f32(c, bwd ? "dx" : "y", out0, nout, CMP_CLOSE,
-            1e-5 * sqrt((double)(bwd ? M : K) + 1.0), 1e-5);
+    acc_f32(c, bwd ? "dx" : "y", out0, nout, CMP_CLOSE, 1e-5 * sqrt((double)(bwd ? M : K) + 1.0),
+            1e-5);
     return 1;
 }
 
@@ -672,8 +671,8 @@ static int make_add(struct opcase *c, int v)
     snprintf(c->what, sizeof(c->what), "add n %d", N_ELEMENTWISE);
     in_f32(c, "x", lc_test_new_uniform(N_ELEMENTWISE, 1, -2, 2), N_ELEMENTWISE);
     /* fp32 sums are correctly rounded: the same bits as in double */
-    ref_vs64(acc_f32(c, "y", lc_test_new_uniform(N_ELEMENTWISE, 2, -2, 2), N_ELEMENTWISE,
-                     CMP_EXACT, 0, 0),
+    ref_vs64(acc_f32(c, "y", lc_test_new_uniform(N_ELEMENTWISE, 2, -2, 2), N_ELEMENTWISE, CMP_EXACT,
+                     0, 0),
              CMP_EXACT, 0, 0);
     return 1;
 }
@@ -971,13 +970,13 @@ static int make_attn_fwd(struct opcase *c, int v)
         int B, Tq, Tk, H, Hkv, D, q_pos0;
         float qscale; /* spread of the scores */
     } shapes[] = {
-        {1, 1, 1, 1, 1, 1, 0, 1.0f},     /* one key */
-        {2, 5, 5, 4, 2, 8, 0, 1.0f},     /* grouped heads, tiny head dim */
-        {1, 70, 70, 8, 4, 8, 0, 1.0f},   /* two query blocks, the second ragged */
-        {1, 1, 37, 4, 1, 16, 36, 1.0f},  /* decoding: one query at position 36 */
-        {2, 3, 20, 6, 3, 34, 17, 1.0f},  /* chunked prefill: positions 17..19 */
-        {1, 4, 10, 2, 1, 8, 3, 1.0f},    /* keys beyond the last query are unseen */
-        {1, 5, 3, 2, 2, 4, 0, 1.0f},     /* fewer keys than queries */
+        {1, 1, 1, 1, 1, 1, 0, 1.0f},    /* one key */
+        {2, 5, 5, 4, 2, 8, 0, 1.0f},    /* grouped heads, tiny head dim */
+        {1, 70, 70, 8, 4, 8, 0, 1.0f},  /* two query blocks, the second ragged */
+        {1, 1, 37, 4, 1, 16, 36, 1.0f}, /* decoding: one query at position 36 */
+        {2, 3, 20, 6, 3, 34, 17, 1.0f}, /* chunked prefill: positions 17..19 */
+        {1, 4, 10, 2, 1, 8, 3, 1.0f},   /* keys beyond the last query are unseen */
+        {1, 5, 3, 2, 2, 4, 0, 1.0f},    /* fewer keys than queries */
         {1, 130, 130, 2, 2, 128, 0, 1.0f},
         {1, 33, 33, 2, 1, 64, 0, 30.0f}, /* sharp softmax: needs the max */
         {1, 9, 12, 12, 2, 8, 3, 1.0f},   /* 6 heads per KV head: items of 3 */
@@ -1030,8 +1029,10 @@ static const struct {
     int N, H, Hx, D, f;
     float eps, xscale;
 } fmap_cases[] = {
-    {1, 4, 4, 16, 8, 1e-12f, 1.0f},   {7, 4, 2, 16, 8, 1e-12f, 1.0f},
-    {300, 4, 2, 32, 16, 1e-12f, 1.0f}, {130, 3, 1, 13, 5, 1e-12f, 1.0f},
+    {1, 4, 4, 16, 8, 1e-12f, 1.0f},
+    {7, 4, 2, 16, 8, 1e-12f, 1.0f},
+    {300, 4, 2, 32, 16, 1e-12f, 1.0f},
+    {130, 3, 1, 13, 5, 1e-12f, 1.0f},
     /* more tokens than the cpu backward's chunk cap (16 x 128) */
     {2100, 2, 2, 8, 17, 1e-12f, 1.0f},
     /* clamped entries */
@@ -1051,8 +1052,8 @@ static void fmap_inputs(struct opcase *c, int v, const char *entry)
 
     c->i[0] = N, c->i[1] = H, c->i[2] = Hx, c->i[3] = D, c->i[4] = f;
     c->f[0] = fmap_cases[v].eps;
-    snprintf(c->what, sizeof(c->what), "%s N %d H %d Hx %d D %d f %d eps %g", entry, N, H, Hx, D,
-             f, (double)c->f[0]);
+    snprintf(c->what, sizeof(c->what), "%s N %d H %d Hx %d D %d f %d eps %g", entry, N, H, Hx, D, f,
+             (double)c->f[0]);
     lc_test_fill_normal(x, nx, (uint64_t)N + 1, fmap_cases[v].xscale);
     lc_test_fill_normal(W, nw, (uint64_t)N + 2, 0.5f);
     in_f32(c, "x", x, nx);
@@ -1104,10 +1105,10 @@ static int make_fmap_bwd(struct opcase *c, int v)
 
 static void call_fmap_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->fmap_bwd(be, p[3], p[4], p[2], p[0], p[1], c->i[0], c->i[1], c->i[2], c->i[3],
-                      c->i[4], c->f[0]);
-    be->ops->fmap_bwd(be, p[5], NULL, p[2], p[0], p[1], c->i[0], c->i[1], c->i[2], c->i[3],
-                      c->i[4], c->f[0]);
+    be->ops->fmap_bwd(be, p[3], p[4], p[2], p[0], p[1], c->i[0], c->i[1], c->i[2], c->i[3], c->i[4],
+                      c->f[0]);
+    be->ops->fmap_bwd(be, p[5], NULL, p[2], p[0], p[1], c->i[0], c->i[1], c->i[2], c->i[3], c->i[4],
+                      c->f[0]);
 }
 
 /* -------------------------------------------------- hybrid attention */
@@ -1115,14 +1116,23 @@ static void call_fmap_bwd(struct lc_backend *be, const struct opcase *c, void **
 /* B, T, H, Hkv, D, F, W: the cases of the cpu comparison in both window
  * modes */
 static const int hy_cases[][7] = {
-    {2, 1, 4, 2, 32, 16, 64},  {2, 5, 4, 2, 32, 16, 64},  {2, 63, 4, 2, 32, 16, 64},
-    {2, 64, 4, 2, 32, 16, 64}, {2, 65, 4, 2, 32, 16, 64}, {2, 200, 4, 2, 32, 16, 64},
-    {2, 20, 4, 2, 32, 16, 3},  {2, 7, 4, 2, 32, 16, 1},   {2, 10, 4, 2, 32, 16, 2},
-    {2, 33, 4, 2, 32, 16, 4},  {2, 16, 4, 2, 32, 16, 32},
+    {2, 1, 4, 2, 32, 16, 64},
+    {2, 5, 4, 2, 32, 16, 64},
+    {2, 63, 4, 2, 32, 16, 64},
+    {2, 64, 4, 2, 32, 16, 64},
+    {2, 65, 4, 2, 32, 16, 64},
+    {2, 200, 4, 2, 32, 16, 64},
+    {2, 20, 4, 2, 32, 16, 3},
+    {2, 7, 4, 2, 32, 16, 1},
+    {2, 10, 4, 2, 32, 16, 2},
+    {2, 33, 4, 2, 32, 16, 4},
+    {2, 16, 4, 2, 32, 16, 32},
     /* no grouping, odd sizes */
-    {1, 70, 2, 2, 17, 5, 16},  {1, 50, 6, 2, 8, 12, 7},
+    {1, 70, 2, 2, 17, 5, 16},
+    {1, 50, 6, 2, 8, 12, 7},
     /* one-element heads and features, a window far longer than T */
-    {2, 9, 2, 1, 1, 1, 1000},  {1, 30, 2, 1, 1, 1, 2},
+    {2, 9, 2, 1, 1, 1, 1000},
+    {1, 30, 2, 1, 1, 1, 2},
 };
 #define N_HY_CASES ((int)(sizeof(hy_cases) / sizeof(hy_cases[0])))
 
@@ -1145,8 +1155,8 @@ static int hy_make(struct opcase *c, int v, struct lc_test_hy_in *in, const char
         lc_test_hy_make_tie(in, 3 * k[6] - 1);
     }
     c->s = in->s;
-    snprintf(c->what, sizeof(c->what), "%s B %d T %d H %d/%d D %d F %d W %d mode %d", entry,
-             k[0], k[1], k[2], k[3], k[4], k[5], k[6], mode);
+    snprintf(c->what, sizeof(c->what), "%s B %d T %d H %d/%d D %d F %d W %d mode %d", entry, k[0],
+             k[1], k[2], k[3], k[4], k[5], k[6], mode);
     return 1;
 }
 
@@ -1225,8 +1235,8 @@ static int make_hybrid_bwd(struct opcase *c, int v)
 
 static void call_hybrid_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->hybrid_bwd(be, p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9],
-                        p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
+    be->ops->hybrid_bwd(be, p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9], p[0],
+                        p[1], p[2], p[3], p[4], p[5], &c->s);
 }
 
 static void call64_hybrid_bwd(const struct opcase *c, void **p)
@@ -1326,17 +1336,19 @@ static int make_linstate_add(struct opcase *c, int v)
     if (v > 0) {
         return 0;
     }
-    snprintf(c->what, sizeof(c->what), "linstate_add H %d/%d D %d F %d n %d", DEC_H, DEC_HKV,
-             DEC_D, DEC_F, DEC_N);
+    snprintf(c->what, sizeof(c->what), "linstate_add H %d/%d D %d F %d n %d", DEC_H, DEC_HKV, DEC_D,
+             DEC_F, DEC_N);
     in_f32(c, "fk", lc_test_new_uniform((size_t)DEC_N * DEC_H * DEC_F, 5, 0.0f, 0.2f),
            (size_t)DEC_N * DEC_H * DEC_F);
     x = lc_test_new_f32(nkv);
     lc_test_fill_normal(x, nkv, 4, 1.0f);
     in_f32(c, "v", x, nkv);
     ref_vs64(acc_f32(c, "S", lc_test_new_uniform((size_t)DEC_H * DEC_F * DEC_D, 7, -1, 1),
-                     (size_t)DEC_H * DEC_F * DEC_D, CMP_REL, 1e-6, 1e-6), CMP_REL, 1e-6, 1e-6);
+                     (size_t)DEC_H * DEC_F * DEC_D, CMP_REL, 1e-6, 1e-6),
+             CMP_REL, 1e-6, 1e-6);
     ref_vs64(acc_f32(c, "z", lc_test_new_uniform((size_t)DEC_H * DEC_F, 8, 0.0f, 2.0f),
-                     (size_t)DEC_H * DEC_F, CMP_REL, 1e-6, 1e-6), CMP_REL, 1e-6, 1e-6);
+                     (size_t)DEC_H * DEC_F, CMP_REL, 1e-6, 1e-6),
+             CMP_REL, 1e-6, 1e-6);
     return 1;
 }
 
@@ -1372,8 +1384,7 @@ static int make_hybrid_add_state(struct opcase *c, int v)
            (size_t)DEC_H * DEC_F);
     y = lc_test_new_f32(ny);
     lc_test_fill_normal(y, ny, 15, 1.0f);
-    ref_vs64(dev_tol(acc_f32(c, "y", y, ny, CMP_REL, 1e-6, 1e-6), 1e-5, 1e-5), CMP_REL, 1e-6,
-             1e-6);
+    ref_vs64(dev_tol(acc_f32(c, "y", y, ny, CMP_REL, 1e-6, 1e-6), 1e-5, 1e-5), CMP_REL, 1e-6, 1e-6);
     return 1;
 }
 
@@ -1491,7 +1502,10 @@ static void call_adamw(struct lc_backend *be, const struct opcase *c, void **p)
 
 /* ================================================================ table */
 
-#define ROW(op, c64, emu) {#op, make_##op, call_##op, c64, emu}
+#define ROW(op, c64, emu)                                                                          \
+    {                                                                                              \
+#op, make_##op, call_##op, c64, emu                                                        \
+    }
 
 static const struct row rows[] = {
     ROW(gemm, NULL, 0),

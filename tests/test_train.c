@@ -31,8 +31,8 @@ static void step_grad(float *g, int step)
 }
 
 struct fake_stage {
-    float *host_grad;   /* [N_PARAMS] */
-    float *dev_grad;    /* backend [N_PARAMS] */
+    float *host_grad; /* [N_PARAMS] */
+    float *dev_grad;  /* backend [N_PARAMS] */
 };
 
 static lc_status fake_microbatch(struct lc_trainer *tr, const int32_t *ids, const int32_t *labels,
@@ -88,8 +88,8 @@ static void expect_close(const char *backend, const char *what, const float *got
 {
     for (size_t i = 0; i < N_PARAMS; i++) {
         if (fabs(got[i] - want[i]) > atol + rtol * fabs(want[i])) {
-            fail_msg("%s: trainer's %s[%zu] = %.9g, AdamW in double gives %.9g", backend, what,
-                     i, got[i], want[i]);
+            fail_msg("%s: trainer's %s[%zu] = %.9g, AdamW in double gives %.9g", backend, what, i,
+                     got[i], want[i]);
         }
     }
 }
