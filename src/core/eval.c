@@ -1017,14 +1017,6 @@ LC_API void lc_mc_opts_default(struct lc_mc_opts *o)
     o->batch_tokens = 2048;
 }
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 lc_status lc_mc_fewshot_draw(int64_t n_items, int64_t item, int shots, uint64_t seed,
                              int64_t *picks, struct lc_error *err)
 {
@@ -1036,7 +1028,7 @@ lc_status lc_mc_fewshot_draw(int64_t n_items, int64_t item, int shots, uint64_t 
                           shots, (long long)(n_items - 1));
     }
     for (int k = 0; k < shots;) {
-        int64_t j = (int64_t)(splitmix64(&state) % (uint64_t)(n_items - 1));
+        int64_t j = (int64_t)(lc_splitmix64(&state) % (uint64_t)(n_items - 1));
         int seen = 0;
         if (j >= item) {
             j++;
