@@ -39,6 +39,7 @@ liblc_internal_la_SOURCES = \
 	src/core/tensorfile.c \
 	src/core/tensorfile.h \
 	src/core/textio.c \
+	src/core/textio.h \
 	src/core/threads.c \
 	src/core/tok_bpe.c \
 	src/core/tok_gguf.c \
