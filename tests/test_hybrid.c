@@ -14,6 +14,7 @@
 #include "backend-cpu/cpu.h"
 #include "core/ref/ref.h"
 #include "core/ref/ref_hybrid_f64.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 #include "tests/lc_test_hybrid.h"

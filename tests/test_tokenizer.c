@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "core/gguf.h"
 #include "core/tensorfile.h"
 #include "core/tokenizer.h"
 #include "core/util.h"

@@ -11,7 +11,6 @@ liblc_internal_la_SOURCES = \
 	src/core/backend.h \
 	src/core/atomicfile.c \
 	src/core/atomicfile.h \
-	src/core/config.c \
 	src/core/data.c \
 	src/core/data.h \
 	src/core/error.c \
@@ -22,6 +21,7 @@ liblc_internal_la_SOURCES = \
 	src/core/finetune.c \
 	src/core/finetune.h \
 	src/core/gguf.c \
+	src/core/gguf.h \
 	src/core/half.h \
 	src/core/llama.c \
 	src/core/llama.h \
@@ -32,9 +32,12 @@ liblc_internal_la_SOURCES = \
 	src/core/lora.h \
 	src/core/model.c \
 	src/core/model.h \
+	src/core/modelconfig.c \
+	src/core/modelconfig.h \
 	src/core/modelfiles.c \
 	src/core/modelfiles.h \
 	src/core/safetensors.c \
+	src/core/safetensors.h \
 	src/core/sample.c \
 	src/core/tensorfile.c \
 	src/core/tensorfile.h \

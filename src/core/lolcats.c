@@ -7,6 +7,7 @@
 
 #include "core/llama.h"
 #include "core/lolcats.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 

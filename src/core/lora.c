@@ -16,6 +16,7 @@
 #include "core/half.h"
 #include "core/llama.h"
 #include "core/lora.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 

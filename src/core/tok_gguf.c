@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "core/gguf.h"
 #include "core/tensorfile.h"
 #include "core/tokenizer.h"
 #include "core/util.h"

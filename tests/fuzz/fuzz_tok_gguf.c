@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "core/gguf.h"
 #include "core/tensorfile.h"
 #include "core/tokenizer.h"
 #include "fuzz_common.h"
