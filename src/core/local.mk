@@ -23,11 +23,11 @@ liblc_internal_la_SOURCES = \
 	src/core/gguf.c \
 	src/core/gguf.h \
 	src/core/half.h \
+	src/core/linattn.c \
+	src/core/linattn.h \
 	src/core/llama.c \
 	src/core/llama.h \
 	src/core/log.c \
-	src/core/lolcats.c \
-	src/core/lolcats.h \
 	src/core/lora.c \
 	src/core/lora.h \
 	src/core/model.c \

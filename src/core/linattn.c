@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/linattn.h"
 #include "core/llama.h"
-#include "core/lolcats.h"
 #include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
