@@ -19,6 +19,7 @@
 #include "core/eval.h"
 #include "core/fileio.h"
 #include "core/textio.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 

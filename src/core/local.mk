@@ -48,6 +48,8 @@ liblc_internal_la_SOURCES = \
 	src/core/tok_gguf.c \
 	src/core/tok_hf.c \
 	src/core/tok_spm.c \
+	src/core/tok_vocab.c \
+	src/core/tok_vocab.h \
 	src/core/tokenizer.c \
 	src/core/tokenizer.h \
 	src/core/train.c \

@@ -16,6 +16,7 @@
 
 #include "core/gguf.h"
 #include "core/tensorfile.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 

@@ -6,6 +6,7 @@
 
 #include "core/gguf.h"
 #include "core/tensorfile.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "fuzz_common.h"
 #include "fuzz_tok.h"
