@@ -21,7 +21,7 @@
 #define LC_CUDA_EW_THREADS 256
 
 /* kernel<<<blocks, threads, smem, stream>>>(args): the launch of the
- * files that also build under the CPU emulation (cuda_emu.h), where a
+ * files that also build under the CPU emulation (tests/cuda_emu.h), where a
  * launch runs the blocks in turn, their threads as coroutines.
  * One-dimensional grids and blocks; LC_LAUNCH_SMEM with smem bytes of
  * dynamic shared memory (lc_dyn_smem). */
