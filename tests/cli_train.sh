@@ -214,6 +214,40 @@ rc=$?
 [ "$rc" = 2 ] && grep -q 'Hugging Face model folder' "$tmp/err" ||
     fail "--merge with a GGUF model: status $rc, $(cat "$tmp/err")"
 
+# --- a hybrid model: layers 1 and 3 keep softmax attention through both
+# stages; the output folder records them, the feature maps have no keys
+# for them, evaluation and generation load the folder, and stage 2 alone
+# refuses another list
+all_run "$tmp/sm" --softmax-layers 1,3 --threads 1 || fail "--softmax-layers 1,3 failed"
+all_run "$tmp/sm2" --softmax-layers 3,1 --threads 2 || fail "--softmax-layers 3,1 failed"
+same_outputs "$tmp/sm" "$tmp/sm2" "--softmax-layers with 1 and 2 threads"
+tr -d ' \n' <"$tmp/sm/lolcats_config.json" | grep -q '"softmax_layers":\[1,3\]' ||
+    fail "lolcats_config.json does not list the softmax layers"
+grep -aq 'model.layers.1.self_attn' "$tmp/sm/feature_maps.safetensors" &&
+    fail "feature maps of softmax layer 1 were saved"
+grep -aq 'model.layers.2.self_attn.feature_map_q' "$tmp/sm/feature_maps.safetensors" ||
+    fail "feature maps of layer 2 missing"
+grep -aq 'layers.1.self_attn.q_proj.lora_A' "$tmp/sm/adapter_model.safetensors" ||
+    fail "no LoRA adapter on the softmax layer"
+cmp -s "$tmp/sm/feature_maps.safetensors" "$tmp/a1/feature_maps.safetensors" &&
+    fail "--softmax-layers changed nothing"
+"$eval_" -m "$model" --lolcats "$tmp/sm" -t ppl -d "$text" --split val -c 128 --json -q \
+    >"$tmp/sm.json" || fail "lolcats-eval on a hybrid model failed"
+grep -q '"ppl"' "$tmp/sm.json" || fail "hybrid model evaluation: $(cat "$tmp/sm.json")"
+"$gen" -m "$model" --lolcats "$tmp/sm" -p "Once upon a time" -n 40 --temperature 0 -q \
+    >"$tmp/sm.txt" || fail "lolcats-generate on a hybrid model failed"
+[ -s "$tmp/sm.txt" ] || fail "lolcats-generate on a hybrid model wrote nothing"
+all_run "$tmp/sm" --stage finetune --max-steps 2 --softmax-layers 2 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'softmax layers 1,3' "$tmp/err" ||
+    fail "--stage finetune with other softmax layers: status $rc, $(cat "$tmp/err")"
+for bad in 5 1,1 0-4 x 2-; do
+    "$train" -m "$model" -d "$text" -o "$tmp/x" --softmax-layers "$bad" -q 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = 2 ] && grep -q 'softmax\|linearize' "$tmp/err" ||
+        fail "--softmax-layers $bad: status $rc, $(cat "$tmp/err")"
+done
+
 # --- the result is usable: lolcats-eval with --lolcats and --compare
 "$eval_" -m "$model" --lolcats "$tmp/t1" --compare -t ppl -d "$text" --split val -c 128 \
     --json -q >"$tmp/eval.json" || fail "lolcats-eval --lolcats failed"

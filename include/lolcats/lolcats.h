@@ -527,6 +527,8 @@ struct lc_train_opts {
     int feature_dim;        /* f; default 64 */
     int window;             /* W; default 64 */
     int window_mode;        /* enum lc_window_mode; default terraced */
+    const int *softmax_layers; /* layers that keep softmax attention (a hybrid model): */
+    int n_softmax_layers;      /* no feature maps, no transfer loss; default none */
     double mse_weight;      /* default 1000 */
     double xent_weight;     /* default 0 */
     /* stage 2 */

@@ -8,12 +8,16 @@
 
 #include "cli/cli.h"
 
+/* the most layers --softmax-layers can name */
+#define LC_MAX_LIST 4096
+
 struct train_args {
     struct cli_common common;
     const char *model;
     const char *data;
     struct lc_data_opts data_opts;
     struct lc_train_opts t;
+    int softmax_layers[LC_MAX_LIST];
     int no_summary;
 };
 
@@ -59,6 +63,8 @@ static void usage(FILE *out)
             "      --window-mode MODE  terraced (default) or sliding\n"
             "      --mse-weight W      weight of the output MSE loss (default 1000)\n"
             "      --xent-weight W     weight of the attention-weight cross-entropy (default 0)\n"
+            "      --softmax-layers LIST  layers that keep softmax attention, e.g. 0,15-17\n"
+            "                          (a hybrid model; default none)\n"
             "\n"
             "LoRA (stage 2):\n"
             "      --lora-rank N       adapter rank r (default 8)\n"
@@ -109,6 +115,7 @@ enum {
     OPT_WINDOW_MODE,
     OPT_MSE_WEIGHT,
     OPT_XENT_WEIGHT,
+    OPT_SOFTMAX_LAYERS,
     OPT_LORA_RANK,
     OPT_LORA_ALPHA,
     OPT_LORA_DROPOUT,
@@ -152,6 +159,50 @@ static int parse_targets(const char *s, unsigned *out)
     return bits != 0;
 }
 
+/* "0,3,5-7": layer numbers and ranges (up to LC_MAX_LIST layers); the
+ * library checks them against the model */
+static int parse_layer_list(const char *s, int *out, int *n_out)
+{
+    int n = 0;
+
+    while (*s != '\0') {
+        char *end = NULL;
+        long lo = strtol(s, &end, 10);
+        long hi = lo;
+        if (end == s || lo < 0 || lo >= LC_MAX_LIST || *s == '-' || *s == '+') {
+            return 0;
+        }
+        s = end;
+        if (*s == '-') {
+            s++;
+            if (*s < '0' || *s > '9') {
+                return 0;
+            }
+            hi = strtol(s, &end, 10);
+            if (hi < lo || hi >= LC_MAX_LIST) {
+                return 0;
+            }
+            s = end;
+        }
+        for (long l = lo; l <= hi; l++) {
+            if (n >= LC_MAX_LIST) {
+                return 0;
+            }
+            out[n++] = (int)l;
+        }
+        if (*s == ',') {
+            s++;
+            if (*s == '\0') {
+                return 0;
+            }
+        } else if (*s != '\0') {
+            return 0;
+        }
+    }
+    *n_out = n;
+    return n > 0;
+}
+
 static int parse_args(int argc, char **argv, struct train_args *a)
 {
     static const struct option longopts[] = {
@@ -180,6 +231,7 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"window-mode", required_argument, NULL, OPT_WINDOW_MODE},
         {"mse-weight", required_argument, NULL, OPT_MSE_WEIGHT},
         {"xent-weight", required_argument, NULL, OPT_XENT_WEIGHT},
+        {"softmax-layers", required_argument, NULL, OPT_SOFTMAX_LAYERS},
         {"lora-rank", required_argument, NULL, OPT_LORA_RANK},
         {"lora-alpha", required_argument, NULL, OPT_LORA_ALPHA},
         {"lora-dropout", required_argument, NULL, OPT_LORA_DROPOUT},
@@ -340,6 +392,14 @@ static int parse_args(int argc, char **argv, struct train_args *a)
             if (!cli_parse_double("--xent-weight", optarg, 0.0, 1e9, &t->xent_weight)) {
                 return CLI_EXIT_USAGE;
             }
+            break;
+        case OPT_SOFTMAX_LAYERS:
+            if (!parse_layer_list(optarg, a->softmax_layers, &t->n_softmax_layers)) {
+                return cli_usage_error("--softmax-layers: '%s' is not a list of layer numbers "
+                                       "and ranges (e.g. 0,15-17)",
+                                       optarg);
+            }
+            t->softmax_layers = a->softmax_layers;
             break;
         case OPT_LORA_RANK:
             if (!cli_parse_int("--lora-rank", optarg, 1, 65536, &n)) {
@@ -534,6 +594,13 @@ static void print_config(const struct train_args *a, const struct lc_model_confi
             t->feature_dim, t->window,
             t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", t->mse_weight,
             t->xent_weight);
+    if (t->n_softmax_layers > 0) {
+        fprintf(stderr, "softmax     layers");
+        for (int i = 0; i < t->n_softmax_layers; i++) {
+            fprintf(stderr, "%s%d", i > 0 ? "," : " ", t->softmax_layers[i]);
+        }
+        fprintf(stderr, " keep softmax attention\n");
+    }
     if (t->stage & LC_STAGE_FINETUNE) {
         fprintf(stderr, "lora        rank %d, alpha %g, dropout %g on %s%s%s%s, lr %g%s%s%s\n",
                 t->lora_rank, t->lora_alpha, t->lora_dropout,
@@ -604,8 +671,16 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     if (rs->first_layer_mse != NULL && !isnan(rs->first_val)) {
         printf("validation attention MSE per layer (start -> best)\n");
         for (int l = 0; l < rs->n_layers; l++) {
-            printf("  layer %2d   %.6g -> %.6g\n", l, rs->first_layer_mse[l],
-                   rs->best_layer_mse[l]);
+            int softmax = 0;
+            for (int i = 0; i < a->t.n_softmax_layers; i++) {
+                softmax |= a->t.softmax_layers[i] == l;
+            }
+            if (softmax) {
+                printf("  layer %2d   softmax attention (kept)\n", l);
+            } else {
+                printf("  layer %2d   %.6g -> %.6g\n", l, rs->first_layer_mse[l],
+                       rs->best_layer_mse[l]);
+            }
         }
     }
     return CLI_EXIT_OK;

@@ -242,6 +242,14 @@ static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
              o->xent_weight, o->lora_rank, o->lora_alpha, o->lora_dropout, o->lora_targets,
              o->train_feature_maps, o->skip_transfer, o->weight_decay, o->plateau_factor,
              o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h);
+    /* only when set, so that states saved before the option still match */
+    for (int l = 0, first = 1; l < tr->m->cfg.n_layers; l++) {
+        if (lc_linattn_is_softmax(tr->lin, l)) {
+            size_t len = strlen(buf);
+            snprintf(buf + len, cap - len, "%s%d", first ? " softmax=" : ",", l);
+            first = 0;
+        }
+    }
 }
 
 static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
@@ -699,6 +707,15 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_object_set_new(attn, "window_mode", json_string(mode_name(o->window_mode)));
     json_object_set_new(attn, "feature_map_eps", json_real(LC_FMAP_EPS));
     json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
+    if (tr->lin->n_softmax > 0) {
+        json_t *list = json_array();
+        for (int l = 0; l < c->n_layers; l++) {
+            if (lc_linattn_is_softmax(tr->lin, l)) {
+                json_array_append_new(list, json_integer(l));
+            }
+        }
+        json_object_set_new(attn, "softmax_layers", list);
+    }
     json_object_set_new(root, "attention", attn);
     attn = NULL;
     if (o->stage & LC_STAGE_FINETUNE) {
@@ -937,7 +954,10 @@ static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *er
                         "from untrained ones with --no-transfer",
                         path);
     } else {
-        rc = lc_linattn_load(tr->lin, path, err);
+        rc = lc_check_softmax_layers(tr->lin, tr->o->out_dir, err);
+        if (rc == LC_OK) {
+            rc = lc_linattn_load(tr->lin, path, err);
+        }
     }
     free(path);
     return rc;
@@ -1028,6 +1048,9 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         lcfg.window = o->window;
         lcfg.mode = o->window_mode;
         rc = lc_linattn_new(&tr.lin, tr.m, &lcfg, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_linattn_set_softmax(tr.lin, o->softmax_layers, o->n_softmax_layers, err);
     }
     if (rc == LC_OK) {
         rc = lc_model_reserve_rows(model, tr.B * tr.T, err);

@@ -96,6 +96,14 @@ struct lc_trainer {
 lc_status lc_transfer_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_transfer_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_transfer_hooks;
+/* Positions 0..T-1 of B chunks into the forward scratch. */
+lc_status lc_transfer_positions(struct lc_trainer *tr, int B, struct lc_error *err);
+/* Layers [l0, l1) of stage 1 on the residual stream in the forward
+ * scratch (transfer.c): the loss is the mean over n_lin linearized
+ * layers; *total accumulates each layer's term in layer order. */
+lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int backward,
+                             double grad_div, int n_lin, double *total, double *layer_loss,
+                             struct lc_error *err);
 
 /* stage 2 (finetune.c) */
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
