@@ -40,7 +40,8 @@ typedef enum lc_status {
     LC_ERR_BACKEND = -5,     /* the compute backend failed */
     LC_ERR_UNSUPPORTED = -6, /* valid input this build cannot handle */
     LC_ERR_INTERRUPTED = -7, /* stopped on request (e.g. SIGINT) */
-    LC_ERR_NUMERIC = -8      /* a NaN or infinity where none may be */
+    LC_ERR_NUMERIC = -8,     /* a NaN or infinity where none may be */
+    LC_ERR_DIST = -9         /* communication between ranks failed */
 } lc_status;
 
 #define LC_ERROR_MSG_MAX 1024
@@ -105,6 +106,30 @@ LC_API void lc_blas_use_fast_kernels(int argc, char **argv);
 
 /** The name of the OpenBLAS kernel set in use ("SkylakeX", "Haswell", ...). */
 LC_API const char *lc_blas_kernel_name(void);
+
+/* ------------------------------------------------------------------------ */
+/* Ranks: one process, or several started by an MPI launcher                 */
+
+struct lc_dist;
+
+/**
+ * This process's place among the ranks of a job.  When the library was
+ * built with MPI and an MPI launcher (mpirun, srun) started the program,
+ * this initializes MPI (call it first thing in main, before any threads;
+ * argc and argv may be NULL); otherwise the job is this process alone.  A
+ * build without MPI refuses to run as one of several ranks.
+ */
+LC_API lc_status lc_dist_open(struct lc_dist **out, int *argc, char ***argv, struct lc_error *err);
+/** Ends MPI when lc_dist_open started it. */
+LC_API void lc_dist_close(struct lc_dist *d);
+LC_API int lc_dist_rank(const struct lc_dist *d);
+LC_API int lc_dist_size(const struct lc_dist *d);
+/** This rank's number among the ranks of its host (0 ..). */
+LC_API int lc_dist_local_rank(const struct lc_dist *d);
+/** "Open MPI v4.1.4, 2 ranks on 1 host" or "one process". */
+LC_API const char *lc_dist_describe(const struct lc_dist *d);
+/** Stops every rank of the job at once with exit status code. */
+LC_API void lc_dist_abort(struct lc_dist *d, int code);
 
 /* ------------------------------------------------------------------------ */
 /* Compute backends                                                          */
@@ -548,6 +573,11 @@ struct lc_train_opts {
     double plateau_factor;  /* ReduceLROnPlateau factor; default 0.1 */
     int plateau_patience;   /* default 10 */
     double min_lr;          /* default 1e-5 */
+    /* ranks (see lolcats-train(1), DISTRIBUTED) */
+    struct lc_dist *dist;   /* the job's ranks (lc_dist_open); NULL: this process alone */
+    int pipeline_stages;    /* stage 1: pipeline stages across the ranks (each a contiguous
+                             * block of layers; the ranks of a stage split its micro-batches);
+                             * 0 (default): as many as the ranks allow */
 };
 
 /** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */

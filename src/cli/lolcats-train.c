@@ -80,6 +80,10 @@ static void usage(FILE *out)
             "      --merge             also write DIR/merged: the model with the adapters\n"
             "                          folded into its weights (Hugging Face folder)\n"
             "\n"
+            "Ranks (under mpirun; see DISTRIBUTED in lolcats-train(1)):\n"
+            "      --pipeline-stages N  stage 1: pipeline stages, each a block of layers\n"
+            "                          (default: as many as the ranks and layers allow)\n"
+            "\n"
             "General:\n"
             "      --backend NAME      compute backend: cpu (default), cuda or ref\n"
             "      --threads N         threads (default: all cores)\n"
@@ -125,7 +129,8 @@ enum {
     OPT_NO_TRANSFER,
     OPT_RECOMPUTE,
     OPT_MERGE,
-    OPT_NO_SUMMARY
+    OPT_NO_SUMMARY,
+    OPT_PIPELINE_STAGES
 };
 
 /* "q,k,v,o" or any subset; q_proj etc. are accepted too */
@@ -242,6 +247,7 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"recompute", no_argument, NULL, OPT_RECOMPUTE},
         {"merge", no_argument, NULL, OPT_MERGE},
         {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
+        {"pipeline-stages", required_argument, NULL, OPT_PIPELINE_STAGES},
         CLI_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -444,6 +450,12 @@ static int parse_args(int argc, char **argv, struct train_args *a)
             break;
         case OPT_NO_SUMMARY:
             a->no_summary = 1;
+            break;
+        case OPT_PIPELINE_STAGES:
+            if (!cli_parse_int("--pipeline-stages", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->pipeline_stages = (int)n;
             break;
         default:
             status = cli_common_option(&a->common, c, optarg, usage);
@@ -696,17 +708,47 @@ int main(int argc, char **argv)
     struct lc_tokenizer *tok = NULL;
     struct lc_dataset *ds = NULL;
     struct lc_data_stats st;
+    struct lc_dist *dist = NULL;
+    char prog[64];
+    int rank;
     lc_status rc;
     int status;
 
     cli_init(argc, argv, "lolcats-train");
+    /* one of several ranks when mpirun started it (before any threads) */
+    rc = lc_dist_open(&dist, &argc, &argv, &err);
+    if (rc != LC_OK) {
+        return cli_fail(rc, &err, 0);
+    }
+    rank = lc_dist_rank(dist);
+    if (lc_dist_size(dist) > 1) {
+        snprintf(prog, sizeof(prog), "lolcats-train (rank %d)", rank);
+        cli_prog = prog;
+    }
     status = parse_args(argc, argv, &a);
     if (status != CLI_EXIT_OK) {
+        lc_dist_close(dist);
         return status;
     }
+    a.t.dist = dist;
+    if (rank != 0) {
+        /* rank 0 shows the progress and the summary */
+        a.common.quiet = 1;
+        a.no_summary = 1;
+    }
     cli_catch_interrupts();
+    if (!a.common.quiet && lc_dist_size(dist) > 1) {
+        fprintf(stderr, "ranks       %s\n", lc_dist_describe(dist));
+    }
+    if (lc_dist_size(dist) > 1 && getenv("LC_CUDA_DEVICE") == NULL) {
+        /* the ranks of a host take its GPUs in turn */
+        char dev[16];
+        snprintf(dev, sizeof(dev), "%d", lc_dist_local_rank(dist));
+        setenv("LC_CUDA_DEVICE", dev, 0);
+    }
     status = cli_open_backend(&a.common, &be);
     if (status != CLI_EXIT_OK) {
+        lc_dist_close(dist);
         return status;
     }
     memset(&rs, 0, sizeof(rs));
@@ -731,7 +773,12 @@ int main(int argc, char **argv)
     rc = lc_train(model, ds, &a.t, on_event, &rs, &err);
     if (rc != LC_OK) {
         cli_progress_clear(&rs.prog);
-        status = cli_fail(rc, &err, rc == LC_ERR_IO);
+        if (rc == LC_ERR_INTERRUPTED && rank != 0) {
+            /* every rank stopped at the same step: rank 0 says so */
+            status = CLI_EXIT_INTERRUPTED;
+        } else {
+            status = cli_fail(rc, &err, rc == LC_ERR_IO);
+        }
         goto done;
     }
     if (!a.no_summary) {
@@ -739,11 +786,16 @@ int main(int argc, char **argv)
     }
 
 done:
+    if (status != CLI_EXIT_OK && status != CLI_EXIT_INTERRUPTED && lc_dist_size(dist) > 1) {
+        /* the other ranks may wait for this one in vain: end the job */
+        lc_dist_abort(dist, status);
+    }
     free(rs.first_layer_mse);
     free(rs.best_layer_mse);
     lc_dataset_free(ds);
     lc_tokenizer_close(tok);
     lc_model_close(model);
     lc_backend_close(be);
+    lc_dist_close(dist);
     return status;
 }

@@ -483,6 +483,7 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
         .adam_v = x->lora_v,
         .best = x->lora_best,
         .n = x->lora->n_params,
+        .layer_size = x->lora->layer_size,
     };
     if (train_fmaps) {
         const size_t n = tr->lin->n_params;
@@ -502,6 +503,7 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
             .adam_v = x->lin_v,
             .best = x->lin_best,
             .n = n,
+            .layer_size = tr->lin->layer_size,
         };
     }
     /* the adapters act through the model's projections */

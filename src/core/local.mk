@@ -14,6 +14,11 @@ liblc_internal_la_SOURCES = \
 	src/core/config.c \
 	src/core/data.c \
 	src/core/data.h \
+	src/core/dist.c \
+	src/core/dist.h \
+	src/core/dist_nccl.h \
+	src/core/dist_train.c \
+	src/core/dist_train.h \
 	src/core/error.c \
 	src/core/eval.c \
 	src/core/eval.h \
@@ -50,8 +55,13 @@ liblc_internal_la_SOURCES = \
 	src/core/train.h \
 	src/core/transfer.c \
 	src/core/util.h
-liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+liblc_internal_la_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden
 liblc_internal_la_LIBADD =
+# NCCL for GPU ranks (--with-cuda with MPI)
+if COND_NCCL
+liblc_internal_la_SOURCES += src/core/dist_nccl.c
+endif
+EXTRA_DIST += src/core/dist_nccl.c
 
 lib_LTLIBRARIES += liblolcats.la
 liblolcats_la_SOURCES =

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/atomicfile.h"
+#include "core/dist_train.h"
 #include "core/fileio.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
@@ -72,10 +73,8 @@ static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
     ev->lr = tr->lr;
     ev->best_val_loss = tr->best_val;
     ev->n_layers = tr->m->cfg.n_layers;
-    if (tr->on_event == NULL) {
-        return 0;
-    }
-    return tr->on_event(ev, tr->user);
+    /* every rank stops at the same step when any rank asks to */
+    return lc_dt_agree_stop(tr, tr->on_event != NULL ? tr->on_event(ev, tr->user) : 0);
 }
 
 static void metrics_line(struct lc_trainer *tr, const char *fmt, ...) LC_PRINTF(2, 3);
@@ -188,27 +187,43 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
 {
     const int L = tr->m->cfg.n_layers;
     const size_t T = (size_t)tr->T;
+    const int64_t n_batches = (tr->n_val + tr->B - 1) / tr->B;
+    const double *vals = NULL;
     double sum = 0.0;
-    int64_t done = 0;
+    lc_status rc;
 
     for (int l = 0; l < L; l++) {
         layer_loss[l] = 0.0;
     }
-    while (done < tr->n_val) {
-        int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
+    /* the batches (split among the ranks), then their losses in order */
+    rc = lc_dt_eval_begin(tr, n_batches, err);
+    for (int64_t j = 0; j < n_batches && rc == LC_OK; j++) {
+        const int64_t done = j * tr->B;
+        const int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
         double loss = 0.0;
-        lc_status rc = tr->hooks->microbatch(tr, tr->val_ids + (size_t)done * T,
-                                             tr->val_labels + (size_t)done * T, b, 0, 1.0, &loss,
-                                             tr->layer_loss, err);
-        if (rc != LC_OK) {
-            return rc;
+        if (!lc_dt_runs_eval(tr, j)) {
+            continue;
         }
+        rc = tr->hooks->microbatch(tr, tr->val_ids + (size_t)done * T,
+                                   tr->val_labels + (size_t)done * T, b, 0, 1.0, &loss,
+                                   tr->layer_loss, err);
+        lc_dt_eval_keep(tr, j, loss, tr->layer_loss);
+    }
+    if (rc == LC_OK) {
+        rc = lc_dt_eval_end(tr, &vals, err);
+    }
+    if (rc != LC_OK) {
+        return rc;
+    }
+    for (int64_t j = 0; j < n_batches; j++) {
+        const double *v = vals + (size_t)j * (size_t)(1 + L);
+        const int64_t done = j * tr->B;
+        const int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
         /* chunk-weighted mean, so the batch size does not change it */
-        sum += loss * b;
+        sum += v[0] * b;
         for (int l = 0; l < L; l++) {
-            layer_loss[l] += tr->layer_loss[l] * b;
+            layer_loss[l] += v[1 + l] * b;
         }
-        done += b;
     }
     *val_loss = sum / (double)tr->n_val;
     for (int l = 0; l < L; l++) {
@@ -472,7 +487,10 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
             tr->be->ops->download(tr->be, tr->groups[g].best, tr->groups[g].params,
                                   tr->groups[g].n * sizeof(float));
         }
-        rc = tr->hooks->save_outputs(tr, err);
+        rc = lc_dt_gather_best(tr, err);
+        if (rc == LC_OK && tr->writer) {
+            rc = tr->hooks->save_outputs(tr, err);
+        }
         if (rc != LC_OK) {
             goto done;
         }
@@ -491,7 +509,10 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         }
         metrics_line(tr, "}\n");
     }
-    rc = save_state(tr, err);
+    rc = lc_dt_gather_state(tr, err);
+    if (rc == LC_OK && tr->writer) {
+        rc = save_state(tr, err);
+    }
     if (rc == LC_OK && emit(tr, &ev) != 0) {
         rc = lc_err_set(err, LC_ERR_INTERRUPTED, "stopped at step %lld; the state is saved in %s",
                         (long long)tr->step, tr->o->out_dir);
@@ -502,7 +523,7 @@ done:
     return rc;
 }
 
-lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
+static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     const struct lc_train_opts *o = tr->o;
@@ -566,13 +587,19 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         if (n_mb > mb_epoch - tr->mb) {
             n_mb = mb_epoch - tr->mb; /* the last step of an epoch may be short */
         }
-        for (int g = 0; g < tr->n_groups; g++) {
-            be->ops->zero(be, tr->groups[g].grads, tr->groups[g].n * sizeof(float));
-        }
-        for (int64_t i = 0; i < n_mb; i++) {
+        rc = lc_dt_step_begin(tr, n_mb, err);
+        for (int64_t i = 0; i < n_mb && rc == LC_OK; i++) {
             int32_t *ids = tr->train_ids;
             int32_t *labels = tr->train_labels;
             double mb_loss = 0.0;
+            tokens += (int64_t)tr->B * tr->T;
+            if (!lc_dt_runs_mb(tr, i)) {
+                continue; /* another rank's */
+            }
+            /* each micro-batch's gradient on its own, then added to the step's */
+            for (int g = 0; g < tr->n_groups; g++) {
+                be->ops->zero(be, tr->groups[g].grads, tr->groups[g].n * sizeof(float));
+            }
             /* gather the B chunks of this micro-batch into one contiguous batch */
             rc = lc_trainer_gather(tr, tr->perm + (tr->mb + i) * tr->B, &ids, &labels, err);
             tr->cur_mb = i;
@@ -580,11 +607,16 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
                 rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
                                            tr->layer_loss, err);
             }
-            if (rc != LC_OK) {
-                return rc;
+            if (rc == LC_OK) {
+                rc = lc_dt_keep_mb(tr, i, mb_loss, err);
             }
-            loss += mb_loss / (double)n_mb;
-            tokens += (int64_t)tr->B * tr->T;
+        }
+        if (rc == LC_OK) {
+            /* the sum of the gradients and of the losses in micro-batch order */
+            rc = lc_dt_step_end(tr, &loss, err);
+        }
+        if (rc != LC_OK) {
+            return rc;
         }
         if (!isfinite(loss)) {
             return lc_err_set(err, LC_ERR_NUMERIC,
@@ -594,9 +626,11 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         }
         for (int g = 0; g < tr->n_groups; g++) {
             struct lc_param_group *pg = &tr->groups[g];
-            be->ops->adamw(be, pg->params, pg->grads, pg->adam_m, pg->adam_v, (int64_t)pg->n,
-                           (float)tr->lr, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay,
-                           tr->step + 1);
+            size_t off, n;
+            lc_dt_own(tr, g, &off, &n); /* a pipeline stage updates its own layers */
+            be->ops->adamw(be, pg->params + off, pg->acc + off, pg->adam_m + off,
+                           pg->adam_v + off, (int64_t)n, (float)tr->lr, 0.9f, 0.999f, 1e-8f,
+                           (float)o->weight_decay, tr->step + 1);
         }
         rc = be->ops->sync(be, err);
         if (rc != LC_OK) {
@@ -619,7 +653,10 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
                      tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, tr->lr,
                      ev.tokens_per_s);
         if (emit(tr, &ev) != 0) {
-            rc = save_state(tr, err);
+            rc = lc_dt_gather_state(tr, err);
+            if (rc == LC_OK && tr->writer) {
+                rc = save_state(tr, err);
+            }
             if (rc == LC_OK) {
                 rc = lc_err_set(err, LC_ERR_INTERRUPTED,
                                 "stopped at step %lld; the state is saved in %s (resume with --resume)",
@@ -634,7 +671,11 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
             }
         }
     }
-    /* continue from the best weights */
+    /* continue from the best weights (every rank all of them) */
+    rc = lc_dt_share_best(tr, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
     for (int g = 0; g < tr->n_groups; g++) {
         be->ops->upload(be, tr->groups[g].params, tr->groups[g].best,
                         tr->groups[g].n * sizeof(float));
@@ -644,6 +685,21 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     ev.total_steps = total;
     emit(tr, &ev);
     return be->ops->sync(be, err);
+}
+
+lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
+{
+    /* stage 1 runs as a pipeline of layers, stage 2 data parallel */
+    int mode = tr->dt_mode != 0                              ? tr->dt_mode
+               : tr->hooks->stage == LC_STAGE_TRANSFER ? LC_DT_PIPELINE
+                                                       : LC_DT_DATA;
+    lc_status rc = lc_dt_stage_begin(tr, mode, err);
+
+    if (rc == LC_OK) {
+        rc = run_stage(tr, err);
+    }
+    lc_dt_stage_end(tr);
+    return rc;
 }
 
 /* ------------------------------------------------------------ batches */
@@ -1030,12 +1086,17 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     tr.B = o->batch_size;
     rc = check_opts(tr.m, o, T, err);
     if (rc == LC_OK) {
+        rc = lc_dt_new(&tr.dt, &tr, err);
+    }
+    /* rank 0 writes every file; the others read what they need */
+    tr.writer = tr.dt == NULL || tr.dt->dist->rank == 0;
+    if (rc == LC_OK && tr.writer) {
         rc = check_out_dir(o->out_dir, err);
     }
     if (rc == LC_OK) {
         rc = load_chunks(&tr, ds, err);
     }
-    if (rc == LC_OK && o->metrics_path != NULL) {
+    if (rc == LC_OK && o->metrics_path != NULL && tr.writer) {
         /* appended to on resume (rewound to the saved state), else fresh */
         tr.metrics = fopen(o->metrics_path, o->resume ? "a+" : "w");
         if (tr.metrics == NULL) {
@@ -1055,6 +1116,10 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     if (rc == LC_OK) {
         rc = lc_model_reserve_rows(model, tr.B * tr.T, err);
     }
+    if (tr.dt != NULL) {
+        /* every rank starts, or none */
+        rc = lc_dt_agree_status(tr.dt, rc, err);
+    }
     if (rc == LC_OK && run_transfer && run_finetune && o->resume) {
         int done = 0;
         rc = transfer_done_before(&tr, &done, err);
@@ -1073,7 +1138,9 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         }
         if (rc == LC_OK) {
             tr.stages_done |= LC_STAGE_TRANSFER;
-            rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            if (tr.writer) {
+                rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            }
         }
         lc_transfer_teardown(&tr);
     }
@@ -1093,12 +1160,14 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
             tr.hooks = &lc_finetune_hooks;
             rc = lc_train_run_stage(&tr, err);
         }
-        if (rc == LC_OK && o->merge) {
+        if (rc == LC_OK && o->merge && tr.writer) {
             rc = lc_finetune_merge(&tr, err);
         }
         if (rc == LC_OK) {
             tr.stages_done |= LC_STAGE_FINETUNE;
-            rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            if (tr.writer) {
+                rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            }
         }
         lc_finetune_teardown(&tr);
     }
@@ -1106,6 +1175,7 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     if (tr.metrics != NULL) {
         fclose(tr.metrics);
     }
+    lc_dt_free(tr.dt);
     lc_linattn_free(tr.lin);
     free(tr.train_ids);
     free(tr.train_labels);

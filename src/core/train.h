@@ -22,11 +22,14 @@
 struct lc_param_group {
     const char *name; /* key prefix in the training state */
     float *params;    /* backend [n] */
-    float *grads;     /* backend [n] */
+    float *grads;     /* backend [n]: one micro-batch's gradient */
+    float *acc;       /* backend [n]: the step's gradient, the sum of the micro-batches'
+                       * in micro-batch order (made by the loop) */
     float *adam_m;    /* backend [n] */
     float *adam_v;    /* backend [n] */
     float *best;      /* host [n]: the weights of the best evaluation */
     size_t n;
+    size_t layer_size; /* floats per layer when the arena is layer after layer, else 0 */
 };
 
 struct lc_trainer;
@@ -90,6 +93,11 @@ struct lc_trainer {
     FILE *metrics;
     int adapter_cleared;    /* lc_remove_stale_adapter has run */
     int64_t metrics_lines;  /* lines written to it */
+
+    /* ranks (dist_train.h) */
+    struct lc_dtrain *dt;
+    int dt_mode;            /* enum lc_dt_mode of the stage; 0: by the stage */
+    int writer;             /* this rank writes the files (rank 0) */
 };
 
 /* stage 1 */

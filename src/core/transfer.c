@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist_train.h"
 #include "core/train.h"
 #include "core/util.h"
 
@@ -86,6 +87,7 @@ lc_status lc_transfer_setup(struct lc_trainer *tr, struct lc_error *err)
         .adam_v = x->adam_v,
         .best = x->best,
         .n = n,
+        .layer_size = tr->lin->layer_size,
     };
     return LC_OK;
 }
@@ -257,6 +259,7 @@ static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
     const int N = B * tr->T;
     const int L = tr->m->cfg.n_layers;
     double total = 0.0;
+    int l0, l1;
     lc_status rc;
 
     (void)labels;
@@ -264,10 +267,22 @@ static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
     if (rc != LC_OK) {
         return rc;
     }
-    be->ops->upload(be, f->ids, ids, (size_t)N * sizeof(int32_t));
-    lc_llama_embed(tr->m, f->x, f->ids, N);
-    rc = lc_transfer_layers(tr, 0, L, B, backward, grad_div, L - tr->lin->n_softmax, &total,
-                            layer_loss, err);
+    /* across ranks, a pipeline stage runs its layers on the residual
+     * stream of the stage before and hands it on with the loss so far */
+    lc_dt_layers(tr, &l0, &l1);
+    if (lc_dt_pipe_first(tr)) {
+        be->ops->upload(be, f->ids, ids, (size_t)N * sizeof(int32_t));
+        lc_llama_embed(tr->m, f->x, f->ids, N);
+    } else {
+        rc = lc_dt_pipe_recv(tr, f->x, N, &total, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_transfer_layers(tr, l0, l1, B, backward, grad_div, L - tr->lin->n_softmax, &total,
+                                layer_loss, err);
+    }
+    if (rc == LC_OK && !lc_dt_pipe_last(tr)) {
+        rc = lc_dt_pipe_send(tr, f->x, N, total, err);
+    }
     if (rc != LC_OK) {
         return rc;
     }

@@ -1,0 +1,115 @@
+#!/bin/sh
+# lolcats-train across ranks (mpirun, Open MPI): both stages give the
+# bytes of one process with 2 ranks (a pipeline of 2 stages, then data
+# parallel), 3 (3 stages) and 4 (2 stages of 2 data-parallel ranks);
+# SIGTERM on one rank stops every rank after the step with the state
+# saved, SIGKILL of one rank ends the job with mpirun's message, and
+# --resume (with another number of ranks, too) finishes with the same
+# bytes; bad layouts are refused by every rank.  Without MPI in the build,
+# running as one of several ranks is refused.
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_TEST_DATA:?run through make check}"
+model="$LC_TEST_DATA/models/stories260K-hf"
+text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+[ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
+command -v mpirun >/dev/null 2>&1 || { echo "SKIP: no mpirun"; exit 77; }
+# root in containers and CI; the two cores are oversubscribed
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+mpi() { # NP ARGS...: lolcats-train under mpirun, one thread per rank
+    np=$1; shift
+    mpirun -np "$np" -x OMP_WAIT_POLICY -x OMP_NUM_THREADS=1 "$train" "$@"
+}
+
+if [ "${LC_HAVE_MPI:-no}" != yes ]; then
+    mpirun -np 2 "$train" -m "$model" -d "$text" -o "$tmp/x" -q >/dev/null 2>"$tmp/err"
+    grep -q 'no MPI support' "$tmp/err" || fail "a build without MPI ran as 2 ranks: $(cat "$tmp/err")"
+    exit $status
+fi
+
+# 8 steps per stage of 2 micro-batches of 128 tokens, an evaluation every
+# 4: the metrics hold 11 lines of stage 1 (evaluations at lines 1, 6, 11)
+# and 11 of stage 2
+opts="--model $model --data $text --seq-len 128 --window 16 --grad-accum 2 --max-steps 8
+--eval-every 4 --val-size 8 --no-summary --quiet --lora-dropout 0.1 --lora-lr 0.001"
+outputs="feature_maps.safetensors adapter_model.safetensors adapter_config.json
+lolcats_config.json train_state.safetensors"
+same_outputs() { # DIR WHAT
+    for f in $outputs; do
+        cmp -s "$tmp/one/$f" "$1/$f" || fail "$2: $f differs from one process"
+    done
+    [ "$(wc -l <"$1.jsonl")" = 22 ] || fail "$2: $(wc -l <"$1.jsonl") metrics lines, not 22"
+}
+# shellcheck disable=SC2086
+"$train" $opts --out "$tmp/one" --metrics "$tmp/one.jsonl" --threads 1 || fail "one process failed"
+
+# shellcheck disable=SC2086
+mpi 2 $opts --out "$tmp/r2" --metrics "$tmp/r2.jsonl" || fail "2 ranks failed"
+same_outputs "$tmp/r2" "2 ranks"
+# shellcheck disable=SC2086
+mpi 3 $opts --out "$tmp/r3" --metrics "$tmp/r3.jsonl" || fail "3 ranks failed"
+same_outputs "$tmp/r3" "3 ranks"
+# shellcheck disable=SC2086
+mpi 4 $opts --out "$tmp/r4" --metrics "$tmp/r4.jsonl" --pipeline-stages 2 ||
+    fail "4 ranks in 2 pipeline stages failed"
+same_outputs "$tmp/r4" "4 ranks in 2 stages"
+# only rank 0 wrote: no temporary files of anybody else
+[ "$(ls "$tmp/r4")" = "$(ls "$tmp/one")" ] || fail "4 ranks left other files: $(ls "$tmp/r4")"
+
+# the process of rank $2 among the children of mpirun $1
+rank_pid() {
+    for p in $(pgrep -P "$1"); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+            echo "$p"
+            return
+        fi
+    done
+}
+lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+# waits until the metrics file $1 has $2 lines, or mpirun $mp has ended
+wait_for_lines() {
+    while [ "$(lines_of "$1")" -lt "$2" ] && kill -0 "$mp" 2>/dev/null; do
+        sleep 0.005
+    done
+}
+
+# SIGTERM to rank 1 in stage 2: every rank stops after the step, exit 130
+d="$tmp/term"
+# shellcheck disable=SC2086
+(mpi 2 $opts --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/term.err") &
+mp=$!
+wait_for_lines "$d.jsonl" 14
+sleep 0.2
+mp=$(pgrep -P "$mp" mpirun || echo "$mp")
+p=$(rank_pid "$mp" 1)
+[ -n "$p" ] && kill -TERM "$p"
+wait
+grep -q 'stopped at step' "$tmp/term.err" || fail "SIGTERM on rank 1: $(cat "$tmp/term.err")"
+[ -f "$d/train_state.safetensors" ] || fail "SIGTERM on rank 1: no state saved"
+# shellcheck disable=SC2086
+mpi 2 $opts --out "$d" --metrics "$d.jsonl" --resume || fail "resume after SIGTERM failed"
+same_outputs "$d" "SIGTERM on rank 1, then --resume"
+
+# SIGKILL of rank 0 in stage 1: the job ends with mpirun's message; resume
+# with 3 ranks
+d="$tmp/kill"
+# shellcheck disable=SC2086
+(mpi 2 $opts --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/kill.err") &
+mp=$!
+wait_for_lines "$d.jsonl" 7
+mp=$(pgrep -P "$mp" mpirun || echo "$mp")
+p=$(rank_pid "$mp" 0)
+[ -n "$p" ] && kill -KILL "$p"
+wait
+grep -q 'signal 9' "$tmp/kill.err" || fail "SIGKILL of rank 0: $(cat "$tmp/kill.err")"
+# shellcheck disable=SC2086
+mpi 3 $opts --out "$d" --metrics "$d.jsonl" --resume || fail "resume after SIGKILL failed"
+same_outputs "$d" "SIGKILL of rank 0, then --resume on 3 ranks"
+
+# a layout that does not fit: every rank says so, exit 2
+# shellcheck disable=SC2086
+mpi 2 $opts --out "$tmp/bad" --pipeline-stages 4 >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'pipeline stages' "$tmp/err" ||
+    fail "--pipeline-stages 4 on 2 ranks: status $rc, $(cat "$tmp/err")"
+
+exit $status
