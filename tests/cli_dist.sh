@@ -1,7 +1,8 @@
 #!/bin/sh
 # lolcats-train across ranks (mpirun, Open MPI): both stages give the
 # bytes of one process with 2 ranks (a pipeline of 2 stages, then data
-# parallel), 3 (3 stages) and 4 (2 stages of 2 data-parallel ranks);
+# parallel), 3 (3 stages) and 4 (2 stages of 2 data-parallel ranks), and so
+# does block-wise transfer (its cache and block states included);
 # SIGTERM on one rank stops every rank after the step with the state
 # saved, SIGKILL of one rank ends the job with mpirun's message, and
 # --resume (with another number of ranks, too) finishes with the same
@@ -104,6 +105,45 @@ grep -q 'signal 9' "$tmp/kill.err" || fail "SIGKILL of rank 0: $(cat "$tmp/kill.
 # shellcheck disable=SC2086
 mpi 3 $opts --out "$d" --metrics "$d.jsonl" --resume || fail "resume after SIGKILL failed"
 same_outputs "$d" "SIGKILL of rank 0, then --resume on 3 ranks"
+
+# block-wise transfer (--block-layers 2: 3 blocks) on a short text: 3
+# ranks (a block each) and 4 ranks (2 stages of 2) give every file of one
+# process, the cache and the blocks' states included; SIGTERM on rank 2
+# while the blocks train, then --resume on 2 ranks: the same
+head -c 100000 "$text" >"$tmp/bw.txt"
+bopts="--model $model --data $tmp/bw.txt --seq-len 128 --window 16 --grad-accum 2 --max-steps 8
+--eval-every 4 --val-size 8 --no-summary --quiet --stage transfer --block-layers 2
+--cache-shard-chunks 50"
+bw_same() { # DIR WHAT
+    for f in $(cd "$tmp/bw1" && find . -type f | sort); do
+        cmp -s "$tmp/bw1/$f" "$1/$f" || fail "$2: $f differs from one process"
+    done
+    [ "$(sort "$1.jsonl" | sed 's/"tokens_per_s": [0-9.]*//' | cksum)" = \
+        "$(sort "$tmp/bw1.jsonl" | sed 's/"tokens_per_s": [0-9.]*//' | cksum)" ] ||
+        fail "$2: other metrics lines than one process"
+}
+# shellcheck disable=SC2086
+"$train" $bopts --out "$tmp/bw1" --metrics "$tmp/bw1.jsonl" --threads 1 ||
+    fail "block-wise, one process, failed"
+# shellcheck disable=SC2086
+mpi 3 $bopts --out "$tmp/bw3" --metrics "$tmp/bw3.jsonl" || fail "block-wise on 3 ranks failed"
+bw_same "$tmp/bw3" "block-wise on 3 ranks"
+# shellcheck disable=SC2086
+mpi 4 $bopts --out "$tmp/bw4" --metrics "$tmp/bw4.jsonl" || fail "block-wise on 4 ranks failed"
+bw_same "$tmp/bw4" "block-wise on 4 ranks (2 stages of 2)"
+d="$tmp/bwt"
+# shellcheck disable=SC2086
+(mpi 3 $bopts --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/err") &
+mp=$!
+wait_for_lines "$d.jsonl" 10
+mp=$(pgrep -P "$mp" mpirun || echo "$mp")
+p=$(rank_pid "$mp" 2)
+[ -n "$p" ] && kill -TERM "$p"
+wait
+grep -q 'stopped' "$tmp/err" || fail "block-wise, SIGTERM on rank 2: $(cat "$tmp/err")"
+# shellcheck disable=SC2086
+mpi 2 $bopts --out "$d" --metrics "$d.jsonl" --resume || fail "block-wise: resume failed"
+bw_same "$d" "block-wise, SIGTERM on rank 2, then --resume on 2 ranks"
 
 # a layout that does not fit: every rank says so, exit 2
 # shellcheck disable=SC2086

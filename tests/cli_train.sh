@@ -248,6 +248,76 @@ for bad in 5 1,1 0-4 x 2-; do
         fail "--softmax-layers $bad: status $rc, $(cat "$tmp/err")"
 done
 
+# --- block-wise transfer (--block-layers 2: blocks of layers 0-1, 2-3, 4)
+# on a short text: the hidden states at each block's first layer are
+# cached in files of 50 chunks, each block is trained on its own and has
+# its own state; kill -9 while caching and while training blocks, then
+# --resume: the same files; a damaged cache file is made again
+head -c 100000 "$text" >"$tmp/bw.txt"
+bw_exec() {
+    out=$1; shift
+    exec "$train" --model "$model" --data "$tmp/bw.txt" --out "$out" --seq-len 128 \
+        --window 16 --grad-accum 2 --max-steps 8 --eval-every 4 --val-size 8 --no-summary \
+        --quiet --stage transfer --block-layers 2 --cache-shard-chunks 50 "$@"
+}
+bw_run() { (bw_exec "$@"); }
+bw_same() { # DIR WHAT: every file of the block-wise run in $tmp/bw1
+    for f in $(cd "$tmp/bw1" && find . -type f | sort); do
+        cmp -s "$tmp/bw1/$f" "$1/$f" || fail "$2: $f differs"
+    done
+    if find "$1" -name '*.tmp.*' | grep -q .; then
+        fail "$2: temporary files left: $(find "$1" -name '*.tmp.*')"
+    fi
+}
+bw_run "$tmp/bw1" --threads 1 --metrics "$tmp/bw1.jsonl" || fail "block-wise transfer failed"
+bw_run "$tmp/bw2" --threads 2 --metrics "$tmp/bw2.jsonl" || fail "block-wise, 2 threads, failed"
+bw_same "$tmp/bw2" "block-wise with 1 and 2 threads"
+# for each of the 3 blocks: the training chunks in several shards, the 8
+# validation chunks in one
+for b in 0000 0001 0002; do
+    [ "$(ls "$tmp/bw1/hidden_states" | grep -c "^train-b$b-s0000[0-9].safetensors$")" -ge 2 ] &&
+        [ "$(ls "$tmp/bw1/hidden_states" | grep -c "^val-b$b-s")" = 1 ] ||
+        fail "hidden state files of block $b: $(ls "$tmp/bw1/hidden_states")"
+done
+[ "$(ls "$tmp/bw1/hidden_states" | grep -c 'b0003')" = 0 ] || fail "a fourth block was cached"
+[ "$(ls "$tmp/bw1/blocks" | wc -l)" = 6 ] || fail "block files: $(ls "$tmp/bw1/blocks")"
+# 3 blocks of 8 step lines and 3 evaluations
+[ "$(grep -c '"block": 1, "layers": \[2, 4\]' "$tmp/bw1.jsonl")" = 11 ] ||
+    fail "block metrics: $(head -3 "$tmp/bw1.jsonl")"
+cmp -s "$tmp/bw1/feature_maps.safetensors" "$tmp/t1/feature_maps.safetensors" &&
+    fail "block-wise transfer gave the joint result"
+for k in cache 14; do
+    d="$tmp/bwk$k"
+    (bw_exec "$d" --metrics "$d.jsonl") &
+    pid=$!
+    if [ "$k" = cache ]; then
+        while [ "$(ls "$d/hidden_states" 2>/dev/null | grep -vc tmp)" -lt 4 ] &&
+            kill -0 "$pid" 2>/dev/null; do
+            sleep 0.002
+        done
+    else
+        wait_for_lines "$d.jsonl" "$k"
+    fi
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    bw_run "$d" --metrics "$d.jsonl" --resume || fail "block-wise: resume after kill at $k failed"
+    bw_same "$d" "block-wise, kill -9 at $k then --resume"
+    [ "$(sort "$d.jsonl" | sed 's/"tokens_per_s": [0-9.]*//' | cksum)" = \
+        "$(sort "$tmp/bw1.jsonl" | sed 's/"tokens_per_s": [0-9.]*//' | cksum)" ] ||
+        fail "block-wise, kill -9 at $k then --resume: other metrics lines"
+done
+# a damaged cache file (one byte changed) is found by its checksum and made
+# again; the result is the same
+f="$tmp/bw2/hidden_states/train-b0001-s00001.safetensors"
+printf 'X' | dd of="$f" bs=1 seek=5000 conv=notrunc 2>/dev/null
+bw_run "$tmp/bw2" --resume 2>"$tmp/err" || fail "block-wise with a damaged cache file failed"
+grep -q 'train-b0001-s00001.safetensors: checksum' "$tmp/err" ||
+    fail "damaged cache file: $(cat "$tmp/err")"
+bw_same "$tmp/bw2" "block-wise after a damaged cache file"
+bw_run "$tmp/x" --block-layers 6 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'block-layers' "$tmp/err" || fail "--block-layers 6: status $rc"
+
 # --- the result is usable: lolcats-eval with --lolcats and --compare
 "$eval_" -m "$model" --lolcats "$tmp/t1" --compare -t ppl -d "$text" --split val -c 128 \
     --json -q >"$tmp/eval.json" || fail "lolcats-eval --lolcats failed"

@@ -578,6 +578,12 @@ struct lc_train_opts {
     int pipeline_stages;    /* stage 1: pipeline stages across the ranks (each a contiguous
                              * block of layers; the ranks of a stage split its micro-batches);
                              * 0 (default): as many as the ranks allow */
+    /* block-wise attention transfer (method doc section 6) */
+    int block_layers;       /* > 0: stage 1 trains blocks of this many layers independently,
+                             * each from cached hidden states at its first layer; 0 (default):
+                             * all layers together */
+    const char *cache_dir;  /* the cached hidden states; NULL: OUT/hidden_states */
+    int64_t cache_shard_chunks; /* chunks per cache file; 0 (default): about 64 MiB each */
 };
 
 /** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */
@@ -588,7 +594,9 @@ enum lc_train_event_kind {
     LC_EV_START = 0,  /* a stage starts: total_steps, tokens_per_step set */
     LC_EV_STEP = 1,   /* after an optimizer step: loss, lr, tokens_per_s */
     LC_EV_EVAL = 2,   /* after an evaluation: val_loss, improved, layer_mse */
-    LC_EV_END = 3     /* a stage ends: best_val_loss */
+    LC_EV_END = 3,    /* a stage ends: best_val_loss */
+    LC_EV_CACHE = 4   /* block-wise stage 1: hidden states cached for step of total_steps
+                       * chunks */
 };
 
 struct lc_train_event {
@@ -608,6 +616,10 @@ struct lc_train_event {
     const double *layer_mse; /* stage 1 evaluations: validation MSE per layer */
     int64_t act_bytes;       /* stage 2 start: backend bytes of activations and working */
     int64_t act_bytes_recompute; /* buffers per micro-batch, without and with recompute */
+    int block;               /* block-wise stage 1: the block (0 ..), else -1 */
+    int n_blocks;
+    int first_layer;         /* the block's layers [first_layer, end_layer) */
+    int end_layer;
 };
 
 /* Return non-zero to stop: the trainer saves its state and returns

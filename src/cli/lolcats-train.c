@@ -65,6 +65,11 @@ static void usage(FILE *out)
             "      --xent-weight W     weight of the attention-weight cross-entropy (default 0)\n"
             "      --softmax-layers LIST  layers that keep softmax attention, e.g. 0,15-17\n"
             "                          (a hybrid model; default none)\n"
+            "      --block-layers K    block-wise transfer: train blocks of K layers each on\n"
+            "                          its own, from cached hidden states (default: all\n"
+            "                          layers together)\n"
+            "      --cache-dir DIR     the cached hidden states (default DIR/hidden_states)\n"
+            "      --cache-shard-chunks N  chunks per cache file (default: about 64 MiB)\n"
             "\n"
             "LoRA (stage 2):\n"
             "      --lora-rank N       adapter rank r (default 8)\n"
@@ -120,6 +125,9 @@ enum {
     OPT_MSE_WEIGHT,
     OPT_XENT_WEIGHT,
     OPT_SOFTMAX_LAYERS,
+    OPT_BLOCK_LAYERS,
+    OPT_CACHE_DIR,
+    OPT_CACHE_SHARD_CHUNKS,
     OPT_LORA_RANK,
     OPT_LORA_ALPHA,
     OPT_LORA_DROPOUT,
@@ -237,6 +245,9 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"mse-weight", required_argument, NULL, OPT_MSE_WEIGHT},
         {"xent-weight", required_argument, NULL, OPT_XENT_WEIGHT},
         {"softmax-layers", required_argument, NULL, OPT_SOFTMAX_LAYERS},
+        {"block-layers", required_argument, NULL, OPT_BLOCK_LAYERS},
+        {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+        {"cache-shard-chunks", required_argument, NULL, OPT_CACHE_SHARD_CHUNKS},
         {"lora-rank", required_argument, NULL, OPT_LORA_RANK},
         {"lora-alpha", required_argument, NULL, OPT_LORA_ALPHA},
         {"lora-dropout", required_argument, NULL, OPT_LORA_DROPOUT},
@@ -407,6 +418,21 @@ static int parse_args(int argc, char **argv, struct train_args *a)
             }
             t->softmax_layers = a->softmax_layers;
             break;
+        case OPT_BLOCK_LAYERS:
+            if (!cli_parse_int("--block-layers", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->block_layers = (int)n;
+            break;
+        case OPT_CACHE_DIR:
+            t->cache_dir = optarg;
+            break;
+        case OPT_CACHE_SHARD_CHUNKS:
+            if (!cli_parse_int("--cache-shard-chunks", optarg, 1, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->cache_shard_chunks = n;
+            break;
         case OPT_LORA_RANK:
             if (!cli_parse_int("--lora-rank", optarg, 1, 65536, &n)) {
                 return CLI_EXIT_USAGE;
@@ -496,14 +522,76 @@ struct run_state {
     const struct train_args *a;
     struct cli_progress prog;
     int n_layers;
-    double *first_layer_mse; /* the first evaluation (the untrained start) */
+    double *first_layer_mse; /* the first evaluation (the untrained start), NaN before */
     double *best_layer_mse;
-    double first_val;
+    int have_layer_mse;
+    int caching;             /* the cache progress is shown */
 };
 
 static const char *stage_name(int stage)
 {
     return stage == LC_STAGE_TRANSFER ? "transfer" : "finetune";
+}
+
+/* The per-layer MSE of an evaluation for the summary: a block's layers only. */
+static void keep_layer_mse(struct run_state *rs, const struct lc_train_event *ev)
+{
+    const int l0 = ev->block >= 0 ? ev->first_layer : 0;
+    const int l1 = ev->block >= 0 ? ev->end_layer : rs->n_layers;
+
+    if (rs->first_layer_mse == NULL || ev->layer_mse == NULL) {
+        return;
+    }
+    for (int l = l0; l < l1 && l < rs->n_layers; l++) {
+        if (isnan(rs->first_layer_mse[l])) {
+            rs->first_layer_mse[l] = ev->layer_mse[l];
+        }
+        if (ev->improved) {
+            rs->best_layer_mse[l] = ev->layer_mse[l];
+        }
+    }
+    rs->have_layer_mse = 1;
+}
+
+/* Block-wise stage 1: one block at a time on this rank (rank 0 also shows
+ * the evaluations and ends of the other ranks' blocks). */
+static int on_block_event(struct run_state *rs, const struct lc_train_event *ev)
+{
+    const struct cli_common *c = &rs->a->common;
+    char label[64];
+    char extra[160];
+
+    snprintf(label, sizeof(label), "block %d/%d", ev->block + 1, ev->n_blocks);
+    switch (ev->kind) {
+    case LC_EV_START:
+        if (ev->end_layer - ev->first_layer > 1) {
+            snprintf(extra, sizeof(extra), "layers %d-%d", ev->first_layer, ev->end_layer - 1);
+        } else {
+            snprintf(extra, sizeof(extra), "layer %d", ev->first_layer);
+        }
+        cli_info(c, "transfer %s (%s): %lld optimizer steps of %lld tokens", label, extra,
+                 (long long)ev->total_steps, (long long)ev->tokens_per_step);
+        cli_progress_start(&rs->prog, label, ev->total_steps, c->quiet);
+        break;
+    case LC_EV_STEP:
+        snprintf(extra, sizeof(extra), "loss %.4f lr %.1e %.0f tok/s", ev->loss, ev->lr,
+                 ev->tokens_per_s);
+        cli_progress_update(&rs->prog, ev->step, extra);
+        break;
+    case LC_EV_EVAL:
+        keep_layer_mse(rs, ev);
+        cli_progress_clear(&rs->prog);
+        cli_info(c, "transfer %s step %lld: validation loss %.6f%s", label, (long long)ev->step,
+                 ev->val_loss, ev->improved ? " (best so far, saved)" : "");
+        break;
+    case LC_EV_END:
+        cli_progress_end(&rs->prog);
+        cli_info(c, "transfer %s done: best validation loss %.6f", label, ev->best_val_loss);
+        break;
+    default:
+        break;
+    }
+    return cli_interrupted();
 }
 
 static int on_event(const struct lc_train_event *ev, void *user)
@@ -512,7 +600,22 @@ static int on_event(const struct lc_train_event *ev, void *user)
     const struct cli_common *c = &rs->a->common;
     char extra[160];
 
+    if (ev->block >= 0) {
+        return on_block_event(rs, ev);
+    }
     switch (ev->kind) {
+    case LC_EV_CACHE:
+        if (!rs->caching) {
+            cli_info(c, "transfer: caching the hidden states at the first layer of every block");
+            cli_progress_start(&rs->prog, "cache", ev->total_steps, c->quiet);
+            rs->caching = 1;
+        }
+        cli_progress_update(&rs->prog, ev->step, "chunks");
+        if (ev->step >= ev->total_steps) {
+            cli_progress_end(&rs->prog);
+            rs->caching = 0;
+        }
+        break;
     case LC_EV_START:
         cli_info(c, "%s: %lld optimizer steps of %lld tokens", stage_name(ev->stage),
                  (long long)ev->total_steps, (long long)ev->tokens_per_step);
@@ -531,15 +634,7 @@ static int on_event(const struct lc_train_event *ev, void *user)
         cli_progress_update(&rs->prog, ev->step, extra);
         break;
     case LC_EV_EVAL:
-        if (rs->first_layer_mse != NULL && ev->layer_mse != NULL) {
-            if (isnan(rs->first_val)) {
-                rs->first_val = ev->val_loss;
-                memcpy(rs->first_layer_mse, ev->layer_mse, (size_t)rs->n_layers * sizeof(double));
-            }
-            if (ev->improved) {
-                memcpy(rs->best_layer_mse, ev->layer_mse, (size_t)rs->n_layers * sizeof(double));
-            }
-        }
+        keep_layer_mse(rs, ev);
         cli_progress_clear(&rs->prog);
         if (ev->stage == LC_STAGE_FINETUNE) {
             /* the loss is a mean NLL per token: show its perplexity too */
@@ -680,7 +775,7 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
                                   : "linearized, attention transfer + LoRA",
                finetuned.ppl, 100.0 * (finetuned.ppl / teacher.ppl - 1.0));
     }
-    if (rs->first_layer_mse != NULL && !isnan(rs->first_val)) {
+    if (rs->first_layer_mse != NULL && rs->have_layer_mse) {
         printf("validation attention MSE per layer (start -> best)\n");
         for (int l = 0; l < rs->n_layers; l++) {
             int softmax = 0;
@@ -753,7 +848,6 @@ int main(int argc, char **argv)
     }
     memset(&rs, 0, sizeof(rs));
     rs.a = &a;
-    rs.first_val = NAN;
     rc = lc_model_open(&model, a.model, be, &err);
     if (rc == LC_OK) {
         rc = lc_tokenizer_open(&tok, a.model, &err);
@@ -770,6 +864,9 @@ int main(int argc, char **argv)
     rs.n_layers = lc_model_get_config(model)->n_layers;
     rs.first_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
     rs.best_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
+    for (int l = 0; rs.first_layer_mse != NULL && l < rs.n_layers; l++) {
+        rs.first_layer_mse[l] = NAN;
+    }
     rc = lc_train(model, ds, &a.t, on_event, &rs, &err);
     if (rc != LC_OK) {
         cli_progress_clear(&rs.prog);

@@ -49,7 +49,7 @@ lc_status lc_dt_new(struct lc_dtrain **out, struct lc_trainer *tr, struct lc_err
             return rc;
         }
     }
-    rc = lc_layout_make(&dt->layout, tr->m->cfg.n_layers, dt->dist->size, 0,
+    rc = lc_layout_make(&dt->layout, tr->m->cfg.n_layers, dt->dist->size, o->block_layers,
                         o->pipeline_stages, err);
     if (rc == LC_OK) {
         dt->stage = lc_layout_stage(&dt->layout, dt->dist->rank);
@@ -178,12 +178,7 @@ void lc_dt_stage_end(struct lc_trainer *tr)
     struct lc_dtrain *dt = tr->dt;
     struct lc_backend *be = tr->be;
 
-    lc_dt_pipe_flush(tr, NULL);
-    for (int i = 0; i < 2; i++) {
-        free(dt->send_buf[i]);
-        dt->send_buf[i] = NULL;
-    }
-    dt->send_bytes = 0;
+    lc_dt_pipe_free(tr);
     for (int g = 0; g < tr->n_groups; g++) {
         be->ops->release(be, tr->groups[g].acc);
         tr->groups[g].acc = NULL;
@@ -546,6 +541,18 @@ lc_status lc_dt_pipe_send(struct lc_trainer *tr, const float *x, int N, double t
     }
     dt->send_next = 1 - b;
     return rc;
+}
+
+void lc_dt_pipe_free(struct lc_trainer *tr)
+{
+    struct lc_dtrain *dt = tr->dt;
+
+    lc_dt_pipe_flush(tr, NULL);
+    for (int i = 0; i < 2; i++) {
+        free(dt->send_buf[i]);
+        dt->send_buf[i] = NULL;
+    }
+    dt->send_bytes = 0;
 }
 
 lc_status lc_dt_pipe_flush(struct lc_trainer *tr, struct lc_error *err)

@@ -118,5 +118,7 @@ lc_status lc_dt_pipe_send(struct lc_trainer *tr, const float *x, int N, double t
                           struct lc_error *err);
 /* waits for the sends in flight */
 lc_status lc_dt_pipe_flush(struct lc_trainer *tr, struct lc_error *err);
+/* ... and frees their buffers */
+void lc_dt_pipe_free(struct lc_trainer *tr);
 
 #endif /* LC_CORE_DIST_TRAIN_H */

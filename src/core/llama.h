@@ -131,6 +131,10 @@ lc_status lc_llama_fwd_alloc(struct lc_llama *m, struct lc_llama_fwd *f, int max
                              struct lc_error *err);
 void lc_llama_fwd_free(struct lc_llama *m, struct lc_llama_fwd *f);
 
+/* Layer l of the forward on f->x (positions in f->pos): B sequences of T
+ * tokens, softmax attention or the attached linear attention. */
+void lc_llama_layer(struct lc_llama *m, struct lc_llama_fwd *f, int l, int B, int T);
+
 /* Forward of B sequences (softmax attention, or the attached linear
  * attention) of T tokens (host ids
  * [B*T]); positions 0..T-1 in each.  Leaves the final hidden states in

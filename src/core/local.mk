@@ -9,6 +9,7 @@ noinst_LTLIBRARIES += liblc_internal.la
 liblc_internal_la_SOURCES = \
 	src/core/backend.c \
 	src/core/backend.h \
+	src/core/blockwise.c \
 	src/core/atomicfile.c \
 	src/core/atomicfile.h \
 	src/core/config.c \
@@ -27,6 +28,8 @@ liblc_internal_la_SOURCES = \
 	src/core/finetune.c \
 	src/core/finetune.h \
 	src/core/gguf.c \
+	src/core/hidden_cache.c \
+	src/core/hidden_cache.h \
 	src/core/half.h \
 	src/core/llama.c \
 	src/core/llama.h \

@@ -240,6 +240,12 @@ static void key_name(char *buf, size_t cap, int l, const char *what)
 lc_status lc_linattn_save(const struct lc_linattn *a, const float *host, const char *path,
                           struct lc_error *err)
 {
+    return lc_linattn_save_layers(a, host, 0, a->L, path, err);
+}
+
+lc_status lc_linattn_save_layers(const struct lc_linattn *a, const float *host, int l0, int l1,
+                                 const char *path, struct lc_error *err)
+{
     struct lc_st_writer *w = NULL;
     const int64_t fshape[3] = {a->H, a->D, a->cfg.feature_dim};
     const int64_t tshape[4] = {1, a->H, 1, 1};
@@ -250,7 +256,7 @@ lc_status lc_linattn_save(const struct lc_linattn *a, const float *host, const c
     if (rc != LC_OK) {
         return rc;
     }
-    for (int l = 0; l < a->L && rc == LC_OK; l++) {
+    for (int l = l0; l < l1 && rc == LC_OK; l++) {
         if (lc_linattn_is_softmax(a, l)) {
             continue;
         }
@@ -304,27 +310,17 @@ static lc_status read_tensor(const struct lc_st_file *f, const char *path, const
     return LC_OK;
 }
 
-lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err)
+lc_status lc_linattn_read_layers(const struct lc_linattn *a, const char *path, int l0, int l1,
+                                 float *host, struct lc_error *err)
 {
     struct lc_st_file *f = NULL;
-    float *host = NULL;
     const int64_t fshape[3] = {a->H, a->D, a->cfg.feature_dim};
     const int64_t tshape[4] = {1, a->H, 1, 1};
     char name[128];
     lc_status rc;
 
     rc = lc_st_open(&f, path, err);
-    if (rc != LC_OK) {
-        return rc;
-    }
-    host = malloc(a->n_params * sizeof(float));
-    if (host == NULL) {
-        lc_st_close(f);
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    /* softmax layers keep the arena's values (no keys to read) */
-    rc = lc_linattn_download(a, host);
-    for (int l = 0; l < a->L && rc == LC_OK; l++) {
+    for (int l = l0; l < l1 && rc == LC_OK; l++) {
         if (lc_linattn_is_softmax(a, l)) {
             continue;
         }
@@ -339,11 +335,27 @@ lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_erro
             rc = read_tensor(f, path, name, 4, tshape, lc_linattn_theta(a, host, l), err);
         }
     }
+    lc_st_close(f);
+    return rc;
+}
+
+lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err)
+{
+    float *host = malloc(a->n_params * sizeof(float));
+    lc_status rc;
+
+    if (host == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    /* softmax layers keep the arena's values (no keys to read) */
+    rc = lc_linattn_download(a, host);
+    if (rc == LC_OK) {
+        rc = lc_linattn_read_layers(a, path, 0, a->L, host, err);
+    }
     if (rc == LC_OK) {
         rc = lc_linattn_upload(a, host);
     }
     free(host);
-    lc_st_close(f);
     return rc;
 }
 

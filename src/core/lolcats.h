@@ -93,9 +93,15 @@ lc_status lc_linattn_upload(struct lc_linattn *a, const float *host);
  * keys, as in the reference code). */
 lc_status lc_linattn_save(const struct lc_linattn *a, const float *host_arena, const char *path,
                           struct lc_error *err);
+/* The same for layers [l0, l1) only. */
+lc_status lc_linattn_save_layers(const struct lc_linattn *a, const float *host_arena, int l0,
+                                 int l1, const char *path, struct lc_error *err);
 /* Reads such a file into the arena; shapes must match.  The keys of
  * softmax layers are not needed (and ignored when present). */
 lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err);
+/* The linearized layers among [l0, l1) of such a file into a host arena. */
+lc_status lc_linattn_read_layers(const struct lc_linattn *a, const char *path, int l0, int l1,
+                                 float *host_arena, struct lc_error *err);
 
 /* The hybrid attention of layer l for q [N,H*D], k, v [N,Hkv*D] (after
  * RoPE): fq, fk [N,H*F] receive the features, y [N,H*D] the output, mx

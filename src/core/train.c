@@ -73,6 +73,10 @@ static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
     ev->lr = tr->lr;
     ev->best_val_loss = tr->best_val;
     ev->n_layers = tr->m->cfg.n_layers;
+    ev->block = tr->block;
+    ev->n_blocks = tr->n_blocks;
+    ev->first_layer = tr->block_l0;
+    ev->end_layer = tr->block_l1;
     /* every rank stops at the same step when any rank asks to */
     return lc_dt_agree_stop(tr, tr->on_event != NULL ? tr->on_event(ev, tr->user) : 0);
 }
@@ -82,6 +86,15 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...) LC_PRINTF(
 static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
 {
     va_list ap;
+    if (tr->metrics_out != NULL) {
+        /* a block trainer's lines go to rank 0's file */
+        char buf[4096];
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        tr->metrics_out(tr, buf);
+        return;
+    }
     if (tr->metrics == NULL) {
         return;
     }
@@ -91,6 +104,16 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
     fflush(tr->metrics);
     if (fmt[strlen(fmt) - 1] == '\n') {
         tr->metrics_lines++;
+    }
+}
+
+/* The start of a metrics line: the stage, and a block's number and layers. */
+static void metrics_head(struct lc_trainer *tr)
+{
+    metrics_line(tr, "{\"stage\": \"%s\", ", tr->hooks->name);
+    if (tr->block >= 0) {
+        metrics_line(tr, "\"block\": %d, \"layers\": [%d, %d], ", tr->block, tr->block_l0,
+                     tr->block_l1);
     }
 }
 
@@ -204,6 +227,8 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
         if (!lc_dt_runs_eval(tr, j)) {
             continue;
         }
+        tr->cur_chunks = NULL;
+        tr->cur_val = done;
         rc = tr->hooks->microbatch(tr, tr->val_ids + (size_t)done * T,
                                    tr->val_labels + (size_t)done * T, b, 0, 1.0, &loss,
                                    tr->layer_loss, err);
@@ -238,6 +263,12 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
 
 /* ------------------------------------------------------------ state */
 
+/* the training state's file (malloc'd) */
+static char *state_path(const struct lc_trainer *tr)
+{
+    return lc_path_join(tr->o->out_dir, tr->state_name != NULL ? tr->state_name : STATE_FILE);
+}
+
 static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
 {
     const struct lc_train_opts *o = tr->o;
@@ -257,6 +288,11 @@ static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
              o->xent_weight, o->lora_rank, o->lora_alpha, o->lora_dropout, o->lora_targets,
              o->train_feature_maps, o->skip_transfer, o->weight_decay, o->plateau_factor,
              o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h);
+    if (tr->block >= 0) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, " block=%d layers=%d-%d", tr->block, tr->block_l0,
+                 tr->block_l1);
+    }
     /* only when set, so that states saved before the option still match */
     for (int l = 0, first = 1; l < tr->m->cfg.n_layers; l++) {
         if (lc_linattn_is_softmax(tr->lin, l)) {
@@ -271,7 +307,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     struct lc_st_writer *w = NULL;
-    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    char *path = state_path(tr);
     float *host = NULL;
     char buf[1024];
     lc_status rc;
@@ -360,7 +396,7 @@ static lc_status open_state(const struct lc_trainer *tr, char **path, struct lc_
                             struct lc_error *err)
 {
     *f = NULL;
-    *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    *path = state_path(tr);
     if (*path == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
@@ -495,15 +531,17 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
             goto done;
         }
     }
-    if (tr->metrics != NULL) {
-        metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"val_loss\": %.9g, "
+    if (tr->metrics != NULL || tr->metrics_out != NULL) {
+        const int l0 = tr->block >= 0 ? tr->block_l0 : 0;
+        const int l1 = tr->block >= 0 ? tr->block_l1 : L;
+        metrics_head(tr);
+        metrics_line(tr, "\"step\": %lld, \"epoch\": %lld, \"val_loss\": %.9g, "
                          "\"best_val_loss\": %.9g, \"lr\": %.9g",
-                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, val, tr->best_val,
-                     tr->lr);
+                     (long long)tr->step, (long long)tr->epoch, val, tr->best_val, tr->lr);
         if (tr->hooks->reports_layers) {
             metrics_line(tr, ", \"layer_mse\": [");
-            for (int l = 0; l < L; l++) {
-                metrics_line(tr, "%s%.9g", l ? ", " : "", layer[l]);
+            for (int l = l0; l < l1; l++) {
+                metrics_line(tr, "%s%.9g", l > l0 ? ", " : "", layer[l]);
             }
             metrics_line(tr, "]");
         }
@@ -603,6 +641,7 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             /* gather the B chunks of this micro-batch into one contiguous batch */
             rc = lc_trainer_gather(tr, tr->perm + (tr->mb + i) * tr->B, &ids, &labels, err);
             tr->cur_mb = i;
+            tr->cur_chunks = tr->perm + (tr->mb + i) * tr->B;
             if (rc == LC_OK) {
                 rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
                                            tr->layer_loss, err);
@@ -648,11 +687,20 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
         ev.loss = loss;
         ev.tokens_per_s = (double)tokens / (lc_time_now() - t0 + 1e-9);
         ev.tokens_per_step = tokens;
-        metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, "
-                         "\"lr\": %.9g, \"tokens_per_s\": %.1f}\n",
-                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, tr->lr,
-                     ev.tokens_per_s);
+        metrics_head(tr);
+        metrics_line(tr, "\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
+                         "\"tokens_per_s\": %.1f}\n",
+                     (long long)tr->step, (long long)tr->epoch, loss, tr->lr, ev.tokens_per_s);
         if (emit(tr, &ev) != 0) {
+            if (tr->step % o->eval_every == 0 || tr->step == total) {
+                /* the evaluation due now first: a resumed run continues
+                 * after this step and would not make it */
+                rc = eval_and_checkpoint(tr, err);
+                return rc != LC_OK ? rc
+                                   : lc_err_set(err, LC_ERR_INTERRUPTED,
+                                                "stopped at step %lld; the state is saved in %s",
+                                                (long long)tr->step, o->out_dir);
+            }
             rc = lc_dt_gather_state(tr, err);
             if (rc == LC_OK && tr->writer) {
                 rc = save_state(tr, err);
@@ -1076,6 +1124,7 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     tr.o = o;
     tr.on_event = on_event;
     tr.user = user;
+    tr.block = -1;
     if (T <= 0) {
         /* the method's 1024, unless the model was trained on less */
         T = tr.m->cfg.max_position_embeddings > 0 && tr.m->cfg.max_position_embeddings < 1024
@@ -1134,7 +1183,8 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         rc = lc_transfer_setup(&tr, err);
         if (rc == LC_OK) {
             tr.hooks = &lc_transfer_hooks;
-            rc = lc_train_run_stage(&tr, err);
+            rc = o->block_layers > 0 ? lc_blockwise_transfer(&tr, err)
+                                     : lc_train_run_stage(&tr, err);
         }
         if (rc == LC_OK) {
             tr.stages_done |= LC_STAGE_TRANSFER;

@@ -94,6 +94,20 @@ struct lc_trainer {
     int adapter_cleared;    /* lc_remove_stale_adapter has run */
     int64_t metrics_lines;  /* lines written to it */
 
+    /* the chunks of the micro-batch being run: training chunks cur_chunks[0..B)
+     * of the permutation, or in an evaluation (cur_chunks NULL) validation
+     * chunks cur_val.. */
+    const int64_t *cur_chunks;
+    int64_t cur_val;
+    /* block-wise stage 1 (blockwise.c): the block being trained, or -1 */
+    int block;
+    int n_blocks;
+    int block_l0, block_l1;
+    void *aux;              /* the block trainer's own state */
+    /* where metrics text goes instead of the metrics file (pieces of lines) */
+    void (*metrics_out)(struct lc_trainer *tr, const char *text);
+    const char *state_name; /* the training state's file; NULL: train_state.safetensors */
+
     /* ranks (dist_train.h) */
     struct lc_dtrain *dt;
     int dt_mode;            /* enum lc_dt_mode of the stage; 0: by the stage */
@@ -108,10 +122,11 @@ extern const struct lc_stage_hooks lc_transfer_hooks;
 lc_status lc_transfer_positions(struct lc_trainer *tr, int B, struct lc_error *err);
 /* Layers [l0, l1) of stage 1 on the residual stream in the forward
  * scratch (transfer.c): the loss is the mean over n_lin linearized
- * layers; *total accumulates each layer's term in layer order. */
+ * layers; *total accumulates each layer's term in layer order; mlp_after:
+ * the stream goes on to layer l1. */
 lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int backward,
-                             double grad_div, int n_lin, double *total, double *layer_loss,
-                             struct lc_error *err);
+                             double grad_div, int n_lin, int mlp_after, double *total,
+                             double *layer_loss, struct lc_error *err);
 
 /* stage 2 (finetune.c) */
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
@@ -135,6 +150,11 @@ lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_
  * (not before, so that a run that fails at the start leaves the folder as
  * it was). */
 void lc_remove_stale_adapter(struct lc_trainer *tr);
+
+/* block-wise stage 1 (blockwise.c): cache the hidden states, train this
+ * rank's blocks, and leave the best feature maps of every block in
+ * tr->groups[0].best and the model's arena on every rank */
+lc_status lc_blockwise_transfer(struct lc_trainer *tr, struct lc_error *err);
 
 /* lolcats_config.json describing the conversion, written atomically. */
 lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,

@@ -128,10 +128,11 @@ static double host_sum(const float *v, size_t n)
  * 1/grad_div), then the residual stream continues with the teacher.  The
  * loss is the mean over n_lin linearized layers: *total accumulates each
  * layer's term in layer order; layer_loss[l] (nullable) gets its MSE (0
- * for a softmax layer).  The MLP of the model's last layer is skipped. */
+ * for a softmax layer).  The MLP of layer l1 - 1 runs only with mlp_after
+ * (a later stage continues from it), never for the model's last layer. */
 lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int backward,
-                             double grad_div, int n_lin, double *total, double *layer_loss,
-                             struct lc_error *err)
+                             double grad_div, int n_lin, int mlp_after, double *total,
+                             double *layer_loss, struct lc_error *err)
 {
     struct transfer_ctx *x = tr->stage_ctx;
     struct lc_llama *m = tr->m;
@@ -216,9 +217,10 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
         if (layer_loss != NULL) {
             layer_loss[l] = mse;
         }
-        /* teacher forcing: the residual stream continues with the teacher */
+        /* teacher forcing: the residual stream continues with the teacher
+         * (after the last layer only when a later layer needs it) */
         lc_llama_attn_out(m, l, f->x, f->att, N);
-        if (l + 1 < L) {
+        if (l + 1 < l1 || (mlp_after && l + 1 < L)) {
             lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, N);
         }
     }
@@ -277,8 +279,8 @@ static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
         rc = lc_dt_pipe_recv(tr, f->x, N, &total, err);
     }
     if (rc == LC_OK) {
-        rc = lc_transfer_layers(tr, l0, l1, B, backward, grad_div, L - tr->lin->n_softmax, &total,
-                                layer_loss, err);
+        rc = lc_transfer_layers(tr, l0, l1, B, backward, grad_div, L - tr->lin->n_softmax,
+                                !lc_dt_pipe_last(tr), &total, layer_loss, err);
     }
     if (rc == LC_OK && !lc_dt_pipe_last(tr)) {
         rc = lc_dt_pipe_send(tr, f->x, N, total, err);
