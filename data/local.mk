@@ -41,3 +41,8 @@ EXTRA_DIST += data/gen/make_eval_ref.py data/ref/eval_reference.json
 # recorded output (data/gen/check_peft_adapter.py)
 EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors
 EXTRA_DIST += data/gen/check_peft_adapter.py data/ref/peft_check.txt
+
+# the shapes of Llama 3.1 8B, 70B and 405B (public configuration files)
+# for the memory planner's tests
+EXTRA_DIST += data/configs/llama-3.1-8b.json data/configs/llama-3.1-70b.json \
+	data/configs/llama-3.1-405b.json

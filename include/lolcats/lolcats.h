@@ -584,6 +584,8 @@ struct lc_train_opts {
                              * all layers together */
     const char *cache_dir;  /* the cached hidden states; NULL: OUT/hidden_states */
     int64_t cache_shard_chunks; /* chunks per cache file; 0 (default): about 64 MiB each */
+    int64_t max_memory;     /* bytes a rank may use; 0 (default): what its host has free.
+                             * Training refuses to start when the memory plan exceeds it */
 };
 
 /** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */
@@ -616,6 +618,7 @@ struct lc_train_event {
     const double *layer_mse; /* stage 1 evaluations: validation MSE per layer */
     int64_t act_bytes;       /* stage 2 start: backend bytes of activations and working */
     int64_t act_bytes_recompute; /* buffers per micro-batch, without and with recompute */
+    int64_t plan_bytes;      /* LC_EV_START: the memory plan's peak for this rank */
     int block;               /* block-wise stage 1: the block (0 ..), else -1 */
     int n_blocks;
     int first_layer;         /* the block's layers [first_layer, end_layer) */
@@ -635,6 +638,25 @@ typedef int (*lc_train_fn)(const struct lc_train_event *ev, void *user);
 LC_API lc_status lc_train(struct lc_model *m, const struct lc_dataset *ds,
                           const struct lc_train_opts *o, lc_train_fn on_event, void *user,
                           struct lc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Memory planning                                                           */
+
+/**
+ * The memory plan of lc_train with options o on `ranks` ranks: per rank
+ * and stage the mapped weights, the activations (with and without
+ * recompute), the parameters with gradients and optimizer state, and the
+ * cached hidden states on disk.  It needs only the model's configuration
+ * and tensor table (model_path: a Hugging Face folder, with or without its
+ * weights, a config.json, or a GGUF file).  ds (nullable) gives the data's
+ * size.  *text: the report (malloc'd); *peak (nullable): the largest
+ * rank's bytes.
+ */
+LC_API lc_status lc_plan_text(char **text, int64_t *peak, const char *model_path,
+                              const struct lc_dataset *ds, const struct lc_train_opts *o,
+                              int ranks, struct lc_error *err);
+/** The largest resident memory of this process so far, in bytes (0 unknown). */
+LC_API int64_t lc_memory_peak(void);
 
 /**
  * Attach a linearized attention (and LoRA adapter, when present) from a

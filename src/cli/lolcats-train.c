@@ -19,6 +19,8 @@ struct train_args {
     struct lc_train_opts t;
     int softmax_layers[LC_MAX_LIST];
     int no_summary;
+    int plan;
+    int plan_ranks;
 };
 
 static void usage(FILE *out)
@@ -89,6 +91,13 @@ static void usage(FILE *out)
             "      --pipeline-stages N  stage 1: pipeline stages, each a block of layers\n"
             "                          (default: as many as the ranks and layers allow)\n"
             "\n"
+            "Memory:\n"
+            "      --plan              print the memory plan per rank and exit (needs only\n"
+            "                          --model, which may be a config.json or a GGUF file)\n"
+            "      --ranks N           the ranks to plan for (default: those running)\n"
+            "      --max-memory SIZE   memory a rank may use, e.g. 20G (default: what the\n"
+            "                          host has available); refuse to start beyond it\n"
+            "\n"
             "General:\n"
             "      --backend NAME      compute backend: cpu (default), cuda or ref\n"
             "      --threads N         threads (default: all cores)\n"
@@ -138,7 +147,10 @@ enum {
     OPT_RECOMPUTE,
     OPT_MERGE,
     OPT_NO_SUMMARY,
-    OPT_PIPELINE_STAGES
+    OPT_PIPELINE_STAGES,
+    OPT_PLAN,
+    OPT_RANKS,
+    OPT_MAX_MEMORY
 };
 
 /* "q,k,v,o" or any subset; q_proj etc. are accepted too */
@@ -170,6 +182,63 @@ static int parse_targets(const char *s, unsigned *out)
     }
     *out = bits;
     return bits != 0;
+}
+
+/* "20G", "512M", "1.5T" (powers of 1024) or bytes */
+static int parse_size(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    double unit = 1.0;
+
+    if (end == s || !(v > 0)) {
+        return 0;
+    }
+    switch (*end) {
+    case 'K': case 'k': unit = 1024.0; end++; break;
+    case 'M': case 'm': unit = 1024.0 * 1024; end++; break;
+    case 'G': case 'g': unit = 1024.0 * 1024 * 1024; end++; break;
+    case 'T': case 't': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B') {
+        end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+    }
+    if (*end != '\0' || v * unit > 9e18) {
+        return 0;
+    }
+    *out = (int64_t)(v * unit);
+    return 1;
+}
+
+/* The memory plan: the model's configuration, the data when given. */
+static int run_plan(const struct train_args *a, int ranks)
+{
+    struct lc_error err = {0};
+    struct lc_tokenizer *tok = NULL;
+    struct lc_dataset *ds = NULL;
+    char *text = NULL;
+    lc_status rc = LC_OK;
+
+    if (a->common.threads > 0) {
+        lc_set_num_threads(a->common.threads);
+    }
+    if (a->data != NULL) {
+        rc = lc_tokenizer_open(&tok, a->model, &err);
+        if (rc == LC_OK) {
+            rc = lc_dataset_load(&ds, a->data, tok, &a->data_opts, &err);
+        }
+    }
+    if (rc == LC_OK) {
+        rc = lc_plan_text(&text, NULL, a->model, ds, &a->t, ranks, &err);
+    }
+    if (rc == LC_OK) {
+        fputs(text, stdout);
+    }
+    free(text);
+    lc_dataset_free(ds);
+    lc_tokenizer_close(tok);
+    return rc == LC_OK ? CLI_EXIT_OK : cli_fail(rc, &err, 0);
 }
 
 /* "0,3,5-7": layer numbers and ranges (up to LC_MAX_LIST layers); the
@@ -259,6 +328,9 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"merge", no_argument, NULL, OPT_MERGE},
         {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
         {"pipeline-stages", required_argument, NULL, OPT_PIPELINE_STAGES},
+        {"plan", no_argument, NULL, OPT_PLAN},
+        {"ranks", required_argument, NULL, OPT_RANKS},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         CLI_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -477,6 +549,22 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         case OPT_NO_SUMMARY:
             a->no_summary = 1;
             break;
+        case OPT_PLAN:
+            a->plan = 1;
+            break;
+        case OPT_RANKS:
+            if (!cli_parse_int("--ranks", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            a->plan_ranks = (int)n;
+            break;
+        case OPT_MAX_MEMORY:
+            if (!parse_size(optarg, &t->max_memory)) {
+                return cli_usage_error("--max-memory: '%s' is not a size such as 20G, 512M or "
+                                       "a number of bytes",
+                                       optarg);
+            }
+            break;
         case OPT_PIPELINE_STAGES:
             if (!cli_parse_int("--pipeline-stages", optarg, 1, 1 << 20, &n)) {
                 return CLI_EXIT_USAGE;
@@ -494,8 +582,14 @@ static int parse_args(int argc, char **argv, struct train_args *a)
     if (optind < argc) {
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (a->model == NULL || a->data == NULL || t->out_dir == NULL) {
+    if (a->plan && a->model == NULL) {
+        return cli_usage_error("--plan needs --model");
+    }
+    if (!a->plan && (a->model == NULL || a->data == NULL || t->out_dir == NULL)) {
         return cli_usage_error("--model, --data and --out are required");
+    }
+    if (a->plan_ranks > 0 && !a->plan) {
+        return cli_usage_error("--ranks is for --plan (mpirun chooses the ranks of a run)");
     }
     if (t->mse_weight == 0 && t->xent_weight == 0) {
         return cli_usage_error("--mse-weight and --xent-weight cannot both be 0");
@@ -526,11 +620,26 @@ struct run_state {
     double *best_layer_mse;
     int have_layer_mse;
     int caching;             /* the cache progress is shown */
+    int plan_shown;
+    int64_t plan_bytes;      /* the memory plan of this rank */
 };
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
 
 static const char *stage_name(int stage)
 {
     return stage == LC_STAGE_TRANSFER ? "transfer" : "finetune";
+}
+
+/* The memory plan, once. */
+static void note_plan(struct run_state *rs, const struct lc_train_event *ev)
+{
+    if (ev->plan_bytes > 0 && !rs->plan_shown) {
+        cli_info(&rs->a->common, "memory plan: %.3f GiB at most on this rank",
+                 ev->plan_bytes / GIB);
+        rs->plan_shown = 1;
+        rs->plan_bytes = ev->plan_bytes;
+    }
 }
 
 /* The per-layer MSE of an evaluation for the summary: a block's layers only. */
@@ -564,6 +673,7 @@ static int on_block_event(struct run_state *rs, const struct lc_train_event *ev)
     snprintf(label, sizeof(label), "block %d/%d", ev->block + 1, ev->n_blocks);
     switch (ev->kind) {
     case LC_EV_START:
+        note_plan(rs, ev);
         if (ev->end_layer - ev->first_layer > 1) {
             snprintf(extra, sizeof(extra), "layers %d-%d", ev->first_layer, ev->end_layer - 1);
         } else {
@@ -617,6 +727,7 @@ static int on_event(const struct lc_train_event *ev, void *user)
         }
         break;
     case LC_EV_START:
+        note_plan(rs, ev);
         cli_info(c, "%s: %lld optimizer steps of %lld tokens", stage_name(ev->stage),
                  (long long)ev->total_steps, (long long)ev->tokens_per_step);
         if (ev->act_bytes > 0) {
@@ -826,6 +937,12 @@ int main(int argc, char **argv)
         return status;
     }
     a.t.dist = dist;
+    if (a.plan) {
+        status = rank == 0 ? run_plan(&a, a.plan_ranks > 0 ? a.plan_ranks : lc_dist_size(dist))
+                           : CLI_EXIT_OK;
+        lc_dist_close(dist);
+        return status;
+    }
     if (rank != 0) {
         /* rank 0 shows the progress and the summary */
         a.common.quiet = 1;
@@ -877,6 +994,16 @@ int main(int argc, char **argv)
             status = cli_fail(rc, &err, rc == LC_ERR_IO);
         }
         goto done;
+    }
+    if (a.common.verbose || (!a.common.quiet && rank == 0)) {
+        /* what the plan said against what the run used */
+        int64_t peak = lc_memory_peak();
+        fprintf(stderr, "%s: memory: planned %.3f GiB, peak resident %.3f GiB", cli_prog,
+                rs.plan_bytes / GIB, peak / GIB);
+        if (rs.plan_bytes > 0 && peak > 0) {
+            fprintf(stderr, " (%+.1f%%)", 100.0 * ((double)peak / (double)rs.plan_bytes - 1));
+        }
+        fputc('\n', stderr);
     }
     if (!a.no_summary) {
         status = print_summary(&a, model, ds, &rs);

@@ -42,6 +42,8 @@ liblc_internal_la_SOURCES = \
 	src/core/model.h \
 	src/core/modelfiles.c \
 	src/core/modelfiles.h \
+	src/core/plan.c \
+	src/core/plan.h \
 	src/core/safetensors.c \
 	src/core/sample.c \
 	src/core/tensorfile.c \

@@ -27,6 +27,7 @@
 #include "core/atomicfile.h"
 #include "core/dist_train.h"
 #include "core/fileio.h"
+#include "core/plan.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
 #include "core/util.h"
@@ -597,6 +598,7 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
     }
     ev.kind = LC_EV_START;
     ev.total_steps = total;
+    ev.plan_bytes = (int64_t)tr->plan_peak;
     ev.tokens_per_step = (int64_t)tr->B * tr->T * o->grad_accum;
     if (tr->hooks->stage == LC_STAGE_FINETUNE) {
         ev.act_bytes = (int64_t)lc_finetune_act_bytes(tr, 0);
@@ -1166,7 +1168,11 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         rc = lc_model_reserve_rows(model, tr.B * tr.T, err);
     }
     if (tr.dt != NULL) {
-        /* every rank starts, or none */
+        /* every rank starts, or none; and only if it fits in memory */
+        rc = lc_dt_agree_status(tr.dt, rc, err);
+        if (rc == LC_OK) {
+            rc = lc_plan_check(&tr, ds, err);
+        }
         rc = lc_dt_agree_status(tr.dt, rc, err);
     }
     if (rc == LC_OK && run_transfer && run_finetune && o->resume) {

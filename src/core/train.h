@@ -112,6 +112,7 @@ struct lc_trainer {
     struct lc_dtrain *dt;
     int dt_mode;            /* enum lc_dt_mode of the stage; 0: by the stage */
     int writer;             /* this rank writes the files (rank 0) */
+    double plan_peak;       /* the memory plan of this rank, bytes */
 };
 
 /* stage 1 */
