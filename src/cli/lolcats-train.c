@@ -949,7 +949,7 @@ int main(int argc, char **argv)
         a.no_summary = 1;
     }
     cli_catch_interrupts();
-    if (!a.common.quiet && lc_dist_size(dist) > 1) {
+    if ((!a.common.quiet || a.common.verbose) && rank == 0 && lc_dist_size(dist) > 1) {
         fprintf(stderr, "ranks       %s\n", lc_dist_describe(dist));
     }
     if (lc_dist_size(dist) > 1 && getenv("LC_CUDA_DEVICE") == NULL) {
