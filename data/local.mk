@@ -43,6 +43,7 @@ EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors
 EXTRA_DIST += data/gen/check_peft_adapter.py data/ref/peft_check.txt
 
 # the shapes of Llama 3.1 8B, 70B and 405B (public configuration files)
-# for the memory planner's tests
+# for the memory planner's tests; a model of a shape with random weights
+# (bench/dist_70b.sh)
 EXTRA_DIST += data/configs/llama-3.1-8b.json data/configs/llama-3.1-70b.json \
-	data/configs/llama-3.1-405b.json
+	data/configs/llama-3.1-405b.json data/gen/make_random_model.py

@@ -9,13 +9,9 @@
 # bytes; bad layouts are refused by every rank.  Without MPI in the build,
 # running as one of several ranks is refused.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
-[ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: no mpirun"; exit 77; }
-# root in containers and CI; the two cores are oversubscribed
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+. "$(dirname "$0")/cli_dist_common.sh"
+# the two cores are oversubscribed
+export OMPI_MCA_rmaps_base_oversubscribe=1
 mpi() { # NP ARGS...: lolcats-train under mpirun, one thread per rank
     np=$1; shift
     mpirun -np "$np" -x OMP_WAIT_POLICY -x OMP_NUM_THREADS=1 "$train" "$@"
@@ -27,22 +23,7 @@ if [ "${LC_HAVE_MPI:-no}" != yes ]; then
     exit $status
 fi
 
-# 8 steps per stage of 2 micro-batches of 128 tokens, an evaluation every
-# 4: the metrics hold 11 lines of stage 1 (evaluations at lines 1, 6, 11)
-# and 11 of stage 2
-opts="--model $model --data $text --seq-len 128 --window 16 --grad-accum 2 --max-steps 8
---eval-every 4 --val-size 8 --no-summary --quiet --lora-dropout 0.1 --lora-lr 0.001"
-outputs="feature_maps.safetensors adapter_model.safetensors adapter_config.json
-lolcats_config.json train_state.safetensors"
-same_outputs() { # DIR WHAT
-    for f in $outputs; do
-        cmp -s "$tmp/one/$f" "$1/$f" || fail "$2: $f differs from one process"
-    done
-    [ "$(wc -l <"$1.jsonl")" = 22 ] || fail "$2: $(wc -l <"$1.jsonl") metrics lines, not 22"
-}
-# shellcheck disable=SC2086
-"$train" $opts --out "$tmp/one" --metrics "$tmp/one.jsonl" --threads 1 || fail "one process failed"
-
+one_process
 # shellcheck disable=SC2086
 mpi 2 $opts --out "$tmp/r2" --metrics "$tmp/r2.jsonl" || fail "2 ranks failed"
 same_outputs "$tmp/r2" "2 ranks"
@@ -65,26 +46,24 @@ rank_pid() {
         fi
     done
 }
-lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
-# waits until the metrics file $1 has $2 lines, or mpirun $mp has ended
-wait_for_lines() {
-    while [ "$(lines_of "$1")" -lt "$2" ] && kill -0 "$mp" 2>/dev/null; do
-        sleep 0.005
-    done
+# runs NP ranks with OPTS... into $d, sends SIGNAL to rank RANK once the
+# metrics have LINES lines, and waits; mpirun's messages in $tmp/sig.err
+signal_rank() { # NP SIGNAL RANK LINES OPTS...
+    np=$1 sig=$2 rank=$3 lines=$4
+    shift 4
+    (mpi "$np" "$@" --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/sig.err") &
+    job=$!
+    wait_for_lines "$d.jsonl" "$lines"
+    p=$(rank_pid "$(pgrep -P "$job" mpirun || echo "$job")" "$rank")
+    [ -n "$p" ] && kill "-$sig" "$p"
+    wait
 }
 
 # SIGTERM to rank 1 in stage 2: every rank stops after the step, exit 130
 d="$tmp/term"
 # shellcheck disable=SC2086
-(mpi 2 $opts --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/term.err") &
-mp=$!
-wait_for_lines "$d.jsonl" 14
-sleep 0.2
-mp=$(pgrep -P "$mp" mpirun || echo "$mp")
-p=$(rank_pid "$mp" 1)
-[ -n "$p" ] && kill -TERM "$p"
-wait
-grep -q 'stopped at step' "$tmp/term.err" || fail "SIGTERM on rank 1: $(cat "$tmp/term.err")"
+signal_rank 2 TERM 1 14 $opts
+grep -q 'stopped at step' "$tmp/sig.err" || fail "SIGTERM on rank 1: $(cat "$tmp/sig.err")"
 [ -f "$d/train_state.safetensors" ] || fail "SIGTERM on rank 1: no state saved"
 # shellcheck disable=SC2086
 mpi 2 $opts --out "$d" --metrics "$d.jsonl" --resume || fail "resume after SIGTERM failed"
@@ -94,14 +73,8 @@ same_outputs "$d" "SIGTERM on rank 1, then --resume"
 # with 3 ranks
 d="$tmp/kill"
 # shellcheck disable=SC2086
-(mpi 2 $opts --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/kill.err") &
-mp=$!
-wait_for_lines "$d.jsonl" 7
-mp=$(pgrep -P "$mp" mpirun || echo "$mp")
-p=$(rank_pid "$mp" 0)
-[ -n "$p" ] && kill -KILL "$p"
-wait
-grep -q 'signal 9' "$tmp/kill.err" || fail "SIGKILL of rank 0: $(cat "$tmp/kill.err")"
+signal_rank 2 KILL 0 7 $opts
+grep -q 'signal 9' "$tmp/sig.err" || fail "SIGKILL of rank 0: $(cat "$tmp/sig.err")"
 # shellcheck disable=SC2086
 mpi 3 $opts --out "$d" --metrics "$d.jsonl" --resume || fail "resume after SIGKILL failed"
 same_outputs "$d" "SIGKILL of rank 0, then --resume on 3 ranks"
@@ -133,14 +106,8 @@ mpi 4 $bopts --out "$tmp/bw4" --metrics "$tmp/bw4.jsonl" || fail "block-wise on 
 bw_same "$tmp/bw4" "block-wise on 4 ranks (2 stages of 2)"
 d="$tmp/bwt"
 # shellcheck disable=SC2086
-(mpi 3 $bopts --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/err") &
-mp=$!
-wait_for_lines "$d.jsonl" 4
-mp=$(pgrep -P "$mp" mpirun || echo "$mp")
-p=$(rank_pid "$mp" 1)
-[ -n "$p" ] && kill -TERM "$p"
-wait
-grep -q 'stopped' "$tmp/err" || fail "block-wise, SIGTERM on rank 1: $(cat "$tmp/err")"
+signal_rank 3 TERM 1 4 $bopts
+grep -q 'stopped' "$tmp/sig.err" || fail "block-wise, SIGTERM on rank 1: $(cat "$tmp/sig.err")"
 # shellcheck disable=SC2086
 mpi 2 $bopts --out "$d" --metrics "$d.jsonl" --resume || fail "block-wise: resume failed"
 bw_same "$d" "block-wise, SIGTERM on rank 1, then --resume on 2 ranks"

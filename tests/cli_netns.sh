@@ -7,12 +7,8 @@
 # with mpirun's message naming it, and --resume on the two hosts finishes
 # with the same bytes.  Needs root (ip netns); skipped otherwise.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
-[ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
+. "$(dirname "$0")/cli_dist_common.sh"
 [ "${LC_HAVE_MPI:-no}" = yes ] || { echo "SKIP: built without MPI"; exit 77; }
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: no mpirun"; exit 77; }
 command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 ||
     { echo "SKIP: no ip or unshare"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: network namespaces need root"; exit 77; }
@@ -49,7 +45,6 @@ esac
 exec ip netns exec \$ns unshare --uts sh -c "hostname host-\$ns; \$*"
 EOF
 chmod +x "$tmp/launch"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 two_hosts() { # ARGS of lolcats-train; mpirun on the first host
     ip netns exec "$A" unshare --uts sh -c "hostname host-$A; exec mpirun -np 2 \
         -H $net.1:1,$net.2:1 --mca plm_rsh_agent $tmp/launch --mca btl tcp,self \
@@ -57,17 +52,7 @@ two_hosts() { # ARGS of lolcats-train; mpirun on the first host
         -x OMP_WAIT_POLICY -x OMP_NUM_THREADS=1 $train $*"
 }
 
-opts="--model $model --data $text --seq-len 128 --window 16 --grad-accum 2 --max-steps 8
---eval-every 4 --val-size 8 --no-summary --quiet --lora-dropout 0.1 --lora-lr 0.001"
-outputs="feature_maps.safetensors adapter_model.safetensors adapter_config.json
-lolcats_config.json train_state.safetensors"
-same_outputs() { # DIR WHAT
-    for f in $outputs; do
-        cmp -s "$tmp/one/$f" "$1/$f" || fail "$2: $f differs from one process"
-    done
-}
-# shellcheck disable=SC2086
-"$train" $opts --out "$tmp/one" --metrics "$tmp/one.jsonl" --threads 1 || fail "one process failed"
+one_process
 two_hosts $opts --out "$tmp/two" --metrics "$tmp/two.jsonl" --verbose 2>"$tmp/err" ||
     fail "two hosts: $(cat "$tmp/err")"
 grep -q '2 ranks on 2 hosts' "$tmp/err" || fail "not 2 hosts: $(grep ranks "$tmp/err")"
@@ -85,13 +70,10 @@ for f in $(cd "$tmp/bw1" && find . -type f | sort); do
 done
 
 # SIGKILL of the rank on the second host while it trains
-lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 d="$tmp/kill"
 (two_hosts $opts --out "$d" --metrics "$d.jsonl" >/dev/null 2>"$tmp/kill.err") &
 job=$!
-while [ "$(lines_of "$d.jsonl")" -lt 7 ] && kill -0 "$job" 2>/dev/null; do
-    sleep 0.005
-done
+wait_for_lines "$d.jsonl" 7
 netb=$(ip netns exec "$B" readlink /proc/self/ns/net)
 for p in $(pgrep -x lolcats-train); do
     [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$netb" ] && kill -KILL "$p"
@@ -103,5 +85,4 @@ grep -q "rank 1 with PID [0-9]* on node $net.2 exited on signal 9" "$tmp/kill.er
     fail "SIGKILL on the second host: $(cat "$tmp/kill.err")"
 two_hosts $opts --out "$d" --metrics "$d.jsonl" --resume || fail "resume on two hosts failed"
 same_outputs "$d" "SIGKILL of the second host's rank, then --resume"
-[ "$(wc -l <"$d.jsonl")" = 22 ] || fail "resumed metrics: $(wc -l <"$d.jsonl") lines, not 22"
 exit $status

@@ -159,4 +159,4 @@ LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/
 	tests/cli_eval.sh tests/cli_reference.sh tests/cli_dist.sh tests/cli_plan.sh \
 	tests/cli_netns.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
-EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh
+EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh tests/cli_dist_common.sh

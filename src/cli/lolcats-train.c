@@ -715,6 +715,9 @@ static int on_event(const struct lc_train_event *ev, void *user)
     }
     switch (ev->kind) {
     case LC_EV_CACHE:
+        if (!rs->caching && ev->step >= ev->total_steps) {
+            break; /* all cached before */
+        }
         if (!rs->caching) {
             cli_info(c, "transfer: caching the hidden states at the first layer of every block");
             cli_progress_start(&rs->prog, "cache", ev->total_steps, c->quiet);

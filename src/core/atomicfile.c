@@ -125,6 +125,27 @@ lc_status lc_atomic_open(struct lc_atomic_file **out, const char *path, struct l
     return LC_OK;
 }
 
+/* all of data at the file's position (offset < 0) or at offset */
+static lc_status write_all(struct lc_atomic_file *f, const void *data, size_t len, int64_t offset,
+                           struct lc_error *err)
+{
+    const char *p = data;
+    while (len > 0) {
+        size_t n = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t k = offset < 0 ? write(f->fd, p, n) : pwrite(f->fd, p, n, (off_t)offset);
+        if (k < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return lc_err_set(err, LC_ERR_IO, "%s: cannot write: %s", f->path, strerror(errno));
+        }
+        p += k;
+        len -= (size_t)k;
+        offset += offset < 0 ? 0 : k;
+    }
+    return LC_OK;
+}
+
 lc_status lc_atomic_write(struct lc_atomic_file *f, const void *data, size_t len,
                           struct lc_error *err)
 {
@@ -147,40 +168,16 @@ lc_status lc_atomic_write(struct lc_atomic_file *f, const void *data, size_t len
         f->len += len;
         return LC_OK;
     }
-    while (len > 0) {
-        ssize_t k = write(f->fd, p, len > (1u << 30) ? (1u << 30) : len);
-        if (k < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return lc_err_set(err, LC_ERR_IO, "%s: cannot write: %s", f->path, strerror(errno));
-        }
-        p += k;
-        len -= (size_t)k;
-    }
-    return LC_OK;
+    return write_all(f, p, len, -1, err);
 }
 
 lc_status lc_atomic_pwrite(struct lc_atomic_file *f, const void *data, size_t len, uint64_t offset,
                            struct lc_error *err)
 {
-    const char *p = data;
     if (f->fd < 0) {
         return lc_err_set(err, LC_ERR_ARG, "%s: positioned writes cannot be redirected", f->path);
     }
-    while (len > 0) {
-        ssize_t k = pwrite(f->fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)offset);
-        if (k < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return lc_err_set(err, LC_ERR_IO, "%s: cannot write: %s", f->path, strerror(errno));
-        }
-        p += k;
-        len -= (size_t)k;
-        offset += (uint64_t)k;
-    }
-    return LC_OK;
+    return write_all(f, data, len, (int64_t)offset, err);
 }
 
 void lc_atomic_abort(struct lc_atomic_file *f)

@@ -113,9 +113,34 @@ static lc_status mpi_fail(struct lc_error *err, int code, const char *what, int 
                       rank, what, text);
 }
 
+/* Waits for a request without keeping a core busy: a short spin, then
+ * sleeps growing to 1 ms (ranks share cores with each other and with
+ * other programs; a blocking MPI call would poll at full speed). */
+static int wait_politely(MPI_Request *r)
+{
+    int done = 0;
+    long sleep_us = 0;
+
+    for (int spins = 0;; spins++) {
+        int rc = MPI_Test(r, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done) {
+            return rc;
+        }
+        if (spins >= 64) {
+            sleep_us = sleep_us == 0 ? 20 : (sleep_us * 2 > 1000 ? 1000 : sleep_us * 2);
+            usleep((useconds_t)sleep_us);
+        }
+    }
+}
+
+/* the non-blocking call, then its wait */
 #define MPI_CHECK(call, what)                                                  \
     do {                                                                       \
+        MPI_Request req_ = MPI_REQUEST_NULL;                                   \
         int mpi_rc_ = (call);                                                  \
+        if (mpi_rc_ == MPI_SUCCESS) {                                          \
+            mpi_rc_ = wait_politely(&req_);                                    \
+        }                                                                      \
         if (mpi_rc_ != MPI_SUCCESS) {                                          \
             return mpi_fail(err, mpi_rc_, what, c->rank);                      \
         }                                                                      \
@@ -379,7 +404,7 @@ lc_status lc_comm_barrier(struct lc_comm *c, struct lc_error *err)
 {
 #ifdef LC_HAVE_MPI
     if (is_mpi(c)) {
-        MPI_CHECK(MPI_Barrier(c->mpi), "MPI_Barrier");
+        MPI_CHECK(MPI_Ibarrier(c->mpi, &req_), "MPI_Barrier");
     }
 #else
     (void)c;
@@ -394,7 +419,8 @@ static lc_status mpi_bcast_host(struct lc_comm *c, void *buf, size_t bytes, int 
 {
     for (size_t off = 0; off < bytes; off += PIECE) {
         size_t n = bytes - off < PIECE ? bytes - off : PIECE;
-        MPI_CHECK(MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, c->mpi), "MPI_Bcast");
+        MPI_CHECK(MPI_Ibcast((char *)buf + off, (int)n, MPI_BYTE, root, c->mpi, &req_),
+                  "MPI_Bcast");
     }
     return LC_OK;
 }
@@ -482,7 +508,10 @@ lc_status lc_comm_allgather(struct lc_comm *c, struct lc_backend *be, const void
         char *r = hr != NULL ? hr : recv;
         if (bytes <= PIECE) {
             if (rc == LC_OK) {
-                int mrc = MPI_Allgather(s, (int)bytes, MPI_BYTE, r, (int)bytes, MPI_BYTE, c->mpi);
+                MPI_Request req = MPI_REQUEST_NULL;
+                int mrc = MPI_Iallgather(s, (int)bytes, MPI_BYTE, r, (int)bytes, MPI_BYTE, c->mpi,
+                                         &req);
+                mrc = mrc == MPI_SUCCESS ? wait_politely(&req) : mrc;
                 rc = mrc == MPI_SUCCESS ? LC_OK : mpi_fail(err, mrc, "MPI_Allgather", c->rank);
             }
         } else {
@@ -513,7 +542,7 @@ lc_status lc_comm_allreduce_max(struct lc_comm *c, int64_t *v, int n, struct lc_
 {
 #ifdef LC_HAVE_MPI
     if (is_mpi(c) && c->size > 1) {
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_MAX, c->mpi),
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_MAX, c->mpi, &req_),
                   "MPI_Allreduce");
     }
 #else
@@ -538,7 +567,8 @@ lc_status lc_comm_gather(struct lc_comm *c, const void *send, void *recv, size_t
     if (bytes > PIECE) {
         return lc_err_set(err, LC_ERR_ARG, "gather of %zu bytes per rank: too large", bytes);
     }
-    MPI_CHECK(MPI_Gather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, root, c->mpi),
+    MPI_CHECK(MPI_Igather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, root, c->mpi,
+                          &req_),
               "MPI_Gather");
 #else
     (void)recv;
@@ -548,90 +578,74 @@ lc_status lc_comm_gather(struct lc_comm *c, const void *send, void *recv, size_t
     return LC_OK;
 }
 
-lc_status lc_comm_send(struct lc_comm *c, struct lc_backend *be, const void *buf, size_t bytes,
-                       int peer, int tag, struct lc_error *err)
+/* A message to (sending) or from peer, through host staging for backend
+ * memory that is not host memory (or NCCL). */
+static lc_status p2p(struct lc_comm *c, struct lc_backend *be, void *buf, size_t bytes, int peer,
+                     int tag, int sending, struct lc_error *err)
 {
     lc_status rc = LC_OK;
     void *host = NULL;
 
 #ifdef LC_HAVE_NCCL
     if (c->nccl != NULL && staged(be)) {
-        return lc_nccl_send(c->nccl, buf, bytes, peer, err);
+        return sending ? lc_nccl_send(c->nccl, buf, bytes, peer, err)
+                       : lc_nccl_recv(c->nccl, buf, bytes, peer, err);
     }
 #endif
 #ifdef LC_HAVE_MPI
     if (!is_mpi(c)) {
-        return lc_err_set(err, LC_ERR_ARG, "send to rank %d of a single process", peer);
+        return lc_err_set(err, LC_ERR_ARG, "%s rank %d of a single process",
+                          sending ? "send to" : "receive from", peer);
     }
     if (staged(be)) {
         host = malloc(bytes > 0 ? bytes : 1);
         if (host == NULL) {
             return lc_err_set(err, LC_ERR_NOMEM, "out of memory staging %zu bytes", bytes);
         }
-        be->ops->download(be, host, buf, bytes);
-        rc = be->ops->sync(be, err);
-        buf = host;
+        if (sending) {
+            be->ops->download(be, host, buf, bytes);
+            rc = be->ops->sync(be, err);
+        }
     }
     for (size_t off = 0; rc == LC_OK && (off < bytes || off == 0); off += PIECE) {
         size_t n = bytes - off < PIECE ? bytes - off : PIECE;
-        int mrc = MPI_Send((const char *)buf + off, (int)n, MPI_BYTE, peer, tag, c->mpi);
-        rc = mrc == MPI_SUCCESS ? LC_OK : mpi_fail(err, mrc, "MPI_Send", c->rank);
+        char *p = (char *)(host != NULL ? host : buf) + off;
+        MPI_Request req = MPI_REQUEST_NULL;
+        int mrc = sending ? MPI_Isend(p, (int)n, MPI_BYTE, peer, tag, c->mpi, &req)
+                          : MPI_Irecv(p, (int)n, MPI_BYTE, peer, tag, c->mpi, &req);
+        mrc = mrc == MPI_SUCCESS ? wait_politely(&req) : mrc;
+        rc = mrc == MPI_SUCCESS ? LC_OK
+                                : mpi_fail(err, mrc, sending ? "MPI_Send" : "MPI_Recv", c->rank);
         if (bytes == 0) {
             break;
         }
     }
+    if (rc == LC_OK && host != NULL && !sending) {
+        be->ops->upload(be, buf, host, bytes);
+        rc = be->ops->sync(be, err);
+    }
 #else
+    (void)be;
     (void)buf;
     (void)bytes;
     (void)tag;
-    rc = lc_err_set(err, LC_ERR_ARG, "send to rank %d of a single process", peer);
+    rc = lc_err_set(err, LC_ERR_ARG, "%s rank %d of a single process",
+                    sending ? "send to" : "receive from", peer);
 #endif
     free(host);
     return rc;
 }
 
+lc_status lc_comm_send(struct lc_comm *c, struct lc_backend *be, const void *buf, size_t bytes,
+                       int peer, int tag, struct lc_error *err)
+{
+    return p2p(c, be, (void *)buf, bytes, peer, tag, 1, err);
+}
+
 lc_status lc_comm_recv(struct lc_comm *c, struct lc_backend *be, void *buf, size_t bytes,
                        int peer, int tag, struct lc_error *err)
 {
-    lc_status rc = LC_OK;
-    void *host = NULL;
-
-#ifdef LC_HAVE_NCCL
-    if (c->nccl != NULL && staged(be)) {
-        return lc_nccl_recv(c->nccl, buf, bytes, peer, err);
-    }
-#endif
-#ifdef LC_HAVE_MPI
-    if (!is_mpi(c)) {
-        return lc_err_set(err, LC_ERR_ARG, "receive from rank %d of a single process", peer);
-    }
-    if (staged(be)) {
-        host = malloc(bytes > 0 ? bytes : 1);
-        if (host == NULL) {
-            return lc_err_set(err, LC_ERR_NOMEM, "out of memory staging %zu bytes", bytes);
-        }
-    }
-    for (size_t off = 0; rc == LC_OK && (off < bytes || off == 0); off += PIECE) {
-        size_t n = bytes - off < PIECE ? bytes - off : PIECE;
-        char *dst = (char *)(host != NULL ? host : buf) + off;
-        int mrc = MPI_Recv(dst, (int)n, MPI_BYTE, peer, tag, c->mpi, MPI_STATUS_IGNORE);
-        rc = mrc == MPI_SUCCESS ? LC_OK : mpi_fail(err, mrc, "MPI_Recv", c->rank);
-        if (bytes == 0) {
-            break;
-        }
-    }
-    if (rc == LC_OK && host != NULL) {
-        be->ops->upload(be, buf, host, bytes);
-        rc = be->ops->sync(be, err);
-    }
-#else
-    (void)buf;
-    (void)bytes;
-    (void)tag;
-    rc = lc_err_set(err, LC_ERR_ARG, "receive from rank %d of a single process", peer);
-#endif
-    free(host);
-    return rc;
+    return p2p(c, be, buf, bytes, peer, tag, 0, err);
 }
 
 lc_status lc_comm_isend(struct lc_comm *c, const void *buf, size_t bytes, int peer, int tag,
@@ -686,7 +700,7 @@ lc_status lc_comm_wait(struct lc_comm_req *req, struct lc_error *err)
     }
 #ifdef LC_HAVE_MPI
     for (int i = 0; i < req->n; i++) {
-        int mrc = MPI_Wait(&req->reqs[i], MPI_STATUS_IGNORE);
+        int mrc = wait_politely(&req->reqs[i]);
         if (mrc != MPI_SUCCESS && rc == LC_OK) {
             int rank = -1;
             MPI_Comm_rank(MPI_COMM_WORLD, &rank);

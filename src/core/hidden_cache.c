@@ -601,7 +601,7 @@ static lc_status build_split(struct builder *b, int split, int64_t *done_chunks,
         const int64_t first = s * b->shard_chunks;
         const int64_t rows = si.n - first < b->shard_chunks ? si.n - first : b->shard_chunks;
         struct lc_train_event ev = {0};
-        int64_t stop;
+        int64_t stop = 0;
         if (!need[s]) {
             *done_chunks += rows;
             continue;
@@ -616,6 +616,16 @@ static lc_status build_split(struct builder *b, int split, int64_t *done_chunks,
             rc = stage_microbatch(b, si.ids + (size_t)(first + r) * (size_t)tr->T, r, n, err);
             if (rc == LC_OK && dt->dist->rank == 0) {
                 rc = drain(b, 0, err);
+            }
+            /* progress (rank 0 shows it); a stop waits for the shard's end */
+            ev.kind = LC_EV_CACHE;
+            ev.stage = LC_STAGE_TRANSFER;
+            ev.block = -1;
+            ev.step = *done_chunks + r + n;
+            ev.total_steps = total_chunks;
+            ev.n_layers = tr->m->cfg.n_layers;
+            if (tr->on_event != NULL && tr->on_event(&ev, tr->user) != 0) {
+                stop = 1;
             }
         }
         if (rc == LC_OK) {
@@ -632,13 +642,7 @@ static lc_status build_split(struct builder *b, int split, int64_t *done_chunks,
         }
         writers_drop(b);
         *done_chunks += rows;
-        /* progress on rank 0, and a stop asked for on any rank */
-        ev.kind = LC_EV_CACHE;
-        ev.stage = LC_STAGE_TRANSFER;
-        ev.step = *done_chunks;
-        ev.total_steps = total_chunks;
-        ev.n_layers = tr->m->cfg.n_layers;
-        stop = tr->on_event != NULL ? tr->on_event(&ev, tr->user) != 0 : 0;
+        /* a stop asked for on any rank */
         if (rc == LC_OK) {
             rc = lc_comm_allreduce_max(dt->dist->world, &stop, 1, err);
         }
@@ -689,12 +693,21 @@ lc_status lc_hcache_build(struct lc_trainer *tr, struct lc_error *err)
         /* what a killed run was writing */
         lc_atomic_remove_temporaries(b.dir, ".safetensors");
     }
-    (void)L;
     if (rc == LC_OK) {
         rc = build_split(&b, LC_HC_TRAIN, &done, tr->n_train + tr->n_val, err);
     }
     if (rc == LC_OK) {
         rc = build_split(&b, LC_HC_VAL, &done, tr->n_train + tr->n_val, err);
+    }
+    if (rc == LC_OK && tr->on_event != NULL) {
+        /* the end of the progress */
+        struct lc_train_event ev = {0};
+        ev.kind = LC_EV_CACHE;
+        ev.stage = LC_STAGE_TRANSFER;
+        ev.block = -1;
+        ev.step = ev.total_steps = tr->n_train + tr->n_val;
+        ev.n_layers = L;
+        tr->on_event(&ev, tr->user);
     }
     captures_wait(&b, NULL);
     writers_drop(&b);

@@ -655,8 +655,8 @@ void lc_llama_fwd_free(struct lc_llama *m, struct lc_llama_fwd *f)
     memset(f, 0, sizeof(*f));
 }
 
-static lc_status upload_positions(struct lc_llama *m, struct lc_llama_fwd *f, int B, int T,
-                                  int pos0, struct lc_error *err)
+lc_status lc_llama_upload_positions(struct lc_llama *m, struct lc_llama_fwd *f, int B, int T,
+                                   int pos0, struct lc_error *err)
 {
     int32_t *pos = malloc((size_t)B * (size_t)T * sizeof(int32_t));
     lc_status rc;
@@ -725,7 +725,7 @@ lc_status lc_llama_forward(struct lc_llama *m, struct lc_llama_fwd *f, const int
     if (rc != LC_OK) {
         return rc;
     }
-    rc = upload_positions(m, f, B, T, 0, err);
+    rc = lc_llama_upload_positions(m, f, B, T, 0, err);
     if (rc != LC_OK) {
         return rc;
     }

@@ -123,6 +123,7 @@ static void sizes_from_config(struct lc_plan_model *pm, double esz)
     const double KD = (double)c->n_kv_heads * c->head_dim, FF = c->intermediate_size;
 
     pm->layer_bytes = esz * (C * HD * 2 + C * KD * 2 + 3 * C * FF);
+    pm->mlp_bytes = esz * 3 * C * FF;
     pm->norm_bytes = 2 * C * 4;
     pm->embed_row_bytes = esz * C;
     pm->embed_bytes = pm->embed_row_bytes * c->vocab_size;
@@ -306,8 +307,12 @@ lc_status lc_plan_compute(struct lc_plan *p, const struct lc_plan_model *pm,
                         (double)L * pm->norm_bytes + 2 * C * 4 /* final norm */;
 
         if (p->stage1) {
-            /* the stage's layers, and the embedding rows on the first stage */
+            /* the stage's layers (the model's last MLP is never run in stage
+             * 1), and the embedding rows on the first stage */
             pr->s1_weights = own_layers * pm->layer_bytes;
+            if (pr->stage == p->layout.stages - 1) {
+                pr->s1_weights -= pm->mlp_bytes;
+            }
             if (pr->stage == 0) {
                 pr->s1_weights += embed_touched(pm, d->distinct_tokens);
             }

@@ -13,6 +13,7 @@
 struct lc_plan_model {
     struct lc_model_config cfg;
     double layer_bytes;     /* one layer's weight matrices, in their file dtype */
+    double mlp_bytes;       /* of which the MLP's */
     double norm_bytes;      /* one layer's norm vectors as the model keeps them (fp32) */
     double embed_bytes;     /* the embedding table */
     double embed_row_bytes;

@@ -231,25 +231,7 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
  * that far). */
 lc_status lc_transfer_positions(struct lc_trainer *tr, int B, struct lc_error *err)
 {
-    struct lc_llama_fwd *f = &tr->model->fwd;
-    const int T = tr->T;
-    int32_t *pos = malloc((size_t)B * (size_t)T * sizeof(int32_t));
-    lc_status rc;
-
-    if (pos == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            pos[b * T + t] = t;
-        }
-    }
-    rc = lc_llama_rope_reserve(tr->m, T, err);
-    if (rc == LC_OK) {
-        tr->be->ops->upload(tr->be, f->pos, pos, (size_t)B * (size_t)T * sizeof(int32_t));
-    }
-    free(pos);
-    return rc;
+    return lc_llama_upload_positions(tr->m, &tr->model->fwd, B, tr->T, 0, err);
 }
 
 static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
