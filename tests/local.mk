@@ -9,7 +9,8 @@ AM_TESTS_ENVIRONMENT = \
 	LC_DATA_DIR='$(abs_top_srcdir)/data'; export LC_DATA_DIR; \
 	LC_BUILDDIR='$(abs_top_builddir)'; export LC_BUILDDIR; \
 	LC_SRCDIR='$(abs_top_srcdir)'; export LC_SRCDIR; \
-	LC_HAVE_MPI='$(LC_HAVE_MPI)'; export LC_HAVE_MPI;
+	LC_HAVE_MPI='$(LC_HAVE_MPI)'; export LC_HAVE_MPI; \
+	LC_SANITIZERS='$(LC_SANITIZERS)'; export LC_SANITIZERS;
 
 if COND_CMOCKA
 noinst_LTLIBRARIES += tests/liblctest.la

@@ -652,10 +652,16 @@ lc_status lc_plan_check(struct lc_trainer *tr, const struct lc_dataset *ds, stru
 
     memset(&pm, 0, sizeof(pm));
     memset(&d, 0, sizeof(d));
-    pm.cfg = tr->m->cfg;
-    rc = lc_plan_model_from_path(&pm, lc_model_files_path(tr->m->files), err);
-    if (rc != LC_OK) {
-        return rc;
+    if (tr->m->files != NULL) {
+        rc = lc_plan_model_from_path(&pm, lc_model_files_path(tr->m->files), err);
+        if (rc != LC_OK) {
+            return rc;
+        }
+    } else {
+        /* a model made in memory */
+        pm.cfg = tr->m->cfg;
+        sizes_from_config(&pm, (double)lc_dtype_size(tr->m->layers[0].wq.dtype));
+        snprintf(pm.source, sizeof(pm.source), "the model in memory");
     }
     d.train_chunks = tr->n_train;
     d.val_chunks = tr->n_val;
