@@ -29,7 +29,7 @@ median_rate() {
 run() { # NAME NP THREADS
     if [ "$2" = 1 ]; then
         # shellcheck disable=SC2086
-        "$train" $common --out "$tmp/$1" --metrics "$tmp/$1.jsonl" --threads "$3" "$@"
+        "$train" $common --out "$tmp/$1" --metrics "$tmp/$1.jsonl" --threads "$3"
     else
         # shellcheck disable=SC2086
         mpirun --oversubscribe -np "$2" -x OMP_WAIT_POLICY -x OMP_NUM_THREADS="$3" "$train" \
