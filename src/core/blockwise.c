@@ -108,16 +108,23 @@ static void serve_write(struct relay *r, int src, const char *msg, size_t bytes)
 static void serve_event(struct relay *r, char *msg, size_t bytes)
 {
     struct lc_trainer *main = r->main;
+    const size_t L = (size_t)main->m->cfg.n_layers;
+    double *mse = malloc(L * sizeof(double) + 1);
     struct lc_train_event ev;
 
-    LC_ASSERT(bytes >= sizeof(ev));
+    LC_ASSERT(bytes >= sizeof(ev) + L * sizeof(double));
     memcpy(&ev, msg, sizeof(ev));
-    ev.layer_mse = (const double *)(msg + sizeof(ev));
+    /* the message has no alignment to speak of */
+    if (mse != NULL) {
+        memcpy(mse, msg + sizeof(ev), L * sizeof(double));
+    }
+    ev.layer_mse = mse;
     /* the caller shows the other blocks' evaluations and ends */
     if ((ev.kind == LC_EV_EVAL || ev.kind == LC_EV_END) && main->on_event != NULL &&
         main->on_event(&ev, main->user) != 0) {
         r->stop_seen = 1;
     }
+    free(mse);
 }
 
 /* Takes what waits: stop notices on every rank; on rank 0 also the

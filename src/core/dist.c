@@ -340,6 +340,7 @@ lc_status lc_comm_split(struct lc_comm *c, int color, int key, struct lc_comm **
         MPI_Comm_size(n->mpi, &n->size);
     }
 #else
+    (void)c;
     (void)color;
     (void)key;
 #endif
@@ -394,11 +395,13 @@ lc_status lc_comm_attach_backend(struct lc_comm *c, struct lc_backend *be, struc
     return LC_OK;
 }
 
+#if defined(LC_HAVE_MPI) || defined(LC_HAVE_NCCL)
 /* Host staging of backend memory that is not host memory. */
 static int staged(const struct lc_backend *be)
 {
     return be != NULL && !be->ops->host_memory;
 }
+#endif
 
 lc_status lc_comm_barrier(struct lc_comm *c, struct lc_error *err)
 {
@@ -459,8 +462,10 @@ lc_status lc_comm_bcast(struct lc_comm *c, struct lc_backend *be, void *buf, siz
         rc = be->ops->sync(be, err);
     }
 #else
+    (void)be;
     (void)buf;
     (void)root;
+    (void)err;
 #endif
     free(host);
     return rc;
@@ -532,6 +537,7 @@ lc_status lc_comm_allgather(struct lc_comm *c, struct lc_backend *be, const void
 #else
     (void)send;
     (void)recv;
+    (void)err;
 #endif
     free(hs);
     free(hr);
@@ -625,6 +631,7 @@ static lc_status p2p(struct lc_comm *c, struct lc_backend *be, void *buf, size_t
         rc = be->ops->sync(be, err);
     }
 #else
+    (void)c;
     (void)be;
     (void)buf;
     (void)bytes;
