@@ -4,19 +4,66 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "backend-cpu/cpu.h"
 #include "bench/bench_common.h"
 #include "core/half.h"
 #include "core/util.h"
 
 static const char *prog = "bench";
 
+/* Runs the program again for each kernel set of the cpu backend this CPU
+ * supports (LC_CPU_ISA set for it), one after the other, and exits with
+ * the first failure's status.  The AVX2 run also gets OpenBLAS's Haswell
+ * kernels (unless OPENBLAS_CORETYPE is set), so that on a CPU with
+ * AVX-512 it measures what an AVX2 machine would run, SGEMM peak included. */
+static void run_each_isa(char **argv)
+{
+    int status = 0;
+
+    for (int i = 0; i < LC_CPU_ISA_COUNT; i++) {
+        const enum lc_cpu_isa isa = (enum lc_cpu_isa)i;
+        pid_t pid;
+        int st = 0;
+
+        if (!lc_cpu_isa_supported(isa)) {
+            continue;
+        }
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "%s: fork failed\n", prog);
+            exit(1);
+        }
+        if (pid == 0) {
+            setenv("LC_CPU_ISA", lc_cpu_isa_name(isa), 1);
+            if (isa == LC_CPU_ISA_AVX2 && getenv("OPENBLAS_CORETYPE") == NULL) {
+                setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+            }
+            execv("/proc/self/exe", argv);
+            fprintf(stderr, "%s: cannot run itself again\n", prog);
+            _exit(1);
+        }
+        if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            status = status != 0 ? status : (WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+        }
+    }
+    exit(status);
+}
+
 int bench_open(struct lc_backend **be, const char *name, int argc, char **argv,
                const char *backend, int threads)
 {
     struct lc_error err = {0};
+    const char *isa = getenv("LC_CPU_ISA");
 
     prog = name;
+    if (strcmp(backend, "cpu") == 0 && (isa == NULL || strcmp(isa, "all") == 0)) {
+        printf("%s: each kernel set of the cpu backend in turn (LC_CPU_ISA picks one)\n", prog);
+        run_each_isa(argv);
+    }
     lc_blas_use_fast_kernels(argc, argv);
     lc_set_num_threads(threads);
     if (lc_backend_open(be, backend, &err) != LC_OK) {
@@ -115,6 +162,25 @@ void bench_llama3_8b_layer(struct lc_model_config *cfg)
     cfg->eos_token_id = -1;
 }
 
+void bench_llama32_1b(struct lc_model_config *cfg)
+{
+    bench_llama3_8b_layer(cfg);
+    cfg->vocab_size = 128256;
+    cfg->tie_word_embeddings = 1;
+    cfg->hidden_size = 2048;
+    cfg->intermediate_size = 8192;
+    cfg->n_layers = 16;
+    cfg->head_dim = 64;
+    cfg->max_position_embeddings = 131072;
+    cfg->rope_type = LC_ROPE_LLAMA3;
+    cfg->rope_factor = 32.0;
+    cfg->rope_low_freq_factor = 1.0;
+    cfg->rope_high_freq_factor = 4.0;
+    cfg->rope_original_max_pos = 8192;
+    cfg->bos_token_id = 128000;
+    cfg->eos_token_id = 128001;
+}
+
 void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, double *state)
 {
     const int nblk = (T + W - 1) / W;
@@ -129,6 +195,33 @@ void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, 
         *lin += b >= 2 ? 2.0 * nb * F * D : 0.0;
         *state += b >= 1 ? 2.0 * (double)F * D * W : 0.0;
     }
+}
+
+void bench_hybrid_flops(int T, int W, int D, int F, double *fwd, double *bwd)
+{
+    double near, lin, state;
+
+    bench_hybrid_blocks(T, W, D, F, &near, &lin, &state);
+    *fwd = 2.0 * near + lin + state;
+    /* backward: scores again, g.v, dfq from S, the reverse scan */
+    *bwd = 2.0 * near + 2.0 * lin + 2.0 * state;
+}
+
+void bench_layer_flops(const struct lc_model_config *c, int T, int f, int W, int with_mlp,
+                       double *fwd, double *transfer)
+{
+    const double N = T, C = c->hidden_size, H = c->n_heads, D = c->head_dim;
+    const double HD = H * D, KD = (double)c->n_kv_heads * D, FF = c->intermediate_size;
+    const double proj = 2.0 * N * C * (HD + 2.0 * KD + C);
+    const double mlp = with_mlp ? 2.0 * N * C * 3.0 * FF : 0.0;
+    const double attn = 2.0 * 2.0 * H * D * N * (N + 1) / 2.0;
+    /* feature maps of q and k, and their weight gradients */
+    const double fmap = 2.0 * 2.0 * N * H * D * f;
+    double hy_fwd, hy_bwd;
+
+    bench_hybrid_flops(T, W, c->head_dim, 2 * f, &hy_fwd, &hy_bwd);
+    *fwd = proj + mlp + attn;
+    *transfer = *fwd + 2.0 * fmap + H * (hy_fwd + hy_bwd);
 }
 
 void bench_report(const char *what, int width, int tokens, double secs, double flops,

@@ -375,14 +375,20 @@ void lc_test_backend_free(struct lc_backend *be)
     }
 }
 
-int lc_test_cpu_isas(enum lc_cpu_isa isas[2])
+int lc_test_cpu_isas(enum lc_cpu_isa isas[LC_CPU_ISA_COUNT])
 {
+    const enum lc_cpu_isa best = lc_cpu_detect_isa();
     int n = 0;
+
     isas[n++] = LC_CPU_ISA_GENERIC;
-    if (lc_cpu_detect_isa() == LC_CPU_ISA_AVX512) {
-        isas[n++] = LC_CPU_ISA_AVX512;
-    } else {
-        fprintf(stderr, "note: AVX-512 kernels unavailable or off (LC_CPU_ISA): generic only\n");
+    for (int i = 1; i < LC_CPU_ISA_COUNT; i++) {
+        /* the vector sets up to the one in use (LC_CPU_ISA may lower it) */
+        if (lc_cpu_isa_supported((enum lc_cpu_isa)i) && i <= (int)best) {
+            isas[n++] = (enum lc_cpu_isa)i;
+        }
+    }
+    if (n == 1) {
+        fprintf(stderr, "note: no vector kernels built, supported or on (LC_CPU_ISA): generic only\n");
     }
     return n;
 }
@@ -417,5 +423,5 @@ void lc_test_set_isa(struct lc_backend *be, enum lc_cpu_isa isa)
 
 const char *lc_test_isa_name(enum lc_cpu_isa isa)
 {
-    return isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic";
+    return lc_cpu_isa_name(isa);
 }

@@ -97,15 +97,16 @@ void lc_test_backend_free(struct lc_backend *be);
 struct lc_test_cpu_ref {
     struct lc_backend *ref;
     struct lc_backend *cpu;
-    enum lc_cpu_isa isas[2];
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
     int nisas;
 };
 int lc_test_cpu_ref_setup(void **state);
 int lc_test_cpu_ref_teardown(void **state);
 
-/* The cpu backend's kernel sets to cover: generic always, AVX-512 where
- * built and supported (a note says when not); returns how many. */
-int lc_test_cpu_isas(enum lc_cpu_isa isas[2]);
+/* The cpu backend's kernel sets to cover: generic always, and each vector
+ * set built and supported up to the one in use (LC_CPU_ISA=avx2 leaves
+ * AVX-512 out; a note says when there is none); returns how many. */
+int lc_test_cpu_isas(enum lc_cpu_isa isas[LC_CPU_ISA_COUNT]);
 /* Switches a cpu backend's kernels, and their name in messages. */
 void lc_test_set_isa(struct lc_backend *be, enum lc_cpu_isa isa);
 const char *lc_test_isa_name(enum lc_cpu_isa isa);

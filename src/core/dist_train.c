@@ -431,6 +431,11 @@ lc_status lc_dt_gather_state(struct lc_trainer *tr, struct lc_error *err)
     return rc;
 }
 
+int lc_dt_alone(const struct lc_trainer *tr)
+{
+    return tr->dt == NULL || tr->dt->dist->size == 1;
+}
+
 lc_status lc_dt_share_best(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_dtrain *dt = tr->dt;

@@ -102,6 +102,8 @@ lc_status lc_dt_gather_state(struct lc_trainer *tr, struct lc_error *err);
 /* the end of a stage: every rank gets the best weights of every layer */
 lc_status lc_dt_share_best(struct lc_trainer *tr, struct lc_error *err);
 
+/* Whether this run has one rank. */
+int lc_dt_alone(const struct lc_trainer *tr);
 /* Whether any rank wants to stop (every rank calls it at the same
  * points): stop is this rank's wish. */
 int lc_dt_agree_stop(struct lc_trainer *tr, int stop);

@@ -310,16 +310,47 @@ static lc_status read_tensor(const struct lc_st_file *f, const char *path, const
     return LC_OK;
 }
 
-lc_status lc_linattn_read_layers(const struct lc_linattn *a, const char *path, int l0, int l1,
-                                 float *host, struct lc_error *err)
+lc_status lc_linattn_check_file(const struct lc_st_file *f, const char *path, int n_lin,
+                                int first_lin, int n_heads, int head_dim, int feature_dim,
+                                struct lc_error *err)
 {
-    struct lc_st_file *f = NULL;
+    char name[128];
+    const int64_t fshape[3] = {n_heads, head_dim, feature_dim};
+    const struct lc_tensor_view *t;
+
+    key_name(name, sizeof(name), first_lin, "feature_map_q.mlp.layer");
+    t = lc_st_find(f, name);
+    if (t == NULL) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s missing", path, name);
+    }
+    if (t->ndim != 3 || t->shape[0] != fshape[0] || t->shape[1] != fshape[1] ||
+        t->shape[2] != fshape[2]) {
+        char shape[128];
+        lc_shape_format(shape, sizeof(shape), t->ndim, t->shape);
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: %s has shape %s; feature_dim %d of this model needs [%d, %d, %d]",
+                          path, name, shape, feature_dim, n_heads, head_dim, feature_dim);
+    }
+    /* every linearized layer's two maps: the file must be large enough for them */
+    if ((uint64_t)lc_st_data_bytes(f) / 8 / (uint64_t)n_lin / (uint64_t)n_heads /
+            (uint64_t)head_dim < (uint64_t)feature_dim) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: too small for %d layers of feature maps of dimension %d", path,
+                          n_lin, feature_dim);
+    }
+    return LC_OK;
+}
+
+/* The linearized layers among [l0, l1) of an open file into host. */
+static lc_status read_file_layers(const struct lc_linattn *a, const struct lc_st_file *f,
+                                  const char *path, int l0, int l1, float *host,
+                                  struct lc_error *err)
+{
     const int64_t fshape[3] = {a->H, a->D, a->cfg.feature_dim};
     const int64_t tshape[4] = {1, a->H, 1, 1};
     char name[128];
-    lc_status rc;
+    lc_status rc = LC_OK;
 
-    rc = lc_st_open(&f, path, err);
     for (int l = l0; l < l1 && rc == LC_OK; l++) {
         if (lc_linattn_is_softmax(a, l)) {
             continue;
@@ -335,11 +366,24 @@ lc_status lc_linattn_read_layers(const struct lc_linattn *a, const char *path, i
             rc = read_tensor(f, path, name, 4, tshape, lc_linattn_theta(a, host, l), err);
         }
     }
+    return rc;
+}
+
+lc_status lc_linattn_read_layers(const struct lc_linattn *a, const char *path, int l0, int l1,
+                                 float *host, struct lc_error *err)
+{
+    struct lc_st_file *f = NULL;
+    lc_status rc = lc_st_open(&f, path, err);
+
+    if (rc == LC_OK) {
+        rc = read_file_layers(a, f, path, l0, l1, host, err);
+    }
     lc_st_close(f);
     return rc;
 }
 
-lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err)
+lc_status lc_linattn_load_file(struct lc_linattn *a, const struct lc_st_file *f, const char *path,
+                               struct lc_error *err)
 {
     float *host = malloc(a->n_params * sizeof(float));
     lc_status rc;
@@ -350,12 +394,23 @@ lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_erro
     /* softmax layers keep the arena's values (no keys to read) */
     rc = lc_linattn_download(a, host);
     if (rc == LC_OK) {
-        rc = lc_linattn_read_layers(a, path, 0, a->L, host, err);
+        rc = read_file_layers(a, f, path, 0, a->L, host, err);
     }
     if (rc == LC_OK) {
         rc = lc_linattn_upload(a, host);
     }
     free(host);
+    return rc;
+}
+
+lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err)
+{
+    struct lc_st_file *f = NULL;
+    lc_status rc = lc_st_open(&f, path, err);
+    if (rc == LC_OK) {
+        rc = lc_linattn_load_file(a, f, path, err);
+    }
+    lc_st_close(f);
     return rc;
 }
 

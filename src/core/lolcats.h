@@ -102,6 +102,17 @@ lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_erro
 /* The linearized layers among [l0, l1) of such a file into a host arena. */
 lc_status lc_linattn_read_layers(const struct lc_linattn *a, const char *path, int l0, int l1,
                                  float *host_arena, struct lc_error *err);
+struct lc_st_file;
+lc_status lc_linattn_load_file(struct lc_linattn *a, const struct lc_st_file *f, const char *path,
+                               struct lc_error *err);
+/* Before anything is allocated for them: whether the file (path names it)
+ * holds feature maps of dimension feature_dim for this model shape (the
+ * map of layer first_lin, the first linearized layer, has shape [n_heads,
+ * head_dim, feature_dim] and the data is large enough for all n_lin
+ * linearized layers). */
+lc_status lc_linattn_check_file(const struct lc_st_file *f, const char *path, int n_lin,
+                                int first_lin, int n_heads, int head_dim, int feature_dim,
+                                struct lc_error *err);
 
 /* The hybrid attention of layer l for q [N,H*D], k, v [N,Hkv*D] (after
  * RoPE): fq, fk [N,H*F] receive the features, y [N,H*D] the output, mx

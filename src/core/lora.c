@@ -586,10 +586,18 @@ lc_status lc_lora_load(struct lc_lora **out, const struct lc_llama *m, const cha
     }
     rc = lc_lora_layout(lo, m, &cfg, err);
     if (rc == LC_OK) {
-        rc = alloc_params(lo, err);
+        rc = lc_st_open(&f, mpath, err);
+    }
+    /* the rank decides the allocation: the file must hold that many
+     * parameters (2 bytes each at least) before any is allocated */
+    if (rc == LC_OK && lo->n_params > lc_st_data_bytes(f) / 2) {
+        rc = lc_err_set(err, LC_ERR_FORMAT,
+                        "%s: holds %zu bytes of tensors, too few for the %zu parameters of rank "
+                        "%d that %s describes",
+                        mpath, lc_st_data_bytes(f), lo->n_params, cfg.rank, cpath);
     }
     if (rc == LC_OK) {
-        rc = lc_st_open(&f, mpath, err);
+        rc = alloc_params(lo, err);
     }
     if (rc != LC_OK) {
         goto done;

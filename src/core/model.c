@@ -87,6 +87,18 @@ LC_API const char *lc_model_format(const struct lc_model *m)
     return m->llama->files != NULL ? lc_model_files_format(m->llama->files) : "random";
 }
 
+LC_API int64_t lc_model_mapped_bytes(const struct lc_model *m)
+{
+    return lc_llama_mapped_bytes(m->llama);
+}
+
+LC_API lc_status lc_model_page_in(struct lc_model *m,
+                                  int (*progress)(int64_t done, int64_t total, void *user),
+                                  void *user, struct lc_error *err)
+{
+    return lc_llama_page_in(m->llama, progress, user, err);
+}
+
 lc_status lc_model_reserve_rows(struct lc_model *m, int rows, struct lc_error *err)
 {
     if (m->fwd.max_rows >= rows) {
@@ -340,7 +352,10 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
         s->cache_rows = need < max_tokens ? need : max_tokens;
         s->S = alloc_per_layer(s, HF * (size_t)c->head_dim * sizeof(float), NULL);
         s->z = alloc_per_layer(s, HF * sizeof(float), NULL);
-        s->fk_move = be->ops->alloc(be, (size_t)W * HF * sizeof(float));
+        /* at most W keys leave the window at a time, and never more than
+         * the session holds */
+        s->fk_move = be->ops->alloc(be, (size_t)(W < max_tokens ? W : max_tokens) * HF *
+                                            sizeof(float));
         s->den = be->ops->alloc(be, (size_t)(s->cache_rows + LC_CHUNK_ROWS) *
                                         (size_t)c->n_heads * sizeof(float));
         if (s->S == NULL || s->z == NULL || s->fk_move == NULL || s->den == NULL) {
@@ -720,9 +735,13 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     struct lc_linattn_cfg cfg;
     struct lc_linattn *lin = NULL;
     struct lc_lora *lora = NULL;
+    struct lc_st_file *fmaps = NULL;
+    struct lc_linattn shape; /* the softmax layers only */
+    int first_lin;
     int v;
     lc_status rc;
 
+    memset(&shape, 0, sizeof(shape));
     path = lc_path_join(dir, "lolcats_config.json");
     if (path == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
@@ -766,17 +785,35 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
                         path, c->n_layers, c->n_heads, c->head_dim);
         goto done;
     }
-    rc = lc_linattn_new(&lin, m->llama, &cfg, err);
-    if (rc == LC_OK) {
-        rc = lc_read_softmax_layers(lin, attn, path, err);
-    }
+    /* the layers that keep softmax attention have no maps in the file */
+    memset(&shape, 0, sizeof(shape));
+    shape.L = c->n_layers;
+    rc = lc_read_softmax_layers(&shape, attn, path, err);
     if (rc != LC_OK) {
         goto done;
     }
+    for (first_lin = 0; lc_linattn_is_softmax(&shape, first_lin); first_lin++) {
+    }
     free(path);
     path = lc_path_join(dir, "feature_maps.safetensors");
-    rc = path != NULL ? lc_linattn_load(lin, path, err)
+    rc = path != NULL ? lc_st_open(&fmaps, path, err)
                       : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    /* the feature dimension sizes the allocation: the file must agree first */
+    if (rc == LC_OK) {
+        rc = lc_linattn_check_file(fmaps, path, c->n_layers - shape.n_softmax, first_lin,
+                                   c->n_heads, c->head_dim, cfg.feature_dim, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_linattn_new(&lin, m->llama, &cfg, err);
+    }
+    if (rc == LC_OK && shape.n_softmax > 0) {
+        lin->softmax = shape.softmax;
+        lin->n_softmax = shape.n_softmax;
+        shape.softmax = NULL;
+    }
+    if (rc == LC_OK) {
+        rc = lc_linattn_load_file(lin, fmaps, path, err);
+    }
     if (rc != LC_OK) {
         goto done;
     }
@@ -801,6 +838,8 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     lora = NULL;
 
 done:
+    free(shape.softmax);
+    lc_st_close(fmaps);
     lc_linattn_free(lin);
     lc_lora_free(lora);
     json_decref(root);

@@ -83,26 +83,6 @@ LC_API int64_t lc_memory_peak(void)
     return (int64_t)lc_rss_peak();
 }
 
-/* MemAvailable of /proc/meminfo (0 when unknown) */
-static double mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    double v = 0.0;
-
-    if (f == NULL) {
-        return 0.0;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "MemAvailable:", 13) == 0) {
-            v = strtod(line + 13, NULL) * 1024.0;
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
-
 /* ------------------------------------------------------------ the model */
 
 static double dtype_bytes_of(const char *name)
@@ -674,7 +654,7 @@ lc_status lc_plan_check(struct lc_trainer *tr, const struct lc_dataset *ds, stru
     }
     need = p.rank[dt->dist->rank].peak;
     /* the host's free memory, shared by its ranks */
-    avail = mem_available();
+    avail = (double)lc_memory_available();
     limit = o->max_memory > 0 ? (double)o->max_memory : INFINITY;
     if (rc == LC_OK && avail > 0 && now + avail / dt->dist->host_size < limit) {
         limit = now + avail / dt->dist->host_size;

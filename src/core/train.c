@@ -66,7 +66,8 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
 
 /* ------------------------------------------------------------ events */
 
-static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
+/* The event to the caller; its wish to stop. */
+static int emit_here(struct lc_trainer *tr, struct lc_train_event *ev)
 {
     ev->stage = tr->hooks->stage;
     ev->step = tr->step;
@@ -78,8 +79,38 @@ static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
     ev->n_blocks = tr->n_blocks;
     ev->first_layer = tr->block_l0;
     ev->end_layer = tr->block_l1;
-    /* every rank stops at the same step when any rank asks to */
-    return lc_dt_agree_stop(tr, tr->on_event != NULL ? tr->on_event(ev, tr->user) : 0);
+    if (tr->on_event == NULL) {
+        return 0;
+    }
+    return tr->on_event(ev, tr->user);
+}
+
+/* The same at the points every rank reaches together: every rank stops
+ * at the same step when any rank asks to. */
+static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
+{
+    return lc_dt_agree_stop(tr, emit_here(tr, ev));
+}
+
+int lc_trainer_emit(struct lc_trainer *tr, struct lc_train_event *ev)
+{
+    return emit(tr, ev);
+}
+
+int lc_trainer_poll(struct lc_trainer *tr, int layer, int layers)
+{
+    struct lc_train_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LC_EV_PROGRESS;
+    ev.phase = tr->phase;
+    ev.done = tr->phase_done;
+    ev.total = tr->phase_total;
+    ev.layer = layer;
+    ev.layers = layers;
+    /* across ranks a stop waits for the end of the step, where every rank
+     * agrees on it (the caller's wish stays set until then) */
+    return lc_dt_alone(tr) ? emit_here(tr, &ev) : (emit_here(tr, &ev), 0);
 }
 
 static void metrics_line(struct lc_trainer *tr, const char *fmt, ...) LC_PRINTF(2, 3);
@@ -102,7 +133,9 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(tr->metrics, fmt, ap);
     va_end(ap);
-    fflush(tr->metrics);
+    if ((fflush(tr->metrics) != 0 || ferror(tr->metrics)) && tr->metrics_errno == 0) {
+        tr->metrics_errno = errno != 0 ? errno : EIO; /* reported by metrics_check */
+    }
     if (fmt[strlen(fmt) - 1] == '\n') {
         tr->metrics_lines++;
     }
@@ -116,6 +149,17 @@ static void metrics_head(struct lc_trainer *tr)
         metrics_line(tr, "\"block\": %d, \"layers\": [%d, %d], ", tr->block, tr->block_l0,
                      tr->block_l1);
     }
+}
+
+/* A metrics line that could not be written (a full disk) stops training:
+ * the metrics would silently lack lines. */
+static lc_status metrics_check(const struct lc_trainer *tr, struct lc_error *err)
+{
+    if (tr->metrics_errno != 0) {
+        return lc_err_set(err, LC_ERR_IO, "%s: cannot write the metrics: %s",
+                          tr->o->metrics_path, strerror(tr->metrics_errno));
+    }
+    return LC_OK;
 }
 
 /* Cuts the metrics file after its first `lines` lines: the lines a resumed
@@ -219,12 +263,16 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
     for (int l = 0; l < L; l++) {
         layer_loss[l] = 0.0;
     }
+    tr->phase = LC_PHASE_EVAL;
+    tr->phase_done = 0;
+    tr->phase_total = n_batches;
     /* the batches (split among the ranks), then their losses in order */
     rc = lc_dt_eval_begin(tr, n_batches, err);
     for (int64_t j = 0; j < n_batches && rc == LC_OK; j++) {
         const int64_t done = j * tr->B;
         const int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
         double loss = 0.0;
+        tr->phase_done = j;
         if (!lc_dt_runs_eval(tr, j)) {
             continue;
         }
@@ -251,6 +299,7 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
             layer_loss[l] += v[1 + l] * b;
         }
     }
+    tr->phase_done = n_batches;
     *val_loss = sum / (double)tr->n_val;
     for (int l = 0; l < L; l++) {
         layer_loss[l] /= (double)tr->n_val;
@@ -355,6 +404,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
     META("best_val", "%.17g", tr->best_val);
     META("metrics_lines", "%lld", (long long)tr->metrics_lines);
     META("stages_done", "%d", tr->stages_done);
+    META("eval_pending", "%d", tr->eval_pending);
 #undef META
     if (rc == LC_OK) {
         fingerprint(tr, buf, sizeof(buf));
@@ -391,6 +441,67 @@ static int meta_int(const struct lc_st_file *f, const char *key, int64_t *out)
     return end != s && *end == '\0';
 }
 
+lc_status lc_train_state_check(const struct lc_trainer *tr, const struct lc_st_file *f,
+                               const char *path, struct lc_train_resume *pos,
+                               struct lc_error *err)
+{
+    const int64_t total = total_steps(tr);
+    const int64_t per_epoch = steps_per_epoch(tr);
+    int64_t bad = 0;
+
+    if (!meta_int(f, "step", &pos->step) || !meta_int(f, "epoch", &pos->epoch) ||
+        !meta_int(f, "microbatch", &pos->mb) || !meta_double(f, "lr", &pos->lr) ||
+        !meta_double(f, "plateau_best", &pos->plateau_best) ||
+        !meta_int(f, "plateau_bad", &bad) || !meta_double(f, "best_val", &pos->best_val) ||
+        !meta_int(f, "metrics_lines", &pos->metrics_lines)) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: training state metadata incomplete (step, epoch, microbatch, lr, "
+                          "plateau_best, plateau_bad, best_val and metrics_lines are needed)",
+                          path);
+    }
+    /* the position is used to index the data order: it must be one the
+     * loop reaches, and the epoch and micro-batch the ones of that step */
+    if (pos->step < 0 || pos->step > total) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: training state step %lld is outside 0..%lld",
+                          path, (long long)pos->step, (long long)total);
+    }
+    if (per_epoch < 1 || pos->epoch != pos->step / per_epoch ||
+        pos->mb != pos->step % per_epoch * tr->o->grad_accum) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: training state epoch %lld and microbatch %lld do not belong to "
+                          "step %lld (%lld steps of %d micro-batches per epoch)",
+                          path, (long long)pos->epoch, (long long)pos->mb, (long long)pos->step,
+                          (long long)per_epoch, tr->o->grad_accum);
+    }
+    if (!(pos->lr > 0) || !isfinite(pos->lr) || isnan(pos->plateau_best) ||
+        isnan(pos->best_val) || bad < 0 || bad > tr->o->plateau_patience ||
+        pos->metrics_lines < 0) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: training state schedule out of range (lr %g, plateau_best %g, "
+                          "plateau_bad %lld, best_val %g, metrics_lines %lld)",
+                          path, pos->lr, pos->plateau_best, (long long)bad, pos->best_val,
+                          (long long)pos->metrics_lines);
+    }
+    pos->plateau_bad = (int)bad;
+    for (int g = 0; g < tr->n_groups; g++) {
+        const struct lc_param_group *pg = &tr->groups[g];
+        static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
+        for (int p = 0; p < 4; p++) {
+            char name[128];
+            const struct lc_tensor_view *t;
+            snprintf(name, sizeof(name), "%s.%s", pg->name, parts[p]);
+            t = lc_st_find(f, name);
+            if (t == NULL || t->dtype != LC_DTYPE_F32 || t->numel != (int64_t)pg->n) {
+                return lc_err_set(err, LC_ERR_FORMAT,
+                                  "%s: tensor %s missing or not F32 of %zu elements", path, name,
+                                  pg->n);
+            }
+            pos->tensors[g][p] = t;
+        }
+    }
+    return LC_OK;
+}
+
 /* Opens the training state in the output folder; *f stays NULL (and the
  * status LC_OK) when there is none.  *path is its file name (free it). */
 static lc_status open_state(const struct lc_trainer *tr, char **path, struct lc_st_file **f,
@@ -417,8 +528,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     const char *stage;
     const char *fp;
     char want[1024];
-    int64_t step, epoch, mb, bad, offset;
-    double lr, pbest, best;
+    struct lc_train_resume pos;
+    int64_t pending = 0;
     lc_status rc;
 
     *found = 0;
@@ -443,26 +554,21 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
                         path, fp != NULL ? fp : "none", want);
         goto done;
     }
-    if (!meta_int(f, "step", &step) || !meta_int(f, "epoch", &epoch) ||
-        !meta_int(f, "microbatch", &mb) || !meta_double(f, "lr", &lr) ||
-        !meta_double(f, "plateau_best", &pbest) || !meta_int(f, "plateau_bad", &bad) ||
-        !meta_double(f, "best_val", &best) || !meta_int(f, "metrics_lines", &offset)) {
-        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: training state metadata incomplete", path);
+    rc = lc_train_state_check(tr, f, path, &pos, err);
+    if (rc != LC_OK) {
+        goto done;
+    }
+    /* absent in states saved before stops inside an evaluation existed */
+    if (lc_st_metadata(f, "eval_pending") != NULL &&
+        (!meta_int(f, "eval_pending", &pending) || (pending != 0 && pending != 1))) {
+        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: training state metadata eval_pending is not 0 "
+                                            "or 1", path);
         goto done;
     }
     for (int g = 0; g < tr->n_groups; g++) {
         struct lc_param_group *pg = &tr->groups[g];
-        static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
         for (int p = 0; p < 4; p++) {
-            char name[128];
-            const struct lc_tensor_view *t;
-            snprintf(name, sizeof(name), "%s.%s", pg->name, parts[p]);
-            t = lc_st_find(f, name);
-            if (t == NULL || t->dtype != LC_DTYPE_F32 || t->numel != (int64_t)pg->n) {
-                rc = lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s missing or of the wrong size",
-                                path, name);
-                goto done;
-            }
+            const struct lc_tensor_view *t = pos.tensors[g][p];
             if (p < 3) {
                 float *dst = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
                 be->ops->upload(be, dst, t->data, pg->n * sizeof(float));
@@ -471,16 +577,17 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
             }
         }
     }
-    tr->step = step;
-    tr->epoch = epoch;
-    tr->mb = mb;
-    tr->lr = lr;
-    tr->plateau_best = pbest;
-    tr->plateau_bad = (int)bad;
-    tr->best_val = best;
+    tr->step = pos.step;
+    tr->epoch = pos.epoch;
+    tr->mb = pos.mb;
+    tr->lr = pos.lr;
+    tr->plateau_best = pos.plateau_best;
+    tr->plateau_bad = pos.plateau_bad;
+    tr->best_val = pos.best_val;
+    tr->eval_pending = (int)pending;
     if (tr->metrics != NULL) {
         /* drop metric lines written after the saved state */
-        rc = rewind_metrics(tr, offset, err);
+        rc = rewind_metrics(tr, pos.metrics_lines, err);
         if (rc != LC_OK) {
             goto done;
         }
@@ -496,6 +603,38 @@ done:
 
 /* ------------------------------------------------------------ the loop */
 
+/* A stop asked for inside an optimizer step or an evaluation: the work
+ * under way is dropped and the state of the last finished step is saved
+ * (with its evaluation still to run when that was interrupted), so that a
+ * resumed run does the same work as an uninterrupted one.  Before the
+ * first evaluation of the stage has ended there is nothing to save. */
+static lc_status stop_inside(struct lc_trainer *tr, int in_eval, struct lc_error *err)
+{
+    lc_status rc;
+
+    if (in_eval && tr->step == 0) {
+        return lc_err_set(err, LC_ERR_INTERRUPTED,
+                          "stopped in the first evaluation of stage %s, before any of its "
+                          "results were saved",
+                          tr->hooks->name);
+    }
+    tr->eval_pending = in_eval;
+    rc = save_state(tr, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    if (in_eval) {
+        return lc_err_set(err, LC_ERR_INTERRUPTED,
+                          "stopped in the evaluation after step %lld; the state is saved in %s "
+                          "(resume with --resume)",
+                          (long long)tr->step, tr->o->out_dir);
+    }
+    return lc_err_set(err, LC_ERR_INTERRUPTED,
+                      "stopped in step %lld; the state after step %lld is saved in %s (resume "
+                      "with --resume)",
+                      (long long)tr->step + 1, (long long)tr->step, tr->o->out_dir);
+}
+
 static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err)
 {
     const int L = tr->m->cfg.n_layers;
@@ -508,6 +647,9 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     rc = evaluate(tr, &val, layer, err);
+    if (rc == LC_ERR_INTERRUPTED) {
+        rc = stop_inside(tr, 1, err);
+    }
     if (rc != LC_OK) {
         goto done;
     }
@@ -548,7 +690,11 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         }
         metrics_line(tr, "}\n");
     }
-    rc = lc_dt_gather_state(tr, err);
+    tr->eval_pending = 0;
+    rc = metrics_check(tr, err);
+    if (rc == LC_OK) {
+        rc = lc_dt_gather_state(tr, err);
+    }
     if (rc == LC_OK && tr->writer) {
         rc = save_state(tr, err);
     }
@@ -579,6 +725,7 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
     tr->step = 0;
     tr->epoch = 0;
     tr->mb = 0;
+    tr->eval_pending = 0;
     for (int g = 0; g < tr->n_groups; g++) {
         be->ops->download(be, tr->groups[g].best, tr->groups[g].params,
                           tr->groups[g].n * sizeof(float));
@@ -600,15 +747,12 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
     ev.total_steps = total;
     ev.plan_bytes = (int64_t)tr->plan_peak;
     ev.tokens_per_step = (int64_t)tr->B * tr->T * o->grad_accum;
-    if (tr->hooks->stage == LC_STAGE_FINETUNE) {
-        ev.act_bytes = (int64_t)lc_finetune_act_bytes(tr, 0);
-        ev.act_bytes_recompute = (int64_t)lc_finetune_act_bytes(tr, 1);
-    }
     if (emit(tr, &ev) != 0) {
         return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped before training");
     }
-    if (!found) {
-        /* the starting point is the first candidate for the best weights */
+    if (!found || tr->eval_pending) {
+        /* the starting point is the first candidate for the best weights
+         * (or the evaluation a stop interrupted) */
         rc = eval_and_checkpoint(tr, err);
         if (rc != LC_OK) {
             return rc;
@@ -628,6 +772,8 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             n_mb = mb_epoch - tr->mb; /* the last step of an epoch may be short */
         }
         rc = lc_dt_step_begin(tr, n_mb, err);
+        tr->phase = LC_PHASE_TRAIN;
+        tr->phase_total = n_mb;
         for (int64_t i = 0; i < n_mb && rc == LC_OK; i++) {
             int32_t *ids = tr->train_ids;
             int32_t *labels = tr->train_labels;
@@ -644,9 +790,14 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             rc = lc_trainer_gather(tr, tr->perm + (tr->mb + i) * tr->B, &ids, &labels, err);
             tr->cur_mb = i;
             tr->cur_chunks = tr->perm + (tr->mb + i) * tr->B;
+            tr->phase_done = i;
             if (rc == LC_OK) {
                 rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
                                            tr->layer_loss, err);
+            }
+            if (rc == LC_ERR_INTERRUPTED) {
+                /* one process: stopped inside the step */
+                return stop_inside(tr, 0, err);
             }
             if (rc == LC_OK) {
                 rc = lc_dt_keep_mb(tr, i, mb_loss, err);
@@ -693,16 +844,12 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
         metrics_line(tr, "\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
                          "\"tokens_per_s\": %.1f}\n",
                      (long long)tr->step, (long long)tr->epoch, loss, tr->lr, ev.tokens_per_s);
+        rc = metrics_check(tr, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
         if (emit(tr, &ev) != 0) {
-            if (tr->step % o->eval_every == 0 || tr->step == total) {
-                /* the evaluation due now first: a resumed run continues
-                 * after this step and would not make it */
-                rc = eval_and_checkpoint(tr, err);
-                return rc != LC_OK ? rc
-                                   : lc_err_set(err, LC_ERR_INTERRUPTED,
-                                                "stopped at step %lld; the state is saved in %s",
-                                                (long long)tr->step, o->out_dir);
-            }
+            tr->eval_pending = tr->step % o->eval_every == 0 || tr->step == total;
             rc = lc_dt_gather_state(tr, err);
             if (rc == LC_OK && tr->writer) {
                 rc = save_state(tr, err);
@@ -967,6 +1114,31 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
     return rc;
 }
 
+/* Whether any query of a chunk of T tokens attends to some key by linear
+ * attention: terraced, from the third block on (position 2W); sliding,
+ * from position W. */
+static int linear_part_used(const struct lc_train_opts *o, int T)
+{
+    return T > (o->window_mode == LC_WINDOW_SLIDING ? o->window : 2 * o->window);
+}
+
+static int trains_feature_maps(const struct lc_train_opts *o)
+{
+    return ((o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer) ||
+           ((o->stage & LC_STAGE_FINETUNE) && (o->train_feature_maps || o->skip_transfer));
+}
+
+/* the method's 1024, unless the model was trained on less */
+static int seq_len_of(const struct lc_llama *m, const struct lc_train_opts *o)
+{
+    if (o->seq_len > 0) {
+        return o->seq_len;
+    }
+    return m->cfg.max_position_embeddings > 0 && m->cfg.max_position_embeddings < 1024
+               ? m->cfg.max_position_embeddings
+               : 1024;
+}
+
 static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts *o, int T,
                             struct lc_error *err)
 {
@@ -980,6 +1152,27 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         return lc_err_set(err, LC_ERR_ARG,
                           "the window (%d) must be between 1 and the sequence length (%d)",
                           o->window, T);
+    }
+    if (trains_feature_maps(o) && !linear_part_used(o, T)) {
+        const int sliding = o->window_mode == LC_WINDOW_SLIDING;
+        const int longest = sliding ? o->window : 2 * o->window;
+        const int widest = sliding ? T - 1 : (T - 1) / 2;
+        char other[64] = "";
+        if (widest >= 1) {
+            snprintf(other, sizeof(other), ", or a --window of at most %d", widest);
+        }
+        return lc_err_set(err, LC_ERR_ARG,
+                          "%s would learn nothing: in chunks of %d tokens (--seq-len) with a %s "
+                          "window of %d, every query attends to all its keys by softmax (%s), so "
+                          "the linear attention gets no key to learn from; use a --seq-len above "
+                          "%d%s",
+                          o->stage & LC_STAGE_TRANSFER && !o->skip_transfer
+                              ? "attention transfer (stage 1)"
+                              : "training the feature maps",
+                          T, sliding ? "sliding" : "terraced", o->window,
+                          sliding ? "the window holds a query's last W keys"
+                                  : "the window covers a query's own block and the one before",
+                          longest, other);
     }
     if (o->feature_dim < 1 || o->batch_size < 1 || o->grad_accum < 1 || o->eval_every < 1 ||
         (o->max_steps < 0 && o->epochs < 1)) {
@@ -1018,6 +1211,12 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         }
     }
     return LC_OK;
+}
+
+LC_API lc_status lc_train_check(const struct lc_model *model, const struct lc_train_opts *o,
+                                struct lc_error *err)
+{
+    return check_opts(model->llama, o, seq_len_of(model->llama, o), err);
 }
 
 /* Whether the state in the output folder is that of stage 2 after stage 1
@@ -1127,15 +1326,15 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     tr.on_event = on_event;
     tr.user = user;
     tr.block = -1;
-    if (T <= 0) {
-        /* the method's 1024, unless the model was trained on less */
-        T = tr.m->cfg.max_position_embeddings > 0 && tr.m->cfg.max_position_embeddings < 1024
-                ? tr.m->cfg.max_position_embeddings
-                : 1024;
-    }
+    T = seq_len_of(tr.m, o);
     tr.T = T;
     tr.B = o->batch_size;
     rc = check_opts(tr.m, o, T, err);
+    if (rc == LC_OK && (o->stage & LC_STAGE_FINETUNE) && !linear_part_used(o, T)) {
+        lc_log(LC_LOG_WARN, "in chunks of %d tokens with a %s window of %d every query attends "
+                            "to all its keys by softmax: stage 2 never uses the linear attention",
+               T, o->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", o->window);
+    }
     if (rc == LC_OK) {
         rc = lc_dt_new(&tr.dt, &tr, err);
     }
@@ -1186,9 +1385,9 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         }
     }
     if (rc == LC_OK && run_transfer) {
+        tr.hooks = &lc_transfer_hooks;
         rc = lc_transfer_setup(&tr, err);
         if (rc == LC_OK) {
-            tr.hooks = &lc_transfer_hooks;
             rc = o->block_layers > 0 ? lc_blockwise_transfer(&tr, err)
                                      : lc_train_run_stage(&tr, err);
         }
@@ -1209,11 +1408,11 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
             /* stage 1's forward scratch: stage 2 has its own buffers */
             lc_llama_fwd_free(tr.m, &model->fwd);
         }
+        tr.hooks = &lc_finetune_hooks;
         if (rc == LC_OK) {
             rc = lc_finetune_setup(&tr, err);
         }
         if (rc == LC_OK) {
-            tr.hooks = &lc_finetune_hooks;
             rc = lc_train_run_stage(&tr, err);
         }
         if (rc == LC_OK && o->merge && tr.writer) {

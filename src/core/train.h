@@ -93,6 +93,12 @@ struct lc_trainer {
     FILE *metrics;
     int adapter_cleared;    /* lc_remove_stale_adapter has run */
     int64_t metrics_lines;  /* lines written to it */
+    int eval_pending;       /* the evaluation due after step `step` is still to run */
+    /* the work being done, for progress events */
+    int phase;              /* LC_PHASE_* */
+    int64_t phase_done;     /* micro-batches finished */
+    int64_t phase_total;
+    int metrics_errno;      /* the first error writing it (0: none) */
 
     /* the chunks of the micro-batch being run: training chunks cur_chunks[0..B)
      * of the permutation, or in an evaluation (cur_chunks NULL) validation
@@ -133,14 +139,41 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_finetune_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_finetune_hooks;
-/* backend bytes of the stage's activations and working buffers, with or
- * without recomputation */
-size_t lc_finetune_act_bytes(struct lc_trainer *tr, int recompute);
 /* DIR/merged from the best adapters */
 lc_status lc_finetune_merge(struct lc_trainer *tr, struct lc_error *err);
 
+/* The position and schedule of a saved training state. */
+struct lc_train_resume {
+    int64_t step, epoch, mb, metrics_lines;
+    int plateau_bad;
+    double lr, plateau_best, best_val;
+    /* params, adam_m, adam_v and best of each parameter group */
+    const struct lc_tensor_view *tensors[LC_MAX_PARAM_GROUPS][4];
+};
+
+struct lc_st_file;
+struct lc_tensor_view;
+
+/* Reads and checks a training state (already known to be of this stage,
+ * options and data) against the trainer: a position the loop reaches
+ * (step within the run, epoch and micro-batch those of the step), a
+ * finite positive lr, and every tensor of the parameter groups as F32 of
+ * the group's size.  Bad values are LC_ERR_FORMAT naming path and field. */
+lc_status lc_train_state_check(const struct lc_trainer *tr, const struct lc_st_file *f,
+                               const char *path, struct lc_train_resume *pos,
+                               struct lc_error *err);
+
 /* the loop */
 lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err);
+
+/* Sends an event to the caller (the common fields filled in); non-zero:
+ * the caller asks to stop. */
+int lc_trainer_emit(struct lc_trainer *tr, struct lc_train_event *ev);
+
+/* After each layer pass of a micro-batch (layer of layers): reports the
+ * progress of the phase and returns non-zero when the caller asks to stop
+ * (the stage then returns LC_ERR_INTERRUPTED from its micro-batch). */
+int lc_trainer_poll(struct lc_trainer *tr, int layer, int layers);
 
 /* Copies the B chunks listed in chunks[] into the micro-batch buffers. */
 lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_t **ids,

@@ -223,6 +223,9 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
         if (l + 1 < l1 || (mlp_after && l + 1 < L)) {
             lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, N);
         }
+        if (lc_trainer_poll(tr, l + 1, L) != 0) {
+            return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped in layer %d", l);
+        }
     }
     return LC_OK;
 }
