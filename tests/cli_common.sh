@@ -1,8 +1,9 @@
 # Sourced by the program tests tests/cli_*.sh (run by make check): the
 # programs, a temporary folder $tmp removed at exit, the overall $status,
-# and fail() to report a failure and go on.
+# fail() to report a failure and go on, and data_path() to find a file of
+# the shared test data.
 set -u
-: "${LC_BUILDDIR:?run through make check}"
+: "${LC_BUILDDIR:?run through make check}" "${LC_DATA_DIR:?run through make check}"
 train="$LC_BUILDDIR/src/cli/lolcats-train"
 eval_="$LC_BUILDDIR/src/cli/lolcats-eval"
 gen="$LC_BUILDDIR/src/cli/lolcats-generate"
@@ -10,3 +11,14 @@ tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 status=0
 fail() { echo "FAIL: $*"; status=1; }
+# data_path REL: where the file REL of the shared test data is: in the
+# project's data/ for the main job's model and text, which it bundles under
+# the same names, else under $LC_TEST_DATA (a path that does not exist
+# when there is no shared data)
+data_path() {
+    if [ -e "$LC_DATA_DIR/$1" ]; then
+        echo "$LC_DATA_DIR/$1"
+    else
+        echo "${LC_TEST_DATA:-/nonexistent}/$1"
+    fi
+}

@@ -6,9 +6,8 @@
 # version or the new one, never a broken one; a resumed run ends with the
 # files of an uninterrupted one.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_sample.txt"
+model=$(data_path models/stories260K-hf)
+text=$(data_path text/tinystories/tinystories_sample.txt)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 export OMP_NUM_THREADS=1
 

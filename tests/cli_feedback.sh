@@ -7,9 +7,8 @@
 # format, the summary honours --val-size, and the messages name the program
 # and each stage's own settings.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+model=$(data_path models/stories260K-hf)
+text=$(data_path text/tinystories/tinystories_val.txt)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 
 train_q() { "$train" --model "$model" --data "$text" --no-summary --quiet --threads 1 "$@"; }

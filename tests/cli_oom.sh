@@ -7,9 +7,8 @@
 # crash.  make check tries every LC_OOM_STEP-th N (default: about 30 per
 # program); LC_OOM_STEP=1 tries them all.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_sample.txt"
+model=$(data_path models/stories260K-hf)
+text=$(data_path text/tinystories/tinystories_sample.txt)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 shim="$LC_BUILDDIR/tests/failmalloc.so"
 [ -f "$shim" ] || { echo "SKIP: $shim not built"; exit 77; }

@@ -23,14 +23,15 @@
 /* The shared data folder (../shared/data), from LC_TEST_DATA.  Exits 77
  * when it is not set or not a folder. */
 const char *lc_test_data_dir(void);
-/* data_dir + "/" + rel in a static rotating buffer; exits 77 when the file
- * is missing. */
+/* A file of the shared data in a static rotating buffer: the project's
+ * data/ + "/" + rel when data/ bundles it (the small model and text of the
+ * main job), else data_dir + "/" + rel; exits 77 when the file is
+ * missing. */
 const char *lc_test_data_path(const char *rel);
 /* The project's own data/ folder (reference outputs), from LC_DATA_DIR. */
 const char *lc_test_project_path(const char *rel);
-/* A file under the shared data folder (LC_TEST_DATA), in a static rotating
- * buffer; when it is missing only the calling test is skipped, so that a
- * binary's tests without data still run. */
+/* The same, but when the file is missing only the calling test is
+ * skipped, so that a binary's tests without data still run. */
 const char *lc_test_data_file(const char *rel);
 /* A fresh temporary folder, removed at exit. */
 const char *lc_test_tmpdir(void);

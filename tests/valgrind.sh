@@ -4,10 +4,9 @@
 # thread pools keep memory until exit ("possibly lost", "still
 # reachable"): only definite and indirect leaks count.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check-valgrind}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_sample.txt"
-task="$LC_TEST_DATA/eval/arc/ARC-Easy-test.jsonl"
+model=$(data_path models/stories260K-hf)
+text=$(data_path text/tinystories/tinystories_sample.txt)
+task=$(data_path eval/arc/ARC-Easy-test.jsonl)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 command -v valgrind >/dev/null || { echo "SKIP: valgrind is not installed"; exit 77; }
 

@@ -936,16 +936,17 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_t *targets = json_array();
     char *text = NULL;
     char *path = lc_path_join(o->out_dir, CONFIG_FILE);
+    char *base_path = lc_path_absolute(lc_model_files_path(tr->m->files));
     lc_status rc;
 
     if (root == NULL || base == NULL || attn == NULL || train == NULL || lora == NULL ||
-        targets == NULL || path == NULL) {
+        targets == NULL || path == NULL || base_path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
     json_object_set_new(root, "format", json_string("lolcats"));
     json_object_set_new(root, "format_version", json_integer(1));
-    json_object_set_new(base, "path", json_string(lc_model_files_path(tr->m->files)));
+    json_object_set_new(base, "path", json_string(base_path));
     json_object_set_new(base, "hidden_size", json_integer(c->hidden_size));
     json_object_set_new(base, "num_hidden_layers", json_integer(c->n_layers));
     json_object_set_new(base, "num_attention_heads", json_integer(c->n_heads));
@@ -1029,6 +1030,7 @@ done:
     json_decref(root);
     free(text);
     free(path);
+    free(base_path);
     return rc;
 }
 
@@ -1091,7 +1093,7 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
         return lc_err_set(err, LC_ERR_ARG, "no output folder given");
     }
     if (stat(dir, &st) != 0) {
-        if (mkdir(dir, 0777) != 0) {
+        if (lc_mkdir_parents(dir) != 0) {
             return lc_err_set(err, LC_ERR_IO, "%s: cannot create the output folder: %s", dir,
                               strerror(errno));
         }
