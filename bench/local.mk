@@ -40,3 +40,6 @@ bench_bench_decode_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
 # the GPU check: prepared here, run on a GPU machine (see the scripts)
 EXTRA_DIST += bench/gpu-check.sh bench/gpu-prepare.sh
+
+# scripts: stage-1 throughput on 1 and 2 ranks; the 70B-shaped run
+EXTRA_DIST += bench/dist_scale.sh bench/dist_70b.sh

@@ -42,6 +42,12 @@ EXTRA_DIST += data/gen/make_eval_ref.py data/ref/eval_reference.json
 EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors
 EXTRA_DIST += data/gen/check_peft_adapter.py data/ref/peft_check.txt
 
+# the shapes of Llama 3.1 8B, 70B and 405B (public configuration files)
+# for the memory planner's tests; a model of a shape with random weights
+# (bench/dist_70b.sh)
+EXTRA_DIST += data/configs/llama-3.1-8b.json data/configs/llama-3.1-70b.json \
+	data/configs/llama-3.1-405b.json data/gen/make_random_model.py
+
 # The main job's model and text (data/README.md), installed under
 # $(pkgdatadir) with the same names, with their licences: the README's
 # first command, the program tests and the autopkgtest use them

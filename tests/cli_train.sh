@@ -104,11 +104,28 @@ rc=$?
 "$train" -m "$tmp/no-such-model" -d "$text" -o "$tmp/x" --quiet 2>"$tmp/err"
 rc=$?
 [ "$rc" = 3 ] || fail "missing model: status $rc, not 3"
+# an unwritable folder: by its mode, or for root (whom modes do not stop)
+# by a read-only bind mount in a mount namespace of its own
 mkdir "$tmp/ro" && chmod 0555 "$tmp/ro"
+ro_run=
 if [ "$(id -u)" != 0 ]; then
+    ro_run=plain
+elif unshare -m sh -c "mount --bind '$tmp/ro' '$tmp/ro' && mount -o remount,bind,ro '$tmp/ro'" 2>/dev/null; then
+    ro_run=mount
+else
+    echo "note: root without mount namespaces, the unwritable folder is not tried"
+fi
+if [ "$ro_run" = plain ]; then
     "$train" -m "$model" -d "$text" -o "$tmp/ro" --quiet 2>"$tmp/err"
-    rc=$?
-    [ "$rc" = 4 ] && grep -q 'not writable' "$tmp/err" || fail "unwritable folder: status $rc"
+elif [ "$ro_run" = mount ]; then
+    unshare -m sh -c "mount --bind '$tmp/ro' '$tmp/ro' && mount -o remount,bind,ro '$tmp/ro' &&
+        exec '$train' -m '$model' -d '$text' -o '$tmp/ro' --quiet" 2>"$tmp/err"
+fi
+rc=$?
+if [ -n "$ro_run" ]; then
+    [ "$rc" = 4 ] && grep -q 'not writable' "$tmp/err" ||
+        fail "unwritable folder ($ro_run): status $rc, $(cat "$tmp/err")"
+    [ -z "$(ls -A "$tmp/ro")" ] || fail "unwritable folder ($ro_run): something was written there"
 fi
 # a full disk, simulated by a file size limit: the write fails cleanly and
 # the existing checkpoint is untouched
@@ -226,6 +243,110 @@ if [ -f "$gguf" ]; then
 else
     echo "note: $gguf not found: --merge with a GGUF model not checked"
 fi
+
+# --- a hybrid model: layers 1 and 3 keep softmax attention through both
+# stages; the output folder records them, the feature maps have no keys
+# for them, evaluation and generation load the folder, and stage 2 alone
+# refuses another list
+all_run "$tmp/sm" --softmax-layers 1,3 --threads 1 || fail "--softmax-layers 1,3 failed"
+all_run "$tmp/sm2" --softmax-layers 3,1 --threads 2 || fail "--softmax-layers 3,1 failed"
+same_outputs "$tmp/sm" "$tmp/sm2" "--softmax-layers with 1 and 2 threads"
+tr -d ' \n' <"$tmp/sm/lolcats_config.json" | grep -q '"softmax_layers":\[1,3\]' ||
+    fail "lolcats_config.json does not list the softmax layers"
+grep -aq 'model.layers.1.self_attn' "$tmp/sm/feature_maps.safetensors" &&
+    fail "feature maps of softmax layer 1 were saved"
+grep -aq 'model.layers.2.self_attn.feature_map_q' "$tmp/sm/feature_maps.safetensors" ||
+    fail "feature maps of layer 2 missing"
+grep -aq 'layers.1.self_attn.q_proj.lora_A' "$tmp/sm/adapter_model.safetensors" ||
+    fail "no LoRA adapter on the softmax layer"
+cmp -s "$tmp/sm/feature_maps.safetensors" "$tmp/a1/feature_maps.safetensors" &&
+    fail "--softmax-layers changed nothing"
+"$eval_" -m "$model" --lolcats "$tmp/sm" -t ppl -d "$text" --split val -c 128 --json -q \
+    >"$tmp/sm.json" || fail "lolcats-eval on a hybrid model failed"
+grep -q '"ppl"' "$tmp/sm.json" || fail "hybrid model evaluation: $(cat "$tmp/sm.json")"
+"$gen" -m "$model" --lolcats "$tmp/sm" -p "Once upon a time" -n 40 --temperature 0 -q \
+    >"$tmp/sm.txt" || fail "lolcats-generate on a hybrid model failed"
+[ -s "$tmp/sm.txt" ] || fail "lolcats-generate on a hybrid model wrote nothing"
+all_run "$tmp/sm" --stage finetune --max-steps 2 --softmax-layers 2 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'softmax layers 1,3' "$tmp/err" ||
+    fail "--stage finetune with other softmax layers: status $rc, $(cat "$tmp/err")"
+for bad in 5 1,1 0-4 x 2-; do
+    "$train" -m "$model" -d "$text" -o "$tmp/x" --softmax-layers "$bad" -q 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = 2 ] && grep -q 'softmax\|linearize' "$tmp/err" ||
+        fail "--softmax-layers $bad: status $rc, $(cat "$tmp/err")"
+done
+
+# --- block-wise transfer (--block-layers 2: blocks of layers 0-1, 2-3, 4)
+# on a short text: the hidden states at each block's first layer are
+# cached in files of 50 chunks, each block is trained on its own and has
+# its own state; kill -9 while caching and while training blocks, then
+# --resume: the same files; a damaged cache file is made again
+head -c 100000 "$text" >"$tmp/bw.txt"
+bw_exec() {
+    out=$1; shift
+    exec "$train" --model "$model" --data "$tmp/bw.txt" --out "$out" --seq-len 128 \
+        --window 16 --grad-accum 2 --max-steps 8 --eval-every 4 --val-size 8 --no-summary \
+        --quiet --stage transfer --block-layers 2 --cache-shard-chunks 50 "$@"
+}
+bw_run() { (bw_exec "$@"); }
+bw_same() { # DIR WHAT: every file of the block-wise run in $tmp/bw1
+    for f in $(cd "$tmp/bw1" && find . -type f | sort); do
+        cmp -s "$tmp/bw1/$f" "$1/$f" || fail "$2: $f differs"
+    done
+    if find "$1" -name '*.tmp.*' | grep -q .; then
+        fail "$2: temporary files left: $(find "$1" -name '*.tmp.*')"
+    fi
+}
+bw_run "$tmp/bw1" --threads 1 --metrics "$tmp/bw1.jsonl" || fail "block-wise transfer failed"
+bw_run "$tmp/bw2" --threads 2 --metrics "$tmp/bw2.jsonl" || fail "block-wise, 2 threads, failed"
+bw_same "$tmp/bw2" "block-wise with 1 and 2 threads"
+# for each of the 3 blocks: the training chunks in several shards, the 8
+# validation chunks in one
+for b in 0000 0001 0002; do
+    [ "$(ls "$tmp/bw1/hidden_states" | grep -c "^train-b$b-s0000[0-9].safetensors$")" -ge 2 ] &&
+        [ "$(ls "$tmp/bw1/hidden_states" | grep -c "^val-b$b-s")" = 1 ] ||
+        fail "hidden state files of block $b: $(ls "$tmp/bw1/hidden_states")"
+done
+[ "$(ls "$tmp/bw1/hidden_states" | grep -c 'b0003')" = 0 ] || fail "a fourth block was cached"
+[ "$(ls "$tmp/bw1/blocks" | wc -l)" = 6 ] || fail "block files: $(ls "$tmp/bw1/blocks")"
+# 3 blocks of 8 step lines and 3 evaluations
+[ "$(grep -c '"block": 1, "layers": \[2, 4\]' "$tmp/bw1.jsonl")" = 11 ] ||
+    fail "block metrics: $(head -3 "$tmp/bw1.jsonl")"
+cmp -s "$tmp/bw1/feature_maps.safetensors" "$tmp/t1/feature_maps.safetensors" &&
+    fail "block-wise transfer gave the joint result"
+for k in cache 14; do
+    d="$tmp/bwk$k"
+    (bw_exec "$d" --metrics "$d.jsonl") &
+    pid=$!
+    if [ "$k" = cache ]; then
+        while [ "$(ls "$d/hidden_states" 2>/dev/null | grep -vc tmp)" -lt 4 ] &&
+            kill -0 "$pid" 2>/dev/null; do
+            sleep 0.002
+        done
+    else
+        wait_for_lines "$d.jsonl" "$k"
+    fi
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    bw_run "$d" --metrics "$d.jsonl" --resume || fail "block-wise: resume after kill at $k failed"
+    bw_same "$d" "block-wise, kill -9 at $k then --resume"
+    [ "$(sort "$d.jsonl" | sed 's/"tokens_per_s": [0-9.]*//' | cksum)" = \
+        "$(sort "$tmp/bw1.jsonl" | sed 's/"tokens_per_s": [0-9.]*//' | cksum)" ] ||
+        fail "block-wise, kill -9 at $k then --resume: other metrics lines"
+done
+# a damaged cache file (one byte changed) is found by its checksum and made
+# again; the result is the same
+f="$tmp/bw2/hidden_states/train-b0001-s00001.safetensors"
+printf 'X' | dd of="$f" bs=1 seek=5000 conv=notrunc 2>/dev/null
+bw_run "$tmp/bw2" --resume 2>"$tmp/err" || fail "block-wise with a damaged cache file failed"
+grep -q 'train-b0001-s00001.safetensors: checksum' "$tmp/err" ||
+    fail "damaged cache file: $(cat "$tmp/err")"
+bw_same "$tmp/bw2" "block-wise after a damaged cache file"
+bw_run "$tmp/x" --block-layers 6 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'block-layers' "$tmp/err" || fail "--block-layers 6: status $rc"
 
 # --- the result is usable: lolcats-eval with --lolcats and --compare
 "$eval_" -m "$model" --lolcats "$tmp/t1" --compare -t ppl -d "$text" --split val -c 128 \

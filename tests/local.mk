@@ -8,7 +8,9 @@ AM_TESTS_ENVIRONMENT = \
 	LC_TEST_DATA='$(LC_TEST_DATA)'; export LC_TEST_DATA; \
 	LC_DATA_DIR='$(abs_top_srcdir)/data'; export LC_DATA_DIR; \
 	LC_BUILDDIR='$(abs_top_builddir)'; export LC_BUILDDIR; \
-	LC_SRCDIR='$(abs_top_srcdir)'; export LC_SRCDIR;
+	LC_SRCDIR='$(abs_top_srcdir)'; export LC_SRCDIR; \
+	LC_HAVE_MPI='$(LC_HAVE_MPI)'; export LC_HAVE_MPI; \
+	LC_SANITIZERS='$(LC_SANITIZERS)'; export LC_SANITIZERS;
 
 if COND_CMOCKA
 noinst_LTLIBRARIES += tests/liblctest.la
@@ -25,6 +27,11 @@ check_PROGRAMS += tests/test_core
 tests_test_core_SOURCES = tests/test_core.c
 tests_test_core_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_core_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_dist
+tests_test_dist_SOURCES = tests/test_dist.c
+tests_test_dist_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_dist_LDADD = $(LC_TEST_LDADD)
 
 check_PROGRAMS += tests/test_data
 tests_test_data_SOURCES = tests/test_data.c
@@ -192,9 +199,10 @@ endif
 
 LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh \
 	tests/cli_eval.sh tests/cli_reference.sh tests/cli_feedback.sh tests/cli_faults.sh \
-	tests/cli_oom.sh
+	tests/cli_oom.sh tests/cli_dist.sh tests/cli_plan.sh tests/cli_netns.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
-EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh tests/valgrind.sh tests/valgrind.supp \
+EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh tests/cli_dist_common.sh tests/valgrind.sh \
+	tests/valgrind.supp \
 	tests/failmalloc.c tests/cuda_selftest.cu tests/cuda_emu.h tests/cuda_emu.c
 
 # the allocation-failure library of tests/cli_oom.sh (preloaded: no

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "core/model.h"
+#include "core/safetensors.h"
+#include "core/tensorfile.h"
 #include "tests/lc_test.h"
 
 #define FEATURE_DIM 6 /* f: F = 12 features per head (head dim 8) */
@@ -485,6 +487,95 @@ static void test_load_lolcats_folder(void **state)
     lc_test_backend_free(be);
 }
 
+/* A hybrid model (--softmax-layers): layers 1 and 3 keep softmax
+ * attention.  The feature-map file has no keys for them; lolcats_config.json
+ * lists them and loading honours it; prefill + decode still equal the
+ * parallel forward (those layers decode with a full KV cache, so the state
+ * grows by their keys only); the logits differ from the all-linearized
+ * model's; bad lists are refused naming the file. */
+static void test_softmax_layers(void **state)
+{
+    static const char *const bad_lists[] = {"[7]", "[1, 1]", "\"1\"", "[-1]", "[0, 1, 2, 3, 4]"};
+    struct lc_backend *be = lc_test_backend(&lc_cpu_ops);
+    struct lc_model *m = open_stories(be);
+    const struct lc_model_config *c = lc_model_get_config(m);
+    const size_t KD = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t HF = (size_t)c->n_heads * 2 * FEATURE_DIM;
+    struct lc_linattn *lin = noisy_linattn(m, 8, LC_WINDOW_TERRACED, 78);
+    const int softmax[] = {1, 3};
+    const char *dir = lc_test_tmpdir();
+    const int pieces[] = {20, 1, 30};
+    const int T = 90;
+    int32_t *ids = make_ids(T, 9);
+    float *host = malloc(lin->n_params * sizeof(float));
+    float *full;
+    float *all_linear;
+    char path[1024];
+    struct lc_error err = {0};
+    struct lc_st_file *st = NULL;
+    struct lc_session *s = NULL;
+    FILE *f;
+    (void)state;
+
+    assert_int_equal(lc_linattn_download(lin, host), LC_OK);
+    /* the same maps, all layers linearized, for comparison */
+    lc_model_attach_linattn(m, noisy_linattn(m, 8, LC_WINDOW_TERRACED, 78));
+    all_linear = forward_logits(m, ids, T);
+
+    assert_int_equal(lc_linattn_set_softmax(lin, softmax, 2, &err), LC_OK);
+    snprintf(path, sizeof(path), "%s/feature_maps.safetensors", dir);
+    if (lc_linattn_save(lin, host, path, &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    assert_int_equal(lc_st_open(&st, path, &err), LC_OK);
+    assert_null(lc_st_find(st, "model.layers.1.self_attn.feature_map_q.mlp.layer"));
+    assert_null(lc_st_find(st, "model.layers.3.self_attn.window_factors"));
+    assert_non_null(lc_st_find(st, "model.layers.2.self_attn.feature_map_k.mlp.layer"));
+    lc_st_close(st);
+    snprintf(path, sizeof(path), "%s/lolcats_config.json", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"attention\": {\"feature_dim\": %d, \"window\": 8, "
+               "\"window_mode\": \"terraced\", \"softmax_layers\": [1, 3]}}\n",
+            FEATURE_DIM);
+    assert_int_equal(fclose(f), 0);
+    if (lc_model_load_lolcats(m, dir, &err) != LC_OK) {
+        fail_msg("%s", err.msg);
+    }
+    full = forward_logits(m, ids, T);
+    assert_true(lc_test_max_abs_diff(full, all_linear, (size_t)T * c->vocab_size) > 1e-3);
+    check_session(m, ids, T, pieces, 3, full, "softmax layers 1 and 3");
+
+    /* the state: three linear layers stop growing, two softmax layers do not */
+    assert_int_equal(lc_session_new(&s, m, T, &err), LC_OK);
+    assert_int_equal(lc_session_feed(s, ids, T, NULL, &err), LC_OK);
+    assert_int_equal(lc_session_state_bytes(s),
+                     (3 * (HF * c->head_dim + HF + 2 * 16 * KD) + 2 * 2 * (size_t)T * KD) *
+                         sizeof(float));
+    lc_session_free(s);
+
+    for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "{\"attention\": {\"feature_dim\": %d, \"window\": 8, "
+                   "\"window_mode\": \"terraced\", \"softmax_layers\": %s}}\n",
+                FEATURE_DIM, bad_lists[i]);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(lc_model_load_lolcats(m, dir, &err), LC_ERR_FORMAT);
+        if (strstr(err.msg, "lolcats_config.json") == NULL ||
+            (strstr(err.msg, "softmax") == NULL && strstr(err.msg, "linearize") == NULL)) {
+            fail_msg("softmax_layers %s: %s", bad_lists[i], err.msg);
+        }
+    }
+    free(full);
+    free(all_linear);
+    free(host);
+    free(ids);
+    lc_linattn_free(lin);
+    lc_model_close(m);
+    lc_test_backend_free(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_rope_tables_constant),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_load_lolcats_folder),
+        cmocka_unit_test(test_softmax_layers),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -230,6 +230,7 @@ static double run_grads(struct setup *s, int recompute, uint64_t drop_seed, floa
 struct f64_model {
     const struct setup *s;
     int mode;
+    int softmax_layer;  /* the layer that keeps softmax attention, or -1 */
     double p;           /* dropout */
     uint64_t drop_seed;
     double *lora;       /* same layout as the LoRA arena */
@@ -294,9 +295,13 @@ static double loss_f64(const struct f64_model *f)
         lora_f64(f, l, LC_LORA_TV, xn, v, N);
         lc_ref_rope_fwd_f64(NULL, q, pos, s->m->rope_cos, s->m->rope_sin, N, TH, TD);
         lc_ref_rope_fwd_f64(NULL, k, pos, s->m->rope_cos, s->m->rope_sin, N, TKV, TD);
-        lc_ref_fmap_fwd_f64(fq, q, wq, N, TH, TH, TD, TF, 1e-12);
-        lc_ref_fmap_fwd_f64(fk, k, wk, N, TH, TKV, TD, TF, 1e-12);
-        lc_ref_hybrid_fwd_f64(att, NULL, NULL, q, k, v, fq, fk, theta, &shp);
+        if (l == f->softmax_layer) {
+            lc_ref_attn_fwd_f64(NULL, att, q, k, v, TB, TT, TT, TH, TKV, TD, 0);
+        } else {
+            lc_ref_fmap_fwd_f64(fq, q, wq, N, TH, TH, TD, TF, 1e-12);
+            lc_ref_fmap_fwd_f64(fk, k, wk, N, TH, TKV, TD, TF, 1e-12);
+            lc_ref_hybrid_fwd_f64(att, NULL, NULL, q, k, v, fq, fk, theta, &shp);
+        }
         lc_ref_linear_fwd_f64(NULL, x, att, tw.wo[l], LC_DTYPE_F32, N, HD, TC, 1.0);
         lora_f64(f, l, LC_LORA_TO, att, x, N);
         lc_ref_rmsnorm_fwd_f64(NULL, xn, NULL, x, f->norms[2 * l + 1], N, TC, TEPS);
@@ -379,7 +384,10 @@ static size_t check_fd(struct f64_model *f, double *arena, const float *grad, si
     return bad;
 }
 
-static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout)
+/* softmax_layer: a layer that keeps softmax attention (-1: none); its
+ * feature maps get no gradient */
+static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout,
+                    int softmax_layer)
 {
     struct setup s;
     struct f64_model f;
@@ -392,6 +400,10 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout)
     char what[96];
 
     open_setup(&s, ops, mode, dropout);
+    if (softmax_layer >= 0) {
+        struct lc_error err = {0};
+        assert_int_equal(lc_linattn_set_softmax(s.lin, &softmax_layer, 1, &err), LC_OK);
+    }
     fd_worst = 0.0;
     lora_g = lc_test_new_f32(s.lora->n_params);
     lin_g = lc_test_new_f32(s.lin->n_params);
@@ -400,6 +412,7 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout)
     memset(&f, 0, sizeof(f));
     f.s = &s;
     f.mode = mode;
+    f.softmax_layer = softmax_layer;
     f.p = dropout;
     f.drop_seed = drop_seed;
     f.lora = lc_test_new_f64(s.lora->n_params);
@@ -433,7 +446,12 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout)
             snprintf(what, sizeof(what), "layer %d lora %c B", l, "qkvo"[t]);
             bad += check_fd(&f, f.lora, lora_g, b0, b1, what);
         }
-        {
+        if (l == softmax_layer) {
+            /* no feature maps in use: their gradient is exactly zero */
+            for (size_t i = 0; i < s.lin->layer_size; i++) {
+                bad += lin_g[(size_t)l * s.lin->layer_size + i] != 0.0f;
+            }
+        } else {
             size_t w0 = (size_t)l * s.lin->layer_size;
             size_t w1 = w0 + (size_t)TH * TD * TF;
             size_t w2 = w1 + (size_t)TH * TD * TF;
@@ -462,25 +480,25 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout)
 static void test_fd_ref_terraced(void **state)
 {
     (void)state;
-    fd_case(&lc_ref_ops, LC_WINDOW_TERRACED, 0.0);
+    fd_case(&lc_ref_ops, LC_WINDOW_TERRACED, 0.0, -1);
 }
 
 static void test_fd_ref_sliding(void **state)
 {
     (void)state;
-    fd_case(&lc_ref_ops, LC_WINDOW_SLIDING, 0.0);
+    fd_case(&lc_ref_ops, LC_WINDOW_SLIDING, 0.0, -1);
 }
 
 static void test_fd_cpu_terraced(void **state)
 {
     (void)state;
-    fd_case(&lc_cpu_ops, LC_WINDOW_TERRACED, 0.0);
+    fd_case(&lc_cpu_ops, LC_WINDOW_TERRACED, 0.0, -1);
 }
 
 static void test_fd_cpu_sliding(void **state)
 {
     (void)state;
-    fd_case(&lc_cpu_ops, LC_WINDOW_SLIDING, 0.0);
+    fd_case(&lc_cpu_ops, LC_WINDOW_SLIDING, 0.0, -1);
 }
 
 /* dropout masks are fixed by the seed, so the loss is a smooth function of
@@ -488,8 +506,18 @@ static void test_fd_cpu_sliding(void **state)
 static void test_fd_dropout(void **state)
 {
     (void)state;
-    fd_case(&lc_cpu_ops, LC_WINDOW_TERRACED, 0.25);
-    fd_case(&lc_ref_ops, LC_WINDOW_SLIDING, 0.25);
+    fd_case(&lc_cpu_ops, LC_WINDOW_TERRACED, 0.25, -1);
+    fd_case(&lc_ref_ops, LC_WINDOW_SLIDING, 0.25, -1);
+}
+
+/* a layer that keeps softmax attention (--softmax-layers): the gradient is
+ * that of softmax attention, against the double model computing it with
+ * the teacher's attn_fwd; the other layer stays linearized */
+static void test_fd_softmax_layer(void **state)
+{
+    (void)state;
+    fd_case(&lc_cpu_ops, LC_WINDOW_TERRACED, 0.0, 0);
+    fd_case(&lc_ref_ops, LC_WINDOW_SLIDING, 0.0, 1);
 }
 
 /* --recompute: the same gradients, bit for bit */
@@ -991,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_fd_cpu_terraced),
         cmocka_unit_test(test_fd_cpu_sliding),
         cmocka_unit_test(test_fd_dropout),
+        cmocka_unit_test(test_fd_softmax_layer),
         cmocka_unit_test(test_recompute),
         cmocka_unit_test(test_forward_chunks_and_zero),
         cmocka_unit_test(test_adapter_files_and_merge),

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist_train.h"
 #include "core/llama.h"
 #include "core/ref/ref_f64.h"
 #include "core/train.h"
@@ -158,6 +159,11 @@ static void check_trainer_adamw(const char *backend)
     fs.host_grad = lc_test_new_f32(N_PARAMS);
     fs.dev_grad = dev_alloc(be, N_PARAMS * sizeof(float));
     be->ops->upload(be, pg->params, p0, N_PARAMS * sizeof(float));
+    /* one process: a world of one rank */
+    rc = lc_dt_new(&tr.dt, &tr, &err);
+    if (rc != LC_OK) {
+        fail_msg("%s: %s", backend, err.msg);
+    }
 
     rc = lc_train_run_stage(&tr, &err);
     if (rc != LC_OK) {
@@ -191,6 +197,7 @@ static void check_trainer_adamw(const char *backend)
     free(tr.batch_ids);
     free(tr.batch_labels);
     free(tr.perm);
+    lc_dt_free(tr.dt);
     lc_backend_close(be);
 done:
     free(p0);

@@ -40,7 +40,8 @@ typedef enum lc_status {
     LC_ERR_BACKEND = -5,     /* the compute backend failed */
     LC_ERR_UNSUPPORTED = -6, /* valid input this build cannot handle */
     LC_ERR_INTERRUPTED = -7, /* stopped on request (e.g. SIGINT) */
-    LC_ERR_NUMERIC = -8      /* a NaN or infinity where none may be */
+    LC_ERR_NUMERIC = -8,     /* a NaN or infinity where none may be */
+    LC_ERR_DIST = -9         /* communication between ranks failed */
 } lc_status;
 
 #define LC_ERROR_MSG_MAX 1024
@@ -105,6 +106,30 @@ LC_API void lc_blas_use_fast_kernels(int argc, char **argv);
 
 /** The name of the OpenBLAS kernel set in use ("SkylakeX", "Haswell", ...). */
 LC_API const char *lc_blas_kernel_name(void);
+
+/* ------------------------------------------------------------------------ */
+/* Ranks: one process, or several started by an MPI launcher                 */
+
+struct lc_dist;
+
+/**
+ * This process's place among the ranks of a job.  When the library was
+ * built with MPI and an MPI launcher (mpirun, srun) started the program,
+ * this initializes MPI (call it first thing in main, before any threads;
+ * argc and argv may be NULL); otherwise the job is this process alone.  A
+ * build without MPI refuses to run as one of several ranks.
+ */
+LC_API lc_status lc_dist_open(struct lc_dist **out, int *argc, char ***argv, struct lc_error *err);
+/** Ends MPI when lc_dist_open started it. */
+LC_API void lc_dist_close(struct lc_dist *d);
+LC_API int lc_dist_rank(const struct lc_dist *d);
+LC_API int lc_dist_size(const struct lc_dist *d);
+/** This rank's number among the ranks of its host (0 ..). */
+LC_API int lc_dist_local_rank(const struct lc_dist *d);
+/** "Open MPI v4.1.4, 2 ranks on 1 host" or "one process". */
+LC_API const char *lc_dist_describe(const struct lc_dist *d);
+/** Stops every rank of the job at once with exit status code. */
+LC_API void lc_dist_abort(struct lc_dist *d, int code);
 
 /* ------------------------------------------------------------------------ */
 /* Compute backends                                                          */
@@ -567,6 +592,8 @@ struct lc_train_opts {
     int feature_dim;        /* f; default 64 */
     int window;             /* W; default 64 */
     int window_mode;        /* enum lc_window_mode; default terraced */
+    const int *softmax_layers; /* layers that keep softmax attention (a hybrid model): */
+    int n_softmax_layers;      /* no feature maps, no transfer loss; default none */
     double mse_weight;      /* default 1000 */
     double xent_weight;     /* default 0 */
     /* stage 2 */
@@ -586,6 +613,19 @@ struct lc_train_opts {
     double plateau_factor;  /* ReduceLROnPlateau factor; default 0.1 */
     int plateau_patience;   /* default 10 */
     double min_lr;          /* default 1e-5 */
+    /* ranks (see lolcats-train(1), DISTRIBUTED) */
+    struct lc_dist *dist;   /* the job's ranks (lc_dist_open); NULL: this process alone */
+    int pipeline_stages;    /* stage 1: pipeline stages across the ranks (each a contiguous
+                             * block of layers; the ranks of a stage split its micro-batches);
+                             * 0 (default): as many as the ranks allow */
+    /* block-wise attention transfer (method doc section 6) */
+    int block_layers;       /* > 0: stage 1 trains blocks of this many layers independently,
+                             * each from cached hidden states at its first layer; 0 (default):
+                             * all layers together */
+    const char *cache_dir;  /* the cached hidden states; NULL: OUT/hidden_states */
+    int64_t cache_shard_chunks; /* chunks per cache file; 0 (default): about 64 MiB each */
+    int64_t max_memory;     /* bytes a rank may use; 0 (default): what its host has free.
+                             * Training refuses to start when the memory plan exceeds it */
 };
 
 /** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */
@@ -599,8 +639,10 @@ enum lc_train_event_kind {
     LC_EV_END = 3,    /* a stage ends: best_val_loss */
     LC_EV_PROGRESS = 4, /* inside an optimizer step or an evaluation, after each layer of
                          * each micro-batch: phase, done, total */
-    LC_EV_MEMORY = 5  /* stage 2 is about to allocate: act_bytes, act_bytes_recompute,
+    LC_EV_MEMORY = 5, /* stage 2 is about to allocate: act_bytes, act_bytes_recompute,
                        * optimizer_bytes, weight_bytes, mem_available */
+    LC_EV_CACHE = 6   /* block-wise stage 1: hidden states cached for step of total_steps
+                       * chunks */
 };
 
 /* LC_EV_PROGRESS phases */
@@ -635,6 +677,11 @@ struct lc_train_event {
     int64_t optimizer_bytes; /* stage 2: AdamW moments and best-weight copies */
     int64_t weight_bytes;    /* lc_model_mapped_bytes */
     int64_t mem_available;   /* lc_memory_available() just before stage 2 allocates */
+    int64_t plan_bytes;      /* LC_EV_START: the memory plan's peak for this rank */
+    int block;               /* block-wise stage 1: the block (0 ..), else -1 */
+    int n_blocks;
+    int first_layer;         /* the block's layers [first_layer, end_layer) */
+    int end_layer;
 };
 
 /* Return non-zero to stop: the trainer stops within the layer being
@@ -661,6 +708,25 @@ LC_API lc_status lc_train_check(const struct lc_model *m, const struct lc_train_
 LC_API lc_status lc_train(struct lc_model *m, const struct lc_dataset *ds,
                           const struct lc_train_opts *o, lc_train_fn on_event, void *user,
                           struct lc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Memory planning                                                           */
+
+/**
+ * The memory plan of lc_train with options o on `ranks` ranks: per rank
+ * and stage the mapped weights, the activations (with and without
+ * recompute), the parameters with gradients and optimizer state, and the
+ * cached hidden states on disk.  It needs only the model's configuration
+ * and tensor table (model_path: a Hugging Face folder, with or without its
+ * weights, a config.json, or a GGUF file).  ds (nullable) gives the data's
+ * size.  *text: the report (malloc'd); *peak (nullable): the largest
+ * rank's bytes.
+ */
+LC_API lc_status lc_plan_text(char **text, int64_t *peak, const char *model_path,
+                              const struct lc_dataset *ds, const struct lc_train_opts *o,
+                              int ranks, struct lc_error *err);
+/** The largest resident memory of this process so far, in bytes (0 unknown). */
+LC_API int64_t lc_memory_peak(void);
 
 /**
  * Attach a linearized attention (and LoRA adapter, when present) from a

@@ -2,7 +2,8 @@
  * The "cuda" backend: the table, device memory, and error reporting.  The
  * kernels are in the .cu files beside this one (cuda_kernels.h).
  *
- * One device (the first one CUDA lists: choose with CUDA_VISIBLE_DEVICES),
+ * One device (the first one CUDA lists, or number LC_CUDA_DEVICE of them;
+ * choose with CUDA_VISIBLE_DEVICES),
  * one stream, one cuBLAS handle per backend.  Everything is queued on the
  * stream in call order; upload and download wait for their copy, so host
  * buffers can be reused as soon as they return.  The entries return
@@ -109,9 +110,12 @@ static lc_status cuda_init(struct lc_backend *be, struct lc_error *err)
     if (c == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory initializing the cuda backend");
     }
-    c->device = 0;
+    /* LC_CUDA_DEVICE picks one of the visible devices (ranks sharing a
+     * host take them in turn) */
+    c->device = getenv("LC_CUDA_DEVICE") != NULL ? atoi(getenv("LC_CUDA_DEVICE")) : 0;
+    c->device = c->device >= 0 ? c->device % count : 0;
     if ((e = cudaSetDevice(c->device)) != cudaSuccess) {
-        what = "selecting device 0";
+        what = "selecting the device";
         why = cudaGetErrorString(e);
         goto fail;
     }

@@ -95,6 +95,7 @@ int cli_fail(lc_status rc, const struct lc_error *err, int is_output)
     case LC_ERR_INTERRUPTED:
         return CLI_EXIT_INTERRUPTED;
     case LC_ERR_NUMERIC:
+    case LC_ERR_DIST:
         return CLI_EXIT_FAILURE;
     }
     return CLI_EXIT_FAILURE;

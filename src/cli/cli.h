@@ -31,6 +31,7 @@ struct cli_common {
     int quiet;
 };
 
+/* the program name in messages (a program may change it, e.g. to add its rank) */
 extern const char *cli_prog;
 
 /*

@@ -8,13 +8,19 @@
 
 #include "cli/cli.h"
 
+/* the most layers --softmax-layers can name */
+#define LC_MAX_LIST 4096
+
 struct train_args {
     struct cli_common common;
     const char *model;
     const char *data;
     struct lc_data_opts data_opts;
     struct lc_train_opts t;
+    int softmax_layers[LC_MAX_LIST];
     int no_summary;
+    int plan;
+    int plan_ranks;
 };
 
 static void usage(FILE *out)
@@ -60,6 +66,13 @@ static void usage(FILE *out)
             "      --window-mode MODE  terraced (default) or sliding\n"
             "      --mse-weight W      weight of the output MSE loss (default 1000)\n"
             "      --xent-weight W     weight of the attention-weight cross-entropy (default 0)\n"
+            "      --softmax-layers LIST  layers that keep softmax attention, e.g. 0,15-17\n"
+            "                          (a hybrid model; default none)\n"
+            "      --block-layers K    block-wise transfer: train blocks of K layers each on\n"
+            "                          its own, from cached hidden states (default: all\n"
+            "                          layers together)\n"
+            "      --cache-dir DIR     the cached hidden states (default DIR/hidden_states)\n"
+            "      --cache-shard-chunks N  chunks per cache file (default: about 64 MiB)\n"
             "\n"
             "LoRA (stage 2):\n"
             "      --lora-rank N       adapter rank r (default 8)\n"
@@ -74,6 +87,17 @@ static void usage(FILE *out)
             "                          recompute the rest (less memory, more time)\n"
             "      --merge             also write DIR/merged: the model with the adapters\n"
             "                          folded into its weights (Hugging Face folder)\n"
+            "\n"
+            "Ranks (under mpirun; see DISTRIBUTED in lolcats-train(1)):\n"
+            "      --pipeline-stages N  stage 1: pipeline stages, each a block of layers\n"
+            "                          (default: as many as the ranks and layers allow)\n"
+            "\n"
+            "Memory:\n"
+            "      --plan              print the memory plan per rank and exit (needs only\n"
+            "                          --model, which may be a config.json or a GGUF file)\n"
+            "      --ranks N           the ranks to plan for (default: those running)\n"
+            "      --max-memory SIZE   memory a rank may use, e.g. 20G (default: what the\n"
+            "                          host has available); refuse to start beyond it\n"
             "\n"
             "General:\n"
             "      --backend NAME      compute backend: cpu (default), cuda or ref\n"
@@ -111,6 +135,10 @@ enum {
     OPT_WINDOW_MODE,
     OPT_MSE_WEIGHT,
     OPT_XENT_WEIGHT,
+    OPT_SOFTMAX_LAYERS,
+    OPT_BLOCK_LAYERS,
+    OPT_CACHE_DIR,
+    OPT_CACHE_SHARD_CHUNKS,
     OPT_LORA_RANK,
     OPT_LORA_ALPHA,
     OPT_LORA_DROPOUT,
@@ -120,7 +148,11 @@ enum {
     OPT_NO_TRANSFER,
     OPT_RECOMPUTE,
     OPT_MERGE,
-    OPT_NO_SUMMARY
+    OPT_NO_SUMMARY,
+    OPT_PIPELINE_STAGES,
+    OPT_PLAN,
+    OPT_RANKS,
+    OPT_MAX_MEMORY
 };
 
 /* "q,k,v,o" or any subset; q_proj etc. are accepted too */
@@ -154,6 +186,107 @@ static int parse_targets(const char *s, unsigned *out)
     return bits != 0;
 }
 
+/* "20G", "512M", "1.5T" (powers of 1024) or bytes */
+static int parse_size(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    double unit = 1.0;
+
+    if (end == s || !(v > 0)) {
+        return 0;
+    }
+    switch (*end) {
+    case 'K': case 'k': unit = 1024.0; end++; break;
+    case 'M': case 'm': unit = 1024.0 * 1024; end++; break;
+    case 'G': case 'g': unit = 1024.0 * 1024 * 1024; end++; break;
+    case 'T': case 't': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B') {
+        end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+    }
+    if (*end != '\0' || v * unit > 9e18) {
+        return 0;
+    }
+    *out = (int64_t)(v * unit);
+    return 1;
+}
+
+/* The memory plan: the model's configuration, the data when given. */
+static int run_plan(const struct train_args *a, int ranks)
+{
+    struct lc_error err = {0};
+    struct lc_tokenizer *tok = NULL;
+    struct lc_dataset *ds = NULL;
+    char *text = NULL;
+    lc_status rc = LC_OK;
+
+    if (a->common.threads > 0) {
+        lc_set_num_threads(a->common.threads);
+    }
+    if (a->data != NULL) {
+        rc = lc_tokenizer_open(&tok, a->model, &err);
+        if (rc == LC_OK) {
+            rc = lc_dataset_load(&ds, a->data, tok, &a->data_opts, &err);
+        }
+    }
+    if (rc == LC_OK) {
+        rc = lc_plan_text(&text, NULL, a->model, ds, &a->t, ranks, &err);
+    }
+    if (rc == LC_OK) {
+        fputs(text, stdout);
+    }
+    free(text);
+    lc_dataset_free(ds);
+    lc_tokenizer_close(tok);
+    return rc == LC_OK ? CLI_EXIT_OK : cli_fail(rc, &err, 0);
+}
+
+/* "0,3,5-7": layer numbers and ranges (up to LC_MAX_LIST layers); the
+ * library checks them against the model */
+static int parse_layer_list(const char *s, int *out, int *n_out)
+{
+    int n = 0;
+
+    while (*s != '\0') {
+        char *end = NULL;
+        long lo = strtol(s, &end, 10);
+        long hi = lo;
+        if (end == s || lo < 0 || lo >= LC_MAX_LIST || *s == '-' || *s == '+') {
+            return 0;
+        }
+        s = end;
+        if (*s == '-') {
+            s++;
+            if (*s < '0' || *s > '9') {
+                return 0;
+            }
+            hi = strtol(s, &end, 10);
+            if (hi < lo || hi >= LC_MAX_LIST) {
+                return 0;
+            }
+            s = end;
+        }
+        for (long l = lo; l <= hi; l++) {
+            if (n >= LC_MAX_LIST) {
+                return 0;
+            }
+            out[n++] = (int)l;
+        }
+        if (*s == ',') {
+            s++;
+            if (*s == '\0') {
+                return 0;
+            }
+        } else if (*s != '\0') {
+            return 0;
+        }
+    }
+    *n_out = n;
+    return n > 0;
+}
+
 static int parse_args(int argc, char **argv, struct train_args *a)
 {
     static const struct option longopts[] = {
@@ -182,6 +315,10 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"window-mode", required_argument, NULL, OPT_WINDOW_MODE},
         {"mse-weight", required_argument, NULL, OPT_MSE_WEIGHT},
         {"xent-weight", required_argument, NULL, OPT_XENT_WEIGHT},
+        {"softmax-layers", required_argument, NULL, OPT_SOFTMAX_LAYERS},
+        {"block-layers", required_argument, NULL, OPT_BLOCK_LAYERS},
+        {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+        {"cache-shard-chunks", required_argument, NULL, OPT_CACHE_SHARD_CHUNKS},
         {"lora-rank", required_argument, NULL, OPT_LORA_RANK},
         {"lora-alpha", required_argument, NULL, OPT_LORA_ALPHA},
         {"lora-dropout", required_argument, NULL, OPT_LORA_DROPOUT},
@@ -192,6 +329,10 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"recompute", no_argument, NULL, OPT_RECOMPUTE},
         {"merge", no_argument, NULL, OPT_MERGE},
         {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
+        {"pipeline-stages", required_argument, NULL, OPT_PIPELINE_STAGES},
+        {"plan", no_argument, NULL, OPT_PLAN},
+        {"ranks", required_argument, NULL, OPT_RANKS},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         CLI_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -343,6 +484,29 @@ static int parse_args(int argc, char **argv, struct train_args *a)
                 return CLI_EXIT_USAGE;
             }
             break;
+        case OPT_SOFTMAX_LAYERS:
+            if (!parse_layer_list(optarg, a->softmax_layers, &t->n_softmax_layers)) {
+                return cli_usage_error("--softmax-layers: '%s' is not a list of layer numbers "
+                                       "and ranges (e.g. 0,15-17)",
+                                       optarg);
+            }
+            t->softmax_layers = a->softmax_layers;
+            break;
+        case OPT_BLOCK_LAYERS:
+            if (!cli_parse_int("--block-layers", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->block_layers = (int)n;
+            break;
+        case OPT_CACHE_DIR:
+            t->cache_dir = optarg;
+            break;
+        case OPT_CACHE_SHARD_CHUNKS:
+            if (!cli_parse_int("--cache-shard-chunks", optarg, 1, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->cache_shard_chunks = n;
+            break;
         case OPT_LORA_RANK:
             if (!cli_parse_int("--lora-rank", optarg, 1, 65536, &n)) {
                 return CLI_EXIT_USAGE;
@@ -387,6 +551,28 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         case OPT_NO_SUMMARY:
             a->no_summary = 1;
             break;
+        case OPT_PLAN:
+            a->plan = 1;
+            break;
+        case OPT_RANKS:
+            if (!cli_parse_int("--ranks", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            a->plan_ranks = (int)n;
+            break;
+        case OPT_MAX_MEMORY:
+            if (!parse_size(optarg, &t->max_memory)) {
+                return cli_usage_error("--max-memory: '%s' is not a size such as 20G, 512M or "
+                                       "a number of bytes",
+                                       optarg);
+            }
+            break;
+        case OPT_PIPELINE_STAGES:
+            if (!cli_parse_int("--pipeline-stages", optarg, 1, 1 << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->pipeline_stages = (int)n;
+            break;
         default:
             status = cli_common_option(&a->common, c, optarg, usage);
             if (status != CLI_EXIT_OK) {
@@ -398,8 +584,14 @@ static int parse_args(int argc, char **argv, struct train_args *a)
     if (optind < argc) {
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (a->model == NULL || a->data == NULL || t->out_dir == NULL) {
+    if (a->plan && a->model == NULL) {
+        return cli_usage_error("--plan needs --model");
+    }
+    if (!a->plan && (a->model == NULL || a->data == NULL || t->out_dir == NULL)) {
         return cli_usage_error("--model, --data and --out are required");
+    }
+    if (a->plan_ranks > 0 && !a->plan) {
+        return cli_usage_error("--ranks is for --plan (mpirun chooses the ranks of a run)");
     }
     if (t->mse_weight == 0 && t->xent_weight == 0) {
         return cli_usage_error("--mse-weight and --xent-weight cannot both be 0");
@@ -431,14 +623,92 @@ struct run_state {
     int phase;                 /* LC_PHASE_* of the last progress event; -1: none yet */
     int64_t phase_step;        /* and its step */
     int n_layers;
-    double *first_layer_mse; /* the first evaluation (the untrained start) */
+    double *first_layer_mse; /* the first evaluation (the untrained start), NaN before */
     double *best_layer_mse;
-    double first_val;
+    int have_layer_mse;
+    int caching;             /* the cache progress is shown */
+    int plan_shown;
+    int64_t plan_bytes;      /* the memory plan of this rank */
 };
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
 
 static const char *stage_name(int stage)
 {
     return stage == LC_STAGE_TRANSFER ? "transfer" : "finetune";
+}
+
+/* The memory plan, once. */
+static void note_plan(struct run_state *rs, const struct lc_train_event *ev)
+{
+    if (ev->plan_bytes > 0 && !rs->plan_shown) {
+        cli_info(&rs->a->common, "memory plan: %.3f GiB at most on this rank",
+                 ev->plan_bytes / GIB);
+        rs->plan_shown = 1;
+        rs->plan_bytes = ev->plan_bytes;
+    }
+}
+
+/* The per-layer MSE of an evaluation for the summary: a block's layers only. */
+static void keep_layer_mse(struct run_state *rs, const struct lc_train_event *ev)
+{
+    const int l0 = ev->block >= 0 ? ev->first_layer : 0;
+    const int l1 = ev->block >= 0 ? ev->end_layer : rs->n_layers;
+
+    if (rs->first_layer_mse == NULL || ev->layer_mse == NULL) {
+        return;
+    }
+    for (int l = l0; l < l1 && l < rs->n_layers; l++) {
+        if (isnan(rs->first_layer_mse[l])) {
+            rs->first_layer_mse[l] = ev->layer_mse[l];
+        }
+        if (ev->improved) {
+            rs->best_layer_mse[l] = ev->layer_mse[l];
+        }
+    }
+    rs->have_layer_mse = 1;
+}
+
+/* Block-wise stage 1: one block at a time on this rank (rank 0 also shows
+ * the evaluations and ends of the other ranks' blocks). */
+static int on_block_event(struct run_state *rs, const struct lc_train_event *ev)
+{
+    const struct cli_common *c = &rs->a->common;
+    char label[64];
+    char extra[160];
+
+    snprintf(label, sizeof(label), "block %d/%d", ev->block + 1, ev->n_blocks);
+    switch (ev->kind) {
+    case LC_EV_START:
+        note_plan(rs, ev);
+        if (ev->end_layer - ev->first_layer > 1) {
+            snprintf(extra, sizeof(extra), "layers %d-%d", ev->first_layer, ev->end_layer - 1);
+        } else {
+            snprintf(extra, sizeof(extra), "layer %d", ev->first_layer);
+        }
+        cli_info(c, "transfer %s (%s): %lld optimizer steps of %lld tokens", label, extra,
+                 (long long)ev->total_steps, (long long)ev->tokens_per_step);
+        cli_progress_start(&rs->prog, label, ev->total_steps, c->quiet);
+        break;
+    case LC_EV_STEP:
+        snprintf(extra, sizeof(extra), "loss %.4f lr %.1e %.0f tok/s", ev->loss, ev->lr,
+                 ev->tokens_per_s);
+        cli_progress_update(&rs->prog, ev->step, extra);
+        break;
+    case LC_EV_EVAL:
+        keep_layer_mse(rs, ev);
+        cli_progress_clear(&rs->prog);
+        cli_info(c, "transfer %s step %lld: validation loss %.6f%s", label, (long long)ev->step,
+                 ev->val_loss, ev->improved ? " (best so far, saved)" : "");
+        break;
+    case LC_EV_END:
+        cli_progress_end(&rs->prog);
+        cli_info(c, "transfer %s done: best validation loss %.6f", label, ev->best_val_loss);
+        break;
+    default:
+        break;
+    }
+    return cli_interrupted();
 }
 
 /* Inside a step or an evaluation: the progress display, and what a stop
@@ -531,8 +801,27 @@ static int on_event(const struct lc_train_event *ev, void *user)
     const struct cli_common *c = &rs->a->common;
     char extra[160];
 
+    if (ev->block >= 0) {
+        return on_block_event(rs, ev);
+    }
     switch (ev->kind) {
+    case LC_EV_CACHE:
+        if (!rs->caching && ev->step >= ev->total_steps) {
+            break; /* all cached before */
+        }
+        if (!rs->caching) {
+            cli_info(c, "transfer: caching the hidden states at the first layer of every block");
+            cli_progress_start(&rs->prog, "cache", ev->total_steps, c->quiet);
+            rs->caching = 1;
+        }
+        cli_progress_update(&rs->prog, ev->step, "chunks");
+        if (ev->step >= ev->total_steps) {
+            cli_progress_end(&rs->prog);
+            rs->caching = 0;
+        }
+        break;
     case LC_EV_START:
+        note_plan(rs, ev);
         cli_info(c, "%s: %lld optimizer steps of %lld tokens", stage_name(ev->stage),
                  (long long)ev->total_steps, (long long)ev->tokens_per_step);
         cli_progress_start(&rs->prog, stage_name(ev->stage), ev->total_steps, c->quiet);
@@ -552,15 +841,7 @@ static int on_event(const struct lc_train_event *ev, void *user)
         cli_progress_update(&rs->prog, (double)ev->step, rs->step_extra);
         break;
     case LC_EV_EVAL:
-        if (rs->first_layer_mse != NULL && ev->layer_mse != NULL) {
-            if (isnan(rs->first_val)) {
-                rs->first_val = ev->val_loss;
-                memcpy(rs->first_layer_mse, ev->layer_mse, (size_t)rs->n_layers * sizeof(double));
-            }
-            if (ev->improved) {
-                memcpy(rs->best_layer_mse, ev->layer_mse, (size_t)rs->n_layers * sizeof(double));
-            }
-        }
+        keep_layer_mse(rs, ev);
         cli_progress_clear(&rs->prog);
         cli_progress_clear(&rs->evalp);
         if (ev->stage == LC_STAGE_FINETUNE) {
@@ -635,6 +916,13 @@ static void print_config(const struct train_args *a, const struct lc_model *mode
             transfer          ? ""
             : t->skip_transfer ? "; identity feature maps"
                                : "; feature maps of an earlier --stage transfer in the output");
+    if (t->n_softmax_layers > 0) {
+        fprintf(stderr, "softmax     layers");
+        for (int i = 0; i < t->n_softmax_layers; i++) {
+            fprintf(stderr, "%s%d", i > 0 ? "," : " ", t->softmax_layers[i]);
+        }
+        fprintf(stderr, " keep softmax attention\n");
+    }
     if (transfer) {
         fprintf(stderr, "transfer    AdamW lr %g, weight decay %g; loss %g x MSE + %g x XENT\n",
                 t->lr, t->weight_decay, t->mse_weight, t->xent_weight);
@@ -748,11 +1036,19 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
                                   : "linearized, attention transfer + LoRA",
                finetuned.ppl, 100.0 * (finetuned.ppl / teacher.ppl - 1.0));
     }
-    if (rs->first_layer_mse != NULL && !isnan(rs->first_val)) {
+    if (rs->first_layer_mse != NULL && rs->have_layer_mse) {
         printf("validation attention MSE per layer (start -> best)\n");
         for (int l = 0; l < rs->n_layers; l++) {
-            printf("  layer %2d   %.6g -> %.6g\n", l, rs->first_layer_mse[l],
-                   rs->best_layer_mse[l]);
+            int softmax = 0;
+            for (int i = 0; i < a->t.n_softmax_layers; i++) {
+                softmax |= a->t.softmax_layers[i] == l;
+            }
+            if (softmax) {
+                printf("  layer %2d   softmax attention (kept)\n", l);
+            } else {
+                printf("  layer %2d   %.6g -> %.6g\n", l, rs->first_layer_mse[l],
+                       rs->best_layer_mse[l]);
+            }
         }
     }
     return CLI_EXIT_OK;
@@ -768,22 +1064,57 @@ int main(int argc, char **argv)
     struct lc_tokenizer *tok = NULL;
     struct lc_dataset *ds = NULL;
     struct lc_data_stats st;
+    struct lc_dist *dist = NULL;
+    char prog[64];
+    int rank;
     lc_status rc;
     int status;
 
     cli_init(argc, argv, "lolcats-train");
+    /* one of several ranks when mpirun started it (before any threads) */
+    rc = lc_dist_open(&dist, &argc, &argv, &err);
+    if (rc != LC_OK) {
+        return cli_fail(rc, &err, 0);
+    }
+    rank = lc_dist_rank(dist);
+    if (lc_dist_size(dist) > 1) {
+        snprintf(prog, sizeof(prog), "lolcats-train (rank %d)", rank);
+        cli_prog = prog;
+    }
     status = parse_args(argc, argv, &a);
     if (status != CLI_EXIT_OK) {
+        lc_dist_close(dist);
         return status;
     }
+    a.t.dist = dist;
+    if (a.plan) {
+        status = rank == 0 ? run_plan(&a, a.plan_ranks > 0 ? a.plan_ranks : lc_dist_size(dist))
+                           : CLI_EXIT_OK;
+        lc_dist_close(dist);
+        return status;
+    }
+    if (rank != 0) {
+        /* rank 0 shows the progress and the summary */
+        a.common.quiet = 1;
+        a.no_summary = 1;
+    }
     cli_catch_interrupts();
+    if ((!a.common.quiet || a.common.verbose) && rank == 0 && lc_dist_size(dist) > 1) {
+        fprintf(stderr, "ranks       %s\n", lc_dist_describe(dist));
+    }
+    if (lc_dist_size(dist) > 1 && getenv("LC_CUDA_DEVICE") == NULL) {
+        /* the ranks of a host take its GPUs in turn */
+        char dev[16];
+        snprintf(dev, sizeof(dev), "%d", lc_dist_local_rank(dist));
+        setenv("LC_CUDA_DEVICE", dev, 0);
+    }
     status = cli_open_backend(&a.common, &be);
     if (status != CLI_EXIT_OK) {
+        lc_dist_close(dist);
         return status;
     }
     memset(&rs, 0, sizeof(rs));
     rs.a = &a;
-    rs.first_val = NAN;
     rc = lc_model_open(&model, a.model, be, &err);
     if (rc == LC_OK) {
         rc = lc_tokenizer_open(&tok, a.model, &err);
@@ -810,24 +1141,47 @@ int main(int argc, char **argv)
     rs.n_layers = lc_model_get_config(model)->n_layers;
     rs.first_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
     rs.best_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
+    for (int l = 0; rs.first_layer_mse != NULL && l < rs.n_layers; l++) {
+        rs.first_layer_mse[l] = NAN;
+    }
     rc = lc_train(model, ds, &a.t, on_event, &rs, &err);
     cli_set_stop_note(NULL);
     if (rc != LC_OK) {
         cli_progress_clear(&rs.prog);
         cli_progress_clear(&rs.evalp);
-        status = cli_fail(rc, &err, rc == LC_ERR_IO);
+        if (rc == LC_ERR_INTERRUPTED && rank != 0) {
+            /* every rank stopped at the same step: rank 0 says so */
+            status = CLI_EXIT_INTERRUPTED;
+        } else {
+            status = cli_fail(rc, &err, rc == LC_ERR_IO);
+        }
         goto done;
+    }
+    if (a.common.verbose || (!a.common.quiet && rank == 0)) {
+        /* what the plan said against what the run used */
+        int64_t peak = lc_memory_peak();
+        fprintf(stderr, "%s: memory: planned %.3f GiB, peak resident %.3f GiB", cli_prog,
+                rs.plan_bytes / GIB, peak / GIB);
+        if (rs.plan_bytes > 0 && peak > 0) {
+            fprintf(stderr, " (%+.1f%%)", 100.0 * ((double)peak / (double)rs.plan_bytes - 1));
+        }
+        fputc('\n', stderr);
     }
     if (!a.no_summary) {
         status = print_summary(&a, model, ds, &rs);
     }
 
 done:
+    if (status != CLI_EXIT_OK && status != CLI_EXIT_INTERRUPTED && lc_dist_size(dist) > 1) {
+        /* the other ranks may wait for this one in vain: end the job */
+        lc_dist_abort(dist, status);
+    }
     free(rs.first_layer_mse);
     free(rs.best_layer_mse);
     lc_dataset_free(ds);
     lc_tokenizer_close(tok);
     lc_model_close(model);
     lc_backend_close(be);
+    lc_dist_close(dist);
     return status;
 }

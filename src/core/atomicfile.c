@@ -1,6 +1,7 @@
 /* Crash-safe file replacement (temporary file, fsync, rename, fsync folder). */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -14,10 +15,21 @@
 #include "core/util.h"
 
 struct lc_atomic_file {
-    int fd;
+    int fd;        /* -1 when redirected */
     char *path;
     char *tmp;
+    char *buf;     /* redirected: the content so far */
+    size_t len, cap;
 };
+
+static lc_atomic_redirect_fn redirect_fn;
+static void *redirect_user;
+
+void lc_atomic_set_redirect(lc_atomic_redirect_fn fn, void *user)
+{
+    redirect_fn = fn;
+    redirect_user = user;
+}
 
 /* Creates PATH.tmp.XXXXXX with O_EXCL (mode 0666 less the umask, as a plain
  * fopen would give). */
@@ -95,6 +107,11 @@ lc_status lc_atomic_open(struct lc_atomic_file **out, const char *path, struct l
         }
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
     }
+    if (redirect_fn != NULL) {
+        f->fd = -1;
+        *out = f;
+        return LC_OK;
+    }
     f->fd = create_temp(path, f->tmp, cap);
     if (f->fd < 0) {
         lc_status rc = lc_err_set(err, LC_ERR_IO, "%s: cannot create a temporary file: %s", path,
@@ -108,12 +125,14 @@ lc_status lc_atomic_open(struct lc_atomic_file **out, const char *path, struct l
     return LC_OK;
 }
 
-lc_status lc_atomic_write(struct lc_atomic_file *f, const void *data, size_t len,
-                          struct lc_error *err)
+/* all of data at the file's position (offset < 0) or at offset */
+static lc_status write_all(struct lc_atomic_file *f, const void *data, size_t len, int64_t offset,
+                           struct lc_error *err)
 {
     const char *p = data;
     while (len > 0) {
-        ssize_t k = write(f->fd, p, len > (1u << 30) ? (1u << 30) : len);
+        size_t n = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t k = offset < 0 ? write(f->fd, p, n) : pwrite(f->fd, p, n, (off_t)offset);
         if (k < 0) {
             if (errno == EINTR) {
                 continue;
@@ -122,8 +141,43 @@ lc_status lc_atomic_write(struct lc_atomic_file *f, const void *data, size_t len
         }
         p += k;
         len -= (size_t)k;
+        offset += offset < 0 ? 0 : k;
     }
     return LC_OK;
+}
+
+lc_status lc_atomic_write(struct lc_atomic_file *f, const void *data, size_t len,
+                          struct lc_error *err)
+{
+    const char *p = data;
+    if (f->fd < 0) {
+        if (f->len + len > f->cap) {
+            size_t cap = f->cap > 0 ? f->cap : 4096;
+            char *grown;
+            while (cap < f->len + len) {
+                cap *= 2;
+            }
+            grown = realloc(f->buf, cap);
+            if (grown == NULL) {
+                return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", f->path);
+            }
+            f->buf = grown;
+            f->cap = cap;
+        }
+        memcpy(f->buf + f->len, data, len);
+        f->len += len;
+        return LC_OK;
+    }
+    return write_all(f, p, len, -1, err);
+}
+
+lc_status lc_atomic_pwrite(struct lc_atomic_file *f, const void *data, size_t len, uint64_t offset,
+                           struct lc_error *err)
+{
+    if (f->fd < 0) {
+        return lc_err_set(err, LC_ERR_ARG, "%s: positioned writes cannot be redirected", f->path);
+    }
+    return write_all(f, data, len, (int64_t)offset, err);
 }
 
 void lc_atomic_abort(struct lc_atomic_file *f)
@@ -133,8 +187,9 @@ void lc_atomic_abort(struct lc_atomic_file *f)
     }
     if (f->fd >= 0) {
         close(f->fd);
+        unlink(f->tmp);
     }
-    unlink(f->tmp);
+    free(f->buf);
     free(f->tmp);
     free(f->path);
     free(f);
@@ -143,6 +198,12 @@ void lc_atomic_abort(struct lc_atomic_file *f)
 lc_status lc_atomic_commit(struct lc_atomic_file *f, struct lc_error *err)
 {
     lc_status rc;
+
+    if (f->fd < 0) {
+        rc = redirect_fn(f->path, f->buf, f->len, redirect_user, err);
+        lc_atomic_abort(f);
+        return rc;
+    }
 
     if (fsync(f->fd) != 0) {
         rc = lc_err_set(err, LC_ERR_IO, "%s: cannot sync: %s", f->path, strerror(errno));
@@ -184,4 +245,31 @@ lc_status lc_write_file_atomic(const char *path, const void *data, size_t len,
         return rc;
     }
     return lc_atomic_commit(f, err);
+}
+
+void lc_atomic_remove_temporaries(const char *dir, const char *suffix)
+{
+    const size_t ns = strlen(suffix);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        /* NAME + suffix + ".tmp." + 6 characters */
+        const char *tmp = strstr(e->d_name, ".tmp.");
+        size_t at = tmp != NULL ? (size_t)(tmp - e->d_name) : 0;
+        if (tmp != NULL && at >= ns && strncmp(e->d_name + at - ns, suffix, ns) == 0 &&
+            strlen(tmp + 5) == 6) {
+            size_t len = strlen(dir) + strlen(e->d_name) + 2;
+            char *p = malloc(len);
+            if (p != NULL) {
+                snprintf(p, len, "%s/%s", dir, e->d_name);
+                unlink(p);
+                free(p);
+            }
+        }
+    }
+    closedir(d);
 }

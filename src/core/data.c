@@ -38,6 +38,29 @@ struct lc_dataset {
     size_t len[3];
 };
 
+int64_t lc_dataset_distinct_tokens(const struct lc_dataset *ds)
+{
+    int32_t top = 0;
+    unsigned char *seen;
+    int64_t count = 0;
+
+    for (size_t i = 0; i < ds->n; i++) {
+        top = ds->ids[i] > top ? ds->ids[i] : top;
+    }
+    seen = calloc((size_t)top + 1, 1);
+    if (seen == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < ds->n; i++) {
+        if (ds->ids[i] >= 0 && !seen[ds->ids[i]]) {
+            seen[ds->ids[i]] = 1;
+            count++;
+        }
+    }
+    free(seen);
+    return count;
+}
+
 LC_API void lc_data_opts_default(struct lc_data_opts *o)
 {
     o->format = LC_DATA_AUTO;

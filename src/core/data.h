@@ -24,6 +24,9 @@
 /* labels value of a position the loss ignores (PyTorch's ignore_index) */
 #define LC_LABEL_IGNORE (-100)
 
+/* How many different token ids the data holds (0 when unknown). */
+int64_t lc_dataset_distinct_tokens(const struct lc_dataset *ds);
+
 enum lc_data_container {
     LC_CONTAINER_EMPTY = 0, /* no byte other than white space */
     LC_CONTAINER_TEXT = 1,

@@ -29,6 +29,8 @@ LC_API const char *lc_status_str(lc_status status)
         return "interrupted";
     case LC_ERR_NUMERIC:
         return "numerical failure (NaN or infinity)";
+    case LC_ERR_DIST:
+        return "communication between ranks failed";
     }
     return "unknown status";
 }

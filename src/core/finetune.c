@@ -286,15 +286,33 @@ void lc_ft_layer_backward(struct lc_ft *ft, int l, const struct lc_ft_acts *a, f
     /* now dx = dL/dxmid.  Attention output: xmid = x + o_proj(att) */
     o->linear_bwd(be, ft->datt, dx, Ly->wo.data, Ly->wo.dtype, N, H * D, C, 0.0f);
     lc_lora_backward(lora, ft->lora_grads, l, LC_LORA_TO, a->att, dx, ft->datt, N, &ft->ls);
-    /* hybrid attention, then the feature maps back into q and k */
-    o->hybrid_bwd(be, ft->dq, ft->dk, ft->dv, ft->dfq, ft->dfk,
-                  ft->train_fmaps ? lc_linattn_theta(lin, ft->lin_grads, l) : NULL, ft->datt,
-                  a->att, a->mx, a->den, a->q, a->k, a->v, a->fq, a->fk,
-                  lc_linattn_theta(lin, lin->params, l), &s);
-    o->fmap_bwd(be, lc_linattn_wq(lin, ft->lin_grads, lg), ft->dq, ft->dfq, a->q,
-                lc_linattn_wq(lin, lin->params, l), N, H, H, D, fdim, LC_FMAP_EPS);
-    o->fmap_bwd(be, lc_linattn_wk(lin, ft->lin_grads, lg), ft->dk, ft->dfk, a->k,
-                lc_linattn_wk(lin, lin->params, l), N, H, Hkv, D, fdim, LC_FMAP_EPS);
+    if (lc_linattn_is_softmax(lin, l)) {
+        /* softmax attention is the hybrid attention with every key in the
+         * window (no linear part, sigmoid(theta) cancels): its backward
+         * with the stabilizer and denominator of that form, recomputed
+         * here (dq stands in for its output, which the forward's softmax
+         * output in a->att replaces) */
+        struct lc_attn_shape full = s;
+        full.window = T;
+        full.mode = LC_WINDOW_TERRACED;
+        o->zero(be, a->fq, (size_t)N * H * 2 * fdim * sizeof(float));
+        o->zero(be, a->fk, (size_t)N * H * 2 * fdim * sizeof(float));
+        o->hybrid_fwd(be, ft->dq, a->mx, a->den, a->q, a->k, a->v, a->fq, a->fk,
+                      lc_linattn_theta(lin, lin->params, l), &full);
+        o->hybrid_bwd(be, ft->dq, ft->dk, ft->dv, NULL, NULL, NULL, ft->datt, a->att, a->mx,
+                      a->den, a->q, a->k, a->v, a->fq, a->fk,
+                      lc_linattn_theta(lin, lin->params, l), &full);
+    } else {
+        /* hybrid attention, then the feature maps back into q and k */
+        o->hybrid_bwd(be, ft->dq, ft->dk, ft->dv, ft->dfq, ft->dfk,
+                      ft->train_fmaps ? lc_linattn_theta(lin, ft->lin_grads, l) : NULL,
+                      ft->datt, a->att, a->mx, a->den, a->q, a->k, a->v, a->fq, a->fk,
+                      lc_linattn_theta(lin, lin->params, l), &s);
+        o->fmap_bwd(be, lc_linattn_wq(lin, ft->lin_grads, lg), ft->dq, ft->dfq, a->q,
+                    lc_linattn_wq(lin, lin->params, l), N, H, H, D, fdim, LC_FMAP_EPS);
+        o->fmap_bwd(be, lc_linattn_wk(lin, ft->lin_grads, lg), ft->dk, ft->dfk, a->k,
+                    lc_linattn_wk(lin, lin->params, l), N, H, Hkv, D, fdim, LC_FMAP_EPS);
+    }
     o->rope_bwd(be, ft->dq, ft->pos, m->rope_cos, m->rope_sin, N, H, D);
     o->rope_bwd(be, ft->dk, ft->pos, m->rope_cos, m->rope_sin, N, Hkv, D);
     /* projections from xn = rmsnorm(x), recomputed */
@@ -501,6 +519,7 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
         .adam_v = x->lora_v,
         .best = x->lora_best,
         .n = x->lora->n_params,
+        .layer_size = x->lora->layer_size,
     };
     if (train_fmaps) {
         const size_t n = tr->lin->n_params;
@@ -520,6 +539,7 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
             .adam_v = x->lin_v,
             .best = x->lin_best,
             .n = n,
+            .layer_size = tr->lin->layer_size,
         };
     }
     /* the adapters act through the model's projections */

@@ -1,10 +1,12 @@
 /* Feature maps and window factors of the linearized attention. */
 #include "config.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/linattn.h"
 #include "core/llama.h"
 #include "core/safetensors.h"
@@ -77,7 +79,146 @@ void lc_linattn_free(struct lc_linattn *a)
         return;
     }
     a->be->ops->release(a->be, a->params);
+    free(a->softmax);
     free(a);
+}
+
+lc_status lc_linattn_set_softmax(struct lc_linattn *a, const int *layers, int n,
+                                 struct lc_error *err)
+{
+    unsigned char *mark = NULL;
+
+    if (n < 0 || (n > 0 && layers == NULL)) {
+        return lc_err_set(err, LC_ERR_ARG, "invalid list of softmax layers");
+    }
+    if (n > 0) {
+        mark = calloc((size_t)a->L, 1);
+        if (mark == NULL) {
+            return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (layers[i] < 0 || layers[i] >= a->L) {
+            free(mark);
+            return lc_err_set(err, LC_ERR_ARG,
+                              "softmax layer %d does not exist: the model has layers 0 to %d",
+                              layers[i], a->L - 1);
+        }
+        if (mark[layers[i]]) {
+            free(mark);
+            return lc_err_set(err, LC_ERR_ARG, "softmax layer %d is listed twice", layers[i]);
+        }
+        mark[layers[i]] = 1;
+    }
+    if (n >= a->L) {
+        free(mark);
+        return lc_err_set(err, LC_ERR_ARG,
+                          "every layer keeps softmax attention: nothing is left to linearize");
+    }
+    free(a->softmax);
+    a->softmax = mark;
+    a->n_softmax = n;
+    return LC_OK;
+}
+
+lc_status lc_read_softmax_layers(struct lc_linattn *a, const json_t *attn, const char *path,
+                                 struct lc_error *err)
+{
+    const json_t *list = json_object_get(attn, "softmax_layers");
+    int *layers = NULL;
+    size_t n;
+    lc_status rc;
+
+    if (list == NULL) {
+        return lc_linattn_set_softmax(a, NULL, 0, err);
+    }
+    if (!json_is_array(list)) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: \"softmax_layers\" must be an array of layer "
+                                              "numbers",
+                          path);
+    }
+    n = json_array_size(list);
+    layers = malloc((n > 0 ? n : 1) * sizeof(int));
+    if (layers == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(list, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) >= a->L) {
+            free(layers);
+            return lc_err_set(err, LC_ERR_FORMAT,
+                              "%s: \"softmax_layers\" entry %zu is not a layer of this model "
+                              "(0 to %d)",
+                              path, i, a->L - 1);
+        }
+        layers[i] = (int)json_integer_value(v);
+    }
+    rc = lc_linattn_set_softmax(a, layers, (int)n, err);
+    free(layers);
+    if (rc != LC_OK) {
+        /* name the file: the list came from it */
+        char msg[LC_ERROR_MSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "");
+        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: %s", path, msg);
+    }
+    return rc;
+}
+
+/* "0,3,5" or "none" */
+static void softmax_list_text(const struct lc_linattn *a, char *buf, size_t cap)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (int l = 0; l < a->L && len < cap; l++) {
+        if (lc_linattn_is_softmax(a, l)) {
+            int w = snprintf(buf + len, cap - len, "%s%d", len > 0 ? "," : "", l);
+            len += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (buf[0] == '\0') {
+        snprintf(buf, cap, "none");
+    }
+}
+
+lc_status lc_check_softmax_layers(const struct lc_linattn *a, const char *dir,
+                                  struct lc_error *err)
+{
+    char *path = lc_path_join(dir, "lolcats_config.json");
+    json_error_t jerr;
+    json_t *root = NULL;
+    struct lc_linattn saved;
+    char want[256];
+    char have[256];
+    lc_status rc;
+
+    if (path == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        /* an older folder without the file: nothing to compare */
+        free(path);
+        return LC_OK;
+    }
+    memset(&saved, 0, sizeof(saved));
+    saved.L = a->L;
+    rc = lc_read_softmax_layers(&saved, json_object_get(root, "attention"), path, err);
+    if (rc == LC_OK) {
+        softmax_list_text(a, want, sizeof(want));
+        softmax_list_text(&saved, have, sizeof(have));
+        if (strcmp(want, have) != 0) {
+            rc = lc_err_set(err, LC_ERR_ARG,
+                            "%s: the feature maps were trained with softmax layers %s, not %s; "
+                            "give the same --softmax-layers",
+                            path, have, want);
+        }
+    }
+    free(saved.softmax);
+    json_decref(root);
+    free(path);
+    return rc;
 }
 
 lc_status lc_linattn_download(const struct lc_linattn *a, float *host)
@@ -100,6 +241,12 @@ static void key_name(char *buf, size_t cap, int l, const char *what)
 lc_status lc_linattn_save(const struct lc_linattn *a, const float *host, const char *path,
                           struct lc_error *err)
 {
+    return lc_linattn_save_layers(a, host, 0, a->L, path, err);
+}
+
+lc_status lc_linattn_save_layers(const struct lc_linattn *a, const float *host, int l0, int l1,
+                                 const char *path, struct lc_error *err)
+{
     struct lc_st_writer *w = NULL;
     const int64_t fshape[3] = {a->H, a->D, a->cfg.feature_dim};
     const int64_t tshape[4] = {1, a->H, 1, 1};
@@ -110,7 +257,10 @@ lc_status lc_linattn_save(const struct lc_linattn *a, const float *host, const c
     if (rc != LC_OK) {
         return rc;
     }
-    for (int l = 0; l < a->L && rc == LC_OK; l++) {
+    for (int l = l0; l < l1 && rc == LC_OK; l++) {
+        if (lc_linattn_is_softmax(a, l)) {
+            continue;
+        }
         key_name(name, sizeof(name), l, "feature_map_q.mlp.layer");
         rc = lc_st_writer_add(w, name, LC_DTYPE_F32, 3, fshape,
                               lc_linattn_wq(a, (float *)host, l), err);
@@ -161,14 +311,15 @@ static lc_status read_tensor(const struct lc_st_file *f, const char *path, const
     return LC_OK;
 }
 
-lc_status lc_linattn_check_file(const struct lc_st_file *f, const char *path, int n_layers,
-                                int n_heads, int head_dim, int feature_dim, struct lc_error *err)
+lc_status lc_linattn_check_file(const struct lc_st_file *f, const char *path, int n_lin,
+                                int first_lin, int n_heads, int head_dim, int feature_dim,
+                                struct lc_error *err)
 {
     char name[128];
     const int64_t fshape[3] = {n_heads, head_dim, feature_dim};
     const struct lc_tensor_view *t;
 
-    key_name(name, sizeof(name), 0, "feature_map_q.mlp.layer");
+    key_name(name, sizeof(name), first_lin, "feature_map_q.mlp.layer");
     t = lc_st_find(f, name);
     if (t == NULL) {
         return lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s missing", path, name);
@@ -181,30 +332,30 @@ lc_status lc_linattn_check_file(const struct lc_st_file *f, const char *path, in
                           "%s: %s has shape %s; feature_dim %d of this model needs [%d, %d, %d]",
                           path, name, shape, feature_dim, n_heads, head_dim, feature_dim);
     }
-    /* every layer's two maps: the file must be large enough for them */
-    if ((uint64_t)lc_st_data_bytes(f) / 8 / (uint64_t)n_layers / (uint64_t)n_heads /
+    /* every linearized layer's two maps: the file must be large enough for them */
+    if ((uint64_t)lc_st_data_bytes(f) / 8 / (uint64_t)n_lin / (uint64_t)n_heads /
             (uint64_t)head_dim < (uint64_t)feature_dim) {
         return lc_err_set(err, LC_ERR_FORMAT,
                           "%s: too small for %d layers of feature maps of dimension %d", path,
-                          n_layers, feature_dim);
+                          n_lin, feature_dim);
     }
     return LC_OK;
 }
 
-lc_status lc_linattn_load_file(struct lc_linattn *a, const struct lc_st_file *f, const char *path,
-                               struct lc_error *err)
+/* The linearized layers among [l0, l1) of an open file into host. */
+static lc_status read_file_layers(const struct lc_linattn *a, const struct lc_st_file *f,
+                                  const char *path, int l0, int l1, float *host,
+                                  struct lc_error *err)
 {
-    float *host = NULL;
     const int64_t fshape[3] = {a->H, a->D, a->cfg.feature_dim};
     const int64_t tshape[4] = {1, a->H, 1, 1};
     char name[128];
     lc_status rc = LC_OK;
 
-    host = malloc(a->n_params * sizeof(float));
-    if (host == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    for (int l = 0; l < a->L && rc == LC_OK; l++) {
+    for (int l = l0; l < l1 && rc == LC_OK; l++) {
+        if (lc_linattn_is_softmax(a, l)) {
+            continue;
+        }
         key_name(name, sizeof(name), l, "feature_map_q.mlp.layer");
         rc = read_tensor(f, path, name, 3, fshape, lc_linattn_wq(a, host, l), err);
         if (rc == LC_OK) {
@@ -215,6 +366,36 @@ lc_status lc_linattn_load_file(struct lc_linattn *a, const struct lc_st_file *f,
             key_name(name, sizeof(name), l, "window_factors");
             rc = read_tensor(f, path, name, 4, tshape, lc_linattn_theta(a, host, l), err);
         }
+    }
+    return rc;
+}
+
+lc_status lc_linattn_read_layers(const struct lc_linattn *a, const char *path, int l0, int l1,
+                                 float *host, struct lc_error *err)
+{
+    struct lc_st_file *f = NULL;
+    lc_status rc = lc_st_open(&f, path, err);
+
+    if (rc == LC_OK) {
+        rc = read_file_layers(a, f, path, l0, l1, host, err);
+    }
+    lc_st_close(f);
+    return rc;
+}
+
+lc_status lc_linattn_load_file(struct lc_linattn *a, const struct lc_st_file *f, const char *path,
+                               struct lc_error *err)
+{
+    float *host = malloc(a->n_params * sizeof(float));
+    lc_status rc;
+
+    if (host == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    /* softmax layers keep the arena's values (no keys to read) */
+    rc = lc_linattn_download(a, host);
+    if (rc == LC_OK) {
+        rc = read_file_layers(a, f, path, 0, a->L, host, err);
     }
     if (rc == LC_OK) {
         rc = lc_linattn_upload(a, host);
@@ -246,6 +427,10 @@ void lc_linattn_forward(const struct lc_linattn *a, const float *arena, int l, i
         .window = a->cfg.window, .mode = a->cfg.mode,
     };
 
+    if (lc_linattn_is_softmax(a, l)) {
+        be->ops->attn_fwd(be, y, q, k, v, B, T, T, a->H, a->Hkv, a->D, 0);
+        return;
+    }
     be->ops->fmap_fwd(be, fq, q, lc_linattn_wq(a, (float *)arena, l), N, a->H, a->H, a->D, f,
                       LC_FMAP_EPS);
     be->ops->fmap_fwd(be, fk, k, lc_linattn_wk(a, (float *)arena, l), N, a->H, a->Hkv, a->D, f,

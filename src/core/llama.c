@@ -752,8 +752,8 @@ void lc_llama_fwd_free(struct lc_llama *m, struct lc_llama_fwd *f)
     memset(f, 0, sizeof(*f));
 }
 
-static lc_status upload_positions(struct lc_llama *m, struct lc_llama_fwd *f, int B, int T,
-                                  int pos0, struct lc_error *err)
+lc_status lc_llama_upload_positions(struct lc_llama *m, struct lc_llama_fwd *f, int B, int T,
+                                   int pos0, struct lc_error *err)
 {
     int32_t *pos = malloc((size_t)B * (size_t)T * sizeof(int32_t));
     lc_status rc;
@@ -784,6 +784,27 @@ static lc_status check_ids(const struct lc_llama *m, const int32_t *ids, size_t 
     return LC_OK;
 }
 
+void lc_llama_layer(struct lc_llama *m, struct lc_llama_fwd *f, int l, int B, int T)
+{
+    struct lc_backend *be = m->be;
+    const struct lc_backend_ops *o = be->ops;
+    const struct lc_model_config *c = &m->cfg;
+    const int N = B * T;
+
+    o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, N, c->hidden_size,
+                   c->rms_norm_eps);
+    lc_llama_qkv(m, l, f->xn, f->q, f->k, f->v, f->pos, N);
+    if (m->lin != NULL) {
+        lc_linattn_forward(m->lin, m->lin->params, l, B, T, f->q, f->k, f->v, f->fq, f->fk,
+                           f->att, NULL, NULL);
+    } else {
+        o->attn_fwd(be, f->att, f->q, f->k, f->v, B, T, T, c->n_heads, c->n_kv_heads,
+                    c->head_dim, 0);
+    }
+    lc_llama_attn_out(m, l, f->x, f->att, N);
+    lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, N);
+}
+
 lc_status lc_llama_forward(struct lc_llama *m, struct lc_llama_fwd *f, const int32_t *ids,
                            int B, int T, float *logits_host, struct lc_error *err)
 {
@@ -801,25 +822,14 @@ lc_status lc_llama_forward(struct lc_llama *m, struct lc_llama_fwd *f, const int
     if (rc != LC_OK) {
         return rc;
     }
-    rc = upload_positions(m, f, B, T, 0, err);
+    rc = lc_llama_upload_positions(m, f, B, T, 0, err);
     if (rc != LC_OK) {
         return rc;
     }
     o->upload(be, f->ids, ids, (size_t)N * sizeof(int32_t));
     lc_llama_embed(m, f->x, f->ids, N);
     for (int l = 0; l < c->n_layers; l++) {
-        o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, N, c->hidden_size,
-                       c->rms_norm_eps);
-        lc_llama_qkv(m, l, f->xn, f->q, f->k, f->v, f->pos, N);
-        if (m->lin != NULL) {
-            lc_linattn_forward(m->lin, m->lin->params, l, B, T, f->q, f->k, f->v, f->fq, f->fk,
-                               f->att, NULL, NULL);
-        } else {
-            o->attn_fwd(be, f->att, f->q, f->k, f->v, B, T, T, c->n_heads, c->n_kv_heads,
-                        c->head_dim, 0);
-        }
-        lc_llama_attn_out(m, l, f->x, f->att, N);
-        lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, N);
+        lc_llama_layer(m, f, l, B, T);
     }
     if (logits_host != NULL) {
         const size_t V = (size_t)c->vocab_size;

@@ -142,6 +142,15 @@ lc_status lc_llama_fwd_alloc(struct lc_llama *m, struct lc_llama_fwd *f, int max
                              struct lc_error *err);
 void lc_llama_fwd_free(struct lc_llama *m, struct lc_llama_fwd *f);
 
+/* Positions pos0 .. pos0+T-1 of each of B sequences into f->pos, and the
+ * RoPE tables that far. */
+lc_status lc_llama_upload_positions(struct lc_llama *m, struct lc_llama_fwd *f, int B, int T,
+                                   int pos0, struct lc_error *err);
+
+/* Layer l of the forward on f->x (positions in f->pos): B sequences of T
+ * tokens, softmax attention or the attached linear attention. */
+void lc_llama_layer(struct lc_llama *m, struct lc_llama_fwd *f, int l, int B, int T);
+
 /* Forward of B sequences (softmax attention, or the attached linear
  * attention) of T tokens (host ids
  * [B*T]); positions 0..T-1 in each.  Leaves the final hidden states in

@@ -9,10 +9,16 @@ noinst_LTLIBRARIES += liblc_internal.la
 liblc_internal_la_SOURCES = \
 	src/core/backend.c \
 	src/core/backend.h \
+	src/core/blockwise.c \
 	src/core/atomicfile.c \
 	src/core/atomicfile.h \
 	src/core/data.c \
 	src/core/data.h \
+	src/core/dist.c \
+	src/core/dist.h \
+	src/core/dist_nccl.h \
+	src/core/dist_train.c \
+	src/core/dist_train.h \
 	src/core/error.c \
 	src/core/eval.c \
 	src/core/eval.h \
@@ -22,6 +28,8 @@ liblc_internal_la_SOURCES = \
 	src/core/finetune.h \
 	src/core/gguf.c \
 	src/core/gguf.h \
+	src/core/hidden_cache.c \
+	src/core/hidden_cache.h \
 	src/core/half.h \
 	src/core/linattn.c \
 	src/core/linattn.h \
@@ -36,6 +44,8 @@ liblc_internal_la_SOURCES = \
 	src/core/modelconfig.h \
 	src/core/modelfiles.c \
 	src/core/modelfiles.h \
+	src/core/plan.c \
+	src/core/plan.h \
 	src/core/safetensors.c \
 	src/core/safetensors.h \
 	src/core/sample.c \
@@ -56,8 +66,13 @@ liblc_internal_la_SOURCES = \
 	src/core/train.h \
 	src/core/transfer.c \
 	src/core/util.h
-liblc_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+liblc_internal_la_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden
 liblc_internal_la_LIBADD =
+# NCCL for GPU ranks (--with-cuda with MPI)
+if COND_NCCL
+liblc_internal_la_SOURCES += src/core/dist_nccl.c
+endif
+EXTRA_DIST += src/core/dist_nccl.c
 
 lib_LTLIBRARIES += liblolcats.la
 liblolcats_la_SOURCES =

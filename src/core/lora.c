@@ -46,8 +46,8 @@ uint64_t lc_lora_dropout_seed(uint64_t batch_seed, int l, int t)
 
 /* ------------------------------------------------------------ layout */
 
-static lc_status layout(struct lc_lora *lo, const struct lc_llama *m,
-                        const struct lc_lora_cfg *cfg, struct lc_error *err)
+lc_status lc_lora_layout(struct lc_lora *lo, const struct lc_llama *m,
+                         const struct lc_lora_cfg *cfg, struct lc_error *err)
 {
     const int C = m->cfg.hidden_size;
     const int HD = m->cfg.n_heads * m->cfg.head_dim;
@@ -107,7 +107,7 @@ lc_status lc_lora_new(struct lc_lora **out, const struct lc_llama *m,
     if (lo == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
-    rc = layout(lo, m, cfg, err);
+    rc = lc_lora_layout(lo, m, cfg, err);
     if (rc != LC_OK) {
         goto fail;
     }
@@ -582,7 +582,7 @@ lc_status lc_lora_load(struct lc_lora **out, const struct lc_llama *m, const cha
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
-    rc = layout(lo, m, &cfg, err);
+    rc = lc_lora_layout(lo, m, &cfg, err);
     if (rc == LC_OK) {
         rc = lc_st_open(&f, mpath, err);
     }

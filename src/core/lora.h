@@ -75,6 +75,10 @@ static inline float *lc_lora_B(const struct lc_lora *lo, float *arena, int l, in
            (size_t)lo->cfg.rank * (size_t)lo->in[t];
 }
 
+/* The layout of lo (in, out, offsets, sizes) for model m's shape; nothing
+ * allocated (lc_lora_new, and the memory planner). */
+lc_status lc_lora_layout(struct lc_lora *lo, const struct lc_llama *m,
+                         const struct lc_lora_cfg *cfg, struct lc_error *err);
 /* New adapters for model m as PEFT initializes them: A from
  * kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)), drawn from
  * a counter-based generator keyed by (seed, layer, target) so that every

@@ -283,11 +283,24 @@ static int cache_slot(const struct lc_linattn *lin, int j, int lo)
     return lin->cfg.mode == LC_WINDOW_SLIDING ? j % lin->cfg.window : j - lo;
 }
 
-static float **alloc_per_layer(struct lc_backend *be, int n_layers, size_t bytes)
+/* the key rows of layer l's cache: a softmax layer of a linearized model
+ * keeps every key */
+static int layer_cache_rows(const struct lc_session *s, int l)
 {
+    return s->lin != NULL && lc_linattn_is_softmax(s->lin, l) ? s->max_tokens : s->cache_rows;
+}
+
+/* one buffer per layer of bytes_per_row times rows(s, l) bytes (rows NULL:
+ * one row) */
+static float **alloc_per_layer(const struct lc_session *s, size_t bytes_per_row,
+                               int (*rows)(const struct lc_session *, int))
+{
+    struct lc_backend *be = s->model->llama->be;
+    const int n_layers = s->model->llama->cfg.n_layers;
     float **p = calloc((size_t)n_layers, sizeof(float *));
 
     for (int l = 0; p != NULL && l < n_layers; l++) {
+        size_t bytes = bytes_per_row * (size_t)(rows != NULL ? rows(s, l) : 1);
         p[l] = be->ops->alloc(be, bytes);
         if (p[l] == NULL) {
             for (int i = 0; i < l; i++) {
@@ -338,8 +351,8 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
         const int need = lin->cfg.mode == LC_WINDOW_SLIDING ? W : 2 * W;
 
         s->cache_rows = need < max_tokens ? need : max_tokens;
-        s->S = alloc_per_layer(be, c->n_layers, HF * (size_t)c->head_dim * sizeof(float));
-        s->z = alloc_per_layer(be, c->n_layers, HF * sizeof(float));
+        s->S = alloc_per_layer(s, HF * (size_t)c->head_dim * sizeof(float), NULL);
+        s->z = alloc_per_layer(s, HF * sizeof(float), NULL);
         /* at most W keys leave the window at a time, and never more than
          * the session holds */
         s->fk_move = be->ops->alloc(be, (size_t)(W < max_tokens ? W : max_tokens) * HF *
@@ -351,8 +364,8 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
             return lc_err_set(err, LC_ERR_NOMEM, "out of memory for the linear attention state");
         }
     }
-    s->kcache = alloc_per_layer(be, c->n_layers, (size_t)s->cache_rows * KD * sizeof(float));
-    s->vcache = alloc_per_layer(be, c->n_layers, (size_t)s->cache_rows * KD * sizeof(float));
+    s->kcache = alloc_per_layer(s, KD * sizeof(float), layer_cache_rows);
+    s->vcache = alloc_per_layer(s, KD * sizeof(float), layer_cache_rows);
     if (s->kcache == NULL || s->vcache == NULL) {
         lc_session_free(s);
         return lc_err_set(err, LC_ERR_NOMEM, "out of backend memory for a KV cache of %d tokens",
@@ -405,17 +418,18 @@ LC_API size_t lc_session_state_bytes(const struct lc_session *s)
 {
     const struct lc_model_config *c = &s->model->llama->cfg;
     const size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim;
-    size_t rows = (size_t)s->length;
-    size_t per_layer;
+    size_t total = 0;
 
-    if (s->lin != NULL) {
-        const size_t HF = (size_t)c->n_heads * 2 * (size_t)s->lin->cfg.feature_dim;
-        rows = rows < (size_t)s->cache_rows ? rows : (size_t)s->cache_rows;
-        per_layer = 2 * rows * KD + HF * (size_t)c->head_dim + HF;
-    } else {
-        per_layer = 2 * rows * KD;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t rows = (size_t)s->length;
+        if (s->lin != NULL && !lc_linattn_is_softmax(s->lin, l)) {
+            const size_t HF = (size_t)c->n_heads * 2 * (size_t)s->lin->cfg.feature_dim;
+            rows = rows < (size_t)s->cache_rows ? rows : (size_t)s->cache_rows;
+            total += HF * (size_t)c->head_dim + HF;
+        }
+        total += 2 * rows * KD;
     }
-    return (size_t)c->n_layers * per_layer * sizeof(float);
+    return total * sizeof(float);
 }
 
 /* Softmax attention of one layer for the chunk's n tokens at positions
@@ -581,11 +595,14 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
     o->upload(be, f->ids, ids, (size_t)n * sizeof(int32_t));
     lc_llama_embed(m, f->x, f->ids, n);
     for (int l = 0; l < c->n_layers; l++) {
+        /* a softmax layer of a linearized model decodes as the teacher */
+        const int softmax = lin == NULL || lc_linattn_is_softmax(lin, l);
+        const int off = softmax ? 0 : nc;
         o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, n, c->hidden_size,
                        c->rms_norm_eps);
-        lc_llama_qkv_tab(m, l, f->xn, f->q + (size_t)nc * HD, f->k + (size_t)nc * KD,
-                         f->v + (size_t)nc * KD, f->pos, s->rope_cos, s->rope_sin, n);
-        if (lin == NULL) {
+        lc_llama_qkv_tab(m, l, f->xn, f->q + (size_t)off * HD, f->k + (size_t)off * KD,
+                         f->v + (size_t)off * KD, f->pos, s->rope_cos, s->rope_sin, n);
+        if (softmax) {
             softmax_chunk(s, l, p0, n);
         } else if (batched) {
             linear_chunk(s, l, p0, n);
@@ -596,7 +613,7 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
                 linear_step(s, l, p0 + i, i);
             }
         }
-        lc_llama_attn_out(m, l, f->x, f->att + (size_t)nc * HD, n);
+        lc_llama_attn_out(m, l, f->x, f->att + (size_t)off * HD, n);
         lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, n);
     }
     s->length += n;
@@ -720,9 +737,12 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     struct lc_linattn *lin = NULL;
     struct lc_lora *lora = NULL;
     struct lc_st_file *fmaps = NULL;
+    struct lc_linattn shape; /* the softmax layers only */
+    int first_lin;
     int v;
     lc_status rc;
 
+    memset(&shape, 0, sizeof(shape));
     path = lc_path_join(dir, "lolcats_config.json");
     if (path == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
@@ -766,17 +786,31 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
                         path, c->n_layers, c->n_heads, c->head_dim);
         goto done;
     }
+    /* the layers that keep softmax attention have no maps in the file */
+    memset(&shape, 0, sizeof(shape));
+    shape.L = c->n_layers;
+    rc = lc_read_softmax_layers(&shape, attn, path, err);
+    if (rc != LC_OK) {
+        goto done;
+    }
+    for (first_lin = 0; lc_linattn_is_softmax(&shape, first_lin); first_lin++) {
+    }
     free(path);
     path = lc_path_join(dir, "feature_maps.safetensors");
     rc = path != NULL ? lc_st_open(&fmaps, path, err)
                       : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     /* the feature dimension sizes the allocation: the file must agree first */
     if (rc == LC_OK) {
-        rc = lc_linattn_check_file(fmaps, path, c->n_layers, c->n_heads, c->head_dim,
-                                   cfg.feature_dim, err);
+        rc = lc_linattn_check_file(fmaps, path, c->n_layers - shape.n_softmax, first_lin,
+                                   c->n_heads, c->head_dim, cfg.feature_dim, err);
     }
     if (rc == LC_OK) {
         rc = lc_linattn_new(&lin, m->llama, &cfg, err);
+    }
+    if (rc == LC_OK && shape.n_softmax > 0) {
+        lin->softmax = shape.softmax;
+        lin->n_softmax = shape.n_softmax;
+        shape.softmax = NULL;
     }
     if (rc == LC_OK) {
         rc = lc_linattn_load_file(lin, fmaps, path, err);
@@ -805,6 +839,7 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     lora = NULL;
 
 done:
+    free(shape.softmax);
     lc_st_close(fmaps);
     lc_linattn_free(lin);
     lc_lora_free(lora);

@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include "core/atomicfile.h"
+#include "core/dist_train.h"
 #include "core/fileio.h"
+#include "core/plan.h"
 #include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
@@ -65,7 +67,8 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
 
 /* ------------------------------------------------------------ events */
 
-static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
+/* The event to the caller; its wish to stop. */
+static int emit_here(struct lc_trainer *tr, struct lc_train_event *ev)
 {
     ev->stage = tr->hooks->stage;
     ev->step = tr->step;
@@ -73,10 +76,21 @@ static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
     ev->lr = tr->lr;
     ev->best_val_loss = tr->best_val;
     ev->n_layers = tr->m->cfg.n_layers;
+    ev->block = tr->block;
+    ev->n_blocks = tr->n_blocks;
+    ev->first_layer = tr->block_l0;
+    ev->end_layer = tr->block_l1;
     if (tr->on_event == NULL) {
         return 0;
     }
     return tr->on_event(ev, tr->user);
+}
+
+/* The same at the points every rank reaches together: every rank stops
+ * at the same step when any rank asks to. */
+static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
+{
+    return lc_dt_agree_stop(tr, emit_here(tr, ev));
 }
 
 int lc_trainer_emit(struct lc_trainer *tr, struct lc_train_event *ev)
@@ -95,7 +109,9 @@ int lc_trainer_poll(struct lc_trainer *tr, int layer, int layers)
     ev.total = tr->phase_total;
     ev.layer = layer;
     ev.layers = layers;
-    return emit(tr, &ev);
+    /* across ranks a stop waits for the end of the step, where every rank
+     * agrees on it (the caller's wish stays set until then) */
+    return lc_dt_alone(tr) ? emit_here(tr, &ev) : (emit_here(tr, &ev), 0);
 }
 
 static void metrics_line(struct lc_trainer *tr, const char *fmt, ...) LC_PRINTF(2, 3);
@@ -103,6 +119,15 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...) LC_PRINTF(
 static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
 {
     va_list ap;
+    if (tr->metrics_out != NULL) {
+        /* a block trainer's lines go to rank 0's file */
+        char buf[4096];
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        tr->metrics_out(tr, buf);
+        return;
+    }
     if (tr->metrics == NULL) {
         return;
     }
@@ -114,6 +139,16 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
     }
     if (fmt[strlen(fmt) - 1] == '\n') {
         tr->metrics_lines++;
+    }
+}
+
+/* The start of a metrics line: the stage, and a block's number and layers. */
+static void metrics_head(struct lc_trainer *tr)
+{
+    metrics_line(tr, "{\"stage\": \"%s\", ", tr->hooks->name);
+    if (tr->block >= 0) {
+        metrics_line(tr, "\"block\": %d, \"layers\": [%d, %d], ", tr->block, tr->block_l0,
+                     tr->block_l1);
     }
 }
 
@@ -221,32 +256,51 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
 {
     const int L = tr->m->cfg.n_layers;
     const size_t T = (size_t)tr->T;
+    const int64_t n_batches = (tr->n_val + tr->B - 1) / tr->B;
+    const double *vals = NULL;
     double sum = 0.0;
-    int64_t done = 0;
+    lc_status rc;
 
     for (int l = 0; l < L; l++) {
         layer_loss[l] = 0.0;
     }
     tr->phase = LC_PHASE_EVAL;
     tr->phase_done = 0;
-    tr->phase_total = (tr->n_val + tr->B - 1) / tr->B;
-    while (done < tr->n_val) {
-        int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
+    tr->phase_total = n_batches;
+    /* the batches (split among the ranks), then their losses in order */
+    rc = lc_dt_eval_begin(tr, n_batches, err);
+    for (int64_t j = 0; j < n_batches && rc == LC_OK; j++) {
+        const int64_t done = j * tr->B;
+        const int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
         double loss = 0.0;
-        lc_status rc = tr->hooks->microbatch(tr, tr->val_ids + (size_t)done * T,
-                                             tr->val_labels + (size_t)done * T, b, 0, 1.0, &loss,
-                                             tr->layer_loss, err);
-        if (rc != LC_OK) {
-            return rc;
+        tr->phase_done = j;
+        if (!lc_dt_runs_eval(tr, j)) {
+            continue;
         }
-        /* chunk-weighted mean, so the batch size does not change it */
-        sum += loss * b;
-        for (int l = 0; l < L; l++) {
-            layer_loss[l] += tr->layer_loss[l] * b;
-        }
-        done += b;
-        tr->phase_done++;
+        tr->cur_chunks = NULL;
+        tr->cur_val = done;
+        rc = tr->hooks->microbatch(tr, tr->val_ids + (size_t)done * T,
+                                   tr->val_labels + (size_t)done * T, b, 0, 1.0, &loss,
+                                   tr->layer_loss, err);
+        lc_dt_eval_keep(tr, j, loss, tr->layer_loss);
     }
+    if (rc == LC_OK) {
+        rc = lc_dt_eval_end(tr, &vals, err);
+    }
+    if (rc != LC_OK) {
+        return rc;
+    }
+    for (int64_t j = 0; j < n_batches; j++) {
+        const double *v = vals + (size_t)j * (size_t)(1 + L);
+        const int64_t done = j * tr->B;
+        const int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
+        /* chunk-weighted mean, so the batch size does not change it */
+        sum += v[0] * b;
+        for (int l = 0; l < L; l++) {
+            layer_loss[l] += v[1 + l] * b;
+        }
+    }
+    tr->phase_done = n_batches;
     *val_loss = sum / (double)tr->n_val;
     for (int l = 0; l < L; l++) {
         layer_loss[l] /= (double)tr->n_val;
@@ -259,6 +313,12 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
 }
 
 /* ------------------------------------------------------------ state */
+
+/* the training state's file (malloc'd) */
+static char *state_path(const struct lc_trainer *tr)
+{
+    return lc_path_join(tr->o->out_dir, tr->state_name != NULL ? tr->state_name : STATE_FILE);
+}
 
 static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
 {
@@ -279,13 +339,26 @@ static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
              o->xent_weight, o->lora_rank, o->lora_alpha, o->lora_dropout, o->lora_targets,
              o->train_feature_maps, o->skip_transfer, o->weight_decay, o->plateau_factor,
              o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h);
+    if (tr->block >= 0) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, " block=%d layers=%d-%d", tr->block, tr->block_l0,
+                 tr->block_l1);
+    }
+    /* only when set, so that states saved before the option still match */
+    for (int l = 0, first = 1; l < tr->m->cfg.n_layers; l++) {
+        if (lc_linattn_is_softmax(tr->lin, l)) {
+            size_t len = strlen(buf);
+            snprintf(buf + len, cap - len, "%s%d", first ? " softmax=" : ",", l);
+            first = 0;
+        }
+    }
 }
 
 static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     struct lc_st_writer *w = NULL;
-    char *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    char *path = state_path(tr);
     float *host = NULL;
     char buf[1024];
     lc_status rc;
@@ -436,7 +509,7 @@ static lc_status open_state(const struct lc_trainer *tr, char **path, struct lc_
                             struct lc_error *err)
 {
     *f = NULL;
-    *path = lc_path_join(tr->o->out_dir, STATE_FILE);
+    *path = state_path(tr);
     if (*path == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
@@ -594,20 +667,25 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
             tr->be->ops->download(tr->be, tr->groups[g].best, tr->groups[g].params,
                                   tr->groups[g].n * sizeof(float));
         }
-        rc = tr->hooks->save_outputs(tr, err);
+        rc = lc_dt_gather_best(tr, err);
+        if (rc == LC_OK && tr->writer) {
+            rc = tr->hooks->save_outputs(tr, err);
+        }
         if (rc != LC_OK) {
             goto done;
         }
     }
-    if (tr->metrics != NULL) {
-        metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"val_loss\": %.9g, "
+    if (tr->metrics != NULL || tr->metrics_out != NULL) {
+        const int l0 = tr->block >= 0 ? tr->block_l0 : 0;
+        const int l1 = tr->block >= 0 ? tr->block_l1 : L;
+        metrics_head(tr);
+        metrics_line(tr, "\"step\": %lld, \"epoch\": %lld, \"val_loss\": %.9g, "
                          "\"best_val_loss\": %.9g, \"lr\": %.9g",
-                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, val, tr->best_val,
-                     tr->lr);
+                     (long long)tr->step, (long long)tr->epoch, val, tr->best_val, tr->lr);
         if (tr->hooks->reports_layers) {
             metrics_line(tr, ", \"layer_mse\": [");
-            for (int l = 0; l < L; l++) {
-                metrics_line(tr, "%s%.9g", l ? ", " : "", layer[l]);
+            for (int l = l0; l < l1; l++) {
+                metrics_line(tr, "%s%.9g", l > l0 ? ", " : "", layer[l]);
             }
             metrics_line(tr, "]");
         }
@@ -616,6 +694,9 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
     tr->eval_pending = 0;
     rc = metrics_check(tr, err);
     if (rc == LC_OK) {
+        rc = lc_dt_gather_state(tr, err);
+    }
+    if (rc == LC_OK && tr->writer) {
         rc = save_state(tr, err);
     }
     if (rc == LC_OK && emit(tr, &ev) != 0) {
@@ -628,7 +709,7 @@ done:
     return rc;
 }
 
-lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
+static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     const struct lc_train_opts *o = tr->o;
@@ -665,6 +746,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     }
     ev.kind = LC_EV_START;
     ev.total_steps = total;
+    ev.plan_bytes = (int64_t)tr->plan_peak;
     ev.tokens_per_step = (int64_t)tr->B * tr->T * o->grad_accum;
     if (emit(tr, &ev) != 0) {
         return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped before training");
@@ -690,31 +772,44 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         if (n_mb > mb_epoch - tr->mb) {
             n_mb = mb_epoch - tr->mb; /* the last step of an epoch may be short */
         }
-        for (int g = 0; g < tr->n_groups; g++) {
-            be->ops->zero(be, tr->groups[g].grads, tr->groups[g].n * sizeof(float));
-        }
+        rc = lc_dt_step_begin(tr, n_mb, err);
         tr->phase = LC_PHASE_TRAIN;
         tr->phase_total = n_mb;
-        for (int64_t i = 0; i < n_mb; i++) {
+        for (int64_t i = 0; i < n_mb && rc == LC_OK; i++) {
             int32_t *ids = tr->train_ids;
             int32_t *labels = tr->train_labels;
             double mb_loss = 0.0;
+            tokens += (int64_t)tr->B * tr->T;
+            if (!lc_dt_runs_mb(tr, i)) {
+                continue; /* another rank's */
+            }
+            /* each micro-batch's gradient on its own, then added to the step's */
+            for (int g = 0; g < tr->n_groups; g++) {
+                be->ops->zero(be, tr->groups[g].grads, tr->groups[g].n * sizeof(float));
+            }
             /* gather the B chunks of this micro-batch into one contiguous batch */
             rc = lc_trainer_gather(tr, tr->perm + (tr->mb + i) * tr->B, &ids, &labels, err);
             tr->cur_mb = i;
+            tr->cur_chunks = tr->perm + (tr->mb + i) * tr->B;
             tr->phase_done = i;
             if (rc == LC_OK) {
                 rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
                                            tr->layer_loss, err);
             }
             if (rc == LC_ERR_INTERRUPTED) {
+                /* one process: stopped inside the step */
                 return stop_inside(tr, 0, err);
             }
-            if (rc != LC_OK) {
-                return rc;
+            if (rc == LC_OK) {
+                rc = lc_dt_keep_mb(tr, i, mb_loss, err);
             }
-            loss += mb_loss / (double)n_mb;
-            tokens += (int64_t)tr->B * tr->T;
+        }
+        if (rc == LC_OK) {
+            /* the sum of the gradients and of the losses in micro-batch order */
+            rc = lc_dt_step_end(tr, &loss, err);
+        }
+        if (rc != LC_OK) {
+            return rc;
         }
         if (!isfinite(loss)) {
             return lc_err_set(err, LC_ERR_NUMERIC,
@@ -724,9 +819,11 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         }
         for (int g = 0; g < tr->n_groups; g++) {
             struct lc_param_group *pg = &tr->groups[g];
-            be->ops->adamw(be, pg->params, pg->grads, pg->adam_m, pg->adam_v, (int64_t)pg->n,
-                           tr->lr, 0.9, 0.999, 1e-8, o->weight_decay,
-                           tr->step + 1);
+            size_t off, n;
+            lc_dt_own(tr, g, &off, &n); /* a pipeline stage updates its own layers */
+            be->ops->adamw(be, pg->params + off, pg->acc + off, pg->adam_m + off,
+                           pg->adam_v + off, (int64_t)n, tr->lr, 0.9, 0.999, 1e-8,
+                           o->weight_decay, tr->step + 1);
         }
         rc = be->ops->sync(be, err);
         if (rc != LC_OK) {
@@ -744,17 +841,20 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         ev.loss = loss;
         ev.tokens_per_s = (double)tokens / (lc_time_now() - t0 + 1e-9);
         ev.tokens_per_step = tokens;
-        metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, "
-                         "\"lr\": %.9g, \"tokens_per_s\": %.1f}\n",
-                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, tr->lr,
-                     ev.tokens_per_s);
+        metrics_head(tr);
+        metrics_line(tr, "\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
+                         "\"tokens_per_s\": %.1f}\n",
+                     (long long)tr->step, (long long)tr->epoch, loss, tr->lr, ev.tokens_per_s);
         rc = metrics_check(tr, err);
         if (rc != LC_OK) {
             return rc;
         }
         if (emit(tr, &ev) != 0) {
             tr->eval_pending = tr->step % o->eval_every == 0 || tr->step == total;
-            rc = save_state(tr, err);
+            rc = lc_dt_gather_state(tr, err);
+            if (rc == LC_OK && tr->writer) {
+                rc = save_state(tr, err);
+            }
             if (rc == LC_OK) {
                 rc = lc_err_set(err, LC_ERR_INTERRUPTED,
                                 "stopped at step %lld; the state is saved in %s (resume with --resume)",
@@ -769,7 +869,11 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
             }
         }
     }
-    /* continue from the best weights */
+    /* continue from the best weights (every rank all of them) */
+    rc = lc_dt_share_best(tr, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
     for (int g = 0; g < tr->n_groups; g++) {
         be->ops->upload(be, tr->groups[g].params, tr->groups[g].best,
                         tr->groups[g].n * sizeof(float));
@@ -779,6 +883,21 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     ev.total_steps = total;
     emit(tr, &ev);
     return be->ops->sync(be, err);
+}
+
+lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
+{
+    /* stage 1 runs as a pipeline of layers, stage 2 data parallel */
+    int mode = tr->dt_mode != 0                              ? tr->dt_mode
+               : tr->hooks->stage == LC_STAGE_TRANSFER ? LC_DT_PIPELINE
+                                                       : LC_DT_DATA;
+    lc_status rc = lc_dt_stage_begin(tr, mode, err);
+
+    if (rc == LC_OK) {
+        rc = run_stage(tr, err);
+    }
+    lc_dt_stage_end(tr);
+    return rc;
 }
 
 /* ------------------------------------------------------------ batches */
@@ -843,6 +962,15 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_object_set_new(attn, "window_mode", json_string(mode_name(o->window_mode)));
     json_object_set_new(attn, "feature_map_eps", json_real(LC_FMAP_EPS));
     json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
+    if (tr->lin->n_softmax > 0) {
+        json_t *list = json_array();
+        for (int l = 0; l < c->n_layers; l++) {
+            if (lc_linattn_is_softmax(tr->lin, l)) {
+                json_array_append_new(list, json_integer(l));
+            }
+        }
+        json_object_set_new(attn, "softmax_layers", list);
+    }
     json_object_set_new(root, "attention", attn);
     attn = NULL;
     if (o->stage & LC_STAGE_FINETUNE) {
@@ -1134,7 +1262,10 @@ static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *er
                         "from untrained ones with --no-transfer",
                         path);
     } else {
-        rc = lc_linattn_load(tr->lin, path, err);
+        rc = lc_check_softmax_layers(tr->lin, tr->o->out_dir, err);
+        if (rc == LC_OK) {
+            rc = lc_linattn_load(tr->lin, path, err);
+        }
     }
     free(path);
     return rc;
@@ -1197,6 +1328,7 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     tr.o = o;
     tr.on_event = on_event;
     tr.user = user;
+    tr.block = -1;
     T = seq_len_of(tr.m, o);
     tr.T = T;
     tr.B = o->batch_size;
@@ -1207,12 +1339,17 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
                T, o->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", o->window);
     }
     if (rc == LC_OK) {
+        rc = lc_dt_new(&tr.dt, &tr, err);
+    }
+    /* rank 0 writes every file; the others read what they need */
+    tr.writer = tr.dt == NULL || tr.dt->dist->rank == 0;
+    if (rc == LC_OK && tr.writer) {
         rc = check_out_dir(o->out_dir, err);
     }
     if (rc == LC_OK) {
         rc = load_chunks(&tr, ds, err);
     }
-    if (rc == LC_OK && o->metrics_path != NULL) {
+    if (rc == LC_OK && o->metrics_path != NULL && tr.writer) {
         /* appended to on resume (rewound to the saved state), else fresh */
         tr.metrics = fopen(o->metrics_path, o->resume ? "a+" : "w");
         if (tr.metrics == NULL) {
@@ -1227,7 +1364,18 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         rc = lc_linattn_new(&tr.lin, tr.m, &lcfg, err);
     }
     if (rc == LC_OK) {
+        rc = lc_linattn_set_softmax(tr.lin, o->softmax_layers, o->n_softmax_layers, err);
+    }
+    if (rc == LC_OK) {
         rc = lc_model_reserve_rows(model, tr.B * tr.T, err);
+    }
+    if (tr.dt != NULL) {
+        /* every rank starts, or none; and only if it fits in memory */
+        rc = lc_dt_agree_status(tr.dt, rc, err);
+        if (rc == LC_OK) {
+            rc = lc_plan_check(&tr, ds, err);
+        }
+        rc = lc_dt_agree_status(tr.dt, rc, err);
     }
     if (rc == LC_OK && run_transfer && run_finetune && o->resume) {
         int done = 0;
@@ -1243,11 +1391,14 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         tr.hooks = &lc_transfer_hooks;
         rc = lc_transfer_setup(&tr, err);
         if (rc == LC_OK) {
-            rc = lc_train_run_stage(&tr, err);
+            rc = o->block_layers > 0 ? lc_blockwise_transfer(&tr, err)
+                                     : lc_train_run_stage(&tr, err);
         }
         if (rc == LC_OK) {
             tr.stages_done |= LC_STAGE_TRANSFER;
-            rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            if (tr.writer) {
+                rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            }
         }
         lc_transfer_teardown(&tr);
     }
@@ -1267,12 +1418,14 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         if (rc == LC_OK) {
             rc = lc_train_run_stage(&tr, err);
         }
-        if (rc == LC_OK && o->merge) {
+        if (rc == LC_OK && o->merge && tr.writer) {
             rc = lc_finetune_merge(&tr, err);
         }
         if (rc == LC_OK) {
             tr.stages_done |= LC_STAGE_FINETUNE;
-            rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            if (tr.writer) {
+                rc = lc_write_lolcats_config(&tr, tr.stages_done, err);
+            }
         }
         lc_finetune_teardown(&tr);
     }
@@ -1280,6 +1433,7 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     if (tr.metrics != NULL) {
         fclose(tr.metrics);
     }
+    lc_dt_free(tr.dt);
     lc_linattn_free(tr.lin);
     free(tr.train_ids);
     free(tr.train_labels);

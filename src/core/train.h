@@ -22,11 +22,14 @@
 struct lc_param_group {
     const char *name; /* key prefix in the training state */
     float *params;    /* backend [n] */
-    float *grads;     /* backend [n] */
+    float *grads;     /* backend [n]: one micro-batch's gradient */
+    float *acc;       /* backend [n]: the step's gradient, the sum of the micro-batches'
+                       * in micro-batch order (made by the loop) */
     float *adam_m;    /* backend [n] */
     float *adam_v;    /* backend [n] */
     float *best;      /* host [n]: the weights of the best evaluation */
     size_t n;
+    size_t layer_size; /* floats per layer when the arena is layer after layer, else 0 */
 };
 
 struct lc_trainer;
@@ -96,12 +99,41 @@ struct lc_trainer {
     int64_t phase_done;     /* micro-batches finished */
     int64_t phase_total;
     int metrics_errno;      /* the first error writing it (0: none) */
+
+    /* the chunks of the micro-batch being run: training chunks cur_chunks[0..B)
+     * of the permutation, or in an evaluation (cur_chunks NULL) validation
+     * chunks cur_val.. */
+    const int64_t *cur_chunks;
+    int64_t cur_val;
+    /* block-wise stage 1 (blockwise.c): the block being trained, or -1 */
+    int block;
+    int n_blocks;
+    int block_l0, block_l1;
+    void *aux;              /* the block trainer's own state */
+    /* where metrics text goes instead of the metrics file (pieces of lines) */
+    void (*metrics_out)(struct lc_trainer *tr, const char *text);
+    const char *state_name; /* the training state's file; NULL: train_state.safetensors */
+
+    /* ranks (dist_train.h) */
+    struct lc_dtrain *dt;
+    int dt_mode;            /* enum lc_dt_mode of the stage; 0: by the stage */
+    int writer;             /* this rank writes the files (rank 0) */
+    double plan_peak;       /* the memory plan of this rank, bytes */
 };
 
 /* stage 1 */
 lc_status lc_transfer_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_transfer_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_transfer_hooks;
+/* Positions 0..T-1 of B chunks into the forward scratch. */
+lc_status lc_transfer_positions(struct lc_trainer *tr, int B, struct lc_error *err);
+/* Layers [l0, l1) of stage 1 on the residual stream in the forward
+ * scratch (transfer.c): the loss is the mean over n_lin linearized
+ * layers; *total accumulates each layer's term in layer order; mlp_after:
+ * the stream goes on to layer l1. */
+lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int backward,
+                             double grad_div, int n_lin, int mlp_after, double *total,
+                             double *layer_loss, struct lc_error *err);
 
 /* stage 2 (finetune.c) */
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
@@ -152,6 +184,11 @@ lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_
  * (not before, so that a run that fails at the start leaves the folder as
  * it was). */
 void lc_remove_stale_adapter(struct lc_trainer *tr);
+
+/* block-wise stage 1 (blockwise.c): cache the hidden states, train this
+ * rank's blocks, and leave the best feature maps of every block in
+ * tr->groups[0].best and the model's arena on every rank */
+lc_status lc_blockwise_transfer(struct lc_trainer *tr, struct lc_error *err);
 
 /* lolcats_config.json describing the conversion, written atomically. */
 lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,

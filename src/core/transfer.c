@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist_train.h"
 #include "core/train.h"
 #include "core/util.h"
 
@@ -86,6 +87,7 @@ lc_status lc_transfer_setup(struct lc_trainer *tr, struct lc_error *err)
         .adam_v = x->adam_v,
         .best = x->best,
         .n = n,
+        .layer_size = tr->lin->layer_size,
     };
     return LC_OK;
 }
@@ -120,9 +122,17 @@ static double host_sum(const float *v, size_t n)
     return s;
 }
 
-static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
-                                     const int32_t *labels, int B, int backward, double grad_div,
-                                     double *loss, double *layer_loss, struct lc_error *err)
+/* Layers [l0, l1) on the residual stream f->x of N = B*T rows (positions
+ * uploaded): each layer's teacher attention, then for a linearized layer
+ * the student's loss (and with backward its gradients, scaled by
+ * 1/grad_div), then the residual stream continues with the teacher.  The
+ * loss is the mean over n_lin linearized layers: *total accumulates each
+ * layer's term in layer order; layer_loss[l] (nullable) gets its MSE (0
+ * for a softmax layer).  The MLP of layer l1 - 1 runs only with mlp_after
+ * (a later stage continues from it), never for the model's last layer. */
+lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int backward,
+                             double grad_div, int n_lin, int mlp_after, double *total,
+                             double *layer_loss, struct lc_error *err)
 {
     struct transfer_ctx *x = tr->stage_ctx;
     struct lc_llama *m = tr->m;
@@ -144,34 +154,15 @@ static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
         .window = lin->cfg.window, .mode = lin->cfg.mode,
     };
     /* d(loss)/d(y_student) of the MSE term, per element */
-    const float mse_scale = (float)(opt->mse_weight / (double)L / ((double)N * (double)HD) / grad_div);
-    const float xent_scale = (float)(opt->xent_weight / (double)L / ((double)N * H) / grad_div);
-    int32_t *pos = malloc((size_t)N * sizeof(int32_t));
-    double total = 0.0;
+    const float mse_scale =
+        (float)(opt->mse_weight / (double)n_lin / ((double)N * (double)HD) / grad_div);
+    const float xent_scale = (float)(opt->xent_weight / (double)n_lin / ((double)N * H) / grad_div);
     lc_status rc;
 
-    (void)labels;
-    if (pos == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    }
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            pos[b * T + t] = t;
-        }
-    }
-    rc = lc_llama_rope_reserve(m, T, err);
-    if (rc != LC_OK) {
-        free(pos);
-        return rc;
-    }
-    o->upload(be, f->pos, pos, (size_t)N * sizeof(int32_t));
-    o->upload(be, f->ids, ids, (size_t)N * sizeof(int32_t));
-    free(pos);
-    lc_llama_embed(m, f->x, f->ids, N);
-    for (int l = 0; l < L; l++) {
+    for (int l = l0; l < l1; l++) {
         float *params = lin->params;
         float *grads = x->grads;
-        double mse;
+        double mse = 0.0;
         double xent = 0.0;
 
         o->rmsnorm_fwd(be, f->xn, NULL, f->x, m->layers[l].attn_norm, N, c->hidden_size,
@@ -179,61 +170,111 @@ static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
         lc_llama_qkv(m, l, f->xn, f->q, f->k, f->v, f->pos, N);
         /* teacher: softmax attention, the target and the residual input */
         o->attn_fwd(be, f->att, f->q, f->k, f->v, B, T, T, H, c->n_kv_heads, D, 0);
-        /* student */
-        lc_linattn_forward(lin, params, l, B, T, f->q, f->k, f->v, x->fq, x->fk, x->ys, x->mx,
-                           x->den);
-        o->mse_fwd_bwd(be, x->row_sse, backward ? x->dy : NULL, x->ys, f->att, N, (int)HD,
-                       mse_scale);
-        o->download(be, x->host_rows, x->row_sse, (size_t)N * sizeof(float));
-        rc = o->sync(be, err);
-        if (rc != LC_OK) {
-            return rc;
-        }
-        mse = host_sum(x->host_rows, (size_t)N) / ((double)N * (double)HD);
-        if (backward) {
-            o->hybrid_bwd(be, NULL, NULL, NULL, x->dfq, x->dfk, lc_linattn_theta(lin, grads, l),
-                          x->dy, x->ys, x->mx, x->den, f->q, f->k, f->v, x->fq, x->fk,
-                          lc_linattn_theta(lin, params, l), &s);
-        }
-        if (opt->xent_weight > 0) {
-            /* without backward the gradients land in scratch that the next
-             * hybrid_bwd overwrites */
-            if (!backward) {
-                o->zero(be, x->dfq, (size_t)N * H * 2 * fdim * sizeof(float));
-                o->zero(be, x->dfk, (size_t)N * H * 2 * fdim * sizeof(float));
-            }
-            o->hybrid_xent(be, x->row_x, x->dfq, x->dfk,
-                           backward ? lc_linattn_theta(lin, grads, l) : x->dtheta_scratch,
-                           xent_scale, f->q, f->k, x->fq, x->fk,
-                           lc_linattn_theta(lin, params, l), &s);
-            o->download(be, x->host_rows, x->row_x, (size_t)N * H * sizeof(float));
+        if (!lc_linattn_is_softmax(lin, l)) {
+            /* student */
+            lc_linattn_forward(lin, params, l, B, T, f->q, f->k, f->v, x->fq, x->fk, x->ys,
+                               x->mx, x->den);
+            o->mse_fwd_bwd(be, x->row_sse, backward ? x->dy : NULL, x->ys, f->att, N, (int)HD,
+                           mse_scale);
+            o->download(be, x->host_rows, x->row_sse, (size_t)N * sizeof(float));
             rc = o->sync(be, err);
             if (rc != LC_OK) {
                 return rc;
             }
-            xent = host_sum(x->host_rows, (size_t)N * H) / ((double)N * H);
-        }
-        if (backward) {
-            o->fmap_bwd(be, lc_linattn_wq(lin, grads, l), NULL, x->dfq, f->q,
-                        lc_linattn_wq(lin, params, l), N, H, H, D, fdim, LC_FMAP_EPS);
-            o->fmap_bwd(be, lc_linattn_wk(lin, grads, l), NULL, x->dfk, f->k,
-                        lc_linattn_wk(lin, params, l), N, H, c->n_kv_heads, D, fdim, LC_FMAP_EPS);
+            mse = host_sum(x->host_rows, (size_t)N) / ((double)N * (double)HD);
+            if (backward) {
+                o->hybrid_bwd(be, NULL, NULL, NULL, x->dfq, x->dfk,
+                              lc_linattn_theta(lin, grads, l), x->dy, x->ys, x->mx, x->den, f->q,
+                              f->k, f->v, x->fq, x->fk, lc_linattn_theta(lin, params, l), &s);
+            }
+            if (opt->xent_weight > 0) {
+                /* without backward the gradients land in scratch that the
+                 * next hybrid_bwd overwrites */
+                if (!backward) {
+                    o->zero(be, x->dfq, (size_t)N * H * 2 * fdim * sizeof(float));
+                    o->zero(be, x->dfk, (size_t)N * H * 2 * fdim * sizeof(float));
+                }
+                o->hybrid_xent(be, x->row_x, x->dfq, x->dfk,
+                               backward ? lc_linattn_theta(lin, grads, l) : x->dtheta_scratch,
+                               xent_scale, f->q, f->k, x->fq, x->fk,
+                               lc_linattn_theta(lin, params, l), &s);
+                o->download(be, x->host_rows, x->row_x, (size_t)N * H * sizeof(float));
+                rc = o->sync(be, err);
+                if (rc != LC_OK) {
+                    return rc;
+                }
+                xent = host_sum(x->host_rows, (size_t)N * H) / ((double)N * H);
+            }
+            if (backward) {
+                o->fmap_bwd(be, lc_linattn_wq(lin, grads, l), NULL, x->dfq, f->q,
+                            lc_linattn_wq(lin, params, l), N, H, H, D, fdim, LC_FMAP_EPS);
+                o->fmap_bwd(be, lc_linattn_wk(lin, grads, l), NULL, x->dfk, f->k,
+                            lc_linattn_wk(lin, params, l), N, H, c->n_kv_heads, D, fdim,
+                            LC_FMAP_EPS);
+            }
+            *total += (opt->mse_weight * mse + opt->xent_weight * xent) / (double)n_lin;
         }
         if (layer_loss != NULL) {
             layer_loss[l] = mse;
         }
-        total += (opt->mse_weight * mse + opt->xent_weight * xent) / (double)L;
-        /* teacher forcing: the residual stream continues with the teacher */
+        /* teacher forcing: the residual stream continues with the teacher
+         * (after the last layer only when a later layer needs it) */
         lc_llama_attn_out(m, l, f->x, f->att, N);
-        if (l + 1 < L) {
+        if (l + 1 < l1 || (mlp_after && l + 1 < L)) {
             lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, N);
         }
         if (lc_trainer_poll(tr, l + 1, L) != 0) {
             return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped in layer %d", l);
         }
     }
+    return LC_OK;
+}
+
+/* Positions 0..T-1 of each of B chunks into f->pos (and the RoPE tables
+ * that far). */
+lc_status lc_transfer_positions(struct lc_trainer *tr, int B, struct lc_error *err)
+{
+    return lc_llama_upload_positions(tr->m, &tr->model->fwd, B, tr->T, 0, err);
+}
+
+static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
+                                     const int32_t *labels, int B, int backward, double grad_div,
+                                     double *loss, double *layer_loss, struct lc_error *err)
+{
+    struct lc_llama_fwd *f = &tr->model->fwd;
+    struct lc_backend *be = tr->be;
+    const int N = B * tr->T;
+    const int L = tr->m->cfg.n_layers;
+    double total = 0.0;
+    int l0, l1;
+    lc_status rc;
+
+    (void)labels;
+    rc = lc_transfer_positions(tr, B, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    /* across ranks, a pipeline stage runs its layers on the residual
+     * stream of the stage before and hands it on with the loss so far */
+    lc_dt_layers(tr, &l0, &l1);
+    if (lc_dt_pipe_first(tr)) {
+        be->ops->upload(be, f->ids, ids, (size_t)N * sizeof(int32_t));
+        lc_llama_embed(tr->m, f->x, f->ids, N);
+    } else {
+        rc = lc_dt_pipe_recv(tr, f->x, N, &total, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_transfer_layers(tr, l0, l1, B, backward, grad_div, L - tr->lin->n_softmax,
+                                !lc_dt_pipe_last(tr), &total, layer_loss, err);
+    }
+    if (rc == LC_OK && !lc_dt_pipe_last(tr)) {
+        rc = lc_dt_pipe_send(tr, f->x, N, total, err);
+    }
+    if (rc != LC_OK) {
+        return rc;
+    }
     *loss = total;
-    return o->sync(be, err);
+    return be->ops->sync(be, err);
 }
 
 static lc_status transfer_save(struct lc_trainer *tr, struct lc_error *err)
