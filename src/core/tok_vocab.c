@@ -1,7 +1,7 @@
 /*
  * What the tokenizer loaders build and the encoders read: the vocabulary
  * tables (pieces, spelling index, merges, added tokens), the compiled
- * pre-tokenizer regexes, UTF-8 and byte-level helpers, and the id list an
+ * pre-tokenizer regexes, UTF-8 and byte-level conversions, and the id list an
  * encode grows.  The loaders (tok_spm.c, tok_hf.c, tok_gguf.c) and the
  * encoder (tok_bpe.c) sit on top of this file, the dispatcher
  * (tokenizer.c) on top of them.
