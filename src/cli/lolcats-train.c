@@ -1134,7 +1134,9 @@ int main(int argc, char **argv)
         status = cli_fail(rc, &err, 0);
         goto done;
     }
-    status = cli_page_in(&a.common, model, a.model);
+    /* one of several ranks reads only the weights of its pipeline stage, as
+     * it first uses them */
+    status = lc_dist_size(dist) > 1 ? CLI_EXIT_OK : cli_page_in(&a.common, model, a.model);
     if (status != CLI_EXIT_OK) {
         goto done;
     }

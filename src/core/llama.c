@@ -380,6 +380,27 @@ int64_t lc_llama_mapped_bytes(const struct lc_llama *m)
     return bytes;
 }
 
+int64_t lc_llama_stage_bytes(const struct lc_llama *m, int l0, int l1)
+{
+    size_t n;
+    const struct lc_weight **list = mapped_list(m, &n);
+    int64_t bytes = 0;
+    const size_t head = m->lm_head.data != m->embed.data ? 2 : 1;
+
+    for (size_t i = 0; i < n; i++) {
+        /* the list: embedding, lm_head (when not the embedding), then 7 a layer */
+        int layer = i < head ? -1 : (int)((i - head) / 7);
+        int use = layer >= 0 ? layer >= l0 && layer < l1
+                             : (i == 0 && (l0 == 0 || (head == 1 && l1 == m->cfg.n_layers))) ||
+                                   (i == 1 && l1 == m->cfg.n_layers);
+        if (use) {
+            bytes += (int64_t)list[i]->nbytes;
+        }
+    }
+    free(list);
+    return bytes;
+}
+
 /* asks the kernel to start reading [p, p + len) from the file */
 static void read_ahead(const unsigned char *p, size_t len, size_t page)
 {
