@@ -40,7 +40,7 @@ struct lc_plan_data {
 /* One rank's memory, in bytes. */
 struct lc_plan_rank {
     int stage, replica;
-    int l0, l1;              /* stage 1 layers */
+    int l0, l1;              /* the layers of its pipeline stage */
     double baseline;         /* the process, libraries, data */
     double s1_weights, s1_work, s1_train;  /* stage 1: mapped weights, activations and */
     double s1_cache;                       /* scratch, parameters and optimizer; cache buffers */
@@ -53,6 +53,7 @@ struct lc_plan {
     struct lc_layout layout;
     int ranks, threads;
     int stage1, stage2;       /* the stages run */
+    int s2_pipeline;          /* stage 2 in the layout's pipeline stages (else data parallel) */
     int T, B;
     double cache_disk;        /* bytes of cached hidden states (block-wise) */
     double cache_per_mtok;    /* ... per million tokens */
