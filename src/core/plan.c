@@ -366,6 +366,20 @@ lc_status lc_plan_compute(struct lc_plan *p, const struct lc_plan_model *pm,
                 pr->s2_train += 4.0 * lora_n * (double)(s1 - s0) / L * k * (dp + 1);
             }
         }
+        /* weights already resident stay so */
+        {
+            double resident = d->resident_weights;
+            if (resident < 0) {
+                resident = ranks == 1 ? L * pm->layer_bytes + pm->embed_bytes + pm->head_bytes
+                                      : 0.0;
+            }
+            if (p->stage1 && pr->s1_weights < resident) {
+                pr->s1_weights = resident;
+            }
+            if (p->stage2 && pr->s2_weights < resident) {
+                pr->s2_weights = resident;
+            }
+        }
         /* mapped weights stay; stage 1's buffers are freed before stage 2 */
         pr->s1_peak = pr->baseline + pr->s1_weights + pr->s1_work + pr->s1_train + pr->s1_cache;
         pr->s2_peak = pr->baseline + (pr->s2_weights > pr->s1_weights ? pr->s2_weights
@@ -526,6 +540,7 @@ LC_API lc_status lc_plan_text(char **text, int64_t *peak, const char *model_path
 
     *text = NULL;
     memset(&d, 0, sizeof(d));
+    d.resident_weights = -1;
     rc = lc_plan_model_from_path(&pm, model_path, err);
     if (rc != LC_OK) {
         return rc;
@@ -583,8 +598,11 @@ static void alternatives(const struct lc_plan_model *pm, const struct lc_train_o
 {
     struct lc_train_opts alt;
     struct lc_plan q;
+    struct lc_plan_data fresh = *d;
+    const struct lc_plan_data *now_d = d;
     size_t len = 0;
 
+    fresh.resident_weights = 0;
     buf[0] = '\0';
 #define TRY(desc)                                                                     \
     do {                                                                              \
@@ -610,6 +628,10 @@ static void alternatives(const struct lc_plan_model *pm, const struct lc_train_o
             alt = *o;
             alt.pipeline_stages = 0;
             r_try = ranks * mult;
+            /* more ranks: a new run, whose ranks read only their weights */
+            if (mult > 1) {
+                d = &fresh;
+            }
             if (mult > 1) {
                 snprintf(desc, sizeof(desc), "%d ranks", r_try);
                 TRY(desc);
@@ -638,6 +660,7 @@ static void alternatives(const struct lc_plan_model *pm, const struct lc_train_o
         }
         /* block-wise stage 1, where it needs less than stage 1 now */
         r_try = ranks;
+        d = now_d;
         for (int k = pm->cfg.n_layers / 2; k >= 1 && o->block_layers == 0; k /= 2) {
             struct lc_plan now;
             double s1_now = 0.0;
@@ -692,7 +715,9 @@ lc_status lc_plan_check(struct lc_trainer *tr, const struct lc_dataset *ds, stru
     d.val_chunks = tr->n_val;
     d.distinct_tokens = ds != NULL ? lc_dataset_distinct_tokens(ds) : 0;
     now = lc_rss_now();
-    d.baseline_bytes = now > 0 ? now : 0;
+    /* the weights paged in so far count as weights, not as the process */
+    d.resident_weights = (double)lc_llama_resident_bytes(tr->m);
+    d.baseline_bytes = now - d.resident_weights > 0 ? now - d.resident_weights : 0;
     rc = lc_plan_compute(&p, &pm, o, &d, dt->dist->size, lc_get_num_threads(), err);
     if (rc != LC_OK) {
         return rc;

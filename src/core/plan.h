@@ -28,13 +28,17 @@ lc_status lc_plan_model_from_path(struct lc_plan_model *pm, const char *path,
                                   struct lc_error *err);
 
 /* What the plan knows of the data: chunks per split (0: unknown, then the
- * cache is given per million tokens), distinct tokens (0: unknown), and
- * the process's memory before training (0: estimated). */
+ * cache is given per million tokens), distinct tokens (0: unknown), the
+ * process's memory before training, less resident weights (0: estimated). */
 struct lc_plan_data {
     int64_t train_chunks;
     int64_t val_chunks;
     int64_t distinct_tokens;
     double baseline_bytes;
+    /* model weights already resident in the process (they stay: no stage
+     * maps less); negative: one rank pages in the whole model first, as
+     * lolcats-train does, several ranks none */
+    double resident_weights;
 };
 
 /* One rank's memory, in bytes. */
