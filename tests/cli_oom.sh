@@ -4,7 +4,9 @@
 # OpenMP's are left alone; see failmalloc.c), for N over the allocations of
 # a short training run (both stages), a generation and an evaluation.
 # Each run must end with a clear message and an error status, never a
-# crash.  make check tries every LC_OOM_STEP-th N (default: about 30 per
+# crash, and free what it allocated: no more of lolcats' allocations may
+# be live at exit than after the same run without a failure (which keeps
+# only the sampler's buffer, made once per thread).  make check tries every LC_OOM_STEP-th N (default: about 30 per
 # program); LC_OOM_STEP=1 tries them all.
 . "$(dirname "$0")/cli_common.sh"
 model=$(data_path models/stories260K-hf)
@@ -32,17 +34,23 @@ eval_run() { "$eval_" --model "$model" --lolcats "$tmp/base" --task ppl --data "
 for prog in train generate eval; do
     LD_PRELOAD="$shim" FAILMALLOC_COUNT="$tmp/count" ${prog}_run >/dev/null 2>&1 ||
         { fail "$prog: the counting run failed"; continue; }
-    total=$(cat "$tmp/count")
+    read -r total live_ok bytes_ok <"$tmp/count"
+    [ "$live_ok" -ge 0 ] || { fail "$prog: too many live allocations to track"; continue; }
     step=${LC_OOM_STEP:-$((total / 30 + 1))}
-    echo "$prog: $total allocations, failing every ${step}th"
+    echo "$prog: $total allocations ($live_ok live at exit, $bytes_ok bytes), failing every ${step}th"
     n=1
     while [ "$n" -le "$total" ]; do
-        LD_PRELOAD="$shim" FAILMALLOC_N=$n ${prog}_run >/dev/null 2>"$tmp/err"
+        rm -f "$tmp/count"
+        LD_PRELOAD="$shim" FAILMALLOC_N=$n FAILMALLOC_COUNT="$tmp/count" ${prog}_run >/dev/null 2>"$tmp/err"
         rc=$?
         if [ "$rc" -ge 126 ]; then
             fail "$prog: allocation $n failing: status $rc (a crash), $(tail -n 3 "$tmp/err")"
         elif [ "$rc" != 0 ] && ! grep -qi 'memory' "$tmp/err"; then
             fail "$prog: allocation $n failing: status $rc, message '$(cat "$tmp/err")'"
+        elif ! read -r _ live bytes <"$tmp/count"; then
+            fail "$prog: allocation $n failing: no count written at exit (status $rc)"
+        elif [ "$live" -lt 0 ] || [ "$live" -gt "$live_ok" ]; then
+            fail "$prog: allocation $n failing: $live allocations ($bytes bytes) live at exit (status $rc), $live_ok without the failure"
         fi
         n=$((n + step))
     done

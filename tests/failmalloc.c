@@ -12,7 +12,14 @@
  *
  * FAILMALLOC_N=n   fail the n-th counted allocation (malloc, calloc,
  *                  realloc, posix_memalign, aligned_alloc, strdup, strndup)
- * FAILMALLOC_COUNT=FILE  write the number of counted allocations at exit
+ * FAILMALLOC_COUNT=FILE  write at exit the number of counted allocations,
+ *                  then the number and bytes of those still not freed
+ *                  (leaks: after a failure a program must free what it
+ *                  had, as it does after a normal run)
+ *
+ * Live allocations are kept in a fixed open-addressing table of pointers
+ * (a test run makes a few thousand); when it is full, tracking stops and
+ * the report says so (-1).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -32,6 +39,72 @@ static void (*real_free)(void *);
 
 static long fail_at = -1;
 static long counted;
+
+/* the live allocations of lolcats' code: pointer -> size */
+#define LIVE_SLOTS (1 << 16)
+static struct {
+    uintptr_t p; /* 0: empty, 1: deleted */
+    size_t n;
+} live[LIVE_SLOTS];
+static long live_count;
+static int live_overflow;
+static volatile int live_lock;
+
+static size_t slot_of(uintptr_t p)
+{
+    return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> 48) & (LIVE_SLOTS - 1);
+}
+
+static void lock(void)
+{
+    while (__atomic_test_and_set(&live_lock, __ATOMIC_ACQUIRE)) {
+    }
+}
+
+static void unlock(void)
+{
+    __atomic_clear(&live_lock, __ATOMIC_RELEASE);
+}
+
+static void live_add(const void *ptr, size_t n)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    if (ptr == NULL) {
+        return;
+    }
+    lock();
+    for (size_t i = slot_of(p), k = 0; k < LIVE_SLOTS; i = (i + 1) & (LIVE_SLOTS - 1), k++) {
+        if (live[i].p <= 1) {
+            live[i].p = p;
+            live[i].n = n;
+            live_count++;
+            unlock();
+            return;
+        }
+    }
+    live_overflow = 1;
+    unlock();
+}
+
+/* Forgets ptr if it is a tracked allocation (whoever frees it); whether
+ * it was. */
+static int live_remove(const void *ptr)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    int found = 0;
+    lock();
+    for (size_t i = slot_of(p), k = 0; k < LIVE_SLOTS && live[i].p != 0;
+         i = (i + 1) & (LIVE_SLOTS - 1), k++) {
+        if (live[i].p == p) {
+            live[i].p = 1;
+            live_count--;
+            found = 1;
+            break;
+        }
+    }
+    unlock();
+    return found;
+}
 static int state; /* 0: not started, 1: starting (dlsym may allocate), 2: ready */
 
 /* what dlsym asks for while the real functions are looked up */
@@ -99,18 +172,34 @@ static void start(void)
     state = 2;
 }
 
-/* Whether this allocation, asked for from ret, is the one to fail. */
-static int fail_now(const void *ret)
+/* Whether an allocation asked for from ret is made by lolcats' code. */
+static int ours(const void *ret)
 {
     uintptr_t a = (uintptr_t)ret;
-    int ours = 0;
     if (state != 2) {
         return 0;
     }
-    for (int i = 0; i < n_ranges && !ours; i++) {
-        ours = a >= range_lo[i] && a < range_hi[i];
+    for (int i = 0; i < n_ranges; i++) {
+        if (a >= range_lo[i] && a < range_hi[i]) {
+            return 1;
+        }
     }
-    return ours && ++counted == fail_at;
+    return 0;
+}
+
+/* Whether this allocation, asked for from ret, is the one to fail. */
+static int fail_now(const void *ret)
+{
+    return ours(ret) && __atomic_add_fetch(&counted, 1, __ATOMIC_RELAXED) == fail_at;
+}
+
+/* What the real allocator gave lolcats' code is tracked until freed. */
+static void *tracked(void *p, size_t n, const void *ret)
+{
+    if (ours(ret)) {
+        live_add(p, n);
+    }
+    return p;
 }
 
 #define ENTER(fallback)                                                         \
@@ -132,7 +221,7 @@ void *malloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return real_malloc(n);
+    return tracked(real_malloc(n), n, __builtin_return_address(0));
 }
 
 void *calloc(size_t a, size_t b)
@@ -142,7 +231,7 @@ void *calloc(size_t a, size_t b)
         errno = ENOMEM;
         return NULL;
     }
-    return real_calloc(a, b);
+    return tracked(real_calloc(a, b), a * b, __builtin_return_address(0));
 }
 
 void *realloc(void *p, size_t n)
@@ -160,7 +249,18 @@ void *realloc(void *p, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return real_realloc(p, n);
+    {
+        void *q = real_realloc(p, n);
+        if (q != NULL || n == 0) {
+            /* the old block is gone; the new one is lolcats' when it
+             * asked, or when the old one was */
+            int was_ours = p != NULL && live_remove(p);
+            if (q != NULL && (was_ours || ours(__builtin_return_address(0)))) {
+                live_add(q, n);
+            }
+        }
+        return q;
+    }
 }
 
 int posix_memalign(void **out, size_t align, size_t n)
@@ -169,7 +269,13 @@ int posix_memalign(void **out, size_t align, size_t n)
     if (fail_now(__builtin_return_address(0))) {
         return ENOMEM;
     }
-    return real_posix_memalign(out, align, n);
+    {
+        int rc = real_posix_memalign(out, align, n);
+        if (rc == 0) {
+            tracked(*out, n, __builtin_return_address(0));
+        }
+        return rc;
+    }
 }
 
 void *aligned_alloc(size_t align, size_t n)
@@ -179,7 +285,7 @@ void *aligned_alloc(size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return real_aligned_alloc(align, n);
+    return tracked(real_aligned_alloc(align, n), n, __builtin_return_address(0));
 }
 
 void free(void *p)
@@ -190,6 +296,7 @@ void free(void *p)
     if (state != 2) {
         start();
     }
+    live_remove(p);
     real_free(p);
 }
 
@@ -202,7 +309,7 @@ char *strdup(const char *s)
         errno = ENOMEM;
         return NULL;
     }
-    p = real_malloc(n);
+    p = tracked(real_malloc(n), n, __builtin_return_address(0));
     if (p != NULL) {
         memcpy(p, s, n);
     }
@@ -218,7 +325,7 @@ char *strndup(const char *s, size_t max)
         errno = ENOMEM;
         return NULL;
     }
-    p = real_malloc(n + 1);
+    p = tracked(real_malloc(n + 1), n + 1, __builtin_return_address(0));
     if (p != NULL) {
         memcpy(p, s, n);
         p[n] = '\0';
@@ -232,7 +339,11 @@ __attribute__((destructor)) static void report(void)
     if (path != NULL && path[0] != '\0') {
         FILE *f = fopen(path, "w");
         if (f != NULL) {
-            fprintf(f, "%ld\n", counted);
+            size_t bytes = 0;
+            for (size_t i = 0; i < LIVE_SLOTS; i++) {
+                bytes += live[i].p > 1 ? live[i].n : 0;
+            }
+            fprintf(f, "%ld %ld %zu\n", counted, live_overflow ? -1L : live_count, bytes);
             fclose(f);
         }
     }
