@@ -886,9 +886,11 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
 
 lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
 {
-    /* stage 1 runs as a pipeline of layers, stage 2 data parallel */
+    /* stage 1 runs as a pipeline of layers, stage 2 data parallel unless
+     * --pipeline-stages cuts it too */
     int mode = tr->dt_mode != 0                              ? tr->dt_mode
                : tr->hooks->stage == LC_STAGE_TRANSFER ? LC_DT_PIPELINE
+               : lc_dt_finetune_pipelined(tr)          ? LC_DT_PIPELINE
                                                        : LC_DT_DATA;
     lc_status rc = lc_dt_stage_begin(tr, mode, err);
 
