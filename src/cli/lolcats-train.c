@@ -1145,7 +1145,12 @@ int main(int argc, char **argv)
     rs.n_layers = lc_model_get_config(model)->n_layers;
     rs.first_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
     rs.best_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
-    for (int l = 0; rs.first_layer_mse != NULL && l < rs.n_layers; l++) {
+    if (rs.first_layer_mse == NULL || rs.best_layer_mse == NULL) {
+        cli_error("out of memory");
+        status = CLI_EXIT_RESOURCES;
+        goto done;
+    }
+    for (int l = 0; l < rs.n_layers; l++) {
         rs.first_layer_mse[l] = NAN;
     }
     rc = lc_train(model, ds, &a.t, on_event, &rs, &err);

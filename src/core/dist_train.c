@@ -139,10 +139,20 @@ lc_status lc_dt_stage_begin(struct lc_trainer *tr, int mode, struct lc_error *er
         dt->dp_rank = lc_comm_rank(dt->dp);
         dt->dp_size = lc_comm_size(dt->dp);
     }
-    dt->mb_loss = realloc(dt->mb_loss, (size_t)tr->o->grad_accum * sizeof(double));
-    dt->mb_mask = realloc(dt->mb_mask, (size_t)tr->o->grad_accum * sizeof(int64_t));
-    if (dt->mb_loss == NULL || dt->mb_mask == NULL) {
-        return nomem(err);
+    {
+        /* through temporaries: a failed realloc keeps the old block, which
+         * lc_dt_free must still find */
+        double *loss = realloc(dt->mb_loss, (size_t)tr->o->grad_accum * sizeof(double));
+        int64_t *mask;
+        if (loss == NULL) {
+            return nomem(err);
+        }
+        dt->mb_loss = loss;
+        mask = realloc(dt->mb_mask, (size_t)tr->o->grad_accum * sizeof(int64_t));
+        if (mask == NULL) {
+            return nomem(err);
+        }
+        dt->mb_mask = mask;
     }
     dt->k_slots = (tr->o->grad_accum + dt->dp_size - 1) / dt->dp_size;
     for (int g = 0; g < tr->n_groups; g++) {

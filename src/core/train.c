@@ -370,11 +370,12 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
         const struct lc_param_group *pg = &tr->groups[g];
         static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
         int64_t shape[1] = {(int64_t)pg->n};
-        host = realloc(host, pg->n * sizeof(float) + 1);
-        if (host == NULL) {
+        float *grown = realloc(host, pg->n * sizeof(float) + 1);
+        if (grown == NULL) {
             rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
             break;
         }
+        host = grown;
         for (int p = 0; p < 4 && rc == LC_OK; p++) {
             const float *src = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
             char name[128];
@@ -1111,7 +1112,7 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
     if (rc == LC_OK) {
         lc_atomic_abort(f);
         remove_stale_temporaries(dir);
-    } else {
+    } else if (rc != LC_ERR_NOMEM) {
         lc_err_set(err, LC_ERR_IO, "%s: the output folder is not writable", dir);
     }
     free(probe);
