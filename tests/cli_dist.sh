@@ -1,8 +1,9 @@
 #!/bin/sh
 # lolcats-train across ranks (mpirun, Open MPI): both stages give the
 # bytes of one process with 2 ranks (a pipeline of 2 stages, then data
-# parallel), 3 (3 stages) and 4 (2 stages of 2 data-parallel ranks), and so
-# does block-wise transfer (its cache and block states included);
+# parallel), 3 (3 stages), 2 and 3 with --pipeline-stages (stage 2 a
+# pipeline too) and 4 (2 stages of 2 data-parallel ranks, in both stages),
+# and so does block-wise transfer (its cache and block states included);
 # SIGTERM on one rank stops every rank after the step with the state
 # saved, SIGKILL of one rank ends the job with mpirun's message, and
 # --resume (with another number of ranks, too) finishes with the same
@@ -30,6 +31,16 @@ same_outputs "$tmp/r2" "2 ranks"
 # shellcheck disable=SC2086
 mpi 3 $opts --out "$tmp/r3" --metrics "$tmp/r3.jsonl" || fail "3 ranks failed"
 same_outputs "$tmp/r3" "3 ranks"
+# stage 2 in pipeline stages: the residual stream goes down and its
+# gradient up, each rank updates the adapters of its layers
+# shellcheck disable=SC2086
+mpi 2 $opts --out "$tmp/p2" --metrics "$tmp/p2.jsonl" --pipeline-stages 2 ||
+    fail "2 ranks in 2 pipeline stages failed"
+same_outputs "$tmp/p2" "2 ranks, stage 2 in 2 pipeline stages"
+# shellcheck disable=SC2086
+mpi 3 $opts --out "$tmp/p3" --metrics "$tmp/p3.jsonl" --pipeline-stages 3 ||
+    fail "3 ranks in 3 pipeline stages failed"
+same_outputs "$tmp/p3" "3 ranks, stage 2 in 3 pipeline stages"
 # shellcheck disable=SC2086
 mpi 4 $opts --out "$tmp/r4" --metrics "$tmp/r4.jsonl" --pipeline-stages 2 ||
     fail "4 ranks in 2 pipeline stages failed"
@@ -68,6 +79,19 @@ grep -q 'stopped at step' "$tmp/sig.err" || fail "SIGTERM on rank 1: $(cat "$tmp
 # shellcheck disable=SC2086
 mpi 2 $opts --out "$d" --metrics "$d.jsonl" --resume || fail "resume after SIGTERM failed"
 same_outputs "$d" "SIGTERM on rank 1, then --resume"
+
+# the same in a stage-2 pipeline, on its first stage (rank 0, the writer);
+# resume on 3 ranks in 3 stages
+d="$tmp/pterm"
+# shellcheck disable=SC2086
+signal_rank 2 TERM 0 14 $opts --pipeline-stages 2
+grep -q 'stopped at step' "$tmp/sig.err" || fail "SIGTERM on rank 0 of a stage-2 pipeline: $(cat "$tmp/sig.err")"
+[ -f "$d/train_state.safetensors" ] || fail "SIGTERM on rank 0 of a stage-2 pipeline: no state saved"
+[ "$(lines_of "$d.jsonl")" -lt 22 ] || fail "SIGTERM on rank 0 of a stage-2 pipeline: it did not stop"
+# shellcheck disable=SC2086
+mpi 3 $opts --out "$d" --metrics "$d.jsonl" --pipeline-stages 3 --resume ||
+    fail "resume of a stage-2 pipeline after SIGTERM failed"
+same_outputs "$d" "SIGTERM on rank 0 of a stage-2 pipeline, then --resume on 3 stages"
 
 # SIGKILL of rank 0 in stage 1: the job ends with mpirun's message; resume
 # with 3 ranks

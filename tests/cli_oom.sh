@@ -50,7 +50,7 @@ for prog in train generate eval; do
         elif ! read -r _ live bytes <"$tmp/count"; then
             fail "$prog: allocation $n failing: no count written at exit (status $rc)"
         elif [ "$live" -lt 0 ] || [ "$live" -gt "$live_ok" ]; then
-            fail "$prog: allocation $n failing: $live allocations ($bytes bytes) live at exit (status $rc), $live_ok without the failure"
+            fail "$prog: allocation $n failing: $live allocations ($bytes bytes) live at exit (status $rc), $live_ok without the failure; made at: $(tail -n +2 "$tmp/count" | head -n 5)"
         fi
         n=$((n + step))
     done

@@ -1,7 +1,8 @@
 #!/bin/sh
 # lolcats-train --plan: the memory plan from a configuration alone (the
 # Llama 3.1 8B, 70B and 405B configs in data/configs: weights per layer
-# and of the whole model, per-rank figures of pipeline stages and blocks),
+# and of the whole model, per-rank figures of pipeline stages and blocks,
+# stage 2 data parallel and as a pipeline),
 # from a GGUF header, and with data; a run prints its plan and its peak
 # resident memory, within 10% of each other; --max-memory below the plan
 # refuses to start, naming what would fit.
@@ -31,6 +32,17 @@ grep -q '16 blocks of 5 layers, 244.14 GiB per million tokens' "$tmp/plan" ||
 # (never run in stage 1: 1.31 GiB)
 grep -A1 'rank 15 (stage 15, layers 75-79)' "$tmp/plan" | grep -q 'stage 1          6.66' ||
     fail "70B rank 15: $(cat "$tmp/plan")"
+# stage 2 data parallel: the whole model on every rank; in 8 pipeline
+# stages: rank 1 maps its 10 layers, rank 0 also the embedding, rank 7
+# the lm_head
+grep -A3 'rank 15 (stage 15' "$tmp/plan" | grep 'stage 2' | grep -q ' 131.41 ' ||
+    fail "70B stage 2 data parallel: $(cat "$tmp/plan")"
+plan_has llama-3.1-70b --ranks 8 --pipeline-stages 8 --threads 8
+grep -q 'stage 2 in 8 pipeline stages of 1 rank' "$tmp/plan" ||
+    fail "70B stage 2 pipeline: $(head -3 "$tmp/plan")"
+s2_weights() { grep -A3 "rank $1 (stage $1," "$tmp/plan" | awk '$1 == "stage" && $2 == 2 { print $3 }'; }
+[ "$(s2_weights 1)" = 15.94 ] && [ "$(s2_weights 0)" = 17.89 ] && [ "$(s2_weights 7)" = 17.89 ] ||
+    fail "70B stage 2 in 8 stages, weights of ranks 0, 1, 7: $(s2_weights 0) $(s2_weights 1) $(s2_weights 7)"
 plan_has llama-3.1-405b --ranks 14 --block-layers 9
 grep -q '5.94 GiB per layer, embedding 3.91 GiB, lm_head as much; whole model 755.95 GiB' \
     "$tmp/plan" || fail "405B: $(head -2 "$tmp/plan")"

@@ -15,7 +15,9 @@
  * FAILMALLOC_COUNT=FILE  write at exit the number of counted allocations,
  *                  then the number and bytes of those still not freed
  *                  (leaks: after a failure a program must free what it
- *                  had, as it does after a normal run)
+ *                  had, as it does after a normal run); then a line per
+ *                  live allocation: its size and where it was made
+ *                  (object and offset, for addr2line)
  *
  * Live allocations are kept in a fixed open-addressing table of pointers
  * (a test run makes a few thousand); when it is full, tracking stops and
@@ -45,6 +47,7 @@ static long counted;
 static struct {
     uintptr_t p; /* 0: empty, 1: deleted */
     size_t n;
+    const void *caller;
 } live[LIVE_SLOTS];
 static long live_count;
 static int live_overflow;
@@ -66,7 +69,7 @@ static void unlock(void)
     __atomic_clear(&live_lock, __ATOMIC_RELEASE);
 }
 
-static void live_add(const void *ptr, size_t n)
+static void live_add(const void *ptr, size_t n, const void *caller)
 {
     uintptr_t p = (uintptr_t)ptr;
     if (ptr == NULL) {
@@ -77,6 +80,7 @@ static void live_add(const void *ptr, size_t n)
         if (live[i].p <= 1) {
             live[i].p = p;
             live[i].n = n;
+            live[i].caller = caller;
             live_count++;
             unlock();
             return;
@@ -197,7 +201,7 @@ static int fail_now(const void *ret)
 static void *tracked(void *p, size_t n, const void *ret)
 {
     if (ours(ret)) {
-        live_add(p, n);
+        live_add(p, n, ret);
     }
     return p;
 }
@@ -256,7 +260,7 @@ void *realloc(void *p, size_t n)
              * asked, or when the old one was */
             int was_ours = p != NULL && live_remove(p);
             if (q != NULL && (was_ours || ours(__builtin_return_address(0)))) {
-                live_add(q, n);
+                live_add(q, n, __builtin_return_address(0));
             }
         }
         return q;
@@ -344,6 +348,18 @@ __attribute__((destructor)) static void report(void)
                 bytes += live[i].p > 1 ? live[i].n : 0;
             }
             fprintf(f, "%ld %ld %zu\n", counted, live_overflow ? -1L : live_count, bytes);
+            for (size_t i = 0; i < LIVE_SLOTS; i++) {
+                Dl_info where;
+                if (live[i].p <= 1) {
+                    continue;
+                }
+                if (dladdr(live[i].caller, &where) != 0 && where.dli_fname != NULL) {
+                    fprintf(f, "%zu bytes from %s+0x%lx\n", live[i].n, where.dli_fname,
+                            (unsigned long)((uintptr_t)live[i].caller - (uintptr_t)where.dli_fbase));
+                } else {
+                    fprintf(f, "%zu bytes from %p\n", live[i].n, live[i].caller);
+                }
+            }
             fclose(f);
         }
     }

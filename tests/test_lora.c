@@ -7,7 +7,8 @@
  *    its central differences are compared with the analytic gradients of
  *    every LoRA A and B, the feature maps and theta on the ref and cpu
  *    backends, in both window modes, with and without LoRA dropout;
- *  - --recompute gives bit-identical gradients;
+ *  - --recompute gives bit-identical gradients, and so do two pipeline
+ *    stages (a layer each) handing on the residual stream and its gradient;
  *  - golden loss and gradients of stories260K from an independent PyTorch
  *    implementation (data/gen/make_lora_golden.py);
  *  - the LoRA forward in row chunks, a zero adapter changes nothing;
@@ -547,6 +548,119 @@ static void test_recompute(void **state)
     }
 }
 
+/* ------------------------------------------------ pipeline stages */
+
+/* Two stages in one process: layer 0 in stage a, layer 1 in stage b.  Stage
+ * a's hand-over of the residual stream runs stage b right there, which
+ * hands back the gradient of that stream. */
+struct two_stages {
+    struct setup *s;
+    struct lc_ft *b;
+    float *x, *dx;     /* host [N, C] */
+    double b_sum;
+    int64_t b_count;
+};
+
+static lc_status stage_pipe(void *user, int op, float *x, int N, struct lc_error *err)
+{
+    struct two_stages *p = user;
+    struct lc_backend *be = p->s->be;
+    const size_t bytes = (size_t)N * TC * sizeof(float);
+
+    switch (op) {
+    case LC_FT_SEND_X: /* stage a */
+        be->ops->download(be, p->x, x, bytes);
+        return lc_ft_microbatch(p->b, p->s->ids, p->s->targets, TB, TT, 1, 1.0, &p->b_sum,
+                                &p->b_count, err);
+    case LC_FT_RECV_X: /* stage b */
+        be->ops->upload(be, x, p->x, bytes);
+        return LC_OK;
+    case LC_FT_SEND_DX: /* stage b */
+        be->ops->download(be, p->dx, x, bytes);
+        return LC_OK;
+    default: /* stage a */
+        be->ops->upload(be, x, p->dx, bytes);
+        return LC_OK;
+    }
+}
+
+/* The stages' gradients (each of its own layer) and loss are those of the
+ * whole model, bit for bit, and each stage holds less than the whole. */
+static void test_pipeline_stages(void **state)
+{
+    (void)state;
+    for (int be = 0; be < 2; be++) {
+        for (int recompute = 0; recompute < 2; recompute++) {
+            struct lc_error err = {0};
+            struct setup s;
+            struct two_stages p;
+            struct lc_ft *a = NULL;
+            float *g, *h, *ga, *ha, *gb, *hb;
+            double loss, a_sum = 0.0;
+            int64_t a_count = 0;
+            size_t lsz, fsz;
+
+            open_setup(&s, be == 0 ? &lc_cpu_ops : &lc_ref_ops, LC_WINDOW_TERRACED, 0.25);
+            lsz = s.lora->layer_size;
+            fsz = s.lin->layer_size;
+            g = lc_test_new_f32(s.lora->n_params);
+            h = lc_test_new_f32(s.lin->n_params);
+            ga = lc_test_new_f32(s.lora->n_params);
+            ha = lc_test_new_f32(s.lin->n_params);
+            gb = lc_test_new_f32(s.lora->n_params);
+            hb = lc_test_new_f32(s.lin->n_params);
+            loss = run_grads(&s, recompute, 99, g, h);
+
+            memset(&p, 0, sizeof(p));
+            p.s = &s;
+            p.x = lc_test_new_f32((size_t)TB * TT * TC);
+            p.dx = lc_test_new_f32((size_t)TB * TT * TC);
+            if (lc_ft_new_layers(&a, s.m, s.lin, s.lora, TB * TT, recompute, 1, 0, 1, &err) !=
+                    LC_OK ||
+                lc_ft_new_layers(&p.b, s.m, s.lin, s.lora, TB * TT, recompute, 1, 1, TL, &err) !=
+                    LC_OK) {
+                fail_msg("%s", err.msg);
+            }
+            assert_true(lc_ft_bytes_layers(s.m, s.lin, s.lora, TB * TT, recompute, 1, 0, 1) <
+                        lc_ft_bytes(s.m, s.lin, s.lora, TB * TT, recompute, 1));
+            a->pipe = p.b->pipe = stage_pipe;
+            a->pipe_user = p.b->pipe_user = &p;
+            lc_ft_zero_grads(a);
+            lc_ft_zero_grads(p.b);
+            s.lora->train = 1;
+            s.lora->drop_seed = 99;
+            if (lc_ft_microbatch(a, s.ids, s.targets, TB, TT, 1, 1.0, &a_sum, &a_count, &err) !=
+                LC_OK) {
+                fail_msg("%s", err.msg);
+            }
+            s.lora->train = 0;
+            /* the loss is the last stage's */
+            assert_true(a_sum == 0.0);
+            assert_true(a_count == p.b_count);
+            assert_true(p.b_sum / (double)p.b_count == loss);
+            s.be->ops->download(s.be, ga, a->lora_grads, s.lora->n_params * sizeof(float));
+            s.be->ops->download(s.be, ha, a->lin_grads, s.lin->n_params * sizeof(float));
+            s.be->ops->download(s.be, gb, p.b->lora_grads, s.lora->n_params * sizeof(float));
+            s.be->ops->download(s.be, hb, p.b->lin_grads, s.lin->n_params * sizeof(float));
+            assert_memory_equal(ga, g, lsz * sizeof(float));
+            assert_memory_equal(gb + lsz, g + lsz, lsz * sizeof(float));
+            assert_memory_equal(ha, h, fsz * sizeof(float));
+            assert_memory_equal(hb + fsz, h + fsz, fsz * sizeof(float));
+            lc_ft_free(a);
+            lc_ft_free(p.b);
+            free(p.x);
+            free(p.dx);
+            free(g);
+            free(h);
+            free(ga);
+            free(ha);
+            free(gb);
+            free(hb);
+            close_setup(&s);
+        }
+    }
+}
+
 /* ------------------------------------------------ LoRA forward details */
 
 static void test_forward_chunks_and_zero(void **state)
@@ -1021,6 +1135,7 @@ int main(void)
         cmocka_unit_test(test_fd_dropout),
         cmocka_unit_test(test_fd_softmax_layer),
         cmocka_unit_test(test_recompute),
+        cmocka_unit_test(test_pipeline_stages),
         cmocka_unit_test(test_forward_chunks_and_zero),
         cmocka_unit_test(test_adapter_files_and_merge),
         cmocka_unit_test(test_bad_adapters),

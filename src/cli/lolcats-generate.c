@@ -138,8 +138,12 @@ static int read_prompt(const struct gen_args *a, char **text, size_t *len)
         return rc == LC_OK ? CLI_EXIT_OK : cli_fail(rc, &err, 0);
     }
     *text = strdup(a->prompt != NULL ? a->prompt : "");
+    if (*text == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_RESOURCES;
+    }
     *len = strlen(*text);
-    return *text != NULL ? CLI_EXIT_OK : CLI_EXIT_RESOURCES;
+    return CLI_EXIT_OK;
 }
 
 static int generate(const struct gen_args *a, struct lc_model *model, struct lc_tokenizer *tok)

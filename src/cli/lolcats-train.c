@@ -89,8 +89,10 @@ static void usage(FILE *out)
             "                          folded into its weights (Hugging Face folder)\n"
             "\n"
             "Ranks (under mpirun; see DISTRIBUTED in lolcats-train(1)):\n"
-            "      --pipeline-stages N  stage 1: pipeline stages, each a block of layers\n"
-            "                          (default: as many as the ranks and layers allow)\n"
+            "      --pipeline-stages N  pipeline stages, each a block of layers (default:\n"
+            "                          as many as the ranks and layers allow); stage 2 is\n"
+            "                          a pipeline only when N is given and above 1, else\n"
+            "                          data parallel\n"
             "\n"
             "Memory:\n"
             "      --plan              print the memory plan per rank and exit (needs only\n"
@@ -1134,14 +1136,21 @@ int main(int argc, char **argv)
         status = cli_fail(rc, &err, 0);
         goto done;
     }
-    status = cli_page_in(&a.common, model, a.model);
+    /* one of several ranks reads only the weights of its pipeline stage, as
+     * it first uses them */
+    status = lc_dist_size(dist) > 1 ? CLI_EXIT_OK : cli_page_in(&a.common, model, a.model);
     if (status != CLI_EXIT_OK) {
         goto done;
     }
     rs.n_layers = lc_model_get_config(model)->n_layers;
     rs.first_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
     rs.best_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
-    for (int l = 0; rs.first_layer_mse != NULL && l < rs.n_layers; l++) {
+    if (rs.first_layer_mse == NULL || rs.best_layer_mse == NULL) {
+        cli_error("out of memory");
+        status = CLI_EXIT_RESOURCES;
+        goto done;
+    }
+    for (int l = 0; l < rs.n_layers; l++) {
         rs.first_layer_mse[l] = NAN;
     }
     rc = lc_train(model, ds, &a.t, on_event, &rs, &err);

@@ -21,6 +21,7 @@
 
 #define TAG_PIPE 11
 #define TAG_PARTS 12
+#define TAG_PIPE_BACK 13
 
 static lc_status nomem(struct lc_error *err)
 {
@@ -138,10 +139,20 @@ lc_status lc_dt_stage_begin(struct lc_trainer *tr, int mode, struct lc_error *er
         dt->dp_rank = lc_comm_rank(dt->dp);
         dt->dp_size = lc_comm_size(dt->dp);
     }
-    dt->mb_loss = realloc(dt->mb_loss, (size_t)tr->o->grad_accum * sizeof(double));
-    dt->mb_mask = realloc(dt->mb_mask, (size_t)tr->o->grad_accum * sizeof(int64_t));
-    if (dt->mb_loss == NULL || dt->mb_mask == NULL) {
-        return nomem(err);
+    {
+        /* through temporaries: a failed realloc keeps the old block, which
+         * lc_dt_free must still find */
+        double *loss = realloc(dt->mb_loss, (size_t)tr->o->grad_accum * sizeof(double));
+        int64_t *mask;
+        if (loss == NULL) {
+            return nomem(err);
+        }
+        dt->mb_loss = loss;
+        mask = realloc(dt->mb_mask, (size_t)tr->o->grad_accum * sizeof(int64_t));
+        if (mask == NULL) {
+            return nomem(err);
+        }
+        dt->mb_mask = mask;
     }
     dt->k_slots = (tr->o->grad_accum + dt->dp_size - 1) / dt->dp_size;
     for (int g = 0; g < tr->n_groups; g++) {
@@ -485,8 +496,10 @@ int lc_dt_pipe_last(const struct lc_trainer *tr)
     return tr->dt->mode != LC_DT_PIPELINE || tr->dt->stage == tr->dt->layout.stages - 1;
 }
 
-lc_status lc_dt_pipe_recv(struct lc_trainer *tr, float *x, int N, double *total,
-                          struct lc_error *err)
+/* the residual stream (or its gradient) of N rows with a double, from
+ * the rank `from` */
+static lc_status pipe_recv(struct lc_trainer *tr, int from, int tag, float *x, int N,
+                           double *total, struct lc_error *err)
 {
     struct lc_dtrain *dt = tr->dt;
     const size_t floats = (size_t)N * (size_t)tr->m->cfg.hidden_size;
@@ -497,7 +510,7 @@ lc_status lc_dt_pipe_recv(struct lc_trainer *tr, float *x, int N, double *total,
     if (buf == NULL) {
         return nomem(err);
     }
-    rc = lc_comm_recv(dt->dist->world, NULL, buf, bytes, dt->dist->rank - 1, TAG_PIPE, err);
+    rc = lc_comm_recv(dt->dist->world, NULL, buf, bytes, from, tag, err);
     if (rc == LC_OK) {
         memcpy(total, buf, sizeof(double));
         tr->be->ops->upload(tr->be, x, buf + sizeof(double), floats * sizeof(float));
@@ -507,8 +520,9 @@ lc_status lc_dt_pipe_recv(struct lc_trainer *tr, float *x, int N, double *total,
     return rc;
 }
 
-lc_status lc_dt_pipe_send(struct lc_trainer *tr, const float *x, int N, double total,
-                          struct lc_error *err)
+/* ... to the rank `to`, without waiting (two sends in flight at most) */
+static lc_status pipe_send(struct lc_trainer *tr, int to, int tag, const float *x, int N,
+                           double total, struct lc_error *err)
 {
     struct lc_dtrain *dt = tr->dt;
     const size_t floats = (size_t)N * (size_t)tr->m->cfg.hidden_size;
@@ -541,11 +555,51 @@ lc_status lc_dt_pipe_send(struct lc_trainer *tr, const float *x, int N, double t
     tr->be->ops->download(tr->be, buf + sizeof(double), x, floats * sizeof(float));
     rc = tr->be->ops->sync(tr->be, err);
     if (rc == LC_OK) {
-        rc = lc_comm_isend(dt->dist->world, buf, bytes, dt->dist->rank + 1, TAG_PIPE,
-                           &dt->send_req[b], err);
+        rc = lc_comm_isend(dt->dist->world, buf, bytes, to, tag, &dt->send_req[b], err);
     }
     dt->send_next = 1 - b;
     return rc;
+}
+
+/* ranks of a replica are consecutive: the stages before and after are the
+ * ranks before and after */
+lc_status lc_dt_pipe_recv(struct lc_trainer *tr, float *x, int N, double *total,
+                          struct lc_error *err)
+{
+    return pipe_recv(tr, tr->dt->dist->rank - 1, TAG_PIPE, x, N, total, err);
+}
+
+lc_status lc_dt_pipe_send(struct lc_trainer *tr, const float *x, int N, double total,
+                          struct lc_error *err)
+{
+    return pipe_send(tr, tr->dt->dist->rank + 1, TAG_PIPE, x, N, total, err);
+}
+
+lc_status lc_dt_pipe_recv_back(struct lc_trainer *tr, float *dx, int N, struct lc_error *err)
+{
+    double unused;
+    return pipe_recv(tr, tr->dt->dist->rank + 1, TAG_PIPE_BACK, dx, N, &unused, err);
+}
+
+lc_status lc_dt_pipe_send_back(struct lc_trainer *tr, const float *dx, int N,
+                               struct lc_error *err)
+{
+    return pipe_send(tr, tr->dt->dist->rank - 1, TAG_PIPE_BACK, dx, N, 0.0, err);
+}
+
+int lc_dt_finetune_pipelined(const struct lc_trainer *tr)
+{
+    return tr->dt != NULL && tr->dt->dist->size > 1 && tr->o->pipeline_stages > 1;
+}
+
+void lc_dt_finetune_layers(const struct lc_trainer *tr, int *l0, int *l1)
+{
+    if (lc_dt_finetune_pipelined(tr)) {
+        lc_layout_layers(&tr->dt->layout, tr->dt->stage, l0, l1);
+    } else {
+        *l0 = 0;
+        *l1 = tr->m->cfg.n_layers;
+    }
 }
 
 void lc_dt_pipe_free(struct lc_trainer *tr)

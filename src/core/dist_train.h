@@ -8,9 +8,11 @@
  *   data      data parallel: the ranks of `dp` split each step's
  *             micro-batches (micro-batch i on replica i % R) and every
  *             rank holds all parameters (stage 2)
- *   pipeline  stage 1: pipeline stage g computes layers [l0, l1) and
- *             passes the residual stream on to stage g + 1 of its
- *             replica; the replicas of a stage split the micro-batches
+ *   pipeline  pipeline stage g computes layers [l0, l1) and passes the
+ *             residual stream on to stage g + 1 of its replica (stage 2:
+ *             and its gradient back to stage g - 1); the replicas of a
+ *             stage split the micro-batches.  Stage 1 always (the
+ *             stages may be one); stage 2 with --pipeline-stages above 1
  *   block     block-wise stage 1: the ranks of one pipeline stage train
  *             that stage's blocks from the cached hidden states, data
  *             parallel among themselves, independently of other stages
@@ -118,6 +120,16 @@ lc_status lc_dt_pipe_recv(struct lc_trainer *tr, float *x, int N, double *total,
                           struct lc_error *err);
 lc_status lc_dt_pipe_send(struct lc_trainer *tr, const float *x, int N, double total,
                           struct lc_error *err);
+/* stage 2's backward: the gradient of the residual stream at the end of
+ * this rank's layers from the next stage, and at their start to the stage
+ * before */
+lc_status lc_dt_pipe_recv_back(struct lc_trainer *tr, float *dx, int N, struct lc_error *err);
+lc_status lc_dt_pipe_send_back(struct lc_trainer *tr, const float *dx, int N,
+                               struct lc_error *err);
+/* whether stage 2 runs as a pipeline (several ranks, --pipeline-stages
+ * above 1), and the layers [*l0, *l1) this rank runs in it (all when not) */
+int lc_dt_finetune_pipelined(const struct lc_trainer *tr);
+void lc_dt_finetune_layers(const struct lc_trainer *tr, int *l0, int *l1);
 /* waits for the sends in flight */
 lc_status lc_dt_pipe_flush(struct lc_trainer *tr, struct lc_error *err);
 /* ... and frees their buffers */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist_train.h"
 #include "core/finetune.h"
 #include "core/train.h"
 #include "core/util.h"
@@ -49,7 +50,7 @@ static int head_rows_for(const struct lc_llama *m, int rows)
 
 static void carve(struct lc_ft *ft, struct carver *c, const struct lc_llama *m,
                   const struct lc_linattn *lin, const struct lc_lora *lora, int rows,
-                  int recompute, int train_fmaps)
+                  int recompute, int train_fmaps, int l0, int l1)
 {
     const struct lc_model_config *cfg = &m->cfg;
     const size_t N = (size_t)rows;
@@ -61,18 +62,19 @@ static void carve(struct lc_ft *ft, struct carver *c, const struct lc_llama *m,
     const size_t FF = (size_t)cfg->intermediate_size;
     const size_t R = (size_t)lora->cfg.rank;
     const size_t MI = (size_t)lora->max_in;
-    const int L = cfg->n_layers;
+    /* the last pipeline stage (or the only one) has the head */
+    const int last = l1 == cfg->n_layers;
     const int hr = head_rows_for(m, rows);
     const size_t f = sizeof(float);
 
     ft->lora_grads = take(c, lora->n_params * f);
     ft->lin_grads = take(c, (train_fmaps ? lin->n_params : lin->layer_size) * f);
-    for (int l = 0; l < L; l++) {
+    for (int l = l0; l < l1; l++) {
         struct lc_ft_acts *a = &ft->acts[l];
         a->x = take(c, N * C * f);
-        if (recompute && l > 0) {
+        if (recompute && l > l0) {
             /* one shared set: the layer being worked on */
-            struct lc_ft_acts *s = &ft->acts[0];
+            struct lc_ft_acts *s = &ft->acts[l0];
             float *x = a->x;
             *a = *s;
             a->x = x;
@@ -92,8 +94,8 @@ static void carve(struct lc_ft *ft, struct carver *c, const struct lc_llama *m,
         a->gate = take(c, N * FF * f);
         a->up = take(c, N * FF * f);
     }
-    ft->x_last = take(c, N * C * f);
-    ft->rstd_f = take(c, N * f);
+    ft->x_last = last ? take(c, N * C * f) : NULL;
+    ft->rstd_f = last ? take(c, N * f) : NULL;
     ft->xn = take(c, N * C * f);
     ft->x_out = recompute ? take(c, N * C * f) : NULL;
     ft->h = take(c, N * FF * f);
@@ -118,8 +120,8 @@ static void carve(struct lc_ft *ft, struct carver *c, const struct lc_llama *m,
         ft->ls.tmp = NULL;
     }
     ft->head_rows = hr;
-    ft->logits = take(c, (size_t)hr * (size_t)cfg->vocab_size * f);
-    ft->row_loss = take(c, N * f);
+    ft->logits = last ? take(c, (size_t)hr * (size_t)cfg->vocab_size * f) : NULL;
+    ft->row_loss = last ? take(c, N * f) : NULL;
     ft->ids = take(c, N * sizeof(int32_t));
     ft->pos = take(c, N * sizeof(int32_t));
     ft->targets = take(c, N * sizeof(int32_t));
@@ -127,6 +129,13 @@ static void carve(struct lc_ft *ft, struct carver *c, const struct lc_llama *m,
 
 size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
                    const struct lc_lora *lora, int rows, int recompute, int train_fmaps)
+{
+    return lc_ft_bytes_layers(m, lin, lora, rows, recompute, train_fmaps, 0, m->cfg.n_layers);
+}
+
+size_t lc_ft_bytes_layers(const struct lc_llama *m, const struct lc_linattn *lin,
+                          const struct lc_lora *lora, int rows, int recompute, int train_fmaps,
+                          int l0, int l1)
 {
     struct lc_ft ft;
     struct carver c = {NULL, 0};
@@ -137,7 +146,7 @@ size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
     }
     memset(&ft, 0, sizeof(ft));
     ft.acts = acts;
-    carve(&ft, &c, m, lin, lora, rows, recompute, train_fmaps);
+    carve(&ft, &c, m, lin, lora, rows, recompute, train_fmaps, l0, l1);
     free(acts);
     return c.off;
 }
@@ -145,6 +154,14 @@ size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
 lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *lin,
                     struct lc_lora *lora, int max_rows, int recompute, int train_fmaps,
                     struct lc_error *err)
+{
+    return lc_ft_new_layers(out, m, lin, lora, max_rows, recompute, train_fmaps, 0,
+                            m->cfg.n_layers, err);
+}
+
+lc_status lc_ft_new_layers(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *lin,
+                           struct lc_lora *lora, int max_rows, int recompute, int train_fmaps,
+                           int l0, int l1, struct lc_error *err)
 {
     struct lc_backend *be = m->be;
     struct lc_ft *ft = NULL;
@@ -154,6 +171,10 @@ lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *l
     *out = NULL;
     if (max_rows < 1) {
         return lc_err_set(err, LC_ERR_ARG, "no rows for the LoRA stage");
+    }
+    if (l0 < 0 || l1 > m->cfg.n_layers || l0 >= l1) {
+        return lc_err_set(err, LC_ERR_ARG, "layers %d-%d are not a range of the model's %d", l0,
+                          l1 - 1, m->cfg.n_layers);
     }
     ft = calloc(1, sizeof(*ft));
     if (ft == NULL) {
@@ -165,19 +186,22 @@ lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *l
     ft->max_rows = max_rows;
     ft->recompute = recompute;
     ft->train_fmaps = train_fmaps;
+    ft->l0 = l0;
+    ft->l1 = l1;
     ft->acts = calloc((size_t)m->cfg.n_layers, sizeof(*ft->acts));
     ft->host_loss = malloc((size_t)max_rows * sizeof(float));
     if (ft->acts == NULL || ft->host_loss == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    carve(ft, &c, m, lin, lora, max_rows, recompute, train_fmaps);
+    carve(ft, &c, m, lin, lora, max_rows, recompute, train_fmaps, l0, l1);
     ft->arena = be->ops->alloc(be, c.off);
     if (ft->arena == NULL) {
         char less[96] = "";
         if (!recompute) {
             snprintf(less, sizeof(less), "; --recompute needs %.1f MiB",
-                     (double)lc_ft_bytes(m, lin, lora, max_rows, 1, train_fmaps) / (1 << 20));
+                     (double)lc_ft_bytes_layers(m, lin, lora, max_rows, 1, train_fmaps, l0, l1) /
+                         (1 << 20));
         }
         rc = lc_err_set(err, LC_ERR_NOMEM,
                         "out of backend memory for the LoRA stage: its activations, gradients "
@@ -187,7 +211,7 @@ lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *l
     }
     c.base = ft->arena;
     c.off = 0;
-    carve(ft, &c, m, lin, lora, max_rows, recompute, train_fmaps);
+    carve(ft, &c, m, lin, lora, max_rows, recompute, train_fmaps, l0, l1);
     rc = lc_lora_reserve(lora, max_rows, 1, err);
     if (rc != LC_OK) {
         goto fail;
@@ -340,6 +364,8 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
     const int C = c->hidden_size;
     const int V = c->vocab_size;
     const int L = c->n_layers;
+    const int l0 = ft->l0, l1 = ft->l1;
+    const int first = l0 == 0, last = l1 == L;
     int32_t *pos = NULL;
     int64_t count = 0;
     double sum = 0.0;
@@ -348,6 +374,7 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
 
     *nll_sum = 0.0;
     *n_valid = 0;
+    LC_ASSERT((first && last) || ft->pipe != NULL);
     if (B < 1 || T < 1 || N > ft->max_rows) {
         return lc_err_set(err, LC_ERR_ARG, "a micro-batch of %d x %d tokens does not fit %d rows",
                           B, T, ft->max_rows);
@@ -378,36 +405,60 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
     o->upload(be, ft->targets, targets, (size_t)N * sizeof(int32_t));
     free(pos);
 
-    /* forward, keeping what the backward needs */
-    lc_llama_embed(m, ft->acts[0].x, ft->ids, N);
-    for (int l = 0; l < L; l++) {
-        lc_ft_layer_forward(ft, l, &ft->acts[l], l + 1 < L ? ft->acts[l + 1].x : ft->x_last, B,
-                            T);
+    /* forward, keeping what the backward needs; a later pipeline stage
+     * starts from the residual stream of the stage before */
+    if (first) {
+        lc_llama_embed(m, ft->acts[0].x, ft->ids, N);
+    } else {
+        rc = ft->pipe(ft->pipe_user, LC_FT_RECV_X, ft->acts[l0].x, N, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
+    }
+    for (int l = l0; l < l1; l++) {
+        lc_ft_layer_forward(ft, l, &ft->acts[l],
+                            l + 1 < l1 ? ft->acts[l + 1].x : last ? ft->x_last : ft->dx, B, T);
         if (ft->poll != NULL && ft->poll(ft->poll_user, l + 1, backward ? 2 * L : L)) {
             return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped in layer %d", l);
         }
     }
-    o->rmsnorm_fwd(be, ft->xn, ft->rstd_f, ft->x_last, m->final_norm, N, C, c->rms_norm_eps);
-    /* loss and dL/d(normed final states), lm_head in row chunks with the
-     * logits' gradient in place */
+    /* the gradient flows back only where some token counts (every stage
+     * knows the targets, so all agree) */
     backward = backward && count > 0;
-    scale = backward ? (float)(1.0 / ((double)count * grad_div)) : 0.0f;
-    for (int r0 = 0; r0 < N; r0 += ft->head_rows) {
-        int rows = N - r0 < ft->head_rows ? N - r0 : ft->head_rows;
-        o->linear_fwd(be, ft->logits, ft->xn + (size_t)r0 * C, m->lm_head.data,
-                      m->lm_head.dtype, rows, C, V, 0.0f);
-        o->xent_fwd_bwd(be, ft->row_loss + r0, backward ? ft->logits : NULL, ft->logits,
-                        ft->targets + r0, rows, V, scale);
-        if (backward) {
-            o->linear_bwd(be, ft->dxn + (size_t)r0 * C, ft->logits, m->lm_head.data,
+    if (!last) {
+        rc = ft->pipe(ft->pipe_user, LC_FT_SEND_X, ft->dx, N, err);
+        if (rc == LC_OK && backward) {
+            rc = ft->pipe(ft->pipe_user, LC_FT_RECV_DX, ft->dx, N, err);
+        }
+        if (rc != LC_OK) {
+            return rc;
+        }
+    } else {
+        o->rmsnorm_fwd(be, ft->xn, ft->rstd_f, ft->x_last, m->final_norm, N, C,
+                       c->rms_norm_eps);
+        /* loss and dL/d(normed final states), lm_head in row chunks with
+         * the logits' gradient in place */
+        scale = backward ? (float)(1.0 / ((double)count * grad_div)) : 0.0f;
+        for (int r0 = 0; r0 < N; r0 += ft->head_rows) {
+            int rows = N - r0 < ft->head_rows ? N - r0 : ft->head_rows;
+            o->linear_fwd(be, ft->logits, ft->xn + (size_t)r0 * C, m->lm_head.data,
                           m->lm_head.dtype, rows, C, V, 0.0f);
+            o->xent_fwd_bwd(be, ft->row_loss + r0, backward ? ft->logits : NULL, ft->logits,
+                            ft->targets + r0, rows, V, scale);
+            if (backward) {
+                o->linear_bwd(be, ft->dxn + (size_t)r0 * C, ft->logits, m->lm_head.data,
+                              m->lm_head.dtype, rows, C, V, 0.0f);
+            }
+        }
+        o->download(be, ft->host_loss, ft->row_loss, (size_t)N * sizeof(float));
+        if (backward) {
+            o->zero(be, ft->dx, (size_t)N * C * sizeof(float));
+            o->rmsnorm_bwd(be, ft->dx, NULL, ft->dxn, ft->x_last, m->final_norm, ft->rstd_f, N,
+                           C);
         }
     }
-    o->download(be, ft->host_loss, ft->row_loss, (size_t)N * sizeof(float));
     if (backward) {
-        o->zero(be, ft->dx, (size_t)N * C * sizeof(float));
-        o->rmsnorm_bwd(be, ft->dx, NULL, ft->dxn, ft->x_last, m->final_norm, ft->rstd_f, N, C);
-        for (int l = L - 1; l >= 0; l--) {
+        for (int l = l1 - 1; l >= l0; l--) {
             if (ft->recompute) {
                 lc_ft_layer_forward(ft, l, &ft->acts[l], ft->x_out, B, T);
             }
@@ -416,12 +467,18 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
                 return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped in layer %d", l);
             }
         }
+        if (!first) {
+            rc = ft->pipe(ft->pipe_user, LC_FT_SEND_DX, ft->dx, N, err);
+            if (rc != LC_OK) {
+                return rc;
+            }
+        }
     }
     rc = o->sync(be, err);
     if (rc != LC_OK) {
         return rc;
     }
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N && last; i++) {
         sum += ft->host_loss[i]; /* fixed order: the same sum for any thread count */
     }
     *nll_sum = sum;
@@ -447,7 +504,7 @@ struct finetune_ctx {
 /* Before the big allocation: what stage 2 will hold in memory, and what
  * the system has available, for the caller to show (and to stop on). */
 static lc_status report_memory(struct lc_trainer *tr, const struct lc_lora *lora,
-                               int train_fmaps, struct lc_error *err)
+                               int train_fmaps, int l0, int l1, struct lc_error *err)
 {
     const size_t rows = (size_t)tr->B * (size_t)tr->T;
     struct lc_train_event ev;
@@ -458,10 +515,14 @@ static lc_status report_memory(struct lc_trainer *tr, const struct lc_lora *lora
     }
     memset(&ev, 0, sizeof(ev));
     ev.kind = LC_EV_MEMORY;
-    ev.act_bytes = (int64_t)lc_ft_bytes(tr->m, tr->lin, lora, (int)rows, 0, train_fmaps);
-    ev.act_bytes_recompute = (int64_t)lc_ft_bytes(tr->m, tr->lin, lora, (int)rows, 1, train_fmaps);
+    ev.act_bytes = (int64_t)lc_ft_bytes_layers(tr->m, tr->lin, lora, (int)rows, 0, train_fmaps,
+                                               l0, l1);
+    ev.act_bytes_recompute = (int64_t)lc_ft_bytes_layers(tr->m, tr->lin, lora, (int)rows, 1,
+                                                         train_fmaps, l0, l1);
     ev.optimizer_bytes = (int64_t)(opt + rows * sizeof(int32_t));
-    ev.weight_bytes = lc_model_mapped_bytes(tr->model);
+    ev.weight_bytes = l0 == 0 && l1 == tr->m->cfg.n_layers
+                          ? lc_model_mapped_bytes(tr->model)
+                          : lc_llama_stage_bytes(tr->m, l0, l1);
     ev.mem_available = lc_memory_available();
     if (lc_trainer_emit(tr, &ev) != 0) {
         return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped before the LoRA stage");
@@ -472,6 +533,24 @@ static lc_status report_memory(struct lc_trainer *tr, const struct lc_lora *lora
 static int ft_poll(void *user, int layer, int layers)
 {
     return lc_trainer_poll(user, layer, layers);
+}
+
+/* a pipeline stage's exchanges with its neighbours */
+static lc_status ft_pipe(void *user, int op, float *x, int N, struct lc_error *err)
+{
+    struct lc_trainer *tr = user;
+    double unused = 0.0;
+
+    switch (op) {
+    case LC_FT_RECV_X:
+        return lc_dt_pipe_recv(tr, x, N, &unused, err);
+    case LC_FT_SEND_X:
+        return lc_dt_pipe_send(tr, x, N, 0.0, err);
+    case LC_FT_RECV_DX:
+        return lc_dt_pipe_recv_back(tr, x, N, err);
+    default:
+        return lc_dt_pipe_send_back(tr, x, N, err);
+    }
 }
 
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
@@ -485,24 +564,30 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
         .targets = o->lora_targets,
     };
     struct finetune_ctx *x = calloc(1, sizeof(*x));
+    int l0, l1;
     lc_status rc;
 
     if (x == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     tr->stage_ctx = x;
+    /* a pipeline stage holds the activations of its own layers only */
+    lc_dt_finetune_layers(tr, &l0, &l1);
     rc = lc_lora_new(&x->lora, tr->m, &lcfg, o->seed, err);
     if (rc == LC_OK) {
-        rc = report_memory(tr, x->lora, train_fmaps, err);
+        rc = report_memory(tr, x->lora, train_fmaps, l0, l1, err);
     }
     if (rc == LC_OK) {
-        rc = lc_ft_new(&x->ft, tr->m, tr->lin, x->lora, (int)N, o->recompute, train_fmaps, err);
+        rc = lc_ft_new_layers(&x->ft, tr->m, tr->lin, x->lora, (int)N, o->recompute, train_fmaps,
+                              l0, l1, err);
     }
     if (rc != LC_OK) {
         return rc;
     }
     x->ft->poll = ft_poll;
     x->ft->poll_user = tr;
+    x->ft->pipe = ft_pipe;
+    x->ft->pipe_user = tr;
     x->lora_m = be->ops->alloc(be, x->lora->n_params * sizeof(float));
     x->lora_v = be->ops->alloc(be, x->lora->n_params * sizeof(float));
     x->lora_best = malloc(x->lora->n_params * sizeof(float));

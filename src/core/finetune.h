@@ -53,6 +53,14 @@ struct lc_ft_acts {
     float *up;     /* [N, FF] */
 };
 
+/* What a pipeline stage exchanges with its neighbours (lc_ft.pipe). */
+enum lc_ft_pipe_op {
+    LC_FT_RECV_X = 0, /* the residual stream from the stage before */
+    LC_FT_SEND_X,     /* ... to the next */
+    LC_FT_RECV_DX,    /* its gradient from the next stage */
+    LC_FT_SEND_DX,    /* ... to the stage before */
+};
+
 struct lc_ft {
     struct lc_llama *m;
     struct lc_linattn *lin;
@@ -60,12 +68,13 @@ struct lc_ft {
     int max_rows;
     int recompute;
     int train_fmaps;      /* feature maps and window factors get gradients */
+    int l0, l1;           /* the layers run here (a pipeline stage; else all) */
     float *lora_grads;    /* [lora->n_params] += */
     float *lin_grads;     /* [lin->n_params] += when train_fmaps, else scratch */
 
-    struct lc_ft_acts *acts; /* [L]; with recompute all but x shared */
-    float *x_last;        /* [N, C] final hidden states */
-    float *rstd_f;        /* [N] */
+    struct lc_ft_acts *acts; /* [L], set for [l0, l1); with recompute all but x shared */
+    float *x_last;        /* [N, C] final hidden states (the last stage) */
+    float *rstd_f;        /* [N] (the last stage) */
     /* working buffers */
     float *xn;            /* [N, C] normalized input, recomputed */
     float *x_out;         /* [N, C] output of a recomputed layer (discarded) */
@@ -94,6 +103,11 @@ struct lc_ft {
      * non-zero stops it with LC_ERR_INTERRUPTED (nullable) */
     int (*poll)(void *user, int layer, int layers);
     void *poll_user;
+    /* a pipeline stage that lacks the first or the last layer moves the
+     * residual stream x [N, C] (backend memory) and its gradient through
+     * this (enum lc_ft_pipe_op) */
+    lc_status (*pipe)(void *user, int op, float *x, int N, struct lc_error *err);
+    void *pipe_user;
 };
 
 /* Bytes of backend memory lc_ft_new allocates for micro-batches of rows
@@ -102,11 +116,23 @@ struct lc_ft {
 size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
                    const struct lc_lora *lora, int rows, int recompute, int train_fmaps);
 
+/* ... for a pipeline stage that runs layers [l0, l1) */
+size_t lc_ft_bytes_layers(const struct lc_llama *m, const struct lc_linattn *lin,
+                          const struct lc_lora *lora, int rows, int recompute, int train_fmaps,
+                          int l0, int l1);
+
 /* An engine for micro-batches of up to max_rows tokens.  m, lin and lora
  * must outlive it; lora must be attached to m (m->lora) while it runs. */
 lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *lin,
                     struct lc_lora *lora, int max_rows, int recompute, int train_fmaps,
                     struct lc_error *err);
+/* ... for a pipeline stage: layers [l0, l1) only, their activations only;
+ * the embedding when l0 = 0, the final norm, lm_head and loss when l1 is
+ * the last layer; set pipe for the rest.  Gradients go to these layers'
+ * parts of the arenas only. */
+lc_status lc_ft_new_layers(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *lin,
+                           struct lc_lora *lora, int max_rows, int recompute, int train_fmaps,
+                           int l0, int l1, struct lc_error *err);
 void lc_ft_free(struct lc_ft *ft);
 
 /* Zeroes the gradients. */
@@ -114,7 +140,8 @@ void lc_ft_zero_grads(struct lc_ft *ft);
 
 /* Forward of B sequences of T tokens (host ids [B*T], positions 0..T-1)
  * and the cross-entropy against host targets [B*T] (< 0: ignored).
- * nll_sum receives the summed NLL of the n_valid counted tokens.  With
+ * nll_sum receives the summed NLL of the n_valid counted tokens (0 on a
+ * pipeline stage before the last).  With
  * backward, the gradients of  sum NLL / (n_valid * grad_div)  are added to
  * ft->lora_grads (and ft->lin_grads).  LoRA dropout follows lora->train and
  * lora->drop_seed. */

@@ -380,6 +380,65 @@ int64_t lc_llama_mapped_bytes(const struct lc_llama *m)
     return bytes;
 }
 
+int64_t lc_llama_stage_bytes(const struct lc_llama *m, int l0, int l1)
+{
+    size_t n;
+    const struct lc_weight **list = mapped_list(m, &n);
+    int64_t bytes = 0;
+    const size_t head = m->lm_head.data != m->embed.data ? 2 : 1;
+
+    for (size_t i = 0; i < n; i++) {
+        /* the list: embedding, lm_head (when not the embedding), then 7 a layer */
+        int layer = i < head ? -1 : (int)((i - head) / 7);
+        int use = layer >= 0 ? layer >= l0 && layer < l1
+                             : (i == 0 && (l0 == 0 || (head == 1 && l1 == m->cfg.n_layers))) ||
+                                   (i == 1 && l1 == m->cfg.n_layers);
+        if (use) {
+            bytes += (int64_t)list[i]->nbytes;
+        }
+    }
+    free(list);
+    return bytes;
+}
+
+int64_t lc_llama_resident_bytes(const struct lc_llama *m)
+{
+    size_t n;
+    const struct lc_weight **list = mapped_list(m, &n);
+    FILE *f;
+    char line[512];
+    int in_model = 0;
+    double kib = 0.0;
+
+    if (list == NULL || n == 0) {
+        free(list);
+        return 0;
+    }
+    f = fopen("/proc/self/smaps", "r");
+    if (f == NULL) {
+        free(list);
+        return 0;
+    }
+    /* a mapping's header "start-end perms ...", then its "Rss: N kB"; the
+     * mappings that hold a weight are the model's files */
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long long a, b;
+        double v;
+        if (sscanf(line, "%llx-%llx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in_model = 0;
+            for (size_t i = 0; i < n && !in_model; i++) {
+                const uintptr_t p = (uintptr_t)list[i]->data;
+                in_model = p >= (uintptr_t)a && p < (uintptr_t)b;
+            }
+        } else if (in_model && sscanf(line, "Rss: %lf", &v) == 1) {
+            kib += v;
+        }
+    }
+    fclose(f);
+    free(list);
+    return (int64_t)(kib * 1024.0);
+}
+
 /* asks the kernel to start reading [p, p + len) from the file */
 static void read_ahead(const unsigned char *p, size_t len, size_t page)
 {

@@ -62,6 +62,12 @@ void lc_llama_free(struct lc_llama *m);
 /* Bytes of the matrices read in place from the mapped model files (a tied
  * lm_head counted once); 0 when the backend holds copies. */
 int64_t lc_llama_mapped_bytes(const struct lc_llama *m);
+/* ... of them, what a pipeline stage of layers [l0, l1) uses: its layers,
+ * the embedding on the first stage, the lm_head on the last */
+int64_t lc_llama_stage_bytes(const struct lc_llama *m, int l0, int l1);
+/* ... of the mapped files, the bytes resident in this process now (from
+ * /proc/self/smaps; 0 when unknown) */
+int64_t lc_llama_resident_bytes(const struct lc_llama *m);
 /* Reads those matrices into memory (readahead a piece ahead, one read per
  * page), calling progress with the bytes done after each piece; non-zero
  * from progress stops with LC_ERR_INTERRUPTED. */

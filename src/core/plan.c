@@ -239,6 +239,8 @@ lc_status lc_plan_compute(struct lc_plan *p, const struct lc_plan_model *pm,
     if (rc != LC_OK) {
         return rc;
     }
+    /* stage 2 is a pipeline only when asked (else data parallel) */
+    p->s2_pipeline = p->stage2 && ranks > 1 && o->pipeline_stages > 1;
     p->rank = calloc((size_t)ranks, sizeof(*p->rank));
     if (p->rank == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
@@ -330,26 +332,53 @@ lc_status lc_plan_compute(struct lc_plan *p, const struct lc_plan_model *pm,
             }
         }
         if (p->stage2) {
-            /* the whole model, data parallel */
-            pr->s2_weights = L * pm->layer_bytes + (pm->head_bytes > 0
-                                                        ? embed_touched(pm, d->distinct_tokens) +
-                                                              pm->head_bytes
-                                                        : pm->embed_bytes);
-            pr->s2_work = (double)lc_ft_bytes(&fake_m, &fake_lin, &fake_lora, (int)N, 0,
-                                              train_fmaps) +
+            /* data parallel: the whole model on every rank; a pipeline
+             * stage: its layers, the embedding rows on the first, the
+             * lm_head on the last, and the two sends and a receive of the
+             * residual stream */
+            const int first = !p->s2_pipeline || pr->stage == 0;
+            const int last = !p->s2_pipeline || pr->stage == p->layout.stages - 1;
+            const int s0 = p->s2_pipeline ? pr->l0 : 0, s1 = p->s2_pipeline ? pr->l1 : L;
+            const double pipe_bufs = p->s2_pipeline ? 3 * 4.0 * N * C : 0.0;
+            pr->s2_weights = (s1 - s0) * pm->layer_bytes;
+            if (pm->head_bytes > 0) {
+                pr->s2_weights += (first ? embed_touched(pm, d->distinct_tokens) : 0.0) +
+                                  (last ? pm->head_bytes : 0.0);
+            } else if (last) {
+                pr->s2_weights += pm->embed_bytes; /* the lm_head reads all of it */
+            } else if (first) {
+                pr->s2_weights += embed_touched(pm, d->distinct_tokens);
+            }
+            pr->s2_work = (double)lc_ft_bytes_layers(&fake_m, &fake_lin, &fake_lora, (int)N, 0,
+                                                     train_fmaps, s0, s1) +
                           kernel_scratch(c, p->B, T, o->window, f, p->threads) +
-                          4.0 * N * lcfg.rank * 2;
-            pr->s2_work_recompute = (double)lc_ft_bytes(&fake_m, &fake_lin, &fake_lora, (int)N, 1,
-                                                        train_fmaps) +
+                          4.0 * N * lcfg.rank * 2 + pipe_bufs;
+            pr->s2_work_recompute = (double)lc_ft_bytes_layers(&fake_m, &fake_lin, &fake_lora,
+                                                               (int)N, 1, train_fmaps, s0, s1) +
                                     kernel_scratch(c, p->B, T, o->window, f, p->threads) +
-                                    4.0 * N * lcfg.rank * 2;
-            dp = ranks;
+                                    4.0 * N * lcfg.rank * 2 + pipe_bufs;
+            dp = p->s2_pipeline ? p->layout.replicas : ranks;
             k = ceil((double)o->grad_accum / dp);
             lora_n = (double)fake_lora.n_params + (train_fmaps ? lin_params : 0);
-            /* gradients (in the work arena), moments, sum, best; the maps */
+            /* gradients (in the work arena), moments, sum, best; the maps;
+             * data parallelism's gathered gradients of the own part */
             pr->s2_train = 4.0 * lora_n * 6 + 4.0 * lin_params * 2;
             if (dp > 1) {
-                pr->s2_train += 4.0 * lora_n * k * (dp + 1);
+                pr->s2_train += 4.0 * lora_n * (double)(s1 - s0) / L * k * (dp + 1);
+            }
+        }
+        /* weights already resident stay so */
+        {
+            double resident = d->resident_weights;
+            if (resident < 0) {
+                resident = ranks == 1 ? L * pm->layer_bytes + pm->embed_bytes + pm->head_bytes
+                                      : 0.0;
+            }
+            if (p->stage1 && pr->s1_weights < resident) {
+                pr->s1_weights = resident;
+            }
+            if (p->stage2 && pr->s2_weights < resident) {
+                pr->s2_weights = resident;
             }
         }
         /* mapped weights stay; stage 1's buffers are freed before stage 2 */
@@ -448,6 +477,14 @@ char *lc_plan_report(const struct lc_plan *p, const struct lc_train_opts *o)
             p->layout.stages == 1 ? "" : "s", p->layout.replicas,
             p->layout.replicas == 1 ? "" : "s");
     }
+    if (p->stage2 && p->ranks > 1) {
+        if (p->s2_pipeline) {
+            put(&b, "; stage 2 in %d pipeline stages of %d rank%s", p->layout.stages,
+                p->layout.replicas, p->layout.replicas == 1 ? "" : "s");
+        } else {
+            put(&b, "; stage 2 data parallel");
+        }
+    }
     put(&b, "\n");
     if (o->block_layers > 0) {
         put(&b, "  cached hidden states on disk: %d blocks of %d layers, %.2f GiB per million "
@@ -471,7 +508,7 @@ char *lc_plan_report(const struct lc_plan *p, const struct lc_train_opts *o)
         }
         last_printed = r;
         put(&b, "  rank %d", r);
-        if (p->stage1 && p->ranks > 1) {
+        if ((p->stage1 || p->s2_pipeline) && p->ranks > 1) {
             put(&b, " (stage %d, layers %d-%d)", pr->stage, pr->l0, pr->l1 - 1);
         }
         put(&b, "\n");
@@ -504,6 +541,7 @@ LC_API lc_status lc_plan_text(char **text, int64_t *peak, const char *model_path
 
     *text = NULL;
     memset(&d, 0, sizeof(d));
+    d.resident_weights = -1;
     rc = lc_plan_model_from_path(&pm, model_path, err);
     if (rc != LC_OK) {
         return rc;
@@ -561,8 +599,11 @@ static void alternatives(const struct lc_plan_model *pm, const struct lc_train_o
 {
     struct lc_train_opts alt;
     struct lc_plan q;
+    struct lc_plan_data fresh = *d;
+    const struct lc_plan_data *now_d = d;
     size_t len = 0;
 
+    fresh.resident_weights = 0;
     buf[0] = '\0';
 #define TRY(desc)                                                                     \
     do {                                                                              \
@@ -583,18 +624,44 @@ static void alternatives(const struct lc_plan_model *pm, const struct lc_train_o
             alt.recompute = 1;
             TRY("--recompute");
         }
-        for (int mult = 2; mult <= 64; mult *= 2) {
+        for (int mult = 1; mult <= 64; mult *= 2) {
+            const size_t len0 = len;
             alt = *o;
             alt.pipeline_stages = 0;
             r_try = ranks * mult;
-            snprintf(desc, sizeof(desc), "%d ranks", r_try);
-            TRY(desc);
-            if (len > 0) {
+            /* more ranks: a new run, whose ranks read only their weights */
+            if (mult > 1) {
+                d = &fresh;
+            }
+            if (mult > 1) {
+                snprintf(desc, sizeof(desc), "%d ranks", r_try);
+                TRY(desc);
+            }
+            if ((o->stage & LC_STAGE_FINETUNE) && len == len0) {
+                /* stage 2 cut into pipeline stages: the most that divide
+                 * the ranks */
+                int g = r_try < pm->cfg.n_layers ? r_try : pm->cfg.n_layers;
+                while (g > 1 && r_try % g != 0) {
+                    g--;
+                }
+                if (g > 1 && g != o->pipeline_stages) {
+                    alt.pipeline_stages = g;
+                    if (mult > 1) {
+                        snprintf(desc, sizeof(desc), "%d ranks with --pipeline-stages %d", r_try,
+                                 g);
+                    } else {
+                        snprintf(desc, sizeof(desc), "--pipeline-stages %d", g);
+                    }
+                    TRY(desc);
+                }
+            }
+            if (len > len0 || (mult > 1 && len > 0)) {
                 break;
             }
         }
         /* block-wise stage 1, where it needs less than stage 1 now */
         r_try = ranks;
+        d = now_d;
         for (int k = pm->cfg.n_layers / 2; k >= 1 && o->block_layers == 0; k /= 2) {
             struct lc_plan now;
             double s1_now = 0.0;
@@ -616,7 +683,8 @@ static void alternatives(const struct lc_plan_model *pm, const struct lc_train_o
     }
 #undef TRY
     if (buf[0] == '\0') {
-        snprintf(buf, cap, "none of --recompute, more ranks or --block-layers alone; a "
+        snprintf(buf, cap, "none of --recompute, more ranks, --pipeline-stages or "
+                           "--block-layers alone; a "
                            "shorter --seq-len or --batch-size, or more memory");
     }
 }
@@ -648,7 +716,9 @@ lc_status lc_plan_check(struct lc_trainer *tr, const struct lc_dataset *ds, stru
     d.val_chunks = tr->n_val;
     d.distinct_tokens = ds != NULL ? lc_dataset_distinct_tokens(ds) : 0;
     now = lc_rss_now();
-    d.baseline_bytes = now > 0 ? now : 0;
+    /* the weights paged in so far count as weights, not as the process */
+    d.resident_weights = (double)lc_llama_resident_bytes(tr->m);
+    d.baseline_bytes = now - d.resident_weights > 0 ? now - d.resident_weights : 0;
     rc = lc_plan_compute(&p, &pm, o, &d, dt->dist->size, lc_get_num_threads(), err);
     if (rc != LC_OK) {
         return rc;

@@ -28,19 +28,23 @@ lc_status lc_plan_model_from_path(struct lc_plan_model *pm, const char *path,
                                   struct lc_error *err);
 
 /* What the plan knows of the data: chunks per split (0: unknown, then the
- * cache is given per million tokens), distinct tokens (0: unknown), and
- * the process's memory before training (0: estimated). */
+ * cache is given per million tokens), distinct tokens (0: unknown), the
+ * process's memory before training, less resident weights (0: estimated). */
 struct lc_plan_data {
     int64_t train_chunks;
     int64_t val_chunks;
     int64_t distinct_tokens;
     double baseline_bytes;
+    /* model weights already resident in the process (they stay: no stage
+     * maps less); negative: one rank pages in the whole model first, as
+     * lolcats-train does, several ranks none */
+    double resident_weights;
 };
 
 /* One rank's memory, in bytes. */
 struct lc_plan_rank {
     int stage, replica;
-    int l0, l1;              /* stage 1 layers */
+    int l0, l1;              /* the layers of its pipeline stage */
     double baseline;         /* the process, libraries, data */
     double s1_weights, s1_work, s1_train;  /* stage 1: mapped weights, activations and */
     double s1_cache;                       /* scratch, parameters and optimizer; cache buffers */
@@ -53,6 +57,7 @@ struct lc_plan {
     struct lc_layout layout;
     int ranks, threads;
     int stage1, stage2;       /* the stages run */
+    int s2_pipeline;          /* stage 2 in the layout's pipeline stages (else data parallel) */
     int T, B;
     double cache_disk;        /* bytes of cached hidden states (block-wise) */
     double cache_per_mtok;    /* ... per million tokens */

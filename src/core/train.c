@@ -371,11 +371,12 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
         const struct lc_param_group *pg = &tr->groups[g];
         static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
         int64_t shape[1] = {(int64_t)pg->n};
-        host = realloc(host, pg->n * sizeof(float) + 1);
-        if (host == NULL) {
+        float *grown = realloc(host, pg->n * sizeof(float) + 1);
+        if (grown == NULL) {
             rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
             break;
         }
+        host = grown;
         for (int p = 0; p < 4 && rc == LC_OK; p++) {
             const float *src = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
             char name[128];
@@ -887,9 +888,11 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
 
 lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
 {
-    /* stage 1 runs as a pipeline of layers, stage 2 data parallel */
+    /* stage 1 runs as a pipeline of layers, stage 2 data parallel unless
+     * --pipeline-stages cuts it too */
     int mode = tr->dt_mode != 0                              ? tr->dt_mode
                : tr->hooks->stage == LC_STAGE_TRANSFER ? LC_DT_PIPELINE
+               : lc_dt_finetune_pipelined(tr)          ? LC_DT_PIPELINE
                                                        : LC_DT_DATA;
     lc_status rc = lc_dt_stage_begin(tr, mode, err);
 
@@ -1110,7 +1113,7 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
     if (rc == LC_OK) {
         lc_atomic_abort(f);
         remove_stale_temporaries(dir);
-    } else {
+    } else if (rc != LC_ERR_NOMEM) {
         lc_err_set(err, LC_ERR_IO, "%s: the output folder is not writable", dir);
     }
     free(probe);
