@@ -15,10 +15,12 @@
 #   3. configure --with-cuda against the system's libraries, else against
 #      .gpu-deps/debs unpacked into a private prefix
 #   4. build (all programs and tests)
-#   5. the CUDA tests: test_cuda (every entry against the reference, the
-#      CUDA primitives the fused kernels rely on, the fused bf16 kernels),
-#      test_cuda_emu (the same through the CPU emulation), test_cuda_model
-#      (stories260K, cuda against cpu, fp32 and bf16 attention)
+#   5. the CUDA tests: test_cuda (entries against the reference, the CUDA
+#      primitives the fused kernels rely on, the fused bf16 kernels),
+#      test_cuda_emu (the same through the CPU emulation), test_backend_ops
+#      and test_backend_ops_emu (the table of every entry, on the device and
+#      emulated), test_cuda_model (stories260K, cuda against cpu, fp32 and
+#      bf16 attention)
 #   6. bench/bench_cuda: the bf16 GEMM peak; forward, stage 1 and stage 2
 #      of a Llama-3-8B-shaped layer at T = 1024 and 4096 (tokens/s, TFLOP/s,
 #      fraction of the peak; fused bf16, fp32 and TF32 attention) against
@@ -269,7 +271,8 @@ fi
 
 # ------------------------------------------------------- 5. CUDA tests
 section "5. CUDA tests"
-cuda_tests="tests/test_cuda tests/test_cuda_emu tests/test_cuda_model"
+cuda_tests="tests/test_cuda tests/test_cuda_emu tests/test_backend_ops tests/test_backend_ops_emu \
+    tests/test_cuda_model"
 limited "$(($(left) - 30))" make -C "$BUILD" -j3 check TESTS="$cuda_tests" \
     >"$BUILD/check-cuda.out" 2>&1
 grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):|^# ' "$BUILD/check-cuda.out"

@@ -69,9 +69,22 @@ tests_test_kernels_dense_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_dense_LDADD = $(LC_TEST_LDADD)
 
 check_PROGRAMS += tests/test_kernels_attn
-tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c $(LC_REF_F64_SOURCES)
+tests_test_kernels_attn_SOURCES = tests/test_kernels_attn.c
 tests_test_kernels_attn_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_kernels_attn_LDADD = $(LC_TEST_LDADD)
+
+# every entry of the backend table on every backend of the build, one row
+# per entry (see the comment at its top)
+check_PROGRAMS += tests/test_backend_ops
+tests_test_backend_ops_SOURCES = tests/test_backend_ops.c $(LC_TEST_HYBRID_SOURCES) \
+	$(LC_REF_F64_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
+tests_test_backend_ops_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_backend_ops_LDADD = $(LC_TEST_LDADD)
+
+check_PROGRAMS += tests/test_train
+tests_test_train_SOURCES = tests/test_train.c $(LC_REF_F64_SOURCES)
+tests_test_train_CFLAGS = $(LC_TEST_CFLAGS)
+tests_test_train_LDADD = $(LC_TEST_LDADD)
 
 check_PROGRAMS += tests/test_llama
 tests_test_llama_SOURCES = tests/test_llama.c
@@ -110,14 +123,14 @@ tests_test_cuda_model_LDADD = $(LC_TEST_LDADD)
 
 # The same test of the attention-student entries on any machine: the glue
 # and those kernels built by the host compiler against the CPU emulation
-# of CUDA and cuBLAS (src/backend-cuda/cuda_emu.h; the .cu files as C++).
-LC_EMU_FLAGS = -DLC_CUDA_EMU -include $(srcdir)/src/backend-cuda/cuda_emu.h
+# of CUDA and cuBLAS (tests/cuda_emu.h; the .cu files as C++).
+LC_EMU_FLAGS = -DLC_CUDA_EMU -include $(srcdir)/tests/cuda_emu.h
 LC_EMU_CU_OBJS = tests/emu/k_fmap.o tests/emu/k_hybrid.o tests/emu/k_hybrid_xent.o \
 	tests/emu/k_decode.o tests/emu/k_attn.o tests/emu/k_flash.o tests/emu/k_hybrid_tile.o \
 	tests/emu/cuda_selftest.o
 LC_EMU_CXX = $(CC) -x c++ -std=c++17 $(DEFS) $(AM_CPPFLAGS) $(CPPFLAGS) $(LC_CUDA_SYS_CFLAGS) \
 	$(LC_EMU_FLAGS) $(CFLAGS) $(LC_SAN_CFLAGS) -Wall -Wextra -Wshadow -Wundef
-LC_EMU_DEPS = $(srcdir)/src/backend-cuda/cuda_emu.h $(srcdir)/src/backend-cuda/cuda_kernels.h \
+LC_EMU_DEPS = $(srcdir)/tests/cuda_emu.h $(srcdir)/src/backend-cuda/cuda_kernels.h \
 	$(srcdir)/src/backend-cuda/cuda_common.cuh $(srcdir)/src/backend-cuda/cuda_hybrid.cuh \
 	$(srcdir)/src/backend-cuda/cuda_mma.cuh $(srcdir)/src/core/backend.h
 AM_V_EMU = $(am__v_EMU_@AM_V@)
@@ -147,12 +160,22 @@ CLEANFILES += $(LC_EMU_CU_OBJS)
 
 check_PROGRAMS += tests/test_cuda_emu
 tests_test_cuda_emu_SOURCES = tests/test_cuda.c src/backend-cuda/cuda_backend.c \
-	src/backend-cuda/cuda_emu.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
+	tests/cuda_emu.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
 # the dense-op tests are compiled but not run under the emulation
 tests_test_cuda_emu_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS) $(LC_EMU_FLAGS) \
 	-Wno-unused-function
 tests_test_cuda_emu_LDADD = $(LC_EMU_CU_OBJS) $(LC_TEST_LDADD) -lstdc++
 EXTRA_tests_test_cuda_emu_DEPENDENCIES = $(LC_EMU_CU_OBJS)
+
+# the rows of tests/test_backend_ops.c whose kernels the emulation builds,
+# on the emulated cuda backend
+check_PROGRAMS += tests/test_backend_ops_emu
+tests_test_backend_ops_emu_SOURCES = tests/test_backend_ops.c src/backend-cuda/cuda_backend.c \
+	tests/cuda_emu.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_F64_SOURCES) \
+	$(LC_REF_HYBRID_F64_SOURCES)
+tests_test_backend_ops_emu_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS) $(LC_EMU_FLAGS)
+tests_test_backend_ops_emu_LDADD = $(LC_EMU_CU_OBJS) $(LC_TEST_LDADD) -lstdc++
+EXTRA_tests_test_backend_ops_emu_DEPENDENCIES = $(LC_EMU_CU_OBJS)
 endif
 
 check_PROGRAMS += tests/test_lora
@@ -180,7 +203,7 @@ LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
 EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh tests/cli_dist_common.sh tests/valgrind.sh \
 	tests/valgrind.supp \
-	tests/failmalloc.c tests/cuda_selftest.cu
+	tests/failmalloc.c tests/cuda_selftest.cu tests/cuda_emu.h tests/cuda_emu.c
 
 # the allocation-failure library of tests/cli_oom.sh (preloaded: no
 # sanitizer flags, no libtool)

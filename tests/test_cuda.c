@@ -9,13 +9,15 @@
  * reference (gathers, the embedding scatter-add, dropout) must agree to
  * the bit.  Reductions must also give the same bits when run twice.
  *
- * The attention-student entries (feature maps, hybrid attention forward
- * and backward with the window-max ties, cross-entropy, decoding, linear
- * state) are compared on the shapes of tests/test_hybrid.c and
- * tests/test_fmap.c with their tolerances, and decoding token by token
- * against the parallel forward.  Built with cuda_emu.h (LC_CUDA_EMU),
- * this file is also tests/test_cuda_emu: those entries through the CPU
- * emulation of CUDA and cuBLAS, on any machine.
+ * The hybrid attention entries (forward and backward with the window-max
+ * ties, cross-entropy) are compared on the shapes of tests/test_hybrid.c
+ * with its tolerances, run twice for the same bits, and decoding token by
+ * token against the parallel forward; the feature maps and the decode
+ * entries against the reference are in the table of every entry on every
+ * backend (tests/test_backend_ops.c, which also runs on the emulation).
+ * Built with cuda_emu.h (LC_CUDA_EMU), this file is also
+ * tests/test_cuda_emu: those entries through the CPU emulation of CUDA
+ * and cuBLAS, on any machine.
  *
  * The fused bf16 kernels (the teacher's flash attention, the student's
  * tile kernels) are compared with the reference run on the bf16 roundings
@@ -1490,87 +1492,6 @@ static void expect_rel(const char *what, const float *got, const float *want, si
     }
 }
 
-struct fmap_case {
-    int N, H, Hx, D, f;
-    float eps, xscale;
-};
-
-static void check_fmap(struct backends *b, const struct fmap_case *fc, uint64_t seed)
-{
-    const int N = fc->N, H = fc->H, Hx = fc->Hx, D = fc->D, f = fc->f;
-    const size_t nx = (size_t)N * Hx * D, nw = (size_t)H * D * f, np = (size_t)N * H * 2 * f;
-    float *x = lc_test_new_f32(nx), *W = lc_test_new_f32(nw), *dphi = lc_test_new_f32(np);
-    float *dW0 = lc_test_new_uniform(nw, seed + 4, -1, 1);
-    float *dx0 = lc_test_new_uniform(nx, seed + 5, -1, 1);
-    float *phi_ref = lc_test_new_f32(np), *dW_ref = lc_test_dup_f32(dW0, nw);
-    float *dx_ref = lc_test_dup_f32(dx0, nx);
-    float *x_d, *W_d, *dphi_d, *phi_d, *dW_d, *dx_d, *got, *got2;
-    char what[128];
-
-    lc_test_fill_normal(x, nx, seed + 1, fc->xscale);
-    lc_test_fill_normal(W, nw, seed + 2, 0.5f);
-    lc_test_fill_normal(dphi, np, seed + 3, 1.0f);
-    lc_ref_ops.fmap_fwd(b->ref, phi_ref, x, W, N, H, Hx, D, f, fc->eps);
-    lc_ref_ops.fmap_bwd(b->ref, dW_ref, dx_ref, dphi, x, W, N, H, Hx, D, f, fc->eps);
-
-    x_d = dev(b, x, nx * sizeof(float));
-    W_d = dev(b, W, nw * sizeof(float));
-    dphi_d = dev(b, dphi, np * sizeof(float));
-    phi_d = dev(b, dphi, np * sizeof(float)); /* overwritten */
-    dW_d = dev(b, dW0, nw * sizeof(float));
-    dx_d = dev(b, dx0, nx * sizeof(float));
-    b->gpu->ops->fmap_fwd(b->gpu, phi_d, x_d, W_d, N, H, Hx, D, f, fc->eps);
-    b->gpu->ops->fmap_bwd(b->gpu, dW_d, dx_d, dphi_d, x_d, W_d, N, H, Hx, D, f, fc->eps);
-    snprintf(what, sizeof(what), "fmap N %d H %d/%d D %d f %d eps %g", N, H, Hx, D, f, fc->eps);
-    got = fetch(b, phi_d, np);
-    expect_rel(what, got, phi_ref, np, 1e-5);
-    free(got);
-    got = fetch(b, dW_d, nw);
-    expect_rel(what, got, dW_ref, nw, 1e-5);
-    got2 = fetch(b, dx_d, nx);
-    expect_rel(what, got2, dx_ref, nx, 1e-5);
-    free(got2);
-    /* dx is optional; the same dW bits run to run */
-    b->gpu->ops->upload(b->gpu, dW_d, dW0, nw * sizeof(float));
-    b->gpu->ops->fmap_bwd(b->gpu, dW_d, NULL, dphi_d, x_d, W_d, N, H, Hx, D, f, fc->eps);
-    got2 = fetch(b, dW_d, nw);
-    lc_test_expect_same(what, got2, got, nw);
-    free(got);
-    free(got2);
-    gpu_free(b, x_d);
-    gpu_free(b, W_d);
-    gpu_free(b, dphi_d);
-    gpu_free(b, phi_d);
-    gpu_free(b, dW_d);
-    gpu_free(b, dx_d);
-    free(x);
-    free(W);
-    free(dphi);
-    free(dW0);
-    free(dx0);
-    free(phi_ref);
-    free(dW_ref);
-    free(dx_ref);
-}
-
-static void test_fmap(void **state)
-{
-    /* the shapes of tests/test_fmap.c */
-    static const struct fmap_case cases[] = {
-        {1, 4, 4, 16, 8, 1e-12f, 1.0f},   {7, 4, 2, 16, 8, 1e-12f, 1.0f},
-        {300, 4, 2, 32, 16, 1e-12f, 1.0f}, {130, 3, 1, 13, 5, 1e-12f, 1.0f},
-        {2100, 2, 2, 8, 17, 1e-12f, 1.0f}, {50, 4, 2, 16, 8, 0.01f, 3.0f}, /* clamped */
-        {3, 2, 1, 1, 1, 1e-12f, 1.0f},
-    };
-    struct backends *b = *state;
-
-    NEED_REF(fmap_fwd);
-    NEED_REF(fmap_bwd);
-    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-        check_fmap(b, &cases[c], 700 + 10 * c);
-    }
-}
-
 /* The inputs of one hybrid-attention case (as tests/test_hybrid.c makes
  * them), host and device. */
 struct hy_case {
@@ -2083,104 +2004,6 @@ static void test_decode(void **state)
     }
 }
 
-/* The decode entries against the reference on the same state, with and
- * without window keys. */
-static void test_decode_vs_ref(void **state)
-{
-    const int H = 8, Hkv = 2, D = 40, F = 24, n = 37;
-    struct backends *b = *state;
-    float *q = lc_test_new_f32((size_t)H * D), *fq = lc_test_new_f32((size_t)H * F);
-    float *kc = lc_test_new_f32((size_t)n * Hkv * D), *vc = lc_test_new_f32((size_t)n * Hkv * D);
-    float *fk = lc_test_new_f32((size_t)n * H * F), *th = lc_test_new_f32((size_t)H);
-    float *S = lc_test_new_f32((size_t)H * F * D), *z = lc_test_new_f32((size_t)H * F);
-    float *y = lc_test_new_f32((size_t)H * D);
-    float *q_d, *fq_d, *kc_d, *vc_d, *fk_d, *th_d, *S_d, *z_d, *y_d, *got;
-
-    NEED_REF(hybrid_decode);
-    NEED_REF(linstate_add);
-    lc_test_fill_normal(q, (size_t)H * D, 1, 1.0f);
-    lc_test_fill_uniform(fq, (size_t)H * F, 2, 0.0f, 0.2f);
-    lc_test_fill_normal(kc, (size_t)n * Hkv * D, 3, 1.0f);
-    lc_test_fill_normal(vc, (size_t)n * Hkv * D, 4, 1.0f);
-    lc_test_fill_uniform(fk, (size_t)n * H * F, 5, 0.0f, 0.2f);
-    lc_test_fill_normal(th, (size_t)H, 6, 1.0f);
-    lc_test_fill_uniform(S, (size_t)H * F * D, 7, -1.0f, 1.0f);
-    lc_test_fill_uniform(z, (size_t)H * F, 8, 0.0f, 2.0f);
-    q_d = dev(b, q, (size_t)H * D * sizeof(float));
-    fq_d = dev(b, fq, (size_t)H * F * sizeof(float));
-    kc_d = dev(b, kc, (size_t)n * Hkv * D * sizeof(float));
-    vc_d = dev(b, vc, (size_t)n * Hkv * D * sizeof(float));
-    fk_d = dev(b, fk, (size_t)n * H * F * sizeof(float));
-    th_d = dev(b, th, (size_t)H * sizeof(float));
-    S_d = dev(b, S, (size_t)H * F * D * sizeof(float));
-    z_d = dev(b, z, (size_t)H * F * sizeof(float));
-    y_d = dev(b, y, (size_t)H * D * sizeof(float));
-
-    lc_ref_ops.linstate_add(b->ref, S, z, fk, vc, n, H, Hkv, D, F);
-    b->gpu->ops->linstate_add(b->gpu, S_d, z_d, fk_d, vc_d, n, H, Hkv, D, F);
-    got = fetch(b, S_d, (size_t)H * F * D);
-    expect_rel("linstate S", got, S, (size_t)H * F * D, 1e-6);
-    free(got);
-    got = fetch(b, z_d, (size_t)H * F);
-    expect_rel("linstate z", got, z, (size_t)H * F, 1e-6);
-    free(got);
-    /* decode from the reference's state */
-    b->gpu->ops->upload(b->gpu, S_d, S, (size_t)H * F * D * sizeof(float));
-    b->gpu->ops->upload(b->gpu, z_d, z, (size_t)H * F * sizeof(float));
-    for (int nc = 0; nc <= n; nc += n) {
-        char what[64];
-        lc_ref_ops.hybrid_decode(b->ref, y, q, fq, kc, vc, nc, S, z, th, H, Hkv, D, F);
-        b->gpu->ops->hybrid_decode(b->gpu, y_d, q_d, fq_d, kc_d, vc_d, nc, S_d, z_d, th_d, H, Hkv,
-                                   D, F);
-        got = fetch(b, y_d, (size_t)H * D);
-        snprintf(what, sizeof(what), "decode y, %d cached keys", nc);
-        expect_rel(what, got, y, (size_t)H * D, 1e-5);
-        free(got);
-    }
-    /* the state added to the rows of a chunk run after position 0 */
-    {
-        const int rows = 13;
-        float *ys = lc_test_new_f32((size_t)rows * H * D);
-        float *den = lc_test_new_f32((size_t)rows * H);
-        float *fqs = lc_test_new_f32((size_t)rows * H * F);
-        float *ys_d, *den_d, *fqs_d;
-
-        NEED_REF(hybrid_add_state);
-        lc_test_fill_normal(ys, (size_t)rows * H * D, 9, 1.0f);
-        lc_test_fill_uniform(den, (size_t)rows * H, 10, 0.5f, 3.0f);
-        lc_test_fill_uniform(fqs, (size_t)rows * H * F, 11, 0.0f, 0.2f);
-        ys_d = dev(b, ys, (size_t)rows * H * D * sizeof(float));
-        den_d = dev(b, den, (size_t)rows * H * sizeof(float));
-        fqs_d = dev(b, fqs, (size_t)rows * H * F * sizeof(float));
-        lc_ref_ops.hybrid_add_state(b->ref, ys, den, fqs, S, z, rows, H, D, F);
-        b->gpu->ops->hybrid_add_state(b->gpu, ys_d, den_d, fqs_d, S_d, z_d, rows, H, D, F);
-        got = fetch(b, ys_d, (size_t)rows * H * D);
-        expect_rel("add_state y", got, ys, (size_t)rows * H * D, 1e-5);
-        free(got);
-        gpu_free(b, ys_d);
-        gpu_free(b, den_d);
-        gpu_free(b, fqs_d);
-        free(ys);
-        free(den);
-        free(fqs);
-    }
-    {
-        float *ps[] = {q_d, fq_d, kc_d, vc_d, fk_d, th_d, S_d, z_d, y_d};
-        for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
-            gpu_free(b, ps[i]);
-        }
-    }
-    free(q);
-    free(fq);
-    free(kc);
-    free(vc);
-    free(fk);
-    free(th);
-    free(S);
-    free(z);
-    free(y);
-}
-
 /* Bad shapes are reported by the next sync, naming the entry. */
 static void test_hybrid_errors(void **state)
 {
@@ -2245,12 +2068,10 @@ int main(void)
         cmocka_unit_test(test_emu_reports_divergence),
         cmocka_unit_test(test_attn),
         cmocka_unit_test(test_attn_bf16),
-        cmocka_unit_test(test_fmap),
         cmocka_unit_test(test_hybrid),
         cmocka_unit_test(test_hybrid_subsets),
         cmocka_unit_test(test_hybrid_bf16),
         cmocka_unit_test(test_decode),
-        cmocka_unit_test(test_decode_vs_ref),
         cmocka_unit_test(test_hybrid_errors),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
@@ -2288,12 +2109,10 @@ int main(void)
         cmocka_unit_test(test_mse),
         cmocka_unit_test(test_xent),
         cmocka_unit_test(test_adamw),
-        cmocka_unit_test(test_fmap),
         cmocka_unit_test(test_hybrid),
         cmocka_unit_test(test_hybrid_subsets),
         cmocka_unit_test(test_hybrid_bf16),
         cmocka_unit_test(test_decode),
-        cmocka_unit_test(test_decode_vs_ref),
         cmocka_unit_test(test_hybrid_errors),
         cmocka_unit_test(test_table_complete),
     };

@@ -37,7 +37,7 @@
 #include <sys/stat.h>
 
 #include "core/finetune.h"
-#include "core/lolcats.h"
+#include "core/linattn.h"
 #include "core/lora.h"
 #include "core/model.h"
 #include "core/train.h"

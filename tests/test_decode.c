@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/model.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "tests/lc_test.h"
 

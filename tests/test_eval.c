@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/eval.h"
+#include "core/textio.h"
 #include "tests/lc_test.h"
 
 #define MODEL "models/stories260K-hf"

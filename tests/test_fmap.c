@@ -1,7 +1,7 @@
 /* Hedgehog feature maps: the forward against its definition, the
  * reference backward against finite differences (with and without clamped
- * entries), the cpu kernels against the reference, thread-count
- * independence. */
+ * entries), thread-count independence.  Every backend against the
+ * reference: tests/test_backend_ops.c. */
 #include "config.h"
 
 #include <math.h>
@@ -165,88 +165,7 @@ static void test_fd_fmap(void **state)
     fd_case(2, 0.02, 2.0, 1);
 }
 
-/* ------------------------------------------------------------ cpu vs ref */
-
-static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int N, int H, int Hx,
-                            int D, int f, float eps, float xscale)
-{
-    struct lc_cpu_ctx *ctx = cpu->ctx;
-    const enum lc_cpu_isa best = lc_cpu_detect_isa();
-    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
-    const int nisas = lc_test_cpu_isas(isas);
-    const size_t nx = (size_t)N * Hx * D, nw = (size_t)H * D * f, np = (size_t)N * H * 2 * f;
-    float *x = lc_test_new_f32(nx), *W = lc_test_new_f32(nw), *dphi = lc_test_new_f32(np);
-    float *phi1 = lc_test_new_f32(np), *phi2 = lc_test_new_f32(np);
-    float *dW1 = lc_test_new_f32(nw), *dW2 = lc_test_new_f32(nw), *dx1 = lc_test_new_f32(nx);
-    float *dx2 = lc_test_new_f32(nx);
-    char name[96];
-
-    lc_test_fill_normal(x, nx, (uint64_t)N + 1, xscale);
-    lc_test_fill_normal(W, nw, (uint64_t)N + 2, 0.5f);
-    lc_test_fill_normal(dphi, np, (uint64_t)N + 3, 1.0f);
-    lc_test_fill_uniform(dW1, nw, 4, -1.0f, 1.0f);
-    lc_test_fill_uniform(dx1, nx, 5, -1.0f, 1.0f);
-    memcpy(dW2, dW1, nw * sizeof(float));
-    memcpy(dx2, dx1, nx * sizeof(float));
-    lc_ref_ops.fmap_fwd(ref, phi1, x, W, N, H, Hx, D, f, eps);
-    lc_ref_ops.fmap_bwd(ref, dW1, dx1, dphi, x, W, N, H, Hx, D, f, eps);
-    for (int ii = 0; ii < nisas; ii++) {
-        const enum lc_cpu_isa isa = isas[ii];
-        const char *tag = lc_test_isa_name(isa);
-        float *dW3 = lc_test_new_f32(nw), *dx3 = lc_test_new_f32(nx);
-
-        memcpy(dW3, dW2, nw * sizeof(float));
-        memcpy(dx3, dx2, nx * sizeof(float));
-        ctx->isa = isa;
-        /* scratch the kernels read without writing first would show as NaN */
-        if (ctx->scratch != NULL) {
-            memset(ctx->scratch, 0xff, ctx->scratch_bytes);
-        }
-        lc_cpu_ops.fmap_fwd(cpu, phi2, x, W, N, H, Hx, D, f, eps);
-        memset(ctx->scratch, 0xff, ctx->scratch_bytes);
-        lc_cpu_ops.fmap_bwd(cpu, dW3, dx3, dphi, x, W, N, H, Hx, D, f, eps);
-        snprintf(name, sizeof(name), "%s phi N %d Hx %d f %d", tag, N, Hx, f);
-        assert_int_equal(lc_test_check_rel(name, phi2, phi1, np, 1e-5), 0);
-        snprintf(name, sizeof(name), "%s dW N %d Hx %d f %d", tag, N, Hx, f);
-        assert_int_equal(lc_test_check_rel(name, dW3, dW1, nw, 1e-5), 0);
-        snprintf(name, sizeof(name), "%s dx N %d Hx %d f %d", tag, N, Hx, f);
-        assert_int_equal(lc_test_check_rel(name, dx3, dx1, nx, 1e-5), 0);
-        /* dx is optional */
-        memcpy(dW3, dW2, nw * sizeof(float));
-        lc_cpu_ops.fmap_bwd(cpu, dW3, NULL, dphi, x, W, N, H, Hx, D, f, eps);
-        assert_int_equal(lc_test_check_rel("dW without dx", dW3, dW1, nw, 1e-5), 0);
-        free(dW3);
-        free(dx3);
-    }
-    ctx->isa = best;
-    free(x);
-    free(W);
-    free(dphi);
-    free(phi1);
-    free(phi2);
-    free(dW1);
-    free(dW2);
-    free(dx1);
-    free(dx2);
-}
-
-static void test_cpu_vs_ref(void **state)
-{
-    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
-    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    (void)state;
-
-    cpu_vs_ref_case(ref, cpu, 1, 4, 4, 16, 8, 1e-12f, 1.0f);
-    cpu_vs_ref_case(ref, cpu, 7, 4, 2, 16, 8, 1e-12f, 1.0f);
-    cpu_vs_ref_case(ref, cpu, 300, 4, 2, 32, 16, 1e-12f, 1.0f);
-    cpu_vs_ref_case(ref, cpu, 130, 3, 1, 13, 5, 1e-12f, 1.0f);
-    /* more tokens than the backward's chunk cap (16 x 128) */
-    cpu_vs_ref_case(ref, cpu, 2100, 2, 2, 8, 17, 1e-12f, 1.0f);
-    /* clamped entries */
-    cpu_vs_ref_case(ref, cpu, 50, 4, 2, 16, 8, 0.01f, 3.0f);
-    lc_test_backend_free(ref);
-    lc_test_backend_free(cpu);
-}
+/* ------------------------------------------------------------ threads */
 
 static void test_cpu_threads(void **state)
 {
@@ -288,7 +207,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmap_identity),
         cmocka_unit_test(test_fd_fmap),
-        cmocka_unit_test(test_cpu_vs_ref),
         cmocka_unit_test(test_cpu_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

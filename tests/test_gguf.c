@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/gguf.h"
 #include "core/half.h"
 #include "core/tensorfile.h"
 #include "tests/lc_test.h"

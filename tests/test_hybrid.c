@@ -1,9 +1,9 @@
 /* Hybrid window attention: the window sets, the reference against an
- * explicit-set evaluation and finite differences, the chunked cpu kernels
- * against the reference, thread-count independence, and constant-memory
- * decoding against the parallel forward, and both backends against golden
- * outputs of an independent PyTorch implementation
- * (data/gen/make_hybrid_golden.py). */
+ * explicit-set evaluation and finite differences, the cpu kernels' optional
+ * outputs and thread-count independence, constant-memory decoding against
+ * the parallel forward, and both backends against golden outputs of an
+ * independent PyTorch implementation (data/gen/make_hybrid_golden.py).
+ * Every backend against the reference: tests/test_backend_ops.c. */
 #include "config.h"
 
 #include <math.h>
@@ -14,6 +14,7 @@
 #include "backend-cpu/cpu.h"
 #include "core/ref/ref.h"
 #include "core/ref/ref_hybrid_f64.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 #include "tests/lc_test_hybrid.h"
@@ -421,65 +422,6 @@ static void hy_run(struct lc_backend *be, const struct lc_test_hy_in *in, struct
     assert_int_equal(ops->sync(be, &err), LC_OK);
 }
 
-static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int B, int T, int H,
-                            int Hkv, int D, int F, int W, int mode)
-{
-    struct lc_cpu_ctx *ctx = cpu->ctx;
-    const enum lc_cpu_isa best = lc_cpu_detect_isa();
-    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
-    const int nisas = lc_test_cpu_isas(isas);
-    struct lc_test_hy_in in;
-    struct lc_test_hy_out want, got;
-    char tag[96];
-
-    lc_test_hy_in_make(&in, B, T, H, Hkv, D, F, W, mode, (uint64_t)(T * 131 + W * 17 + mode + H));
-    /* ties for the window max, in the first block and (if any) later */
-    if (T >= 5) {
-        lc_test_hy_make_tie(&in, 2);
-    }
-    if (T >= 3 * W + 2) {
-        lc_test_hy_make_tie(&in, 3 * W - 1);
-    }
-    lc_test_hy_ref(ref, &in, &want);
-    lc_test_hy_out_alloc(&got, &in);
-    for (int ii = 0; ii < nisas; ii++) {
-        const enum lc_cpu_isa isa = isas[ii];
-        ctx->isa = isa;
-        hy_run(cpu, &in, &got);
-        snprintf(tag, sizeof(tag), "[%s T %d W %d H %d/%d mode %d]",
-                 lc_test_isa_name(isa), T, W, H, Hkv, mode);
-        assert_int_equal(lc_test_hy_compare(tag, &got, &want, &in, 1e-5), 0);
-    }
-    ctx->isa = best;
-    lc_test_hy_out_free(&want);
-    lc_test_hy_out_free(&got);
-    lc_test_hy_in_free(&in);
-}
-
-static void test_cpu_vs_ref(void **state)
-{
-    static const int cases[][2] = {/* T, W */
-                                   {1, 64},  {5, 64},  {63, 64}, {64, 64}, {65, 64}, {200, 64},
-                                   {20, 3},  {7, 1},   {10, 2},  {33, 4},  {16, 32}};
-    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
-    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    (void)state;
-
-    for (int mode = 0; mode < 2; mode++) {
-        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-            cpu_vs_ref_case(ref, cpu, 2, cases[c][0], 4, 2, 32, 16, cases[c][1], mode);
-        }
-        /* no grouping, odd sizes */
-        cpu_vs_ref_case(ref, cpu, 1, 70, 2, 2, 17, 5, 16, mode);
-        cpu_vs_ref_case(ref, cpu, 1, 50, 6, 2, 8, 12, 7, mode);
-        /* one-element heads and features, a window far longer than T */
-        cpu_vs_ref_case(ref, cpu, 2, 9, 2, 1, 1, 1, 1000, mode);
-        cpu_vs_ref_case(ref, cpu, 1, 30, 2, 1, 1, 1, 2, mode);
-    }
-    lc_test_backend_free(ref);
-    lc_test_backend_free(cpu);
-}
-
 /* Outputs asked for as NULL are skipped without changing the others. */
 static void test_cpu_bwd_subsets(void **state)
 {
@@ -692,63 +634,6 @@ static void test_decode_threads(void **state)
     lc_test_backend_free(cpu);
 }
 
-/* The cpu decode entries against the reference on the same state. */
-static void test_decode_cpu_vs_ref(void **state)
-{
-    const int H = 8, Hkv = 2, D = 40, F = 24, n = 37;
-    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
-    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
-    struct lc_cpu_ctx *ctx = cpu->ctx;
-    const enum lc_cpu_isa best = lc_cpu_detect_isa();
-    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
-    const int nisas = lc_test_cpu_isas(isas);
-    float *q = lc_test_new_f32((size_t)H * D), *fq = lc_test_new_f32((size_t)H * F);
-    float *kc = lc_test_new_f32((size_t)n * Hkv * D), *vc = lc_test_new_f32((size_t)n * Hkv * D);
-    float *fk = lc_test_new_f32((size_t)n * H * F), *th = lc_test_new_f32((size_t)H);
-    float *S1 = lc_test_new_f32((size_t)H * F * D), *z1 = lc_test_new_f32((size_t)H * F);
-    float *S2 = lc_test_new_f32((size_t)H * F * D), *z2 = lc_test_new_f32((size_t)H * F);
-    float *y1 = lc_test_new_f32((size_t)H * D), *y2 = lc_test_new_f32((size_t)H * D);
-    (void)state;
-
-    lc_test_fill_normal(q, (size_t)H * D, 1, 1.0f);
-    lc_test_fill_uniform(fq, (size_t)H * F, 2, 0.0f, 0.2f);
-    lc_test_fill_normal(kc, (size_t)n * Hkv * D, 3, 1.0f);
-    lc_test_fill_normal(vc, (size_t)n * Hkv * D, 4, 1.0f);
-    lc_test_fill_uniform(fk, (size_t)n * H * F, 5, 0.0f, 0.2f);
-    lc_test_fill_normal(th, (size_t)H, 6, 1.0f);
-    lc_test_fill_uniform(S1, (size_t)H * F * D, 7, -1.0f, 1.0f);
-    lc_test_fill_uniform(z1, (size_t)H * F, 8, 0.0f, 2.0f);
-    memcpy(S2, S1, (size_t)H * F * D * sizeof(float));
-    memcpy(z2, z1, (size_t)H * F * sizeof(float));
-
-    lc_ref_ops.linstate_add(ref, S1, z1, fk, vc, n, H, Hkv, D, F);
-    lc_cpu_ops.linstate_add(cpu, S2, z2, fk, vc, n, H, Hkv, D, F);
-    assert_int_equal(lc_test_check_rel("linstate S", S2, S1, (size_t)H * F * D, 1e-6), 0);
-    assert_int_equal(lc_test_check_rel("linstate z", z2, z1, (size_t)H * F, 1e-6), 0);
-    lc_ref_ops.hybrid_decode(ref, y1, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
-    for (int ii = 0; ii < nisas; ii++) {
-        const enum lc_cpu_isa isa = isas[ii];
-        ctx->isa = isa;
-        lc_cpu_ops.hybrid_decode(cpu, y2, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
-        assert_int_equal(lc_test_check_rel("decode y", y2, y1, (size_t)H * D, 1e-6), 0);
-    }
-    ctx->isa = best;
-    free(q);
-    free(fq);
-    free(kc);
-    free(vc);
-    free(fk);
-    free(th);
-    free(S1);
-    free(z1);
-    free(S2);
-    free(z2);
-    free(y1);
-    free(y2);
-    lc_test_backend_free(ref);
-    lc_test_backend_free(cpu);
-}
-
 /* ---------------------------------------------------------------- golden */
 
 static const float *golden(const struct lc_st_file *f, const char *name, int64_t numel)
@@ -936,11 +821,9 @@ int main(void)
         cmocka_unit_test(test_fd_hybrid),
         cmocka_unit_test(test_fd_xent),
         cmocka_unit_test(test_xent_clamp),
-        cmocka_unit_test(test_cpu_vs_ref),
         cmocka_unit_test(test_cpu_bwd_subsets),
         cmocka_unit_test(test_cpu_threads),
         cmocka_unit_test(test_decode),
-        cmocka_unit_test(test_decode_cpu_vs_ref),
         cmocka_unit_test(test_decode_threads),
         cmocka_unit_test(test_golden),
     };

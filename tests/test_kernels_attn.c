@@ -1,19 +1,17 @@
 /*
- * The teacher's softmax attention: the cpu kernel (generic and AVX-512)
- * against the reference in float and in double, on shapes with grouped
- * heads, ragged query blocks, decoding (Tq = 1, q_pos0 > 0) and chunked
- * prefill; decoding position by position against the full pass; and 1,
- * 2 and 3 threads, which must give the same bits.
+ * The teacher's softmax attention on the cpu backend (generic and each
+ * vector set), beyond the comparison with the reference in float and in
+ * double (tests/test_backend_ops.c): the first query's output is its key's
+ * value, decoding position by position gives the rows of the full pass,
+ * and 1, 2 and 3 threads give the same bits.
  */
 #include "config.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend-cpu/cpu.h"
-#include "core/ref/ref_f64.h"
 #include "tests/lc_test.h"
 
 struct attn_shape {
@@ -43,84 +41,6 @@ static void free_data(struct attn_data *d)
     free(d->q);
     free(d->k);
     free(d->v);
-}
-
-static void test_attn_parity(void **state)
-{
-    static const struct attn_shape shapes[] = {
-        {1, 1, 1, 1, 1, 1, 0, 1.0f},     /* one key */
-        {2, 5, 5, 4, 2, 8, 0, 1.0f},     /* grouped heads, tiny head dim */
-        {1, 70, 70, 8, 4, 8, 0, 1.0f},   /* two query blocks, the second ragged */
-        {1, 1, 37, 4, 1, 16, 36, 1.0f},  /* decoding: one query at position 36 */
-        {2, 3, 20, 6, 3, 34, 17, 1.0f},  /* chunked prefill: positions 17..19 */
-        {1, 4, 10, 2, 1, 8, 3, 1.0f},    /* keys beyond the last query are unseen */
-        {1, 5, 3, 2, 2, 4, 0, 1.0f},     /* fewer keys than queries */
-        {1, 130, 130, 2, 2, 128, 0, 1.0f},
-        {1, 33, 33, 2, 1, 64, 0, 30.0f}, /* sharp softmax: needs the max */
-        {1, 9, 12, 12, 2, 8, 3, 1.0f},   /* 6 heads per KV head: items of 3 */
-        {2, 20, 20, 16, 2, 16, 0, 1.0f}, /* 8 heads per KV head: items of 4 */
-        {1, 7, 7, 5, 5, 12, 0, 1.0f},    /* no grouping */
-    };
-    struct lc_test_cpu_ref *b = *state;
-
-    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
-        const struct attn_shape *sh = &shapes[s];
-        struct attn_data d;
-        float *y_ref = NULL;
-        double *q64 = NULL;
-        double *k64 = NULL;
-        double *v64 = NULL;
-        double *y64 = NULL;
-        float *y64f = NULL;
-        char what[160];
-
-        make_data(&d, sh, 10 * s + 1);
-        y_ref = lc_test_new_f32(d.nq);
-        q64 = lc_test_new_f64(d.nq);
-        k64 = lc_test_new_f64(d.nkv);
-        v64 = lc_test_new_f64(d.nkv);
-        y64 = lc_test_new_f64(d.nq);
-        y64f = lc_test_new_f32(d.nq);
-        for (size_t i = 0; i < d.nq; i++) {
-            q64[i] = d.q[i];
-        }
-        for (size_t i = 0; i < d.nkv; i++) {
-            k64[i] = d.k[i];
-            v64[i] = d.v[i];
-        }
-        lc_ref_attn_fwd(b->ref, y_ref, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv,
-                        sh->D, sh->q_pos0);
-        lc_ref_attn_fwd_f64(NULL, y64, q64, k64, v64, sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv,
-                            sh->D, sh->q_pos0);
-        for (size_t i = 0; i < d.nq; i++) {
-            y64f[i] = (float)y64[i];
-        }
-        snprintf(what, sizeof(what), "ref attn B%d Tq%d Tk%d H%d Hkv%d D%d pos%d vs double",
-                 sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv, sh->D, sh->q_pos0);
-        assert_int_equal(lc_test_check_close(what, y_ref, y64f, d.nq, 1e-6, 1e-5), 0);
-        for (int i = 0; i < b->nisas; i++) {
-            float *y = lc_test_new_f32(d.nq);
-            for (size_t j = 0; j < d.nq; j++) {
-                y[j] = NAN; /* "=" output: overwritten everywhere */
-            }
-            lc_test_set_isa(b->cpu, b->isas[i]);
-            b->cpu->ops->attn_fwd(b->cpu, y, d.q, d.k, d.v, sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv,
-                                  sh->D, sh->q_pos0);
-            snprintf(what, sizeof(what), "cpu attn [%s] B%d Tq%d Tk%d H%d Hkv%d D%d pos%d",
-                     lc_test_isa_name(b->isas[i]), sh->B, sh->Tq, sh->Tk, sh->H, sh->Hkv, sh->D,
-                     sh->q_pos0);
-            assert_int_equal(lc_test_check_close(what, y, y64f, d.nq, 1e-5, 1e-4), 0);
-            assert_int_equal(lc_test_check_close(what, y, y_ref, d.nq, 1e-5, 1e-4), 0);
-            free(y);
-        }
-        free_data(&d);
-        free(y_ref);
-        free(q64);
-        free(k64);
-        free(v64);
-        free(y64);
-        free(y64f);
-    }
 }
 
 /* The first query sees only the first key: its output is that key's value. */
@@ -213,7 +133,6 @@ static void test_attn_thread_independence(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_attn_parity),
         cmocka_unit_test(test_attn_first_query),
         cmocka_unit_test(test_attn_decode_matches_prefill),
         cmocka_unit_test(test_attn_thread_independence),

@@ -13,6 +13,7 @@
 
 #include "core/half.h"
 #include "core/model.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "tests/lc_test.h"
 

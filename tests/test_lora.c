@@ -30,6 +30,7 @@
 #include "core/model.h"
 #include "core/ref/ref_f64.h"
 #include "core/ref/ref_hybrid_f64.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "tests/lc_test.h"
 

@@ -12,7 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/gguf.h"
+#include "core/modelconfig.h"
 #include "core/modelfiles.h"
+#include "core/safetensors.h"
 #include "tests/lc_test.h"
 
 /* ------------------------------------------------------------------ helpers */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "tests/lc_test.h"
 

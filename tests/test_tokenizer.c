@@ -12,7 +12,9 @@
 
 #include <jansson.h>
 
+#include "core/gguf.h"
 #include "core/tensorfile.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 #include "tests/lc_test.h"

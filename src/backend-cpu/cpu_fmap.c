@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "backend-cpu/cpu_hybrid.h"
+#include "backend-cpu/cpu_hybrid_rows.h"
 #include "core/util.h"
 
 /* rows per forward task */

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "backend-cpu/cpu_hybrid.h"
+#include "backend-cpu/cpu_hybrid_rows.h"
 #include "core/ref/ref.h"
 #include "core/util.h"
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend-cpu/cpu_hybrid.h"
+#include "backend-cpu/cpu_hybrid_rows.h"
 #include "core/util.h"
 
 /* below this many multiply-adds a call stays on one thread */

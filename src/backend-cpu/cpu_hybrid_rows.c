@@ -7,7 +7,7 @@
 #include <math.h>
 #include <omp.h>
 
-#include "backend-cpu/cpu_hybrid.h"
+#include "backend-cpu/cpu_hybrid_rows.h"
 #include "core/util.h"
 
 int lc_hy_work_get(struct lc_backend *be, struct lc_hy_work *w, size_t shared, size_t per_thread,

@@ -12,6 +12,7 @@
 #include <omp.h>
 
 #include "backend-cpu/cpu_hybrid.h"
+#include "backend-cpu/cpu_hybrid_rows.h"
 #include "core/ref/ref.h"
 #include "core/util.h"
 

@@ -45,4 +45,5 @@ liblc_internal_la_SOURCES += \
 	src/backend-cpu/cpu_hybrid.h \
 	src/backend-cpu/cpu_hybrid_decode.c \
 	src/backend-cpu/cpu_hybrid_rows.c \
+	src/backend-cpu/cpu_hybrid_rows.h \
 	src/backend-cpu/cpu_hybrid_xent.c

@@ -21,7 +21,7 @@
 #define LC_CUDA_EW_THREADS 256
 
 /* kernel<<<blocks, threads, smem, stream>>>(args): the launch of the
- * files that also build under the CPU emulation (cuda_emu.h), where a
+ * files that also build under the CPU emulation (tests/cuda_emu.h), where a
  * launch runs the blocks in turn, their threads as coroutines.
  * One-dimensional grids and blocks; LC_LAUNCH_SMEM with smem bytes of
  * dynamic shared memory (lc_dyn_smem). */
@@ -96,8 +96,9 @@ __device__ __forceinline__ float lc_load_elem(const void *base, enum lc_dtype ty
 }
 
 /* The dropout hash (the same as the reference kernels' lc_dropout_uniform
- * in core/ref/ref.h): splitmix64's finalizer over the mixed seed plus a
- * Weyl step per index; 24 bits, so that u is exact in float. */
+ * in core/ref/ref.h, with lc_mix64 of core/util.h): splitmix64's finalizer
+ * over the mixed seed plus a Weyl step per index; 24 bits, so that u is
+ * exact in float. */
 __host__ __device__ __forceinline__ uint64_t lc_cuda_mix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -16,7 +16,7 @@
  * 16x8 products are, element for element, the A operand of the next
  * product (lc_frag_a_from_acc), as the rules make them.
  *
- * Under the CPU emulation (cuda_emu.h) the instruction is a warp
+ * Under the CPU emulation (tests/cuda_emu.h) the instruction is a warp
  * collective: every lane deposits its A and B registers, and each lane
  * computes its four elements of D from the whole A and B, placed by the
  * same rules -- so a kernel that misplaces an element fails there as on a

@@ -25,9 +25,6 @@ LC_CUDA_CU_FILES = \
 	src/backend-cuda/k_rope.cu
 LC_CUDA_CU_INCLUDES = src/backend-cuda/cuda_common.cuh src/backend-cuda/cuda_hybrid.cuh \
 	src/backend-cuda/cuda_mma.cuh
-# the CPU emulation the tests build the attention-student kernels against
-EXTRA_DIST += src/backend-cuda/cuda_emu.h src/backend-cuda/cuda_emu.c
-
 EXTRA_DIST += $(LC_CUDA_CU_FILES) $(LC_CUDA_CU_INCLUDES)
 
 if COND_CUDA

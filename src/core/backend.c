@@ -1,6 +1,7 @@
 /* Backend registry: look a table up by name, check it is complete, open it. */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,15 @@ LC_API const char *const *lc_backend_list(void)
     return names;
 }
 
+/* The compute list names every function entry after the seven of memory
+ * and the three of life cycle: a new entry must be added to it. */
+#define LC_COUNT_OP(f) +1
+_Static_assert(sizeof(struct lc_backend_ops) ==
+                   offsetof(struct lc_backend_ops, init) +
+                       (3 + 7 LC_BACKEND_COMPUTE_OPS(LC_COUNT_OP)) * sizeof(void (*)(void)),
+               "LC_BACKEND_COMPUTE_OPS (backend.h) does not list every entry of the table");
+#undef LC_COUNT_OP
+
 /* Every entry is mandatory.  The list is spelled out (not a walk over the
  * struct's bytes) so that the message can name the missing entry. */
 const char *lc_backend_ops_missing(const struct lc_backend_ops *o)
@@ -45,31 +55,7 @@ const char *lc_backend_ops_missing(const struct lc_backend_ops *o)
     LC_CHECK_OP(copy)
     LC_CHECK_OP(zero)
     LC_CHECK_OP(sync)
-    LC_CHECK_OP(gemm)
-    LC_CHECK_OP(linear_fwd)
-    LC_CHECK_OP(linear_bwd)
-    LC_CHECK_OP(add)
-    LC_CHECK_OP(dropout)
-    LC_CHECK_OP(embedding_fwd)
-    LC_CHECK_OP(embedding_bwd)
-    LC_CHECK_OP(rmsnorm_fwd)
-    LC_CHECK_OP(rmsnorm_bwd)
-    LC_CHECK_OP(rope_fwd)
-    LC_CHECK_OP(rope_bwd)
-    LC_CHECK_OP(swiglu_fwd)
-    LC_CHECK_OP(swiglu_bwd)
-    LC_CHECK_OP(attn_fwd)
-    LC_CHECK_OP(fmap_fwd)
-    LC_CHECK_OP(fmap_bwd)
-    LC_CHECK_OP(hybrid_fwd)
-    LC_CHECK_OP(hybrid_bwd)
-    LC_CHECK_OP(hybrid_xent)
-    LC_CHECK_OP(hybrid_decode)
-    LC_CHECK_OP(linstate_add)
-    LC_CHECK_OP(hybrid_add_state)
-    LC_CHECK_OP(mse_fwd_bwd)
-    LC_CHECK_OP(xent_fwd_bwd)
-    LC_CHECK_OP(adamw)
+    LC_BACKEND_COMPUTE_OPS(LC_CHECK_OP)
 #undef LC_CHECK_OP
     return NULL;
 }

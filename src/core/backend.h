@@ -21,6 +21,28 @@
  * heads, Hkv key/value heads, D head dim, f feature-map output dim (64),
  * F = 2f features after the [softmax(z), softmax(-z)] concat, W window,
  * V vocabulary, R LoRA rank.
+ *
+ * Adding an operation, in this order:
+ *  1. its entry in struct lc_backend_ops below (shapes, "=" or "+=",
+ *     nullable outputs) and its name in LC_BACKEND_COMPUTE_OPS (backend.c
+ *     fails to compile until the list matches the table);
+ *  2. the reference kernel in src/core/ref (ref.h, ref_dense_impl.h or
+ *     ref_hybrid_impl.h: one template gives the float kernel and its
+ *     double twin, lc_ref_*_f64) and its line in ref_backend.c;
+ *  3. a finite-difference test of the double twin if it has a backward
+ *     (tests/test_kernels_grad.c, test_fmap.c, test_hybrid.c);
+ *  4. the cpu entry (src/backend-cpu: cpu_dense.c, cpu_attn.c, cpu_fmap.c
+ *     or cpu_hybrid*.c) and its line in cpu_backend.c; an inner loop worth
+ *     vectorizing goes into the kernel table of cpu_kernels.h, plain C in
+ *     cpu_kernels_generic.c and vectorized in simd/simd_kernels.h;
+ *  5. the cuda kernel (src/backend-cuda/k_*.cu, its launcher declared in
+ *     cuda_kernels.h) and its line in cuda_backend.c; if the kernel is to
+ *     be checked under the CPU emulation of CUDA, its .cu file in
+ *     LC_EMU_CU_OBJS (tests/local.mk);
+ *  6. one row in tests/test_backend_ops.c (input maker, the call, the
+ *     tolerance of each output, the double reference where there is one):
+ *     it then runs on every backend, instruction set and the emulation,
+ *     and that test fails, naming the entry, until the row is there.
  */
 #ifndef LC_CORE_BACKEND_H
 #define LC_CORE_BACKEND_H
@@ -211,6 +233,17 @@ struct lc_backend_ops {
                   int64_t n, double lr, double beta1, double beta2, double eps, double wd,
                   int64_t step);
 };
+
+/* The compute entries above, in table order, for code that walks them by
+ * name: lc_backend_ops_missing and the test of every entry on every
+ * backend (tests/test_backend_ops.c, one row per entry).  backend.c checks
+ * at compile time that the list covers the table. */
+#define LC_BACKEND_COMPUTE_OPS(X)                                              \
+    X(gemm) X(linear_fwd) X(linear_bwd) X(add) X(dropout) X(embedding_fwd)     \
+    X(embedding_bwd) X(rmsnorm_fwd) X(rmsnorm_bwd) X(rope_fwd) X(rope_bwd)     \
+    X(swiglu_fwd) X(swiglu_bwd) X(attn_fwd) X(fmap_fwd) X(fmap_bwd)            \
+    X(hybrid_fwd) X(hybrid_bwd) X(hybrid_xent) X(hybrid_decode)                \
+    X(linstate_add) X(hybrid_add_state) X(mse_fwd_bwd) X(xent_fwd_bwd) X(adamw)
 
 struct lc_backend {
     const struct lc_backend_ops *ops;

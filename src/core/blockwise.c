@@ -32,6 +32,7 @@
 #include "core/dist_train.h"
 #include "core/fileio.h"
 #include "core/hidden_cache.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
 #include "core/util.h"

@@ -984,23 +984,13 @@ LC_API lc_status lc_dataset_pack(const struct lc_dataset *ds, enum lc_data_split
 /* ------------------------------------------------------------------------ */
 /* Shuffling                                                                 */
 
-#define GOLDEN_GAMMA 0x9e3779b97f4a7c15ull
-
-/* the splitmix64 output function (a bijection on 64-bit words) */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* a uniform draw in [0, bound) from the counter-based stream of key;
  * rejection keeps it unbiased (the values below 2^64 mod bound) */
 static uint64_t draw_below(uint64_t key, uint64_t *counter, uint64_t bound)
 {
     uint64_t threshold = (0 - bound) % bound;
     for (;;) {
-        uint64_t r = mix64(key + ++*counter * GOLDEN_GAMMA);
+        uint64_t r = lc_mix64(key + ++*counter * LC_GOLDEN_GAMMA);
         if (r >= threshold) {
             return r % bound;
         }
@@ -1009,8 +999,8 @@ static uint64_t draw_below(uint64_t key, uint64_t *counter, uint64_t bound)
 
 LC_API void lc_shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch)
 {
-    /* mix64 is a bijection: for one seed, every epoch has its own key */
-    uint64_t key = mix64(mix64(seed) ^ (uint64_t)epoch);
+    /* lc_mix64 is a bijection: for one seed, every epoch has its own key */
+    uint64_t key = lc_mix64(lc_mix64(seed) ^ (uint64_t)epoch);
     uint64_t counter = 0;
 
     if (perm == NULL || n <= 0) {

@@ -3,13 +3,12 @@
  * them: the log-likelihood of each choice's continuation given its
  * context, acc = argmax of the log-likelihoods, acc_norm = argmax of the
  * log-likelihood per character of the choice, acc_bytes per byte.  Loaders for PIQA, ARC,
- * HellaSwag (bzip2 text), WinoGrande (partial scoring) and a generic
+ * HellaSwag (bzip2 text, read by textio.c), WinoGrande (partial scoring) and a generic
  * JSON-lines format; prompts, few-shot examples, tokenization and batched
  * scoring.
  */
 #include "config.h"
 
-#include <bzlib.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +18,8 @@
 
 #include "core/eval.h"
 #include "core/fileio.h"
+#include "core/textio.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 
@@ -43,141 +44,6 @@ struct lc_mc_task {
     int64_t n_items;
     int64_t cap;
 };
-
-/* ------------------------------------------------------------ bzip2 files */
-
-static lc_status read_bz2(const char *path, char **data, size_t *len, struct lc_error *err)
-{
-    void *map = NULL;
-    const char *in = NULL;
-    size_t in_len = 0;
-    char *out = NULL;
-    size_t out_len = 0;
-    size_t out_cap = 0;
-    size_t pos = 0;
-    lc_status rc = LC_OK;
-
-    rc = lc_map_file(path, &map, &in_len, err);
-    if (rc != LC_OK) {
-        return rc;
-    }
-    in = map;
-    /* one stream after the other, as bzip2 -d does with concatenated files */
-    while (pos < in_len) {
-        bz_stream bz;
-        int brc;
-
-        memset(&bz, 0, sizeof(bz));
-        if (BZ2_bzDecompressInit(&bz, 0, 0) != BZ_OK) {
-            rc = lc_err_set(err, LC_ERR_NOMEM, "%s: cannot start bzip2 decompression", path);
-            goto done;
-        }
-        bz.next_in = (char *)map + pos; /* bzlib only reads it */
-        bz.avail_in = (unsigned)(in_len - pos > 0x40000000u ? 0x40000000u : in_len - pos);
-        for (;;) {
-            unsigned before_in;
-            if (out_cap - out_len < 65536 + 1) {
-                size_t want;
-                char *grown;
-                if (!lc_add_size(out_cap, out_cap / 2 + 65536 + 1, &want)) {
-                    rc = lc_err_set(err, LC_ERR_NOMEM, "%s: file too large", path);
-                    break;
-                }
-                grown = realloc(out, want);
-                if (grown == NULL) {
-                    rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory decompressing", path);
-                    break;
-                }
-                out = grown;
-                out_cap = want;
-            }
-            if (bz.avail_in == 0 && (size_t)(bz.next_in - in) < in_len) {
-                size_t left = in_len - (size_t)(bz.next_in - in);
-                bz.avail_in = (unsigned)(left > 0x40000000u ? 0x40000000u : left);
-            }
-            before_in = bz.avail_in;
-            bz.next_out = out + out_len;
-            bz.avail_out = (unsigned)(out_cap - out_len - 1 > 0x40000000u
-                                          ? 0x40000000u
-                                          : out_cap - out_len - 1);
-            {
-                unsigned before_out = bz.avail_out;
-                brc = BZ2_bzDecompress(&bz);
-                out_len += before_out - bz.avail_out;
-                if (brc == BZ_STREAM_END) {
-                    break;
-                }
-                if (brc == BZ_MEM_ERROR) {
-                    rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory decompressing", path);
-                    break;
-                }
-                if (brc != BZ_OK) {
-                    rc = lc_err_set(err, LC_ERR_FORMAT, "%s: corrupt bzip2 data (%s)", path,
-                                    brc == BZ_DATA_ERROR_MAGIC ? "bad magic number"
-                                    : brc == BZ_DATA_ERROR     ? "checksum or data error"
-                                                               : "decompression error");
-                    break;
-                }
-                /* all input used, room left for output, and no end of stream */
-                if (bz.avail_in == 0 && (size_t)(bz.next_in - in) >= in_len &&
-                    bz.avail_out > 0) {
-                    rc = lc_err_set(err, LC_ERR_FORMAT,
-                                    "%s: truncated bzip2 data (the stream ends early)", path);
-                    break;
-                }
-                if (before_in == bz.avail_in && before_out == bz.avail_out) {
-                    rc = lc_err_set(err, LC_ERR_FORMAT, "%s: corrupt bzip2 data (no progress)",
-                                    path);
-                    break;
-                }
-            }
-        }
-        pos = (size_t)(bz.next_in - in);
-        BZ2_bzDecompressEnd(&bz);
-        if (rc != LC_OK) {
-            goto done;
-        }
-        /* trailing zero padding (as tape archives leave) is not a stream */
-        while (pos < in_len && in[pos] == '\0') {
-            pos++;
-        }
-    }
-    if (out == NULL) {
-        out = malloc(1);
-        if (out == NULL) {
-            rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-            goto done;
-        }
-    }
-    out[out_len] = '\0';
-    *data = out;
-    *len = out_len;
-    out = NULL;
-
-done:
-    lc_unmap_file(map, in_len);
-    free(out);
-    return rc;
-}
-
-lc_status lc_read_maybe_bz2(const char *path, char **data, size_t *len, struct lc_error *err)
-{
-    char magic[4] = {0};
-    size_t got = 0;
-    lc_status rc;
-
-    *data = NULL;
-    *len = 0;
-    rc = lc_read_file_head(path, magic, sizeof(magic), &got, err);
-    if (rc != LC_OK) {
-        return rc;
-    }
-    /* "BZh" and the block size digit */
-    if (got == 4 && memcmp(magic, "BZh", 3) == 0 && magic[3] >= '1' && magic[3] <= '9') {
-        return read_bz2(path, data, len, err);
-    }
-    return lc_read_text_file(path, data, len, err);
-}
 
 /* ------------------------------------------------------------------ tasks */
 
@@ -1017,14 +883,6 @@ LC_API void lc_mc_opts_default(struct lc_mc_opts *o)
     o->batch_tokens = 2048;
 }
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 lc_status lc_mc_fewshot_draw(int64_t n_items, int64_t item, int shots, uint64_t seed,
                              int64_t *picks, struct lc_error *err)
 {
@@ -1036,7 +894,7 @@ lc_status lc_mc_fewshot_draw(int64_t n_items, int64_t item, int shots, uint64_t 
                           shots, (long long)(n_items - 1));
     }
     for (int k = 0; k < shots;) {
-        int64_t j = (int64_t)(splitmix64(&state) % (uint64_t)(n_items - 1));
+        int64_t j = (int64_t)(lc_splitmix64(&state) % (uint64_t)(n_items - 1));
         int seen = 0;
         if (j >= item) {
             j++;

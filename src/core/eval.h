@@ -11,15 +11,6 @@
 #include "lolcats/lolcats.h"
 
 /*
- * Reads the whole of PATH into *data (malloc'd, NUL after the last byte,
- * not counted in *len).  A file starting with the bzip2 magic "BZh" is
- * decompressed with libbz2 (several concatenated streams allowed); any
- * other file is read by lc_read_text_file (plain or gzip).  Truncated or
- * corrupt bzip2 data is LC_ERR_FORMAT naming PATH.
- */
-lc_status lc_read_maybe_bz2(const char *path, char **data, size_t *len, struct lc_error *err);
-
-/*
  * The few-shot examples of item `item` of a task of n_items items:
  * `shots` distinct indices other than `item`, in draw order, into
  * picks[shots].  The draw (documented in lolcats-eval(1)):

@@ -32,8 +32,8 @@
 #ifndef LC_CORE_FINETUNE_H
 #define LC_CORE_FINETUNE_H
 
+#include "core/linattn.h"
 #include "core/llama.h"
-#include "core/lolcats.h"
 #include "core/lora.h"
 
 struct lc_ft_acts {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/gguf.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 

@@ -30,6 +30,7 @@
 #include "core/fileio.h"
 #include "core/half.h"
 #include "core/hidden_cache.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 

@@ -491,14 +491,11 @@ lc_status lc_llama_page_in(const struct lc_llama *m,
 
 /* ---------------------------------------------------------- random model */
 
-/* splitmix64: a seeded stream of uniform numbers in [-a, a) */
+/* a seeded stream of uniform numbers in [-a, a) */
 static float random_uniform(uint64_t *state, float a)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    uint64_t z = lc_splitmix64(state);
 
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
     return a * (2.0f * ((float)(z >> 40) * 0x1p-24f) - 1.0f);
 }
 

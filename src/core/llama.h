@@ -11,7 +11,7 @@
 #define LC_CORE_LLAMA_H
 
 #include "core/backend.h"
-#include "core/lolcats.h"
+#include "core/linattn.h"
 #include "core/lora.h"
 #include "core/modelfiles.h"
 #include "lolcats/lolcats.h"

@@ -12,7 +12,6 @@ liblc_internal_la_SOURCES = \
 	src/core/blockwise.c \
 	src/core/atomicfile.c \
 	src/core/atomicfile.h \
-	src/core/config.c \
 	src/core/data.c \
 	src/core/data.h \
 	src/core/dist.c \
@@ -28,32 +27,39 @@ liblc_internal_la_SOURCES = \
 	src/core/finetune.c \
 	src/core/finetune.h \
 	src/core/gguf.c \
+	src/core/gguf.h \
 	src/core/hidden_cache.c \
 	src/core/hidden_cache.h \
 	src/core/half.h \
+	src/core/linattn.c \
+	src/core/linattn.h \
 	src/core/llama.c \
 	src/core/llama.h \
 	src/core/log.c \
-	src/core/lolcats.c \
-	src/core/lolcats.h \
 	src/core/lora.c \
 	src/core/lora.h \
 	src/core/model.c \
 	src/core/model.h \
+	src/core/modelconfig.c \
+	src/core/modelconfig.h \
 	src/core/modelfiles.c \
 	src/core/modelfiles.h \
 	src/core/plan.c \
 	src/core/plan.h \
 	src/core/safetensors.c \
+	src/core/safetensors.h \
 	src/core/sample.c \
 	src/core/tensorfile.c \
 	src/core/tensorfile.h \
 	src/core/textio.c \
+	src/core/textio.h \
 	src/core/threads.c \
 	src/core/tok_bpe.c \
 	src/core/tok_gguf.c \
 	src/core/tok_hf.c \
 	src/core/tok_spm.c \
+	src/core/tok_vocab.c \
+	src/core/tok_vocab.h \
 	src/core/tokenizer.c \
 	src/core/tokenizer.h \
 	src/core/train.c \

@@ -16,6 +16,7 @@
 #include "core/half.h"
 #include "core/llama.h"
 #include "core/lora.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 
@@ -30,25 +31,17 @@ static const char *const proj_names[LC_LORA_NT] = {"q_proj", "k_proj", "v_proj",
 
 /* ------------------------------------------------------------ random */
 
-/* splitmix64's finalizer: a bijection that mixes every input bit */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-#define GOLDEN 0x9e3779b97f4a7c15ull
+#define GOLDEN LC_GOLDEN_GAMMA
 
 uint64_t lc_lora_batch_seed(uint64_t seed, int64_t step, int64_t microbatch)
 {
-    return mix64(mix64(mix64(seed ^ 0x6c6f7261ull) + (uint64_t)step * GOLDEN) +
-                 (uint64_t)microbatch * GOLDEN);
+    return lc_mix64(lc_mix64(lc_mix64(seed ^ 0x6c6f7261ull) + (uint64_t)step * GOLDEN) +
+                    (uint64_t)microbatch * GOLDEN);
 }
 
 uint64_t lc_lora_dropout_seed(uint64_t batch_seed, int l, int t)
 {
-    return mix64(batch_seed + (uint64_t)(l * LC_LORA_NT + t + 1) * GOLDEN);
+    return lc_mix64(batch_seed + (uint64_t)(l * LC_LORA_NT + t + 1) * GOLDEN);
 }
 
 /* ------------------------------------------------------------ layout */
@@ -141,10 +134,11 @@ lc_status lc_lora_new(struct lc_lora **out, const struct lc_llama *m,
             A = lc_lora_A(lo, host, l, t);
             n = (size_t)cfg->rank * (size_t)lo->in[t];
             bound = 1.0 / sqrt((double)lo->in[t]);
-            key = mix64(mix64(seed ^ 0x4c6f5241ull) + (uint64_t)(l * LC_LORA_NT + t + 1) * GOLDEN);
+            key = lc_mix64(lc_mix64(seed ^ 0x4c6f5241ull) +
+                           (uint64_t)(l * LC_LORA_NT + t + 1) * GOLDEN);
             for (size_t i = 0; i < n; i++) {
                 /* 53 random bits: u in [0, 1) */
-                double u = (double)(mix64(key + (uint64_t)(i + 1) * GOLDEN) >> 11) * 0x1p-53;
+                double u = (double)(lc_mix64(key + (uint64_t)(i + 1) * GOLDEN) >> 11) * 0x1p-53;
                 A[i] = (float)((2.0 * u - 1.0) * bound);
             }
             /* B stays 0: training starts from the model without adapters */

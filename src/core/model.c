@@ -12,6 +12,7 @@
 #include "core/llama.h"
 #include "core/model.h"
 #include "core/ref/ref.h"
+#include "core/safetensors.h"
 #include "core/util.h"
 
 /* rows of the forward scratch used by sessions and perplexity */

@@ -12,7 +12,10 @@
 #include <sys/stat.h>
 
 #include "core/fileio.h"
+#include "core/gguf.h"
+#include "core/modelconfig.h"
 #include "core/modelfiles.h"
+#include "core/safetensors.h"
 #include "core/util.h"
 
 /* one GGUF tensor under its Hugging Face name */

@@ -29,6 +29,7 @@
 #include "core/finetune.h"
 #include "core/hidden_cache.h"
 #include "core/lora.h"
+#include "core/modelconfig.h"
 #include "core/modelfiles.h"
 #include "core/plan.h"
 #include "core/util.h"

@@ -21,6 +21,7 @@
 
 #include "core/atomicfile.h"
 #include "core/fileio.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 

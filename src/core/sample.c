@@ -6,15 +6,6 @@
 
 #include "core/util.h"
 
-/* splitmix64: a small counter-based generator, the same everywhere */
-static uint64_t next_u64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 struct prob_index {
     float p;
     int32_t i;
@@ -83,7 +74,7 @@ LC_API int32_t lc_sample_token(const float *logits, int V, float temperature, fl
             sum += pi[i].p;
         }
     }
-    u = (double)(next_u64(rng_state) >> 11) * (1.0 / 9007199254740992.0) * sum;
+    u = (double)(lc_splitmix64(rng_state) >> 11) * (1.0 / 9007199254740992.0) * sum;
     acc = 0.0;
     best = pi[keep - 1].i;
     for (int i = 0; i < keep; i++) {

@@ -1,7 +1,8 @@
 /*
  * Whole-file reads through zlib's gz* functions, which decompress gzip
  * files and pass any other file through unchanged, so that every data
- * file may be stored compressed.
+ * file may be stored compressed; and through libbz2 for the files that
+ * start with the bzip2 magic (lc_read_maybe_bz2, textio.h).
  */
 #include "config.h"
 
@@ -10,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bzlib.h>
 #include <zlib.h>
 
+#include "core/fileio.h"
+#include "core/textio.h"
 #include "core/util.h"
 
 /* bytes asked of gzread at a time (it takes an unsigned int) */
@@ -100,4 +104,139 @@ fail:
     gzclose(gz);
     free(buf);
     return rc;
+}
+
+/* ------------------------------------------------------------ bzip2 files */
+
+static lc_status read_bz2(const char *path, char **data, size_t *len, struct lc_error *err)
+{
+    void *map = NULL;
+    const char *in = NULL;
+    size_t in_len = 0;
+    char *out = NULL;
+    size_t out_len = 0;
+    size_t out_cap = 0;
+    size_t pos = 0;
+    lc_status rc = LC_OK;
+
+    rc = lc_map_file(path, &map, &in_len, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    in = map;
+    /* one stream after the other, as bzip2 -d does with concatenated files */
+    while (pos < in_len) {
+        bz_stream bz;
+        int brc;
+
+        memset(&bz, 0, sizeof(bz));
+        if (BZ2_bzDecompressInit(&bz, 0, 0) != BZ_OK) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "%s: cannot start bzip2 decompression", path);
+            goto done;
+        }
+        bz.next_in = (char *)map + pos; /* bzlib only reads it */
+        bz.avail_in = (unsigned)(in_len - pos > 0x40000000u ? 0x40000000u : in_len - pos);
+        for (;;) {
+            unsigned before_in;
+            if (out_cap - out_len < 65536 + 1) {
+                size_t want;
+                char *grown;
+                if (!lc_add_size(out_cap, out_cap / 2 + 65536 + 1, &want)) {
+                    rc = lc_err_set(err, LC_ERR_NOMEM, "%s: file too large", path);
+                    break;
+                }
+                grown = realloc(out, want);
+                if (grown == NULL) {
+                    rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory decompressing", path);
+                    break;
+                }
+                out = grown;
+                out_cap = want;
+            }
+            if (bz.avail_in == 0 && (size_t)(bz.next_in - in) < in_len) {
+                size_t left = in_len - (size_t)(bz.next_in - in);
+                bz.avail_in = (unsigned)(left > 0x40000000u ? 0x40000000u : left);
+            }
+            before_in = bz.avail_in;
+            bz.next_out = out + out_len;
+            bz.avail_out = (unsigned)(out_cap - out_len - 1 > 0x40000000u
+                                          ? 0x40000000u
+                                          : out_cap - out_len - 1);
+            {
+                unsigned before_out = bz.avail_out;
+                brc = BZ2_bzDecompress(&bz);
+                out_len += before_out - bz.avail_out;
+                if (brc == BZ_STREAM_END) {
+                    break;
+                }
+                if (brc == BZ_MEM_ERROR) {
+                    rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory decompressing", path);
+                    break;
+                }
+                if (brc != BZ_OK) {
+                    rc = lc_err_set(err, LC_ERR_FORMAT, "%s: corrupt bzip2 data (%s)", path,
+                                    brc == BZ_DATA_ERROR_MAGIC ? "bad magic number"
+                                    : brc == BZ_DATA_ERROR     ? "checksum or data error"
+                                                               : "decompression error");
+                    break;
+                }
+                /* all input used, room left for output, and no end of stream */
+                if (bz.avail_in == 0 && (size_t)(bz.next_in - in) >= in_len &&
+                    bz.avail_out > 0) {
+                    rc = lc_err_set(err, LC_ERR_FORMAT,
+                                    "%s: truncated bzip2 data (the stream ends early)", path);
+                    break;
+                }
+                if (before_in == bz.avail_in && before_out == bz.avail_out) {
+                    rc = lc_err_set(err, LC_ERR_FORMAT, "%s: corrupt bzip2 data (no progress)",
+                                    path);
+                    break;
+                }
+            }
+        }
+        pos = (size_t)(bz.next_in - in);
+        BZ2_bzDecompressEnd(&bz);
+        if (rc != LC_OK) {
+            goto done;
+        }
+        /* trailing zero padding (as tape archives leave) is not a stream */
+        while (pos < in_len && in[pos] == '\0') {
+            pos++;
+        }
+    }
+    if (out == NULL) {
+        out = malloc(1);
+        if (out == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
+            goto done;
+        }
+    }
+    out[out_len] = '\0';
+    *data = out;
+    *len = out_len;
+    out = NULL;
+
+done:
+    lc_unmap_file(map, in_len);
+    free(out);
+    return rc;
+}
+
+lc_status lc_read_maybe_bz2(const char *path, char **data, size_t *len, struct lc_error *err)
+{
+    char magic[4] = {0};
+    size_t got = 0;
+    lc_status rc;
+
+    *data = NULL;
+    *len = 0;
+    rc = lc_read_file_head(path, magic, sizeof(magic), &got, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    /* "BZh" and the block size digit */
+    if (got == 4 && memcmp(magic, "BZh", 3) == 0 && magic[3] >= '1' && magic[3] <= '9') {
+        return read_bz2(path, data, len, err);
+    }
+    return lc_read_text_file(path, data, len, err);
 }

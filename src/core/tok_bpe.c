@@ -16,15 +16,9 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
-
-/* Llama 3's pre-tokenizer (tiktoken cl100k-style) and GPT-2's. */
-const char lc_tok_llama3_regex[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
-    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const char lc_tok_gpt2_regex[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 #define META "\xE2\x96\x81" /* U+2581, SentencePiece's space */
 #define META_LEN 3
@@ -122,37 +116,6 @@ void lc_tok_work_free(struct lc_tok_work *w)
     free(w->stack);
     pcre2_match_data_free(w->md);
     free(w);
-}
-
-lc_status lc_tok_add_regex(struct lc_tokenizer *tok, const char *pattern, size_t len,
-                           struct lc_error *err)
-{
-    int code;
-    PCRE2_SIZE off;
-    pcre2_code *re;
-
-    if (tok->n_re >= LC_TOK_MAX_REGEX) {
-        return lc_err_set(err, LC_ERR_UNSUPPORTED, "more than %d pre-tokenizer regexes",
-                          LC_TOK_MAX_REGEX);
-    }
-    re = pcre2_compile((PCRE2_SPTR)pattern, len,
-                       PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
-    if (re == NULL) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(code, msg, sizeof(msg));
-        return lc_err_set(err, LC_ERR_UNSUPPORTED,
-                          "pre-tokenizer regex does not compile at offset %zu: %s", (size_t)off,
-                          (const char *)msg);
-    }
-    /* the JIT is only faster; without it the interpreter runs */
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-    tok->re[tok->n_re++] = re;
-    return LC_OK;
-}
-
-void lc_tok_free_regex(void *re)
-{
-    pcre2_code_free(re);
 }
 
 /* ---------------------------------------------------------------- heap */

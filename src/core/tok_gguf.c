@@ -14,7 +14,9 @@
 
 #include <string.h>
 
+#include "core/gguf.h"
 #include "core/tensorfile.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 

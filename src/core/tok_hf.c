@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "core/fileio.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "core/util.h"
 

@@ -28,6 +28,7 @@
 #include "core/dist_train.h"
 #include "core/fileio.h"
 #include "core/plan.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
 #include "core/util.h"
@@ -822,8 +823,8 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             size_t off, n;
             lc_dt_own(tr, g, &off, &n); /* a pipeline stage updates its own layers */
             be->ops->adamw(be, pg->params + off, pg->acc + off, pg->adam_m + off,
-                           pg->adam_v + off, (int64_t)n, (float)tr->lr, 0.9f, 0.999f, 1e-8f,
-                           (float)o->weight_decay, tr->step + 1);
+                           pg->adam_v + off, (int64_t)n, tr->lr, 0.9, 0.999, 1e-8,
+                           o->weight_decay, tr->step + 1);
         }
         rc = be->ops->sync(be, err);
         if (rc != LC_OK) {

@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #include "core/backend.h"
-#include "core/lolcats.h"
+#include "core/linattn.h"
 #include "core/model.h"
 
 #define LC_MAX_PARAM_GROUPS 2

@@ -29,6 +29,25 @@ double lc_time_now(void);
 void lc_log(enum lc_log_level level, const char *fmt, ...) LC_PRINTF(2, 3);
 int lc_log_enabled(enum lc_log_level level);
 
+/* splitmix64 (Steele, Lea and Flood, 2014), the one source of seeded
+ * randomness in the library: LC_GOLDEN_GAMMA is its Weyl increment,
+ * lc_mix64 its output function (a bijection on 64-bit words that mixes
+ * every input bit, also used alone as a hash), lc_splitmix64 the next
+ * number of the stream whose state is *state. */
+#define LC_GOLDEN_GAMMA 0x9e3779b97f4a7c15ull
+
+static inline uint64_t lc_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t lc_splitmix64(uint64_t *state)
+{
+    return lc_mix64(*state += LC_GOLDEN_GAMMA);
+}
+
 /* Aborts with file:line in every build: for broken invariants inside the
  * library (never for bad input, which gets an lc_status). */
 #define LC_ASSERT(cond)                                                        \

@@ -1,6 +1,7 @@
 /* Fuzz: a Hugging Face config.json. */
 #include "config.h"
 
+#include "core/modelconfig.h"
 #include "core/modelfiles.h"
 #include "fuzz_common.h"
 

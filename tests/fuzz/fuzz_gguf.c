@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "core/gguf.h"
+#include "core/modelconfig.h"
 #include "core/modelfiles.h"
 #include "core/tensorfile.h"
 #include "fuzz_common.h"

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "fuzz_common.h"
 

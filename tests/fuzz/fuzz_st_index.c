@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "fuzz_common.h"
 

@@ -4,7 +4,9 @@
 
 #include <string.h>
 
+#include "core/gguf.h"
 #include "core/tensorfile.h"
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "fuzz_common.h"
 #include "fuzz_tok.h"

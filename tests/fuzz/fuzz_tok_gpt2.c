@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "core/tok_vocab.h"
 #include "core/tokenizer.h"
 #include "fuzz_common.h"
 #include "fuzz_tok.h"

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/train.h"
 #include "fuzz_common.h"

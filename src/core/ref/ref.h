@@ -9,6 +9,7 @@
 #define LC_CORE_REF_REF_H
 
 #include "core/backend.h"
+#include "core/util.h"
 
 /* memory entries shared by every host-memory backend (ref and cpu) */
 void *lc_host_alloc(struct lc_backend *be, size_t bytes);
@@ -20,15 +21,8 @@ lc_status lc_host_sync(struct lc_backend *be, struct lc_error *err);
 /* Dropout's uniform numbers: u(seed, i) in [0, 1) with 24 random bits, so
  * that u is exact in float and every backend draws the same mask.  The
  * seed is mixed first and the index added as a Weyl sequence, then mixed
- * again (the splitmix64 finalizer). */
-static inline uint64_t lc_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-#define LC_DROPOUT_GAMMA 0x9e3779b97f4a7c15ull
+ * again (lc_mix64, util.h). */
+#define LC_DROPOUT_GAMMA LC_GOLDEN_GAMMA
 
 static inline float lc_dropout_uniform(uint64_t seed, uint64_t i)
 {

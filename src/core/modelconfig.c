@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/gguf.h"
+#include "core/modelconfig.h"
 #include "core/modelfiles.h"
 #include "core/util.h"
 

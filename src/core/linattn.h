@@ -7,8 +7,8 @@
  * Arena layout, layer after layer:
  *   Wq [H, D, f] | Wk [H, D, f] | theta [H]
  */
-#ifndef LC_CORE_LOLCATS_H
-#define LC_CORE_LOLCATS_H
+#ifndef LC_CORE_LINATTN_H
+#define LC_CORE_LINATTN_H
 
 #include "core/backend.h"
 #include "lolcats/lolcats.h"
@@ -123,4 +123,4 @@ void lc_linattn_forward(const struct lc_linattn *a, const float *arena, int l, i
                         const float *q, const float *k, const float *v, float *fq, float *fk,
                         float *y, float *mx, float *den);
 
-#endif /* LC_CORE_LOLCATS_H */
+#endif /* LC_CORE_LINATTN_H */

@@ -7,8 +7,9 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/linattn.h"
 #include "core/llama.h"
-#include "core/lolcats.h"
+#include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/util.h"
 
