@@ -499,7 +499,16 @@ enum lc_window_mode {
 enum lc_train_stage {
     LC_STAGE_TRANSFER = 1, /* train feature maps and window factors to mimic softmax attention */
     LC_STAGE_FINETUNE = 2, /* train LoRA adapters with next-token cross-entropy */
-    LC_STAGE_ALL = 3       /* both, stage 2 starting from stage 1's best weights */
+    LC_STAGE_ALL = 3,      /* both, stage 2 starting from stage 1's best weights */
+    LC_STAGE_LORA_ONLY = 4 /* the yardstick of stage 2: the same LoRA training on the original
+                            * model, softmax attention kept */
+};
+
+/* Learning-rate schedules of a stage (each after the optional warm-up) */
+enum lc_lr_schedule {
+    LC_LR_PLATEAU = 0,  /* ReduceLROnPlateau on the validation loss (the reference recipe) */
+    LC_LR_COSINE = 1,   /* cosine decay from the stage's rate to min_lr over its steps */
+    LC_LR_CONSTANT = 2  /* the stage's rate throughout */
 };
 
 /* LoRA target bits */
@@ -541,11 +550,17 @@ struct lc_train_opts {
                              * untrained feature maps, trained jointly with LoRA */
     int merge;              /* stage 2: also write out_dir/merged, a plain Hugging Face model with
                              * the adapters folded into the weights */
+    int compare_lora;       /* after the other stages, also the lora-only stage (the same LoRA on
+                             * the original model) into out_dir/lora-only */
     /* optimizer and schedule */
     double weight_decay;    /* default 0 */
     double plateau_factor;  /* ReduceLROnPlateau factor; default 0.1 */
     int plateau_patience;   /* default 10 */
     double min_lr;          /* default 1e-5 */
+    int lr_schedule;        /* enum lc_lr_schedule of stage 1; default plateau */
+    int lora_lr_schedule;   /* enum lc_lr_schedule of stage 2 (and lora-only); default plateau */
+    int64_t warmup_steps;   /* linear warm-up from lr/warmup_steps, stage 1; default 0 */
+    int64_t lora_warmup_steps; /* the same for stage 2 (and lora-only); default 0 */
 };
 
 /** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */

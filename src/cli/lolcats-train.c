@@ -30,7 +30,8 @@ static void usage(FILE *out)
             "  -d, --data FILE         training text: plain text, JSON lines of {\"text\"}, or\n"
             "                          Alpaca records (JSON array or lines); gzip allowed\n"
             "  -o, --out DIR           output folder (created if missing)\n"
-            "      --stage STAGE       transfer, finetune or all (default all: both)\n"
+            "      --stage STAGE       transfer, finetune or all (default all: both); or\n"
+            "                          lora-only: the same LoRA on the original model\n"
             "      --format FMT        auto, text, jsonl or alpaca (default auto)\n"
             "      --val-fraction F    held-out fraction of a text file (default 0.1)\n"
             "      --val-records N     held-out records of a record file (default 200)\n"
@@ -51,6 +52,8 @@ static void usage(FILE *out)
             "      --plateau-factor F  learning-rate factor on a plateau (default 0.1)\n"
             "      --plateau-patience N  evaluations without improvement first (default 10)\n"
             "      --min-lr LR         lower bound of the learning rate (default 1e-05)\n"
+            "      --lr-schedule S     stage 1: plateau (default), cosine or constant\n"
+            "      --warmup-steps N    stage 1: linear warm-up steps (default 0)\n"
             "      --seed S            data order seed (default 0)\n"
             "\n"
             "Linear attention:\n"
@@ -66,6 +69,8 @@ static void usage(FILE *out)
             "      --lora-dropout P    dropout on the adapters' input (default 0)\n"
             "      --lora-targets LIST projections to adapt, any of q,k,v,o (default q,k,v,o)\n"
             "      --lora-lr LR        AdamW learning rate of stage 2 (default 0.0001)\n"
+            "      --lora-lr-schedule S  stage 2: plateau (default), cosine or constant\n"
+            "      --lora-warmup-steps N  stage 2: linear warm-up steps (default 0)\n"
             "      --train-feature-maps  also train the feature maps and window factors\n"
             "      --no-transfer       skip attention transfer: untrained feature maps, trained\n"
             "                          jointly with LoRA (the paper's baseline)\n"
@@ -73,6 +78,8 @@ static void usage(FILE *out)
             "                          recompute the rest (less memory, more time)\n"
             "      --merge             also write DIR/merged: the model with the adapters\n"
             "                          folded into its weights (Hugging Face folder)\n"
+            "      --compare-lora      also train the same LoRA on the original model into\n"
+            "                          DIR/lora-only and compare it in the summary\n"
             "\n"
             "General:\n"
             "      --backend NAME      compute backend: cpu (default), cuda or ref\n"
@@ -103,6 +110,8 @@ enum {
     OPT_PLATEAU_FACTOR,
     OPT_PLATEAU_PATIENCE,
     OPT_MIN_LR,
+    OPT_LR_SCHEDULE,
+    OPT_WARMUP_STEPS,
     OPT_SEED,
     OPT_FEATURE_DIM,
     OPT_WINDOW,
@@ -114,12 +123,30 @@ enum {
     OPT_LORA_DROPOUT,
     OPT_LORA_TARGETS,
     OPT_LORA_LR,
+    OPT_LORA_LR_SCHEDULE,
+    OPT_LORA_WARMUP_STEPS,
     OPT_TRAIN_FEATURE_MAPS,
     OPT_NO_TRANSFER,
     OPT_RECOMPUTE,
     OPT_MERGE,
+    OPT_COMPARE_LORA,
     OPT_NO_SUMMARY
 };
+
+static int parse_schedule(const char *opt, const char *s, int *out)
+{
+    if (strcmp(s, "plateau") == 0) {
+        *out = LC_LR_PLATEAU;
+    } else if (strcmp(s, "cosine") == 0) {
+        *out = LC_LR_COSINE;
+    } else if (strcmp(s, "constant") == 0) {
+        *out = LC_LR_CONSTANT;
+    } else {
+        cli_usage_error("%s: '%s' is not plateau, cosine or constant", opt, s);
+        return 0;
+    }
+    return 1;
+}
 
 /* "q,k,v,o" or any subset; q_proj etc. are accepted too */
 static int parse_targets(const char *s, unsigned *out)
@@ -174,6 +201,8 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"plateau-factor", required_argument, NULL, OPT_PLATEAU_FACTOR},
         {"plateau-patience", required_argument, NULL, OPT_PLATEAU_PATIENCE},
         {"min-lr", required_argument, NULL, OPT_MIN_LR},
+        {"lr-schedule", required_argument, NULL, OPT_LR_SCHEDULE},
+        {"warmup-steps", required_argument, NULL, OPT_WARMUP_STEPS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"feature-dim", required_argument, NULL, OPT_FEATURE_DIM},
         {"window", required_argument, NULL, OPT_WINDOW},
@@ -185,10 +214,13 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"lora-dropout", required_argument, NULL, OPT_LORA_DROPOUT},
         {"lora-targets", required_argument, NULL, OPT_LORA_TARGETS},
         {"lora-lr", required_argument, NULL, OPT_LORA_LR},
+        {"lora-lr-schedule", required_argument, NULL, OPT_LORA_LR_SCHEDULE},
+        {"lora-warmup-steps", required_argument, NULL, OPT_LORA_WARMUP_STEPS},
         {"train-feature-maps", no_argument, NULL, OPT_TRAIN_FEATURE_MAPS},
         {"no-transfer", no_argument, NULL, OPT_NO_TRANSFER},
         {"recompute", no_argument, NULL, OPT_RECOMPUTE},
         {"merge", no_argument, NULL, OPT_MERGE},
+        {"compare-lora", no_argument, NULL, OPT_COMPARE_LORA},
         {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
         CLI_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -219,8 +251,11 @@ static int parse_args(int argc, char **argv, struct train_args *a)
                 t->stage = LC_STAGE_FINETUNE;
             } else if (strcmp(optarg, "all") == 0) {
                 t->stage = LC_STAGE_ALL;
+            } else if (strcmp(optarg, "lora-only") == 0) {
+                t->stage = LC_STAGE_LORA_ONLY;
             } else {
-                return cli_usage_error("--stage: '%s' is not transfer, finetune or all", optarg);
+                return cli_usage_error("--stage: '%s' is not transfer, finetune, all or lora-only",
+                                       optarg);
             }
             break;
         case CLI_OPT_FORMAT:
@@ -304,6 +339,28 @@ static int parse_args(int argc, char **argv, struct train_args *a)
                 return CLI_EXIT_USAGE;
             }
             break;
+        case OPT_LR_SCHEDULE:
+            if (!parse_schedule("--lr-schedule", optarg, &t->lr_schedule)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_LORA_LR_SCHEDULE:
+            if (!parse_schedule("--lora-lr-schedule", optarg, &t->lora_lr_schedule)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_WARMUP_STEPS:
+            if (!cli_parse_int("--warmup-steps", optarg, 0, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->warmup_steps = n;
+            break;
+        case OPT_LORA_WARMUP_STEPS:
+            if (!cli_parse_int("--lora-warmup-steps", optarg, 0, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->lora_warmup_steps = n;
+            break;
         case OPT_SEED:
             if (!cli_parse_int("--seed", optarg, 0, INT64_MAX, &n)) {
                 return CLI_EXIT_USAGE;
@@ -382,6 +439,9 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         case OPT_MERGE:
             t->merge = 1;
             break;
+        case OPT_COMPARE_LORA:
+            t->compare_lora = 1;
+            break;
         case OPT_NO_SUMMARY:
             a->no_summary = 1;
             break;
@@ -402,11 +462,16 @@ static int parse_args(int argc, char **argv, struct train_args *a)
     if (t->mse_weight == 0 && t->xent_weight == 0) {
         return cli_usage_error("--mse-weight and --xent-weight cannot both be 0");
     }
-    if (t->skip_transfer && t->stage == LC_STAGE_TRANSFER) {
-        return cli_usage_error("--no-transfer cannot be used with --stage transfer");
+    if (t->skip_transfer && (t->stage == LC_STAGE_TRANSFER || t->stage == LC_STAGE_LORA_ONLY)) {
+        return cli_usage_error("--no-transfer cannot be used with --stage %s",
+                               t->stage == LC_STAGE_TRANSFER ? "transfer" : "lora-only");
     }
     if (t->merge && t->stage == LC_STAGE_TRANSFER) {
-        return cli_usage_error("--merge needs the LoRA stage (--stage finetune or all)");
+        return cli_usage_error("--merge needs a LoRA stage (--stage finetune, all or lora-only)");
+    }
+    if (t->compare_lora && t->stage == LC_STAGE_LORA_ONLY) {
+        return cli_usage_error("--compare-lora is for the LoLCATs stages; --stage lora-only is "
+                               "the comparison alone");
     }
     if (t->skip_transfer) {
         t->stage = LC_STAGE_FINETUNE; /* nothing of stage 1 runs */
@@ -431,7 +496,9 @@ struct run_state {
 
 static const char *stage_name(int stage)
 {
-    return stage == LC_STAGE_TRANSFER ? "transfer" : "finetune";
+    return stage == LC_STAGE_TRANSFER   ? "transfer"
+           : stage == LC_STAGE_FINETUNE ? "finetune"
+                                        : "lora-only";
 }
 
 static int on_event(const struct lc_train_event *ev, void *user)
@@ -469,7 +536,7 @@ static int on_event(const struct lc_train_event *ev, void *user)
             }
         }
         cli_progress_clear(&rs->prog);
-        if (ev->stage == LC_STAGE_FINETUNE) {
+        if (ev->stage != LC_STAGE_TRANSFER) {
             /* the loss is a mean NLL per token: show its perplexity too */
             snprintf(extra, sizeof(extra), " (perplexity %.4f)", exp(ev->val_loss));
         } else {
@@ -488,6 +555,11 @@ static int on_event(const struct lc_train_event *ev, void *user)
         break;
     }
     return cli_interrupted();
+}
+
+static const char *schedule_name(int s)
+{
+    return s == LC_LR_COSINE ? "cosine" : s == LC_LR_CONSTANT ? "constant" : "plateau";
 }
 
 static void print_config(const struct train_args *a, const struct lc_model_config *mc,
@@ -510,11 +582,13 @@ static void print_config(const struct train_args *a, const struct lc_model_confi
     }
     fputc('\n', stderr);
     fprintf(stderr, "output      %s%s\n", t->out_dir, t->resume ? " (resuming)" : "");
-    fprintf(stderr, "stage       %s%s\n",
-            t->stage == LC_STAGE_TRANSFER   ? "transfer"
-            : t->stage == LC_STAGE_FINETUNE ? "finetune"
-                                            : "all (transfer, then finetune)",
-            t->skip_transfer ? ", without attention transfer (baseline)" : "");
+    fprintf(stderr, "stage       %s%s%s\n",
+            t->stage == LC_STAGE_TRANSFER    ? "transfer"
+            : t->stage == LC_STAGE_FINETUNE  ? "finetune"
+            : t->stage == LC_STAGE_LORA_ONLY ? "lora-only (LoRA on the original model)"
+                                             : "all (transfer, then finetune)",
+            t->skip_transfer ? ", without attention transfer (baseline)" : "",
+            t->compare_lora ? "; then lora-only into DIR/lora-only" : "");
     fprintf(stderr, "batches     seq-len %d, batch-size %d, grad-accum %d, seed %llu\n", T,
             t->batch_size, t->grad_accum, (unsigned long long)t->seed);
     if (t->max_steps >= 0) {
@@ -530,11 +604,14 @@ static void print_config(const struct train_args *a, const struct lc_model_confi
     fprintf(stderr, "optimizer   AdamW lr %g, weight decay %g; plateau factor %g, patience %d, "
                     "min lr %g\n",
             t->lr, t->weight_decay, t->plateau_factor, t->plateau_patience, t->min_lr);
+    fprintf(stderr, "schedule    stage 1 %s, warm-up %lld; LoRA %s, warm-up %lld\n",
+            schedule_name(t->lr_schedule), (long long)t->warmup_steps,
+            schedule_name(t->lora_lr_schedule), (long long)t->lora_warmup_steps);
     fprintf(stderr, "attention   feature dim %d (x2), window %d %s; loss %g x MSE + %g x XENT\n",
             t->feature_dim, t->window,
             t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", t->mse_weight,
             t->xent_weight);
-    if (t->stage & LC_STAGE_FINETUNE) {
+    if ((t->stage & LC_STAGE_FINETUNE) || t->stage == LC_STAGE_LORA_ONLY || t->compare_lora) {
         fprintf(stderr, "lora        rank %d, alpha %g, dropout %g on %s%s%s%s, lr %g%s%s%s\n",
                 t->lora_rank, t->lora_alpha, t->lora_dropout,
                 t->lora_targets & LC_LORA_Q ? "q" : "", t->lora_targets & LC_LORA_K ? "k" : "",
@@ -555,8 +632,11 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     struct lc_ppl_result teacher;
     struct lc_ppl_result student;
     struct lc_ppl_result finetuned;
+    struct lc_ppl_result yardstick;
     int with_lora;
     int transfer_only;
+    int lora_only = a->t.stage == LC_STAGE_LORA_ONLY;
+    char *yardstick_dir = NULL;
     const struct lc_model_config *mc = lc_model_get_config(model);
     int ctx = a->t.seq_len > 0 ? a->t.seq_len
                                : (mc->max_position_embeddings > 0 &&
@@ -575,8 +655,8 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     }
     /* attention transfer alone: the feature maps of stage 1 without the
      * adapter (not when stage 2 trained the maps too) */
-    with_lora = rc == LC_OK && lc_model_has_adapter(model);
-    transfer_only = !with_lora || !a->t.train_feature_maps;
+    with_lora = rc == LC_OK && lc_model_has_adapter(model) && !lora_only;
+    transfer_only = !lora_only && (!with_lora || !a->t.train_feature_maps);
     if (rc == LC_OK && transfer_only) {
         lc_model_use_adapter(model, 0);
         rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &student, &err);
@@ -585,6 +665,20 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     if (rc == LC_OK && with_lora) {
         rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &finetuned, &err);
     }
+    /* the yardstick: the same LoRA on the original model */
+    if (rc == LC_OK && a->t.compare_lora) {
+        yardstick_dir = malloc(strlen(a->t.out_dir) + sizeof("/lora-only"));
+        if (yardstick_dir == NULL) {
+            cli_error("out of memory");
+            return CLI_EXIT_RESOURCES;
+        }
+        sprintf(yardstick_dir, "%s/lora-only", a->t.out_dir);
+        rc = lc_model_load_lolcats(model, yardstick_dir, &err);
+    }
+    if (rc == LC_OK && (lora_only || a->t.compare_lora)) {
+        rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &yardstick, &err);
+    }
+    free(yardstick_dir);
     if (rc != LC_OK) {
         return cli_fail(rc, &err, 0);
     }
@@ -600,6 +694,14 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
                a->t.skip_transfer ? "linearized, no transfer + LoRA"
                                   : "linearized, attention transfer + LoRA",
                finetuned.ppl, 100.0 * (finetuned.ppl / teacher.ppl - 1.0));
+    }
+    if (lora_only || a->t.compare_lora) {
+        printf("  %-40s %10.4f   (%+.2f%%)\n", "teacher + LoRA (softmax attention)", yardstick.ppl,
+               100.0 * (yardstick.ppl / teacher.ppl - 1.0));
+    }
+    if (with_lora && a->t.compare_lora) {
+        printf("  %-40s %10.4f\n", "ratio linearized / (teacher + LoRA)",
+               finetuned.ppl / yardstick.ppl);
     }
     if (rs->first_layer_mse != NULL && !isnan(rs->first_val)) {
         printf("validation attention MSE per layer (start -> best)\n");

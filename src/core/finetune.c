@@ -1,7 +1,9 @@
 /*
  * Stage 2, low-rank linearizing: the forward and backward of the whole
  * linearized model with LoRA (see finetune.h for what is kept), and the
- * stage hooks of the training loop.
+ * stage hooks of the training loop.  The lora-only stage, the yardstick of
+ * stage 2, runs the same code on the original model: its softmax attention
+ * is the hybrid attention with a window as long as the chunk.
  *
  * Loss of a micro-batch: next-token cross-entropy, position i predicting
  * labels[i + 1] of its chunk (labels from the data pipeline, -100 =
@@ -423,13 +425,22 @@ struct finetune_ctx {
     float *lin_best;   /* host */
     int32_t *targets;  /* host [B*T] */
     struct lc_lora *prev_lora; /* what the model had attached before */
+    struct lc_linattn *softmax; /* lora-only stage: softmax attention in hybrid form */
 };
+
+lc_status lc_ft_softmax_attention(struct lc_linattn **out, const struct lc_llama *m, int T,
+                                  struct lc_error *err)
+{
+    const struct lc_linattn_cfg cfg = {.feature_dim = 1, .window = T, .mode = LC_WINDOW_SLIDING};
+    return lc_linattn_new(out, m, &cfg, err);
+}
 
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     const struct lc_train_opts *o = tr->o;
-    const int train_fmaps = o->train_feature_maps || o->skip_transfer;
+    const int softmax = o->stage == LC_STAGE_LORA_ONLY;
+    const int train_fmaps = !softmax && (o->train_feature_maps || o->skip_transfer);
     const size_t N = (size_t)tr->B * (size_t)tr->T;
     struct lc_lora_cfg lcfg = {
         .rank = o->lora_rank, .alpha = o->lora_alpha, .dropout = o->lora_dropout,
@@ -443,8 +454,12 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
     }
     tr->stage_ctx = x;
     rc = lc_lora_new(&x->lora, tr->m, &lcfg, o->seed, err);
+    if (rc == LC_OK && softmax) {
+        rc = lc_ft_softmax_attention(&x->softmax, tr->m, tr->T, err);
+    }
     if (rc == LC_OK) {
-        rc = lc_ft_new(&x->ft, tr->m, tr->lin, x->lora, (int)N, o->recompute, train_fmaps, err);
+        rc = lc_ft_new(&x->ft, tr->m, softmax ? x->softmax : tr->lin, x->lora, (int)N,
+                       o->recompute, train_fmaps, err);
     }
     if (rc != LC_OK) {
         return rc;
@@ -512,6 +527,7 @@ void lc_finetune_teardown(struct lc_trainer *tr)
     free(x->targets);
     lc_ft_free(x->ft);
     lc_lora_free(x->lora);
+    lc_linattn_free(x->softmax);
     free(x);
     tr->stage_ctx = NULL;
     tr->n_groups = 0;
@@ -520,9 +536,8 @@ void lc_finetune_teardown(struct lc_trainer *tr)
 size_t lc_finetune_act_bytes(struct lc_trainer *tr, int recompute)
 {
     struct finetune_ctx *x = tr->stage_ctx;
-    const struct lc_train_opts *o = tr->o;
-    return lc_ft_bytes(tr->m, tr->lin, x->lora, tr->B * tr->T, recompute,
-                       o->train_feature_maps || o->skip_transfer);
+    return lc_ft_bytes(tr->m, x->ft->lin, x->lora, tr->B * tr->T, recompute,
+                       x->ft->train_fmaps);
 }
 
 static lc_status finetune_microbatch(struct lc_trainer *tr, const int32_t *ids,
@@ -600,6 +615,14 @@ lc_status lc_finetune_merge(struct lc_trainer *tr, struct lc_error *err)
 const struct lc_stage_hooks lc_finetune_hooks = {
     .stage = LC_STAGE_FINETUNE,
     .name = "finetune",
+    .microbatch = finetune_microbatch,
+    .save_outputs = finetune_save,
+    .reports_layers = 0,
+};
+
+const struct lc_stage_hooks lc_lora_only_hooks = {
+    .stage = LC_STAGE_LORA_ONLY,
+    .name = "lora-only",
     .microbatch = finetune_microbatch,
     .save_outputs = finetune_save,
     .reports_layers = 0,

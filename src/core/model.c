@@ -700,6 +700,7 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     json_t *attn;
     json_t *base;
     const char *mode;
+    int softmax;
     struct lc_linattn_cfg cfg;
     struct lc_linattn *lin = NULL;
     struct lc_lora *lora = NULL;
@@ -721,15 +722,23 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     }
     attn = json_object_get(root, "attention");
     base = json_object_get(root, "base_model");
+    softmax = json_is_object(attn) &&
+              json_is_string(json_object_get(attn, "type")) &&
+              strcmp(json_string_value(json_object_get(attn, "type")), "softmax") == 0;
     mode = json_string_value(json_object_get(attn, "window_mode"));
-    if (!json_is_object(attn) || !json_int_field(attn, "feature_dim", &cfg.feature_dim) ||
-        !json_int_field(attn, "window", &cfg.window) || mode == NULL) {
+    /* (type "softmax": the lora-only stage, the original attention with an
+     * adapter, has no linear attention to read) */
+    if (!softmax && (!json_is_object(attn) ||
+                     !json_int_field(attn, "feature_dim", &cfg.feature_dim) ||
+                     !json_int_field(attn, "window", &cfg.window) || mode == NULL)) {
         rc = lc_err_set(err, LC_ERR_FORMAT,
                         "%s: \"attention\" needs integer feature_dim and window, and window_mode",
                         path);
         goto done;
     }
-    if (strcmp(mode, "terraced") == 0) {
+    if (softmax) {
+        cfg.mode = LC_WINDOW_SLIDING; /* unused */
+    } else if (strcmp(mode, "terraced") == 0) {
         cfg.mode = LC_WINDOW_TERRACED;
     } else if (strcmp(mode, "sliding") == 0) {
         cfg.mode = LC_WINDOW_SLIDING;
@@ -749,25 +758,27 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
                         path, c->n_layers, c->n_heads, c->head_dim);
         goto done;
     }
-    rc = lc_linattn_new(&lin, m->llama, &cfg, err);
-    if (rc != LC_OK) {
-        goto done;
+    if (!softmax) {
+        rc = lc_linattn_new(&lin, m->llama, &cfg, err);
+        if (rc == LC_OK) {
+            free(path);
+            path = lc_path_join(dir, "feature_maps.safetensors");
+            rc = path != NULL ? lc_linattn_load(lin, path, err)
+                              : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        }
+        if (rc != LC_OK) {
+            goto done;
+        }
     }
-    free(path);
-    path = lc_path_join(dir, "feature_maps.safetensors");
-    rc = path != NULL ? lc_linattn_load(lin, path, err)
-                      : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    if (rc != LC_OK) {
-        goto done;
-    }
-    /* the LoRA adapter of stage 2, when the folder has one */
+    /* the LoRA adapter of stage 2, when the folder has one (the lora-only
+     * stage's folder must) */
     free(path);
     path = lc_path_join(dir, LC_ADAPTER_CONFIG_FILE);
     if (path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (access(path, F_OK) == 0) {
+    if (access(path, F_OK) == 0 || softmax) {
         rc = lc_lora_load(&lora, m->llama, dir, err);
         if (rc != LC_OK) {
             goto done;

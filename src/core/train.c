@@ -60,16 +60,24 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
     o->plateau_factor = 0.1;
     o->plateau_patience = 10;
     o->min_lr = 1e-5;
+    o->lr_schedule = LC_LR_PLATEAU;
+    o->lora_lr_schedule = LC_LR_PLATEAU;
+    o->warmup_steps = 0;
+    o->lora_warmup_steps = 0;
 }
 
 /* ------------------------------------------------------------ events */
+
+static double step_lr(const struct lc_trainer *tr);
 
 static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
 {
     ev->stage = tr->hooks->stage;
     ev->step = tr->step;
     ev->epoch = tr->epoch;
-    ev->lr = tr->lr;
+    if (ev->kind != LC_EV_STEP) {
+        ev->lr = step_lr(tr); /* a step event has the rate of the step it reports */
+    }
     ev->best_val_loss = tr->best_val;
     ev->n_layers = tr->m->cfg.n_layers;
     if (tr->on_event == NULL) {
@@ -165,6 +173,38 @@ static int64_t total_steps(const struct lc_trainer *tr)
     return (int64_t)tr->o->epochs * steps_per_epoch(tr);
 }
 
+static int is_lora_stage(const struct lc_trainer *tr)
+{
+    return tr->hooks->stage != LC_STAGE_TRANSFER;
+}
+
+static int stage_schedule(const struct lc_trainer *tr)
+{
+    return is_lora_stage(tr) ? tr->o->lora_lr_schedule : tr->o->lr_schedule;
+}
+
+/* The learning rate of the next step (number tr->step + 1): the schedule
+ * applied to the base rate tr->lr (which only the plateau schedule lowers,
+ * at evaluations), times the warm-up ramp (k / warmup for step k). */
+static double step_lr(const struct lc_trainer *tr)
+{
+    const struct lc_train_opts *o = tr->o;
+    const int64_t warm = is_lora_stage(tr) ? o->lora_warmup_steps : o->warmup_steps;
+    const int64_t total = total_steps(tr);
+    double lr = tr->lr;
+
+    if (stage_schedule(tr) == LC_LR_COSINE && tr->step > warm && total > warm) {
+        const double pi = 3.14159265358979323846;
+        double lo = o->min_lr < tr->lr ? o->min_lr : tr->lr;
+        double p = (double)(tr->step - warm) / (double)(total - warm);
+        lr = lo + (tr->lr - lo) * 0.5 * (1.0 + cos(pi * p));
+    }
+    if (tr->step < warm) {
+        lr *= (double)(tr->step + 1) / (double)warm;
+    }
+    return lr;
+}
+
 static lc_status ensure_perm(struct lc_trainer *tr, struct lc_error *err)
 {
     if (tr->perm == NULL) {
@@ -235,13 +275,15 @@ static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
              "eval_every=%d val=%lld lr=%.17g lora_lr=%.17g f=%d window=%d mode=%d mse=%.17g "
              "xent=%.17g rank=%d alpha=%.17g dropout=%.17g targets=%u train_fmaps=%d "
              "skip_transfer=%d wd=%.17g factor=%.17g patience=%d min_lr=%.17g chunks=%lld "
-             "data=%016llx",
+             "data=%016llx schedule=%d,%d warmup=%lld,%lld",
              tr->hooks->name, tr->T, tr->B, o->grad_accum, (unsigned long long)o->seed,
              (long long)o->max_steps, o->epochs, o->eval_every, (long long)tr->n_val, o->lr,
              o->lora_lr, o->feature_dim, o->window, o->window_mode, o->mse_weight,
              o->xent_weight, o->lora_rank, o->lora_alpha, o->lora_dropout, o->lora_targets,
              o->train_feature_maps, o->skip_transfer, o->weight_decay, o->plateau_factor,
-             o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h);
+             o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h,
+             o->lr_schedule, o->lora_lr_schedule, (long long)o->warmup_steps,
+             (long long)o->lora_warmup_steps);
 }
 
 static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
@@ -451,7 +493,7 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
     if (rc != LC_OK) {
         goto done;
     }
-    if (tr->step > 0) {
+    if (tr->step > 0 && stage_schedule(tr) == LC_LR_PLATEAU) {
         plateau_step(tr, val);
     }
     ev.kind = LC_EV_EVAL;
@@ -473,7 +515,7 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"val_loss\": %.9g, "
                          "\"best_val_loss\": %.9g, \"lr\": %.9g",
                      tr->hooks->name, (long long)tr->step, (long long)tr->epoch, val, tr->best_val,
-                     tr->lr);
+                     step_lr(tr));
         if (tr->hooks->reports_layers) {
             metrics_line(tr, ", \"layer_mse\": [");
             for (int l = 0; l < L; l++) {
@@ -504,7 +546,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     int found = 0;
     lc_status rc;
 
-    tr->lr = tr->hooks->stage == LC_STAGE_TRANSFER ? o->lr : o->lora_lr;
+    tr->lr = is_lora_stage(tr) ? o->lora_lr : o->lr;
     tr->plateau_best = INFINITY;
     tr->plateau_bad = 0;
     tr->best_val = INFINITY;
@@ -531,7 +573,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     ev.kind = LC_EV_START;
     ev.total_steps = total;
     ev.tokens_per_step = (int64_t)tr->B * tr->T * o->grad_accum;
-    if (tr->hooks->stage == LC_STAGE_FINETUNE) {
+    if (is_lora_stage(tr)) {
         ev.act_bytes = (int64_t)lc_finetune_act_bytes(tr, 0);
         ev.act_bytes_recompute = (int64_t)lc_finetune_act_bytes(tr, 1);
     }
@@ -547,6 +589,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     }
     while (tr->step < total) {
         double t0 = lc_time_now();
+        double lr = step_lr(tr);
         double loss = 0.0;
         int64_t n_mb = o->grad_accum;
         int64_t tokens = 0;
@@ -582,12 +625,12 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
             return lc_err_set(err, LC_ERR_NUMERIC,
                               "%s: the training loss is not finite at step %lld (lr %g); "
                               "try a smaller learning rate",
-                              tr->hooks->name, (long long)tr->step + 1, tr->lr);
+                              tr->hooks->name, (long long)tr->step + 1, lr);
         }
         for (int g = 0; g < tr->n_groups; g++) {
             struct lc_param_group *pg = &tr->groups[g];
             be->ops->adamw(be, pg->params, pg->grads, pg->adam_m, pg->adam_v, (int64_t)pg->n,
-                           (float)tr->lr, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay,
+                           (float)lr, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay,
                            tr->step + 1);
         }
         rc = be->ops->sync(be, err);
@@ -602,13 +645,14 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         }
         memset(&ev, 0, sizeof(ev));
         ev.kind = LC_EV_STEP;
+        ev.lr = lr;
         ev.total_steps = total;
         ev.loss = loss;
         ev.tokens_per_s = (double)tokens / (lc_time_now() - t0 + 1e-9);
         ev.tokens_per_step = tokens;
         metrics_line(tr, "{\"stage\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, "
                          "\"lr\": %.9g, \"tokens_per_s\": %.1f}\n",
-                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, tr->lr,
+                     tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, lr,
                      ev.tokens_per_s);
         if (emit(tr, &ev) != 0) {
             rc = save_state(tr, err);
@@ -667,6 +711,7 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
 {
     const struct lc_train_opts *o = tr->o;
     const struct lc_model_config *c = &tr->m->cfg;
+    const int softmax = o->stage == LC_STAGE_LORA_ONLY;
     json_t *root = json_object();
     json_t *base = json_object();
     json_t *attn = json_object();
@@ -693,15 +738,20 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_object_set_new(base, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(root, "base_model", base);
     base = NULL;
-    json_object_set_new(attn, "type", json_string("hedgehog_window"));
-    json_object_set_new(attn, "feature_dim", json_integer(o->feature_dim));
-    json_object_set_new(attn, "window", json_integer(o->window));
-    json_object_set_new(attn, "window_mode", json_string(mode_name(o->window_mode)));
-    json_object_set_new(attn, "feature_map_eps", json_real(LC_FMAP_EPS));
-    json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
+    if (softmax) {
+        /* the lora-only stage: the original attention with the adapter */
+        json_object_set_new(attn, "type", json_string("softmax"));
+    } else {
+        json_object_set_new(attn, "type", json_string("hedgehog_window"));
+        json_object_set_new(attn, "feature_dim", json_integer(o->feature_dim));
+        json_object_set_new(attn, "window", json_integer(o->window));
+        json_object_set_new(attn, "window_mode", json_string(mode_name(o->window_mode)));
+        json_object_set_new(attn, "feature_map_eps", json_real(LC_FMAP_EPS));
+        json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
+    }
     json_object_set_new(root, "attention", attn);
     attn = NULL;
-    if (o->stage & LC_STAGE_FINETUNE) {
+    if (softmax || (o->stage & LC_STAGE_FINETUNE)) {
         static const char *const names[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
         for (int t = 0; t < 4; t++) {
             if (o->lora_targets & (1u << t)) {
@@ -714,9 +764,11 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
         json_object_set_new(lora, "target_modules", targets);
         targets = NULL;
         json_object_set_new(lora, "lr", json_real(o->lora_lr));
-        json_object_set_new(lora, "train_feature_maps",
-                            json_boolean(o->train_feature_maps || o->skip_transfer));
-        json_object_set_new(lora, "attention_transfer", json_boolean(!o->skip_transfer));
+        if (!softmax) {
+            json_object_set_new(lora, "train_feature_maps",
+                                json_boolean(o->train_feature_maps || o->skip_transfer));
+            json_object_set_new(lora, "attention_transfer", json_boolean(!o->skip_transfer));
+        }
         json_object_set_new(lora, "adapter_file", json_string("adapter_model.safetensors"));
         json_object_set_new(lora, "adapter_config_file", json_string("adapter_config.json"));
         json_object_set_new(root, "lora", lora);
@@ -727,9 +779,11 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_object_set_new(train, "batch_size", json_integer(tr->B));
     json_object_set_new(train, "grad_accum", json_integer(o->grad_accum));
     json_object_set_new(train, "seed", json_integer((json_int_t)o->seed));
-    json_object_set_new(train, "transfer_lr", json_real(o->lr));
-    json_object_set_new(train, "mse_weight", json_real(o->mse_weight));
-    json_object_set_new(train, "xent_weight", json_real(o->xent_weight));
+    if (!softmax) {
+        json_object_set_new(train, "transfer_lr", json_real(o->lr));
+        json_object_set_new(train, "mse_weight", json_real(o->mse_weight));
+        json_object_set_new(train, "xent_weight", json_real(o->xent_weight));
+    }
     json_object_set_new(root, "training", train);
     train = NULL;
     text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -847,8 +901,19 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
 static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts *o, int T,
                             struct lc_error *err)
 {
-    if (o->stage < LC_STAGE_TRANSFER || o->stage > LC_STAGE_ALL) {
+    const int lora_stage = o->stage == LC_STAGE_LORA_ONLY || (o->stage & LC_STAGE_FINETUNE);
+
+    if (o->stage < LC_STAGE_TRANSFER || o->stage > LC_STAGE_LORA_ONLY) {
         return lc_err_set(err, LC_ERR_ARG, "unknown stage %d", o->stage);
+    }
+    if (o->compare_lora && o->stage == LC_STAGE_LORA_ONLY) {
+        return lc_err_set(err, LC_ERR_ARG, "the lora-only stage is the comparison itself");
+    }
+    if (o->lr_schedule < LC_LR_PLATEAU || o->lr_schedule > LC_LR_CONSTANT ||
+        o->lora_lr_schedule < LC_LR_PLATEAU || o->lora_lr_schedule > LC_LR_CONSTANT ||
+        o->warmup_steps < 0 || o->lora_warmup_steps < 0) {
+        return lc_err_set(err, LC_ERR_ARG, "unknown learning-rate schedule, or a negative "
+                                           "warm-up");
     }
     if (T < 2) {
         return lc_err_set(err, LC_ERR_ARG, "the sequence length must be at least 2 (got %d)", T);
@@ -877,11 +942,11 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         return lc_err_set(err, LC_ERR_ARG, "LoRA needs a rank of at least 1, a positive alpha, a "
                                            "dropout in [0, 1) and at least one target");
     }
-    if (o->skip_transfer && !(o->stage & LC_STAGE_FINETUNE)) {
+    if (o->skip_transfer && (o->stage == LC_STAGE_LORA_ONLY || !(o->stage & LC_STAGE_FINETUNE))) {
         return lc_err_set(err, LC_ERR_ARG, "skipping attention transfer leaves nothing to do in "
                                            "the transfer stage");
     }
-    if (o->merge && !(o->stage & LC_STAGE_FINETUNE)) {
+    if (o->merge && !lora_stage) {
         return lc_err_set(err, LC_ERR_ARG, "merging needs the LoRA stage");
     }
     if (o->merge) {
@@ -943,6 +1008,58 @@ static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *er
     return rc;
 }
 
+/* The lora-only stage with the options yo (its own output folder), after
+ * the stages run before in this call. */
+static lc_status run_lora_only(struct lc_trainer *tr, const struct lc_train_opts *yo,
+                               struct lc_error *err)
+{
+    const struct lc_train_opts *main_opts = tr->o;
+    const int stages_done = tr->stages_done;
+    lc_status rc;
+
+    tr->o = yo;
+    tr->stages_done = 0; /* nothing else in its folder */
+    rc = lc_finetune_setup(tr, err);
+    if (rc == LC_OK) {
+        tr->hooks = &lc_lora_only_hooks;
+        rc = lc_train_run_stage(tr, err);
+    }
+    if (rc == LC_OK && yo->merge) {
+        rc = lc_finetune_merge(tr, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_write_lolcats_config(tr, LC_STAGE_LORA_ONLY, err);
+    }
+    lc_finetune_teardown(tr);
+    tr->o = main_opts;
+    tr->stages_done = stages_done;
+    return rc;
+}
+
+/* Whether the lora-only stage with options yo saved a state in its folder:
+ * with --compare-lora it runs last, so the stages before it are done. */
+static lc_status lora_only_started(struct lc_trainer *tr, const struct lc_train_opts *yo,
+                                   int *started, struct lc_error *err)
+{
+    const struct lc_train_opts *main_opts = tr->o;
+    char *path = NULL;
+    struct lc_st_file *f = NULL;
+    const char *stage;
+    lc_status rc;
+
+    *started = 0;
+    tr->o = yo;
+    rc = open_state(tr, &path, &f, err);
+    tr->o = main_opts;
+    if (rc == LC_OK && f != NULL) {
+        stage = lc_st_metadata(f, "stage");
+        *started = stage != NULL && strcmp(stage, lc_lora_only_hooks.name) == 0;
+        lc_st_close(f);
+    }
+    free(path);
+    return rc;
+}
+
 static lc_status load_chunks(struct lc_trainer *tr, const struct lc_dataset *ds,
                              struct lc_error *err)
 {
@@ -988,9 +1105,12 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
 {
     struct lc_trainer tr;
     struct lc_linattn_cfg lcfg;
+    struct lc_train_opts yo; /* the lora-only stage's */
+    char *yo_dir = NULL;
     int T = o->seq_len;
     int run_transfer = (o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer;
     int run_finetune = (o->stage & LC_STAGE_FINETUNE) != 0;
+    int run_yardstick = o->stage == LC_STAGE_LORA_ONLY || o->compare_lora;
     lc_status rc;
 
     memset(&tr, 0, sizeof(tr));
@@ -1012,6 +1132,30 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     if (rc == LC_OK) {
         rc = check_out_dir(o->out_dir, err);
     }
+    yo = *o;
+    if (rc == LC_OK && o->compare_lora) {
+        /* the same options and data, in a folder of its own */
+        yo_dir = lc_path_join(o->out_dir, "lora-only");
+        yo.out_dir = yo_dir;
+        yo.stage = LC_STAGE_LORA_ONLY;
+        yo.compare_lora = 0;
+        yo.merge = 0;
+        rc = yo_dir != NULL ? check_out_dir(yo_dir, err)
+                            : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    if (rc == LC_OK && o->stage == LC_STAGE_LORA_ONLY) {
+        char *fm = lc_path_join(o->out_dir, "feature_maps.safetensors");
+        if (fm == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        } else if (access(fm, F_OK) == 0) {
+            rc = lc_err_set(err, LC_ERR_ARG,
+                            "%s: the folder holds a linearized model, whose adapter the lora-only "
+                            "stage would replace; give it a folder of its own (or train it beside "
+                            "the linearized model with --compare-lora)",
+                            o->out_dir);
+        }
+        free(fm);
+    }
     if (rc == LC_OK) {
         rc = load_chunks(&tr, ds, err);
     }
@@ -1031,6 +1175,15 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     }
     if (rc == LC_OK) {
         rc = lc_model_reserve_rows(model, tr.B * tr.T, err);
+    }
+    if (rc == LC_OK && o->compare_lora && o->resume) {
+        int started = 0;
+        rc = lora_only_started(&tr, &yo, &started, err);
+        if (rc == LC_OK && started) {
+            /* killed in the lora-only stage, which runs after the others */
+            run_transfer = 0;
+            run_finetune = 0;
+        }
     }
     if (rc == LC_OK && run_transfer && run_finetune && o->resume) {
         int done = 0;
@@ -1079,7 +1232,14 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         }
         lc_finetune_teardown(&tr);
     }
+    if (rc == LC_OK && run_yardstick) {
+        if (model->fwd.max_rows > 0) {
+            lc_llama_fwd_free(tr.m, &model->fwd);
+        }
+        rc = run_lora_only(&tr, &yo, err);
+    }
 
+    free(yo_dir);
     if (tr.metrics != NULL) {
         fclose(tr.metrics);
     }

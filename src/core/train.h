@@ -32,8 +32,8 @@ struct lc_param_group {
 struct lc_trainer;
 
 struct lc_stage_hooks {
-    int stage;        /* LC_STAGE_TRANSFER or LC_STAGE_FINETUNE */
-    const char *name; /* "transfer" or "finetune" */
+    int stage;        /* LC_STAGE_TRANSFER, LC_STAGE_FINETUNE or LC_STAGE_LORA_ONLY */
+    const char *name; /* "transfer", "finetune" or "lora-only" */
     /* One micro-batch of B chunks of T tokens (host ids and labels).  With
      * backward, gradients are accumulated, scaled by 1/grad_div.  loss:
      * the micro-batch loss; layer_loss (nullable, [L]): per layer. */
@@ -97,10 +97,13 @@ lc_status lc_transfer_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_transfer_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_transfer_hooks;
 
-/* stage 2 (finetune.c) */
+/* stage 2 (finetune.c); with tr->o->stage LC_STAGE_LORA_ONLY the setup is
+ * that of the lora-only stage: the same LoRA on the original softmax
+ * attention, run with lc_lora_only_hooks */
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_finetune_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_finetune_hooks;
+extern const struct lc_stage_hooks lc_lora_only_hooks;
 /* backend bytes of the stage's activations and working buffers, with or
  * without recomputation */
 size_t lc_finetune_act_bytes(struct lc_trainer *tr, int recompute);

@@ -1,0 +1,149 @@
+#!/bin/sh
+# lolcats-train's yardstick, the lora-only stage (the same LoRA on the
+# original softmax model), and the learning-rate schedules, on the small
+# real model:
+#  - with no step the adapter is zero, so the summary's teacher + LoRA
+#    equals the teacher, and lolcats-eval reads the folder as that model;
+#  - byte-identical adapters for 1 and 2 threads, and --compare-lora trains
+#    exactly the adapter of a separate --stage lora-only run with the same
+#    options into DIR/lora-only, resumes after kill -9 in that stage to the
+#    same files, and prints the ratio;
+#  - mixing it up with a linearized folder or contradicting options is
+#    refused;
+#  - --lr-schedule cosine / constant with warm-up follow their formulas,
+#    and a resumed cosine run ends as an uninterrupted one.
+. "$(dirname "$0")/cli_common.sh"
+: "${LC_TEST_DATA:?run through make check}"
+model="$LC_TEST_DATA/models/stories260K-hf"
+text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+[ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
+
+# short runs: 8 steps of 2 x 128 tokens, an evaluation every 4 steps
+run_exec() {
+    out=$1; shift
+    exec "$train" --model "$model" --data "$text" --out "$out" --seq-len 128 --window 16 \
+        --grad-accum 2 --max-steps 8 --eval-every 4 --val-size 8 --quiet "$@"
+}
+run() { (run_exec "$@"); }
+
+# --- no step: the zero adapter leaves the original model
+run "$tmp/zero" --stage lora-only --max-steps 0 >"$tmp/zero.out" 2>&1 ||
+    fail "lora-only --max-steps 0 failed: $(cat "$tmp/zero.out")"
+t=$(grep 'teacher (softmax attention)' "$tmp/zero.out" | awk '{print $NF}')
+y=$(grep 'teacher + LoRA (softmax attention)' "$tmp/zero.out" | awk '{print $(NF-1)}')
+[ -n "$t" ] && [ "$t" = "$y" ] ||
+    fail "a zero adapter: teacher $t but teacher + LoRA '$y'"
+grep -q '"type": "softmax"' "$tmp/zero/lolcats_config.json" ||
+    fail "the lora-only folder's lolcats_config.json does not say softmax attention"
+[ ! -e "$tmp/zero/feature_maps.safetensors" ] || fail "the lora-only stage wrote feature maps"
+e1=$("$eval_" -m "$model" -t ppl -d "$text" --split val -c 128 --json | sed 's/.*"ppl": //; s/}//')
+e2=$("$eval_" -m "$model" --lolcats "$tmp/zero" -t ppl -d "$text" --split val -c 128 --json |
+    sed 's/.*"ppl": //; s/}//')
+[ -n "$e1" ] && [ "$e1" = "$e2" ] ||
+    fail "lolcats-eval: the zero lora-only adapter gives $e2, the original model $e1"
+
+# --- training: the same adapter for any thread count
+run "$tmp/lo1" --stage lora-only --threads 1 --no-summary --metrics "$tmp/lo1.jsonl" ||
+    fail "lora-only with 1 thread failed"
+run "$tmp/lo2" --stage lora-only --threads 2 --no-summary || fail "lora-only with 2 threads failed"
+cmp -s "$tmp/lo1/adapter_model.safetensors" "$tmp/lo2/adapter_model.safetensors" ||
+    fail "lora-only adapters differ between 1 and 2 threads"
+n=$(grep -c '"stage": "lora-only"' "$tmp/lo1.jsonl")
+[ "$n" = 11 ] || fail "lora-only metrics: $n lines, not 8 steps + 3 evaluations"
+# it learned something: the last evaluation beats the first
+first=$(grep val_loss "$tmp/lo1.jsonl" | head -n 1 | sed 's/.*"val_loss": //; s/,.*//')
+best=$(tail -n 1 "$tmp/lo1.jsonl" | sed 's/.*"best_val_loss": //; s/,.*//')
+awk -v a="$first" -v b="$best" 'BEGIN { exit !(b < a) }' ||
+    fail "lora-only: validation loss $first at the start, best $best"
+
+# --- --compare-lora: both stages, then the same LoRA into DIR/lora-only
+run "$tmp/cmp" --compare-lora --metrics "$tmp/cmp.jsonl" >"$tmp/cmp.out" 2>&1 ||
+    fail "--compare-lora failed: $(cat "$tmp/cmp.out")"
+for f in adapter_model.safetensors adapter_config.json lolcats_config.json; do
+    cmp -s "$tmp/lo1/$f" "$tmp/cmp/lora-only/$f" ||
+        fail "--compare-lora: lora-only/$f differs from a --stage lora-only run's"
+done
+[ -f "$tmp/cmp/feature_maps.safetensors" ] && [ -f "$tmp/cmp/adapter_model.safetensors" ] ||
+    fail "--compare-lora: the linearized model's files are missing"
+l=$(grep 'attention transfer + LoRA' "$tmp/cmp.out" | awk '{print $(NF-1)}')
+y=$(grep 'teacher + LoRA (softmax attention)' "$tmp/cmp.out" | awk '{print $(NF-1)}')
+r=$(grep 'ratio linearized / (teacher + LoRA)' "$tmp/cmp.out" | awk '{print $NF}')
+awk -v l="$l" -v y="$y" -v r="$r" 'BEGIN { d = l / y - r; exit !(r > 0 && d < 1e-3 && d > -1e-3) }' ||
+    fail "--compare-lora summary: linearized $l, teacher + LoRA $y, ratio '$r'"
+for st in transfer finetune lora-only; do
+    n=$(grep -c "\"stage\": \"$st\"" "$tmp/cmp.jsonl")
+    [ "$n" = 11 ] || fail "--compare-lora metrics: $n lines of stage $st"
+done
+
+# kill -9 in the lora-only stage (after its second evaluation), then --resume
+lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+d="$tmp/kill"
+(run_exec "$d" --compare-lora --no-summary --metrics "$d.jsonl") &
+pid=$!
+while [ "$(lines_of "$d.jsonl")" -lt 28 ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.002
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+grep -q '"stage": "lora-only"' "$d.jsonl" || fail "the kill did not land in the lora-only stage"
+run "$d" --compare-lora --no-summary --metrics "$d.jsonl" --resume ||
+    fail "--compare-lora --resume after kill -9 failed"
+for f in feature_maps.safetensors adapter_model.safetensors lora-only/adapter_model.safetensors \
+    lora-only/train_state.safetensors; do
+    cmp -s "$tmp/cmp/$f" "$d/$f" || fail "kill -9 in lora-only then --resume: $f differs"
+done
+n=$(grep -c . "$d.jsonl")
+[ "$n" = 33 ] || fail "kill -9 in lora-only then --resume: $n metrics lines, not 33"
+
+# --- refusals, leaving the folders as they were
+cp "$tmp/cmp/adapter_model.safetensors" "$tmp/adapter.keep"
+run "$tmp/cmp" --stage lora-only --no-summary 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'linearized model' "$tmp/err" ||
+    fail "lora-only into a linearized folder: exit $rc, $(cat "$tmp/err")"
+cmp -s "$tmp/adapter.keep" "$tmp/cmp/adapter_model.safetensors" ||
+    fail "a refused lora-only run changed the linearized model's adapter"
+for bad in "--stage lora-only --compare-lora" "--stage lora-only --no-transfer" \
+    "--lr-schedule linear" "--lora-lr-schedule" "--warmup-steps -1"; do
+    # shellcheck disable=SC2086
+    run "$tmp/bad" $bad 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = 2 ] || fail "$bad: exit $rc, not 2 ($(cat "$tmp/err"))"
+done
+
+# --- schedules: the rate of every step (k = 1..8) against the formula
+check_lr() {
+    # $1 metrics, $2 stage, $3 schedule, $4 lr, $5 warm-up, $6 min lr
+    grep "\"stage\": \"$2\"" "$1" | grep '"loss"' | sed 's/.*"step": //; s/,.*"lr": /\t/; s/,.*//' |
+        awk -v s="$3" -v lr="$4" -v w="$5" -v lo="$6" -v n=8 '
+        { k = $1; want = lr
+          if (s == "cosine" && k - 1 > w) want = lo + (lr - lo) * 0.5 * (1 + cos(3.141592653589793 * (k - 1 - w) / (n - w)))
+          if (k - 1 < w) want = want * k / w
+          if ((want - $2) / want > 1e-6 || ($2 - want) / want > 1e-6) { print "step " k ": lr " $2 ", want " want; bad = 1 }
+          seen++ }
+        END { if (seen != 8) { print seen " steps"; bad = 1 }; exit bad }'
+}
+run "$tmp/cos" --lr-schedule cosine --warmup-steps 3 --lora-lr-schedule constant \
+    --lora-warmup-steps 2 --no-summary --metrics "$tmp/cos.jsonl" || fail "cosine run failed"
+msg=$(check_lr "$tmp/cos.jsonl" transfer cosine 0.01 3 1e-05) || fail "stage 1 cosine: $msg"
+msg=$(check_lr "$tmp/cos.jsonl" finetune constant 0.0001 2 1e-05) || fail "stage 2 constant: $msg"
+# a resumed cosine run (killed after its second evaluation) ends the same
+d="$tmp/coskill"
+(run_exec "$d" --lr-schedule cosine --warmup-steps 3 --lora-lr-schedule constant \
+    --lora-warmup-steps 2 --no-summary --metrics "$d.jsonl") &
+pid=$!
+while [ "$(lines_of "$d.jsonl")" -lt 7 ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.002
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+run "$d" --lr-schedule cosine --warmup-steps 3 --lora-lr-schedule constant \
+    --lora-warmup-steps 2 --no-summary --metrics "$d.jsonl" --resume || fail "cosine resume failed"
+for f in feature_maps.safetensors adapter_model.safetensors train_state.safetensors; do
+    cmp -s "$tmp/cos/$f" "$d/$f" || fail "cosine, kill -9 then --resume: $f differs"
+done
+# another schedule is another run: resuming it with the plateau is refused
+run "$d" --resume --no-summary 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] || fail "resume with another schedule: exit $rc, not 2"
+exit $status
