@@ -41,3 +41,8 @@ EXTRA_DIST += data/gen/make_eval_ref.py data/ref/eval_reference.json
 # recorded output (data/gen/check_peft_adapter.py)
 EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors
 EXTRA_DIST += data/gen/check_peft_adapter.py data/ref/peft_check.txt
+
+# the lora-only stage (LoRA on the original model) against PyTorch + PEFT
+# trained from the same start on the same batches, with its recorded output
+# (data/gen/peft_lora_only.py)
+EXTRA_DIST += data/gen/peft_lora_only.py data/ref/peft_lora_only.txt
