@@ -34,3 +34,7 @@ bench_bench_decode_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
 # the GPU check: prepared here, run on a GPU machine (see the scripts)
 EXTRA_DIST += bench/gpu-check.sh bench/gpu-prepare.sh
+
+# held-out perplexity of the linearized model against the same LoRA on the
+# original model (lolcats-train --compare-lora), mean and spread over seeds
+EXTRA_DIST += bench/quality.sh

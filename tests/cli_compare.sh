@@ -76,13 +76,10 @@ for st in transfer finetune lora-only; do
 done
 
 # kill -9 in the lora-only stage (after its second evaluation), then --resume
-lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 d="$tmp/kill"
 (run_exec "$d" --compare-lora --no-summary --metrics "$d.jsonl") &
 pid=$!
-while [ "$(lines_of "$d.jsonl")" -lt 28 ] && kill -0 "$pid" 2>/dev/null; do
-    sleep 0.002
-done
+wait_for_lines "$d.jsonl" 28
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 grep -q '"stage": "lora-only"' "$d.jsonl" || fail "the kill did not land in the lora-only stage"
@@ -132,9 +129,7 @@ d="$tmp/coskill"
 (run_exec "$d" --lr-schedule cosine --warmup-steps 3 --lora-lr-schedule constant \
     --lora-warmup-steps 2 --no-summary --metrics "$d.jsonl") &
 pid=$!
-while [ "$(lines_of "$d.jsonl")" -lt 7 ] && kill -0 "$pid" 2>/dev/null; do
-    sleep 0.002
-done
+wait_for_lines "$d.jsonl" 7
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 run "$d" --lr-schedule cosine --warmup-steps 3 --lora-lr-schedule constant \

@@ -40,13 +40,6 @@ evals=$(grep -c '"val_loss"' "$tmp/t2.jsonl")
 # comes as soon as the metrics file has k lines (line 1 and every 5th line
 # are evaluations, each followed at once by a state save), so it lands at
 # chosen places whatever the machine's speed.
-lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
-# waits until the metrics file $1 has $2 lines, or the run $pid has ended
-wait_for_lines() {
-    while [ "$(lines_of "$1")" -lt "$2" ] && kill -0 "$pid" 2>/dev/null; do
-        sleep 0.002
-    done
-}
 for k in 0 1 3 6 11 17 24 30; do
     d="$tmp/k$k"
     (run_exec "$d" --metrics "$d.jsonl") &
