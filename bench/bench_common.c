@@ -115,6 +115,25 @@ void bench_llama3_8b_layer(struct lc_model_config *cfg)
     cfg->eos_token_id = -1;
 }
 
+void bench_llama32_1b(struct lc_model_config *cfg)
+{
+    bench_llama3_8b_layer(cfg);
+    cfg->vocab_size = 128256;
+    cfg->tie_word_embeddings = 1;
+    cfg->hidden_size = 2048;
+    cfg->intermediate_size = 8192;
+    cfg->n_layers = 16;
+    cfg->head_dim = 64;
+    cfg->max_position_embeddings = 131072;
+    cfg->rope_type = LC_ROPE_LLAMA3;
+    cfg->rope_factor = 32.0;
+    cfg->rope_low_freq_factor = 1.0;
+    cfg->rope_high_freq_factor = 4.0;
+    cfg->rope_original_max_pos = 8192;
+    cfg->bos_token_id = 128000;
+    cfg->eos_token_id = 128001;
+}
+
 void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, double *state)
 {
     const int nblk = (T + W - 1) / W;
@@ -129,6 +148,26 @@ void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, 
         *lin += b >= 2 ? 2.0 * nb * F * D : 0.0;
         *state += b >= 1 ? 2.0 * (double)F * D * W : 0.0;
     }
+}
+
+void bench_layer_flops(const struct lc_model_config *c, int T, int f, int W, int with_mlp,
+                       double *fwd, double *transfer)
+{
+    const double N = T, C = c->hidden_size, H = c->n_heads, D = c->head_dim;
+    const double HD = H * D, KD = (double)c->n_kv_heads * D, FF = c->intermediate_size;
+    const double proj = 2.0 * N * C * (HD + 2.0 * KD + C);
+    const double mlp = with_mlp ? 2.0 * N * C * 3.0 * FF : 0.0;
+    const double attn = 2.0 * 2.0 * H * D * N * (N + 1) / 2.0;
+    /* feature maps of q and k, and their weight gradients */
+    const double fmap = 2.0 * 2.0 * N * H * D * f;
+    double near, lin, state;
+
+    bench_hybrid_blocks(T, W, c->head_dim, 2 * f, &near, &lin, &state);
+    *fwd = proj + mlp + attn;
+    /* the hybrid forward, then its backward: scores again, g.v, dfq from S,
+     * the reverse scan */
+    *transfer = *fwd + 2.0 * fmap +
+                H * ((2.0 * near + lin + state) + (2.0 * near + 2.0 * lin + 2.0 * state));
 }
 
 void bench_report(const char *what, int width, int tokens, double secs, double flops,

@@ -35,11 +35,25 @@ double bench_gemm_peak(struct lc_backend *be, int reps);
  * 256 and tied, as only the layer runs. */
 void bench_llama3_8b_layer(struct lc_model_config *cfg);
 
+/* The whole Llama-3.2-1B (16 layers, hidden 2048, 32 heads, 8 KV heads of
+ * 64, FFN 8192, vocabulary 128256 tied, llama3 RoPE scaling), as its
+ * config.json gives it. */
+void bench_llama32_1b(struct lc_model_config *cfg);
+
 /* The GEMM FLOPs of the chunked hybrid attention of T tokens (window W,
  * head dim D, F features) per (batch, head), summed over its blocks:
  * *near, one [nb x nk] x D product of a block's window (scores, or weights
  * times values); *lin, phi(q) S; *state, S += phi(k)^T v. */
 void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, double *state);
+
+/* GEMM FLOPs of one decoder layer of shape c over T tokens (one
+ * sequence): *fwd, its forward with causal softmax attention (the MLP only
+ * when with_mlp); *transfer, its attention transfer: that forward plus the
+ * feature maps of q and k (f columns) and their weight gradients, the
+ * chunked hybrid attention (window W, terraced) forward, and its backward
+ * for the stage-1 gradients. */
+void bench_layer_flops(const struct lc_model_config *c, int T, int f, int W, int with_mlp,
+                       double *fwd, double *transfer);
 
 /* "WHAT   N tokens/s  G GFLOP/s  P% of the GEMM peak", WHAT padded to
  * width. */

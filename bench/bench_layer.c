@@ -31,18 +31,6 @@ struct layer_shape {
     int T, C, H, Hkv, D, FF, f, W;
 };
 
-/* GEMM FLOPs of the chunked hybrid attention per (batch, head):
- * forward, and the backward of the stage-1 gradients */
-static void hybrid_flops(const struct layer_shape *s, double *fwd, double *bwd)
-{
-    double near, lin, state;
-
-    bench_hybrid_blocks(s->T, s->W, s->D, 2 * s->f, &near, &lin, &state);
-    *fwd = 2.0 * near + lin + state;
-    /* backward: scores again, g.v, dfq from S, the reverse scan */
-    *bwd = 2.0 * near + 2.0 * lin + 2.0 * state;
-}
-
 int main(int argc, char **argv)
 {
     struct layer_shape s = {.T = 1024, .f = 64, .W = 64};
@@ -126,18 +114,9 @@ int main(int argc, char **argv)
     }
     pos = lc_be_upload_new(be, pos_host, (size_t)N * sizeof(int32_t));
 
-    /* GEMM FLOPs of the forward: projections, MLP, causal attention */
-    const double f_proj = 2.0 * N * s.C * (double)(HD + 2 * KD + s.C);
-    const double f_mlp = 2.0 * N * s.C * 3.0 * s.FF;
-    const double f_attn = 2.0 * 2.0 * s.H * s.D * (double)N * (N + 1) / 2.0;
-    double h_fwd, h_bwd;
-    hybrid_flops(&s, &h_fwd, &h_bwd);
-    h_fwd *= s.H;
-    h_bwd *= s.H;
-    /* feature maps: q and k forward, and their weight gradients */
-    const double f_fmap = 2.0 * 2.0 * N * s.H * s.D * s.f;
-    const double fwd_flops = f_proj + f_mlp + f_attn;
-    const double s1_flops = fwd_flops + 2.0 * f_fmap + h_fwd + h_bwd;
+    /* GEMM FLOPs: projections, MLP, causal attention; and attention transfer */
+    double fwd_flops, s1_flops;
+    bench_layer_flops(&cfg, s.T, s.f, s.W, 1, &fwd_flops, &s1_flops);
 
     double best_fwd = 1e30, best_s1 = 1e30;
     for (int r = 0; r < reps; r++) {

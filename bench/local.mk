@@ -27,6 +27,12 @@ noinst_PROGRAMS += bench/bench_train
 bench_bench_train_SOURCES = bench/bench_train.c bench/bench_common.c bench/bench_common.h
 bench_bench_train_LDADD = liblc_internal.la $(LC_DEP_LIBS)
 
+# one stage-1 optimizer step of the Llama-3.2-1B shape (weights made in
+# memory), against the GEMM peak
+noinst_PROGRAMS += bench/bench_stage1
+bench_bench_stage1_SOURCES = bench/bench_stage1.c bench/bench_common.c bench/bench_common.h
+bench_bench_stage1_LDADD = liblc_internal.la $(LC_DEP_LIBS)
+
 # decode time and memory per token at 1K..32K context, teacher vs linearized
 noinst_PROGRAMS += bench/bench_decode
 bench_bench_decode_SOURCES = bench/bench_decode.c

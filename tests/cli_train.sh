@@ -108,8 +108,8 @@ fi
 (
     trap '' XFSZ
     ulimit -f 64
-    exec "$train" --model "$model" --data "$text" --out "$tmp/t1" --seq-len 128 --grad-accum 2 \
-        --max-steps 4 --eval-every 2 --val-size 4 --no-summary --quiet
+    exec "$train" --model "$model" --data "$text" --out "$tmp/t1" --seq-len 128 --window 16 \
+        --grad-accum 2 --max-steps 4 --eval-every 2 --val-size 4 --no-summary --quiet
 ) 2>"$tmp/err"
 rc=$?
 [ "$rc" = 4 ] || fail "full disk: status $rc, not 4 ($(cat "$tmp/err"))"

@@ -150,6 +150,6 @@ tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
 LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh \
-	tests/cli_eval.sh tests/cli_reference.sh tests/cli_compare.sh
+	tests/cli_eval.sh tests/cli_reference.sh tests/cli_feedback.sh tests/cli_compare.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
 EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh

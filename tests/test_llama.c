@@ -468,6 +468,64 @@ static void test_llama31_bad_factors(void **state)
     free(buf);
 }
 
+struct page_in_log {
+    int calls;
+    int64_t last_done;
+    int64_t total;
+    int stop_after;
+};
+
+static int on_page_in(int64_t done, int64_t total, void *user)
+{
+    struct page_in_log *log = user;
+    assert_true(done > log->last_done && done <= total);
+    log->calls++;
+    log->last_done = done;
+    log->total = total;
+    return log->stop_after > 0 && log->calls >= log->stop_after;
+}
+
+/* The mapped weights: every matrix of the file once (the tied lm_head is
+ * the embedding), paged in with progress up to that amount; a progress
+ * callback can stop it; a model made in memory maps nothing. */
+static void test_page_in(void **state)
+{
+    struct fixture *fx = *state;
+    struct lc_error err = {0};
+    struct lc_model *m = open_model("models/stories260K-hf", fx->cpu);
+    const struct lc_model_config *c = lc_model_get_config(m);
+    const int64_t HD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t C = c->hidden_size, FF = c->intermediate_size;
+    /* stories260K-hf stores float32 */
+    const int64_t want = 4 * ((int64_t)c->vocab_size * C +
+                              c->n_layers * (2 * HD * C + 2 * KD * C + 3 * FF * C));
+    struct page_in_log log = {0};
+    struct lc_model *r = NULL;
+    struct lc_model_config small = {
+        .vocab_size = 32, .hidden_size = 16, .intermediate_size = 32, .n_layers = 1,
+        .n_heads = 2, .n_kv_heads = 1, .head_dim = 8, .rms_norm_eps = 1e-5f,
+        .rope_theta = 10000.0, .tie_word_embeddings = 1,
+    };
+
+    assert_true(c->tie_word_embeddings);
+    assert_int_equal(lc_model_mapped_bytes(m), want);
+    assert_int_equal(lc_model_page_in(m, on_page_in, &log, &err), LC_OK);
+    assert_true(log.calls >= 1);
+    assert_int_equal(log.last_done, want);
+    assert_int_equal(log.total, want);
+    assert_int_equal(lc_model_page_in(m, NULL, NULL, &err), LC_OK);
+    memset(&log, 0, sizeof(log));
+    log.stop_after = 1;
+    assert_int_equal(lc_model_page_in(m, on_page_in, &log, &err), LC_ERR_INTERRUPTED);
+    assert_int_equal(log.calls, 1);
+    lc_model_close(m);
+
+    assert_int_equal(lc_model_random(&r, &small, 1, fx->cpu, &err), LC_OK);
+    assert_int_equal(lc_model_mapped_bytes(r), 0);
+    assert_int_equal(lc_model_page_in(r, on_page_in, &log, &err), LC_OK);
+    lc_model_close(r);
+}
+
 /* Bad calls get clear errors. */
 static void test_bad_calls(void **state)
 {
@@ -495,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_formats_agree_and_greedy),
         cmocka_unit_test(test_session_matches_forward),
         cmocka_unit_test(test_random_model),
+        cmocka_unit_test(test_page_in),
         cmocka_unit_test(test_bad_calls),
     };
     lc_test_data_dir();

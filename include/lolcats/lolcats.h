@@ -219,6 +219,25 @@ LC_API void lc_model_close(struct lc_model *m);
 LC_API const struct lc_model_config *lc_model_get_config(const struct lc_model *m);
 /** "safetensors" or "gguf" */
 LC_API const char *lc_model_format(const struct lc_model *m);
+/**
+ * Bytes of weights the model reads in place from its memory-mapped files
+ * (0 when the backend holds copies of them, e.g. cuda).  The operating
+ * system reads them from disk when they are first used, unless
+ * lc_model_page_in did it before.
+ */
+LC_API int64_t lc_model_mapped_bytes(const struct lc_model *m);
+/**
+ * Read the mapped weights into memory now (readahead, then one read per
+ * page), so that the first computation does not wait for the disk.
+ * progress (nullable) gets bytes done and lc_model_mapped_bytes; returning
+ * non-zero from it stops with LC_ERR_INTERRUPTED.
+ */
+LC_API lc_status lc_model_page_in(struct lc_model *m, int (*progress)(int64_t done, int64_t total,
+                                                                      void *user),
+                                  void *user, struct lc_error *err);
+/** Memory available for new allocations without swapping, in bytes (Linux
+ * MemAvailable); -1 when the system does not say. */
+LC_API int64_t lc_memory_available(void);
 
 /**
  * Logits of B sequences of T tokens (positions 0..T-1 each):
@@ -571,7 +590,17 @@ enum lc_train_event_kind {
     LC_EV_START = 0,  /* a stage starts: total_steps, tokens_per_step set */
     LC_EV_STEP = 1,   /* after an optimizer step: loss, lr, tokens_per_s */
     LC_EV_EVAL = 2,   /* after an evaluation: val_loss, improved, layer_mse */
-    LC_EV_END = 3     /* a stage ends: best_val_loss */
+    LC_EV_END = 3,    /* a stage ends: best_val_loss */
+    LC_EV_PROGRESS = 4, /* inside an optimizer step or an evaluation, after each layer of
+                         * each micro-batch: phase, done, total */
+    LC_EV_MEMORY = 5  /* stage 2 is about to allocate: act_bytes, act_bytes_recompute,
+                       * optimizer_bytes, weight_bytes, mem_available */
+};
+
+/* LC_EV_PROGRESS phases */
+enum lc_train_phase {
+    LC_PHASE_TRAIN = 0, /* the micro-batches of an optimizer step */
+    LC_PHASE_EVAL = 1   /* the held-out chunks of an evaluation */
 };
 
 struct lc_train_event {
@@ -589,13 +618,33 @@ struct lc_train_event {
     int improved;            /* the evaluation improved on the best so far */
     int n_layers;
     const double *layer_mse; /* stage 1 evaluations: validation MSE per layer */
-    int64_t act_bytes;       /* stage 2 start: backend bytes of activations and working */
-    int64_t act_bytes_recompute; /* buffers per micro-batch, without and with recompute */
+    int64_t act_bytes;       /* stage 2: backend bytes of the activations, gradients and */
+    int64_t act_bytes_recompute; /* working buffers of a micro-batch, without and with
+                              * recompute (the allocation that fails when memory is short) */
+    int phase;               /* enum lc_train_phase */
+    int64_t done;            /* micro-batches of the phase finished */
+    int64_t total;           /* micro-batches of the phase */
+    int layer;               /* layer passes of the current micro-batch finished */
+    int layers;              /* layer passes of a micro-batch */
+    int64_t optimizer_bytes; /* stage 2: AdamW moments and best-weight copies */
+    int64_t weight_bytes;    /* lc_model_mapped_bytes */
+    int64_t mem_available;   /* lc_memory_available() just before stage 2 allocates */
 };
 
-/* Return non-zero to stop: the trainer saves its state and returns
- * LC_ERR_INTERRUPTED. */
+/* Return non-zero to stop: the trainer stops within the layer being
+ * computed (an unfinished step or evaluation is dropped and done again on
+ * resume), saves its state and returns LC_ERR_INTERRUPTED; before the
+ * first evaluation of a stage has ended there is nothing to save. */
 typedef int (*lc_train_fn)(const struct lc_train_event *ev, void *user);
+
+/**
+ * The checks lc_train makes of its options against the model before it
+ * reads any data: LC_ERR_ARG with a message saying what to change.  Among
+ * them: stage 1 needs chunks long enough for the linear attention to get
+ * keys (seq_len > 2 window when terraced, > window when sliding).
+ */
+LC_API lc_status lc_train_check(const struct lc_model *m, const struct lc_train_opts *o,
+                                struct lc_error *err);
 
 /**
  * Linearize model m on the dataset.  Writes into out_dir:

@@ -13,7 +13,15 @@
 
 const char *cli_prog = "lolcats";
 
+/* signals seen; the handler stops the process at once on the second */
 static volatile sig_atomic_t interrupted;
+/* What a first SIGINT or SIGTERM waits for, as the handler prints it: two
+ * buffers, so that the handler never reads one being rewritten; -1: none,
+ * the first signal stops at once. */
+static char stop_notes[2][320];
+static size_t stop_note_len[2];
+static volatile sig_atomic_t stop_note = -1;
+static int stderr_is_tty;
 
 static void on_log(enum lc_log_level level, const char *msg, void *user)
 {
@@ -27,6 +35,11 @@ void cli_init(int argc, char **argv, const char *prog)
     cli_prog = prog;
     /* before anything else: this may re-execute the program */
     lc_blas_use_fast_kernels(argc, argv);
+    /* getopt_long names the program by argv[0] in its messages: under
+     * libtool that is a path into .libs */
+    if (argc > 0) {
+        argv[0] = (char *)prog;
+    }
     lc_set_log_handler(on_log, NULL, LC_LOG_WARN);
 }
 
@@ -224,20 +237,71 @@ void cli_print_version(void)
     printf("%s (lolcats) %s\n", cli_prog, lc_version());
 }
 
+/* write(2) of a whole buffer, as a signal handler may */
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w <= 0) {
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
 static void on_signal(int sig)
 {
+    int note = stop_note;
+    size_t plen = strlen(cli_prog);
+
     (void)sig;
-    interrupted = 1;
+    interrupted++;
+    if (stderr_is_tty) {
+        write_all("\r\033[K", 4); /* over a progress bar */
+    }
+    write_all(cli_prog, plen);
+    if (interrupted >= 2 || note < 0) {
+        static const char now[] = ": interrupted: stopped at once\n";
+        write_all(now, sizeof(now) - 1);
+        _exit(CLI_EXIT_INTERRUPTED);
+    }
+    write_all(stop_notes[note], stop_note_len[note]);
 }
 
 void cli_catch_interrupts(void)
 {
     struct sigaction sa;
+    stderr_is_tty = isatty(STDERR_FILENO);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli_set_stop_note(const char *fmt, ...)
+{
+    int next = stop_note == 0 ? 1 : 0;
+    char body[256];
+    va_list ap;
+    int n;
+
+    if (fmt == NULL) {
+        stop_note = -1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    n = snprintf(stop_notes[next], sizeof(stop_notes[next]),
+                 ": interrupted: %s (Ctrl-C again stops at once)\n", body);
+    if (n < 0) {
+        n = 0;
+    }
+    stop_note_len[next] = (size_t)n < sizeof(stop_notes[next]) ? (size_t)n
+                                                               : sizeof(stop_notes[next]) - 1;
+    stop_note = next;
 }
 
 int cli_interrupted(void)
@@ -273,13 +337,14 @@ void cli_progress_start(struct cli_progress *p, const char *label, int64_t total
     p->is_tty = isatty(STDERR_FILENO);
     p->t_start = cli_now();
     p->t_last = p->t_start;
+    p->lines = 0;
 }
 
-void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra)
+void cli_progress_update(struct cli_progress *p, double done, const char *extra)
 {
     double now = cli_now();
     double elapsed = now - p->t_start;
-    double eta = done > 0 ? elapsed * (double)(p->total - done) / (double)done : NAN;
+    double eta = done > 0 ? elapsed * ((double)p->total - done) / done : NAN;
     char eta_s[32];
     char el_s[32];
 
@@ -287,11 +352,13 @@ void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra
         return;
     }
     /* a terminal gets at most 10 redraws a second, a log a line every 5 s
-     * (and the final one) */
-    if (done < p->total && now - p->t_last < (p->is_tty ? 0.1 : 5.0)) {
+     * (and the final one, after a phase long enough to have had others) */
+    if (now - p->t_last < (p->is_tty ? 0.1 : 5.0) &&
+        (done < (double)p->total || (!p->is_tty && p->lines == 0))) {
         return;
     }
     p->t_last = now;
+    p->lines++;
     format_duration(eta_s, sizeof(eta_s), eta);
     format_duration(el_s, sizeof(el_s), elapsed);
     if (p->is_tty) {
@@ -303,10 +370,10 @@ void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra
         }
         bar[width] = '\0';
         fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s%s elapsed %s eta %s", p->label, bar,
-                (long long)done, (long long)p->total, extra != NULL ? extra : "",
+                (long long)floor(done), (long long)p->total, extra != NULL ? extra : "",
                 extra != NULL ? " " : "", el_s, eta_s);
     } else {
-        fprintf(stderr, "%s %lld/%lld %s%selapsed %s eta %s\n", p->label, (long long)done,
+        fprintf(stderr, "%s %lld/%lld %s%selapsed %s eta %s\n", p->label, (long long)floor(done),
                 (long long)p->total, extra != NULL ? extra : "", extra != NULL ? " " : "", el_s,
                 eta_s);
     }
@@ -315,14 +382,60 @@ void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra
 
 void cli_progress_clear(struct cli_progress *p)
 {
-    if (!p->quiet && p->is_tty) {
+    if (!p->quiet && p->is_tty && p->lines > 0) {
         fprintf(stderr, "\r\033[K");
     }
 }
 
 void cli_progress_end(struct cli_progress *p)
 {
-    if (!p->quiet && p->is_tty) {
+    if (!p->quiet && p->is_tty && p->lines > 0) {
         fputc('\n', stderr);
     }
+}
+
+/* ---------------------------------------------------------------- page-in */
+
+static int on_page_in(int64_t done, int64_t total, void *user)
+{
+    (void)total;
+    cli_progress_update(user, (double)(done >> 20), "MiB");
+    return cli_interrupted();
+}
+
+int cli_page_in(const struct cli_common *c, struct lc_model *model, const char *path)
+{
+    const int64_t bytes = lc_model_mapped_bytes(model);
+    const int64_t avail = lc_memory_available();
+    const double gib = (double)bytes / (1 << 30);
+    struct cli_progress prog;
+    struct lc_error err = {0};
+    double t0;
+    lc_status rc;
+
+    if (bytes <= 0) {
+        return CLI_EXIT_OK;
+    }
+    if (c->verbose || gib >= 0.1) {
+        cli_info(c, "loading: %.2f GiB of weights mapped from %s, used in place", gib, path);
+    }
+    if (avail >= 0 && bytes > avail) {
+        cli_warn("the model's %.1f GiB of weights exceed the %.1f GiB of memory available: "
+                 "parts of them will be read from disk again and again (slow)",
+                 gib, (double)avail / (1 << 30));
+        return CLI_EXIT_OK;
+    }
+    t0 = cli_now();
+    cli_progress_start(&prog, "loading: paging in", bytes >> 20, c->quiet);
+    rc = lc_model_page_in(model, on_page_in, &prog, &err);
+    cli_progress_clear(&prog);
+    if (rc != LC_OK) {
+        return cli_fail(rc, &err, 0);
+    }
+    if (c->verbose || cli_now() - t0 >= 1.0) {
+        double dt = cli_now() - t0;
+        cli_info(c, "loading: paged in %.2f GiB in %.1f s (%.0f MiB/s)", gib, dt,
+                 (double)bytes / (1 << 20) / (dt > 0 ? dt : 1e-9));
+    }
+    return CLI_EXIT_OK;
 }

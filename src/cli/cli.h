@@ -102,8 +102,18 @@ int cli_open_backend(const struct cli_common *c, struct lc_backend **be);
 
 void cli_print_version(void);
 
-/* SIGINT/SIGTERM set a flag instead of killing the process. */
+/*
+ * SIGINT and SIGTERM: while a stop note is set, the first one sets a flag
+ * that the program checks at its next chance, and the handler prints at
+ * once "PROG: interrupted: NOTE (Ctrl-C again stops at once)"; a second
+ * one, or the first while no note is set, ends the process at once with
+ * status 130 (every file is written atomically, so what is on disk stays
+ * whole).
+ */
 void cli_catch_interrupts(void);
+/* What a stop waits for ("stopping after ..."), printf-style; NULL: a
+ * signal stops at once. */
+void cli_set_stop_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_interrupted(void);
 
 /* Progress: a redrawn bar on a terminal, a plain line every few seconds
@@ -115,15 +125,23 @@ struct cli_progress {
     int quiet;
     double t_start;
     double t_last;
+    int64_t lines; /* drawn or printed */
 };
 
 double cli_now(void);
 void cli_progress_start(struct cli_progress *p, const char *label, int64_t total, int quiet);
-/* extra: a short text shown after the counts (loss, lr, ...) or NULL;
- * rate_units/rate: e.g. "tok/s" and its value, or NULL. */
-void cli_progress_update(struct cli_progress *p, int64_t done, const char *extra);
+/* done: of total, fractions allowed (a step partly done); extra: a short
+ * text shown after the counts (loss, lr, ...) or NULL. */
+void cli_progress_update(struct cli_progress *p, double done, const char *extra);
 void cli_progress_end(struct cli_progress *p);
 /* erase a drawn bar so a normal line can be printed */
 void cli_progress_clear(struct cli_progress *p);
+
+/* The loading phase after lc_model_open: says how much of the model is
+ * mapped (from 0.1 GiB, or at --verbose) and reads it into memory with
+ * progress, so that the first computation does not wait for the disk
+ * (skipped, with a warning, when it does not fit the available memory).
+ * Returns an exit status. */
+int cli_page_in(const struct cli_common *c, struct lc_model *model, const char *path);
 
 #endif /* LC_CLI_CLI_H */

@@ -279,8 +279,8 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
 static int on_progress(int64_t done, int64_t total, void *user)
 {
     struct cli_progress *p = user;
-    (void)total;
-    cli_progress_update(p, done, NULL);
+    p->total = total; /* the library's count (a last window of one token does not count) */
+    cli_progress_update(p, (double)done, NULL);
     return cli_interrupted();
 }
 
@@ -330,8 +330,13 @@ static lc_status measure(const struct eval_args *a, struct lc_model *model, cons
     struct cli_progress prog;
     lc_status rc;
 
-    cli_progress_start(&prog, label, (n + a->context - 1) / a->context, a->common.quiet || a->json);
+    cli_set_stop_note("waiting for the %s window being computed", label);
+    /* as lc_model_perplexity counts: a last window needs 2 tokens */
+    cli_info(&a->common, "%s: perplexity of %lld tokens in %lld windows", label, (long long)n,
+             (long long)(n / a->context + (n % a->context >= 2)));
+    cli_progress_start(&prog, label, (n + a->context - 1) / a->context, a->common.quiet);
     rc = lc_model_perplexity(model, ids, n, (int)a->context, on_progress, &prog, res, err);
+    cli_set_stop_note(NULL);
     cli_progress_end(&prog);
     return rc;
 }
@@ -425,6 +430,7 @@ static lc_status score_task(const struct eval_args *a, struct lc_model *model,
     struct cli_progress prog;
     char label[256];
     const int64_t n = lc_mc_task_size(tr->task);
+    const int64_t items = o->limit > 0 && o->limit < n ? o->limit : n;
     double t0 = cli_now();
     lc_status rc;
 
@@ -433,9 +439,11 @@ static lc_status score_task(const struct eval_args *a, struct lc_model *model,
              : which == 0                      ? " (teacher)"
                                                : " (linearized)");
     lc_model_use_teacher(model, which == 0);
-    cli_progress_start(&prog, label, o->limit > 0 && o->limit < n ? o->limit : n,
-                       a->common.quiet || a->json);
+    cli_set_stop_note("waiting for the %s items being scored", label);
+    cli_info(&a->common, "%s: %lld items", label, (long long)items);
+    cli_progress_start(&prog, label, items, a->common.quiet);
     rc = lc_mc_evaluate(model, tok, tr->task, o, on_progress, &prog, NULL, &tr->res[which], err);
+    cli_set_stop_note(NULL);
     cli_progress_end(&prog);
     tr->seconds[which] = cli_now() - t0;
     return rc;
@@ -616,6 +624,10 @@ int main(int argc, char **argv)
     }
     if (rc != LC_OK) {
         status = cli_fail(rc, &err, 0);
+        goto done;
+    }
+    status = cli_page_in(&a.common, model, a.model);
+    if (status != CLI_EXIT_OK) {
         goto done;
     }
     status = a.n_tasks > 0 ? run_tasks(&a, model, tok, runs) : run_ppl(&a, model, tok);

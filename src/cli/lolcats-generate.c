@@ -198,6 +198,7 @@ static int generate(const struct gen_args *a, struct lc_model *model, struct lc_
     t_prefill = cli_now() - t0;
     prev = ids[n_ids - 1];
     t0 = cli_now();
+    cli_set_stop_note("stopping after the token being computed");
     while (produced < a->max_tokens && !cli_interrupted()) {
         char piece[256];
         size_t len;
@@ -278,6 +279,10 @@ int main(int argc, char **argv)
     }
     if (rc != LC_OK) {
         status = cli_fail(rc, &err, 0);
+        goto done;
+    }
+    status = cli_page_in(&a.common, model, a.model);
+    if (status != CLI_EXIT_OK) {
         goto done;
     }
     status = generate(&a, model, tok);

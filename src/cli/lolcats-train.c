@@ -48,7 +48,8 @@ static void usage(FILE *out)
             "                          default: --epochs epochs)\n"
             "      --epochs N          passes over the data (default 2)\n"
             "      --eval-every N      optimizer steps between evaluations (default 100)\n"
-            "      --val-size N        held-out chunks per evaluation (default all)\n"
+            "      --val-size N        held-out chunks per evaluation and for the summary\n"
+            "                          (default all)\n"
             "      --plateau-factor F  learning-rate factor on a plateau (default 0.1)\n"
             "      --plateau-patience N  evaluations without improvement first (default 10)\n"
             "      --min-lr LR         lower bound of the learning rate (default 1e-05)\n"
@@ -86,7 +87,8 @@ static void usage(FILE *out)
             "      --threads N         threads (default: all cores)\n"
             "      --no-summary        skip the final perplexity comparison\n"
             "  -v, --verbose           print the backend and GEMM kernel in use\n"
-            "  -q, --quiet             no progress display\n"
+            "  -q, --quiet             no configuration, progress, memory or evaluation\n"
+            "                          lines (warnings and errors remain)\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n"
             "\n"
@@ -487,7 +489,12 @@ static int parse_args(int argc, char **argv, struct train_args *a)
 
 struct run_state {
     const struct train_args *a;
-    struct cli_progress prog;
+    struct cli_progress prog;  /* the optimizer steps of a stage */
+    struct cli_progress evalp; /* an evaluation under way */
+    char eval_label[64];
+    char step_extra[96];       /* loss, lr and rate of the last step */
+    int phase;                 /* LC_PHASE_* of the last progress event; -1: none yet */
+    int64_t phase_step;        /* and its step */
     int n_layers;
     double *first_layer_mse; /* the first evaluation (the untrained start) */
     double *best_layer_mse;
@@ -501,6 +508,90 @@ static const char *stage_name(int stage)
                                         : "lora-only";
 }
 
+/* Inside a step or an evaluation: the progress display, and what a stop
+ * would wait for. */
+static void on_progress(struct run_state *rs, const struct lc_train_event *ev)
+{
+    const struct cli_common *c = &rs->a->common;
+    const char *name = stage_name(ev->stage);
+    const double part = ev->layers > 0 ? (double)ev->layer / ev->layers : 0.0;
+    char extra[256];
+
+    if (ev->phase != rs->phase || ev->step != rs->phase_step) {
+        rs->phase = ev->phase;
+        rs->phase_step = ev->step;
+        if (ev->phase == LC_PHASE_EVAL) {
+            cli_progress_clear(&rs->prog);
+            snprintf(rs->eval_label, sizeof(rs->eval_label), "%s evaluation", name);
+            cli_progress_start(&rs->evalp, rs->eval_label, ev->total, c->quiet);
+            if (ev->step == 0) {
+                cli_set_stop_note("waiting for the layer being computed in the first evaluation "
+                                  "of %s; nothing of this stage is saved before it ends",
+                                  name);
+            } else {
+                cli_set_stop_note("waiting for the layer being computed in the evaluation after "
+                                  "step %lld of %s, then saving the state",
+                                  (long long)ev->step, name);
+            }
+        } else {
+            cli_set_stop_note("waiting for the layer being computed in step %lld of %s, then "
+                              "saving the state after step %lld",
+                              (long long)ev->step + 1, name, (long long)ev->step);
+        }
+    }
+    if (ev->phase == LC_PHASE_EVAL) {
+        snprintf(extra, sizeof(extra), "chunks (layer pass %d/%d)", ev->layer, ev->layers);
+        cli_progress_update(&rs->evalp, (double)ev->done + part, extra);
+    } else if (ev->total > 0 && !(ev->done + 1 == ev->total && ev->layer == ev->layers)) {
+        /* (the end of a step is shown by its LC_EV_STEP) */
+        snprintf(extra, sizeof(extra), "%s%smicro-batch %lld/%lld (layer pass %d/%d)",
+                 rs->step_extra, rs->step_extra[0] != '\0' ? " " : "", (long long)ev->done + 1,
+                 (long long)ev->total, ev->layer, ev->layers);
+        cli_progress_update(&rs->prog,
+                            (double)ev->step + ((double)ev->done + part) / (double)ev->total,
+                            extra);
+    }
+}
+
+static double mib(int64_t bytes)
+{
+    return (double)bytes / (1 << 20);
+}
+
+/* Before stage 2 allocates: what it needs against what is available. */
+static void on_memory(const struct run_state *rs, const struct lc_train_event *ev)
+{
+    const struct cli_common *c = &rs->a->common;
+    const int recompute = rs->a->t.recompute;
+    const int64_t buffers = recompute ? ev->act_bytes_recompute : ev->act_bytes;
+    const int64_t need = buffers + ev->optimizer_bytes + ev->weight_bytes;
+
+    cli_info(c, "finetune: memory: activations, gradients and working buffers %.1f MiB per "
+                "micro-batch%s (%.1f MiB %s); optimizer state %.1f MiB; mapped weights %.1f MiB",
+             mib(buffers), recompute ? " with --recompute" : "",
+             mib(recompute ? ev->act_bytes : ev->act_bytes_recompute),
+             recompute ? "without" : "with --recompute", mib(ev->optimizer_bytes),
+             mib(ev->weight_bytes));
+    if (ev->mem_available < 0) {
+        return;
+    }
+    if (need > ev->mem_available) {
+        char hint[128];
+        if (recompute) {
+            snprintf(hint, sizeof(hint), "a smaller --seq-len or --batch-size needs less");
+        } else {
+            snprintf(hint, sizeof(hint), "--recompute needs %.1f MiB less",
+                     mib(ev->act_bytes - ev->act_bytes_recompute));
+        }
+        cli_warn("stage 2 needs about %.1f MiB of memory but %.1f MiB is available: expect "
+                 "swapping or the out-of-memory killer; %s",
+                 mib(need), mib(ev->mem_available), hint);
+    } else {
+        cli_info(c, "finetune: memory: %.1f MiB needed, %.1f MiB available", mib(need),
+                 mib(ev->mem_available));
+    }
+}
+
 static int on_event(const struct lc_train_event *ev, void *user)
 {
     struct run_state *rs = user;
@@ -511,19 +602,21 @@ static int on_event(const struct lc_train_event *ev, void *user)
     case LC_EV_START:
         cli_info(c, "%s: %lld optimizer steps of %lld tokens", stage_name(ev->stage),
                  (long long)ev->total_steps, (long long)ev->tokens_per_step);
-        if (ev->act_bytes > 0) {
-            cli_info(c, "%s: activations and working buffers %.1f MiB per micro-batch, "
-                        "%.1f MiB with --recompute%s",
-                     stage_name(ev->stage), (double)ev->act_bytes / (1 << 20),
-                     (double)ev->act_bytes_recompute / (1 << 20),
-                     rs->a->t.recompute ? " (in use)" : "");
-        }
         cli_progress_start(&rs->prog, stage_name(ev->stage), ev->total_steps, c->quiet);
+        rs->phase = -1;
+        rs->step_extra[0] = '\0';
+        cli_set_stop_note("waiting for the layer being computed in %s", stage_name(ev->stage));
+        break;
+    case LC_EV_MEMORY:
+        on_memory(rs, ev);
+        break;
+    case LC_EV_PROGRESS:
+        on_progress(rs, ev);
         break;
     case LC_EV_STEP:
-        snprintf(extra, sizeof(extra), "loss %.4f lr %.1e %.0f tok/s", ev->loss, ev->lr,
-                 ev->tokens_per_s);
-        cli_progress_update(&rs->prog, ev->step, extra);
+        snprintf(rs->step_extra, sizeof(rs->step_extra), "loss %.4f lr %.1e %.0f tok/s",
+                 ev->loss, ev->lr, ev->tokens_per_s);
+        cli_progress_update(&rs->prog, (double)ev->step, rs->step_extra);
         break;
     case LC_EV_EVAL:
         if (rs->first_layer_mse != NULL && ev->layer_mse != NULL) {
@@ -536,6 +629,7 @@ static int on_event(const struct lc_train_event *ev, void *user)
             }
         }
         cli_progress_clear(&rs->prog);
+        cli_progress_clear(&rs->evalp);
         if (ev->stage != LC_STAGE_TRANSFER) {
             /* the loss is a mean NLL per token: show its perplexity too */
             snprintf(extra, sizeof(extra), " (perplexity %.4f)", exp(ev->val_loss));
@@ -550,6 +644,9 @@ static int on_event(const struct lc_train_event *ev, void *user)
         cli_progress_end(&rs->prog);
         cli_info(c, "%s done: best validation loss %.6f", stage_name(ev->stage),
                  ev->best_val_loss);
+        /* until the next stage starts, nothing is under way that a stop
+         * should wait for */
+        cli_set_stop_note(NULL);
         break;
     default:
         break;
@@ -562,10 +659,14 @@ static const char *schedule_name(int s)
     return s == LC_LR_COSINE ? "cosine" : s == LC_LR_CONSTANT ? "constant" : "plateau";
 }
 
-static void print_config(const struct train_args *a, const struct lc_model_config *mc,
+static void print_config(const struct train_args *a, const struct lc_model *model,
                          const struct lc_data_stats *st)
 {
     const struct lc_train_opts *t = &a->t;
+    const struct lc_model_config *mc = lc_model_get_config(model);
+    const int transfer = (t->stage & LC_STAGE_TRANSFER) && !t->skip_transfer;
+    const int finetune = (t->stage & LC_STAGE_FINETUNE) || t->stage == LC_STAGE_LORA_ONLY ||
+                         t->compare_lora;
     int T = t->seq_len > 0 ? t->seq_len
                            : (mc->max_position_embeddings > 0 && mc->max_position_embeddings < 1024
                                   ? mc->max_position_embeddings
@@ -573,8 +674,10 @@ static void print_config(const struct train_args *a, const struct lc_model_confi
     if (a->common.quiet) {
         return;
     }
-    fprintf(stderr, "model       %s (%d layers, %d heads, %d kv heads, head dim %d)\n", a->model,
-            mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->head_dim);
+    fprintf(stderr, "model       %s (%d layers, %d heads, %d kv heads, head dim %d; %.2f GiB of "
+                    "weights mapped)\n",
+            a->model, mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->head_dim,
+            (double)lc_model_mapped_bytes(model) / (1 << 30));
     fprintf(stderr, "data        %s: %lld train tokens, %lld held-out tokens", a->data,
             (long long)st->train_tokens, (long long)st->val_tokens);
     if (st->skipped > 0) {
@@ -592,36 +695,69 @@ static void print_config(const struct train_args *a, const struct lc_model_confi
     fprintf(stderr, "batches     seq-len %d, batch-size %d, grad-accum %d, seed %llu\n", T,
             t->batch_size, t->grad_accum, (unsigned long long)t->seed);
     if (t->max_steps >= 0) {
-        fprintf(stderr, "length      %lld steps, eval every %d", (long long)t->max_steps,
+        fprintf(stderr, "length      %lld steps per stage, eval every %d", (long long)t->max_steps,
                 t->eval_every);
     } else {
-        fprintf(stderr, "length      %d epochs, eval every %d", t->epochs, t->eval_every);
+        fprintf(stderr, "length      %d epochs per stage, eval every %d", t->epochs,
+                t->eval_every);
     }
     if (t->val_size > 0) {
         fprintf(stderr, " on %lld held-out chunks", (long long)t->val_size);
     }
     fputc('\n', stderr);
-    fprintf(stderr, "optimizer   AdamW lr %g, weight decay %g; plateau factor %g, patience %d, "
-                    "min lr %g\n",
-            t->lr, t->weight_decay, t->plateau_factor, t->plateau_patience, t->min_lr);
-    fprintf(stderr, "schedule    stage 1 %s, warm-up %lld; LoRA %s, warm-up %lld\n",
-            schedule_name(t->lr_schedule), (long long)t->warmup_steps,
-            schedule_name(t->lora_lr_schedule), (long long)t->lora_warmup_steps);
-    fprintf(stderr, "attention   feature dim %d (x2), window %d %s; loss %g x MSE + %g x XENT\n",
-            t->feature_dim, t->window,
-            t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", t->mse_weight,
-            t->xent_weight);
-    if ((t->stage & LC_STAGE_FINETUNE) || t->stage == LC_STAGE_LORA_ONLY || t->compare_lora) {
-        fprintf(stderr, "lora        rank %d, alpha %g, dropout %g on %s%s%s%s, lr %g%s%s%s\n",
-                t->lora_rank, t->lora_alpha, t->lora_dropout,
+    if (t->stage == LC_STAGE_LORA_ONLY) {
+        fprintf(stderr, "attention   softmax (the original model's)\n");
+    } else {
+        fprintf(stderr, "attention   feature dim %d (x2), window %d %s%s\n", t->feature_dim,
+                t->window, t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced",
+                transfer          ? ""
+                : t->skip_transfer ? "; identity feature maps"
+                                   : "; feature maps of an earlier --stage transfer in the output");
+    }
+    if (transfer) {
+        fprintf(stderr, "transfer    AdamW lr %g, weight decay %g; loss %g x MSE + %g x XENT\n",
+                t->lr, t->weight_decay, t->mse_weight, t->xent_weight);
+    }
+    if (finetune) {
+        fprintf(stderr, "finetune    AdamW lr %g, weight decay %g; LoRA rank %d, alpha %g, "
+                        "dropout %g on %s%s%s%s%s%s%s\n",
+                t->lora_lr, t->weight_decay, t->lora_rank, t->lora_alpha, t->lora_dropout,
                 t->lora_targets & LC_LORA_Q ? "q" : "", t->lora_targets & LC_LORA_K ? "k" : "",
                 t->lora_targets & LC_LORA_V ? "v" : "", t->lora_targets & LC_LORA_O ? "o" : "",
-                t->lora_lr, t->train_feature_maps ? "; feature maps trained too" : "",
+                t->train_feature_maps ? "; feature maps trained too" : "",
                 t->recompute ? "; recompute" : "", t->merge ? "; merge" : "");
     }
+    fprintf(stderr, "schedule    transfer %s, finetune %s (warm-up %lld and %lld steps), min lr %g; "
+                    "on a plateau: lr x %g after %d evaluations without improvement\n",
+            schedule_name(t->lr_schedule), schedule_name(t->lora_lr_schedule),
+            (long long)t->warmup_steps, (long long)t->lora_warmup_steps, t->min_lr,
+            t->plateau_factor, t->plateau_patience);
 }
 
-/* Teacher vs linearized perplexity on the held-out split. */
+static int on_summary_progress(int64_t done, int64_t total, void *user)
+{
+    struct cli_progress *p = user;
+    p->total = total;
+    cli_progress_update(p, (double)done, "windows");
+    return cli_interrupted();
+}
+
+/* The perplexity of one model variant in the summary, with progress. */
+static lc_status summary_ppl(const struct train_args *a, struct lc_model *model,
+                             const int32_t *ids, int64_t n, int ctx, const char *label,
+                             struct lc_ppl_result *res, struct lc_error *err)
+{
+    struct cli_progress prog;
+    lc_status rc;
+
+    cli_progress_start(&prog, label, (n + ctx - 1) / ctx, a->common.quiet);
+    rc = lc_model_perplexity(model, ids, n, ctx, on_summary_progress, &prog, res, err);
+    cli_progress_clear(&prog);
+    return rc;
+}
+
+/* Teacher vs linearized perplexity on the held-out split (its first
+ * --val-size chunks when given). */
 static int print_summary(const struct train_args *a, struct lc_model *model,
                          const struct lc_dataset *ds, const struct run_state *rs)
 {
@@ -648,8 +784,16 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     if (lc_dataset_stream(ds, LC_SPLIT_VAL, &ids, &labels, &n) != LC_OK || n < 2) {
         return CLI_EXIT_OK;
     }
+    if (a->t.val_size > 0 && a->t.val_size < n / ctx) {
+        n = a->t.val_size * ctx;
+    }
+    cli_info(&a->common, "summary: perplexity of %lld held-out tokens%s", (long long)n,
+             a->t.val_size > 0 ? " (--val-size chunks)" : "");
+    cli_set_stop_note("waiting for the window being computed in the summary; the trained model "
+                      "in %s is complete",
+                      a->t.out_dir);
     lc_model_use_teacher(model, 1);
-    rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &teacher, &err);
+    rc = summary_ppl(a, model, ids, n, ctx, "summary: teacher", &teacher, &err);
     if (rc == LC_OK) {
         rc = lc_model_load_lolcats(model, a->t.out_dir, &err);
     }
@@ -659,11 +803,13 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     transfer_only = !lora_only && (!with_lora || !a->t.train_feature_maps);
     if (rc == LC_OK && transfer_only) {
         lc_model_use_adapter(model, 0);
-        rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &student, &err);
+        rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized, transfer only", &student,
+                         &err);
         lc_model_use_adapter(model, 1);
     }
     if (rc == LC_OK && with_lora) {
-        rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &finetuned, &err);
+        rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized with LoRA", &finetuned,
+                         &err);
     }
     /* the yardstick: the same LoRA on the original model */
     if (rc == LC_OK && a->t.compare_lora) {
@@ -674,11 +820,16 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
         }
         sprintf(yardstick_dir, "%s/lora-only", a->t.out_dir);
         rc = lc_model_load_lolcats(model, yardstick_dir, &err);
+        free(yardstick_dir);
     }
     if (rc == LC_OK && (lora_only || a->t.compare_lora)) {
-        rc = lc_model_perplexity(model, ids, n, ctx, NULL, NULL, &yardstick, &err);
+        rc = summary_ppl(a, model, ids, n, ctx, "summary: teacher + LoRA", &yardstick, &err);
     }
-    free(yardstick_dir);
+    cli_set_stop_note(NULL);
+    if (rc == LC_ERR_INTERRUPTED) {
+        cli_error("stopped in the summary; the trained model in %s is complete", a->t.out_dir);
+        return CLI_EXIT_INTERRUPTED;
+    }
     if (rc != LC_OK) {
         return cli_fail(rc, &err, 0);
     }
@@ -751,13 +902,25 @@ int main(int argc, char **argv)
         goto done;
     }
     lc_dataset_stats(ds, &st);
-    print_config(&a, lc_model_get_config(model), &st);
+    print_config(&a, model, &st);
+    /* refused options fail before the weights are read */
+    rc = lc_train_check(model, &a.t, &err);
+    if (rc != LC_OK) {
+        status = cli_fail(rc, &err, 0);
+        goto done;
+    }
+    status = cli_page_in(&a.common, model, a.model);
+    if (status != CLI_EXIT_OK) {
+        goto done;
+    }
     rs.n_layers = lc_model_get_config(model)->n_layers;
     rs.first_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
     rs.best_layer_mse = calloc((size_t)rs.n_layers, sizeof(double));
     rc = lc_train(model, ds, &a.t, on_event, &rs, &err);
+    cli_set_stop_note(NULL);
     if (rc != LC_OK) {
         cli_progress_clear(&rs.prog);
+        cli_progress_clear(&rs.evalp);
         status = cli_fail(rc, &err, rc == LC_ERR_IO);
         goto done;
     }

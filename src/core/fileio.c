@@ -129,3 +129,24 @@ int lc_is_dir(const char *path)
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
+
+/* MemAvailable counts the page cache that can be dropped, and so also the
+ * pages of mapped model weights already read. */
+LC_API int64_t lc_memory_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    int64_t avail = -1;
+
+    if (f != NULL) {
+        while (fgets(line, sizeof(line), f) != NULL) {
+            long long kib;
+            if (sscanf(line, "MemAvailable: %lld kB", &kib) == 1) {
+                avail = (int64_t)kib * 1024;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    return avail;
+}

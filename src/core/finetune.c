@@ -133,24 +133,15 @@ size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
     struct lc_ft ft;
     struct carver c = {NULL, 0};
     struct lc_ft_acts *acts = calloc((size_t)m->cfg.n_layers, sizeof(*acts));
-    size_t gradient_bytes;
 
     if (acts == NULL) {
         return 0;
     }
     memset(&ft, 0, sizeof(ft));
     ft.acts = acts;
-    gradient_bytes = 0;
     carve(&ft, &c, m, lin, lora, rows, recompute, train_fmaps);
-    /* the gradient arenas are parameters' companions, not activations */
-    {
-        struct carver g = {NULL, 0};
-        take(&g, lora->n_params * sizeof(float));
-        take(&g, (train_fmaps ? lin->n_params : lin->layer_size) * sizeof(float));
-        gradient_bytes = g.off;
-    }
     free(acts);
-    return c.off - gradient_bytes;
+    return c.off;
 }
 
 lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *lin,
@@ -185,11 +176,15 @@ lc_status lc_ft_new(struct lc_ft **out, struct lc_llama *m, struct lc_linattn *l
     carve(ft, &c, m, lin, lora, max_rows, recompute, train_fmaps);
     ft->arena = be->ops->alloc(be, c.off);
     if (ft->arena == NULL) {
+        char less[96] = "";
+        if (!recompute) {
+            snprintf(less, sizeof(less), "; --recompute needs %.1f MiB",
+                     (double)lc_ft_bytes(m, lin, lora, max_rows, 1, train_fmaps) / (1 << 20));
+        }
         rc = lc_err_set(err, LC_ERR_NOMEM,
-                        "out of backend memory for the LoRA stage: %.1f MiB for micro-batches of "
-                        "%d tokens%s",
-                        (double)c.off / (1 << 20), max_rows,
-                        recompute ? "" : " (--recompute needs less)");
+                        "out of backend memory for the LoRA stage: its activations, gradients "
+                        "and working buffers take %.1f MiB for micro-batches of %d tokens%s",
+                        (double)c.off / (1 << 20), max_rows, less);
         goto fail;
     }
     c.base = ft->arena;
@@ -372,6 +367,9 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
     for (int l = 0; l < L; l++) {
         lc_ft_layer_forward(ft, l, &ft->acts[l], l + 1 < L ? ft->acts[l + 1].x : ft->x_last, B,
                             T);
+        if (ft->poll != NULL && ft->poll(ft->poll_user, l + 1, backward ? 2 * L : L)) {
+            return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped in layer %d", l);
+        }
     }
     o->rmsnorm_fwd(be, ft->xn, ft->rstd_f, ft->x_last, m->final_norm, N, C, c->rms_norm_eps);
     /* loss and dL/d(normed final states), lm_head in row chunks with the
@@ -398,6 +396,9 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
                 lc_ft_layer_forward(ft, l, &ft->acts[l], ft->x_out, B, T);
             }
             lc_ft_layer_backward(ft, l, &ft->acts[l], ft->dx, B, T);
+            if (ft->poll != NULL && ft->poll(ft->poll_user, 2 * L - l, 2 * L)) {
+                return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped in layer %d", l);
+            }
         }
     }
     rc = o->sync(be, err);
@@ -435,6 +436,36 @@ lc_status lc_ft_softmax_attention(struct lc_linattn **out, const struct lc_llama
     return lc_linattn_new(out, m, &cfg, err);
 }
 
+/* Before the big allocation: what stage 2 will hold in memory, and what
+ * the system has available, for the caller to show (and to stop on). */
+static lc_status report_memory(struct lc_trainer *tr, const struct lc_linattn *lin,
+                               const struct lc_lora *lora, int train_fmaps, struct lc_error *err)
+{
+    const size_t rows = (size_t)tr->B * (size_t)tr->T;
+    struct lc_train_event ev;
+    size_t opt = 3 * lora->n_params * sizeof(float); /* AdamW m, v; best (host) */
+
+    if (train_fmaps) {
+        opt += 3 * lin->n_params * sizeof(float);
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LC_EV_MEMORY;
+    ev.act_bytes = (int64_t)lc_ft_bytes(tr->m, lin, lora, (int)rows, 0, train_fmaps);
+    ev.act_bytes_recompute = (int64_t)lc_ft_bytes(tr->m, lin, lora, (int)rows, 1, train_fmaps);
+    ev.optimizer_bytes = (int64_t)(opt + rows * sizeof(int32_t));
+    ev.weight_bytes = lc_model_mapped_bytes(tr->model);
+    ev.mem_available = lc_memory_available();
+    if (lc_trainer_emit(tr, &ev) != 0) {
+        return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped before the LoRA stage");
+    }
+    return LC_OK;
+}
+
+static int ft_poll(void *user, int layer, int layers)
+{
+    return lc_trainer_poll(user, layer, layers);
+}
+
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
@@ -458,12 +489,17 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
         rc = lc_ft_softmax_attention(&x->softmax, tr->m, tr->T, err);
     }
     if (rc == LC_OK) {
+        rc = report_memory(tr, softmax ? x->softmax : tr->lin, x->lora, train_fmaps, err);
+    }
+    if (rc == LC_OK) {
         rc = lc_ft_new(&x->ft, tr->m, softmax ? x->softmax : tr->lin, x->lora, (int)N,
                        o->recompute, train_fmaps, err);
     }
     if (rc != LC_OK) {
         return rc;
     }
+    x->ft->poll = ft_poll;
+    x->ft->poll_user = tr;
     x->lora_m = be->ops->alloc(be, x->lora->n_params * sizeof(float));
     x->lora_v = be->ops->alloc(be, x->lora->n_params * sizeof(float));
     x->lora_best = malloc(x->lora->n_params * sizeof(float));
@@ -531,13 +567,6 @@ void lc_finetune_teardown(struct lc_trainer *tr)
     free(x);
     tr->stage_ctx = NULL;
     tr->n_groups = 0;
-}
-
-size_t lc_finetune_act_bytes(struct lc_trainer *tr, int recompute)
-{
-    struct finetune_ctx *x = tr->stage_ctx;
-    return lc_ft_bytes(tr->m, x->ft->lin, x->lora, tr->B * tr->T, recompute,
-                       x->ft->train_fmaps);
 }
 
 static lc_status finetune_microbatch(struct lc_trainer *tr, const int32_t *ids,

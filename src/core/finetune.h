@@ -90,6 +90,10 @@ struct lc_ft {
     int32_t *targets;     /* [N] */
     float *host_loss;     /* host [N] */
     void *arena;          /* the one backend allocation behind the buffers */
+    /* called after each layer pass of lc_ft_microbatch (layer of layers);
+     * non-zero stops it with LC_ERR_INTERRUPTED (nullable) */
+    int (*poll)(void *user, int layer, int layers);
+    void *poll_user;
 };
 
 /* Softmax attention in the form lc_ft runs: the hybrid attention whose
@@ -104,8 +108,8 @@ lc_status lc_ft_softmax_attention(struct lc_linattn **out, const struct lc_llama
                                   struct lc_error *err);
 
 /* Bytes of backend memory lc_ft_new allocates for micro-batches of rows
- * tokens (activations and working buffers; not the parameters, gradients
- * or optimizer state). */
+ * tokens: activations, gradients and working buffers (not the parameters
+ * or the optimizer state). */
 size_t lc_ft_bytes(const struct lc_llama *m, const struct lc_linattn *lin,
                    const struct lc_lora *lora, int rows, int recompute, int train_fmaps);
 

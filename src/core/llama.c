@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/half.h"
 #include "core/llama.h"
@@ -119,6 +121,7 @@ static lc_status weight_from_view(struct lc_llama *m, struct lc_weight *w,
 
     w->dtype = t->dtype;
     w->owned = NULL;
+    w->nbytes = t->nbytes;
     if (be->ops->host_memory) {
         w->data = t->data; /* use the mapping in place */
         return LC_OK;
@@ -331,6 +334,102 @@ fail:
     return rc;
 }
 
+/* ------------------------------------------------------------- page-in */
+
+/* The matrices read in place from the mapped files, into list (room for
+ * 2 + 7 L); returns how many. */
+static size_t mapped_weights(const struct lc_llama *m, const struct lc_weight **list)
+{
+    size_t n = 0;
+
+    if (m->files == NULL || !m->be->ops->host_memory) {
+        return 0;
+    }
+    list[n++] = &m->embed;
+    if (m->lm_head.data != m->embed.data) {
+        list[n++] = &m->lm_head;
+    }
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const struct lc_llama_layer *L = &m->layers[l];
+        const struct lc_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo,
+                                       &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+            list[n++] = w[i];
+        }
+    }
+    return n;
+}
+
+static const struct lc_weight **mapped_list(const struct lc_llama *m, size_t *n)
+{
+    const struct lc_weight **list = malloc((2 + 7 * (size_t)m->cfg.n_layers) * sizeof(*list));
+    *n = list != NULL ? mapped_weights(m, list) : 0;
+    return list;
+}
+
+int64_t lc_llama_mapped_bytes(const struct lc_llama *m)
+{
+    size_t n;
+    const struct lc_weight **list = mapped_list(m, &n);
+    int64_t bytes = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        bytes += (int64_t)list[i]->nbytes;
+    }
+    free(list);
+    return bytes;
+}
+
+/* asks the kernel to start reading [p, p + len) from the file */
+static void read_ahead(const unsigned char *p, size_t len, size_t page)
+{
+    uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+    posix_madvise((void *)start, len + ((uintptr_t)p - start), POSIX_MADV_WILLNEED);
+}
+
+lc_status lc_llama_page_in(const struct lc_llama *m,
+                           int (*progress)(int64_t done, int64_t total, void *user), void *user,
+                           struct lc_error *err)
+{
+    const size_t piece = (size_t)16 << 20;
+    const long sys_page = sysconf(_SC_PAGESIZE);
+    const size_t page = sys_page > 0 ? (size_t)sys_page : 4096;
+    const int64_t total = lc_llama_mapped_bytes(m);
+    size_t n;
+    const struct lc_weight **list = mapped_list(m, &n);
+    volatile unsigned char sink = 0;
+    int64_t done = 0;
+
+    if (list == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = list[i]->data;
+        const size_t size = list[i]->nbytes;
+        for (size_t off = 0; off < size; off += piece) {
+            const size_t len = size - off < piece ? size - off : piece;
+            const size_t ahead = size - off < 2 * piece ? size - off : 2 * piece;
+            /* this piece and the next: the disk works while pages are read */
+            read_ahead(p + off, ahead, page);
+            sink ^= p[off];
+            for (uintptr_t a = ((uintptr_t)(p + off) / page + 1) * page;
+                 a < (uintptr_t)(p + off + len); a += page) {
+                sink ^= *(const unsigned char *)a;
+            }
+            done += (int64_t)len;
+            if (progress != NULL && progress(done, total, user) != 0) {
+                free(list);
+                return lc_err_set(err, LC_ERR_INTERRUPTED, "paging in stopped after %lld of %lld "
+                                                           "bytes",
+                                  (long long)done, (long long)total);
+            }
+        }
+    }
+    (void)sink;
+    free(list);
+    return LC_OK;
+}
+
 /* ---------------------------------------------------------- random model */
 
 /* splitmix64: a seeded stream of uniform numbers in [-a, a) */
@@ -375,6 +474,7 @@ static lc_status random_matrix(struct lc_llama *m, struct lc_weight *w, size_t r
     w->owned = random_buffer(m->be, rows * cols, dt, a, state);
     w->data = w->owned;
     w->dtype = dt;
+    w->nbytes = rows * cols * lc_dtype_size(dt);
     if (w->owned == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory for a %zu x %zu random matrix", rows,
                           cols);

@@ -21,6 +21,7 @@ struct lc_weight {
     const void *data;
     enum lc_dtype dtype;
     void *owned; /* backend allocation to release, or NULL (mmapped) */
+    size_t nbytes;
 };
 
 struct lc_llama_layer {
@@ -57,6 +58,16 @@ struct lc_llama {
 lc_status lc_llama_load(struct lc_llama **out, const char *path, struct lc_backend *be,
                         struct lc_error *err);
 void lc_llama_free(struct lc_llama *m);
+
+/* Bytes of the matrices read in place from the mapped model files (a tied
+ * lm_head counted once); 0 when the backend holds copies. */
+int64_t lc_llama_mapped_bytes(const struct lc_llama *m);
+/* Reads those matrices into memory (readahead a piece ahead, one read per
+ * page), calling progress with the bytes done after each piece; non-zero
+ * from progress stops with LC_ERR_INTERRUPTED. */
+lc_status lc_llama_page_in(const struct lc_llama *m,
+                           int (*progress)(int64_t done, int64_t total, void *user), void *user,
+                           struct lc_error *err);
 
 /* A model of shape cfg with random weights and no files, for tests and
  * benchmarks: every matrix uniform in +-1/sqrt(fan_in) (the PyTorch

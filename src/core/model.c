@@ -87,6 +87,18 @@ LC_API const char *lc_model_format(const struct lc_model *m)
     return m->llama->files != NULL ? lc_model_files_format(m->llama->files) : "random";
 }
 
+LC_API int64_t lc_model_mapped_bytes(const struct lc_model *m)
+{
+    return lc_llama_mapped_bytes(m->llama);
+}
+
+LC_API lc_status lc_model_page_in(struct lc_model *m,
+                                  int (*progress)(int64_t done, int64_t total, void *user),
+                                  void *user, struct lc_error *err)
+{
+    return lc_llama_page_in(m->llama, progress, user, err);
+}
+
 lc_status lc_model_reserve_rows(struct lc_model *m, int rows, struct lc_error *err)
 {
     if (m->fwd.max_rows >= rows) {

@@ -86,6 +86,25 @@ static int emit(struct lc_trainer *tr, struct lc_train_event *ev)
     return tr->on_event(ev, tr->user);
 }
 
+int lc_trainer_emit(struct lc_trainer *tr, struct lc_train_event *ev)
+{
+    return emit(tr, ev);
+}
+
+int lc_trainer_poll(struct lc_trainer *tr, int layer, int layers)
+{
+    struct lc_train_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LC_EV_PROGRESS;
+    ev.phase = tr->phase;
+    ev.done = tr->phase_done;
+    ev.total = tr->phase_total;
+    ev.layer = layer;
+    ev.layers = layers;
+    return emit(tr, &ev);
+}
+
 static void metrics_line(struct lc_trainer *tr, const char *fmt, ...) LC_PRINTF(2, 3);
 
 static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
@@ -234,6 +253,9 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
     for (int l = 0; l < L; l++) {
         layer_loss[l] = 0.0;
     }
+    tr->phase = LC_PHASE_EVAL;
+    tr->phase_done = 0;
+    tr->phase_total = (tr->n_val + tr->B - 1) / tr->B;
     while (done < tr->n_val) {
         int b = tr->n_val - done < tr->B ? (int)(tr->n_val - done) : tr->B;
         double loss = 0.0;
@@ -249,6 +271,7 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
             layer_loss[l] += tr->layer_loss[l] * b;
         }
         done += b;
+        tr->phase_done++;
     }
     *val_loss = sum / (double)tr->n_val;
     for (int l = 0; l < L; l++) {
@@ -337,6 +360,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
     META("best_val", "%.17g", tr->best_val);
     META("metrics_lines", "%lld", (long long)tr->metrics_lines);
     META("stages_done", "%d", tr->stages_done);
+    META("eval_pending", "%d", tr->eval_pending);
 #undef META
     if (rc == LC_OK) {
         fingerprint(tr, buf, sizeof(buf));
@@ -399,7 +423,7 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     const char *stage;
     const char *fp;
     char want[1024];
-    int64_t step, epoch, mb, bad, offset;
+    int64_t step, epoch, mb, bad, offset, pending = 0;
     double lr, pbest, best;
     lc_status rc;
 
@@ -432,6 +456,13 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
         rc = lc_err_set(err, LC_ERR_FORMAT, "%s: training state metadata incomplete", path);
         goto done;
     }
+    /* absent in states saved before stops inside an evaluation existed */
+    if (lc_st_metadata(f, "eval_pending") != NULL &&
+        (!meta_int(f, "eval_pending", &pending) || (pending != 0 && pending != 1))) {
+        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: training state metadata eval_pending is not 0 "
+                                            "or 1", path);
+        goto done;
+    }
     for (int g = 0; g < tr->n_groups; g++) {
         struct lc_param_group *pg = &tr->groups[g];
         static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
@@ -460,6 +491,7 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     tr->plateau_best = pbest;
     tr->plateau_bad = (int)bad;
     tr->best_val = best;
+    tr->eval_pending = (int)pending;
     if (tr->metrics != NULL) {
         /* drop metric lines written after the saved state */
         rc = rewind_metrics(tr, offset, err);
@@ -478,6 +510,38 @@ done:
 
 /* ------------------------------------------------------------ the loop */
 
+/* A stop asked for inside an optimizer step or an evaluation: the work
+ * under way is dropped and the state of the last finished step is saved
+ * (with its evaluation still to run when that was interrupted), so that a
+ * resumed run does the same work as an uninterrupted one.  Before the
+ * first evaluation of the stage has ended there is nothing to save. */
+static lc_status stop_inside(struct lc_trainer *tr, int in_eval, struct lc_error *err)
+{
+    lc_status rc;
+
+    if (in_eval && tr->step == 0) {
+        return lc_err_set(err, LC_ERR_INTERRUPTED,
+                          "stopped in the first evaluation of stage %s, before any of its "
+                          "results were saved",
+                          tr->hooks->name);
+    }
+    tr->eval_pending = in_eval;
+    rc = save_state(tr, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    if (in_eval) {
+        return lc_err_set(err, LC_ERR_INTERRUPTED,
+                          "stopped in the evaluation after step %lld; the state is saved in %s "
+                          "(resume with --resume)",
+                          (long long)tr->step, tr->o->out_dir);
+    }
+    return lc_err_set(err, LC_ERR_INTERRUPTED,
+                      "stopped in step %lld; the state after step %lld is saved in %s (resume "
+                      "with --resume)",
+                      (long long)tr->step + 1, (long long)tr->step, tr->o->out_dir);
+}
+
 static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err)
 {
     const int L = tr->m->cfg.n_layers;
@@ -490,6 +554,9 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     rc = evaluate(tr, &val, layer, err);
+    if (rc == LC_ERR_INTERRUPTED) {
+        rc = stop_inside(tr, 1, err);
+    }
     if (rc != LC_OK) {
         goto done;
     }
@@ -525,6 +592,7 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         }
         metrics_line(tr, "}\n");
     }
+    tr->eval_pending = 0;
     rc = save_state(tr, err);
     if (rc == LC_OK && emit(tr, &ev) != 0) {
         rc = lc_err_set(err, LC_ERR_INTERRUPTED, "stopped at step %lld; the state is saved in %s",
@@ -553,6 +621,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     tr->step = 0;
     tr->epoch = 0;
     tr->mb = 0;
+    tr->eval_pending = 0;
     for (int g = 0; g < tr->n_groups; g++) {
         be->ops->download(be, tr->groups[g].best, tr->groups[g].params,
                           tr->groups[g].n * sizeof(float));
@@ -573,15 +642,12 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
     ev.kind = LC_EV_START;
     ev.total_steps = total;
     ev.tokens_per_step = (int64_t)tr->B * tr->T * o->grad_accum;
-    if (is_lora_stage(tr)) {
-        ev.act_bytes = (int64_t)lc_finetune_act_bytes(tr, 0);
-        ev.act_bytes_recompute = (int64_t)lc_finetune_act_bytes(tr, 1);
-    }
     if (emit(tr, &ev) != 0) {
         return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped before training");
     }
-    if (!found) {
-        /* the starting point is the first candidate for the best weights */
+    if (!found || tr->eval_pending) {
+        /* the starting point is the first candidate for the best weights
+         * (or the evaluation a stop interrupted) */
         rc = eval_and_checkpoint(tr, err);
         if (rc != LC_OK) {
             return rc;
@@ -604,6 +670,8 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         for (int g = 0; g < tr->n_groups; g++) {
             be->ops->zero(be, tr->groups[g].grads, tr->groups[g].n * sizeof(float));
         }
+        tr->phase = LC_PHASE_TRAIN;
+        tr->phase_total = n_mb;
         for (int64_t i = 0; i < n_mb; i++) {
             int32_t *ids = tr->train_ids;
             int32_t *labels = tr->train_labels;
@@ -611,9 +679,13 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
             /* gather the B chunks of this micro-batch into one contiguous batch */
             rc = lc_trainer_gather(tr, tr->perm + (tr->mb + i) * tr->B, &ids, &labels, err);
             tr->cur_mb = i;
+            tr->phase_done = i;
             if (rc == LC_OK) {
                 rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
                                            tr->layer_loss, err);
+            }
+            if (rc == LC_ERR_INTERRUPTED) {
+                return stop_inside(tr, 0, err);
             }
             if (rc != LC_OK) {
                 return rc;
@@ -655,6 +727,7 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
                      tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, lr,
                      ev.tokens_per_s);
         if (emit(tr, &ev) != 0) {
+            tr->eval_pending = tr->step % o->eval_every == 0 || tr->step == total;
             rc = save_state(tr, err);
             if (rc == LC_OK) {
                 rc = lc_err_set(err, LC_ERR_INTERRUPTED,
@@ -898,6 +971,31 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
     return rc;
 }
 
+/* Whether any query of a chunk of T tokens attends to some key by linear
+ * attention: terraced, from the third block on (position 2W); sliding,
+ * from position W. */
+static int linear_part_used(const struct lc_train_opts *o, int T)
+{
+    return T > (o->window_mode == LC_WINDOW_SLIDING ? o->window : 2 * o->window);
+}
+
+static int trains_feature_maps(const struct lc_train_opts *o)
+{
+    return ((o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer) ||
+           ((o->stage & LC_STAGE_FINETUNE) && (o->train_feature_maps || o->skip_transfer));
+}
+
+/* the method's 1024, unless the model was trained on less */
+static int seq_len_of(const struct lc_llama *m, const struct lc_train_opts *o)
+{
+    if (o->seq_len > 0) {
+        return o->seq_len;
+    }
+    return m->cfg.max_position_embeddings > 0 && m->cfg.max_position_embeddings < 1024
+               ? m->cfg.max_position_embeddings
+               : 1024;
+}
+
 static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts *o, int T,
                             struct lc_error *err)
 {
@@ -922,6 +1020,27 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         return lc_err_set(err, LC_ERR_ARG,
                           "the window (%d) must be between 1 and the sequence length (%d)",
                           o->window, T);
+    }
+    if (trains_feature_maps(o) && !linear_part_used(o, T)) {
+        const int sliding = o->window_mode == LC_WINDOW_SLIDING;
+        const int longest = sliding ? o->window : 2 * o->window;
+        const int widest = sliding ? T - 1 : (T - 1) / 2;
+        char other[64] = "";
+        if (widest >= 1) {
+            snprintf(other, sizeof(other), ", or a --window of at most %d", widest);
+        }
+        return lc_err_set(err, LC_ERR_ARG,
+                          "%s would learn nothing: in chunks of %d tokens (--seq-len) with a %s "
+                          "window of %d, every query attends to all its keys by softmax (%s), so "
+                          "the linear attention gets no key to learn from; use a --seq-len above "
+                          "%d%s",
+                          o->stage & LC_STAGE_TRANSFER && !o->skip_transfer
+                              ? "attention transfer (stage 1)"
+                              : "training the feature maps",
+                          T, sliding ? "sliding" : "terraced", o->window,
+                          sliding ? "the window holds a query's last W keys"
+                                  : "the window covers a query's own block and the one before",
+                          longest, other);
     }
     if (o->feature_dim < 1 || o->batch_size < 1 || o->grad_accum < 1 || o->eval_every < 1 ||
         (o->max_steps < 0 && o->epochs < 1)) {
@@ -960,6 +1079,12 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         }
     }
     return LC_OK;
+}
+
+LC_API lc_status lc_train_check(const struct lc_model *model, const struct lc_train_opts *o,
+                                struct lc_error *err)
+{
+    return check_opts(model->llama, o, seq_len_of(model->llama, o), err);
 }
 
 /* Whether the state in the output folder is that of stage 2 after stage 1
@@ -1019,9 +1144,9 @@ static lc_status run_lora_only(struct lc_trainer *tr, const struct lc_train_opts
 
     tr->o = yo;
     tr->stages_done = 0; /* nothing else in its folder */
+    tr->hooks = &lc_lora_only_hooks;
     rc = lc_finetune_setup(tr, err);
     if (rc == LC_OK) {
-        tr->hooks = &lc_lora_only_hooks;
         rc = lc_train_run_stage(tr, err);
     }
     if (rc == LC_OK && yo->merge) {
@@ -1120,15 +1245,15 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     tr.o = o;
     tr.on_event = on_event;
     tr.user = user;
-    if (T <= 0) {
-        /* the method's 1024, unless the model was trained on less */
-        T = tr.m->cfg.max_position_embeddings > 0 && tr.m->cfg.max_position_embeddings < 1024
-                ? tr.m->cfg.max_position_embeddings
-                : 1024;
-    }
+    T = seq_len_of(tr.m, o);
     tr.T = T;
     tr.B = o->batch_size;
     rc = check_opts(tr.m, o, T, err);
+    if (rc == LC_OK && (o->stage & LC_STAGE_FINETUNE) && !linear_part_used(o, T)) {
+        lc_log(LC_LOG_WARN, "in chunks of %d tokens with a %s window of %d every query attends "
+                            "to all its keys by softmax: stage 2 never uses the linear attention",
+               T, o->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", o->window);
+    }
     if (rc == LC_OK) {
         rc = check_out_dir(o->out_dir, err);
     }
@@ -1196,9 +1321,9 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         }
     }
     if (rc == LC_OK && run_transfer) {
+        tr.hooks = &lc_transfer_hooks;
         rc = lc_transfer_setup(&tr, err);
         if (rc == LC_OK) {
-            tr.hooks = &lc_transfer_hooks;
             rc = lc_train_run_stage(&tr, err);
         }
         if (rc == LC_OK) {
@@ -1216,11 +1341,11 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
             /* stage 1's forward scratch: stage 2 has its own buffers */
             lc_llama_fwd_free(tr.m, &model->fwd);
         }
+        tr.hooks = &lc_finetune_hooks;
         if (rc == LC_OK) {
             rc = lc_finetune_setup(&tr, err);
         }
         if (rc == LC_OK) {
-            tr.hooks = &lc_finetune_hooks;
             rc = lc_train_run_stage(&tr, err);
         }
         if (rc == LC_OK && o->merge) {

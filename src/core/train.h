@@ -90,6 +90,11 @@ struct lc_trainer {
     FILE *metrics;
     int adapter_cleared;    /* lc_remove_stale_adapter has run */
     int64_t metrics_lines;  /* lines written to it */
+    int eval_pending;       /* the evaluation due after step `step` is still to run */
+    /* the work being done, for progress events */
+    int phase;              /* LC_PHASE_* */
+    int64_t phase_done;     /* micro-batches finished */
+    int64_t phase_total;
 };
 
 /* stage 1 */
@@ -104,14 +109,20 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_finetune_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_finetune_hooks;
 extern const struct lc_stage_hooks lc_lora_only_hooks;
-/* backend bytes of the stage's activations and working buffers, with or
- * without recomputation */
-size_t lc_finetune_act_bytes(struct lc_trainer *tr, int recompute);
 /* DIR/merged from the best adapters */
 lc_status lc_finetune_merge(struct lc_trainer *tr, struct lc_error *err);
 
 /* the loop */
 lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err);
+
+/* Sends an event to the caller (the common fields filled in); non-zero:
+ * the caller asks to stop. */
+int lc_trainer_emit(struct lc_trainer *tr, struct lc_train_event *ev);
+
+/* After each layer pass of a micro-batch (layer of layers): reports the
+ * progress of the phase and returns non-zero when the caller asks to stop
+ * (the stage then returns LC_ERR_INTERRUPTED from its micro-batch). */
+int lc_trainer_poll(struct lc_trainer *tr, int layer, int layers);
 
 /* Copies the B chunks listed in chunks[] into the micro-batch buffers. */
 lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_t **ids,

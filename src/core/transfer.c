@@ -228,6 +228,9 @@ static lc_status transfer_microbatch(struct lc_trainer *tr, const int32_t *ids,
         if (l + 1 < L) {
             lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, N);
         }
+        if (lc_trainer_poll(tr, l + 1, L) != 0) {
+            return lc_err_set(err, LC_ERR_INTERRUPTED, "stopped in layer %d", l);
+        }
     }
     *loss = total;
     return o->sync(be, err);
