@@ -10,6 +10,7 @@
 #    same files, and prints the ratio;
 #  - mixing it up with a linearized folder or contradicting options is
 #    refused;
+#  - --feature-map-lr sets the feature maps' own rate in stage 2;
 #  - --lr-schedule cosine / constant with warm-up follow their formulas,
 #    and a resumed cosine run ends as an uninterrupted one.
 . "$(dirname "$0")/cli_common.sh"
@@ -107,6 +108,21 @@ for bad in "--stage lora-only --compare-lora" "--stage lora-only --no-transfer" 
     rc=$?
     [ "$rc" = 2 ] || fail "$bad: exit $rc, not 2 ($(cat "$tmp/err"))"
 done
+
+# --- --feature-map-lr: the feature maps' own rate in stage 2; equal to
+# --lora-lr it changes nothing, another rate other feature maps
+run "$tmp/fm1" --train-feature-maps --no-summary || fail "--train-feature-maps failed"
+run "$tmp/fm2" --train-feature-maps --feature-map-lr 0.0001 --no-summary ||
+    fail "--feature-map-lr 0.0001 failed"
+run "$tmp/fm3" --train-feature-maps --feature-map-lr 0.003 --no-summary ||
+    fail "--feature-map-lr 0.003 failed"
+cmp -s "$tmp/fm1/feature_maps.safetensors" "$tmp/fm2/feature_maps.safetensors" &&
+    cmp -s "$tmp/fm1/adapter_model.safetensors" "$tmp/fm2/adapter_model.safetensors" ||
+    fail "--feature-map-lr equal to --lora-lr changed the result"
+cmp -s "$tmp/fm1/feature_maps.safetensors" "$tmp/fm3/feature_maps.safetensors" &&
+    fail "--feature-map-lr 0.003 left the feature maps as with 0.0001"
+grep -q '"feature_map_lr": 0.0030' "$tmp/fm3/lolcats_config.json" ||
+    fail "lolcats_config.json does not record --feature-map-lr"
 
 # --- schedules: the rate of every step (k = 1..8) against the formula
 check_lr() {

@@ -564,6 +564,7 @@ struct lc_train_opts {
     double lora_dropout;    /* default 0 */
     unsigned lora_targets;  /* LC_LORA_* bits; default q, k, v, o */
     int train_feature_maps; /* also train feature maps and window factors in stage 2 */
+    double feature_map_lr;  /* their learning rate in stage 2; 0 (default): lora_lr */
     int recompute;          /* stage 2: recompute layer activations in the backward */
     int skip_transfer;      /* stage 2 without stage 1 (the paper's "no attention transfer" baseline):
                              * untrained feature maps, trained jointly with LoRA */

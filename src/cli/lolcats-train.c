@@ -73,6 +73,7 @@ static void usage(FILE *out)
             "      --lora-lr-schedule S  stage 2: plateau (default), cosine or constant\n"
             "      --lora-warmup-steps N  stage 2: linear warm-up steps (default 0)\n"
             "      --train-feature-maps  also train the feature maps and window factors\n"
+            "      --feature-map-lr LR  their learning rate in stage 2 (default: --lora-lr)\n"
             "      --no-transfer       skip attention transfer: untrained feature maps, trained\n"
             "                          jointly with LoRA (the paper's baseline)\n"
             "      --recompute         keep only each layer's input for the backward and\n"
@@ -128,6 +129,7 @@ enum {
     OPT_LORA_LR_SCHEDULE,
     OPT_LORA_WARMUP_STEPS,
     OPT_TRAIN_FEATURE_MAPS,
+    OPT_FEATURE_MAP_LR,
     OPT_NO_TRANSFER,
     OPT_RECOMPUTE,
     OPT_MERGE,
@@ -219,6 +221,7 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"lora-lr-schedule", required_argument, NULL, OPT_LORA_LR_SCHEDULE},
         {"lora-warmup-steps", required_argument, NULL, OPT_LORA_WARMUP_STEPS},
         {"train-feature-maps", no_argument, NULL, OPT_TRAIN_FEATURE_MAPS},
+        {"feature-map-lr", required_argument, NULL, OPT_FEATURE_MAP_LR},
         {"no-transfer", no_argument, NULL, OPT_NO_TRANSFER},
         {"recompute", no_argument, NULL, OPT_RECOMPUTE},
         {"merge", no_argument, NULL, OPT_MERGE},
@@ -430,6 +433,11 @@ static int parse_args(int argc, char **argv, struct train_args *a)
             break;
         case OPT_TRAIN_FEATURE_MAPS:
             t->train_feature_maps = 1;
+            break;
+        case OPT_FEATURE_MAP_LR:
+            if (!cli_parse_double("--feature-map-lr", optarg, 1e-12, 10.0, &t->feature_map_lr)) {
+                return CLI_EXIT_USAGE;
+            }
             break;
         case OPT_NO_TRANSFER:
             t->skip_transfer = 1;
@@ -719,13 +727,17 @@ static void print_config(const struct train_args *a, const struct lc_model *mode
                 t->lr, t->weight_decay, t->mse_weight, t->xent_weight);
     }
     if (finetune) {
+        char fmaps[64] = "";
+        if (t->train_feature_maps) {
+            snprintf(fmaps, sizeof(fmaps), "; feature maps trained too, lr %g",
+                     t->feature_map_lr > 0 ? t->feature_map_lr : t->lora_lr);
+        }
         fprintf(stderr, "finetune    AdamW lr %g, weight decay %g; LoRA rank %d, alpha %g, "
                         "dropout %g on %s%s%s%s%s%s%s\n",
                 t->lora_lr, t->weight_decay, t->lora_rank, t->lora_alpha, t->lora_dropout,
                 t->lora_targets & LC_LORA_Q ? "q" : "", t->lora_targets & LC_LORA_K ? "k" : "",
                 t->lora_targets & LC_LORA_V ? "v" : "", t->lora_targets & LC_LORA_O ? "o" : "",
-                t->train_feature_maps ? "; feature maps trained too" : "",
-                t->recompute ? "; recompute" : "", t->merge ? "; merge" : "");
+                fmaps, t->recompute ? "; recompute" : "", t->merge ? "; merge" : "");
     }
     fprintf(stderr, "schedule    transfer %s, finetune %s (warm-up %lld and %lld steps), min lr %g; "
                     "on a plateau: lr x %g after %d evaluations without improvement\n",

@@ -535,6 +535,8 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
             .adam_v = x->lin_v,
             .best = x->lin_best,
             .n = n,
+            /* the same schedule, at their own rate when asked */
+            .lr_scale = o->feature_map_lr > 0 ? o->feature_map_lr / o->lora_lr : 1.0,
         };
     }
     /* the adapters act through the model's projections */

@@ -64,6 +64,7 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
     o->lora_lr_schedule = LC_LR_PLATEAU;
     o->warmup_steps = 0;
     o->lora_warmup_steps = 0;
+    o->feature_map_lr = 0.0; /* lora_lr */
 }
 
 /* ------------------------------------------------------------ events */
@@ -298,7 +299,7 @@ static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
              "eval_every=%d val=%lld lr=%.17g lora_lr=%.17g f=%d window=%d mode=%d mse=%.17g "
              "xent=%.17g rank=%d alpha=%.17g dropout=%.17g targets=%u train_fmaps=%d "
              "skip_transfer=%d wd=%.17g factor=%.17g patience=%d min_lr=%.17g chunks=%lld "
-             "data=%016llx schedule=%d,%d warmup=%lld,%lld",
+             "data=%016llx schedule=%d,%d warmup=%lld,%lld fmap_lr=%.17g",
              tr->hooks->name, tr->T, tr->B, o->grad_accum, (unsigned long long)o->seed,
              (long long)o->max_steps, o->epochs, o->eval_every, (long long)tr->n_val, o->lr,
              o->lora_lr, o->feature_dim, o->window, o->window_mode, o->mse_weight,
@@ -306,7 +307,7 @@ static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
              o->train_feature_maps, o->skip_transfer, o->weight_decay, o->plateau_factor,
              o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h,
              o->lr_schedule, o->lora_lr_schedule, (long long)o->warmup_steps,
-             (long long)o->lora_warmup_steps);
+             (long long)o->lora_warmup_steps, o->feature_map_lr);
 }
 
 static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
@@ -701,8 +702,9 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
         }
         for (int g = 0; g < tr->n_groups; g++) {
             struct lc_param_group *pg = &tr->groups[g];
+            const double scale = pg->lr_scale > 0 ? pg->lr_scale : 1.0;
             be->ops->adamw(be, pg->params, pg->grads, pg->adam_m, pg->adam_v, (int64_t)pg->n,
-                           (float)lr, 0.9f, 0.999f, 1e-8f, (float)o->weight_decay,
+                           (float)(lr * scale), 0.9f, 0.999f, 1e-8f, (float)o->weight_decay,
                            tr->step + 1);
         }
         rc = be->ops->sync(be, err);
@@ -840,6 +842,11 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
         if (!softmax) {
             json_object_set_new(lora, "train_feature_maps",
                                 json_boolean(o->train_feature_maps || o->skip_transfer));
+            if (o->train_feature_maps || o->skip_transfer) {
+                json_object_set_new(lora, "feature_map_lr",
+                                    json_real(o->feature_map_lr > 0 ? o->feature_map_lr
+                                                                    : o->lora_lr));
+            }
             json_object_set_new(lora, "attention_transfer", json_boolean(!o->skip_transfer));
         }
         json_object_set_new(lora, "adapter_file", json_string("adapter_model.safetensors"));
@@ -1047,7 +1054,8 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         return lc_err_set(err, LC_ERR_ARG, "feature dim, batch size, gradient accumulation, "
                                            "evaluation interval and epochs must be positive");
     }
-    if (!(o->lr > 0) || !(o->lora_lr > 0) || o->mse_weight < 0 || o->xent_weight < 0 ||
+    if (!(o->lr > 0) || !(o->lora_lr > 0) || !(o->feature_map_lr >= 0) || o->mse_weight < 0 ||
+        o->xent_weight < 0 ||
         (o->mse_weight == 0 && o->xent_weight == 0)) {
         return lc_err_set(err, LC_ERR_ARG, "learning rates must be positive and the loss weights "
                                            "non-negative, not both zero");

@@ -27,6 +27,7 @@ struct lc_param_group {
     float *adam_v;    /* backend [n] */
     float *best;      /* host [n]: the weights of the best evaluation */
     size_t n;
+    double lr_scale;  /* its rate / the stage's (0 is taken as 1) */
 };
 
 struct lc_trainer;
