@@ -4,19 +4,66 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "backend-cpu/cpu.h"
 #include "bench/bench_common.h"
 #include "core/half.h"
 #include "core/util.h"
 
 static const char *prog = "bench";
 
+/* Runs the program again for each kernel set of the cpu backend this CPU
+ * supports (LC_CPU_ISA set for it), one after the other, and exits with
+ * the first failure's status.  The AVX2 run also gets OpenBLAS's Haswell
+ * kernels (unless OPENBLAS_CORETYPE is set), so that on a CPU with
+ * AVX-512 it measures what an AVX2 machine would run, SGEMM peak included. */
+static void run_each_isa(char **argv)
+{
+    int status = 0;
+
+    for (int i = 0; i < LC_CPU_ISA_COUNT; i++) {
+        const enum lc_cpu_isa isa = (enum lc_cpu_isa)i;
+        pid_t pid;
+        int st = 0;
+
+        if (!lc_cpu_isa_supported(isa)) {
+            continue;
+        }
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "%s: fork failed\n", prog);
+            exit(1);
+        }
+        if (pid == 0) {
+            setenv("LC_CPU_ISA", lc_cpu_isa_name(isa), 1);
+            if (isa == LC_CPU_ISA_AVX2 && getenv("OPENBLAS_CORETYPE") == NULL) {
+                setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+            }
+            execv("/proc/self/exe", argv);
+            fprintf(stderr, "%s: cannot run itself again\n", prog);
+            _exit(1);
+        }
+        if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            status = status != 0 ? status : (WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+        }
+    }
+    exit(status);
+}
+
 int bench_open(struct lc_backend **be, const char *name, int argc, char **argv,
                const char *backend, int threads)
 {
     struct lc_error err = {0};
+    const char *isa = getenv("LC_CPU_ISA");
 
     prog = name;
+    if (strcmp(backend, "cpu") == 0 && (isa == NULL || strcmp(isa, "all") == 0)) {
+        printf("%s: each kernel set of the cpu backend in turn (LC_CPU_ISA picks one)\n", prog);
+        run_each_isa(argv);
+    }
     lc_blas_use_fast_kernels(argc, argv);
     lc_set_num_threads(threads);
     if (lc_backend_open(be, backend, &err) != LC_OK) {
@@ -150,6 +197,16 @@ void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, 
     }
 }
 
+void bench_hybrid_flops(int T, int W, int D, int F, double *fwd, double *bwd)
+{
+    double near, lin, state;
+
+    bench_hybrid_blocks(T, W, D, F, &near, &lin, &state);
+    *fwd = 2.0 * near + lin + state;
+    /* backward: scores again, g.v, dfq from S, the reverse scan */
+    *bwd = 2.0 * near + 2.0 * lin + 2.0 * state;
+}
+
 void bench_layer_flops(const struct lc_model_config *c, int T, int f, int W, int with_mlp,
                        double *fwd, double *transfer)
 {
@@ -160,14 +217,11 @@ void bench_layer_flops(const struct lc_model_config *c, int T, int f, int W, int
     const double attn = 2.0 * 2.0 * H * D * N * (N + 1) / 2.0;
     /* feature maps of q and k, and their weight gradients */
     const double fmap = 2.0 * 2.0 * N * H * D * f;
-    double near, lin, state;
+    double hy_fwd, hy_bwd;
 
-    bench_hybrid_blocks(T, W, c->head_dim, 2 * f, &near, &lin, &state);
+    bench_hybrid_flops(T, W, c->head_dim, 2 * f, &hy_fwd, &hy_bwd);
     *fwd = proj + mlp + attn;
-    /* the hybrid forward, then its backward: scores again, g.v, dfq from S,
-     * the reverse scan */
-    *transfer = *fwd + 2.0 * fmap +
-                H * ((2.0 * near + lin + state) + (2.0 * near + 2.0 * lin + 2.0 * state));
+    *transfer = *fwd + 2.0 * fmap + H * (hy_fwd + hy_bwd);
 }
 
 void bench_report(const char *what, int width, int tokens, double secs, double flops,

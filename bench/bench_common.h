@@ -15,7 +15,10 @@
 /* Switches to the fast BLAS kernels, sets the thread count, opens the
  * backend and prints its description; prog names the benchmark in
  * messages.  Returns 0, or the exit status after printing the error (77
- * without a CUDA device). */
+ * without a CUDA device).  For the cpu backend without LC_CPU_ISA (or
+ * with LC_CPU_ISA=all) it does not return: it runs the program once per
+ * kernel set the CPU supports (the AVX2 run with OpenBLAS's Haswell
+ * kernels, as on an AVX2 machine) and exits. */
 int bench_open(struct lc_backend **be, const char *prog, int argc, char **argv,
                const char *backend, int threads);
 
@@ -45,6 +48,10 @@ void bench_llama32_1b(struct lc_model_config *cfg);
  * *near, one [nb x nk] x D product of a block's window (scores, or weights
  * times values); *lin, phi(q) S; *state, S += phi(k)^T v. */
 void bench_hybrid_blocks(int T, int W, int D, int F, double *near, double *lin, double *state);
+
+/* GEMM FLOPs of the chunked hybrid attention per (batch, head): the
+ * forward, and the backward of the stage-1 gradients */
+void bench_hybrid_flops(int T, int W, int D, int F, double *fwd, double *bwd);
 
 /* GEMM FLOPs of one decoder layer of shape c over T tokens (one
  * sequence): *fwd, its forward with causal softmax attention (the MLP only

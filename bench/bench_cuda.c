@@ -17,15 +17,30 @@
  *            layer input (activation gradients; the feature maps' weight
  *            gradients too; LoRA's rank-8 products, a few percent of the
  *            projections' work, are not included)
- * each with the attention products (teacher attention, hybrid attention,
- * feature maps) in fp32 and on TF32 tensor cores (the backend's tf32
- * switch, LC_CUDA_TF32).  Per operation and in total: milliseconds,
- * TFLOP/s and the fraction of the peak, and tokens/s.  FLOPs count the
- * products the algorithms do (causal attention as half the square; the
- * hybrid attention's block products); memory-bound operations count 0.
+ * each with the attention in three ways: the fused bf16 tensor-core
+ * kernels (the default, LC_CUDA_ATTN=bf16: flash attention for the
+ * teacher, the tile kernels for the hybrid attention), and the fp32 paths
+ * with their products in fp32 or on TF32 tensor cores (LC_CUDA_ATTN=fp32,
+ * LC_CUDA_TF32).  Per operation and in total: milliseconds, TFLOP/s and
+ * the fraction of the peak, and tokens/s.  FLOPs count the products of the
+ * algorithms' useful work, the same for every way (causal attention as
+ * half the square; the hybrid attention's block products, not the fused
+ * kernels' recomputed scores); memory-bound operations count 0.
+ *
+ * Then linearized decoding: one step of the same layer for a batch of 1
+ * and of 64 sequences, each with a full 64-key window cache and its linear
+ * state: the projections batched over the sequences, the attention one
+ * hybrid_decode call per sequence (the backend table's decode entry takes
+ * one token), and one key per sequence moving into its state
+ * (linstate_add), as in the steady state of sliding-window decoding.
+ * Printed: milliseconds per step, tokens/s per layer, and tokens/s of a
+ * 32-layer model's layers (without the embedding and the head).
+ *
  * The weights are random, made on the device.  Times are CUDA events
  * around the backend calls on its stream, the mean over the timed repeats
- * after two warm-ups.  The last lines are a summary.
+ * after two warm-ups.  The last lines are a summary, with the issue's
+ * targets for the default attention at T = 4096 (forward >= 60%, stage 1
+ * >= 40%, stage 2 >= 35% of the peak).
  *
  * Not part of make check; run it by hand: bench/bench_cuda [repeats].
  * Exits 77 without a CUDA device.
@@ -521,8 +536,10 @@ static double bench_seq(struct layer *L, const char *title, const enum op *seq, 
     be.ops->download(&be, probe, L->h, sizeof(probe));
     sync_or_die("download");
 
-    printf("\n%s, B = 1, T = %d, attention products in %s (mean of %d after %d warm-ups)\n",
-           title, T, ctx()->tf32 ? "TF32" : "fp32", repeats, WARMUPS);
+    printf("\n%s, B = 1, T = %d, attention %s (mean of %d after %d warm-ups)\n", title, T,
+           ctx()->attn_bf16 ? "fused bf16" : ctx()->tf32 ? "products in TF32"
+                                                         : "products in fp32",
+           repeats, WARMUPS);
     printf("  %-12s %9s %9s %8s\n", "op", "ms", "TFLOP/s", "of peak");
     for (int i = 0; i < nseq; i++) {
         double f = op_flops(T, seq[i]);
@@ -549,6 +566,98 @@ static double bench_seq(struct layer *L, const char *title, const enum op *seq, 
     return T / (total_ms * 1e-3);
 }
 
+
+/* ------------------------------------------------------------ decoding */
+
+#define DEC_WINDOW 64
+#define DEC_STEPS 20
+
+/* the per-sequence state of linearized decoding */
+struct dec_state {
+    int nb;
+    float *kc, *vc; /* [nb, 64, Hkv*D] window caches */
+    float *S, *z;   /* [nb, H*F*D], [nb, H*F] linear states */
+};
+
+/* One decoding step of the layer L (T >= nb rows of activations) for nb
+ * sequences; step picks the cache slot written. */
+static void dec_step(struct layer *L, struct dec_state *st, int step)
+{
+    const struct lc_backend_ops *o = be.ops;
+    const int nb = st->nb;
+    const size_t kd = KD_, hf = (size_t)H_ * F_;
+    const float eps = 1e-12f;
+
+    o->rmsnorm_fwd(&be, L->xn, NULL, L->h, L->n1, nb, C_, 1e-5f);
+    o->linear_fwd(&be, L->q, L->xn, L->wq, LC_DTYPE_BF16, nb, C_, HD_, 0.0f);
+    o->linear_fwd(&be, L->k, L->xn, L->wk, LC_DTYPE_BF16, nb, C_, KD_, 0.0f);
+    o->linear_fwd(&be, L->v, L->xn, L->wv, LC_DTYPE_BF16, nb, C_, KD_, 0.0f);
+    o->rope_fwd(&be, L->q, L->pos, L->cos_tab, L->sin_tab, nb, H_, D_);
+    o->rope_fwd(&be, L->k, L->pos, L->cos_tab, L->sin_tab, nb, HKV_, D_);
+    o->fmap_fwd(&be, L->fq, L->q, L->fwq, nb, H_, H_, D_, FD_, eps);
+    o->fmap_fwd(&be, L->fk, L->k, L->fwk, nb, H_, HKV_, D_, FD_, eps);
+    for (int sq = 0; sq < nb; sq++) {
+        float *kc = st->kc + (size_t)sq * DEC_WINDOW * kd;
+        float *vc = st->vc + (size_t)sq * DEC_WINDOW * kd;
+        const size_t slot = (size_t)(step % DEC_WINDOW);
+        /* the key leaving the window (here: this step's, for timing) */
+        o->linstate_add(&be, st->S + (size_t)sq * hf * D_, st->z + (size_t)sq * hf,
+                        L->fk + (size_t)sq * hf, L->v + (size_t)sq * kd, 1, H_, HKV_, D_, F_);
+        o->copy(&be, kc + slot * kd, L->k + (size_t)sq * kd, kd * sizeof(float));
+        o->copy(&be, vc + slot * kd, L->v + (size_t)sq * kd, kd * sizeof(float));
+        o->hybrid_decode(&be, L->att + (size_t)sq * HD_, L->q + (size_t)sq * HD_,
+                         L->fq + (size_t)sq * hf, kc, vc, DEC_WINDOW,
+                         st->S + (size_t)sq * hf * D_, st->z + (size_t)sq * hf, L->theta, H_,
+                         HKV_, D_, F_);
+    }
+    o->linear_fwd(&be, L->h, L->att, L->wo, LC_DTYPE_BF16, nb, HD_, C_, 1.0f);
+    o->rmsnorm_fwd(&be, L->xn, NULL, L->h, L->n2, nb, C_, 1e-5f);
+    o->linear_fwd(&be, L->gate, L->xn, L->wg, LC_DTYPE_BF16, nb, C_, FF_, 0.0f);
+    o->linear_fwd(&be, L->up, L->xn, L->wu, LC_DTYPE_BF16, nb, C_, FF_, 0.0f);
+    o->swiglu_fwd(&be, L->act, L->gate, L->up, (int64_t)nb * FF_);
+    o->linear_fwd(&be, L->h, L->act, L->wd, LC_DTYPE_BF16, nb, FF_, C_, 1.0f);
+    /* keep the residual stream bounded */
+    o->rmsnorm_fwd(&be, L->h, NULL, L->h, L->n1, nb, C_, 1e-5f);
+}
+
+/* ms per decoding step of one layer for nb sequences */
+static double bench_decode(int nb)
+{
+    struct layer L;
+    struct dec_state st;
+    cudaEvent_t t0;
+    cudaEvent_t t1;
+    float ms = 0;
+
+    layer_init(&L, DEC_WINDOW > nb ? DEC_WINDOW : nb);
+    st.nb = nb;
+    st.kc = random_dev(LC_DTYPE_F32, (size_t)nb * DEC_WINDOW * KD_, 30, 1.0f);
+    st.vc = random_dev(LC_DTYPE_F32, (size_t)nb * DEC_WINDOW * KD_, 31, 1.0f);
+    st.S = random_dev(LC_DTYPE_F32, (size_t)nb * H_ * F_ * D_, 32, 0.01f);
+    st.z = random_dev(LC_DTYPE_F32, (size_t)nb * H_ * F_, 33, 1.0f);
+    CHECK_CUDA(cudaEventCreate(&t0));
+    CHECK_CUDA(cudaEventCreate(&t1));
+    for (int r = 0; r < 5; r++) {
+        dec_step(&L, &st, r);
+    }
+    sync_or_die("decode warm-up");
+    CHECK_CUDA(cudaEventRecord(t0, ctx()->stream));
+    for (int r = 0; r < DEC_STEPS; r++) {
+        dec_step(&L, &st, 5 + r);
+    }
+    CHECK_CUDA(cudaEventRecord(t1, ctx()->stream));
+    sync_or_die("decode");
+    CHECK_CUDA(cudaEventElapsedTime(&ms, t0, t1));
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    be.ops->release(&be, st.kc);
+    be.ops->release(&be, st.vc);
+    be.ops->release(&be, st.S);
+    be.ops->release(&be, st.z);
+    layer_free(&L);
+    return ms / DEC_STEPS;
+}
+
 #define NSEQ(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 int main(int argc, char **argv)
@@ -564,12 +673,21 @@ int main(int argc, char **argv)
         {"Llama-3-8B layer, stage 2 (forward + backward, without LoRA)", seq_stage2,
          NSEQ(seq_stage2)},
     };
+    /* the default first */
+    static const struct {
+        const char *name;
+        int bf16, tf32;
+    } modes[] = {{"bf16 fused", 1, 0}, {"fp32", 0, 0}, {"TF32", 0, 1}};
+    static const char *const short_names[] = {"forward", "stage 1", "stage 2"};
+    static const double targets[] = {0.60, 0.40, 0.35}; /* at T = 4096, default attention */
+    static const int batches[] = {1, 64};
     struct lc_error err = {0};
     int count = 0;
     double peak;
     double peak_f32;
-    double rate[2][3][2];
-    double frac[2][3][2];
+    double rate[2][3][3];
+    double frac[2][3][3];
+    double dec_ms[2];
 
     if (argc > 1) {
         repeats = atoi(argv[1]);
@@ -599,26 +717,53 @@ int main(int argc, char **argv)
         struct layer L;
         layer_init(&L, Ts[ti]);
         for (int si = 0; si < 3; si++) {
-            for (int tf = 0; tf < 2; tf++) {
-                ctx()->tf32 = tf;
-                rate[ti][si][tf] = bench_seq(&L, seqs[si].name, seqs[si].seq, seqs[si].n, peak,
-                                             &frac[ti][si][tf]);
+            for (int mi = 0; mi < 3; mi++) {
+                ctx()->attn_bf16 = modes[mi].bf16;
+                ctx()->tf32 = modes[mi].tf32;
+                rate[ti][si][mi] = bench_seq(&L, seqs[si].name, seqs[si].seq, seqs[si].n, peak,
+                                             &frac[ti][si][mi]);
                 fflush(stdout);
             }
         }
-        ctx()->tf32 = 0;
         layer_free(&L);
     }
-    printf("\nsummary (one Llama-3-8B-shaped layer, B = 1; bf16 peak %.1f TFLOP/s):\n", peak);
-    printf("  %-8s %6s %14s %8s %14s %8s\n", "", "T", "tokens/s fp32", "of peak",
-           "tokens/s TF32", "of peak");
+    /* decoding with the default attention (decode steps run the same
+     * kernels either way) */
+    ctx()->attn_bf16 = 1;
+    ctx()->tf32 = 0;
+    for (int bi = 0; bi < 2; bi++) {
+        dec_ms[bi] = bench_decode(batches[bi]);
+        printf("\nlinearized decoding, one Llama-3-8B-shaped layer, batch %d: %.3f ms per step\n",
+               batches[bi], dec_ms[bi]);
+        fflush(stdout);
+    }
+
+    printf("\nsummary (one Llama-3-8B-shaped layer, B = 1; bf16 GEMM peak %.1f TFLOP/s):\n", peak);
+    printf("  %-8s %6s", "", "T");
+    for (int mi = 0; mi < 3; mi++) {
+        printf(" %10s tok/s %6s", modes[mi].name, "peak");
+    }
+    printf("\n");
     for (int si = 0; si < 3; si++) {
-        static const char *const short_names[] = {"forward", "stage 1", "stage 2"};
         for (int ti = 0; ti < 2; ti++) {
-            printf("  %-8s %6d %14.0f %7.1f%% %14.0f %7.1f%%\n", short_names[si], Ts[ti],
-                   rate[ti][si][0], 100.0 * frac[ti][si][0], rate[ti][si][1],
-                   100.0 * frac[ti][si][1]);
+            printf("  %-8s %6d", short_names[si], Ts[ti]);
+            for (int mi = 0; mi < 3; mi++) {
+                printf(" %16.0f %5.1f%%", rate[ti][si][mi], 100.0 * frac[ti][si][mi]);
+            }
+            printf("\n");
         }
+    }
+    printf("targets at T = 4096, %s attention:", modes[0].name);
+    for (int si = 0; si < 3; si++) {
+        printf(" %s %.1f%% (>= %.0f%%: %s)%s", short_names[si], 100.0 * frac[1][si][0],
+               100.0 * targets[si], frac[1][si][0] >= targets[si] ? "met" : "NOT met",
+               si < 2 ? ";" : "\n");
+    }
+    for (int bi = 0; bi < 2; bi++) {
+        printf("linearized decode, batch %d: %.3f ms per layer step, %.0f tokens/s per layer, "
+               "%.0f tokens/s for 32 layers (without embedding and head)\n",
+               batches[bi], dec_ms[bi], batches[bi] / (dec_ms[bi] * 1e-3),
+               batches[bi] / (32.0 * dec_ms[bi] * 1e-3));
     }
     lc_cuda_ops.fini(&be);
     return 0;

@@ -17,6 +17,14 @@
  *
  * usage: bench_decode [CONTEXT ...]    (default 1024 4096 16384 32768)
  * The ratios use the first and the last context.  Threads: OMP_NUM_THREADS.
+ *
+ * bench_decode --model DIR|FILE [--tokens N] [--reps R]: single-thread
+ * generation speed of a real model, as llama2.c's run.c measures it: BOS,
+ * then N - 1 greedy tokens one at a time (the first step, with nothing
+ * cached, not timed), tokens/s by the wall clock and by the thread's CPU
+ * time (the steadier one on a shared machine), best of R runs; for the
+ * model as it is (softmax attention) and linearized with fresh feature
+ * maps (f 64, window 64, terraced).  Default N 256 (run.c's default).
  */
 #include "config.h"
 
@@ -139,6 +147,84 @@ static int run(struct lc_model *m, const int *contexts, int n_ctx, const int32_t
     return ok;
 }
 
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* BOS, then greedy tokens: tokens/s of the n - 1 timed steps */
+static int generate(struct lc_model *m, int n, double *wall_tps, double *cpu_tps)
+{
+    const struct lc_model_config *c = lc_model_get_config(m);
+    struct lc_error err = {0};
+    struct lc_session *s = NULL;
+    float *logits = malloc((size_t)c->vocab_size * sizeof(float));
+    int32_t tok = c->bos_token_id >= 0 ? c->bos_token_id : 0;
+    double t0 = 0, c0 = 0;
+    int ok = logits != NULL && check(lc_session_new(&s, m, n, &err), &err);
+
+    for (int i = 0; ok && i < n; i++) {
+        if (i == 1) {
+            t0 = lc_time_now();
+            c0 = thread_cpu_seconds();
+        }
+        ok = check(lc_session_feed(s, &tok, 1, logits, &err), &err);
+        tok = lc_sample_token(logits, c->vocab_size, 0.0f, 1.0f, NULL);
+    }
+    if (ok) {
+        *wall_tps = (n - 1) / (lc_time_now() - t0);
+        *cpu_tps = (n - 1) / (thread_cpu_seconds() - c0);
+    }
+    lc_session_free(s);
+    free(logits);
+    return ok;
+}
+
+static int run_model(const char *path, int n, int reps)
+{
+    const struct lc_linattn_cfg lcfg = {.feature_dim = 64, .window = 64,
+                                        .mode = LC_WINDOW_TERRACED};
+    struct lc_error err = {0};
+    struct lc_backend *be = NULL;
+    struct lc_model *m = NULL;
+    struct lc_linattn *lin = NULL;
+    int ok;
+
+    lc_set_num_threads(1);
+    ok = check(lc_backend_open(&be, "cpu", &err), &err) &&
+         check(lc_model_open(&m, path, be, &err), &err) &&
+         check(lc_linattn_new(&lin, m->llama, &lcfg, &err), &err);
+    if (ok) {
+        printf("bench_decode: %s, %d tokens, 1 thread, best of %d\nbackend: %s\n", path, n, reps,
+               lc_backend_describe(be));
+    }
+    for (int pass = 0; ok && pass < 2; pass++) {
+        double best_wall = 0, best_cpu = 0;
+        if (pass == 1) {
+            lc_model_attach_linattn(m, lin);
+            lin = NULL;
+            lc_model_use_teacher(m, 0);
+        }
+        for (int r = 0; ok && r < reps; r++) {
+            double wall, cpu;
+            ok = generate(m, n, &wall, &cpu);
+            best_wall = ok && wall > best_wall ? wall : best_wall;
+            best_cpu = ok && cpu > best_cpu ? cpu : best_cpu;
+        }
+        if (ok) {
+            printf("%-34s %9.0f tokens/s (wall)  %9.0f tokens/s (CPU time)\n",
+                   pass == 0 ? "softmax attention (KV cache):" : "linearized (window + state):",
+                   best_wall, best_cpu);
+        }
+    }
+    lc_linattn_free(lin);
+    lc_model_close(m);
+    lc_backend_close(be);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     struct lc_model_config cfg = {
@@ -171,6 +257,23 @@ int main(int argc, char **argv)
     int status = 1;
 
     lc_blas_use_fast_kernels(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "--model") == 0) {
+        int n = 256, reps = 5;
+        for (int i = 3; i + 1 < argc; i += 2) {
+            if (strcmp(argv[i], "--tokens") == 0) {
+                n = atoi(argv[i + 1]);
+            } else if (strcmp(argv[i], "--reps") == 0) {
+                reps = atoi(argv[i + 1]);
+            } else {
+                n = 0;
+            }
+        }
+        if (argc < 3 || argc % 2 == 0 || n < 2 || reps < 1) {
+            fprintf(stderr, "usage: bench_decode --model DIR|FILE [--tokens N >= 2] [--reps R]\n");
+            return 2;
+        }
+        return run_model(argv[2], n, reps);
+    }
     if (argc > 1) {
         n_ctx = 0;
         for (int i = 1; i < argc && n_ctx < MAX_CONTEXTS; i++) {

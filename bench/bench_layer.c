@@ -15,7 +15,20 @@
  * scores and weighted sums, feature maps, the chunked hybrid attention's
  * block products); elementwise work is not counted.
  *
+ * Then decoding at batch 1, which is bound by memory bandwidth: one token
+ * through the layer linearized (norms, projections, the query's feature
+ * map, hybrid_decode over a full window cache of 2W keys and the linear
+ * state, MLP), as tokens/s and as bytes/s (every weight, feature-map
+ * weight, cached key and value and the state read once) against a triad
+ * a = b + s c measured in the same run with the same threads (3 x 4 bytes
+ * per element, as STREAM counts).
+ *
+ * "its hybrid attention" is the hybrid_fwd and hybrid_bwd calls of the
+ * attention-transfer step alone.
+ *
  * usage: bench_layer [--backend NAME] [--tokens T] [--reps R] [--threads N]
+ * The cpu backend runs once per kernel set the CPU has (LC_CPU_ISA=NAME
+ * for one; see bench_open).
  */
 #include "config.h"
 
@@ -24,12 +37,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "bench/bench_common.h"
 #include "core/llama.h"
+#include "core/util.h"
 
 struct layer_shape {
     int T, C, H, Hkv, D, FF, f, W;
 };
+
+/* Best bytes/s of a = b + s c over arrays far larger than the caches. */
+static double triad_bandwidth(int reps)
+{
+    const int64_t n = (int64_t)1 << 25; /* 128 MiB per array */
+    float *a = malloc((size_t)n * sizeof(float));
+    float *b = malloc((size_t)n * sizeof(float));
+    float *c = malloc((size_t)n * sizeof(float));
+    double best = 1e30;
+
+    if (a == NULL || b == NULL || c == NULL) {
+        fprintf(stderr, "bench_layer: out of memory for the triad\n");
+        exit(1);
+    }
+    /* first touch by the threads that use the pages */
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        a[i] = 0.0f;
+        b[i] = 1.0f;
+        c[i] = 2.0f;
+    }
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = lc_time_now(), dt;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            a[i] = b[i] + 3.0f * c[i];
+        }
+        dt = lc_time_now() - t0;
+        best = r > 0 && dt < best ? dt : best;
+    }
+    if (a[n / 2] != 7.0f) {
+        fprintf(stderr, "bench_layer: the triad computed %g\n", (double)a[n / 2]);
+        exit(1);
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 3.0 * 4.0 * (double)n / best;
+}
 
 int main(int argc, char **argv)
 {
@@ -115,12 +170,15 @@ int main(int argc, char **argv)
     pos = lc_be_upload_new(be, pos_host, (size_t)N * sizeof(int32_t));
 
     /* GEMM FLOPs: projections, MLP, causal attention; and attention transfer */
-    double fwd_flops, s1_flops;
+    double fwd_flops, s1_flops, h_fwd, h_bwd;
     bench_layer_flops(&cfg, s.T, s.f, s.W, 1, &fwd_flops, &s1_flops);
+    bench_hybrid_flops(s.T, s.W, s.D, 2 * s.f, &h_fwd, &h_bwd);
+    h_fwd *= s.H;
+    h_bwd *= s.H;
 
-    double best_fwd = 1e30, best_s1 = 1e30;
+    double best_fwd = 1e30, best_s1 = 1e30, best_hy = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = bench_sync_now(be), dt;
+        double t0 = bench_sync_now(be), dt, th, dh;
         /* forward */
         be->ops->rmsnorm_fwd(be, xn, NULL, x, norm1, N, s.C, 1e-5f);
         be->ops->linear_fwd(be, q, xn, wq, LC_DTYPE_BF16, N, s.C, HD, 0.0f);
@@ -149,10 +207,15 @@ int main(int argc, char **argv)
         be->ops->attn_fwd(be, att, q, k, v, 1, N, N, s.H, s.Hkv, s.D, 0);
         be->ops->fmap_fwd(be, fq, q, fmq, N, s.H, s.H, s.D, s.f, 1e-12f);
         be->ops->fmap_fwd(be, fk, k, fmk, N, s.H, s.Hkv, s.D, s.f, 1e-12f);
+        th = bench_sync_now(be);
         be->ops->hybrid_fwd(be, ys, mx, den, q, k, v, fq, fk, theta, &as);
+        dh = bench_sync_now(be) - th;
         be->ops->mse_fwd_bwd(be, rows, dy, ys, att, N, HD, 1e-3f);
+        th = bench_sync_now(be);
         be->ops->hybrid_bwd(be, NULL, NULL, NULL, dfq, dfk, dtheta, dy, ys, mx, den, q, k, v, fq,
                             fk, theta, &as);
+        dh += bench_sync_now(be) - th;
+        best_hy = dh < best_hy ? dh : best_hy;
         be->ops->fmap_bwd(be, dfmq, NULL, dfq, q, fmq, N, s.H, s.H, s.D, s.f, 1e-12f);
         be->ops->fmap_bwd(be, dfmk, NULL, dfk, k, fmk, N, s.H, s.Hkv, s.D, s.f, 1e-12f);
         be->ops->linear_fwd(be, x, att, wo, LC_DTYPE_BF16, N, HD, s.C, 1.0f);
@@ -173,6 +236,51 @@ int main(int argc, char **argv)
            s.T, s.C, s.H, s.Hkv, s.D, s.FF, s.f, s.W);
     bench_report("forward:", 24, N, best_fwd, fwd_flops, peak);
     bench_report("attention transfer:", 24, N, best_s1, s1_flops, peak);
+    bench_report("  its hybrid attention:", 24, N, best_hy, h_fwd + h_bwd, peak);
+
+    /* decoding at batch 1: token after token through the linearized layer
+     * (position 2W + 1, a full window cache), reading the weights each time */
+    if (N > 2 * s.W) {
+        const int ncache = 2 * s.W, steps = 20;
+        const double bytes =
+            2.0 * ((double)s.C * (HD + 2.0 * KD) + (double)HD * s.C + 3.0 * s.C * s.FF) +
+            4.0 * ((double)s.H * s.D * s.f + 2.0 * ncache * KD + (double)s.H * F * s.D +
+                   (double)s.H * F);
+        float *S = bench_random(be, (size_t)s.H * F * s.D, LC_DTYPE_F32, 41, 0.01f);
+        float *z = bench_random(be, (size_t)s.H * F, LC_DTYPE_F32, 42, 1.0f);
+        double triad, best = 1e30;
+
+        for (int r = 0; r < reps; r++) {
+            double t0 = bench_sync_now(be), dt;
+            for (int i = 0; i < steps; i++) {
+                be->ops->rmsnorm_fwd(be, xn, NULL, x, norm1, 1, s.C, 1e-5f);
+                be->ops->linear_fwd(be, q, xn, wq, LC_DTYPE_BF16, 1, s.C, HD, 0.0f);
+                be->ops->linear_fwd(be, k, xn, wk, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
+                be->ops->linear_fwd(be, v, xn, wv, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
+                be->ops->rope_fwd(be, q, pos + ncache, cos_tab, sin_tab, 1, s.H, s.D);
+                be->ops->rope_fwd(be, k, pos + ncache, cos_tab, sin_tab, 1, s.Hkv, s.D);
+                be->ops->fmap_fwd(be, fq, q, fmq, 1, s.H, s.H, s.D, s.f, 1e-12f);
+                /* the cache: rows of k and v from the forward above */
+                be->ops->hybrid_decode(be, att, q, fq, k + KD, v + KD, ncache, S, z, theta, s.H,
+                                       s.Hkv, s.D, F);
+                be->ops->linear_fwd(be, x, att, wo, LC_DTYPE_BF16, 1, HD, s.C, 1.0f);
+                be->ops->rmsnorm_fwd(be, xn, NULL, x, norm2, 1, s.C, 1e-5f);
+                be->ops->linear_fwd(be, gate, xn, wg, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
+                be->ops->linear_fwd(be, up, xn, wu, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
+                be->ops->swiglu_fwd(be, gate, gate, up, s.FF);
+                be->ops->linear_fwd(be, x, gate, wd, LC_DTYPE_BF16, 1, s.FF, s.C, 1.0f);
+            }
+            dt = (bench_sync_now(be) - t0) / steps;
+            best = dt < best ? dt : best;
+        }
+        triad = triad_bandwidth(reps);
+        printf("decode, batch 1 (linearized, %d cached keys): %.1f tokens/s, %.1f GB/s = %.1f%% of "
+               "the triad bandwidth (%.1f GB/s, %d threads)\n",
+               ncache, 1.0 / best, bytes / best * 1e-9, 100.0 * bytes / best / triad,
+               triad * 1e-9, omp_get_max_threads());
+        be->ops->release(be, S);
+        be->ops->release(be, z);
+    }
     lc_llama_free(m);
     lc_backend_close(be);
     free(pos_host);

@@ -33,12 +33,19 @@ echo "== preparing $DEPS"
 rm -rf "$DEPS"
 mkdir -p "$DEPS/debs"
 
-echo "== the distribution tarball (make dist, configured without CUDA)"
-./autogen.sh
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
-(cd "$build" && "$ROOT/configure" --without-cmocka >/dev/null && make dist >/dev/null)
-cp "$build"/lolcats-*.tar.gz "$DEPS/"
+echo "== the distribution tarball (make dist)"
+if [ -f "$ROOT/config.status" ]; then
+    # configured in place (which refuses builds elsewhere): make dist here
+    rm -f "$ROOT"/lolcats-*.tar.gz
+    make -C "$ROOT" dist >/dev/null
+    mv "$ROOT"/lolcats-*.tar.gz "$DEPS/"
+else
+    ./autogen.sh
+    build=$(mktemp -d)
+    trap 'rm -rf "$build"' EXIT
+    (cd "$build" && "$ROOT/configure" --without-cmocka >/dev/null && make dist >/dev/null)
+    cp "$build"/lolcats-*.tar.gz "$DEPS/"
+fi
 ls -l "$DEPS"/lolcats-*.tar.gz
 
 echo "== Debian packages"

@@ -42,6 +42,21 @@ EXTRA_DIST += data/gen/make_eval_ref.py data/ref/eval_reference.json
 EXTRA_DIST += data/gen/make_lora_golden.py data/ref/lora_golden.safetensors
 EXTRA_DIST += data/gen/check_peft_adapter.py data/ref/peft_check.txt
 
+# The main job's model and text (data/README.md), installed under
+# $(pkgdatadir) with the same names, with their licences: the README's
+# first command, the program tests and the autopkgtest use them
+stories260Kdir = $(pkgdatadir)/models/stories260K-hf
+dist_stories260K_DATA = \
+	data/models/stories260K-hf/config.json \
+	data/models/stories260K-hf/generation_config.json \
+	data/models/stories260K-hf/model.safetensors \
+	data/models/stories260K-hf/tokenizer.model \
+	data/models/stories260K-hf/tokenizer_config.json
+tinystoriesdir = $(pkgdatadir)/text/tinystories
+dist_tinystories_DATA = data/text/tinystories/tinystories_val.txt
+dist_pkgdata_DATA = data/LICENSE.stories260K data/LICENSE.CDLA-Sharing-1.0
+EXTRA_DIST += data/README.md
+
 # the lora-only stage (LoRA on the original model) against PyTorch + PEFT
 # trained from the same start on the same batches, with its recorded output
 # (data/gen/peft_lora_only.py)

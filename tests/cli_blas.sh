@@ -3,9 +3,8 @@
 # OPENBLAS_CORETYPE is not set, respect it when it is, and say which kernel
 # runs at --verbose.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_sample.txt"
+model=$(data_path models/llama-2-tiny-random/llama-2-tiny-random.gguf)
+text=$(data_path text/tinystories/tinystories_sample.txt)
 [ -f "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 
 run() { "$eval_" --model "$model" --task ppl --data "$text" --context 64 --quiet --verbose "$@"; }

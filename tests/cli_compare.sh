@@ -14,9 +14,8 @@
 #  - --lr-schedule cosine / constant with warm-up follow their formulas,
 #    and a resumed cosine run ends as an uninterrupted one.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+model=$(data_path models/stories260K-hf)
+text=$(data_path text/tinystories/tinystories_val.txt)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 
 # short runs: 8 steps of 2 x 128 tokens, an evaluation every 4 steps

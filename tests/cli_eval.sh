@@ -5,10 +5,9 @@
 # thread count, --compare prints both models, and bad task files are exit
 # status 3 with a message naming the file and line.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}" "${LC_DATA_DIR:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-tasks="$LC_TEST_DATA/eval"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+model=$(data_path models/stories260K-hf)
+tasks=$(data_path eval)
+text=$(data_path text/tinystories/tinystories_val.txt)
 ref="$LC_DATA_DIR/ref/eval_reference.json"
 [ -d "$model" ] && [ -d "$tasks" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 run() { "$eval_" --model "$model" --threads 1 --quiet "$@"; }
@@ -22,20 +21,28 @@ EOT
 # --- the first 50 items of every task, against the reference's zero-shot runs
 run --task all --data "$tasks" --limit 50 --json >"$tmp/all.jsonl" || fail "--task all failed"
 [ "$(wc -l <"$tmp/all.jsonl")" = 5 ] || fail "--task all: $(wc -l <"$tmp/all.jsonl") results, not 5"
-# the reference has, per run, "task", "shots", "acc" and "acc_norm" on lines of their own
+# the reference has, per run, "task", "shots", "acc", "acc_norm" and
+# "acc_bytes" on lines of their own
 awk '/^ *"task":/ { gsub(/[",]/, "", $2); task = $2 }
      /^ *"shots":/ { gsub(/,/, "", $2); shots = $2 }
      /^ *"acc":/ { gsub(/,/, "", $2); acc = $2 }
-     /^ *"acc_norm":/ { gsub(/,/, "", $2); if (shots == 0) print task, acc, $2 }' "$ref" >"$tmp/want"
+     /^ *"acc_norm":/ { gsub(/,/, "", $2); acc_norm = $2 }
+     /^ *"acc_bytes":/ { gsub(/,/, "", $2); if (shots == 0) print task, acc, acc_norm, $2 }' \
+    "$ref" >"$tmp/want"
 [ "$(wc -l <"$tmp/want")" = 5 ] || fail "cannot read 5 zero-shot runs from $ref"
-while read -r task acc acc_norm; do
+while read -r task acc acc_norm acc_bytes; do
     line=$(grep "\"task\": \"$task\"" "$tmp/all.jsonl")
     got_acc=$(field "$line" acc)
     got_norm=$(field "$line" acc_norm)
+    got_bytes=$(field "$line" acc_bytes)
     [ "$(field "$line" items)" = 50 ] || fail "$task: not 50 items: $line"
-    awk -v a="$got_acc" -v b="$acc" -v c="$got_norm" -v d="$acc_norm" \
-        'BEGIN { exit !((a - b) ^ 2 < 1e-12 && (c - d) ^ 2 < 1e-12) }' ||
-        fail "$task: acc $got_acc acc_norm $got_norm, reference $acc $acc_norm"
+    # the default context: the model's length, as the reference's
+    [ "$(field "$line" context)" = 512 ] || fail "$task: not the model's 512 tokens: $line"
+    awk -v a="$got_acc" -v b="$acc" -v c="$got_norm" -v d="$acc_norm" -v e="$got_bytes" \
+        -v f="$acc_bytes" \
+        'BEGIN { exit !((a - b) ^ 2 < 1e-12 && (c - d) ^ 2 < 1e-12 && (e - f) ^ 2 < 1e-12) }' ||
+        fail "$task: acc $got_acc acc_norm $got_norm acc_bytes $got_bytes, reference $acc" \
+            "$acc_norm $acc_bytes"
 done <"$tmp/want"
 grep '"task": "winogrande"' "$tmp/all.jsonl" | grep -q '"acc_norm_is_acc": true' ||
     fail "winogrande does not say acc_norm is acc"

@@ -7,9 +7,8 @@
 # format, the summary honours --val-size, and the messages name the program
 # and each stage's own settings.
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+model=$(data_path models/stories260K-hf)
+text=$(data_path text/tinystories/tinystories_val.txt)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 
 train_q() { "$train" --model "$model" --data "$text" --no-summary --quiet --threads 1 "$@"; }
@@ -95,7 +94,6 @@ run_exec() {
         --grad-accum 2 --max-steps 8 --eval-every 4 --val-size 300 --no-summary \
         --stage transfer --threads 1 "$@"
 }
-lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 # waits until the file $1 holds the text $2, or the run $pid has ended
 wait_for_text() {
     while ! grep -q -- "$2" "$1" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
@@ -124,9 +122,7 @@ interrupt() {
 (run_exec "$tmp/u" --metrics "$tmp/u.jsonl" --quiet) || fail "uninterrupted run"
 (run_exec "$tmp/i" --metrics "$tmp/i.jsonl" 2>"$tmp/ierr") &
 pid=$!
-while [ "$(lines_of "$tmp/i.jsonl")" -lt 5 ] && kill -0 "$pid" 2>/dev/null; do
-    sleep 0.002
-done
+wait_for_lines "$tmp/i.jsonl" 5
 sleep 0.1 # well inside the evaluation
 interrupt "$tmp/ierr" 'interrupted: waiting for the layer being computed in the evaluation' \
     "lolcats-train in an evaluation"

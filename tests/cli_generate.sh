@@ -5,10 +5,9 @@
 # file (plain or gzip) is read like --prompt, and a missing prompt file or a
 # missing or mismatched lolcats folder is an input error (exit 3).
 . "$(dirname "$0")/cli_common.sh"
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-other="$LC_TEST_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+model=$(data_path models/stories260K-hf)
+other=$(data_path models/llama-2-tiny-random/llama-2-tiny-random.gguf)
+text=$(data_path text/tinystories/tinystories_val.txt)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 
 # a lolcats folder from a short stage-1 run (window 16)

@@ -23,7 +23,7 @@ const char *lc_test_data_dir(void)
 {
     const char *dir = getenv("LC_TEST_DATA");
     if (dir == NULL || dir[0] == '\0') {
-        fprintf(stderr, "SKIP: LC_TEST_DATA is not set (run the tests through make check)\n");
+        fprintf(stderr, "SKIP: no shared test data (configure --with-test-data=DIR)\n");
         exit(LC_TEST_SKIP);
     }
     if (!is_dir(dir)) {
@@ -49,9 +49,26 @@ static const char *join_checked(const char *dir, const char *rel)
     return buf;
 }
 
+/* The bundled copy of a shared file: the project's data/ holds the few
+ * small ones the main job needs under the same names (data/README.md). */
+static const char *bundled(const char *rel, char *buf, size_t cap)
+{
+    const char *dir = getenv("LC_DATA_DIR");
+    struct stat st;
+
+    if (dir == NULL || dir[0] == '\0') {
+        return NULL;
+    }
+    snprintf(buf, cap, "%s/%s", dir, rel);
+    return stat(buf, &st) == 0 ? buf : NULL;
+}
+
 const char *lc_test_data_path(const char *rel)
 {
-    return join_checked(lc_test_data_dir(), rel);
+    static char bufs[8][1024];
+    static int next;
+    const char *own = bundled(rel, bufs[next++ % 8], sizeof(bufs[0]));
+    return own != NULL ? own : join_checked(lc_test_data_dir(), rel);
 }
 
 const char *lc_test_project_path(const char *rel)
@@ -97,8 +114,11 @@ const char *lc_test_data_file(const char *rel)
     char *b = bufs[next++ % 8];
     const char *dir = getenv("LC_TEST_DATA");
     struct stat st;
+    if (bundled(rel, b, sizeof(bufs[0])) != NULL) {
+        return b;
+    }
     if (dir == NULL || dir[0] == '\0') {
-        print_message("LC_TEST_DATA is not set: skipping\n");
+        print_message("no shared test data for %s: skipping\n", rel);
         skip();
     }
     snprintf(b, sizeof(bufs[0]), "%s/%s", dir, rel);
@@ -375,14 +395,20 @@ void lc_test_backend_free(struct lc_backend *be)
     }
 }
 
-int lc_test_cpu_isas(enum lc_cpu_isa isas[2])
+int lc_test_cpu_isas(enum lc_cpu_isa isas[LC_CPU_ISA_COUNT])
 {
+    const enum lc_cpu_isa best = lc_cpu_detect_isa();
     int n = 0;
+
     isas[n++] = LC_CPU_ISA_GENERIC;
-    if (lc_cpu_detect_isa() == LC_CPU_ISA_AVX512) {
-        isas[n++] = LC_CPU_ISA_AVX512;
-    } else {
-        fprintf(stderr, "note: AVX-512 kernels unavailable or off (LC_CPU_ISA): generic only\n");
+    for (int i = 1; i < LC_CPU_ISA_COUNT; i++) {
+        /* the vector sets up to the one in use (LC_CPU_ISA may lower it) */
+        if (lc_cpu_isa_supported((enum lc_cpu_isa)i) && i <= (int)best) {
+            isas[n++] = (enum lc_cpu_isa)i;
+        }
+    }
+    if (n == 1) {
+        fprintf(stderr, "note: no vector kernels built, supported or on (LC_CPU_ISA): generic only\n");
     }
     return n;
 }
@@ -417,5 +443,5 @@ void lc_test_set_isa(struct lc_backend *be, enum lc_cpu_isa isa)
 
 const char *lc_test_isa_name(enum lc_cpu_isa isa)
 {
-    return isa == LC_CPU_ISA_AVX512 ? "avx512" : "generic";
+    return lc_cpu_isa_name(isa);
 }

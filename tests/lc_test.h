@@ -23,14 +23,15 @@
 /* The shared data folder (../shared/data), from LC_TEST_DATA.  Exits 77
  * when it is not set or not a folder. */
 const char *lc_test_data_dir(void);
-/* data_dir + "/" + rel in a static rotating buffer; exits 77 when the file
- * is missing. */
+/* A file of the shared data in a static rotating buffer: the project's
+ * data/ + "/" + rel when data/ bundles it (the small model and text of the
+ * main job), else data_dir + "/" + rel; exits 77 when the file is
+ * missing. */
 const char *lc_test_data_path(const char *rel);
 /* The project's own data/ folder (reference outputs), from LC_DATA_DIR. */
 const char *lc_test_project_path(const char *rel);
-/* A file under the shared data folder (LC_TEST_DATA), in a static rotating
- * buffer; when it is missing only the calling test is skipped, so that a
- * binary's tests without data still run. */
+/* The same, but when the file is missing only the calling test is
+ * skipped, so that a binary's tests without data still run. */
 const char *lc_test_data_file(const char *rel);
 /* A fresh temporary folder, removed at exit. */
 const char *lc_test_tmpdir(void);
@@ -97,15 +98,16 @@ void lc_test_backend_free(struct lc_backend *be);
 struct lc_test_cpu_ref {
     struct lc_backend *ref;
     struct lc_backend *cpu;
-    enum lc_cpu_isa isas[2];
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
     int nisas;
 };
 int lc_test_cpu_ref_setup(void **state);
 int lc_test_cpu_ref_teardown(void **state);
 
-/* The cpu backend's kernel sets to cover: generic always, AVX-512 where
- * built and supported (a note says when not); returns how many. */
-int lc_test_cpu_isas(enum lc_cpu_isa isas[2]);
+/* The cpu backend's kernel sets to cover: generic always, and each vector
+ * set built and supported up to the one in use (LC_CPU_ISA=avx2 leaves
+ * AVX-512 out; a note says when there is none); returns how many. */
+int lc_test_cpu_isas(enum lc_cpu_isa isas[LC_CPU_ISA_COUNT]);
 /* Switches a cpu backend's kernels, and their name in messages. */
 void lc_test_set_isa(struct lc_backend *be, enum lc_cpu_isa isa);
 const char *lc_test_isa_name(enum lc_cpu_isa isa);

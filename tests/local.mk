@@ -82,11 +82,18 @@ tests_test_eval_CFLAGS = $(LC_TEST_CFLAGS)
 tests_test_eval_LDADD = $(LC_TEST_LDADD)
 
 if COND_CUDA
-# the cuda backend against ref; exits 77 (skip) without a CUDA device
+# the cuda backend against ref; exits 77 (skip) without a CUDA device.
+# tests/cuda_selftest.cu (kernels that check the CUDA primitives) is built
+# by nvcc's rule of src/backend-cuda/local.mk.
 check_PROGRAMS += tests/test_cuda
-tests_test_cuda_SOURCES = tests/test_cuda.c $(LC_TEST_HYBRID_SOURCES) $(LC_REF_HYBRID_F64_SOURCES)
+tests_test_cuda_SOURCES = tests/test_cuda.c tests/cuda_selftest.h $(LC_TEST_HYBRID_SOURCES) \
+	$(LC_REF_HYBRID_F64_SOURCES)
 tests_test_cuda_CFLAGS = $(LC_TEST_CFLAGS) $(LC_CUDA_SYS_CFLAGS)
-tests_test_cuda_LDADD = $(LC_TEST_LDADD)
+tests_test_cuda_LDADD = tests/cuda_selftest.lo $(LC_TEST_LDADD) -lstdc++
+EXTRA_tests_test_cuda_DEPENDENCIES = tests/cuda_selftest.lo
+tests/cuda_selftest.lo: $(srcdir)/tests/cuda_selftest.h $(srcdir)/src/backend-cuda/cuda_mma.cuh \
+	$(srcdir)/src/backend-cuda/cuda_common.cuh $(srcdir)/src/backend-cuda/cuda_kernels.h
+CLEANFILES += tests/cuda_selftest.lo tests/.libs/cuda_selftest.o
 
 # whole-model checks, cuda against cpu (stories260K); 77 without a device
 check_PROGRAMS += tests/test_cuda_model
@@ -99,12 +106,13 @@ tests_test_cuda_model_LDADD = $(LC_TEST_LDADD)
 # of CUDA and cuBLAS (src/backend-cuda/cuda_emu.h; the .cu files as C++).
 LC_EMU_FLAGS = -DLC_CUDA_EMU -include $(srcdir)/src/backend-cuda/cuda_emu.h
 LC_EMU_CU_OBJS = tests/emu/k_fmap.o tests/emu/k_hybrid.o tests/emu/k_hybrid_xent.o \
-	tests/emu/k_decode.o
+	tests/emu/k_decode.o tests/emu/k_attn.o tests/emu/k_flash.o tests/emu/k_hybrid_tile.o \
+	tests/emu/cuda_selftest.o
 LC_EMU_CXX = $(CC) -x c++ -std=c++17 $(DEFS) $(AM_CPPFLAGS) $(CPPFLAGS) $(LC_CUDA_SYS_CFLAGS) \
 	$(LC_EMU_FLAGS) $(CFLAGS) $(LC_SAN_CFLAGS) -Wall -Wextra -Wshadow -Wundef
 LC_EMU_DEPS = $(srcdir)/src/backend-cuda/cuda_emu.h $(srcdir)/src/backend-cuda/cuda_kernels.h \
 	$(srcdir)/src/backend-cuda/cuda_common.cuh $(srcdir)/src/backend-cuda/cuda_hybrid.cuh \
-	$(srcdir)/src/core/backend.h
+	$(srcdir)/src/backend-cuda/cuda_mma.cuh $(srcdir)/src/core/backend.h
 AM_V_EMU = $(am__v_EMU_@AM_V@)
 am__v_EMU_ = $(am__v_EMU_@AM_DEFAULT_V@)
 am__v_EMU_0 = @echo "  EMU-CXX " $@;
@@ -118,6 +126,16 @@ tests/emu/k_hybrid_xent.o: $(srcdir)/src/backend-cuda/k_hybrid_xent.cu $(LC_EMU_
 	$(srcdir)/src/backend-cuda/k_hybrid_xent.cu
 tests/emu/k_decode.o: $(srcdir)/src/backend-cuda/k_decode.cu $(LC_EMU_DEPS)
 	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_decode.cu
+tests/emu/k_attn.o: $(srcdir)/src/backend-cuda/k_attn.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_attn.cu
+tests/emu/k_flash.o: $(srcdir)/src/backend-cuda/k_flash.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/src/backend-cuda/k_flash.cu
+tests/emu/k_hybrid_tile.o: $(srcdir)/src/backend-cuda/k_hybrid_tile.cu $(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ \
+	$(srcdir)/src/backend-cuda/k_hybrid_tile.cu
+tests/emu/cuda_selftest.o: $(srcdir)/tests/cuda_selftest.cu $(srcdir)/tests/cuda_selftest.h \
+	$(LC_EMU_DEPS)
+	$(AM_V_EMU)$(MKDIR_P) tests/emu && $(LC_EMU_CXX) -c -o $@ $(srcdir)/tests/cuda_selftest.cu
 CLEANFILES += $(LC_EMU_CU_OBJS)
 
 check_PROGRAMS += tests/test_cuda_emu
@@ -150,6 +168,21 @@ tests_test_hybrid_LDADD = $(LC_TEST_LDADD)
 endif
 
 LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh \
-	tests/cli_eval.sh tests/cli_reference.sh tests/cli_feedback.sh tests/cli_compare.sh
+	tests/cli_eval.sh tests/cli_reference.sh tests/cli_feedback.sh tests/cli_faults.sh \
+	tests/cli_oom.sh tests/cli_compare.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
-EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh
+EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh tests/valgrind.sh tests/valgrind.supp \
+	tests/failmalloc.c tests/cuda_selftest.cu
+
+# the allocation-failure library of tests/cli_oom.sh (preloaded: no
+# sanitizer flags, no libtool)
+check_DATA = tests/failmalloc.so
+tests/failmalloc.so: tests/failmalloc.c
+	$(AM_V_CC)$(MKDIR_P) tests && $(CC) $(CFLAGS) -shared -fPIC -o $@ $(srcdir)/tests/failmalloc.c -ldl
+CLEANFILES += tests/failmalloc.so
+
+# each program on a short run under valgrind's memcheck (not part of
+# check: several minutes)
+check-valgrind: all
+	@$(AM_TESTS_ENVIRONMENT) $(SHELL) $(srcdir)/tests/valgrind.sh
+.PHONY: check-valgrind

@@ -2,10 +2,12 @@
  * backend registry, the file and path helpers. */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/half.h"
@@ -187,13 +189,56 @@ static void test_fileio(void **state)
     free(missing);
 }
 
+/* lc_mkdir_parents is mkdir -p; lc_path_absolute resolves a relative path
+ * against the working folder. */
+static void test_dirs_and_paths(void **state)
+{
+    const char *deep = lc_test_tmp_path("a/b//c/");
+    const char *file = lc_test_tmp_path("f");
+    const char *under_file = lc_test_tmp_path("f/g");
+    char cwd[4096];
+    char want[4200];
+    char *top;
+    char *abs;
+    (void)state;
+
+    assert_int_equal(lc_mkdir_parents(deep), 0);
+    assert_true(lc_is_dir(lc_test_tmp_path("a/b/c")));
+    assert_int_equal(lc_mkdir_parents(deep), 0); /* exists: fine */
+    assert_int_equal(lc_mkdir_parents(lc_test_tmp_path("a/b/d")), 0);
+    assert_true(lc_is_dir(lc_test_tmp_path("a/b/d")));
+    lc_test_write_text(file, "x");
+    errno = 0;
+    assert_int_equal(lc_mkdir_parents(file), -1);
+    assert_int_equal(errno, ENOTDIR);
+    assert_int_equal(lc_mkdir_parents(under_file), -1);
+
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    top = realpath(lc_test_tmp_path("a"), NULL); /* the temporary folder may be a link */
+    assert_non_null(top);
+    assert_int_equal(chdir(top), 0);
+    abs = lc_path_absolute("b/../b/c");
+    snprintf(want, sizeof(want), "%s/b/c", top);
+    assert_string_equal(abs, want);
+    free(abs);
+    abs = lc_path_absolute("missing/x");
+    snprintf(want, sizeof(want), "%s/missing/x", top);
+    assert_string_equal(abs, want);
+    free(abs);
+    free(top);
+    abs = lc_path_absolute("/no/such/folder");
+    assert_string_equal(abs, "/no/such/folder");
+    free(abs);
+    assert_int_equal(chdir(cwd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),  cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_half_roundtrip),  cmocka_unit_test(test_f16_rounding),
         cmocka_unit_test(test_bf16_rounding),   cmocka_unit_test(test_backend_registry),
-        cmocka_unit_test(test_fileio),
+        cmocka_unit_test(test_fileio),          cmocka_unit_test(test_dirs_and_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,16 @@
  * with their tolerances, so that further cases (stage 2, prefill and
  * decoding) are one function and one line each.
  *
+ * The comparisons run twice: with the fp32 attention (LC_CUDA_ATTN=fp32),
+ * to the tolerances of the table, and with the default fused bf16
+ * attention kernels, to BF16_TOL.  There the operands of the attention
+ * products are rounded to bf16; the cpu backend with only the attention
+ * inputs rounded to bf16 (a throwaway experiment) moved these outputs by
+ * up to 8.4e-3 of their largest value (logits), 6.8e-3 (stage 2) and
+ * 4e-4 (stage 1), and the kernels' own roundings are of the same size, so
+ * BF16_TOL = 3e-2 leaves room for both while a wrong mask, a missing term
+ * or a misplaced element changes outputs by their own size.
+ *
  * Exits 77 without a CUDA device or without the test data.  With
  * LC_TEST_MODEL_BACKEND=ref it compares ref with cpu instead, which checks
  * the harness on a machine without a GPU.
@@ -38,6 +48,7 @@
 struct fixture {
     struct lc_backend *cpu;
     struct lc_backend *gpu;
+    struct lc_backend *gpu16; /* the bf16 attention kernels (NULL: not compared) */
     const char *lolcats_dir[2]; /* by window mode */
 };
 
@@ -370,6 +381,8 @@ static const struct model_case cases[] = {
      1e-5},
 };
 
+#define BF16_TOL 3e-2
+
 static void test_cases(void **state)
 {
     size_t bad = 0;
@@ -377,17 +390,29 @@ static void test_cases(void **state)
 
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         const struct model_case *mc = &cases[c];
-        size_t n_cpu = 0, n_gpu = 0;
+        size_t n_cpu = 0;
         float *want = mc->run(fx.cpu, &mc->args, &n_cpu);
-        float *got = mc->run(fx.gpu, &mc->args, &n_gpu);
         double scale = lc_test_max_abs(want, n_cpu);
 
-        assert_int_equal(n_cpu, n_gpu);
-        fprintf(stderr, "%s: %zu values, max |cpu| %.3g, max |cuda - cpu| %.3g\n", mc->name,
-                n_cpu, scale, lc_test_max_abs_diff(got, want, n_cpu));
-        bad += lc_test_check_close(mc->name, got, want, n_cpu, mc->tol * scale, mc->tol);
+        for (int pass = 0; pass < 2; pass++) {
+            struct lc_backend *be = pass == 0 ? fx.gpu : fx.gpu16;
+            const double tol = pass == 0 ? mc->tol : BF16_TOL;
+            size_t n_gpu = 0;
+            float *got = NULL;
+            char name[160];
+
+            if (be == NULL) {
+                continue;
+            }
+            got = mc->run(be, &mc->args, &n_gpu);
+            assert_int_equal(n_cpu, n_gpu);
+            snprintf(name, sizeof(name), "%s%s", mc->name, pass == 0 ? "" : " (bf16 attention)");
+            fprintf(stderr, "%s: %zu values, max |cpu| %.3g, max |cuda - cpu| %.3g\n", name, n_cpu,
+                    scale, lc_test_max_abs_diff(got, want, n_cpu));
+            bad += lc_test_check_close(name, got, want, n_cpu, tol * scale, tol);
+            free(got);
+        }
         free(want);
-        free(got);
     }
     assert_int_equal(bad, 0);
 }
@@ -404,6 +429,8 @@ int main(void)
     const char *other = getenv("LC_TEST_MODEL_BACKEND");
 
     (void)lc_test_data_path(MODEL "/config.json"); /* exits 77 without the data */
+    /* the fp32 attention, as the cpu backend computes it */
+    setenv("LC_CUDA_ATTN", "fp32", 1);
     if (lc_backend_open(&fx.gpu, other != NULL ? other : "cuda", &err) != LC_OK) {
         if (strncmp(err.msg, "no CUDA device", 14) == 0) {
             fprintf(stderr, "SKIP: %s\n", err.msg);
@@ -412,15 +439,28 @@ int main(void)
         fprintf(stderr, "test_cuda_model: %s\n", err.msg);
         return 1;
     }
+    if (other == NULL) {
+        setenv("LC_CUDA_ATTN", "bf16", 1);
+        if (lc_backend_open(&fx.gpu16, "cuda", &err) != LC_OK) {
+            fprintf(stderr, "test_cuda_model: %s\n", err.msg);
+            return 1;
+        }
+    }
     if (lc_backend_open(&fx.cpu, "cpu", &err) != LC_OK) {
         fprintf(stderr, "test_cuda_model: %s\n", err.msg);
         return 1;
     }
     fprintf(stderr, "%s\n", lc_backend_describe(fx.gpu));
+    if (fx.gpu16 != NULL) {
+        fprintf(stderr, "%s\n", lc_backend_describe(fx.gpu16));
+    }
     fx.lolcats_dir[LC_WINDOW_TERRACED] = make_lolcats_dir(LC_WINDOW_TERRACED);
     fx.lolcats_dir[LC_WINDOW_SLIDING] = make_lolcats_dir(LC_WINDOW_SLIDING);
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     lc_backend_close(fx.cpu);
     lc_backend_close(fx.gpu);
+    if (fx.gpu16 != NULL) {
+        lc_backend_close(fx.gpu16);
+    }
     return rc;
 }

@@ -664,7 +664,7 @@ static int64_t count_samples(const int32_t *ids, int64_t n)
 
 static void test_alpaca_file(void **state)
 {
-    const char *path = lc_test_data_path(ALPACA_FILE);
+    const char *path = lc_test_data_file(ALPACA_FILE);
     const char *jsonl = NULL;
     const char *gz = NULL;
     struct lc_dataset *ds = NULL;
@@ -756,7 +756,7 @@ static void test_alpaca_file(void **state)
 
 static void test_text_file(void **state)
 {
-    const char *path = lc_test_data_path(STORIES_FILE);
+    const char *path = lc_test_data_file(STORIES_FILE);
     struct lc_data_opts o;
     struct lc_dataset *ds = NULL;
     struct lc_data_stats st;
@@ -889,7 +889,7 @@ static void test_pack(void **state)
 
     /* text: every full chunk is kept */
     lc_data_opts_default(&o);
-    assert_int_equal(lc_dataset_load_with(&ds, lc_test_data_path(STORIES_FILE), &byte_enc, &o,
+    assert_int_equal(lc_dataset_load_with(&ds, lc_test_data_file(STORIES_FILE), &byte_enc, &o,
                                           &err),
                      LC_OK);
     lc_dataset_stats(ds, &st);
@@ -934,8 +934,8 @@ static void test_pack(void **state)
     check_pack_matches(ds, LC_SPLIT_TRAIN, 16);
     lc_dataset_free(ds);
 
-    /* the Alpaca file, both splits */
-    assert_int_equal(lc_dataset_load_with(&ds, lc_test_data_path(ALPACA_FILE), &byte_enc, NULL,
+    /* the Alpaca file, both splits (the test is skipped here without it) */
+    assert_int_equal(lc_dataset_load_with(&ds, lc_test_data_file(ALPACA_FILE), &byte_enc, NULL,
                                           &err),
                      LC_OK);
     check_pack_matches(ds, LC_SPLIT_TRAIN, 1024);
@@ -1053,7 +1053,7 @@ static struct lc_tokenizer *open_tokenizer(void)
 {
     struct lc_tokenizer *tok = NULL;
     struct lc_error err = {0};
-    if (lc_tokenizer_open(&tok, lc_test_data_path(STORIES_TOKENIZER), &err) != LC_OK) {
+    if (lc_tokenizer_open(&tok, lc_test_data_file(STORIES_TOKENIZER), &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
     return tok;
@@ -1111,11 +1111,11 @@ static void test_tokenized_text(void **state)
 
     assert_int_equal(lc_tokenizer_bos(tok), json_integer_value(json_object_get(ref, "bos")));
     assert_int_equal(lc_tokenizer_eos(tok), json_integer_value(json_object_get(ref, "eos")));
-    if (lc_dataset_load(&ds, lc_test_data_path(STORIES_FILE), tok, NULL, &err) != LC_OK) {
+    if (lc_dataset_load(&ds, lc_test_data_file(STORIES_FILE), tok, NULL, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
     /* the cut as the reference script finds it */
-    text = read_all(lc_test_data_path(STORIES_FILE), &len);
+    text = read_all(lc_test_data_file(STORIES_FILE), &len);
     assert_int_equal(lc_data_text_cut(text, len, 0.1),
                      json_integer_value(json_object_get(tref, "cut")));
     free(text);
@@ -1147,6 +1147,7 @@ static void test_tokenized_text(void **state)
 
 static void test_tokenized_alpaca(void **state)
 {
+    const char *alpaca = lc_test_data_file(ALPACA_FILE); /* skipped before allocating */
     struct lc_tokenizer *tok = open_tokenizer();
     json_t *ref = load_ref();
     json_t *aref = json_object_get(ref, "alpaca");
@@ -1163,7 +1164,7 @@ static void test_tokenized_alpaca(void **state)
     int64_t with_input = 0;
     (void)state;
 
-    if (lc_dataset_load(&ds, lc_test_data_path(ALPACA_FILE), tok, NULL, &err) != LC_OK) {
+    if (lc_dataset_load(&ds, alpaca, tok, NULL, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
     lc_dataset_stats(ds, &st);
@@ -1229,30 +1230,11 @@ static void test_tokenized_alpaca(void **state)
 
     /* arguments */
     lc_dataset_free(ds);
-    assert_int_equal(lc_dataset_load(&ds, lc_test_data_path(ALPACA_FILE), NULL, NULL, &err),
+    assert_int_equal(lc_dataset_load(&ds, alpaca, NULL, NULL, &err),
                      LC_ERR_ARG);
     assert_null(ds);
     json_decref(ref);
     lc_tokenizer_close(tok);
-}
-
-/* whether the shared data holds rel (without exiting as
- * lc_test_data_path does when it does not) */
-static int have_data(const char *rel)
-{
-    const char *dir = getenv("LC_TEST_DATA");
-    char path[1024];
-    FILE *f = NULL;
-    if (dir == NULL || dir[0] == '\0') {
-        return 0;
-    }
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        return 0;
-    }
-    fclose(f);
-    return 1;
 }
 
 int main(void)
@@ -1278,11 +1260,8 @@ int main(void)
     };
     int failed = cmocka_run_group_tests_name("own data", own, NULL, NULL);
 
-    /* the tests above need no shared data: without it they still run */
-    if (!have_data(ALPACA_FILE) || !have_data(STORIES_FILE) || !have_data(STORIES_TOKENIZER)) {
-        fprintf(stderr, "SKIP: the shared text data is missing\n");
-        return failed != 0 ? 1 : LC_TEST_SKIP;
-    }
+    /* data/ bundles the text and the tokenizer; a test that needs the
+     * Alpaca file of the shared data is skipped without it */
     failed += cmocka_run_group_tests_name("shared data", shared, NULL, NULL);
     return failed != 0 ? 1 : 0;
 }

@@ -28,12 +28,16 @@ struct fixture {
     struct lc_tokenizer *tok;
 };
 
+/* The task files are shared data that data/ does not bundle: a test that
+ * needs them asks for them first (lc_test_data_file skips the test), before
+ * it allocates anything. */
 static void open_model(struct fixture *fx)
 {
     struct lc_error err = {0};
+    const char *model = lc_test_data_file(MODEL);
     if (lc_backend_open(&fx->be, "cpu", &err) != LC_OK ||
-        lc_model_open(&fx->m, lc_test_data_path(MODEL), fx->be, &err) != LC_OK ||
-        lc_tokenizer_open(&fx->tok, lc_test_data_path(MODEL), &err) != LC_OK) {
+        lc_model_open(&fx->m, model, fx->be, &err) != LC_OK ||
+        lc_tokenizer_open(&fx->tok, model, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
 }
@@ -79,13 +83,16 @@ static void check_run(struct fixture *fx, json_t *run)
     o.shots = (int)json_integer_value(json_object_get(run, "shots"));
     o.seed = (uint64_t)json_integer_value(json_object_get(run, "seed"));
     o.limit = n_items;
-    o.context = (int)json_integer_value(json_object_get(run, "context"));
+    /* the default: the model's length, the reference's 512 */
+    o.context = 0;
     ll = malloc((size_t)lc_mc_task_choices(t, n_items) * sizeof(double));
     assert_non_null(ll);
     if (lc_mc_evaluate(fx->m, fx->tok, t, &o, NULL, NULL, ll, &res, &err) != LC_OK) {
         fail_msg("%s: %s", task, err.msg);
     }
     assert_int_equal(res.n_items, n_items);
+    assert_int_equal(res.context, json_integer_value(json_object_get(run, "context")));
+    o.context = res.context;
     for (int64_t i = 0; i < n_items; i++) {
         json_t *rec = json_array_get(items, (size_t)i);
         json_t *want_ll = json_object_get(rec, "loglik");
@@ -100,6 +107,9 @@ static void check_run(struct fixture *fx, json_t *run)
             int32_t *ids = NULL;
             int n_ids = 0;
             int n_cont = 0;
+            assert_int_equal(it.norm_chars[c],
+                             json_integer_value(json_array_get(json_object_get(rec, "chars"),
+                                                               (size_t)c)));
             assert_int_equal(it.norm_bytes[c],
                              json_integer_value(json_array_get(json_object_get(rec, "bytes"),
                                                                (size_t)c)));
@@ -124,7 +134,7 @@ static void check_run(struct fixture *fx, json_t *run)
             free(ids);
             /* float32 rounding moves a sum over a long continuation by ~1e-4
              * from the float64 value (transformers' float32 too, by up to
-             * 9e-5 here): 1e-4 plus 2e-7 relative from float64, twice that
+             * 1.1e-4 here): 1e-4 plus 2e-7 relative from float64, twice that
              * from transformers' float32 */
             const double tol = 1e-4 + 2e-7 * fabs(want64);
             if (fabs(ll[off + c] - want64) > tol || fabs(ll[off + c] - want) > 2.0 * tol) {
@@ -137,11 +147,13 @@ static void check_run(struct fixture *fx, json_t *run)
         }
         off += it.n_choices;
     }
-    fprintf(stderr, "%-14s %d-shot %3lld items: acc %.4f acc_norm %.4f, log-likelihoods within "
-            "%.1e of transformers float32, %.1e of float64\n",
-            task, o.shots, (long long)n_items, res.acc, res.acc_norm, worst, worst64);
+    fprintf(stderr, "%-14s %d-shot %3lld items: acc %.4f acc_norm %.4f acc_bytes %.4f, "
+            "log-likelihoods within %.1e of transformers float32, %.1e of float64\n",
+            task, o.shots, (long long)n_items, res.acc, res.acc_norm, res.acc_bytes, worst,
+            worst64);
     assert_true(res.acc == json_real_value(json_object_get(run, "acc")));
     assert_true(res.acc_norm == json_real_value(json_object_get(run, "acc_norm")));
+    assert_true(res.acc_bytes == json_real_value(json_object_get(run, "acc_bytes")));
     assert_int_equal(res.has_acc_norm, strcmp(task, "winogrande") != 0);
     if (o.shots > 0) {
         json_t *fp = json_object_get(run, "first_prompt");
@@ -163,6 +175,7 @@ static void test_reference(void **state)
     json_t *runs = json_object_get(ref_root, "runs");
     (void)state;
 
+    (void)lc_test_data_file("eval");
     open_model(&fx);
     assert_true(json_array_size(runs) >= 5);
     for (size_t k = 0; k < json_array_size(runs); k++) {
@@ -228,8 +241,10 @@ static void test_prompts(void **state)
     assert_int_equal(it.n_choices, 3);
     assert_string_equal(it.continuations[0], " cc");
     assert_int_equal(it.norm_bytes[0], 2); /* the leading space is the join */
+    assert_int_equal(it.norm_chars[0], 2);
     assert_int_equal(lc_mc_task_item(t, 0, &it, &err), LC_OK);
     assert_int_equal(it.norm_bytes[0], 1);
+    assert_int_equal(it.norm_chars[0], 1);
     assert_int_equal(lc_mc_task_item(t, 3, &it, &err), LC_ERR_ARG);
 
     lc_mc_opts_default(&o);
@@ -342,10 +357,11 @@ static void test_batching_and_jsonl(void **state)
     double ll3[24];
     const char *path = lc_test_tmp_path("piqa-copy.jsonl");
     FILE *f = NULL;
+    const char *piqa_file = lc_test_data_file("eval/piqa/valid.jsonl");
     (void)state;
 
     open_model(&fx);
-    piqa = load_ok("piqa", lc_test_data_path("eval/piqa/valid.jsonl"));
+    piqa = load_ok("piqa", piqa_file);
     assert_int_equal(lc_mc_task_size(piqa), 1838);
     lc_mc_opts_default(&o);
     o.limit = 12;
@@ -409,27 +425,42 @@ static void test_accuracy(void **state)
     struct lc_mc_task *t = NULL;
     struct lc_mc_result res;
     const char *path = lc_test_tmp_path("acc.jsonl");
-    /* norm bytes: 1, 4 | 2, 2 | 3, 1 */
+    struct lc_mc_item it;
+    /* characters: 1, 4 | 2, 2 | 3, 1 | 1, 2; bytes the same but 2 for the
+     * "\u00e9" of item 4 */
     static const char text[] =
         "{\"context\": \"c\", \"choices\": [\" a\", \" bbbb\"], \"gold\": 1}\n"
         "{\"context\": \"c\", \"choices\": [\"aa\", \"bb\"], \"gold\": 0}\n"
-        "{\"context\": \"c\", \"choices\": [\" aaa\", \" b\"], \"gold\": 0}\n";
+        "{\"context\": \"c\", \"choices\": [\" aaa\", \" b\"], \"gold\": 0}\n"
+        "{\"context\": \"c\", \"choices\": [\" \u00e9\", \" ab\"], \"gold\": 0}\n";
     /* item 1 (gold 1): acc picks 0 (-1 > -2), acc_norm picks 1 (-2/4 > -1/1);
-     * item 2 (gold 0): a tie goes to the first choice, for both;
-     * item 3 (gold 0): acc picks 0 (-2.5 > -3), acc_norm too (-2.5/3 > -3/1) */
-    const double ll[6] = {-1.0, -2.0, -4.0, -4.0, -2.5, -3.0};
+     * item 2 (gold 0): a tie goes to the first choice, for all;
+     * item 3 (gold 0): acc picks 0 (-2.5 > -3), acc_norm too (-2.5/3 > -3/1);
+     * item 4 (gold 0): acc picks 0 (-2 > -3), acc_norm 1 (-3/2 > -2/1),
+     * acc_bytes 0 (-2/2 > -3/2) */
+    const double ll[8] = {-1.0, -2.0, -4.0, -4.0, -2.5, -3.0, -2.0, -3.0};
     (void)state;
 
     lc_test_write_file(path, text, strlen(text));
     t = load_ok("jsonl", path);
+    assert_int_equal(lc_mc_task_item(t, 3, &it, &err), LC_OK);
+    assert_int_equal(it.norm_chars[0], 1);
+    assert_int_equal(it.norm_bytes[0], 2);
     assert_int_equal(lc_mc_accuracy(t, 3, ll, &res, &err), LC_OK);
     assert_int_equal(res.n_items, 3);
     assert_int_equal(res.n_requests, 6);
     assert_true(fabs(res.acc - 2.0 / 3.0) < 1e-12);
     assert_true(fabs(res.acc_norm - 1.0) < 1e-12);
+    assert_true(res.acc_bytes == res.acc_norm);
     assert_true(fabs(res.acc_stderr - sqrt(2.0 / 9.0 / 2.0)) < 1e-12);
     assert_true(res.acc_norm_stderr == 0.0);
-    assert_int_equal(lc_mc_accuracy(t, 4, ll, &res, &err), LC_ERR_ARG);
+    assert_int_equal(lc_mc_accuracy(t, 4, ll, &res, &err), LC_OK);
+    assert_true(fabs(res.acc - 0.75) < 1e-12);
+    assert_true(fabs(res.acc_norm - 0.75) < 1e-12);
+    assert_true(fabs(res.acc_bytes - 1.0) < 1e-12);
+    assert_true(fabs(res.acc_norm_stderr - sqrt(0.75 * 0.25 / 3.0)) < 1e-12);
+    assert_true(res.acc_bytes_stderr == 0.0);
+    assert_int_equal(lc_mc_accuracy(t, 5, ll, &res, &err), LC_ERR_ARG);
     lc_mc_task_free(t);
 }
 
@@ -451,6 +482,7 @@ static void test_real_files(void **state)
     struct lc_error err = {0};
     (void)state;
 
+    (void)lc_test_data_file("eval");
     for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
         /* the eval folder or the data folder above it */
         struct lc_mc_task *t = load_ok(want[k].name, lc_test_data_dir());
@@ -465,6 +497,7 @@ static void test_real_files(void **state)
                                 "Roof shingle removal: A man is sitting on a roof. he");
             assert_string_equal(it.continuations[3], " starts pulling up roofing on a roof.");
             assert_int_equal(it.norm_bytes[3], strlen("starts pulling up roofing on a roof."));
+            assert_int_equal(it.norm_chars[3], strlen("starts pulling up roofing on a roof."));
             assert_int_equal(lc_mc_task_item(t, 10041, &it, &err), LC_OK);
             assert_int_equal(it.line, 10041 * 6 + 1);
         } else if (strcmp(want[k].name, "winogrande") == 0) {
@@ -679,7 +712,6 @@ int main(void)
     json_error_t jerr;
     int rc;
 
-    lc_test_data_dir();
     ref_root = json_load_file(lc_test_project_path("ref/eval_reference.json"), 0, &jerr);
     if (ref_root == NULL) {
         fprintf(stderr, "eval_reference.json: %s\n", jerr.text);

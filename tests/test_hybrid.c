@@ -426,6 +426,8 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
 {
     struct lc_cpu_ctx *ctx = cpu->ctx;
     const enum lc_cpu_isa best = lc_cpu_detect_isa();
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
+    const int nisas = lc_test_cpu_isas(isas);
     struct lc_test_hy_in in;
     struct lc_test_hy_out want, got;
     char tag[96];
@@ -440,11 +442,12 @@ static void cpu_vs_ref_case(struct lc_backend *ref, struct lc_backend *cpu, int 
     }
     lc_test_hy_ref(ref, &in, &want);
     lc_test_hy_out_alloc(&got, &in);
-    for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
-        ctx->isa = (enum lc_cpu_isa)isa;
+    for (int ii = 0; ii < nisas; ii++) {
+        const enum lc_cpu_isa isa = isas[ii];
+        ctx->isa = isa;
         hy_run(cpu, &in, &got);
         snprintf(tag, sizeof(tag), "[%s T %d W %d H %d/%d mode %d]",
-                 lc_test_isa_name((enum lc_cpu_isa)isa), T, W, H, Hkv, mode);
+                 lc_test_isa_name(isa), T, W, H, Hkv, mode);
         assert_int_equal(lc_test_hy_compare(tag, &got, &want, &in, 1e-5), 0);
     }
     ctx->isa = best;
@@ -643,6 +646,52 @@ static void test_decode(void **state)
     lc_test_backend_free(bes[1]);
 }
 
+/* hybrid_decode large enough for a team (one KV head per thread; one
+ * thread takes all heads at once): the same bits on 1 and 2 threads, for
+ * every ISA, and close to the reference. */
+static void test_decode_threads(void **state)
+{
+    const int H = 8, Hkv = 2, D = 64, F = 32, n = 200;
+    struct lc_backend *ref = lc_test_backend(&lc_ref_ops);
+    struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
+    const int nisas = lc_test_cpu_isas(isas);
+    float *q = lc_test_new_uniform((size_t)H * D, 31, -1.0f, 1.0f);
+    float *fq = lc_test_new_uniform((size_t)H * F, 32, 0.0f, 0.2f);
+    float *kc = lc_test_new_uniform((size_t)n * Hkv * D, 33, -1.0f, 1.0f);
+    float *vc = lc_test_new_uniform((size_t)n * Hkv * D, 34, -1.0f, 1.0f);
+    float *th = lc_test_new_uniform((size_t)H, 35, -2.0f, 2.0f);
+    float *S = lc_test_new_uniform((size_t)H * F * D, 36, -1.0f, 1.0f);
+    float *z = lc_test_new_uniform((size_t)H * F, 37, 0.0f, 2.0f);
+    float *want = lc_test_new_f32((size_t)H * D), *one = lc_test_new_f32((size_t)H * D);
+    float *two = lc_test_new_f32((size_t)H * D);
+    (void)state;
+
+    lc_ref_ops.hybrid_decode(ref, want, q, fq, kc, vc, n, S, z, th, H, Hkv, D, F);
+    for (int i = 0; i < nisas; i++) {
+        lc_test_set_isa(cpu, isas[i]);
+        lc_set_num_threads(1);
+        lc_cpu_ops.hybrid_decode(cpu, one, q, fq, kc, vc, n, S, z, th, H, Hkv, D, F);
+        lc_set_num_threads(2);
+        lc_cpu_ops.hybrid_decode(cpu, two, q, fq, kc, vc, n, S, z, th, H, Hkv, D, F);
+        lc_test_expect_same(lc_test_isa_name(isas[i]), one, two, (size_t)H * D);
+        assert_int_equal(lc_test_check_rel("decode y", one, want, (size_t)H * D, 1e-5), 0);
+    }
+    lc_set_num_threads(0);
+    free(q);
+    free(fq);
+    free(kc);
+    free(vc);
+    free(th);
+    free(S);
+    free(z);
+    free(want);
+    free(one);
+    free(two);
+    lc_test_backend_free(ref);
+    lc_test_backend_free(cpu);
+}
+
 /* The cpu decode entries against the reference on the same state. */
 static void test_decode_cpu_vs_ref(void **state)
 {
@@ -651,6 +700,8 @@ static void test_decode_cpu_vs_ref(void **state)
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
     struct lc_cpu_ctx *ctx = cpu->ctx;
     const enum lc_cpu_isa best = lc_cpu_detect_isa();
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
+    const int nisas = lc_test_cpu_isas(isas);
     float *q = lc_test_new_f32((size_t)H * D), *fq = lc_test_new_f32((size_t)H * F);
     float *kc = lc_test_new_f32((size_t)n * Hkv * D), *vc = lc_test_new_f32((size_t)n * Hkv * D);
     float *fk = lc_test_new_f32((size_t)n * H * F), *th = lc_test_new_f32((size_t)H);
@@ -675,8 +726,9 @@ static void test_decode_cpu_vs_ref(void **state)
     assert_int_equal(lc_test_check_rel("linstate S", S2, S1, (size_t)H * F * D, 1e-6), 0);
     assert_int_equal(lc_test_check_rel("linstate z", z2, z1, (size_t)H * F, 1e-6), 0);
     lc_ref_ops.hybrid_decode(ref, y1, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
-    for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
-        ctx->isa = (enum lc_cpu_isa)isa;
+    for (int ii = 0; ii < nisas; ii++) {
+        const enum lc_cpu_isa isa = isas[ii];
+        ctx->isa = isa;
         lc_cpu_ops.hybrid_decode(cpu, y2, q, fq, kc, vc, n, S1, z1, th, H, Hkv, D, F);
         assert_int_equal(lc_test_check_rel("decode y", y2, y1, (size_t)H * D, 1e-6), 0);
     }
@@ -827,6 +879,8 @@ static void test_golden(void **state)
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
     struct lc_cpu_ctx *ctx = cpu->ctx;
     const enum lc_cpu_isa best = lc_cpu_detect_isa();
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
+    const int nisas = lc_test_cpu_isas(isas);
     struct lc_st_file *f = NULL;
     struct lc_error err = {0};
     const struct lc_tensor_view *tw, *tk;
@@ -859,10 +913,11 @@ static void test_golden(void **state)
     for (int m = 0; m < 2; m++) {
         for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
             bad += golden_case(ref, f, modes[m], m, ns[i], H, Hkv, D, fd, W, NULL);
-            for (int isa = LC_CPU_ISA_GENERIC; isa <= (int)best; isa++) {
-                ctx->isa = (enum lc_cpu_isa)isa;
+            for (int ii = 0; ii < nisas; ii++) {
+                const enum lc_cpu_isa isa = isas[ii];
+                ctx->isa = isa;
                 bad += golden_case(cpu, f, modes[m], m, ns[i], H, Hkv, D, fd, W,
-                                   lc_test_isa_name((enum lc_cpu_isa)isa));
+                                   lc_test_isa_name(isa));
             }
             ctx->isa = best;
         }
@@ -886,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_cpu_threads),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_cpu_vs_ref),
+        cmocka_unit_test(test_decode_threads),
         cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

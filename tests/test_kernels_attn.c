@@ -179,6 +179,9 @@ static void test_attn_thread_independence(void **state)
         {2, 300, 300, 8, 2, 32, 0, 1.0f},
         {1, 1, 500, 8, 8, 128, 499, 1.0f},
         {1, 200, 200, 8, 4, 8, 0, 1.0f},
+        /* decoding rows, large enough for a team: one thread takes all heads
+         * at once, a team one KV head each; small heads (8 lanes) */
+        {2, 3, 3000, 8, 4, 8, 2997, 1.0f},
     };
     struct lc_test_cpu_ref *b = *state;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend-cpu/cpu.h"
+#include "backend-cpu/cpu_kernels.h"
 #include "core/half.h"
 #include "core/ref/ref.h"
 #include "tests/lc_test.h"
@@ -400,6 +401,51 @@ static void test_rope(void **state)
 
 /* ---------------------------------------------------------------- SwiGLU */
 
+/* float bits in the order of the values: distances in ulps */
+static int64_t ordered_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    return (u & 0x80000000u) ? -(int64_t)(u & 0x7fffffffu) : (int64_t)u;
+}
+
+/* Every ISA's exp within 1 ulp of exp rounded from double, on every 97th
+ * float (both signs, overflow to inf, subnormal results, underflow to 0),
+ * and NaN for NaN. */
+static void test_exp(void **state)
+{
+    struct lc_test_cpu_ref *b = *state;
+    const size_t n = ((size_t)1 << 32) / 97 + 1;
+    float *x = lc_test_new_f32(n), *y = lc_test_new_f32(n);
+
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)(i * 97);
+        memcpy(&x[i], &u, sizeof(u));
+    }
+    for (int i = 0; i < b->nisas; i++) {
+        const struct lc_cpu_kernels *kr = lc_cpu_kernels_of_isa(b->isas[i]);
+        size_t bad = 0;
+        kr->exp(y, x, (int64_t)n);
+        for (size_t j = 0; j < n; j++) {
+            const float want = (float)exp((double)x[j]);
+            int ok;
+            if (isnan(x[j])) {
+                ok = isnan(y[j]);
+            } else {
+                int64_t d = ordered_bits(y[j]) - ordered_bits(want);
+                ok = !isnan(y[j]) && d >= -1 && d <= 1;
+            }
+            if (!ok && bad++ < 5) {
+                fprintf(stderr, "exp [%s]: exp(%a) = %a, want %a\n", lc_test_isa_name(b->isas[i]),
+                        (double)x[j], (double)y[j], (double)want);
+            }
+        }
+        assert_int_equal(bad, 0);
+    }
+    free(x);
+    free(y);
+}
+
 static void test_swiglu(void **state)
 {
     struct lc_test_cpu_ref *b = *state;
@@ -713,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_exp),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_mse),
         cmocka_unit_test(test_xent),

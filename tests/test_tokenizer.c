@@ -117,8 +117,8 @@ static void run_llamacpp_cases(const struct lc_tokenizer *tok, const char *inp_r
 {
     static const char sep[] = "\n__ggml_vocab_test__\n";
     size_t inp_len, out_len;
-    char *inp = lc_test_read_file(lc_test_data_path(inp_rel), &inp_len);
-    char *out = lc_test_read_file(lc_test_data_path(out_rel), &out_len);
+    char *inp = lc_test_read_file(lc_test_data_file(inp_rel), &inp_len);
+    char *out = lc_test_read_file(lc_test_data_file(out_rel), &out_len);
     char *p = inp, *q = out;
     int n_cases = 0, bad = 0;
 
@@ -171,7 +171,7 @@ static void run_llamacpp_cases(const struct lc_tokenizer *tok, const char *inp_r
 
 static void test_llama2_spm_cases(void **state)
 {
-    struct lc_tokenizer *tok = open_ok(lc_test_data_path("tokenizers/llama2-spm/tokenizer.model"));
+    struct lc_tokenizer *tok = open_ok(lc_test_data_file("tokenizers/llama2-spm/tokenizer.model"));
     (void)state;
     assert_int_equal(lc_tokenizer_vocab_size(tok), 32000);
     assert_int_equal(lc_tokenizer_bos(tok), 1);
@@ -184,7 +184,7 @@ static void test_llama2_spm_cases(void **state)
 
 static void test_llama3_cases(void **state)
 {
-    struct lc_tokenizer *tok = open_ok(lc_test_data_path("tokenizers/llama3-bpe"));
+    struct lc_tokenizer *tok = open_ok(lc_test_data_file("tokenizers/llama3-bpe"));
     (void)state;
     assert_int_equal(lc_tokenizer_vocab_size(tok), 128256);
     assert_int_equal(lc_tokenizer_bos(tok), 128000);
@@ -215,7 +215,7 @@ static void expect_ids(const struct lc_tokenizer *tok, const char *text, unsigne
 static void test_llama2_gguf_cases(void **state)
 {
     struct lc_tokenizer *tok =
-        open_ok(lc_test_data_path("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"));
+        open_ok(lc_test_data_file("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"));
     (void)state;
     assert_int_equal(lc_tokenizer_vocab_size(tok), 32000);
     assert_int_equal(lc_tokenizer_bos(tok), 1);
@@ -248,17 +248,20 @@ static void test_gguf_vocab_matches_model(void **state)
 {
     static const char *const files[] = {"text/tinystories/tinystories_val.txt",
                                         "text/alpaca-cleaned/alpaca_data_cleaned.json"};
-    struct lc_tokenizer *gg = open_ok(lc_test_data_path("models/stories260K/stories260K.gguf"));
-    struct lc_tokenizer *sp = open_ok(lc_test_data_path("models/stories260K-hf/tokenizer.model"));
-    struct lc_tokenizer *l2g =
-        open_ok(lc_test_data_path("models/llama-2-tiny-random/llama-2-tiny-random.gguf"));
-    struct lc_tokenizer *l2 = open_ok(lc_test_data_path("tokenizers/llama2-spm/tokenizer.model"));
+    /* every file first: a missing one skips the test before it allocates */
+    const char *paths[2] = {lc_test_data_file(files[0]), lc_test_data_file(files[1])};
+    const char *tiny = lc_test_data_file("models/llama-2-tiny-random/llama-2-tiny-random.gguf");
+    const char *llama2 = lc_test_data_file("tokenizers/llama2-spm/tokenizer.model");
+    struct lc_tokenizer *gg = open_ok(lc_test_data_file("models/stories260K/stories260K.gguf"));
+    struct lc_tokenizer *sp = open_ok(lc_test_data_file("models/stories260K-hf/tokenizer.model"));
+    struct lc_tokenizer *l2g = open_ok(tiny);
+    struct lc_tokenizer *l2 = open_ok(llama2);
     (void)state;
     check_same_vocab(gg, sp);
     check_same_vocab(l2g, l2);
     for (int f = 0; f < 2; f++) {
         size_t len;
-        char *text = lc_test_read_file(lc_test_data_path(files[f]), &len);
+        char *text = lc_test_read_file(paths[f], &len);
         int32_t *a = NULL, *b = NULL;
         size_t na = 0, nb = 0;
         encode_ok(gg, text, len, LC_TOK_ADD_BOS, &a, &na);
@@ -278,8 +281,9 @@ static void test_gguf_vocab_matches_model(void **state)
 
 static void test_special_tokens(void **state)
 {
-    struct lc_tokenizer *l2 = open_ok(lc_test_data_path("tokenizers/llama2-spm/tokenizer.model"));
-    struct lc_tokenizer *l3 = open_ok(lc_test_data_path("tokenizers/llama3-bpe"));
+    const char *llama3 = lc_test_data_file("tokenizers/llama3-bpe");
+    struct lc_tokenizer *l2 = open_ok(lc_test_data_file("tokenizers/llama2-spm/tokenizer.model"));
+    struct lc_tokenizer *l3 = open_ok(llama3);
     char buf[64];
     (void)state;
 
@@ -341,10 +345,11 @@ static void roundtrip_files(const char *tok_rel, const char *name)
 {
     static const char *const files[] = {"text/tinystories/tinystories_val.txt",
                                         "text/alpaca-cleaned/alpaca_data_cleaned.json"};
-    struct lc_tokenizer *tok = open_ok(lc_test_data_path(tok_rel));
+    const char *paths[2] = {lc_test_data_file(files[0]), lc_test_data_file(files[1])};
+    struct lc_tokenizer *tok = open_ok(lc_test_data_file(tok_rel));
     for (int f = 0; f < 2; f++) {
         size_t len;
-        char *text = lc_test_read_file(lc_test_data_path(files[f]), &len);
+        char *text = lc_test_read_file(paths[f], &len);
         int32_t *ids = NULL;
         size_t n = 0;
         double t0 = now_s(), dt;
@@ -384,14 +389,15 @@ static void test_newline_splits(void **state)
 {
     static const char *const toks[] = {"models/stories260K-hf/tokenizer.model",
                                        "tokenizers/llama2-spm/tokenizer.model"};
+    const char *tok_paths[2] = {lc_test_data_file(toks[0]), lc_test_data_file(toks[1])};
     size_t len;
     char *text =
-        lc_test_read_file(lc_test_data_path("text/alpaca-cleaned/alpaca_data_cleaned.json"), &len);
+        lc_test_read_file(lc_test_data_file("text/alpaca-cleaned/alpaca_data_cleaned.json"), &len);
     (void)state;
     /* a third of the file keeps the single-merge run short */
     len /= 3;
     for (int t = 0; t < 2; t++) {
-        struct lc_tokenizer *tok = open_ok(lc_test_data_path(toks[t]));
+        struct lc_tokenizer *tok = open_ok(tok_paths[t]);
         int32_t *a = NULL, *b = NULL;
         size_t na = 0, nb = 0;
         assert_true(tok->newline_splits);
@@ -430,9 +436,11 @@ static void test_invalid_utf8(void **state)
     static const char *const toks[] = {"models/stories260K-hf",
                                        "tokenizers/llama2-spm/tokenizer.model",
                                        "tokenizers/llama3-bpe"};
+    const char *paths[3] = {lc_test_data_file(toks[0]), lc_test_data_file(toks[1]),
+                            lc_test_data_file(toks[2])};
     (void)state;
     for (int t = 0; t < 3; t++) {
-        struct lc_tokenizer *tok = open_ok(lc_test_data_path(toks[t]));
+        struct lc_tokenizer *tok = open_ok(paths[t]);
         for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
             check_roundtrip(tok, cases[c].s, cases[c].len, toks[t]);
         }
@@ -466,7 +474,7 @@ static void test_stories_greedy_text(void **state)
     static const char text[] =
         "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
         "park. One";
-    struct lc_tokenizer *tok = open_ok(lc_test_data_path("models/stories260K-hf"));
+    struct lc_tokenizer *tok = open_ok(lc_test_data_file("models/stories260K-hf"));
     char buf[16];
     (void)state;
     assert_memory_equal(listed + 1, text, strlen(text));
@@ -572,9 +580,9 @@ static void test_hf_json_details(void **state)
     struct lc_tokenizer *hf = open_ok(lc_test_project_path("tokenizers/tok512-hf"));
     struct lc_tokenizer *bb = open_ok(lc_test_project_path("tokenizers/bbpe-small/tokenizer.json"));
     struct lc_tokenizer *legacy = open_ok(lc_test_project_path("tokenizers/tok512-legacy.json"));
-    struct lc_tokenizer *spm = open_ok(lc_test_data_path("models/stories260K-hf/tokenizer.model"));
+    struct lc_tokenizer *spm = open_ok(lc_test_data_file("models/stories260K-hf/tokenizer.model"));
     size_t len;
-    char *text = lc_test_read_file(lc_test_data_path("text/tinystories/tinystories_val.txt"), &len);
+    char *text = lc_test_read_file(lc_test_data_file("text/tinystories/tinystories_val.txt"), &len);
     int32_t *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     (void)state;
@@ -610,7 +618,7 @@ static void test_hf_json_details(void **state)
 
 static void test_api_errors(void **state)
 {
-    struct lc_tokenizer *tok = open_ok(lc_test_data_path("models/stories260K-hf"));
+    struct lc_tokenizer *tok = open_ok(lc_test_data_file("models/stories260K-hf"));
     struct lc_error err = {0};
     int32_t *ids = NULL;
     size_t n = 7;
@@ -685,7 +693,7 @@ static void test_bad_spm(void **state)
 {
     size_t len;
     char *model =
-        lc_test_read_file(lc_test_data_path("models/stories260K-hf/tokenizer.model"), &len);
+        lc_test_read_file(lc_test_data_file("models/stories260K-hf/tokenizer.model"), &len);
     struct lc_error err = {0};
     uint64_t seed = 12345;
     int loaded = 0;
@@ -1235,7 +1243,7 @@ static void test_bad_gguf(void **state)
     }
     free(data);
     /* and of the Llama 2 vocabulary, inside its token arrays */
-    data = lc_test_read_file(lc_test_data_path("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"),
+    data = lc_test_read_file(lc_test_data_file("tokenizers/llama2-spm/ggml-vocab-llama-spm.gguf"),
                              &len);
     for (size_t k = 1; k < 16; k++) {
         size_t cut = len * k / 16;

@@ -2,7 +2,7 @@
 """PEFT compatibility of the adapter lolcats-train writes (it trains
 nothing itself).
 
-    /work/pyenv/bin/python data/gen/check_peft_adapter.py --model MODEL DIR
+    python3 data/gen/check_peft_adapter.py --model MODEL DIR
 
 MODEL is the Hugging Face base model folder given to lolcats-train, DIR the
 output folder of a lolcats-train run with --merge.  The script

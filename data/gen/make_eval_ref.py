@@ -21,8 +21,10 @@ protocol lolcats-eval(1) documents, which follows lm-evaluation-harness:
   continuation tokens = whole[len(ctx):], sequence = ctx + continuation tokens (cut
   from the left to context + 1 tokens); log-likelihood = sum over the continuation
   tokens of log softmax(logits of the previous position).
-  acc = argmax loglik (first on ties); acc_norm = argmax loglik / bytes, bytes =
-  UTF-8 length of the choice text without the joining space.
+  acc = argmax loglik (first on ties); acc_norm = argmax loglik / characters
+  and acc_bytes = argmax loglik / bytes, the length of the choice text without
+  the joining space in characters (Python's len) and in UTF-8 bytes, as
+  lm-evaluation-harness defines them.
 
 The model is transformers LlamaForCausalLM (float32, eager attention) of
 models/stories260K-hf; the tokenizer its tokenizer.model with SentencePiece's
@@ -34,10 +36,10 @@ rounding alone moves a sum over a long continuation by up to ~1e-4, so two
 float32 implementations are best compared through the float64 value.
 
 Writes data/ref/eval_reference.json: for each run (task, shots, seed, items)
-the items with per-choice log-likelihoods, byte lengths, continuation and
-sequence token counts and the gold index, and the accuracies; for few-shot
-runs also the first item's prompt text.
-Run:  /work/pyenv/bin/python data/gen/make_eval_ref.py [--data DIR] [--out DIR]
+the items with per-choice log-likelihoods, lengths in characters and in
+bytes, continuation and sequence token counts and the gold index, and the
+accuracies; for few-shot runs also the first item's prompt text.
+Run:  python3 data/gen/make_eval_ref.py [--data DIR] [--out DIR]
 """
 
 import bz2
@@ -187,14 +189,14 @@ def loglik_f64(w, cfg, seq, n_cont):
 
 
 def accuracies(records):
-    hit = hit_norm = hit_chars = 0
+    hit = hit_norm = hit_bytes = 0
     for r in records:
         ll = np.array(r["loglik"])
         hit += int(np.argmax(ll) == r["gold"])
-        hit_norm += int(np.argmax(ll / np.array(r["bytes"], dtype=float)) == r["gold"])
-        hit_chars += int(np.argmax(ll / np.array(r["chars"], dtype=float)) == r["gold"])
+        hit_norm += int(np.argmax(ll / np.array(r["chars"], dtype=float)) == r["gold"])
+        hit_bytes += int(np.argmax(ll / np.array(r["bytes"], dtype=float)) == r["gold"])
     n = len(records)
-    return hit / n, hit_norm / n, hit_chars / n
+    return hit / n, hit_norm / n, hit_bytes / n
 
 
 def run_one(data_dir, sp, model, w64, spec, cache):
@@ -206,7 +208,7 @@ def run_one(data_dir, sp, model, w64, spec, cache):
     first_prompt = None
     for i in range(spec["items"]):
         ctxs, conts, texts, gold = items[i]
-        rec = {"gold": gold, "loglik": [], "loglik_f64": [], "bytes": [], "chars": [],
+        rec = {"gold": gold, "loglik": [], "loglik_f64": [], "chars": [], "bytes": [],
                "n_cont": [], "n_ids": []}
         for c in range(len(conts)):
             ctx, cont = prompt(items, i, c, spec["shots"], spec["seed"])
@@ -215,15 +217,15 @@ def run_one(data_dir, sp, model, w64, spec, cache):
             seq, n_cont = request(sp, ctx, cont)
             rec["loglik"].append(loglik(model, seq, n_cont))
             rec["loglik_f64"].append(loglik_f64(*w64, seq, n_cont))
-            rec["bytes"].append(len(texts[c].encode("utf-8")))
             rec["chars"].append(len(texts[c]))
+            rec["bytes"].append(len(texts[c].encode("utf-8")))
             rec["n_cont"].append(n_cont)
             rec["n_ids"].append(len(seq))
         records.append(rec)
-    acc, acc_norm, acc_norm_chars = accuracies(records)
+    acc, acc_norm, acc_bytes = accuracies(records)
     worst = max(abs(a - b) for r in records for a, b in zip(r["loglik"], r["loglik_f64"]))
     if task == "winogrande":
-        acc_norm = acc_norm_chars = acc
+        acc_norm = acc_bytes = acc
     out = {
         "task": task,
         "file": FILES[task],
@@ -233,17 +235,15 @@ def run_one(data_dir, sp, model, w64, spec, cache):
         "n_items": len(records),
         "acc": acc,
         "acc_norm": acc_norm,
-        "acc_norm_by_characters": acc_norm_chars,
+        "acc_bytes": acc_bytes,
         "max_abs_diff_f32_f64": worst,
     }
     if spec["shots"] > 0:
         out["first_prompt"] = first_prompt
-    for r in records:
-        del r["chars"]
     out["items"] = records
-    print("%-14s %d-shot seed %-5d items %3d  acc %.4f  acc_norm %.4f  (by characters %.4f)  "
+    print("%-14s %d-shot seed %-5d items %3d  acc %.4f  acc_norm %.4f  acc_bytes %.4f  "
           "f32-f64 %.1e" % (task, spec["shots"], spec["seed"], len(records), acc, acc_norm,
-                             acc_norm_chars, worst))
+                             acc_bytes, worst))
     return out
 
 

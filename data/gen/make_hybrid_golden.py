@@ -3,7 +3,7 @@
 attention, from an implementation written directly with torch autograd in
 float64 (independent of the C code), saved as float32 safetensors.
 
-    /work/pyenv/bin/python data/gen/make_hybrid_golden.py [OUT]
+    python3 data/gen/make_hybrid_golden.py [OUT]
 
 OUT defaults to data/ref/hybrid_golden.safetensors beside this folder.
 

@@ -30,7 +30,7 @@ q/k rows, here each frequency divided by rope_freqs as llama.cpp does)
 equals the transformers logits, and the default-RoPE logits differ by far
 more than that.
 
-Run:  /work/pyenv/bin/python data/gen/make_llama31_ref.py [--out DIR]
+Run:  python3 data/gen/make_llama31_ref.py [--out DIR]
 """
 
 import json

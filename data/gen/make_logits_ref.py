@@ -31,7 +31,7 @@ Models (under the shared data folder, --data):
   which reads the GGUF tensors with the gguf package and applies
   interleaved-pair RoPE directly to the GGUF q/k rows.
 
-Run:  /work/pyenv/bin/python data/gen/make_logits_ref.py [--data DIR] [--out DIR]
+Run:  python3 data/gen/make_logits_ref.py [--data DIR] [--out DIR]
 """
 
 import os

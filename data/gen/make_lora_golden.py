@@ -4,7 +4,7 @@ stories260K, from an implementation written directly with torch autograd
 in float64 from the method doc's formulas (independent of the C code and of
 transformers), saved as float32 safetensors.
 
-    /work/pyenv/bin/python data/gen/make_lora_golden.py [--data DIR] [OUT]
+    python3 data/gen/make_lora_golden.py [--data DIR] [OUT]
 
 DIR is the shared test data folder (default ../shared/data beside the
 repository); OUT defaults to data/ref/lora_golden.safetensors.

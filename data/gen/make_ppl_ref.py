@@ -37,7 +37,7 @@ record the first 16 ids and the sha256 of the whole id stream (BOS
 included, little-endian int32) let a C test pinpoint a tokenizer mismatch.
 
 Writes data/ref/ppl_reference.json.
-Run:  /work/pyenv/bin/python data/gen/make_ppl_ref.py [--data DIR] [--out DIR]
+Run:  python3 data/gen/make_ppl_ref.py [--data DIR] [--out DIR]
 """
 
 import hashlib

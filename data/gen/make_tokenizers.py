@@ -29,7 +29,7 @@ Writes, under data/tokenizers/:
 Needs: transformers, tokenizers, sentencepiece and protobuf (the conversion
 from tokenizer.model goes through sentencepiece's protobuf classes).
 
-Run:  /work/pyenv/bin/python data/gen/make_tokenizers.py [--data DIR] [--out DIR]
+Run:  python3 data/gen/make_tokenizers.py [--data DIR] [--out DIR]
       (--data: the shared data folder, default ../shared/data from the
       repository root)
 """

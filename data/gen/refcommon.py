@@ -23,8 +23,10 @@ def parse_ref_args(doc, script):
     beside the script; created)."""
     here = os.path.dirname(os.path.abspath(script))
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data",
-                    help="shared test data folder (the configure --with-test-data one)")
+    ap.add_argument("--data", default=os.path.normpath(os.path.join(here, "..", "..", "..",
+                                                                    "shared", "data")),
+                    help="shared test data folder (the configure --with-test-data one; "
+                         "default: ../shared/data beside the repository)")
     ap.add_argument("--out", default=os.path.normpath(os.path.join(here, "..", "ref")))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

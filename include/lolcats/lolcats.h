@@ -189,7 +189,21 @@ LC_API lc_status lc_tokenizer_encode(const struct lc_tokenizer *tok, const char 
                                      struct lc_error *err);
 /**
  * Decode ids to bytes (*text malloc'd and NUL-terminated; *len excludes the
- * NUL).  BOS/EOS produce no text.  decode(encode(x)) == x.
+ * NUL).  BOS/EOS produce no text.
+ *
+ * decode(encode(x)) == x for every byte string x (encoded without
+ * LC_TOK_PARSE_SPECIAL), except where the tokenizer's format cannot
+ * represent x:
+ *  - tokenizers that write spaces as U+2581 "▁" (SentencePiece; a
+ *    tokenizer.json Metaspace pre-tokenizer or space-replacing normalizer)
+ *    decode every U+2581 of x as a space;
+ *  - those that prepend "▁" only to a text that does not start with one
+ *    (Metaspace prepend_scheme "first" or "always") encode " " + y and y
+ *    alike, so a leading space of x is dropped (after the rule above);
+ *  - a character the vocabulary can spell neither as a piece nor as byte
+ *    pieces becomes the unknown token, which decodes to nothing (the
+ *    Llama vocabularies have all 256 byte pieces).
+ * transformers decodes the same way (lolcats(7)).
  */
 LC_API lc_status lc_tokenizer_decode(const struct lc_tokenizer *tok, const int32_t *ids,
                                      size_t n_ids, char **text, size_t *len,
@@ -284,8 +298,10 @@ LC_API lc_status lc_model_perplexity(struct lc_model *m, const int32_t *ids, int
  * context and a continuation, and a gold choice.  A choice is scored by
  * the log-likelihood of its continuation given its context; acc takes the
  * argmax of the log-likelihoods, acc_norm the argmax of log-likelihood /
- * norm_bytes (the UTF-8 length of the choice text without the space that
- * joins it to the context).  lolcats-eval(1) gives every task's prompt.
+ * norm_chars (the length in characters of the choice text without the
+ * space that joins it to the context), acc_bytes the same per UTF-8 byte
+ * (norm_bytes): lm-evaluation-harness's three accuracies.  lolcats-eval(1)
+ * gives every task's prompt.
  */
 struct lc_mc_task;
 
@@ -320,7 +336,8 @@ struct lc_mc_item {
     int64_t line;                     /* line of the item in its file (from 1) */
     const char *const *contexts;      /* [n_choices] */
     const char *const *continuations; /* [n_choices], with their leading space */
-    const size_t *norm_bytes;         /* [n_choices] the acc_norm divisor */
+    const size_t *norm_chars;         /* [n_choices] the acc_norm divisor: characters */
+    const size_t *norm_bytes;         /* [n_choices] the acc_bytes divisor: UTF-8 bytes */
 };
 LC_API lc_status lc_mc_task_item(const struct lc_mc_task *t, int64_t i, struct lc_mc_item *item,
                                  struct lc_error *err);
@@ -330,7 +347,8 @@ struct lc_mc_opts {
     uint64_t seed;     /* draw of the few-shot examples; default 1234 */
     int64_t limit;     /* score the first `limit` items; <= 0 (default): all */
     int context;       /* tokens per request at most (cut from the left);
-                        * <= 0 (default): the model's max_position_embeddings, else 2048 */
+                        * <= 0 (default): the model's max_position_embeddings,
+                        * 2048 for a model that does not say */
     int batch_tokens;  /* token rows per forward pass; default 2048 */
 };
 LC_API void lc_mc_opts_default(struct lc_mc_opts *o);
@@ -362,9 +380,12 @@ struct lc_mc_result {
     int64_t n_items;         /* items scored */
     int64_t n_requests;      /* choices scored */
     int64_t n_truncated;     /* requests cut to the context length */
+    int context;             /* that length (lc_mc_opts.context or its default;
+                              * 0 from lc_mc_accuracy) */
     double acc, acc_stderr;  /* stderr: sqrt(p (1 - p) / (n - 1)) */
-    double acc_norm, acc_norm_stderr;
-    int has_acc_norm;
+    double acc_norm, acc_norm_stderr;   /* per character */
+    double acc_bytes, acc_bytes_stderr; /* per byte */
+    int has_acc_norm;        /* 0: acc_norm and acc_bytes are acc */
 };
 
 /**

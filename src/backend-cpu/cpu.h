@@ -1,6 +1,7 @@
 /*
- * The "cpu" backend: OpenBLAS SGEMM, OpenMP, and AVX-512 kernels chosen at
- * run time with a generic C fallback.
+ * The "cpu" backend: OpenBLAS SGEMM, OpenMP, and vector kernels (AVX2+FMA
+ * or AVX-512 on x86-64, NEON on aarch64) chosen at run time, with a
+ * generic C fallback.
  */
 #ifndef LC_BACKEND_CPU_CPU_H
 #define LC_BACKEND_CPU_CPU_H
@@ -8,13 +9,17 @@
 #include "core/backend.h"
 #include "core/util.h"
 
+/* the kernel sets (cpu_kernels.h) */
 enum lc_cpu_isa {
     LC_CPU_ISA_GENERIC = 0,
-    LC_CPU_ISA_AVX512 = 1
+    LC_CPU_ISA_AVX2 = 1,   /* AVX2, FMA and F16C */
+    LC_CPU_ISA_AVX512 = 2, /* AVX-512 F, BW, DQ, VL */
+    LC_CPU_ISA_NEON = 3,   /* aarch64 ASIMD */
+    LC_CPU_ISA_COUNT = 4
 };
 
 struct lc_cpu_ctx {
-    enum lc_cpu_isa isa; /* kernels in use; tests switch it to cover both */
+    enum lc_cpu_isa isa; /* kernels in use; tests switch it to cover each */
     /* scratch shared by the kernels (fp32 weight tiles, attention scores),
      * 64-byte aligned, grown on demand, freed by fini */
     void *scratch;
@@ -29,8 +34,15 @@ static inline enum lc_cpu_isa lc_cpu_isa_of(const struct lc_backend *be)
     return ((const struct lc_cpu_ctx *)be->ctx)->isa;
 }
 
-/* The best ISA this CPU and build support, unless LC_CPU_ISA=generic. */
+/* The kernels to use: the best set this CPU and build support, or the
+ * one LC_CPU_ISA names (generic, avx2, avx512, neon) where supported. */
 enum lc_cpu_isa lc_cpu_detect_isa(void);
+
+/* Whether this CPU and build run a kernel set. */
+int lc_cpu_isa_supported(enum lc_cpu_isa isa);
+
+/* "generic", "avx2", "avx512", "neon": the LC_CPU_ISA names. */
+const char *lc_cpu_isa_name(enum lc_cpu_isa isa);
 
 /* Scratch of at least `bytes`, valid until the next lc_cpu_scratch call
  * (so a kernel must not hold it across calls of other entries that use
@@ -56,6 +68,27 @@ void lc_cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
 void lc_cpu_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* for (int64_t VAR = 0; VAR < N; VAR += STEP) { BODY }: split over an
+ * OpenMP team (schedule static) when PAR, else on the calling thread
+ * without entering OpenMP at all.  Even an if(0) or one-thread parallel
+ * region costs about a microsecond, as much as a whole small op of a
+ * decoding step, so small calls must not enter one. */
+#define LC_CPU_PAR_FOR(par, var, n, step, ...)                                                    \
+    do {                                                                                          \
+        const int64_t lc_pf_n_ = (n);                                                             \
+        if (par) {                                                                                \
+            _Pragma("omp parallel for schedule(static)") for (int64_t var = 0; var < lc_pf_n_;    \
+                                                              var += (step))                      \
+            {                                                                                     \
+                __VA_ARGS__                                                                       \
+            }                                                                                     \
+        } else {                                                                                  \
+            for (int64_t var = 0; var < lc_pf_n_; var += (step)) {                                \
+                __VA_ARGS__                                                                       \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
 /* -------------------------------------------------------------- entries */
 /* dense algebra (cpu_gemm.c) */
 void lc_cpu_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, float alpha,
@@ -64,11 +97,6 @@ void lc_cpu_linear_fwd(struct lc_backend *be, float *y, const float *x, const vo
                        enum lc_dtype wtype, int N, int K, int M, float beta);
 void lc_cpu_linear_bwd(struct lc_backend *be, float *dx, const float *dy, const void *w,
                        enum lc_dtype wtype, int N, int K, int M, float beta);
-
-/* half-precision values to fp32, the generic kernels (cpu_gemm.c; the
- * AVX-512 twins are lc_avx512_*) */
-void lc_cpu_f16_to_f32(float *dst, const uint16_t *src, int64_t n);
-void lc_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
 
 /* elementwise, embedding, norms, RoPE, SwiGLU, losses, optimizer
  * (cpu_dense.c) */

@@ -17,50 +17,17 @@
 #include <omp.h>
 #include <string.h>
 
-#include "backend-cpu/avx512/avx512_dense.h"
 #include "backend-cpu/cpu.h"
+#include "backend-cpu/cpu_kernels.h"
 
 /* queries per item: 64 keeps the masked upper triangle of a block small */
 #define QBLOCK 64
 /* at most this many rows of Q per item (heads x queries) */
 #define MAX_ROWS 256
-
-/* s[0..lim) = softmax(s[0..lim)), s[lim..n) = 0 */
-static void softmax_row_generic(float *s, int lim, int n)
-{
-    float mx = -INFINITY;
-    float sum = 0.0f;
-    float inv;
-
-    for (int j = 0; j < lim; j++) {
-        mx = s[j] > mx ? s[j] : mx;
-    }
-    for (int j = 0; j < lim; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-    }
-    inv = 1.0f / sum;
-    for (int j = 0; j < lim; j++) {
-        s[j] *= inv;
-    }
-    for (int j = lim; j < n; j++) {
-        s[j] = 0.0f;
-    }
-}
-
-typedef void (*softmax_fn)(float *s, int lim, int n);
-
-static softmax_fn pick_softmax(struct lc_backend *be)
-{
-#ifdef LC_HAVE_AVX512
-    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
-        return lc_avx512_softmax_row;
-    }
-#else
-    (void)be;
-#endif
-    return softmax_row_generic;
-}
+/* up to this many queries, the row kernels instead of GEMMs */
+#define SMALL_TQ 4
+/* below this many multiply-adds a decoding call stays on one thread */
+#define SMALL_PAR_MIN (1 << 18)
 
 /* heads per item: the largest divisor of the group size (query heads per
  * KV head) that keeps hg x QBLOCK within MAX_ROWS */
@@ -73,10 +40,73 @@ static int heads_per_item(int group)
     return hg;
 }
 
+/* Query i of batch b, the heads of KV heads [g0, g1), against the keys it
+ * sees: scores, their exponentials, the weighted sum of the values, then
+ * the softmax's denominators.  s holds (g1 - g0) (H / Hkv) (Tk + 1)
+ * floats. */
+static void attn_rows(const struct lc_cpu_kernels *kr, float *y, const float *q, const float *k,
+                      const float *v, int Tq, int Tk, int H, int Hkv, int D, int q_pos0,
+                      float scale, int b, int i, int g0, int g1, float *s)
+{
+    const int rep = H / Hkv, nh = (g1 - g0) * rep;
+    const int64_t last = (int64_t)q_pos0 + i + 1;
+    const int seen = last < Tk ? (int)last : Tk;
+    const size_t kvoff = ((size_t)b * Tk * Hkv + (size_t)g0) * D;
+    const size_t qoff = (((size_t)b * Tq + i) * H + (size_t)g0 * rep) * D;
+    float *sum = s + (size_t)nh * (size_t)seen;
+    float m;
+
+    kr->scores(s, q + qoff, nh, rep, k + kvoff, Hkv * D, seen, D, scale);
+    for (int h = 0; h < nh; h++) {
+        float *sh = s + (size_t)h * (size_t)seen;
+        sum[h] = kr->exp_row(sh, sh, seen, 1.0f, &m);
+    }
+    memset(y + qoff, 0, (size_t)nh * (size_t)D * sizeof(float));
+    kr->wsum(y + qoff, s, nh, rep, v + kvoff, Hkv * D, seen, D);
+    for (int h = 0; h < nh; h++) {
+        float *yh = y + qoff + (size_t)h * (size_t)D;
+        for (int d = 0; d < D; d++) {
+            yh[d] /= sum[h];
+        }
+    }
+}
+
+/* kmax: the most keys a query sees */
+static void attn_small(struct lc_backend *be, float *y, const float *q, const float *k,
+                       const float *v, int B, int Tq, int Tk, int kmax, int H, int Hkv, int D,
+                       int q_pos0, float scale)
+{
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
+    const int64_t items = (int64_t)B * Tq;
+    const int64_t work = items * H * kmax * D;
+    const int nt = work >= SMALL_PAR_MIN ? omp_get_max_threads() : 1;
+    /* one thread: all heads of a query at once; a team: one KV head each */
+    const size_t per = (size_t)(nt == 1 ? H : H / Hkv) * ((size_t)kmax + 1);
+    float *sc = lc_cpu_scratch(be, (size_t)nt * per * sizeof(float));
+
+    if (sc == NULL) {
+        return;
+    }
+    if (nt == 1) {
+        for (int64_t it = 0; it < items; it++) {
+            attn_rows(kr, y, q, k, v, Tq, Tk, H, Hkv, D, q_pos0, scale, (int)(it / Tq),
+                      (int)(it % Tq), 0, Hkv, sc);
+        }
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t t = 0; t < items * Hkv; t++) {
+        const int64_t it = t / Hkv;
+        const int g = (int)(t % Hkv);
+        attn_rows(kr, y, q, k, v, Tq, Tk, H, Hkv, D, q_pos0, scale, (int)(it / Tq),
+                  (int)(it % Tq), g, g + 1, sc + (size_t)omp_get_thread_num() * per);
+    }
+}
+
 void lc_cpu_attn_fwd(struct lc_backend *be, float *y, const float *q, const float *k,
                      const float *v, int B, int Tq, int Tk, int H, int Hkv, int D, int q_pos0)
 {
-    softmax_fn softmax = pick_softmax(be);
+    void (*softmax)(float *s, int lim, int n) = lc_cpu_kernels(be)->softmax_row;
     int group = H / Hkv;
     int hg = heads_per_item(group);
     int nhg = H / hg;
@@ -97,6 +127,10 @@ void lc_cpu_attn_fwd(struct lc_backend *be, float *y, const float *q, const floa
     if (kmax <= 0) {
         /* no keys at all: nothing to attend to */
         memset(y, 0, (size_t)B * Tq * H * D * sizeof(float));
+        return;
+    }
+    if (Tq <= SMALL_TQ) {
+        attn_small(be, y, q, k, v, B, Tq, Tk, kmax, H, Hkv, D, q_pos0, scale);
         return;
     }
     scratch = lc_cpu_scratch(be, (size_t)nthreads * per_thread * sizeof(float));

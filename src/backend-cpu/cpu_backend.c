@@ -6,26 +6,101 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__aarch64__) && defined(HAVE_SYS_AUXV_H)
+#include <sys/auxv.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 #include "backend-cpu/cpu.h"
 #include "backend-cpu/cpu_hybrid.h"
+#include "backend-cpu/cpu_kernels.h"
 #include "core/ref/ref.h"
 #include "core/util.h"
+
+static const char *const isa_names[LC_CPU_ISA_COUNT] = {"generic", "avx2", "avx512", "neon"};
+
+#if defined(LC_HAVE_AVX2) && defined(__x86_64__) && defined(__GNUC__)
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does
+ * not know the name "f16c" */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
+const char *lc_cpu_isa_name(enum lc_cpu_isa isa)
+{
+    return (unsigned)isa < LC_CPU_ISA_COUNT ? isa_names[isa] : "unknown";
+}
+
+int lc_cpu_isa_supported(enum lc_cpu_isa isa)
+{
+    switch (isa) {
+    case LC_CPU_ISA_GENERIC:
+        return 1;
+#if defined(LC_HAVE_AVX2) && defined(__x86_64__) && defined(__GNUC__)
+    case LC_CPU_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
+#endif
+#if defined(LC_HAVE_AVX512) && defined(__x86_64__) && defined(__GNUC__)
+    case LC_CPU_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+#if defined(LC_HAVE_NEON) && defined(__aarch64__)
+    case LC_CPU_ISA_NEON:
+#ifdef HAVE_SYS_AUXV_H
+        /* ASIMD is part of every ARMv8-A core; the kernel says so too */
+        return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#else
+        return 1;
+#endif
+#endif
+    default:
+        return 0;
+    }
+}
+
+/* the best supported set: the widest vectors first */
+static enum lc_cpu_isa best_isa(void)
+{
+    static const enum lc_cpu_isa order[] = {LC_CPU_ISA_AVX512, LC_CPU_ISA_AVX2, LC_CPU_ISA_NEON};
+
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (lc_cpu_isa_supported(order[i])) {
+            return order[i];
+        }
+    }
+    return LC_CPU_ISA_GENERIC;
+}
 
 enum lc_cpu_isa lc_cpu_detect_isa(void)
 {
     const char *force = getenv("LC_CPU_ISA");
+    const enum lc_cpu_isa best = best_isa();
 
-    if (force != NULL && strcmp(force, "generic") == 0) {
-        return LC_CPU_ISA_GENERIC;
+    if (force == NULL || force[0] == '\0') {
+        return best;
     }
-#if defined(LC_HAVE_AVX512) && defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
-        return LC_CPU_ISA_AVX512;
+    for (int i = 0; i < LC_CPU_ISA_COUNT; i++) {
+        if (strcmp(force, isa_names[i]) == 0) {
+            if (lc_cpu_isa_supported((enum lc_cpu_isa)i)) {
+                return (enum lc_cpu_isa)i;
+            }
+            lc_log(LC_LOG_WARN, "LC_CPU_ISA=%s: this CPU or build lacks those kernels; using %s",
+                   force, isa_names[best]);
+            return best;
+        }
     }
-#endif
-    return LC_CPU_ISA_GENERIC;
+    lc_log(LC_LOG_WARN, "LC_CPU_ISA=%s: unknown (generic, avx2, avx512 or neon); using %s", force,
+           isa_names[best]);
+    return best;
 }
 
 static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
@@ -86,6 +161,12 @@ void *lc_cpu_scratch(struct lc_backend *be, size_t bytes)
     if (bytes <= ctx->scratch_bytes) {
         return ctx->scratch;
     }
+    /* grow by half at least, so that calls of slowly growing sizes (one
+     * more key per decoded token) allocate only now and then */
+    if (bytes - ctx->scratch_bytes < ctx->scratch_bytes / 2 &&
+        ctx->scratch_bytes / 2 <= SIZE_MAX / 3) {
+        bytes = ctx->scratch_bytes + ctx->scratch_bytes / 2;
+    }
     free(ctx->scratch);
     ctx->scratch = NULL;
     ctx->scratch_bytes = 0;
@@ -103,8 +184,7 @@ void *lc_cpu_scratch(struct lc_backend *be, size_t bytes)
 static const char *cpu_describe(struct lc_backend *be)
 {
     snprintf(be->description, sizeof(be->description),
-             "cpu: %s kernels, OpenBLAS %s SGEMM, %d threads",
-             lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512 ? "AVX-512" : "generic C",
+             "cpu: %s kernels, OpenBLAS %s SGEMM, %d threads", lc_cpu_kernels(be)->name,
              lc_blas_kernel_name(), lc_get_num_threads());
     return be->description;
 }

@@ -1,7 +1,7 @@
 /*
  * Hedgehog feature maps on the CPU: z = x_h W[h] by SGEMM over a chunk of
- * tokens, then both softmaxes per row (row kernels in cpu_hybrid_rows.c and
- * avx512/).  The backward recomputes z (it needs the unclamped softmaxes).
+ * tokens, then both softmaxes per row (the ISA's fmap_row, cpu_kernels.h).
+ * The backward recomputes z (it needs the unclamped softmaxes).
  *
  * dW sums over every token.  Tokens are cut into chunks whose size depends
  * on N alone; each chunk writes its own partial dW and the partials are
@@ -19,35 +19,50 @@
 
 /* rows per forward task */
 #define FMAP_CHUNK 128
+/* below this many multiply-adds the forward stays on one thread */
+#define FMAP_PAR_MIN (1 << 18)
 /* the backward cuts the tokens into at most this many chunks */
 #define FMAP_MAX_CHUNKS 16
+
+/* the feature maps of rows [n0, n0 + nr) of head h; Z holds nr x f */
+static void fmap_fwd_task(const struct lc_cpu_kernels *kr, float *phi, const float *x,
+                          const float *W, int H, int Hx, int D, int f, float eps, int h, int n0,
+                          int nr, float *Z)
+{
+    lc_hy_sgemm(0, 0, nr, f, D, 1.0f, x + ((size_t)n0 * (size_t)Hx + (size_t)(h / (H / Hx))) * D,
+                Hx * D, W + (size_t)h * (size_t)D * (size_t)f, f, 0.0f, Z, f);
+    for (int r = 0; r < nr; r++) {
+        kr->fmap_row(phi + ((size_t)(n0 + r) * (size_t)H + (size_t)h) * (size_t)(2 * f),
+                     Z + (size_t)r * (size_t)f, f, eps);
+    }
+}
 
 void lc_cpu_fmap_fwd(struct lc_backend *be, float *phi, const float *x, const float *W, int N,
                      int H, int Hx, int D, int f, float eps)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
-    const int rep = H / Hx;
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int nchunk = (N + FMAP_CHUNK - 1) / FMAP_CHUNK;
     const int ntask = H * nchunk;
-    const int nt = omp_get_max_threads();
+    /* a decoding step's few rows stay on this thread */
+    const int nt = (int64_t)N * H * D * f >= FMAP_PAR_MIN ? omp_get_max_threads() : 1;
     struct lc_hy_work work;
 
     if (ntask <= 0 || !lc_hy_work_get(be, &work, 0, (size_t)FMAP_CHUNK * (size_t)f, nt)) {
         return;
     }
+    if (nt == 1) {
+        for (int task = 0; task < ntask; task++) {
+            const int n0 = (task % nchunk) * FMAP_CHUNK;
+            fmap_fwd_task(kr, phi, x, W, H, Hx, D, f, eps, task / nchunk, n0,
+                          N - n0 < FMAP_CHUNK ? N - n0 : FMAP_CHUNK, work.slices);
+        }
+        return;
+    }
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int task = 0; task < ntask; task++) {
-        const int h = task / nchunk;
         const int n0 = (task % nchunk) * FMAP_CHUNK;
-        const int nr = N - n0 < FMAP_CHUNK ? N - n0 : FMAP_CHUNK;
-        float *Z = lc_hy_work_slice(&work); /* [nr, f] */
-
-        lc_hy_sgemm(0, 0, nr, f, D, 1.0f, x + ((size_t)n0 * (size_t)Hx + (size_t)(h / rep)) * D,
-                    Hx * D, W + (size_t)h * (size_t)D * (size_t)f, f, 0.0f, Z, f);
-        for (int r = 0; r < nr; r++) {
-            kr->fmap_row(phi + ((size_t)(n0 + r) * (size_t)H + (size_t)h) * (size_t)(2 * f),
-                         Z + (size_t)r * (size_t)f, f, eps);
-        }
+        fmap_fwd_task(kr, phi, x, W, H, Hx, D, f, eps, task / nchunk, n0,
+                      N - n0 < FMAP_CHUNK ? N - n0 : FMAP_CHUNK, lc_hy_work_slice(&work));
     }
 }
 
@@ -55,7 +70,7 @@ void lc_cpu_fmap_bwd(struct lc_backend *be, float *dW, float *dx, const float *d
                      const float *x, const float *W, int N, int H, int Hx, int D, int f,
                      float eps)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int rep = H / Hx;
     const int nchunk = N <= 0                                ? 0
                        : (N + FMAP_CHUNK - 1) / FMAP_CHUNK < FMAP_MAX_CHUNKS

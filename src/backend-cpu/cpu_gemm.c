@@ -16,9 +16,8 @@
 
 #include <cblas.h>
 
-#include "backend-cpu/avx512/avx512_dense.h"
 #include "backend-cpu/cpu.h"
-#include "core/half.h"
+#include "backend-cpu/cpu_kernels.h"
 
 /* weight tiles converted to fp32 stay below this size */
 #define TILE_BYTES ((size_t)16 << 20)
@@ -121,7 +120,12 @@ void lc_cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
     nmt = ceil_div(M, tm);
     nnt = ceil_div(N, tn);
 
-#pragma omp parallel for schedule(dynamic, 1) if (nmt * nnt > 1)
+    if (nmt * nnt == 1) {
+        /* one tile: no team (entering one costs about a microsecond) */
+        lc_cpu_sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < nmt * nnt; t++) {
         int i0 = (int)(t / nnt) * tm;
         int j0 = (int)(t % nnt) * tn;
@@ -144,32 +148,12 @@ void lc_cpu_gemm(struct lc_backend *be, int ta, int tb, int M, int N, int K, flo
 
 /* ------------------------------------------------------- weight convert */
 
-void lc_cpu_f16_to_f32(float *dst, const uint16_t *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        dst[i] = lc_f16_to_f32(src[i]);
-    }
-}
-
-void lc_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        dst[i] = lc_bf16_to_f32(src[i]);
-    }
-}
-
 typedef void (*convert_fn)(float *dst, const uint16_t *src, int64_t n);
 
 static convert_fn pick_convert(struct lc_backend *be, enum lc_dtype type)
 {
-#ifdef LC_HAVE_AVX512
-    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
-        return type == LC_DTYPE_F16 ? lc_avx512_f16_to_f32 : lc_avx512_bf16_to_f32;
-    }
-#else
-    (void)be;
-#endif
-    return type == LC_DTYPE_F16 ? lc_cpu_f16_to_f32 : lc_cpu_bf16_to_f32;
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
+    return type == LC_DTYPE_F16 ? kr->f16_to_f32 : kr->bf16_to_f32;
 }
 
 /* dst[r, 0..cols) = w[r0 + r, c0 .. c0+cols) in fp32 for r < rows; w is a
@@ -180,10 +164,8 @@ static void convert_block(struct lc_backend *be, float *dst, const void *w, enum
     convert_fn conv = pick_convert(be, type);
     const uint16_t *src = (const uint16_t *)w;
 
-#pragma omp parallel for schedule(static) if ((int64_t)rows * cols >= 65536)
-    for (int r = 0; r < rows; r++) {
-        conv(dst + (size_t)r * cols, src + (size_t)(r0 + r) * ld + c0, cols);
-    }
+LC_CPU_PAR_FOR((int64_t)rows * cols >= 65536, r, rows, 1,
+                   conv(dst + (size_t)r * cols, src + (size_t)(r0 + r) * ld + c0, cols););
 }
 
 static void check_wtype(enum lc_dtype type)
@@ -193,104 +175,28 @@ static void check_wtype(enum lc_dtype type)
 
 /* ------------------------------------------------------------ small N */
 
-static inline float load_w(const void *w, int64_t i, enum lc_dtype type)
-{
-    switch (type) {
-    case LC_DTYPE_F16:
-        return lc_f16_to_f32(((const uint16_t *)w)[i]);
-    case LC_DTYPE_BF16:
-        return lc_bf16_to_f32(((const uint16_t *)w)[i]);
-    default:
-        return ((const float *)w)[i];
-    }
-}
+/* rows of w per task of linear_small_n (a multiple of every VL) */
+#define GEMV_ROWS 32
 
-/* Eight running sums combined in a fixed tree; always inlined with a
- * constant type so that each dtype gets its own loop. */
-static inline __attribute__((always_inline)) float dot_generic(const float *x, const void *w,
-                                                               int K, enum lc_dtype type)
-{
-    float acc[8] = {0};
-    int i = 0;
-
-    for (; i + 8 <= K; i += 8) {
-        for (int j = 0; j < 8; j++) {
-            acc[j] += x[i + j] * load_w(w, i + j, type);
-        }
-    }
-    for (; i < K; i++) {
-        acc[0] += x[i] * load_w(w, i, type);
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-static float dot_f32_generic(const float *x, const void *w, int K)
-{
-    return dot_generic(x, w, K, LC_DTYPE_F32);
-}
-
-static float dot_f16_generic(const float *x, const void *w, int K)
-{
-    return dot_generic(x, w, K, LC_DTYPE_F16);
-}
-
-static float dot_bf16_generic(const float *x, const void *w, int K)
-{
-    return dot_generic(x, w, K, LC_DTYPE_BF16);
-}
-
-#ifdef LC_HAVE_AVX512
-static float dot_f32_avx512(const float *x, const void *w, int K)
-{
-    return lc_avx512_dot_f32(x, w, K);
-}
-
-static float dot_f16_avx512(const float *x, const void *w, int K)
-{
-    return lc_avx512_dot_f16(x, w, K);
-}
-
-static float dot_bf16_avx512(const float *x, const void *w, int K)
-{
-    return lc_avx512_dot_bf16(x, w, K);
-}
-#endif
-
-typedef float (*dot_fn)(const float *x, const void *w, int K);
-
-static dot_fn pick_dot(struct lc_backend *be, enum lc_dtype type)
-{
-#ifdef LC_HAVE_AVX512
-    if (lc_cpu_isa_of(be) == LC_CPU_ISA_AVX512) {
-        return type == LC_DTYPE_F16    ? dot_f16_avx512
-               : type == LC_DTYPE_BF16 ? dot_bf16_avx512
-                                       : dot_f32_avx512;
-    }
-#else
-    (void)be;
-#endif
-    return type == LC_DTYPE_F16 ? dot_f16_generic : type == LC_DTYPE_BF16 ? dot_bf16_generic
-                                                                          : dot_f32_generic;
-}
-
-/* y[n, m] = dot(x[n], w[m]) (+ beta y): each weight row is read once,
- * in its dtype, for all the rows of x; rows of w are spread over the
- * threads and every dot product is one thread's fixed-order sum */
+/* y[n, m] = x[n] . w[m] (+ beta y): the ISA's gemv over blocks of
+ * GEMV_ROWS weight rows, read in their dtype (no fp32 copy), for each row
+ * of x while the block is in cache; blocks are spread over the threads
+ * and every dot product is one thread's fixed-order sum */
 static void linear_small_n(struct lc_backend *be, float *y, const float *x, const void *w,
                            enum lc_dtype wtype, int N, int K, int M, float beta)
 {
-    dot_fn dot = pick_dot(be, wtype);
-    size_t esize = lc_dtype_size(wtype);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
+    const size_t ld = (size_t)K * lc_dtype_size(wtype);
+    const int nblk = (M + GEMV_ROWS - 1) / GEMV_ROWS;
 
-#pragma omp parallel for schedule(static, 16) if ((int64_t)M * K >= 65536)
-    for (int m = 0; m < M; m++) {
-        const void *wr = (const char *)w + (size_t)m * K * esize;
+    LC_CPU_PAR_FOR((int64_t)M * K >= 65536, b, nblk, 1, {
+        const int m0 = (int)b * GEMV_ROWS;
+        const int mr = M - m0 < GEMV_ROWS ? M - m0 : GEMV_ROWS;
         for (int n = 0; n < N; n++) {
-            float *out = &y[(size_t)n * M + m];
-            float d = dot(x + (size_t)n * K, wr, K);
-            *out = beta == 0.0f ? d : d + beta * *out;
+            kr->gemv(y + (size_t)n * M + m0, x + (size_t)n * K, (const char *)w + (size_t)m0 * ld,
+                     wtype, K, mr, beta);
         }
-    }
+    });
 }
 
 /* ------------------------------------------------------------ linear */

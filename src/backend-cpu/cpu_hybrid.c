@@ -118,18 +118,9 @@ static inline size_t off(int row, int ld)
 }
 
 /* The short vector loops are marked omp simd: without -ffast-math the
- * compiler would not reorder the reductions, and a latency-bound scalar
- * dot product over D costs as much as a small GEMM. */
-static float dotf(const float *a, const float *b, int n)
-{
-    float acc = 0.0f;
-
-#pragma omp simd reduction(+ : acc)
-    for (int i = 0; i < n; i++) {
-        acc += a[i] * b[i];
-    }
-    return acc;
-}
+ * compiler would not vectorize them otherwise.  Dot products use the
+ * ISA's kernel: a latency-bound scalar sum over D costs as much as a
+ * small GEMM. */
 
 /* Scores of block bk against its near keys, A[nb, nk] = scale Q K^T, and in
  * sliding mode the linear weights against block t-1, L[nb, np] = fq fk^T. */
@@ -162,7 +153,7 @@ static void state_add_block(const struct hy_view *w, int t, float *S, float *z)
 
 /* ---------------------------------------------------------------- forward */
 
-static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_attn_shape *s,
+static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape *s,
                      const struct hy_view *w, float *ws, float *Y, float *MX, float *DEN)
 {
     const int D = w->D, F = w->F;
@@ -210,7 +201,7 @@ static void fwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_att
             lc_hy_sgemm(0, 0, bk.nb, D, F, 1.0f, w->FQ + off(bk.i0, w->ldf), w->ldf, S, D, 1.0f,
                         Yb, w->ldq);
             for (int r = 0; r < bk.nb; r++) {
-                rden[r] += dotf(w->FQ + off(bk.i0 + r, w->ldf), z, F);
+                rden[r] += kr->dot(w->FQ + off(bk.i0 + r, w->ldf), z, F);
             }
         }
         for (int r = 0; r < bk.nb; r++) {
@@ -234,7 +225,7 @@ void lc_cpu_hybrid_fwd(struct lc_backend *be, float *y, float *mx, float *den, c
                        const float *k, const float *v, const float *fq, const float *fk,
                        const float *theta, const struct lc_attn_shape *s)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int ntask = s->B * s->H;
     const int nt = omp_get_max_threads();
     struct lc_hy_work work;
@@ -276,7 +267,7 @@ static void zero_rows(float *base, int rows, int ld, int n)
 }
 
 /* Returns sum over rows of sum_W G e (dtheta = that times 1 - gamma). */
-static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_attn_shape *s,
+static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape *s,
                        const struct hy_view *w, float *ws, const struct hy_grads *o)
 {
     const int T = w->T, D = w->D, F = w->F;
@@ -318,7 +309,7 @@ static double bwd_task(const struct lc_cpu_hybrid_kernels *kr, const struct lc_a
             const int i = bk.i0 + r;
             const int wa = lc_window_start(i, w->W, w->mode) - bk.j0;
             const int wb = i - bk.j0 + 1;
-            const float dl = dotf(DYb + off(r, w->ldq), o->Y + off(i, w->ldq), D);
+            const float dl = kr->dot(DYb + off(r, w->ldq), o->Y + off(i, w->ldq), D);
             const float iz = 1.0f / o->DEN[off(i, w->ldm)];
             float *dsr = dS + off(r, bk.nk), *pr = P + off(r, bk.nk);
 
@@ -433,7 +424,7 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
                        const float *v, const float *fq, const float *fk, const float *theta,
                        const struct lc_attn_shape *s)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int B = s->B, T = s->T, H = s->H, Hkv = s->Hkv, D = s->D;
     const int rep = H / Hkv;
     const int ntask = B * H;

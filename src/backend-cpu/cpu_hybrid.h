@@ -1,12 +1,13 @@
 /*
  * The cpu backend's feature maps, hybrid attention and decoding ops, and
- * the row kernels they share (generic C here, AVX-512 twins in
- * avx512/cpu_hybrid_avx512.c, chosen by lc_cpu_isa_of()).
+ * what they share; their row kernels are in the ISA tables
+ * (cpu_kernels.h).
  */
 #ifndef LC_BACKEND_CPU_CPU_HYBRID_H
 #define LC_BACKEND_CPU_CPU_HYBRID_H
 
 #include "backend-cpu/cpu.h"
+#include "backend-cpu/cpu_kernels.h"
 
 /* backend entries */
 void lc_cpu_fmap_fwd(struct lc_backend *be, float *phi, const float *x, const float *W, int N,
@@ -80,46 +81,5 @@ static inline size_t lc_hy_round(size_t n)
  * window factors' gradient from the per-(batch, head) sums of the
  * backward and the cross-entropy. */
 void lc_hy_dtheta_add(float *dtheta, const float *theta, const double *acc, int B, int H);
-
-/* ------------------------------------------------------------ row kernels */
-
-/* The window part of a forward row: m = max of s[0:n], e[c] = gamma *
- * exp(s[c] - m) (e may alias s); returns the sum of e and sets *m_out. */
-typedef float (*lc_cpu_exp_row_fn)(float *e, const float *s, int n, float gamma, float *m_out);
-/* The window part of a backward row, from the scores s[0:n], the
- * forward's stabilizer m, gamma, delta = g . y and invz = 1 / den:
- * e = gamma exp(s - m), G = (ds - delta) invz where ds holds g . v_c on
- * entry; on return ds[c] = dL/ds_c = G e plus the max path (-sum G e,
- * split evenly among the entries where s equals m) and p[c] = e invz.
- * Returns the sum of G e (the gradient of gamma times gamma). */
-typedef float (*lc_cpu_bwd_row_fn)(float *ds, float *p, const float *s, int n, float m,
-                                   float gamma, float delta, float invz);
-/* Both softmaxes of the Hedgehog map for one row: phi[0:f] = softmax(z),
- * phi[f:2f] = softmax(-z), each clamped below at eps. */
-typedef void (*lc_cpu_fmap_row_fn)(float *phi, const float *z, int f, float eps);
-/* The feature-map backward for one row: dz from z and dphi[2f] (method
- * doc 2.4); the clamp passes the gradient where the pre-clamp value is
- * >= eps.  tmp holds 2f floats. */
-typedef void (*lc_cpu_fmap_bwd_row_fn)(float *dz, const float *z, const float *dphi, int f,
-                                       float eps, float *tmp);
-
-struct lc_cpu_hybrid_kernels {
-    lc_cpu_exp_row_fn exp_row;
-    lc_cpu_bwd_row_fn bwd_row;
-    lc_cpu_fmap_row_fn fmap_row;
-    lc_cpu_fmap_bwd_row_fn fmap_bwd_row;
-};
-
-/* the row kernels for the backend's ISA */
-const struct lc_cpu_hybrid_kernels *lc_cpu_hybrid_kernels(const struct lc_backend *be);
-
-#ifdef LC_HAVE_AVX512
-float lc_avx512_exp_row(float *e, const float *s, int n, float gamma, float *m_out);
-float lc_avx512_bwd_row(float *ds, float *p, const float *s, int n, float m, float gamma,
-                        float delta, float invz);
-void lc_avx512_fmap_row(float *phi, const float *z, int f, float eps);
-void lc_avx512_fmap_bwd_row(float *dz, const float *z, const float *dphi, int f, float eps,
-                            float *tmp);
-#endif
 
 #endif /* LC_BACKEND_CPU_CPU_HYBRID_H */

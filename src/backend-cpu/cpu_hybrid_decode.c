@@ -1,11 +1,14 @@
 /*
  * Constant-memory decoding on the CPU: one query token against the window
- * cache plus the linear state, and the update that moves keys from the
- * window into the state.  Heads are independent: each is one task.
+ * cache plus the linear state (the ISA's row kernels), and the update
+ * that moves keys from the window into the state.  Heads are independent:
+ * each is one task, on a team only for calls large enough to pay for it.
  */
 #include "config.h"
 
 #include <math.h>
+#include <omp.h>
+#include <string.h>
 
 #include "backend-cpu/cpu_hybrid.h"
 #include "core/util.h"
@@ -13,66 +16,69 @@
 /* below this many multiply-adds a call stays on one thread */
 #define DECODE_PAR_MIN 32768
 
+/* The heads of KV heads [g0, g1): window scores and their exponentials
+ * (all heads at once, so that each cached row is read once), then the
+ * linear part of each head.  e holds (g1 - g0) (H / Hkv) (ncache + 1)
+ * floats. */
+static void decode_heads(const struct lc_cpu_kernels *kr, float *y, const float *q,
+                         const float *fq, const float *kc, const float *vc, int ncache,
+                         const float *S, const float *z, const float *theta, int H, int Hkv,
+                         int D, int F, int g0, int g1, float *e)
+{
+    const int rep = H / Hkv, nh = (g1 - g0) * rep, h0 = g0 * rep;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *den = e + (size_t)nh * (size_t)ncache;
+    float *yh0 = y + (size_t)h0 * (size_t)D;
+    float m;
+
+    memset(yh0, 0, (size_t)nh * (size_t)D * sizeof(float));
+    for (int h = 0; h < nh; h++) {
+        den[h] = 0.0f;
+    }
+    if (ncache > 0) {
+        kr->scores(e, q + (size_t)h0 * (size_t)D, nh, rep, kc + (size_t)g0 * (size_t)D, Hkv * D,
+                   ncache, D, scale);
+        for (int h = 0; h < nh; h++) {
+            const float gamma = 1.0f / (1.0f + expf(-theta[h0 + h]));
+            float *eh = e + (size_t)h * (size_t)ncache;
+            den[h] = kr->exp_row(eh, eh, ncache, gamma, &m);
+        }
+        kr->wsum(yh0, e, nh, rep, vc + (size_t)g0 * (size_t)D, Hkv * D, ncache, D);
+    }
+    for (int h = h0; h < h0 + nh; h++) {
+        /* linear part: fq^T S, fq . z */
+        const float *fqh = fq + (size_t)h * (size_t)F;
+        float *yh = y + (size_t)h * (size_t)D;
+        const float dh = den[h - h0] + kr->dot(fqh, z + (size_t)h * (size_t)F, F);
+        kr->wsum(yh, fqh, 1, 1, S + (size_t)h * (size_t)F * (size_t)D, D, F, D);
+        for (int d = 0; d < D; d++) {
+            yh[d] = yh[d] / dh;
+        }
+    }
+}
+
 void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const float *fq,
                           const float *kc, const float *vc, int ncache, const float *S,
                           const float *z, const float *theta, int H, int Hkv, int D, int F)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
-    const int rep = H / Hkv;
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int64_t work = (int64_t)H * ((int64_t)ncache * 2 + F) * D;
+    const int par = work >= DECODE_PAR_MIN;
+    /* one thread: all heads at once; a team: one KV head each */
+    const size_t per = (size_t)(par ? H / Hkv : H) * ((size_t)ncache + 1);
     struct lc_hy_work ws;
-    float *sc = NULL; /* [H, ncache] scores, then weights */
 
-    if (H <= 0 || !lc_hy_work_get(be, &ws, (size_t)H * (size_t)(ncache > 0 ? ncache : 1), 0, 1)) {
+    if (H <= 0 || !lc_hy_work_get(be, &ws, 0, per, par ? omp_get_max_threads() : 1)) {
         return;
     }
-    sc = ws.shared;
-
-#pragma omp parallel for schedule(static) if (work >= DECODE_PAR_MIN)
-    for (int h = 0; h < H; h++) {
-        const int g = h / rep;
-        const float gamma = 1.0f / (1.0f + expf(-theta[h]));
-        const float scale = 1.0f / sqrtf((float)D);
-        const float *qh = q + (size_t)h * (size_t)D;
-        const float *fqh = fq + (size_t)h * (size_t)F;
-        const float *Sh = S + (size_t)h * (size_t)F * (size_t)D;
-        const float *zh = z + (size_t)h * (size_t)F;
-        float *e = sc + (size_t)h * (size_t)ncache;
-        float *yh = y + (size_t)h * (size_t)D;
-        float den = 0.0f, m;
-
-        for (int c = 0; c < ncache; c++) {
-            const float *kcr = kc + ((size_t)c * (size_t)Hkv + (size_t)g) * (size_t)D;
-            float acc = 0.0f;
-            for (int d = 0; d < D; d++) {
-                acc += qh[d] * kcr[d];
-            }
-            e[c] = acc * scale;
-        }
-        if (ncache > 0) {
-            den = kr->exp_row(e, e, ncache, gamma, &m);
-        }
-        /* linear part: fq^T S, fq . z */
-        for (int d = 0; d < D; d++) {
-            yh[d] = 0.0f;
-        }
-        for (int f = 0; f < F; f++) {
-            const float a = fqh[f];
-            const float *Sr = Sh + (size_t)f * (size_t)D;
-            for (int d = 0; d < D; d++) {
-                yh[d] += a * Sr[d];
-            }
-            den += a * zh[f];
-        }
-        for (int c = 0; c < ncache; c++) {
-            const float *vr = vc + ((size_t)c * (size_t)Hkv + (size_t)g) * (size_t)D;
-            for (int d = 0; d < D; d++) {
-                yh[d] += e[c] * vr[d];
-            }
-        }
-        for (int d = 0; d < D; d++) {
-            yh[d] = yh[d] / den;
-        }
+    if (!par) {
+        decode_heads(kr, y, q, fq, kc, vc, ncache, S, z, theta, H, Hkv, D, F, 0, Hkv, ws.slices);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < Hkv; g++) {
+        decode_heads(kr, y, q, fq, kc, vc, ncache, S, z, theta, H, Hkv, D, F, g, g + 1,
+                     lc_hy_work_slice(&ws));
     }
 }
 
@@ -83,15 +89,14 @@ void lc_cpu_hybrid_add_state(struct lc_backend *be, float *y, const float *den,
     const int64_t work = (int64_t)H * n * F * D;
 
     (void)be;
-#pragma omp parallel for schedule(static) if (work >= DECODE_PAR_MIN)
-    for (int h = 0; h < H; h++) {
+    if (n <= 0) {
+        return;
+    }
+    LC_CPU_PAR_FOR(work >= DECODE_PAR_MIN, h, H, 1, {
         const float *fqh = fq + (size_t)h * (size_t)F;
         const float *zh = z + (size_t)h * (size_t)F;
         float *yh = y + (size_t)h * (size_t)D;
 
-        if (n <= 0) {
-            continue;
-        }
         /* y * den (the numerator hybrid_fwd divided), plus fq S */
         for (int r = 0; r < n; r++) {
             float *yr = yh + (size_t)r * (size_t)H * (size_t)D;
@@ -113,7 +118,7 @@ void lc_cpu_hybrid_add_state(struct lc_backend *be, float *y, const float *den,
                 yr[d] /= d1;
             }
         }
-    }
+    });
 }
 
 void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float *fk,
@@ -123,16 +128,15 @@ void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float 
     const int64_t work = (int64_t)H * n * F * D;
 
     (void)be;
-#pragma omp parallel for schedule(static) if (work >= DECODE_PAR_MIN)
-    for (int h = 0; h < H; h++) {
+    if (n <= 0) {
+        return;
+    }
+    LC_CPU_PAR_FOR(work >= DECODE_PAR_MIN, h, H, 1, {
         const float *fkh = fk + (size_t)h * (size_t)F;
         const float *vh = v + (size_t)(h / rep) * (size_t)D;
         float *Sh = S + (size_t)h * (size_t)F * (size_t)D;
         float *zh = z + (size_t)h * (size_t)F;
 
-        if (n <= 0) {
-            continue;
-        }
         lc_hy_sgemm(1, 0, F, D, n, 1.0f, fkh, H * F, vh, Hkv * D, 1.0f, Sh, D);
         for (int r = 0; r < n; r++) {
             const float *fr = fkh + (size_t)r * (size_t)H * (size_t)F;
@@ -140,5 +144,5 @@ void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float 
                 zh[f] += fr[f];
             }
         }
-    }
+    });
 }

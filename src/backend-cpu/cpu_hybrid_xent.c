@@ -31,7 +31,7 @@ static size_t xent_slice(int T)
     return 2 * lc_hy_round((size_t)XENT_QB * (size_t)T) + 2 * lc_hy_round((size_t)T);
 }
 
-static double xent_task_run(const struct lc_cpu_hybrid_kernels *kr, const struct xent_task *x,
+static double xent_task_run(const struct lc_cpu_kernels *kr, const struct xent_task *x,
                             float *ws)
 {
     const int T = x->T, F = x->F;
@@ -124,7 +124,7 @@ void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, floa
                         const float *fq, const float *fk, const float *theta,
                         const struct lc_attn_shape *s)
 {
-    const struct lc_cpu_hybrid_kernels *kr = lc_cpu_hybrid_kernels(be);
+    const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int B = s->B, H = s->H, rep = s->H / s->Hkv;
     const int ntask = B * H;
     const int nt = omp_get_max_threads();

@@ -140,7 +140,18 @@ static lc_status cuda_init(struct lc_backend *be, struct lc_error *err)
     }
     {
         const char *tf32 = getenv("LC_CUDA_TF32");
+        const char *attn = getenv("LC_CUDA_ATTN");
         c->tf32 = tf32 != NULL && strcmp(tf32, "1") == 0;
+        c->attn_bf16 = 1;
+        if (attn != NULL && *attn != '\0') {
+            if (strcmp(attn, "fp32") == 0) {
+                c->attn_bf16 = 0;
+            } else if (strcmp(attn, "bf16") != 0) {
+                what = "reading LC_CUDA_ATTN";
+                why = "its value must be bf16 or fp32";
+                goto fail;
+            }
+        }
     }
     be->ctx = c;
     return LC_OK;
@@ -180,11 +191,13 @@ static const char *cuda_describe(struct lc_backend *be)
     cublasGetProperty(PATCH_LEVEL, &patch);
     snprintf(be->description, sizeof(be->description),
              "cuda: %.80s (sm_%d%d, %d SMs, %.1f GiB), CUDA runtime %d.%d, driver %d.%d, "
-             "cuBLAS %d.%d.%d, attention products in %s",
+             "cuBLAS %d.%d.%d, attention %s",
              prop.name, prop.major % 100, prop.minor % 100, prop.multiProcessorCount,
              (double)prop.totalGlobalMem / (double)(1u << 30), runtime / 1000,
              runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, major, minor, patch,
-             c->tf32 ? "TF32" : "fp32");
+             c->attn_bf16 ? "on bf16 tensor cores (fused kernels)"
+             : c->tf32    ? "products in TF32"
+                          : "products in fp32");
     return be->description;
 }
 

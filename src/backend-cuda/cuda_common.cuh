@@ -20,14 +20,24 @@
 /* threads of the one-dimensional elementwise kernels */
 #define LC_CUDA_EW_THREADS 256
 
-/* kernel<<<blocks, threads, 0, stream>>>(args): the launch of the files
- * that also build under the CPU emulation (cuda_emu.h), where a launch is
- * a loop over the blocks and threads. */
+/* kernel<<<blocks, threads, smem, stream>>>(args): the launch of the
+ * files that also build under the CPU emulation (cuda_emu.h), where a
+ * launch runs the blocks in turn, their threads as coroutines.
+ * One-dimensional grids and blocks; LC_LAUNCH_SMEM with smem bytes of
+ * dynamic shared memory (lc_dyn_smem). */
 #ifdef LC_CUDA_EMU
 #define LC_LAUNCH(kernel, blocks, threads, stream) \
     ((void)(stream), lc_emu_launcher((kernel), (blocks), (threads)))
+#define LC_LAUNCH_SMEM(kernel, blocks, threads, smem, stream) \
+    ((void)(stream), lc_emu_launcher((kernel), (blocks), (threads), (smem)))
+/* the block's dynamic shared memory, as T * */
+#define LC_DYN_SMEM(T) ((T *)lc_emu_dyn_smem())
 #else
 #define LC_LAUNCH(kernel, blocks, threads, stream) kernel<<<(blocks), (threads), 0, (stream)>>>
+#define LC_LAUNCH_SMEM(kernel, blocks, threads, smem, stream) \
+    kernel<<<(blocks), (threads), (smem), (stream)>>>
+extern __shared__ __align__(16) unsigned char lc_dyn_smem_bytes[];
+#define LC_DYN_SMEM(T) ((T *)lc_dyn_smem_bytes)
 #endif
 
 /* blocks for a grid-stride loop over n elements: enough to fill the GPU,
@@ -73,7 +83,6 @@ static inline const char *lc_cuda_sgemm_sb(struct lc_cuda_ctx *c, cublasOperatio
                                                       sA, B, ldb, sB, &beta, C, ldc, sC, batch));
 }
 
-#ifndef LC_CUDA_EMU
 /* element i of an F32, F16 or BF16 array */
 __device__ __forceinline__ float lc_load_elem(const void *base, enum lc_dtype type, size_t i)
 {
@@ -152,6 +161,5 @@ __device__ __forceinline__ float lc_block_max(float v, float *sh)
     v = lane < nwarps ? sh[lane] : -INFINITY;
     return lc_warp_max(v);
 }
-#endif /* !LC_CUDA_EMU */
 
 #endif /* LC_BACKEND_CUDA_CUDA_COMMON_CUH */

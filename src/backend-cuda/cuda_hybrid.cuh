@@ -27,9 +27,9 @@
  * are stored per query head (repeated over the GQA group).
  *
  * Kernels here have independent threads (no shared memory, no
- * synchronization inside a block), so that they also run under the CPU
- * emulation of the tests (cuda_emu.h).  Reductions run in a fixed order
- * (a thread's own loop, or a GEMM), never with atomics.
+ * synchronization inside a block) and fp32 products; k_hybrid_tile.cu
+ * runs the same algorithm as fused bf16 tile kernels.  Reductions run in
+ * a fixed order (a thread's own loop, or a GEMM), never with atomics.
  */
 #ifndef LC_BACKEND_CUDA_CUDA_HYBRID_CUH
 #define LC_BACKEND_CUDA_CUDA_HYBRID_CUH

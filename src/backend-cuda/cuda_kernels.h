@@ -40,6 +40,12 @@ struct lc_cuda_ctx {
      * feature maps) on the TF32 tensor cores; 0 (default): fp32.  Set by
      * LC_CUDA_TF32=1 in the environment at init. */
     int tf32;
+    /* 1 (default): the teacher's and the student's attention on the fused
+     * bf16 tensor-core kernels (k_flash.cu, k_hybrid_tile.cu) where the
+     * shapes allow: operands rounded to bf16, fp32 accumulation; 0: the
+     * fp32 paths (or TF32, with tf32).  LC_CUDA_ATTN=fp32 in the
+     * environment at init turns it off. */
+    int attn_bf16;
     int attn_chunk;        /* query rows per chunk of the teacher attention and of the
                             * attention cross-entropy (tests lower it) */
     const char *fail_op;   /* first failure since the last sync, or NULL */
@@ -96,9 +102,28 @@ const char *lc_cuda_rope(struct lc_cuda_ctx *c, float *x, const int32_t *pos,
                          int inverse);
 
 /* ------------------------------------------------- k_attn.cu */
+/* Query rows from which a chunk runs the fused bf16 kernel (attn_bf16). */
+#define LC_CUDA_FLASH_MIN_ROWS 16
+/* the entry: the fused bf16 kernel or the fp32 path, as the context says */
 const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const float *q, const float *k,
                              const float *v, int B, int Tq, int Tk, int H, int Hkv, int D,
                              int q_pos0);
+/* the fp32 path: batched SGEMMs and a softmax kernel */
+const char *lc_cuda_attn_fwd_fp32(struct lc_cuda_ctx *c, float *y, const float *q, const float *k,
+                                  const float *v, int B, int Tq, int Tk, int H, int Hkv, int D,
+                                  int q_pos0);
+
+/* ------------------------------------------------ k_flash.cu */
+/* 1 when the fused kernel is built for head dim D (D <= 128) */
+int lc_cuda_flash_supports(int D);
+/* the fused bf16 flash attention; B, Tq, Tk, H >= 1, D supported */
+const char *lc_cuda_flash_fwd(struct lc_cuda_ctx *c, float *y, const float *q, const float *k,
+                              const float *v, int B, int Tq, int Tk, int H, int Hkv, int D,
+                              int q_pos0);
+/* dst [B, nh, T, DP] = the bf16 rounding of src [B, T, nh, D], zero for
+ * d >= D (DP a multiple of 8) */
+const char *lc_cuda_to_bf16_heads(struct lc_cuda_ctx *c, uint16_t *dst, const float *src, int B,
+                                  int T, int nh, int D, int DP);
 
 /* -------------------------------------------------- k_fmap.cu */
 const char *lc_cuda_fmap_fwd(struct lc_cuda_ctx *c, float *phi, const float *x, const float *W,
@@ -114,6 +139,18 @@ const char *lc_cuda_hybrid_fwd(struct lc_cuda_ctx *c, float *y, float *mx, float
                                const float *fk, const float *theta,
                                const struct lc_attn_shape *s);
 const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv, float *dfq,
+                               float *dfk, float *dtheta, const float *dy, const float *y,
+                               const float *mx, const float *den, const float *q, const float *k,
+                               const float *v, const float *fq, const float *fk,
+                               const float *theta, const struct lc_attn_shape *s);
+/* ------------------------------------------ k_hybrid_tile.cu */
+/* 1 when the fused bf16 tile kernels are built for the shape: window 64,
+ * D <= 128, F <= 128 (the entries above run them when attn_bf16 is on) */
+int lc_cuda_hytile_supports(const struct lc_attn_shape *s);
+const char *lc_cuda_hytile_fwd(struct lc_cuda_ctx *c, float *y, float *mx, float *den,
+                               const float *q, const float *k, const float *v, const float *fq,
+                               const float *fk, const float *theta, const struct lc_attn_shape *s);
+const char *lc_cuda_hytile_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv, float *dfq,
                                float *dfk, float *dtheta, const float *dy, const float *y,
                                const float *mx, const float *den, const float *q, const float *k,
                                const float *v, const float *fq, const float *fk,

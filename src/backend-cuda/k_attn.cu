@@ -13,6 +13,12 @@
  * the chunk size bounds the score buffer (LC_CUDA_ATTN_SCORE_BYTES).
  * Everything is fp32 (no TF32, unless the context's tf32 switch is on), so
  * it compares with the reference closely.
+ *
+ * With the context's bf16 switch on (the default), chunks of at least
+ * LC_CUDA_FLASH_MIN_ROWS query rows with a head dim the fused kernel is
+ * built for run the bf16 flash attention of k_flash.cu instead; decoding
+ * steps (a few rows against a long cache) stay here, where the work is
+ * reading the cache.
  */
 #include "backend-cuda/cuda_common.cuh"
 
@@ -21,7 +27,7 @@
 /* Row r of S (r = kvh * rows + i) is query i0 + i at absolute position
  * pos0 + i, which sees keys 0 .. min(pos0 + i, Tk - 1); later keys get
  * weight 0.  p_j = exp(s_j - max) / sum, as the reference computes it. */
-__global__ void k_attn_softmax(float *S, int rows, int nk, int64_t pos0, int Tk)
+static __global__ void k_attn_softmax(float *S, int rows, int nk, int64_t pos0, int Tk)
 {
     __shared__ float sh[32];
     float *s = S + (size_t)blockIdx.x * nk;
@@ -44,9 +50,9 @@ __global__ void k_attn_softmax(float *S, int rows, int nk, int64_t pos0, int Tk)
     }
 }
 
-extern "C" const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const float *q,
-                                        const float *k, const float *v, int B, int Tq, int Tk,
-                                        int H, int Hkv, int D, int q_pos0)
+extern "C" const char *lc_cuda_attn_fwd_fp32(struct lc_cuda_ctx *c, float *y, const float *q,
+                                             const float *k, const float *v, int B, int Tq,
+                                             int Tk, int H, int Hkv, int D, int q_pos0)
 {
     float scale = (float)(1.0 / sqrt((double)D));
     int group = H / Hkv;
@@ -91,8 +97,8 @@ extern "C" const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const f
                 if (e != NULL) {
                     return e;
                 }
-                k_attn_softmax<<<Hkv * rows, SOFTMAX_THREADS, 0, c->stream>>>(S, rows, nk, pos0,
-                                                                              Tk);
+                LC_LAUNCH(k_attn_softmax, Hkv * rows, SOFTMAX_THREADS, c->stream)(S, rows, nk,
+                                                                                  pos0, Tk);
                 e = lc_cuda_launched();
                 if (e != NULL) {
                     return e;
@@ -108,4 +114,15 @@ extern "C" const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const f
         }
     }
     return NULL;
+}
+
+extern "C" const char *lc_cuda_attn_fwd(struct lc_cuda_ctx *c, float *y, const float *q,
+                                        const float *k, const float *v, int B, int Tq, int Tk,
+                                        int H, int Hkv, int D, int q_pos0)
+{
+    if (c->attn_bf16 && Tk > 0 && Tq >= LC_CUDA_FLASH_MIN_ROWS && lc_cuda_flash_supports(D)) {
+        return B > 0 && H > 0 ? lc_cuda_flash_fwd(c, y, q, k, v, B, Tq, Tk, H, Hkv, D, q_pos0)
+                              : NULL;
+    }
+    return lc_cuda_attn_fwd_fp32(c, y, q, k, v, B, Tq, Tk, H, Hkv, D, q_pos0);
 }

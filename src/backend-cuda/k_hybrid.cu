@@ -23,7 +23,9 @@
  * they are added by one kernel in a fixed order.
  *
  * All products are fp32 SGEMM (the handle's default math), or TF32 with
- * the context's tf32 switch.
+ * the context's tf32 switch.  With the context's bf16 switch on (the
+ * default) and a window of 64, the fused bf16 tile kernels of
+ * k_hybrid_tile.cu run instead.
  */
 #include "backend-cuda/cuda_hybrid.cuh"
 
@@ -395,6 +397,10 @@ extern "C" const char *lc_cuda_hybrid_fwd(struct lc_cuda_ctx *c, float *y, float
     const size_t nrow = (size_t)g.nb * W;
     float *w = NULL;
     float *Qh, *Kh, *Vh, *FQh, *FKh, *A, *L = NULL, *S = NULL, *z = NULL, *Y, *rden;
+
+    if (c->attn_bf16 && lc_cuda_hytile_supports(s)) {
+        return lc_cuda_hytile_fwd(c, y, mx, den, q, k, v, fq, fk, theta, s);
+    }
     const float *Qb, *Kb, *Vb, *FQb, *FKb;
     const char *err;
     size_t total = 3 * lc_hy_round(nhd) + 2 * lc_hy_round(nhf) + lc_hy_round(nrow * 2 * W) +
@@ -483,6 +489,10 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
     const char *err;
     size_t total;
 
+    if (c->attn_bf16 && lc_cuda_hytile_supports(s)) {
+        return lc_cuda_hytile_bwd(c, dq, dk, dv, dfq, dfk, dtheta, dy, y, mx, den, q, k, v, fq,
+                                  fk, theta, s);
+    }
     /* X: dq's, dfq's and dfk's product in turn (dfk with a leading block,
      * written by the near linear keys of block u from row block u + 1);
      * E: the key's, then the value's near products */

@@ -15,13 +15,16 @@ LC_CUDA_CU_FILES = \
 	src/backend-cuda/k_decode.cu \
 	src/backend-cuda/k_elementwise.cu \
 	src/backend-cuda/k_embedding.cu \
+	src/backend-cuda/k_flash.cu \
 	src/backend-cuda/k_fmap.cu \
 	src/backend-cuda/k_hybrid.cu \
+	src/backend-cuda/k_hybrid_tile.cu \
 	src/backend-cuda/k_hybrid_xent.cu \
 	src/backend-cuda/k_loss.cu \
 	src/backend-cuda/k_norm.cu \
 	src/backend-cuda/k_rope.cu
-LC_CUDA_CU_INCLUDES = src/backend-cuda/cuda_common.cuh src/backend-cuda/cuda_hybrid.cuh
+LC_CUDA_CU_INCLUDES = src/backend-cuda/cuda_common.cuh src/backend-cuda/cuda_hybrid.cuh \
+	src/backend-cuda/cuda_mma.cuh
 # the CPU emulation the tests build the attention-student kernels against
 EXTRA_DIST += src/backend-cuda/cuda_emu.h src/backend-cuda/cuda_emu.c
 
@@ -63,6 +66,7 @@ am__v_NVCC_1 =
 # the .cu files include these (no automatic dependency tracking for nvcc)
 $(LC_CUDA_CU_LOS): $(srcdir)/src/backend-cuda/cuda_kernels.h \
 	$(srcdir)/src/backend-cuda/cuda_common.cuh $(srcdir)/src/backend-cuda/cuda_hybrid.cuh \
+	$(srcdir)/src/backend-cuda/cuda_mma.cuh \
 	$(srcdir)/src/core/backend.h \
 	$(srcdir)/include/lolcats/lolcats.h
 endif

@@ -20,7 +20,7 @@ struct eval_args {
     int compare;
     const char *task;
     const char *data;
-    long long context; /* 0: the task's default */
+    long long context; /* 0: the default (ppl: 512; tasks: the library's, the model's length) */
     long long shots;
     long long limit;
     unsigned long long seed;
@@ -112,7 +112,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: %s --model PATH --task ppl --data FILE [OPTIONS]\n"
-            "   or: %s --model PATH --task TASK[,TASK...] [--data DIR] [OPTIONS]\n"
+            "   or: %s --model PATH --task TASK[,TASK...] --data DIR [OPTIONS]\n"
+            "   or: %s --model PATH --task FILE.jsonl[,...] [OPTIONS]\n"
             "Measure the quality of a Llama-family model.\n"
             "\n"
             "  -m, --model PATH        Hugging Face model folder or GGUF file\n"
@@ -123,10 +124,10 @@ static void usage(FILE *out)
             "                          tasks, comma-separated: piqa, arc-easy, arc-challenge,\n"
             "                          hellaswag, winogrande, all (those five) or FILE.jsonl\n"
             "  -d, --data FILE         ppl: text, JSON lines or Alpaca JSON data (gzip allowed);\n"
-            "                          tasks: the folder of the task files, or the task's file\n"
+            "                          named tasks (required): the folder of the task files,\n"
+            "                          or the task's file\n"
             "  -c, --context N         ppl: tokens per window (default 512); tasks: most tokens\n"
-            "                          per request (default: the model's context length, at\n"
-            "                          least 2048)\n"
+            "                          per request (default: the model's context length)\n"
             "      --shots K           tasks: few-shot examples before each item (default 0)\n"
             "      --seed S            tasks: seed of the few-shot draw (default 1234)\n"
             "      --limit N           tasks: score the first N items only\n"
@@ -143,7 +144,7 @@ static void usage(FILE *out)
             "  -V, --version           show the version and exit\n"
             "\n"
             "See lolcats-eval(1) for the protocols, the task formats and exit statuses.\n",
-            cli_prog, cli_prog);
+            cli_prog, cli_prog, cli_prog);
 }
 
 enum {
@@ -467,17 +468,20 @@ static void print_json_task(const struct eval_args *a, const struct task_run *tr
     json_string(stdout, lc_mc_task_path(tr->task));
     printf(", \"items\": %lld, \"requests\": %lld, \"truncated\": %lld, \"shots\": %d, "
            "\"seed\": %llu, \"context\": %d, \"acc\": %.9g, \"acc_stderr\": %.9g, "
-           "\"acc_norm\": %.9g, \"acc_norm_stderr\": %.9g, \"acc_norm_is_acc\": %s, "
-           "\"seconds\": %.3f}\n",
+           "\"acc_norm\": %.9g, \"acc_norm_stderr\": %.9g, \"acc_bytes\": %.9g, "
+           "\"acc_bytes_stderr\": %.9g, \"acc_norm_is_acc\": %s, \"seconds\": %.3f}\n",
            (long long)r->n_items, (long long)r->n_requests, (long long)r->n_truncated, o->shots,
-           (unsigned long long)o->seed, o->context, r->acc, r->acc_stderr, r->acc_norm,
-           r->acc_norm_stderr, r->has_acc_norm ? "false" : "true", tr->seconds[which]);
+           (unsigned long long)o->seed, r->context, r->acc, r->acc_stderr, r->acc_norm,
+           r->acc_norm_stderr, r->acc_bytes, r->acc_bytes_stderr,
+           r->has_acc_norm ? "false" : "true", tr->seconds[which]);
 }
 
 static void print_table(const struct eval_args *a, const struct task_run *runs, int n_runs,
                         const struct lc_mc_opts *o)
 {
     const int linear = a->lolcats != NULL;
+    /* the context the library used (--context or its default) */
+    const int context = runs[0].res[linear && !a->compare ? 1 : 0].context;
     int footnote = 0;
 
     printf("model       %s\n", a->model);
@@ -491,7 +495,7 @@ static void print_table(const struct eval_args *a, const struct task_run *runs, 
     if (o->shots > 0) {
         printf(" (seed %llu)", (unsigned long long)o->seed);
     }
-    printf(", at most %d tokens per request\n", o->context);
+    printf(", at most %d tokens per request\n", context);
     printf("accuracies in percent\n\n");
     if (a->compare) {
         printf("%-16s %6s   %20s   %20s\n", "", "", "softmax (teacher)", "linearized (lolcats)");
@@ -526,7 +530,7 @@ static void print_table(const struct eval_args *a, const struct task_run *runs, 
         for (int w = 0; w < 2; w++) {
             if (runs[k].res[w].n_truncated > 0) {
                 printf("%s: %lld requests were cut to %d tokens\n", runs[k].label,
-                       (long long)runs[k].res[w].n_truncated, o->context);
+                       (long long)runs[k].res[w].n_truncated, context);
                 break;
             }
         }
@@ -536,7 +540,6 @@ static void print_table(const struct eval_args *a, const struct task_run *runs, 
 static int run_tasks(const struct eval_args *a, struct lc_model *model, struct lc_tokenizer *tok,
                      struct task_run *runs)
 {
-    const struct lc_model_config *cfg = lc_model_get_config(model);
     const int linear = a->lolcats != NULL;
     struct lc_error err = {0};
     struct lc_mc_opts o;
@@ -546,11 +549,7 @@ static int run_tasks(const struct eval_args *a, struct lc_model *model, struct l
     o.shots = (int)a->shots;
     o.seed = a->seed;
     o.limit = a->limit;
-    /* at least 2048, so that a model trained on short texts can still score
-     * the longest items (PIQA has a 624-token answer) */
-    o.context = a->context > 0                          ? (int)a->context
-                : cfg->max_position_embeddings > 2048 ? cfg->max_position_embeddings
-                                                      : 2048;
+    o.context = (int)a->context; /* 0: the library's default, the model's length */
     for (int k = 0; k < a->n_tasks && rc == LC_OK; k++) {
         if (!linear || a->compare) {
             rc = score_task(a, model, tok, &runs[k], 0, &o, &err);

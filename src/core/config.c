@@ -274,6 +274,17 @@ lc_status lc_config_from_hf_json(struct lc_model_config *cfg, const char *path,
 {
     char *text = NULL;
     size_t len = 0;
+    lc_status rc = lc_read_small_file(path, CONFIG_JSON_MAX, &text, &len, err);
+    if (rc == LC_OK) {
+        rc = lc_config_from_hf_json_buf(cfg, path, text, len, err);
+    }
+    free(text);
+    return rc;
+}
+
+lc_status lc_config_from_hf_json_buf(struct lc_model_config *cfg, const char *path,
+                                     const char *text, size_t len, struct lc_error *err)
+{
     json_t *root = NULL;
     json_error_t jerr;
     struct lc_model_config c;
@@ -282,10 +293,6 @@ lc_status lc_config_from_hf_json(struct lc_model_config *cfg, const char *path,
     lc_status rc;
 
     memset(&c, 0, sizeof(c));
-    rc = lc_read_small_file(path, CONFIG_JSON_MAX, &text, &len, err);
-    if (rc != LC_OK) {
-        return rc;
-    }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = lc_err_set(err, LC_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,
@@ -370,7 +377,6 @@ lc_status lc_config_from_hf_json(struct lc_model_config *cfg, const char *path,
 
 done:
     json_decref(root);
-    free(text);
     return rc;
 }
 

@@ -2,7 +2,7 @@
  * Multiple-choice benchmarks scored the way lm-evaluation-harness scores
  * them: the log-likelihood of each choice's continuation given its
  * context, acc = argmax of the log-likelihoods, acc_norm = argmax of the
- * log-likelihood per byte of the choice.  Loaders for PIQA, ARC,
+ * log-likelihood per character of the choice, acc_bytes per byte.  Loaders for PIQA, ARC,
  * HellaSwag (bzip2 text), WinoGrande (partial scoring) and a generic
  * JSON-lines format; prompts, few-shot examples, tokenization and batched
  * scoring.
@@ -19,6 +19,7 @@
 
 #include "core/eval.h"
 #include "core/fileio.h"
+#include "core/tokenizer.h"
 #include "core/util.h"
 
 /* items whose requests are tokenized, sorted and batched together */
@@ -30,7 +31,8 @@ struct mc_item {
     int64_t line;
     char **contexts;     /* [n_choices] */
     char **conts;        /* [n_choices] */
-    size_t *norm_bytes;  /* [n_choices] */
+    size_t *norm_chars;  /* [n_choices] acc_norm's divisor */
+    size_t *norm_bytes;  /* [n_choices] acc_bytes's divisor */
 };
 
 struct lc_mc_task {
@@ -191,6 +193,7 @@ static void free_item(struct mc_item *it)
     }
     free(it->contexts);
     free(it->conts);
+    free(it->norm_chars);
     free(it->norm_bytes);
 }
 
@@ -230,8 +233,10 @@ static lc_status add_item(struct lc_mc_task *t, int n_choices, int gold, int64_t
     it->line = line;
     it->contexts = calloc((size_t)n_choices, sizeof(char *));
     it->conts = calloc((size_t)n_choices, sizeof(char *));
+    it->norm_chars = calloc((size_t)n_choices, sizeof(size_t));
     it->norm_bytes = calloc((size_t)n_choices, sizeof(size_t));
-    if (it->contexts == NULL || it->conts == NULL || it->norm_bytes == NULL) {
+    if (it->contexts == NULL || it->conts == NULL || it->norm_chars == NULL ||
+        it->norm_bytes == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", t->path);
     }
     *out = it;
@@ -255,8 +260,23 @@ static char *concat(const char *a, size_t na, const char *b, size_t nb)
     return s;
 }
 
+/* The length of a choice as Python's len() counts the str: characters
+ * (code points; a byte that is not valid UTF-8 counts as one).  Dividing
+ * by it is lm-evaluation-harness's acc_norm, by the bytes its acc_bytes. */
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; count++) {
+        uint32_t cp;
+        size_t len = lc_tok_utf8_len((const unsigned char *)s + i, n - i, &cp);
+        i += len > 0 ? len : 1;
+    }
+    return count;
+}
+
 /* Choice c: context, and " " + text as the continuation (the harness's
- * target delimiter); acc_norm counts the text without the space. */
+ * target delimiter); acc_norm and acc_bytes count the text without the
+ * space. */
 static lc_status set_choice(struct lc_mc_task *t, struct mc_item *it, int c, const char *ctx,
                             size_t ctx_len, const char *text, size_t text_len,
                             struct lc_error *err)
@@ -267,6 +287,7 @@ static lc_status set_choice(struct lc_mc_task *t, struct mc_item *it, int c, con
     }
     it->contexts[c] = concat(ctx, ctx_len, NULL, 0);
     it->conts[c] = concat(" ", 1, text, text_len);
+    it->norm_chars[c] = utf8_chars(text, text_len);
     it->norm_bytes[c] = text_len;
     if (it->contexts[c] == NULL || it->conts[c] == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", t->path);
@@ -745,6 +766,7 @@ static lc_status generic_item(struct lc_mc_task *t, const json_t *obj, int64_t l
         /* a leading space is the join to the context, not part of the
          * answer (the harness's target delimiter), unless it is all */
         it->norm_bytes[c] = len > 1 && s[0] == ' ' ? len - 1 : len;
+        it->norm_chars[c] = utf8_chars(s + (len - it->norm_bytes[c]), it->norm_bytes[c]);
         if (it->contexts[c] == NULL || it->conts[c] == NULL) {
             rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", t->path);
         }
@@ -978,6 +1000,7 @@ LC_API lc_status lc_mc_task_item(const struct lc_mc_task *t, int64_t i, struct l
     item->line = it->line;
     item->contexts = (const char *const *)it->contexts;
     item->continuations = (const char *const *)it->conts;
+    item->norm_chars = it->norm_chars;
     item->norm_bytes = it->norm_bytes;
     return LC_OK;
 }
@@ -1247,6 +1270,7 @@ LC_API lc_status lc_mc_accuracy(const struct lc_mc_task *t, int64_t n_items, con
 {
     int64_t hits = 0;
     int64_t hits_norm = 0;
+    int64_t hits_bytes = 0;
     int64_t off = 0;
 
     memset(res, 0, sizeof(*res));
@@ -1259,18 +1283,24 @@ LC_API lc_status lc_mc_accuracy(const struct lc_mc_task *t, int64_t n_items, con
         const double *ll = loglik + off;
         int best = 0;
         int best_norm = 0;
+        int best_bytes = 0;
         for (int c = 1; c < it->n_choices; c++) {
             /* strict >: ties go to the first choice, as numpy's argmax */
             if (ll[c] > ll[best]) {
                 best = c;
             }
-            if (ll[c] / (double)it->norm_bytes[c] >
-                ll[best_norm] / (double)it->norm_bytes[best_norm]) {
+            if (ll[c] / (double)it->norm_chars[c] >
+                ll[best_norm] / (double)it->norm_chars[best_norm]) {
                 best_norm = c;
+            }
+            if (ll[c] / (double)it->norm_bytes[c] >
+                ll[best_bytes] / (double)it->norm_bytes[best_bytes]) {
+                best_bytes = c;
             }
         }
         hits += best == it->gold;
         hits_norm += best_norm == it->gold;
+        hits_bytes += best_bytes == it->gold;
         off += it->n_choices;
     }
     res->n_items = n_items;
@@ -1278,9 +1308,11 @@ LC_API lc_status lc_mc_accuracy(const struct lc_mc_task *t, int64_t n_items, con
     res->acc = (double)hits / (double)n_items;
     res->acc_stderr = stderr_of(res->acc, n_items);
     res->has_acc_norm = t->has_acc_norm;
-    /* without acc_norm (all continuations alike) it is acc */
+    /* without acc_norm (all continuations alike) it and acc_bytes are acc */
     res->acc_norm = t->has_acc_norm ? (double)hits_norm / (double)n_items : res->acc;
     res->acc_norm_stderr = stderr_of(res->acc_norm, n_items);
+    res->acc_bytes = t->has_acc_norm ? (double)hits_bytes / (double)n_items : res->acc;
+    res->acc_bytes_stderr = stderr_of(res->acc_bytes, n_items);
     return LC_OK;
 }
 
@@ -1462,6 +1494,7 @@ LC_API lc_status lc_mc_evaluate(struct lc_model *m, const struct lc_tokenizer *t
     }
     rc = lc_mc_accuracy(t, n_items, ll, res, err);
     res->n_truncated = n_truncated;
+    res->context = max_context;
 
 done:
     if (reqs != NULL) {

@@ -130,6 +130,60 @@ int lc_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* mkdir that accepts an existing folder */
+static int mkdir_once(const char *path)
+{
+    if (mkdir(path, 0777) == 0) {
+        return 0;
+    }
+    if (errno == EEXIST) {
+        if (lc_is_dir(path)) {
+            return 0;
+        }
+        errno = ENOTDIR;
+    }
+    return -1;
+}
+
+int lc_mkdir_parents(const char *path)
+{
+    char *p = strdup(path);
+    int rc = 0;
+
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    /* each folder above path, from the top ("a" of "a/b/c", then "a/b") */
+    for (char *s = strchr(p + 1, '/'); s != NULL && rc == 0; s = strchr(s + 1, '/')) {
+        if (s[-1] == '/') {
+            continue; /* "a//b" */
+        }
+        *s = '\0';
+        rc = mkdir_once(p);
+        *s = '/';
+    }
+    if (rc == 0) {
+        rc = mkdir_once(p);
+    }
+    free(p);
+    return rc;
+}
+
+char *lc_path_absolute(const char *path)
+{
+    char *abs = realpath(path, NULL);
+    char cwd[4096];
+
+    if (abs != NULL || path[0] == '/') {
+        return abs != NULL ? abs : strdup(path);
+    }
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        return strdup(path);
+    }
+    return lc_path_join(cwd, path);
+}
+
 /* MemAvailable counts the page cache that can be dropped, and so also the
  * pages of mapped model weights already read. */
 LC_API int64_t lc_memory_available(void)

@@ -37,4 +37,14 @@ int lc_path_ends_with(const char *path, const char *suffix);
 int lc_is_regular_file(const char *path);
 int lc_is_dir(const char *path);
 
+/* Creates the folder path and the folders above it that are missing, as
+ * mkdir -p does; an existing folder is fine.  0, or -1 with errno set
+ * (ENOTDIR when path or a folder above it is something else). */
+int lc_mkdir_parents(const char *path);
+
+/* path as an absolute path (symbolic links and "." / ".." resolved when
+ * the path exists, else joined to the working folder), malloc'd; NULL
+ * when out of memory. */
+char *lc_path_absolute(const char *path);
+
 #endif /* LC_CORE_FILEIO_H */

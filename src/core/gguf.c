@@ -40,6 +40,7 @@ struct lc_gguf {
     char *path;
     const uint8_t *map;
     size_t size;
+    int mapped; /* map is ours to unmap (lc_gguf_open), not the caller's */
     uint32_t version;
     struct kv *kv; /* [n_kv], file order */
     size_t n_kv;
@@ -661,10 +662,10 @@ static lc_status parse(struct lc_gguf *g, struct lc_error *err)
     return place_tensors(g, err);
 }
 
-lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *err)
+static lc_status gguf_open(struct lc_gguf **out, const char *path, const void *buf, size_t len,
+                           struct lc_error *err)
 {
     struct lc_gguf *g = NULL;
-    void *map = NULL;
     lc_status rc;
 
     *out = NULL;
@@ -677,11 +678,18 @@ lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *
         rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    rc = lc_map_file(path, &map, &g->size, err);
-    if (rc != LC_OK) {
-        goto fail;
+    if (buf == NULL) {
+        void *map = NULL;
+        rc = lc_map_file(path, &map, &g->size, err);
+        if (rc != LC_OK) {
+            goto fail;
+        }
+        g->map = map;
+        g->mapped = 1;
+    } else {
+        g->map = buf;
+        g->size = len;
     }
-    g->map = map;
     if (g->size == 0) {
         rc = lc_err_set(err, LC_ERR_FORMAT, "%s: empty file, not a GGUF file", path);
         goto fail;
@@ -696,6 +704,18 @@ lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *
 fail:
     lc_gguf_close(g);
     return rc;
+}
+
+lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *err)
+{
+    return gguf_open(out, path, NULL, 0, err);
+}
+
+lc_status lc_gguf_open_mem(struct lc_gguf **out, const char *name, const void *buf, size_t len,
+                           struct lc_error *err)
+{
+    static const char empty[1] = {0};
+    return gguf_open(out, name, buf != NULL ? buf : empty, buf != NULL ? len : 0, err);
 }
 
 void lc_gguf_close(struct lc_gguf *g)
@@ -719,7 +739,9 @@ void lc_gguf_close(struct lc_gguf *g)
     free(g->offset);
     free(g->owned);
     free(g->sorted);
-    lc_unmap_file((void *)g->map, g->size);
+    if (g->mapped) {
+        lc_unmap_file((void *)g->map, g->size);
+    }
     free(g->path);
     free(g);
 }

@@ -160,22 +160,47 @@ static lc_status read_tensor(const struct lc_st_file *f, const char *path, const
     return LC_OK;
 }
 
-lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err)
+lc_status lc_linattn_check_file(const struct lc_st_file *f, const char *path, int n_layers,
+                                int n_heads, int head_dim, int feature_dim, struct lc_error *err)
 {
-    struct lc_st_file *f = NULL;
+    char name[128];
+    const int64_t fshape[3] = {n_heads, head_dim, feature_dim};
+    const struct lc_tensor_view *t;
+
+    key_name(name, sizeof(name), 0, "feature_map_q.mlp.layer");
+    t = lc_st_find(f, name);
+    if (t == NULL) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s missing", path, name);
+    }
+    if (t->ndim != 3 || t->shape[0] != fshape[0] || t->shape[1] != fshape[1] ||
+        t->shape[2] != fshape[2]) {
+        char shape[128];
+        lc_shape_format(shape, sizeof(shape), t->ndim, t->shape);
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: %s has shape %s; feature_dim %d of this model needs [%d, %d, %d]",
+                          path, name, shape, feature_dim, n_heads, head_dim, feature_dim);
+    }
+    /* every layer's two maps: the file must be large enough for them */
+    if ((uint64_t)lc_st_data_bytes(f) / 8 / (uint64_t)n_layers / (uint64_t)n_heads /
+            (uint64_t)head_dim < (uint64_t)feature_dim) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: too small for %d layers of feature maps of dimension %d", path,
+                          n_layers, feature_dim);
+    }
+    return LC_OK;
+}
+
+lc_status lc_linattn_load_file(struct lc_linattn *a, const struct lc_st_file *f, const char *path,
+                               struct lc_error *err)
+{
     float *host = NULL;
     const int64_t fshape[3] = {a->H, a->D, a->cfg.feature_dim};
     const int64_t tshape[4] = {1, a->H, 1, 1};
     char name[128];
-    lc_status rc;
+    lc_status rc = LC_OK;
 
-    rc = lc_st_open(&f, path, err);
-    if (rc != LC_OK) {
-        return rc;
-    }
     host = malloc(a->n_params * sizeof(float));
     if (host == NULL) {
-        lc_st_close(f);
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
     for (int l = 0; l < a->L && rc == LC_OK; l++) {
@@ -194,6 +219,16 @@ lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_erro
         rc = lc_linattn_upload(a, host);
     }
     free(host);
+    return rc;
+}
+
+lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err)
+{
+    struct lc_st_file *f = NULL;
+    lc_status rc = lc_st_open(&f, path, err);
+    if (rc == LC_OK) {
+        rc = lc_linattn_load_file(a, f, path, err);
+    }
     lc_st_close(f);
     return rc;
 }

@@ -69,6 +69,15 @@ lc_status lc_linattn_save(const struct lc_linattn *a, const float *host_arena, c
                           struct lc_error *err);
 /* Reads such a file into the arena; shapes must match. */
 lc_status lc_linattn_load(struct lc_linattn *a, const char *path, struct lc_error *err);
+struct lc_st_file;
+lc_status lc_linattn_load_file(struct lc_linattn *a, const struct lc_st_file *f, const char *path,
+                               struct lc_error *err);
+/* Before anything is allocated for them: whether the file (path names it)
+ * holds feature maps of dimension feature_dim for this model shape (layer
+ * 0's map has shape [n_heads, head_dim, feature_dim] and the data is
+ * large enough for all layers). */
+lc_status lc_linattn_check_file(const struct lc_st_file *f, const char *path, int n_layers,
+                                int n_heads, int head_dim, int feature_dim, struct lc_error *err);
 
 /* The hybrid attention of layer l for q [N,H*D], k, v [N,Hkv*D] (after
  * RoPE): fq, fk [N,H*F] receive the features, y [N,H*D] the output, mx

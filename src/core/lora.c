@@ -321,6 +321,7 @@ lc_status lc_lora_save(const struct lc_lora *lo, const float *host, const char *
     json_t *root = NULL;
     json_t *targets = NULL;
     char *path = NULL;
+    char *base_abs = NULL;
     char name[160];
     lc_status rc;
 
@@ -357,11 +358,13 @@ lc_status lc_lora_save(const struct lc_lora *lo, const float *host, const char *
         return rc;
     }
 
-    /* the fields of PEFT's LoraConfig that describe this adapter */
+    /* the fields of PEFT's LoraConfig that describe this adapter; the base
+     * model's path absolute, so that PEFT finds it from anywhere */
     root = json_object();
     targets = json_array();
     path = lc_path_join(dir, LC_ADAPTER_CONFIG_FILE);
-    if (root == NULL || targets == NULL || path == NULL) {
+    base_abs = base_model != NULL ? lc_path_absolute(base_model) : NULL;
+    if (root == NULL || targets == NULL || path == NULL || (base_model != NULL && base_abs == NULL)) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -377,7 +380,7 @@ lc_status lc_lora_save(const struct lc_lora *lo, const float *host, const char *
     json_object_set_new(root, "peft_type", json_string("LORA"));
     json_object_set_new(root, "task_type", json_string("CAUSAL_LM"));
     json_object_set_new(root, "base_model_name_or_path",
-                        base_model != NULL ? json_string(base_model) : json_null());
+                        base_abs != NULL ? json_string(base_abs) : json_null());
     json_object_set_new(root, "revision", json_null());
     json_object_set_new(root, "inference_mode", json_true());
     json_object_set_new(root, "r", json_integer(lo->cfg.rank));
@@ -401,6 +404,7 @@ done:
     json_decref(targets);
     json_decref(root);
     free(path);
+    free(base_abs);
     return rc;
 }
 
@@ -586,10 +590,18 @@ lc_status lc_lora_load(struct lc_lora **out, const struct lc_llama *m, const cha
     }
     rc = layout(lo, m, &cfg, err);
     if (rc == LC_OK) {
-        rc = alloc_params(lo, err);
+        rc = lc_st_open(&f, mpath, err);
+    }
+    /* the rank decides the allocation: the file must hold that many
+     * parameters (2 bytes each at least) before any is allocated */
+    if (rc == LC_OK && lo->n_params > lc_st_data_bytes(f) / 2) {
+        rc = lc_err_set(err, LC_ERR_FORMAT,
+                        "%s: holds %zu bytes of tensors, too few for the %zu parameters of rank "
+                        "%d that %s describes",
+                        mpath, lc_st_data_bytes(f), lo->n_params, cfg.rank, cpath);
     }
     if (rc == LC_OK) {
-        rc = lc_st_open(&f, mpath, err);
+        rc = alloc_params(lo, err);
     }
     if (rc != LC_OK) {
         goto done;

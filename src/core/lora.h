@@ -113,7 +113,8 @@ void lc_lora_backward(struct lc_lora *lo, float *grads, int l, int t, const floa
                       const float *dy, float *dx, int N, const struct lc_lora_bwd_scratch *s);
 
 /* Writes DIR/adapter_model.safetensors and DIR/adapter_config.json from a
- * host arena.  base_model is recorded as base_model_name_or_path. */
+ * host arena.  base_model is recorded as base_model_name_or_path, made
+ * absolute. */
 lc_status lc_lora_save(const struct lc_lora *lo, const float *host_arena, const char *dir,
                        const char *base_model, struct lc_error *err);
 

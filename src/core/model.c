@@ -339,7 +339,10 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
         s->cache_rows = need < max_tokens ? need : max_tokens;
         s->S = alloc_per_layer(be, c->n_layers, HF * (size_t)c->head_dim * sizeof(float));
         s->z = alloc_per_layer(be, c->n_layers, HF * sizeof(float));
-        s->fk_move = be->ops->alloc(be, (size_t)W * HF * sizeof(float));
+        /* at most W keys leave the window at a time, and never more than
+         * the session holds */
+        s->fk_move = be->ops->alloc(be, (size_t)(W < max_tokens ? W : max_tokens) * HF *
+                                            sizeof(float));
         s->den = be->ops->alloc(be, (size_t)(s->cache_rows + LC_CHUNK_ROWS) *
                                         (size_t)c->n_heads * sizeof(float));
         if (s->S == NULL || s->z == NULL || s->fk_move == NULL || s->den == NULL) {
@@ -716,6 +719,7 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     struct lc_linattn_cfg cfg;
     struct lc_linattn *lin = NULL;
     struct lc_lora *lora = NULL;
+    struct lc_st_file *fmaps = NULL;
     int v;
     lc_status rc;
 
@@ -771,12 +775,20 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
         goto done;
     }
     if (!softmax) {
-        rc = lc_linattn_new(&lin, m->llama, &cfg, err);
+        free(path);
+        path = lc_path_join(dir, "feature_maps.safetensors");
+        rc = path != NULL ? lc_st_open(&fmaps, path, err)
+                          : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        /* the feature dimension sizes the allocation: the file must agree first */
         if (rc == LC_OK) {
-            free(path);
-            path = lc_path_join(dir, "feature_maps.safetensors");
-            rc = path != NULL ? lc_linattn_load(lin, path, err)
-                              : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+            rc = lc_linattn_check_file(fmaps, path, c->n_layers, c->n_heads, c->head_dim,
+                                       cfg.feature_dim, err);
+        }
+        if (rc == LC_OK) {
+            rc = lc_linattn_new(&lin, m->llama, &cfg, err);
+        }
+        if (rc == LC_OK) {
+            rc = lc_linattn_load_file(lin, fmaps, path, err);
         }
         if (rc != LC_OK) {
             goto done;
@@ -804,6 +816,7 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     lora = NULL;
 
 done:
+    lc_st_close(fmaps);
     lc_linattn_free(lin);
     lc_lora_free(lora);
     json_decref(root);

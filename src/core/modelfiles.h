@@ -50,6 +50,8 @@ const char *lc_model_files_path(const struct lc_model_files *mf);
 /* Parsers used by lc_model_files_open, exposed for tests. */
 lc_status lc_config_from_hf_json(struct lc_model_config *cfg, const char *config_json_path,
                                  struct lc_error *err);
+lc_status lc_config_from_hf_json_buf(struct lc_model_config *cfg, const char *path,
+                                     const char *text, size_t len, struct lc_error *err);
 lc_status lc_config_from_gguf(struct lc_model_config *cfg, const struct lc_gguf *g,
                               struct lc_error *err);
 

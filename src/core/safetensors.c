@@ -33,6 +33,7 @@ struct lc_st_file {
     char *path;
     void *map;
     size_t size;
+    int mapped; /* map is ours to unmap (lc_st_open), not the caller's (lc_st_open_mem) */
     struct lc_tensor_view *tensors; /* [n], header order */
     char **names;                   /* [n], owned names of tensors[] */
     void **owned;                   /* [n], aligned copies of misaligned data (or NULL) */
@@ -366,63 +367,96 @@ done:
     return rc;
 }
 
+/* The checks and the header of a file whose bytes are at f->map. */
+static lc_status st_parse(struct lc_st_file *f, struct lc_error *err)
+{
+    const char *path = f->path;
+    const unsigned char *base = f->map;
+    uint64_t hlen;
+
+    if (f->size < 8) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: %zu bytes, too short for a safetensors file (8-byte header length "
+                          "first)",
+                          path, f->size);
+    }
+    hlen = get_le64(base);
+    if (hlen > ST_HEADER_MAX) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: header length %llu is larger than the %u bytes allowed", path,
+                          (unsigned long long)hlen, ST_HEADER_MAX);
+    }
+    if (hlen > f->size - 8) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: header length %llu runs past the end of the file (%zu bytes)",
+                          path, (unsigned long long)hlen, f->size);
+    }
+    if (hlen < 2 || base[8] != '{') {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: header does not start with a JSON object",
+                          path);
+    }
+    return parse_header(f, (const char *)base + 8, (size_t)hlen, base + 8 + hlen,
+                        f->size - 8 - hlen, err);
+}
+
+static lc_status st_new(struct lc_st_file **out, const char *path, struct lc_error *err)
+{
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL) {
+        return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    (*out)->path = strdup(path);
+    if ((*out)->path == NULL) {
+        free(*out);
+        *out = NULL;
+        return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return LC_OK;
+}
+
 lc_status lc_st_open(struct lc_st_file **out, const char *path, struct lc_error *err)
 {
     struct lc_st_file *f = NULL;
-    uint64_t hlen;
-    const unsigned char *base = NULL;
     lc_status rc;
 
     *out = NULL;
-    f = calloc(1, sizeof(*f));
-    if (f == NULL) {
-        return lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-    }
-    f->path = strdup(path);
-    if (f->path == NULL) {
-        rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
+    rc = st_new(&f, path, err);
+    if (rc != LC_OK) {
+        return rc;
     }
     rc = lc_map_file(path, &f->map, &f->size, err);
+    if (rc == LC_OK) {
+        f->mapped = 1;
+        rc = st_parse(f, err);
+    }
     if (rc != LC_OK) {
-        goto fail;
-    }
-    if (f->size < 8) {
-        rc = lc_err_set(err, LC_ERR_FORMAT,
-                        "%s: %zu bytes, too short for a safetensors file (8-byte header length "
-                        "first)",
-                        path, f->size);
-        goto fail;
-    }
-    base = f->map;
-    hlen = get_le64(base);
-    if (hlen > ST_HEADER_MAX) {
-        rc = lc_err_set(err, LC_ERR_FORMAT,
-                        "%s: header length %llu is larger than the %u bytes allowed", path,
-                        (unsigned long long)hlen, ST_HEADER_MAX);
-        goto fail;
-    }
-    if (hlen > f->size - 8) {
-        rc = lc_err_set(err, LC_ERR_FORMAT,
-                        "%s: header length %llu runs past the end of the file (%zu bytes)", path,
-                        (unsigned long long)hlen, f->size);
-        goto fail;
-    }
-    if (hlen < 2 || base[8] != '{') {
-        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: header does not start with a JSON object", path);
-        goto fail;
-    }
-    rc = parse_header(f, (const char *)base + 8, (size_t)hlen, base + 8 + hlen,
-                      f->size - 8 - hlen, err);
-    if (rc != LC_OK) {
-        goto fail;
+        lc_st_close(f);
+        return rc;
     }
     *out = f;
     return LC_OK;
+}
 
-fail:
-    lc_st_close(f);
-    return rc;
+lc_status lc_st_open_mem(struct lc_st_file **out, const char *name, const void *buf, size_t len,
+                         struct lc_error *err)
+{
+    struct lc_st_file *f = NULL;
+    lc_status rc;
+
+    *out = NULL;
+    rc = st_new(&f, name, err);
+    if (rc != LC_OK) {
+        return rc;
+    }
+    f->map = (void *)buf; /* only read: the views point into it */
+    f->size = len;
+    rc = st_parse(f, err);
+    if (rc != LC_OK) {
+        lc_st_close(f);
+        return rc;
+    }
+    *out = f;
+    return LC_OK;
 }
 
 void lc_st_close(struct lc_st_file *f)
@@ -444,9 +478,20 @@ void lc_st_close(struct lc_st_file *f)
     free(f->names);
     free(f->owned);
     free(f->sorted);
-    lc_unmap_file(f->map, f->size);
+    if (f->mapped) {
+        lc_unmap_file(f->map, f->size);
+    }
     free(f->path);
     free(f);
+}
+
+size_t lc_st_data_bytes(const struct lc_st_file *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        n += f->tensors[i].nbytes; /* they tile the data: no overflow */
+    }
+    return n;
 }
 
 const char *lc_st_path(const struct lc_st_file *f)

@@ -30,6 +30,9 @@ static int by_prob_desc(const void *a, const void *b)
     return x->i < y->i ? -1 : (x->i > y->i); /* ties: lower id first, deterministic */
 }
 
+static _Thread_local struct prob_index *pi_buf;
+static _Thread_local int pi_cap;
+
 LC_API int32_t lc_sample_token(const float *logits, int V, float temperature, float top_p,
                                uint64_t *rng_state)
 {
@@ -48,10 +51,17 @@ LC_API int32_t lc_sample_token(const float *logits, int V, float temperature, fl
     if (temperature <= 0.0f || V == 1) {
         return best;
     }
-    pi = malloc((size_t)V * sizeof(*pi));
-    if (pi == NULL) {
-        return best; /* no memory for sampling: fall back to the mode */
+    /* one buffer per thread, kept from call to call: no allocation per
+     * generated token */
+    if (V > pi_cap) {
+        struct prob_index *grown = realloc(pi_buf, (size_t)V * sizeof(*pi));
+        if (grown == NULL) {
+            return best; /* no memory for sampling: fall back to the mode */
+        }
+        pi_buf = grown;
+        pi_cap = V;
     }
+    pi = pi_buf;
     for (int i = 0; i < V; i++) {
         pi[i].p = expf((logits[i] - logits[best]) / temperature);
         pi[i].i = i;
@@ -83,6 +93,5 @@ LC_API int32_t lc_sample_token(const float *logits, int V, float temperature, fl
             break;
         }
     }
-    free(pi);
     return best;
 }

@@ -54,8 +54,15 @@ struct lc_st_file;
 
 /* Open one .safetensors file. */
 lc_status lc_st_open(struct lc_st_file **out, const char *path, struct lc_error *err);
+/* The same checks on len bytes in memory (name only names them in
+ * messages); buf must outlive the file object, whose views point into it
+ * (or into aligned copies when buf is misaligned). */
+lc_status lc_st_open_mem(struct lc_st_file **out, const char *name, const void *buf, size_t len,
+                         struct lc_error *err);
 void lc_st_close(struct lc_st_file *f);
 const char *lc_st_path(const struct lc_st_file *f);
+/* bytes of tensor data in the file (the file size less the header) */
+size_t lc_st_data_bytes(const struct lc_st_file *f);
 size_t lc_st_count(const struct lc_st_file *f);
 /* tensors in header order */
 const struct lc_tensor_view *lc_st_at(const struct lc_st_file *f, size_t i);
@@ -110,6 +117,9 @@ struct lc_gguf;
 /* GGUF v2 and v3; tensors of type F32, F16 and BF16 (others: the file
  * opens, but asking for such a tensor's data is LC_ERR_UNSUPPORTED). */
 lc_status lc_gguf_open(struct lc_gguf **out, const char *path, struct lc_error *err);
+/* The same on len bytes in memory, which must outlive the object. */
+lc_status lc_gguf_open_mem(struct lc_gguf **out, const char *name, const void *buf, size_t len,
+                           struct lc_error *err);
 void lc_gguf_close(struct lc_gguf *g);
 const char *lc_gguf_path(const struct lc_gguf *g);
 uint32_t lc_gguf_version(const struct lc_gguf *g);

@@ -82,9 +82,10 @@ static lc_status check_array(const struct lc_gguf *g, const char *key, uint64_t 
     return LC_OK;
 }
 
-lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc_error *err)
+lc_status lc_tok_load_gguf_file(struct lc_tokenizer *tok, const struct lc_gguf *g,
+                                struct lc_error *err)
 {
-    struct lc_gguf *g = NULL;
+    const char *path = lc_gguf_path(g);
     const char *model;
     size_t model_len;
     enum lc_gguf_type type;
@@ -93,10 +94,6 @@ lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc
     int flag;
     lc_status st;
 
-    st = lc_gguf_open(&g, path, err);
-    if (st != LC_OK) {
-        return st;
-    }
     if (!lc_gguf_get_string(g, KEY("model"), &model, &model_len)) {
         st = lc_err_set(err, LC_ERR_FORMAT, "%s: no embedded vocabulary (no %s string)", path,
                         KEY("model"));
@@ -203,6 +200,16 @@ lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc
         }
     }
 done:
+    return st;
+}
+
+lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc_error *err)
+{
+    struct lc_gguf *g = NULL;
+    lc_status st = lc_gguf_open(&g, path, err);
+    if (st == LC_OK) {
+        st = lc_tok_load_gguf_file(tok, g, err);
+    }
     lc_gguf_close(g);
     return st;
 }

@@ -29,6 +29,9 @@
 #include "core/util.h"
 
 #define MAX_ID ((1 << 24) - 1)
+/* tokenizer.json, encoder.json and vocab.bpe: the largest public ones are
+ * under 20 MB */
+#define HF_JSON_MAX ((size_t)1 << 30)
 #define META "\xE2\x96\x81"
 
 /* What the file's pipeline asks for, before it is checked as a whole. */
@@ -384,7 +387,8 @@ static lc_status read_merge(struct lc_tokenizer *tok, json_t *m, int32_t rank, c
     return st;
 }
 
-lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct lc_error *err)
+lc_status lc_tok_load_hf_json_buf(struct lc_tokenizer *tok, const char *path, const char *text,
+                                  size_t text_len, struct lc_error *err)
 {
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", NULL};
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", NULL};
@@ -400,7 +404,7 @@ lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct
     size_t i;
     lc_status st = LC_OK;
 
-    root = json_load_file(path, JSON_ALLOW_NUL, &jerr);
+    root = json_loadb(text, text_len, JSON_ALLOW_NUL, &jerr);
     if (root == NULL) {
         return lc_err_set(err, LC_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
                           jerr.column, jerr.text);
@@ -448,6 +452,15 @@ lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct
             goto done;
         }
         max_id = id > max_id ? id : max_id;
+    }
+    /* every id below the largest needs a token: more ids than entries
+     * is a hole, refused before the tables are allocated */
+    if ((size_t)max_id >= json_object_size(vocab) + json_array_size(added)) {
+        st = lc_err_set(err, LC_ERR_FORMAT,
+                        "%s: token id %ld, but model.vocab and added_tokens have only %zu "
+                        "entries: some id below it has no entry",
+                        path, (long)max_id, json_object_size(vocab) + json_array_size(added));
+        goto done;
     }
     st = lc_tok_init(tok, max_id + 1, err);
     if (st != LC_OK) {
@@ -657,15 +670,14 @@ static int llama3_reserved_index(int32_t i)
  * Llama 3's 128000 entries, its 256 special tokens (which those files
  * leave out) at ids 128000..128255 with BOS 128000 and EOS 128001, as
  * Llama 3's tokenizer.json has them. */
-lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
-                           const char *merges_path, struct lc_error *err)
+lc_status lc_tok_load_gpt2_buf(struct lc_tokenizer *tok, const char *encoder_path,
+                               const char *encoder, size_t encoder_len, const char *merges_path,
+                               const char *text, size_t text_len, struct lc_error *err)
 {
     json_t *root = NULL;
     json_t *v;
     json_error_t jerr;
     const char *key;
-    char *text = NULL;
-    size_t text_len = 0;
     int32_t max_id = -1;
     int32_t n;
     int llama3;
@@ -673,7 +685,7 @@ lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
     int32_t rank = 0;
     lc_status st = LC_OK;
 
-    root = json_load_file(encoder_path, JSON_ALLOW_NUL, &jerr);
+    root = json_loadb(encoder, encoder_len, JSON_ALLOW_NUL, &jerr);
     if (root == NULL) {
         return lc_err_set(err, LC_ERR_FORMAT, "%s: line %d column %d: %s", encoder_path,
                           jerr.line, jerr.column, jerr.text);
@@ -689,6 +701,11 @@ lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
             goto done;
         }
         max_id = id > max_id ? id : max_id;
+    }
+    if ((size_t)max_id >= json_object_size(root)) {
+        st = lc_err_set(err, LC_ERR_FORMAT, "%s: token id %ld, but only %zu entries", encoder_path,
+                        (long)max_id, json_object_size(root));
+        goto done;
     }
     llama3 = max_id + 1 == LLAMA3_BASE && json_object_size(root) == LLAMA3_BASE;
     n = max_id + 1 + (llama3 ? LLAMA3_SPECIALS : 0);
@@ -735,10 +752,6 @@ lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
 
     /* vocab.bpe: an optional "#version" line, then "left right" per line
      * in rank order */
-    st = lc_read_small_file(merges_path, (size_t)1 << 30, &text, &text_len, err);
-    if (st != LC_OK) {
-        goto done;
-    }
     for (size_t i = 0; i < text_len; i++) {
         n_lines += text[i] == '\n';
     }
@@ -791,7 +804,38 @@ lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
         lc_err_prefix(err, "%s", encoder_path);
     }
 done:
-    free(text);
     json_decref(root);
+    return st;
+}
+
+lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct lc_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    lc_status st = lc_read_small_file(path, HF_JSON_MAX, &text, &len, err);
+    if (st == LC_OK) {
+        st = lc_tok_load_hf_json_buf(tok, path, text, len, err);
+    }
+    free(text);
+    return st;
+}
+
+lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
+                           const char *merges_path, struct lc_error *err)
+{
+    char *enc = NULL;
+    char *merges = NULL;
+    size_t enc_len = 0;
+    size_t merges_len = 0;
+    lc_status st = lc_read_small_file(encoder_path, HF_JSON_MAX, &enc, &enc_len, err);
+    if (st == LC_OK) {
+        st = lc_read_small_file(merges_path, HF_JSON_MAX, &merges, &merges_len, err);
+    }
+    if (st == LC_OK) {
+        st = lc_tok_load_gpt2_buf(tok, encoder_path, enc, enc_len, merges_path, merges,
+                                  merges_len, err);
+    }
+    free(enc);
+    free(merges);
     return st;
 }

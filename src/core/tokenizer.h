@@ -188,6 +188,15 @@ lc_status lc_tok_load_hf_json(struct lc_tokenizer *tok, const char *path, struct
 lc_status lc_tok_load_gpt2(struct lc_tokenizer *tok, const char *encoder_path,
                            const char *merges_path, struct lc_error *err);
 lc_status lc_tok_load_gguf(struct lc_tokenizer *tok, const char *path, struct lc_error *err);
+/* the same from bytes in memory (paths only name them in messages) */
+lc_status lc_tok_load_hf_json_buf(struct lc_tokenizer *tok, const char *path, const char *text,
+                                  size_t len, struct lc_error *err);
+lc_status lc_tok_load_gpt2_buf(struct lc_tokenizer *tok, const char *encoder_path,
+                               const char *encoder, size_t encoder_len, const char *merges_path,
+                               const char *merges, size_t merges_len, struct lc_error *err);
+struct lc_gguf;
+lc_status lc_tok_load_gguf_file(struct lc_tokenizer *tok, const struct lc_gguf *g,
+                                struct lc_error *err);
 
 /* ---------------------------------------------------------------- encoding */
 

@@ -117,10 +117,23 @@ static void metrics_line(struct lc_trainer *tr, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(tr->metrics, fmt, ap);
     va_end(ap);
-    fflush(tr->metrics);
+    if ((fflush(tr->metrics) != 0 || ferror(tr->metrics)) && tr->metrics_errno == 0) {
+        tr->metrics_errno = errno != 0 ? errno : EIO; /* reported by metrics_check */
+    }
     if (fmt[strlen(fmt) - 1] == '\n') {
         tr->metrics_lines++;
     }
+}
+
+/* A metrics line that could not be written (a full disk) stops training:
+ * the metrics would silently lack lines. */
+static lc_status metrics_check(const struct lc_trainer *tr, struct lc_error *err)
+{
+    if (tr->metrics_errno != 0) {
+        return lc_err_set(err, LC_ERR_IO, "%s: cannot write the metrics: %s",
+                          tr->o->metrics_path, strerror(tr->metrics_errno));
+    }
+    return LC_OK;
 }
 
 /* Cuts the metrics file after its first `lines` lines: the lines a resumed
@@ -398,6 +411,67 @@ static int meta_int(const struct lc_st_file *f, const char *key, int64_t *out)
     return end != s && *end == '\0';
 }
 
+lc_status lc_train_state_check(const struct lc_trainer *tr, const struct lc_st_file *f,
+                               const char *path, struct lc_train_resume *pos,
+                               struct lc_error *err)
+{
+    const int64_t total = total_steps(tr);
+    const int64_t per_epoch = steps_per_epoch(tr);
+    int64_t bad = 0;
+
+    if (!meta_int(f, "step", &pos->step) || !meta_int(f, "epoch", &pos->epoch) ||
+        !meta_int(f, "microbatch", &pos->mb) || !meta_double(f, "lr", &pos->lr) ||
+        !meta_double(f, "plateau_best", &pos->plateau_best) ||
+        !meta_int(f, "plateau_bad", &bad) || !meta_double(f, "best_val", &pos->best_val) ||
+        !meta_int(f, "metrics_lines", &pos->metrics_lines)) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: training state metadata incomplete (step, epoch, microbatch, lr, "
+                          "plateau_best, plateau_bad, best_val and metrics_lines are needed)",
+                          path);
+    }
+    /* the position is used to index the data order: it must be one the
+     * loop reaches, and the epoch and micro-batch the ones of that step */
+    if (pos->step < 0 || pos->step > total) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: training state step %lld is outside 0..%lld",
+                          path, (long long)pos->step, (long long)total);
+    }
+    if (per_epoch < 1 || pos->epoch != pos->step / per_epoch ||
+        pos->mb != pos->step % per_epoch * tr->o->grad_accum) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: training state epoch %lld and microbatch %lld do not belong to "
+                          "step %lld (%lld steps of %d micro-batches per epoch)",
+                          path, (long long)pos->epoch, (long long)pos->mb, (long long)pos->step,
+                          (long long)per_epoch, tr->o->grad_accum);
+    }
+    if (!(pos->lr > 0) || !isfinite(pos->lr) || isnan(pos->plateau_best) ||
+        isnan(pos->best_val) || bad < 0 || bad > tr->o->plateau_patience ||
+        pos->metrics_lines < 0) {
+        return lc_err_set(err, LC_ERR_FORMAT,
+                          "%s: training state schedule out of range (lr %g, plateau_best %g, "
+                          "plateau_bad %lld, best_val %g, metrics_lines %lld)",
+                          path, pos->lr, pos->plateau_best, (long long)bad, pos->best_val,
+                          (long long)pos->metrics_lines);
+    }
+    pos->plateau_bad = (int)bad;
+    for (int g = 0; g < tr->n_groups; g++) {
+        const struct lc_param_group *pg = &tr->groups[g];
+        static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
+        for (int p = 0; p < 4; p++) {
+            char name[128];
+            const struct lc_tensor_view *t;
+            snprintf(name, sizeof(name), "%s.%s", pg->name, parts[p]);
+            t = lc_st_find(f, name);
+            if (t == NULL || t->dtype != LC_DTYPE_F32 || t->numel != (int64_t)pg->n) {
+                return lc_err_set(err, LC_ERR_FORMAT,
+                                  "%s: tensor %s missing or not F32 of %zu elements", path, name,
+                                  pg->n);
+            }
+            pos->tensors[g][p] = t;
+        }
+    }
+    return LC_OK;
+}
+
 /* Opens the training state in the output folder; *f stays NULL (and the
  * status LC_OK) when there is none.  *path is its file name (free it). */
 static lc_status open_state(const struct lc_trainer *tr, char **path, struct lc_st_file **f,
@@ -424,8 +498,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     const char *stage;
     const char *fp;
     char want[1024];
-    int64_t step, epoch, mb, bad, offset, pending = 0;
-    double lr, pbest, best;
+    struct lc_train_resume pos;
+    int64_t pending = 0;
     lc_status rc;
 
     *found = 0;
@@ -450,11 +524,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
                         path, fp != NULL ? fp : "none", want);
         goto done;
     }
-    if (!meta_int(f, "step", &step) || !meta_int(f, "epoch", &epoch) ||
-        !meta_int(f, "microbatch", &mb) || !meta_double(f, "lr", &lr) ||
-        !meta_double(f, "plateau_best", &pbest) || !meta_int(f, "plateau_bad", &bad) ||
-        !meta_double(f, "best_val", &best) || !meta_int(f, "metrics_lines", &offset)) {
-        rc = lc_err_set(err, LC_ERR_FORMAT, "%s: training state metadata incomplete", path);
+    rc = lc_train_state_check(tr, f, path, &pos, err);
+    if (rc != LC_OK) {
         goto done;
     }
     /* absent in states saved before stops inside an evaluation existed */
@@ -466,17 +537,8 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
     }
     for (int g = 0; g < tr->n_groups; g++) {
         struct lc_param_group *pg = &tr->groups[g];
-        static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
         for (int p = 0; p < 4; p++) {
-            char name[128];
-            const struct lc_tensor_view *t;
-            snprintf(name, sizeof(name), "%s.%s", pg->name, parts[p]);
-            t = lc_st_find(f, name);
-            if (t == NULL || t->dtype != LC_DTYPE_F32 || t->numel != (int64_t)pg->n) {
-                rc = lc_err_set(err, LC_ERR_FORMAT, "%s: tensor %s missing or of the wrong size",
-                                path, name);
-                goto done;
-            }
+            const struct lc_tensor_view *t = pos.tensors[g][p];
             if (p < 3) {
                 float *dst = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
                 be->ops->upload(be, dst, t->data, pg->n * sizeof(float));
@@ -485,17 +547,17 @@ static lc_status load_state(struct lc_trainer *tr, int *found, struct lc_error *
             }
         }
     }
-    tr->step = step;
-    tr->epoch = epoch;
-    tr->mb = mb;
-    tr->lr = lr;
-    tr->plateau_best = pbest;
-    tr->plateau_bad = (int)bad;
-    tr->best_val = best;
+    tr->step = pos.step;
+    tr->epoch = pos.epoch;
+    tr->mb = pos.mb;
+    tr->lr = pos.lr;
+    tr->plateau_best = pos.plateau_best;
+    tr->plateau_bad = pos.plateau_bad;
+    tr->best_val = pos.best_val;
     tr->eval_pending = (int)pending;
     if (tr->metrics != NULL) {
         /* drop metric lines written after the saved state */
-        rc = rewind_metrics(tr, offset, err);
+        rc = rewind_metrics(tr, pos.metrics_lines, err);
         if (rc != LC_OK) {
             goto done;
         }
@@ -594,7 +656,10 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         metrics_line(tr, "}\n");
     }
     tr->eval_pending = 0;
-    rc = save_state(tr, err);
+    rc = metrics_check(tr, err);
+    if (rc == LC_OK) {
+        rc = save_state(tr, err);
+    }
     if (rc == LC_OK && emit(tr, &ev) != 0) {
         rc = lc_err_set(err, LC_ERR_INTERRUPTED, "stopped at step %lld; the state is saved in %s",
                         (long long)tr->step, tr->o->out_dir);
@@ -728,6 +793,10 @@ lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err)
                          "\"lr\": %.9g, \"tokens_per_s\": %.1f}\n",
                      tr->hooks->name, (long long)tr->step, (long long)tr->epoch, loss, lr,
                      ev.tokens_per_s);
+        rc = metrics_check(tr, err);
+        if (rc != LC_OK) {
+            return rc;
+        }
         if (emit(tr, &ev) != 0) {
             tr->eval_pending = tr->step % o->eval_every == 0 || tr->step == total;
             rc = save_state(tr, err);
@@ -795,16 +864,17 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_t *targets = json_array();
     char *text = NULL;
     char *path = lc_path_join(o->out_dir, CONFIG_FILE);
+    char *base_path = lc_path_absolute(lc_model_files_path(tr->m->files));
     lc_status rc;
 
     if (root == NULL || base == NULL || attn == NULL || train == NULL || lora == NULL ||
-        targets == NULL || path == NULL) {
+        targets == NULL || path == NULL || base_path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
     json_object_set_new(root, "format", json_string("lolcats"));
     json_object_set_new(root, "format_version", json_integer(1));
-    json_object_set_new(base, "path", json_string(lc_model_files_path(tr->m->files)));
+    json_object_set_new(base, "path", json_string(base_path));
     json_object_set_new(base, "hidden_size", json_integer(c->hidden_size));
     json_object_set_new(base, "num_hidden_layers", json_integer(c->n_layers));
     json_object_set_new(base, "num_attention_heads", json_integer(c->n_heads));
@@ -893,6 +963,7 @@ done:
     json_decref(root);
     free(text);
     free(path);
+    free(base_path);
     return rc;
 }
 
@@ -955,7 +1026,7 @@ static lc_status check_out_dir(const char *dir, struct lc_error *err)
         return lc_err_set(err, LC_ERR_ARG, "no output folder given");
     }
     if (stat(dir, &st) != 0) {
-        if (mkdir(dir, 0777) != 0) {
+        if (lc_mkdir_parents(dir) != 0) {
             return lc_err_set(err, LC_ERR_IO, "%s: cannot create the output folder: %s", dir,
                               strerror(errno));
         }

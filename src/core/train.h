@@ -96,6 +96,7 @@ struct lc_trainer {
     int phase;              /* LC_PHASE_* */
     int64_t phase_done;     /* micro-batches finished */
     int64_t phase_total;
+    int metrics_errno;      /* the first error writing it (0: none) */
 };
 
 /* stage 1 */
@@ -112,6 +113,27 @@ extern const struct lc_stage_hooks lc_finetune_hooks;
 extern const struct lc_stage_hooks lc_lora_only_hooks;
 /* DIR/merged from the best adapters */
 lc_status lc_finetune_merge(struct lc_trainer *tr, struct lc_error *err);
+
+/* The position and schedule of a saved training state. */
+struct lc_train_resume {
+    int64_t step, epoch, mb, metrics_lines;
+    int plateau_bad;
+    double lr, plateau_best, best_val;
+    /* params, adam_m, adam_v and best of each parameter group */
+    const struct lc_tensor_view *tensors[LC_MAX_PARAM_GROUPS][4];
+};
+
+struct lc_st_file;
+struct lc_tensor_view;
+
+/* Reads and checks a training state (already known to be of this stage,
+ * options and data) against the trainer: a position the loop reaches
+ * (step within the run, epoch and micro-batch those of the step), a
+ * finite positive lr, and every tensor of the parameter groups as F32 of
+ * the group's size.  Bad values are LC_ERR_FORMAT naming path and field. */
+lc_status lc_train_state_check(const struct lc_trainer *tr, const struct lc_st_file *f,
+                               const char *path, struct lc_train_resume *pos,
+                               struct lc_error *err);
 
 /* the loop */
 lc_status lc_train_run_stage(struct lc_trainer *tr, struct lc_error *err);
