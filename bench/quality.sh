@@ -9,14 +9,16 @@
 #   bench/quality.sh [--data DIR] [--seeds "0 1 2"] [--threads N] [--keep DIR]
 #                    [-- lolcats-train options]
 #
-# DIR is the shared test data (default ../shared/data beside the source
-# tree).  One seed takes about 4 minutes of one core.  Run from the build
-# tree (or set LC_BUILDDIR to it).
+# DIR holds models/stories260K-hf and text/tinystories/tinystories_val.txt
+# (default: the copies bundled in the source tree's data/).  One seed takes
+# about 4 minutes of one core.  Run from the build tree (or set LC_BUILDDIR
+# to it).  With the defaults, seed 0 prints teacher 5.8517, transfer
+# 5.9493, linearized 5.2536, teacher + LoRA 5.2749, ratio 0.9960.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${LC_BUILDDIR:-$(pwd)}
 train="$build/src/cli/lolcats-train"
-data="$here/../shared/data"
+data="$here/data"
 seeds="0 1 2"
 threads=""
 keep=""
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --threads) threads="--threads $2"; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quality.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -42,6 +44,7 @@ else
     work=$(mktemp -d) || exit 4
     trap 'rm -rf "$work"' EXIT
 fi
+rm -f "$work/pairs"
 : "${OMP_WAIT_POLICY:=passive}"
 export OMP_WAIT_POLICY
 

@@ -10,7 +10,9 @@
 #    same files, and prints the ratio;
 #  - mixing it up with a linearized folder or contradicting options is
 #    refused;
-#  - --feature-map-lr sets the feature maps' own rate in stage 2;
+#  - stage 2 trains the feature maps at --feature-map-lr by default and
+#    keeps stage 1's for the summary and for running stage 2 again;
+#    --no-train-feature-maps keeps stage 1's fixed;
 #  - --lr-schedule cosine / constant with warm-up follow their formulas,
 #    and a resumed cosine run ends as an uninterrupted one.
 . "$(dirname "$0")/cli_common.sh"
@@ -108,20 +110,49 @@ for bad in "--stage lora-only --compare-lora" "--stage lora-only --no-transfer" 
     [ "$rc" = 2 ] || fail "$bad: exit $rc, not 2 ($(cat "$tmp/err"))"
 done
 
-# --- --feature-map-lr: the feature maps' own rate in stage 2; equal to
-# --lora-lr it changes nothing, another rate other feature maps
-run "$tmp/fm1" --train-feature-maps --no-summary || fail "--train-feature-maps failed"
-run "$tmp/fm2" --train-feature-maps --feature-map-lr 0.0001 --no-summary ||
-    fail "--feature-map-lr 0.0001 failed"
-run "$tmp/fm3" --train-feature-maps --feature-map-lr 0.003 --no-summary ||
-    fail "--feature-map-lr 0.003 failed"
+# --- stage 2 trains the feature maps by default, at --feature-map-lr 0.01,
+# keeping stage 1's aside for the summary's row of attention transfer alone;
+# another rate gives other feature maps; --no-train-feature-maps keeps
+# stage 1's fixed
+run "$tmp/fm1" >"$tmp/fm1.out" || fail "stage 2 with the default feature maps failed"
+run "$tmp/fm2" --train-feature-maps --feature-map-lr 0.01 --no-summary ||
+    fail "--feature-map-lr 0.01 failed"
+run "$tmp/fm3" --feature-map-lr 0.003 --no-summary || fail "--feature-map-lr 0.003 failed"
+run "$tmp/fm4" --no-train-feature-maps >"$tmp/fm4.out" || fail "--no-train-feature-maps failed"
 cmp -s "$tmp/fm1/feature_maps.safetensors" "$tmp/fm2/feature_maps.safetensors" &&
     cmp -s "$tmp/fm1/adapter_model.safetensors" "$tmp/fm2/adapter_model.safetensors" ||
-    fail "--feature-map-lr equal to --lora-lr changed the result"
+    fail "--train-feature-maps --feature-map-lr 0.01 is not the default"
 cmp -s "$tmp/fm1/feature_maps.safetensors" "$tmp/fm3/feature_maps.safetensors" &&
-    fail "--feature-map-lr 0.003 left the feature maps as with 0.0001"
+    fail "--feature-map-lr 0.003 left the feature maps as with 0.01"
 grep -q '"feature_map_lr": 0.0030' "$tmp/fm3/lolcats_config.json" ||
     fail "lolcats_config.json does not record --feature-map-lr"
+cmp -s "$tmp/fm1/transfer_feature_maps.safetensors" "$tmp/fm4/feature_maps.safetensors" ||
+    fail "transfer_feature_maps.safetensors is not stage 1's feature maps"
+cmp -s "$tmp/fm1/feature_maps.safetensors" "$tmp/fm4/feature_maps.safetensors" &&
+    fail "stage 2 left the feature maps as they were"
+[ -e "$tmp/fm4/transfer_feature_maps.safetensors" ] &&
+    fail "--no-train-feature-maps kept a second copy of the feature maps"
+grep -q '"train_feature_maps": false' "$tmp/fm4/lolcats_config.json" ||
+    fail "lolcats_config.json of --no-train-feature-maps says the maps were trained"
+# the summary's row of attention transfer alone: stage 1's maps either way
+t1=$(grep 'attention transfer only' "$tmp/fm1.out")
+t4=$(grep 'attention transfer only' "$tmp/fm4.out")
+[ -n "$t1" ] && [ "$t1" = "$t4" ] ||
+    fail "attention transfer alone: '$t1' with trained feature maps, '$t4' without"
+# stage 2 again in the same folder starts from stage 1's maps, not stage 2's
+cp -r "$tmp/fm1" "$tmp/fm5"
+run "$tmp/fm5" --stage finetune --no-summary || fail "stage 2 run again failed"
+cmp -s "$tmp/fm1/feature_maps.safetensors" "$tmp/fm5/feature_maps.safetensors" &&
+    cmp -s "$tmp/fm1/adapter_model.safetensors" "$tmp/fm5/adapter_model.safetensors" ||
+    fail "stage 2 run again did not start from stage 1's feature maps"
+# without training them it makes stage 1's the folder's maps again
+run "$tmp/fm5" --stage finetune --no-train-feature-maps --no-summary ||
+    fail "stage 2 run again with --no-train-feature-maps failed"
+cmp -s "$tmp/fm4/feature_maps.safetensors" "$tmp/fm5/feature_maps.safetensors" &&
+    cmp -s "$tmp/fm4/adapter_model.safetensors" "$tmp/fm5/adapter_model.safetensors" ||
+    fail "stage 2 run again with --no-train-feature-maps differs from a run without them"
+[ -e "$tmp/fm5/transfer_feature_maps.safetensors" ] &&
+    fail "stage 2 with --no-train-feature-maps left stage 1's maps beside the folder's"
 
 # --- schedules: the rate of every step (k = 1..8) against the formula
 check_lr() {

@@ -56,7 +56,8 @@ grep -q '^loading: 0.00 GiB of weights mapped from .*, used in place' "$tmp/err"
 "$train" --model "$model" --data "$text" --out "$tmp/s" --seq-len 128 --window 64 \
     --window-mode sliding --stage finetune --max-steps 0 --val-size 1 --no-summary \
     2>"$tmp/err" || fail "--stage finetune: $(cat "$tmp/err")"
-grep -q '^finetune  *AdamW lr 0.0001' "$tmp/err" && ! grep -q 'MSE\|lr 0.01' "$tmp/err" ||
+grep -q '^finetune  *AdamW lr 0.0001.*; feature maps trained too, lr 0.01$' "$tmp/err" &&
+    ! grep -q 'MSE\|^transfer' "$tmp/err" ||
     fail "--stage finetune prints: $(cat "$tmp/err")"
 
 # --- the summary measures the --val-size chunks, not the whole held-out split

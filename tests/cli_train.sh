@@ -129,8 +129,8 @@ all_exec() {
         --lora-dropout 0.1 --lora-lr 0.001 "$@"
 }
 all_run() { (all_exec "$@"); }
-outputs="feature_maps.safetensors adapter_model.safetensors adapter_config.json
-lolcats_config.json train_state.safetensors"
+outputs="feature_maps.safetensors transfer_feature_maps.safetensors adapter_model.safetensors
+adapter_config.json lolcats_config.json train_state.safetensors"
 same_outputs() { # DIR1 DIR2 WHAT
     for f in $outputs; do
         cmp -s "$1/$f" "$2/$f" || fail "$3: $f differs"
@@ -188,8 +188,10 @@ grep -q '"ppl"' "$tmp/merged.json" || fail "merged model: $(cat "$tmp/merged.jso
 cp -r "$tmp/t1" "$tmp/f1"
 all_run "$tmp/f1" --stage finetune --max-steps 2 || fail "--stage finetune after transfer"
 [ -f "$tmp/f1/adapter_model.safetensors" ] || fail "--stage finetune wrote no adapter"
-cmp -s "$tmp/t1/feature_maps.safetensors" "$tmp/f1/feature_maps.safetensors" ||
-    fail "--stage finetune changed the feature maps"
+cmp -s "$tmp/t1/feature_maps.safetensors" "$tmp/f1/transfer_feature_maps.safetensors" ||
+    fail "--stage finetune did not keep stage 1's feature maps"
+cmp -s "$tmp/t1/feature_maps.safetensors" "$tmp/f1/feature_maps.safetensors" &&
+    fail "--stage finetune left the feature maps as they were"
 all_run "$tmp/f2" --stage finetune 2>"$tmp/err"
 rc=$?
 [ "$rc" = 2 ] && grep -q 'stage transfer first' "$tmp/err" ||

@@ -584,8 +584,9 @@ struct lc_train_opts {
     double lora_alpha;      /* default 16 */
     double lora_dropout;    /* default 0 */
     unsigned lora_targets;  /* LC_LORA_* bits; default q, k, v, o */
-    int train_feature_maps; /* also train feature maps and window factors in stage 2 */
-    double feature_map_lr;  /* their learning rate in stage 2; 0 (default): lora_lr */
+    int train_feature_maps; /* also train feature maps and window factors in stage 2; default 1
+                             * (stage 1's are kept in out_dir/LC_TRANSFER_MAPS_FILE) */
+    double feature_map_lr;  /* their learning rate in stage 2; default 1e-2; 0: lora_lr */
     int recompute;          /* stage 2: recompute layer activations in the backward */
     int skip_transfer;      /* stage 2 without stage 1 (the paper's "no attention transfer" baseline):
                              * untrained feature maps, trained jointly with LoRA */
@@ -684,6 +685,16 @@ LC_API lc_status lc_train(struct lc_model *m, const struct lc_dataset *ds,
  * of softmax attention.
  */
 LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err);
+/** Where stage 2, when it trains the feature maps further, keeps those of stage 1. */
+#define LC_TRANSFER_MAPS_FILE "transfer_feature_maps.safetensors"
+/**
+ * Replace the feature maps and window factors of a model linearized by
+ * lc_model_load_lolcats with those of the file `path` (of the same shapes),
+ * e.g. stage 1's (LC_TRANSFER_MAPS_FILE in the folder), with the adapter off,
+ * to see attention transfer alone.  On failure the model is unchanged.
+ */
+LC_API lc_status lc_model_load_feature_maps(struct lc_model *m, const char *path,
+                                            struct lc_error *err);
 /** Back to the original softmax attention (teacher). */
 LC_API void lc_model_use_teacher(struct lc_model *m, int use_teacher);
 /** Whether lc_model_load_lolcats found a LoRA adapter. */

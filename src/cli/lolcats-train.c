@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -73,7 +74,9 @@ static void usage(FILE *out)
             "      --lora-lr-schedule S  stage 2: plateau (default), cosine or constant\n"
             "      --lora-warmup-steps N  stage 2: linear warm-up steps (default 0)\n"
             "      --train-feature-maps  also train the feature maps and window factors\n"
-            "      --feature-map-lr LR  their learning rate in stage 2 (default: --lora-lr)\n"
+            "                          (default; stage 1's kept beside them)\n"
+            "      --no-train-feature-maps  keep stage 1's feature maps fixed\n"
+            "      --feature-map-lr LR  their learning rate in stage 2 (default 0.01)\n"
             "      --no-transfer       skip attention transfer: untrained feature maps, trained\n"
             "                          jointly with LoRA (the paper's baseline)\n"
             "      --recompute         keep only each layer's input for the backward and\n"
@@ -129,6 +132,7 @@ enum {
     OPT_LORA_LR_SCHEDULE,
     OPT_LORA_WARMUP_STEPS,
     OPT_TRAIN_FEATURE_MAPS,
+    OPT_NO_TRAIN_FEATURE_MAPS,
     OPT_FEATURE_MAP_LR,
     OPT_NO_TRANSFER,
     OPT_RECOMPUTE,
@@ -221,6 +225,7 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"lora-lr-schedule", required_argument, NULL, OPT_LORA_LR_SCHEDULE},
         {"lora-warmup-steps", required_argument, NULL, OPT_LORA_WARMUP_STEPS},
         {"train-feature-maps", no_argument, NULL, OPT_TRAIN_FEATURE_MAPS},
+        {"no-train-feature-maps", no_argument, NULL, OPT_NO_TRAIN_FEATURE_MAPS},
         {"feature-map-lr", required_argument, NULL, OPT_FEATURE_MAP_LR},
         {"no-transfer", no_argument, NULL, OPT_NO_TRANSFER},
         {"recompute", no_argument, NULL, OPT_RECOMPUTE},
@@ -433,6 +438,9 @@ static int parse_args(int argc, char **argv, struct train_args *a)
             break;
         case OPT_TRAIN_FEATURE_MAPS:
             t->train_feature_maps = 1;
+            break;
+        case OPT_NO_TRAIN_FEATURE_MAPS:
+            t->train_feature_maps = 0;
             break;
         case OPT_FEATURE_MAP_LR:
             if (!cli_parse_double("--feature-map-lr", optarg, 1e-12, 10.0, &t->feature_map_lr)) {
@@ -728,7 +736,7 @@ static void print_config(const struct train_args *a, const struct lc_model *mode
     }
     if (finetune) {
         char fmaps[64] = "";
-        if (t->train_feature_maps) {
+        if ((t->train_feature_maps || t->skip_transfer) && t->stage != LC_STAGE_LORA_ONLY) {
             snprintf(fmaps, sizeof(fmaps), "; feature maps trained too, lr %g",
                      t->feature_map_lr > 0 ? t->feature_map_lr : t->lora_lr);
         }
@@ -785,6 +793,8 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     int transfer_only;
     int lora_only = a->t.stage == LC_STAGE_LORA_ONLY;
     char *yardstick_dir = NULL;
+    char *kept_maps;
+    int maps_trained;
     const struct lc_model_config *mc = lc_model_get_config(model);
     int ctx = a->t.seq_len > 0 ? a->t.seq_len
                                : (mc->max_position_embeddings > 0 &&
@@ -810,19 +820,33 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
         rc = lc_model_load_lolcats(model, a->t.out_dir, &err);
     }
     /* attention transfer alone: the feature maps of stage 1 without the
-     * adapter (not when stage 2 trained the maps too) */
+     * adapter, kept aside when stage 2 trained the maps further (none after
+     * --no-transfer) */
     with_lora = rc == LC_OK && lc_model_has_adapter(model) && !lora_only;
-    transfer_only = !lora_only && (!with_lora || !a->t.train_feature_maps);
-    if (rc == LC_OK && transfer_only) {
-        lc_model_use_adapter(model, 0);
-        rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized, transfer only", &student,
-                         &err);
-        lc_model_use_adapter(model, 1);
-    }
     if (rc == LC_OK && with_lora) {
         rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized with LoRA", &finetuned,
                          &err);
     }
+    maps_trained = with_lora && (a->t.train_feature_maps || a->t.skip_transfer);
+    kept_maps = malloc(strlen(a->t.out_dir) + sizeof("/" LC_TRANSFER_MAPS_FILE));
+    if (kept_maps == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_RESOURCES;
+    }
+    sprintf(kept_maps, "%s/%s", a->t.out_dir, LC_TRANSFER_MAPS_FILE);
+    transfer_only = !lora_only && (!maps_trained || access(kept_maps, F_OK) == 0);
+    if (rc == LC_OK && transfer_only) {
+        if (maps_trained) {
+            rc = lc_model_load_feature_maps(model, kept_maps, &err);
+        }
+        lc_model_use_adapter(model, 0);
+        if (rc == LC_OK) {
+            rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized, transfer only",
+                             &student, &err);
+        }
+        lc_model_use_adapter(model, 1);
+    }
+    free(kept_maps);
     /* the yardstick: the same LoRA on the original model */
     if (rc == LC_OK && a->t.compare_lora) {
         yardstick_dir = malloc(strlen(a->t.out_dir) + sizeof("/lora-only"));

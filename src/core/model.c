@@ -706,6 +706,37 @@ static int json_int_field(json_t *obj, const char *key, int *out)
     return 1;
 }
 
+/* A linear attention of configuration cfg for m with the feature maps and
+ * window factors of the file path, which must agree with the shapes first
+ * (the feature dimension sizes the allocation). */
+static lc_status read_feature_maps(struct lc_model *m, const struct lc_linattn_cfg *cfg,
+                                   const char *path, struct lc_linattn **out,
+                                   struct lc_error *err)
+{
+    const struct lc_model_config *c = &m->llama->cfg;
+    struct lc_st_file *f = NULL;
+    struct lc_linattn *lin = NULL;
+    lc_status rc = lc_st_open(&f, path, err);
+
+    if (rc == LC_OK) {
+        rc = lc_linattn_check_file(f, path, c->n_layers, c->n_heads, c->head_dim,
+                                   cfg->feature_dim, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_linattn_new(&lin, m->llama, cfg, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_linattn_load_file(lin, f, path, err);
+    }
+    lc_st_close(f);
+    if (rc != LC_OK) {
+        lc_linattn_free(lin);
+        lin = NULL;
+    }
+    *out = lin;
+    return rc;
+}
+
 LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err)
 {
     const struct lc_model_config *c = &m->llama->cfg;
@@ -719,7 +750,6 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     struct lc_linattn_cfg cfg;
     struct lc_linattn *lin = NULL;
     struct lc_lora *lora = NULL;
-    struct lc_st_file *fmaps = NULL;
     int v;
     lc_status rc;
 
@@ -777,19 +807,8 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     if (!softmax) {
         free(path);
         path = lc_path_join(dir, "feature_maps.safetensors");
-        rc = path != NULL ? lc_st_open(&fmaps, path, err)
+        rc = path != NULL ? read_feature_maps(m, &cfg, path, &lin, err)
                           : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-        /* the feature dimension sizes the allocation: the file must agree first */
-        if (rc == LC_OK) {
-            rc = lc_linattn_check_file(fmaps, path, c->n_layers, c->n_heads, c->head_dim,
-                                       cfg.feature_dim, err);
-        }
-        if (rc == LC_OK) {
-            rc = lc_linattn_new(&lin, m->llama, &cfg, err);
-        }
-        if (rc == LC_OK) {
-            rc = lc_linattn_load_file(lin, fmaps, path, err);
-        }
         if (rc != LC_OK) {
             goto done;
         }
@@ -816,10 +835,28 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     lora = NULL;
 
 done:
-    lc_st_close(fmaps);
     lc_linattn_free(lin);
     lc_lora_free(lora);
     json_decref(root);
     free(path);
+    return rc;
+}
+
+LC_API lc_status lc_model_load_feature_maps(struct lc_model *m, const char *path,
+                                            struct lc_error *err)
+{
+    struct lc_linattn *lin = NULL;
+    lc_status rc;
+
+    if (m->lin == NULL) {
+        return lc_err_set(err, LC_ERR_ARG,
+                          "%s: the model has no linear attention whose feature maps these would "
+                          "replace (load a linearized folder first)",
+                          path);
+    }
+    rc = read_feature_maps(m, &m->lin->cfg, path, &lin, err);
+    if (rc == LC_OK) {
+        lc_model_attach_linattn(m, lin);
+    }
     return rc;
 }

@@ -64,7 +64,11 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
     o->lora_lr_schedule = LC_LR_PLATEAU;
     o->warmup_steps = 0;
     o->lora_warmup_steps = 0;
-    o->feature_map_lr = 0.0; /* lora_lr */
+    /* stage 2 trains the feature maps too, at stage 1's rate: on stories260K
+     * the linearized model then ends below the original with the same LoRA
+     * (lolcats-train(1), DEFAULTS) */
+    o->train_feature_maps = 1;
+    o->feature_map_lr = 1e-2;
 }
 
 /* ------------------------------------------------------------ events */
@@ -918,6 +922,11 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
                                                                     : o->lora_lr));
             }
             json_object_set_new(lora, "attention_transfer", json_boolean(!o->skip_transfer));
+            if (o->train_feature_maps && !o->skip_transfer) {
+                /* stage 1's feature maps, kept for comparison */
+                json_object_set_new(lora, "transfer_feature_maps_file",
+                                    json_string(LC_TRANSFER_MAPS_FILE));
+            }
         }
         json_object_set_new(lora, "adapter_file", json_string("adapter_model.safetensors"));
         json_object_set_new(lora, "adapter_config_file", json_string("adapter_config.json"));
@@ -973,8 +982,9 @@ done:
  * (NAME.tmp.XXXXXX of the files this program writes). */
 static void remove_stale_temporaries(const char *dir)
 {
-    static const char *const ours[] = {"feature_maps.safetensors", "adapter_model.safetensors",
-                                       "adapter_config.json", CONFIG_FILE, STATE_FILE};
+    static const char *const ours[] = {"feature_maps.safetensors", LC_TRANSFER_MAPS_FILE,
+                                       "adapter_model.safetensors", "adapter_config.json",
+                                       CONFIG_FILE, STATE_FILE};
     DIR *d = opendir(dir);
     struct dirent *e;
 
@@ -1011,6 +1021,7 @@ void lc_remove_stale_adapter(struct lc_trainer *tr)
     if (!tr->adapter_cleared) {
         remove_output(tr->o->out_dir, "adapter_model.safetensors");
         remove_output(tr->o->out_dir, "adapter_config.json");
+        remove_output(tr->o->out_dir, LC_TRANSFER_MAPS_FILE);
         tr->adapter_cleared = 1;
     }
 }
@@ -1057,10 +1068,14 @@ static int linear_part_used(const struct lc_train_opts *o, int T)
     return T > (o->window_mode == LC_WINDOW_SLIDING ? o->window : 2 * o->window);
 }
 
+/* Whether the run exists to train the feature maps: stage 1, or the
+ * baseline without it.  Stage 2's training them further (the default) is
+ * not: without keys for the linear attention they get no gradient and stay
+ * as they are, while the adapters still learn. */
 static int trains_feature_maps(const struct lc_train_opts *o)
 {
     return ((o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer) ||
-           ((o->stage & LC_STAGE_FINETUNE) && (o->train_feature_maps || o->skip_transfer));
+           ((o->stage & LC_STAGE_FINETUNE) && o->skip_transfer);
 }
 
 /* the method's 1024, unless the model was trained on less */
@@ -1190,12 +1205,17 @@ static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
 }
 
 /* Stage 2 without stage 1 in this run: the feature maps of an earlier
- * transfer run in the output folder. */
+ * transfer run in the output folder (kept aside when a stage 2 trained them
+ * further). */
 static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *err)
 {
-    char *path = lc_path_join(tr->o->out_dir, "feature_maps.safetensors");
+    char *path = lc_path_join(tr->o->out_dir, LC_TRANSFER_MAPS_FILE);
     lc_status rc;
 
+    if (path != NULL && access(path, F_OK) != 0) {
+        free(path);
+        path = lc_path_join(tr->o->out_dir, "feature_maps.safetensors");
+    }
     if (path == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
@@ -1209,6 +1229,42 @@ static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *er
         rc = lc_linattn_load(tr->lin, path, err);
     }
     free(path);
+    return rc;
+}
+
+/* Before stage 2, whose maps go to feature_maps.safetensors: when it trains
+ * them, stage 1's (in tr->lin now) are kept in LC_TRANSFER_MAPS_FILE, once
+ * (a resumed stage 2 finds them there); when it does not, kept ones become
+ * the model's maps again; after no transfer there are none to keep. */
+static lc_status keep_transfer_result(struct lc_trainer *tr, struct lc_error *err)
+{
+    const struct lc_train_opts *o = tr->o;
+    char *kept = lc_path_join(o->out_dir, LC_TRANSFER_MAPS_FILE);
+    char *maps = lc_path_join(o->out_dir, "feature_maps.safetensors");
+    float *host = NULL;
+    lc_status rc = LC_OK;
+
+    if (kept == NULL || maps == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    } else if (o->skip_transfer) {
+        unlink(kept);
+    } else if (o->train_feature_maps ? access(kept, F_OK) != 0 : access(kept, F_OK) == 0) {
+        host = malloc(tr->lin->n_params * sizeof(float));
+        if (host == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        } else {
+            rc = lc_linattn_download(tr->lin, host);
+        }
+        if (rc == LC_OK) {
+            rc = lc_linattn_save(tr->lin, host, o->train_feature_maps ? kept : maps, err);
+        }
+        if (rc == LC_OK && !o->train_feature_maps) {
+            unlink(kept);
+        }
+    }
+    free(host);
+    free(kept);
+    free(maps);
     return rc;
 }
 
@@ -1421,6 +1477,9 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
             lc_llama_fwd_free(tr.m, &model->fwd);
         }
         tr.hooks = &lc_finetune_hooks;
+        if (rc == LC_OK) {
+            rc = keep_transfer_result(&tr, err);
+        }
         if (rc == LC_OK) {
             rc = lc_finetune_setup(&tr, err);
         }
