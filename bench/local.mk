@@ -43,3 +43,7 @@ EXTRA_DIST += bench/gpu-check.sh bench/gpu-prepare.sh
 
 # scripts: stage-1 throughput on 1 and 2 ranks; the 70B-shaped run
 EXTRA_DIST += bench/dist_scale.sh bench/dist_70b.sh
+
+# held-out perplexity of the linearized model against the same LoRA on the
+# original model (lolcats-train --compare-lora), mean and spread over seeds
+EXTRA_DIST += bench/quality.sh

@@ -62,3 +62,8 @@ tinystoriesdir = $(pkgdatadir)/text/tinystories
 dist_tinystories_DATA = data/text/tinystories/tinystories_val.txt
 dist_pkgdata_DATA = data/LICENSE.stories260K data/LICENSE.CDLA-Sharing-1.0
 EXTRA_DIST += data/README.md
+
+# the lora-only stage (LoRA on the original model) against PyTorch + PEFT
+# trained from the same start on the same batches, with its recorded output
+# (data/gen/peft_lora_only.py)
+EXTRA_DIST += data/gen/peft_lora_only.py data/ref/peft_lora_only.txt

@@ -56,7 +56,8 @@ grep -q '^loading: 0.00 GiB of weights mapped from .*, used in place' "$tmp/err"
 "$train" --model "$model" --data "$text" --out "$tmp/s" --seq-len 128 --window 64 \
     --window-mode sliding --stage finetune --max-steps 0 --val-size 1 --no-summary \
     2>"$tmp/err" || fail "--stage finetune: $(cat "$tmp/err")"
-grep -q '^finetune  *AdamW lr 0.0001' "$tmp/err" && ! grep -q 'MSE\|lr 0.01' "$tmp/err" ||
+grep -q '^finetune  *AdamW lr 0.0001.*; feature maps trained too, lr 0.01$' "$tmp/err" &&
+    ! grep -q 'MSE\|^transfer' "$tmp/err" ||
     fail "--stage finetune prints: $(cat "$tmp/err")"
 
 # --- the summary measures the --val-size chunks, not the whole held-out split
@@ -94,7 +95,6 @@ run_exec() {
         --grad-accum 2 --max-steps 8 --eval-every 4 --val-size 300 --no-summary \
         --stage transfer --threads 1 "$@"
 }
-lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 # waits until the file $1 holds the text $2, or the run $pid has ended
 wait_for_text() {
     while ! grep -q -- "$2" "$1" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
@@ -123,9 +123,7 @@ interrupt() {
 (run_exec "$tmp/u" --metrics "$tmp/u.jsonl" --quiet) || fail "uninterrupted run"
 (run_exec "$tmp/i" --metrics "$tmp/i.jsonl" 2>"$tmp/ierr") &
 pid=$!
-while [ "$(lines_of "$tmp/i.jsonl")" -lt 5 ] && kill -0 "$pid" 2>/dev/null; do
-    sleep 0.002
-done
+wait_for_lines "$tmp/i.jsonl" 5
 sleep 0.1 # well inside the evaluation
 interrupt "$tmp/ierr" 'interrupted: waiting for the layer being computed in the evaluation' \
     "lolcats-train in an evaluation"

@@ -40,13 +40,6 @@ evals=$(grep -c '"val_loss"' "$tmp/t2.jsonl")
 # comes as soon as the metrics file has k lines (line 1 and every 5th line
 # are evaluations, each followed at once by a state save), so it lands at
 # chosen places whatever the machine's speed.
-lines_of() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
-# waits until the metrics file $1 has $2 lines, or the run $pid has ended
-wait_for_lines() {
-    while [ "$(lines_of "$1")" -lt "$2" ] && kill -0 "$pid" 2>/dev/null; do
-        sleep 0.002
-    done
-}
 for k in 0 1 3 6 11 17 24 30; do
     d="$tmp/k$k"
     (run_exec "$d" --metrics "$d.jsonl") &
@@ -153,8 +146,8 @@ all_exec() {
         --lora-dropout 0.1 --lora-lr 0.001 "$@"
 }
 all_run() { (all_exec "$@"); }
-outputs="feature_maps.safetensors adapter_model.safetensors adapter_config.json
-lolcats_config.json train_state.safetensors"
+outputs="feature_maps.safetensors transfer_feature_maps.safetensors adapter_model.safetensors
+adapter_config.json lolcats_config.json train_state.safetensors"
 same_outputs() { # DIR1 DIR2 WHAT
     for f in $outputs; do
         cmp -s "$1/$f" "$2/$f" || fail "$3: $f differs"
@@ -212,8 +205,10 @@ grep -q '"ppl"' "$tmp/merged.json" || fail "merged model: $(cat "$tmp/merged.jso
 cp -r "$tmp/t1" "$tmp/f1"
 all_run "$tmp/f1" --stage finetune --max-steps 2 || fail "--stage finetune after transfer"
 [ -f "$tmp/f1/adapter_model.safetensors" ] || fail "--stage finetune wrote no adapter"
-cmp -s "$tmp/t1/feature_maps.safetensors" "$tmp/f1/feature_maps.safetensors" ||
-    fail "--stage finetune changed the feature maps"
+cmp -s "$tmp/t1/feature_maps.safetensors" "$tmp/f1/transfer_feature_maps.safetensors" ||
+    fail "--stage finetune did not keep stage 1's feature maps"
+cmp -s "$tmp/t1/feature_maps.safetensors" "$tmp/f1/feature_maps.safetensors" &&
+    fail "--stage finetune left the feature maps as they were"
 all_run "$tmp/f2" --stage finetune 2>"$tmp/err"
 rc=$?
 [ "$rc" = 2 ] && grep -q 'stage transfer first' "$tmp/err" ||

@@ -199,7 +199,8 @@ endif
 
 LC_CLI_TESTS = tests/cli_manpages.sh tests/cli_train.sh tests/cli_blas.sh tests/cli_generate.sh \
 	tests/cli_eval.sh tests/cli_reference.sh tests/cli_feedback.sh tests/cli_faults.sh \
-	tests/cli_oom.sh tests/cli_dist.sh tests/cli_plan.sh tests/cli_netns.sh
+	tests/cli_oom.sh tests/cli_dist.sh tests/cli_plan.sh tests/cli_netns.sh \
+	tests/cli_compare.sh
 TESTS += $(check_PROGRAMS) $(LC_CLI_TESTS)
 EXTRA_DIST += $(LC_CLI_TESTS) tests/cli_common.sh tests/cli_dist_common.sh tests/valgrind.sh \
 	tests/valgrind.supp \

@@ -7,6 +7,10 @@
  *    its central differences are compared with the analytic gradients of
  *    every LoRA A and B, the feature maps and theta on the ref and cpu
  *    backends, in both window modes, with and without LoRA dropout;
+ *  - the same for the lora-only stage (LoRA on the original model): its
+ *    attention in hybrid form (lc_ft_softmax_attention, with random window
+ *    factors and feature maps that must not matter) against a loss in
+ *    double with the true softmax attention;
  *  - --recompute gives bit-identical gradients, and so do two pipeline
  *    stages (a layer each) handing on the residual stream and its gradient;
  *  - golden loss and gradients of stories260K from an independent PyTorch
@@ -39,6 +43,8 @@ enum { TL = 2, TC = 16, TH = 4, TKV = 2, TD = 4, TFF = 24, TV = 37, TT = 9, TB =
        TF = 3, TR = 2 };
 #define TEPS 1e-5f
 #define TALPHA 3.0
+/* a third "mode" of the tests: the lora-only stage's softmax attention */
+#define MODE_SOFTMAX 2
 
 /* ------------------------------------------------------------ tiny model */
 
@@ -152,6 +158,7 @@ struct setup {
     float *lora_host;
     int32_t ids[TB * TT];
     int32_t targets[TB * TT];
+    int train_fmaps;
 };
 
 static void open_setup(struct setup *s, const struct lc_backend_ops *ops, int mode,
@@ -166,7 +173,8 @@ static void open_setup(struct setup *s, const struct lc_backend_ops *ops, int mo
     memset(s, 0, sizeof(*s));
     s->be = lc_test_backend(ops);
     if (lc_llama_load(&s->m, tiny_model(), s->be, &err) != LC_OK ||
-        lc_linattn_new(&s->lin, s->m, &lcfg, &err) != LC_OK ||
+        (mode == MODE_SOFTMAX ? lc_ft_softmax_attention(&s->lin, s->m, TT, &err)
+                              : lc_linattn_new(&s->lin, s->m, &lcfg, &err)) != LC_OK ||
         lc_lora_new(&s->lora, s->m, &rcfg, 7, &err) != LC_OK) {
         fail_msg("%s", err.msg);
     }
@@ -177,6 +185,7 @@ static void open_setup(struct setup *s, const struct lc_backend_ops *ops, int mo
         lc_test_fill_uniform(lc_linattn_theta(s->lin, s->lin_host, l), TH, 32 + (uint64_t)l,
                              -1.5f, 1.5f);
     }
+    s->train_fmaps = mode != MODE_SOFTMAX; /* as the stages do */
     lc_linattn_upload(s->lin, s->lin_host);
     s->lora_host = rand_matrix(s->lora->n_params, 33, 0.3f);
     s->be->ops->upload(s->be, s->lora->params, s->lora_host, s->lora->n_params * sizeof(float));
@@ -209,7 +218,8 @@ static double run_grads(struct setup *s, int recompute, uint64_t drop_seed, floa
     double sum = 0.0;
     int64_t count = 0;
 
-    if (lc_ft_new(&ft, s->m, s->lin, s->lora, TB * TT, recompute, 1, &err) != LC_OK) {
+    if (lc_ft_new(&ft, s->m, s->lin, s->lora, TB * TT, recompute, s->train_fmaps, &err) !=
+        LC_OK) {
         fail_msg("%s", err.msg);
     }
     lc_ft_zero_grads(ft);
@@ -220,7 +230,9 @@ static double run_grads(struct setup *s, int recompute, uint64_t drop_seed, floa
     }
     s->lora->train = 0;
     s->be->ops->download(s->be, lora_g, ft->lora_grads, s->lora->n_params * sizeof(float));
-    s->be->ops->download(s->be, lin_g, ft->lin_grads, s->lin->n_params * sizeof(float));
+    if (s->train_fmaps) {
+        s->be->ops->download(s->be, lin_g, ft->lin_grads, s->lin->n_params * sizeof(float));
+    }
     lc_ft_free(ft);
     assert_true(count > 0);
     return sum / (double)count;
@@ -284,9 +296,6 @@ static double loss_f64(const struct f64_model *f)
     }
     lc_ref_embedding_fwd_f64(NULL, x, s->ids, tw.embed, LC_DTYPE_F32, N, TC);
     for (int l = 0; l < TL; l++) {
-        const double *wq = f->lin + (size_t)l * lin->layer_size;
-        const double *wk = wq + (size_t)TH * TD * TF;
-        const double *theta = wk + (size_t)TH * TD * TF;
         lc_ref_rmsnorm_fwd_f64(NULL, xn, NULL, x, f->norms[2 * l], N, TC, TEPS);
         lc_ref_linear_fwd_f64(NULL, q, xn, tw.wq[l], LC_DTYPE_F32, N, TC, HD, 0.0);
         lc_ref_linear_fwd_f64(NULL, k, xn, tw.wk[l], LC_DTYPE_F32, N, TC, KD, 0.0);
@@ -296,9 +305,12 @@ static double loss_f64(const struct f64_model *f)
         lora_f64(f, l, LC_LORA_TV, xn, v, N);
         lc_ref_rope_fwd_f64(NULL, q, pos, s->m->rope_cos, s->m->rope_sin, N, TH, TD);
         lc_ref_rope_fwd_f64(NULL, k, pos, s->m->rope_cos, s->m->rope_sin, N, TKV, TD);
-        if (l == f->softmax_layer) {
+        if (f->mode == MODE_SOFTMAX || l == f->softmax_layer) {
             lc_ref_attn_fwd_f64(NULL, att, q, k, v, TB, TT, TT, TH, TKV, TD, 0);
         } else {
+            const double *wq = f->lin + (size_t)l * lin->layer_size;
+            const double *wk = wq + (size_t)TH * TD * TF;
+            const double *theta = wk + (size_t)TH * TD * TF;
             lc_ref_fmap_fwd_f64(fq, q, wq, N, TH, TH, TD, TF, 1e-12);
             lc_ref_fmap_fwd_f64(fk, k, wk, N, TH, TKV, TD, TF, 1e-12);
             lc_ref_hybrid_fwd_f64(att, NULL, NULL, q, k, v, fq, fk, theta, &shp);
@@ -433,7 +445,10 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout,
     /* the float forward is the same function */
     ref_loss = loss_f64(&f);
     fprintf(stderr, "%s %s dropout %g: loss %.9g (float) vs %.9g (double)\n", ops->name,
-            mode == LC_WINDOW_SLIDING ? "sliding" : "terraced", dropout, loss, ref_loss);
+            mode == MODE_SOFTMAX       ? "softmax"
+            : mode == LC_WINDOW_SLIDING ? "sliding"
+                                        : "terraced",
+            dropout, loss, ref_loss);
     assert_true(fabs(loss - ref_loss) < 1e-5 * fabs(ref_loss));
 
     for (int l = 0; l < TL; l++) {
@@ -452,7 +467,7 @@ static void fd_case(const struct lc_backend_ops *ops, int mode, double dropout,
             for (size_t i = 0; i < s.lin->layer_size; i++) {
                 bad += lin_g[(size_t)l * s.lin->layer_size + i] != 0.0f;
             }
-        } else {
+        } else if (mode != MODE_SOFTMAX) {
             size_t w0 = (size_t)l * s.lin->layer_size;
             size_t w1 = w0 + (size_t)TH * TD * TF;
             size_t w2 = w1 + (size_t)TH * TD * TF;
@@ -500,6 +515,15 @@ static void test_fd_cpu_sliding(void **state)
 {
     (void)state;
     fd_case(&lc_cpu_ops, LC_WINDOW_SLIDING, 0.0, -1);
+}
+
+/* the lora-only stage: LoRA on the original model */
+static void test_fd_softmax(void **state)
+{
+    (void)state;
+    fd_case(&lc_ref_ops, MODE_SOFTMAX, 0.0, -1);
+    fd_case(&lc_cpu_ops, MODE_SOFTMAX, 0.0, -1);
+    fd_case(&lc_cpu_ops, MODE_SOFTMAX, 0.25, -1);
 }
 
 /* dropout masks are fixed by the seed, so the loss is a smooth function of
@@ -1132,6 +1156,7 @@ int main(void)
         cmocka_unit_test(test_fd_ref_sliding),
         cmocka_unit_test(test_fd_cpu_terraced),
         cmocka_unit_test(test_fd_cpu_sliding),
+        cmocka_unit_test(test_fd_softmax),
         cmocka_unit_test(test_fd_dropout),
         cmocka_unit_test(test_fd_softmax_layer),
         cmocka_unit_test(test_recompute),

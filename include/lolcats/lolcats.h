@@ -564,7 +564,16 @@ enum lc_window_mode {
 enum lc_train_stage {
     LC_STAGE_TRANSFER = 1, /* train feature maps and window factors to mimic softmax attention */
     LC_STAGE_FINETUNE = 2, /* train LoRA adapters with next-token cross-entropy */
-    LC_STAGE_ALL = 3       /* both, stage 2 starting from stage 1's best weights */
+    LC_STAGE_ALL = 3,      /* both, stage 2 starting from stage 1's best weights */
+    LC_STAGE_LORA_ONLY = 4 /* the yardstick of stage 2: the same LoRA training on the original
+                            * model, softmax attention kept */
+};
+
+/* Learning-rate schedules of a stage (each after the optional warm-up) */
+enum lc_lr_schedule {
+    LC_LR_PLATEAU = 0,  /* ReduceLROnPlateau on the validation loss (the reference recipe) */
+    LC_LR_COSINE = 1,   /* cosine decay from the stage's rate to min_lr over its steps */
+    LC_LR_CONSTANT = 2  /* the stage's rate throughout */
 };
 
 /* LoRA target bits */
@@ -602,12 +611,16 @@ struct lc_train_opts {
     double lora_alpha;      /* default 16 */
     double lora_dropout;    /* default 0 */
     unsigned lora_targets;  /* LC_LORA_* bits; default q, k, v, o */
-    int train_feature_maps; /* also train feature maps and window factors in stage 2 */
+    int train_feature_maps; /* also train feature maps and window factors in stage 2; default 1
+                             * (stage 1's are kept in out_dir/LC_TRANSFER_MAPS_FILE) */
+    double feature_map_lr;  /* their learning rate in stage 2; default 1e-2; 0: lora_lr */
     int recompute;          /* stage 2: recompute layer activations in the backward */
     int skip_transfer;      /* stage 2 without stage 1 (the paper's "no attention transfer" baseline):
                              * untrained feature maps, trained jointly with LoRA */
     int merge;              /* stage 2: also write out_dir/merged, a plain Hugging Face model with
                              * the adapters folded into the weights */
+    int compare_lora;       /* after the other stages, also the lora-only stage (the same LoRA on
+                             * the original model) into out_dir/lora-only */
     /* optimizer and schedule */
     double weight_decay;    /* default 0 */
     double plateau_factor;  /* ReduceLROnPlateau factor; default 0.1 */
@@ -626,6 +639,10 @@ struct lc_train_opts {
     int64_t cache_shard_chunks; /* chunks per cache file; 0 (default): about 64 MiB each */
     int64_t max_memory;     /* bytes a rank may use; 0 (default): what its host has free.
                              * Training refuses to start when the memory plan exceeds it */
+    int lr_schedule;        /* enum lc_lr_schedule of stage 1; default plateau */
+    int lora_lr_schedule;   /* enum lc_lr_schedule of stage 2 (and lora-only); default plateau */
+    int64_t warmup_steps;   /* linear warm-up from lr/warmup_steps, stage 1; default 0 */
+    int64_t lora_warmup_steps; /* the same for stage 2 (and lora-only); default 0 */
 };
 
 /** Defaults as the LoLCATs reference recipe (method doc sections 4-5). */
@@ -734,6 +751,16 @@ LC_API int64_t lc_memory_peak(void);
  * of softmax attention.
  */
 LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err);
+/** Where stage 2, when it trains the feature maps further, keeps those of stage 1. */
+#define LC_TRANSFER_MAPS_FILE "transfer_feature_maps.safetensors"
+/**
+ * Replace the feature maps and window factors of a model linearized by
+ * lc_model_load_lolcats with those of the file `path` (of the same shapes),
+ * e.g. stage 1's (LC_TRANSFER_MAPS_FILE in the folder), with the adapter off,
+ * to see attention transfer alone.  On failure the model is unchanged.
+ */
+LC_API lc_status lc_model_load_feature_maps(struct lc_model *m, const char *path,
+                                            struct lc_error *err);
 /** Back to the original softmax attention (teacher). */
 LC_API void lc_model_use_teacher(struct lc_model *m, int use_teacher);
 /** Whether lc_model_load_lolcats found a LoRA adapter. */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -36,7 +37,8 @@ static void usage(FILE *out)
             "  -d, --data FILE         training text: plain text, JSON lines of {\"text\"}, or\n"
             "                          Alpaca records (JSON array or lines); gzip allowed\n"
             "  -o, --out DIR           output folder (created if missing)\n"
-            "      --stage STAGE       transfer, finetune or all (default all: both)\n"
+            "      --stage STAGE       transfer, finetune or all (default all: both); or\n"
+            "                          lora-only: the same LoRA on the original model\n"
             "      --format FMT        auto, text, jsonl or alpaca (default auto)\n"
             "      --val-fraction F    held-out fraction of a text file (default 0.1)\n"
             "      --val-records N     held-out records of a record file (default 200)\n"
@@ -58,6 +60,8 @@ static void usage(FILE *out)
             "      --plateau-factor F  learning-rate factor on a plateau (default 0.1)\n"
             "      --plateau-patience N  evaluations without improvement first (default 10)\n"
             "      --min-lr LR         lower bound of the learning rate (default 1e-05)\n"
+            "      --lr-schedule S     stage 1: plateau (default), cosine or constant\n"
+            "      --warmup-steps N    stage 1: linear warm-up steps (default 0)\n"
             "      --seed S            data order seed (default 0)\n"
             "\n"
             "Linear attention:\n"
@@ -80,13 +84,20 @@ static void usage(FILE *out)
             "      --lora-dropout P    dropout on the adapters' input (default 0)\n"
             "      --lora-targets LIST projections to adapt, any of q,k,v,o (default q,k,v,o)\n"
             "      --lora-lr LR        AdamW learning rate of stage 2 (default 0.0001)\n"
+            "      --lora-lr-schedule S  stage 2: plateau (default), cosine or constant\n"
+            "      --lora-warmup-steps N  stage 2: linear warm-up steps (default 0)\n"
             "      --train-feature-maps  also train the feature maps and window factors\n"
+            "                          (default; stage 1's kept beside them)\n"
+            "      --no-train-feature-maps  keep stage 1's feature maps fixed\n"
+            "      --feature-map-lr LR  their learning rate in stage 2 (default 0.01)\n"
             "      --no-transfer       skip attention transfer: untrained feature maps, trained\n"
             "                          jointly with LoRA (the paper's baseline)\n"
             "      --recompute         keep only each layer's input for the backward and\n"
             "                          recompute the rest (less memory, more time)\n"
             "      --merge             also write DIR/merged: the model with the adapters\n"
             "                          folded into its weights (Hugging Face folder)\n"
+            "      --compare-lora      also train the same LoRA on the original model into\n"
+            "                          DIR/lora-only and compare it in the summary\n"
             "\n"
             "Ranks (under mpirun; see DISTRIBUTED in lolcats-train(1)):\n"
             "      --pipeline-stages N  pipeline stages, each a block of layers (default:\n"
@@ -131,6 +142,8 @@ enum {
     OPT_PLATEAU_FACTOR,
     OPT_PLATEAU_PATIENCE,
     OPT_MIN_LR,
+    OPT_LR_SCHEDULE,
+    OPT_WARMUP_STEPS,
     OPT_SEED,
     OPT_FEATURE_DIM,
     OPT_WINDOW,
@@ -146,7 +159,11 @@ enum {
     OPT_LORA_DROPOUT,
     OPT_LORA_TARGETS,
     OPT_LORA_LR,
+    OPT_LORA_LR_SCHEDULE,
+    OPT_LORA_WARMUP_STEPS,
     OPT_TRAIN_FEATURE_MAPS,
+    OPT_NO_TRAIN_FEATURE_MAPS,
+    OPT_FEATURE_MAP_LR,
     OPT_NO_TRANSFER,
     OPT_RECOMPUTE,
     OPT_MERGE,
@@ -154,8 +171,24 @@ enum {
     OPT_PIPELINE_STAGES,
     OPT_PLAN,
     OPT_RANKS,
-    OPT_MAX_MEMORY
+    OPT_MAX_MEMORY,
+    OPT_COMPARE_LORA
 };
+
+static int parse_schedule(const char *opt, const char *s, int *out)
+{
+    if (strcmp(s, "plateau") == 0) {
+        *out = LC_LR_PLATEAU;
+    } else if (strcmp(s, "cosine") == 0) {
+        *out = LC_LR_COSINE;
+    } else if (strcmp(s, "constant") == 0) {
+        *out = LC_LR_CONSTANT;
+    } else {
+        cli_usage_error("%s: '%s' is not plateau, cosine or constant", opt, s);
+        return 0;
+    }
+    return 1;
+}
 
 /* "q,k,v,o" or any subset; q_proj etc. are accepted too */
 static int parse_targets(const char *s, unsigned *out)
@@ -311,6 +344,8 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"plateau-factor", required_argument, NULL, OPT_PLATEAU_FACTOR},
         {"plateau-patience", required_argument, NULL, OPT_PLATEAU_PATIENCE},
         {"min-lr", required_argument, NULL, OPT_MIN_LR},
+        {"lr-schedule", required_argument, NULL, OPT_LR_SCHEDULE},
+        {"warmup-steps", required_argument, NULL, OPT_WARMUP_STEPS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"feature-dim", required_argument, NULL, OPT_FEATURE_DIM},
         {"window", required_argument, NULL, OPT_WINDOW},
@@ -326,10 +361,15 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         {"lora-dropout", required_argument, NULL, OPT_LORA_DROPOUT},
         {"lora-targets", required_argument, NULL, OPT_LORA_TARGETS},
         {"lora-lr", required_argument, NULL, OPT_LORA_LR},
+        {"lora-lr-schedule", required_argument, NULL, OPT_LORA_LR_SCHEDULE},
+        {"lora-warmup-steps", required_argument, NULL, OPT_LORA_WARMUP_STEPS},
         {"train-feature-maps", no_argument, NULL, OPT_TRAIN_FEATURE_MAPS},
+        {"no-train-feature-maps", no_argument, NULL, OPT_NO_TRAIN_FEATURE_MAPS},
+        {"feature-map-lr", required_argument, NULL, OPT_FEATURE_MAP_LR},
         {"no-transfer", no_argument, NULL, OPT_NO_TRANSFER},
         {"recompute", no_argument, NULL, OPT_RECOMPUTE},
         {"merge", no_argument, NULL, OPT_MERGE},
+        {"compare-lora", no_argument, NULL, OPT_COMPARE_LORA},
         {"no-summary", no_argument, NULL, OPT_NO_SUMMARY},
         {"pipeline-stages", required_argument, NULL, OPT_PIPELINE_STAGES},
         {"plan", no_argument, NULL, OPT_PLAN},
@@ -364,8 +404,11 @@ static int parse_args(int argc, char **argv, struct train_args *a)
                 t->stage = LC_STAGE_FINETUNE;
             } else if (strcmp(optarg, "all") == 0) {
                 t->stage = LC_STAGE_ALL;
+            } else if (strcmp(optarg, "lora-only") == 0) {
+                t->stage = LC_STAGE_LORA_ONLY;
             } else {
-                return cli_usage_error("--stage: '%s' is not transfer, finetune or all", optarg);
+                return cli_usage_error("--stage: '%s' is not transfer, finetune, all or lora-only",
+                                       optarg);
             }
             break;
         case CLI_OPT_FORMAT:
@@ -448,6 +491,28 @@ static int parse_args(int argc, char **argv, struct train_args *a)
             if (!cli_parse_double("--min-lr", optarg, 0.0, 10.0, &t->min_lr)) {
                 return CLI_EXIT_USAGE;
             }
+            break;
+        case OPT_LR_SCHEDULE:
+            if (!parse_schedule("--lr-schedule", optarg, &t->lr_schedule)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_LORA_LR_SCHEDULE:
+            if (!parse_schedule("--lora-lr-schedule", optarg, &t->lora_lr_schedule)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_WARMUP_STEPS:
+            if (!cli_parse_int("--warmup-steps", optarg, 0, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->warmup_steps = n;
+            break;
+        case OPT_LORA_WARMUP_STEPS:
+            if (!cli_parse_int("--lora-warmup-steps", optarg, 0, INT64_MAX / 2, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            t->lora_warmup_steps = n;
             break;
         case OPT_SEED:
             if (!cli_parse_int("--seed", optarg, 0, INT64_MAX, &n)) {
@@ -540,6 +605,14 @@ static int parse_args(int argc, char **argv, struct train_args *a)
         case OPT_TRAIN_FEATURE_MAPS:
             t->train_feature_maps = 1;
             break;
+        case OPT_NO_TRAIN_FEATURE_MAPS:
+            t->train_feature_maps = 0;
+            break;
+        case OPT_FEATURE_MAP_LR:
+            if (!cli_parse_double("--feature-map-lr", optarg, 1e-12, 10.0, &t->feature_map_lr)) {
+                return CLI_EXIT_USAGE;
+            }
+            break;
         case OPT_NO_TRANSFER:
             t->skip_transfer = 1;
             t->train_feature_maps = 1;
@@ -549,6 +622,9 @@ static int parse_args(int argc, char **argv, struct train_args *a)
             break;
         case OPT_MERGE:
             t->merge = 1;
+            break;
+        case OPT_COMPARE_LORA:
+            t->compare_lora = 1;
             break;
         case OPT_NO_SUMMARY:
             a->no_summary = 1;
@@ -598,11 +674,16 @@ static int parse_args(int argc, char **argv, struct train_args *a)
     if (t->mse_weight == 0 && t->xent_weight == 0) {
         return cli_usage_error("--mse-weight and --xent-weight cannot both be 0");
     }
-    if (t->skip_transfer && t->stage == LC_STAGE_TRANSFER) {
-        return cli_usage_error("--no-transfer cannot be used with --stage transfer");
+    if (t->skip_transfer && (t->stage == LC_STAGE_TRANSFER || t->stage == LC_STAGE_LORA_ONLY)) {
+        return cli_usage_error("--no-transfer cannot be used with --stage %s",
+                               t->stage == LC_STAGE_TRANSFER ? "transfer" : "lora-only");
     }
     if (t->merge && t->stage == LC_STAGE_TRANSFER) {
-        return cli_usage_error("--merge needs the LoRA stage (--stage finetune or all)");
+        return cli_usage_error("--merge needs a LoRA stage (--stage finetune, all or lora-only)");
+    }
+    if (t->compare_lora && t->stage == LC_STAGE_LORA_ONLY) {
+        return cli_usage_error("--compare-lora is for the LoLCATs stages; --stage lora-only is "
+                               "the comparison alone");
     }
     if (t->skip_transfer) {
         t->stage = LC_STAGE_FINETUNE; /* nothing of stage 1 runs */
@@ -637,7 +718,9 @@ struct run_state {
 
 static const char *stage_name(int stage)
 {
-    return stage == LC_STAGE_TRANSFER ? "transfer" : "finetune";
+    return stage == LC_STAGE_TRANSFER   ? "transfer"
+           : stage == LC_STAGE_FINETUNE ? "finetune"
+                                        : "lora-only";
 }
 
 /* The memory plan, once. */
@@ -846,7 +929,7 @@ static int on_event(const struct lc_train_event *ev, void *user)
         keep_layer_mse(rs, ev);
         cli_progress_clear(&rs->prog);
         cli_progress_clear(&rs->evalp);
-        if (ev->stage == LC_STAGE_FINETUNE) {
+        if (ev->stage != LC_STAGE_TRANSFER) {
             /* the loss is a mean NLL per token: show its perplexity too */
             snprintf(extra, sizeof(extra), " (perplexity %.4f)", exp(ev->val_loss));
         } else {
@@ -870,13 +953,19 @@ static int on_event(const struct lc_train_event *ev, void *user)
     return cli_interrupted();
 }
 
+static const char *schedule_name(int s)
+{
+    return s == LC_LR_COSINE ? "cosine" : s == LC_LR_CONSTANT ? "constant" : "plateau";
+}
+
 static void print_config(const struct train_args *a, const struct lc_model *model,
                          const struct lc_data_stats *st)
 {
     const struct lc_train_opts *t = &a->t;
     const struct lc_model_config *mc = lc_model_get_config(model);
     const int transfer = (t->stage & LC_STAGE_TRANSFER) && !t->skip_transfer;
-    const int finetune = (t->stage & LC_STAGE_FINETUNE) != 0;
+    const int finetune = (t->stage & LC_STAGE_FINETUNE) || t->stage == LC_STAGE_LORA_ONLY ||
+                         t->compare_lora;
     int T = t->seq_len > 0 ? t->seq_len
                            : (mc->max_position_embeddings > 0 && mc->max_position_embeddings < 1024
                                   ? mc->max_position_embeddings
@@ -895,11 +984,13 @@ static void print_config(const struct train_args *a, const struct lc_model *mode
     }
     fputc('\n', stderr);
     fprintf(stderr, "output      %s%s\n", t->out_dir, t->resume ? " (resuming)" : "");
-    fprintf(stderr, "stage       %s%s\n",
-            t->stage == LC_STAGE_TRANSFER   ? "transfer"
-            : t->stage == LC_STAGE_FINETUNE ? "finetune"
-                                            : "all (transfer, then finetune)",
-            t->skip_transfer ? ", without attention transfer (baseline)" : "");
+    fprintf(stderr, "stage       %s%s%s\n",
+            t->stage == LC_STAGE_TRANSFER    ? "transfer"
+            : t->stage == LC_STAGE_FINETUNE  ? "finetune"
+            : t->stage == LC_STAGE_LORA_ONLY ? "lora-only (LoRA on the original model)"
+                                             : "all (transfer, then finetune)",
+            t->skip_transfer ? ", without attention transfer (baseline)" : "",
+            t->compare_lora ? "; then lora-only into DIR/lora-only" : "");
     fprintf(stderr, "batches     seq-len %d, batch-size %d, grad-accum %d, seed %llu\n", T,
             t->batch_size, t->grad_accum, (unsigned long long)t->seed);
     if (t->max_steps >= 0) {
@@ -913,11 +1004,15 @@ static void print_config(const struct train_args *a, const struct lc_model *mode
         fprintf(stderr, " on %lld held-out chunks", (long long)t->val_size);
     }
     fputc('\n', stderr);
-    fprintf(stderr, "attention   feature dim %d (x2), window %d %s%s\n", t->feature_dim, t->window,
-            t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced",
-            transfer          ? ""
-            : t->skip_transfer ? "; identity feature maps"
-                               : "; feature maps of an earlier --stage transfer in the output");
+    if (t->stage == LC_STAGE_LORA_ONLY) {
+        fprintf(stderr, "attention   softmax (the original model's)\n");
+    } else {
+        fprintf(stderr, "attention   feature dim %d (x2), window %d %s%s\n", t->feature_dim,
+                t->window, t->window_mode == LC_WINDOW_SLIDING ? "sliding" : "terraced",
+                transfer          ? ""
+                : t->skip_transfer ? "; identity feature maps"
+                                   : "; feature maps of an earlier --stage transfer in the output");
+    }
     if (t->n_softmax_layers > 0) {
         fprintf(stderr, "softmax     layers");
         for (int i = 0; i < t->n_softmax_layers; i++) {
@@ -930,17 +1025,23 @@ static void print_config(const struct train_args *a, const struct lc_model *mode
                 t->lr, t->weight_decay, t->mse_weight, t->xent_weight);
     }
     if (finetune) {
+        char fmaps[64] = "";
+        if ((t->train_feature_maps || t->skip_transfer) && t->stage != LC_STAGE_LORA_ONLY) {
+            snprintf(fmaps, sizeof(fmaps), "; feature maps trained too, lr %g",
+                     t->feature_map_lr > 0 ? t->feature_map_lr : t->lora_lr);
+        }
         fprintf(stderr, "finetune    AdamW lr %g, weight decay %g; LoRA rank %d, alpha %g, "
                         "dropout %g on %s%s%s%s%s%s%s\n",
                 t->lora_lr, t->weight_decay, t->lora_rank, t->lora_alpha, t->lora_dropout,
                 t->lora_targets & LC_LORA_Q ? "q" : "", t->lora_targets & LC_LORA_K ? "k" : "",
                 t->lora_targets & LC_LORA_V ? "v" : "", t->lora_targets & LC_LORA_O ? "o" : "",
-                t->train_feature_maps ? "; feature maps trained too" : "",
-                t->recompute ? "; recompute" : "", t->merge ? "; merge" : "");
+                fmaps, t->recompute ? "; recompute" : "", t->merge ? "; merge" : "");
     }
-    fprintf(stderr, "schedule    on a plateau: lr x %g after %d evaluations without improvement, "
-                    "min lr %g\n",
-            t->plateau_factor, t->plateau_patience, t->min_lr);
+    fprintf(stderr, "schedule    transfer %s, finetune %s (warm-up %lld and %lld steps), min lr %g; "
+                    "on a plateau: lr x %g after %d evaluations without improvement\n",
+            schedule_name(t->lr_schedule), schedule_name(t->lora_lr_schedule),
+            (long long)t->warmup_steps, (long long)t->lora_warmup_steps, t->min_lr,
+            t->plateau_factor, t->plateau_patience);
 }
 
 static int on_summary_progress(int64_t done, int64_t total, void *user)
@@ -977,8 +1078,13 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
     struct lc_ppl_result teacher;
     struct lc_ppl_result student;
     struct lc_ppl_result finetuned;
+    struct lc_ppl_result yardstick;
     int with_lora;
     int transfer_only;
+    int lora_only = a->t.stage == LC_STAGE_LORA_ONLY;
+    char *yardstick_dir = NULL;
+    char *kept_maps;
+    int maps_trained;
     const struct lc_model_config *mc = lc_model_get_config(model);
     int ctx = a->t.seq_len > 0 ? a->t.seq_len
                                : (mc->max_position_embeddings > 0 &&
@@ -1004,18 +1110,46 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
         rc = lc_model_load_lolcats(model, a->t.out_dir, &err);
     }
     /* attention transfer alone: the feature maps of stage 1 without the
-     * adapter (not when stage 2 trained the maps too) */
-    with_lora = rc == LC_OK && lc_model_has_adapter(model);
-    transfer_only = !with_lora || !a->t.train_feature_maps;
-    if (rc == LC_OK && transfer_only) {
-        lc_model_use_adapter(model, 0);
-        rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized, transfer only", &student,
-                         &err);
-        lc_model_use_adapter(model, 1);
-    }
+     * adapter, kept aside when stage 2 trained the maps further (none after
+     * --no-transfer) */
+    with_lora = rc == LC_OK && lc_model_has_adapter(model) && !lora_only;
     if (rc == LC_OK && with_lora) {
         rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized with LoRA", &finetuned,
                          &err);
+    }
+    maps_trained = with_lora && (a->t.train_feature_maps || a->t.skip_transfer);
+    kept_maps = malloc(strlen(a->t.out_dir) + sizeof("/" LC_TRANSFER_MAPS_FILE));
+    if (kept_maps == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_RESOURCES;
+    }
+    sprintf(kept_maps, "%s/%s", a->t.out_dir, LC_TRANSFER_MAPS_FILE);
+    transfer_only = !lora_only && (!maps_trained || access(kept_maps, F_OK) == 0);
+    if (rc == LC_OK && transfer_only) {
+        if (maps_trained) {
+            rc = lc_model_load_feature_maps(model, kept_maps, &err);
+        }
+        lc_model_use_adapter(model, 0);
+        if (rc == LC_OK) {
+            rc = summary_ppl(a, model, ids, n, ctx, "summary: linearized, transfer only",
+                             &student, &err);
+        }
+        lc_model_use_adapter(model, 1);
+    }
+    free(kept_maps);
+    /* the yardstick: the same LoRA on the original model */
+    if (rc == LC_OK && a->t.compare_lora) {
+        yardstick_dir = malloc(strlen(a->t.out_dir) + sizeof("/lora-only"));
+        if (yardstick_dir == NULL) {
+            cli_error("out of memory");
+            return CLI_EXIT_RESOURCES;
+        }
+        sprintf(yardstick_dir, "%s/lora-only", a->t.out_dir);
+        rc = lc_model_load_lolcats(model, yardstick_dir, &err);
+        free(yardstick_dir);
+    }
+    if (rc == LC_OK && (lora_only || a->t.compare_lora)) {
+        rc = summary_ppl(a, model, ids, n, ctx, "summary: teacher + LoRA", &yardstick, &err);
     }
     cli_set_stop_note(NULL);
     if (rc == LC_ERR_INTERRUPTED) {
@@ -1037,6 +1171,14 @@ static int print_summary(const struct train_args *a, struct lc_model *model,
                a->t.skip_transfer ? "linearized, no transfer + LoRA"
                                   : "linearized, attention transfer + LoRA",
                finetuned.ppl, 100.0 * (finetuned.ppl / teacher.ppl - 1.0));
+    }
+    if (lora_only || a->t.compare_lora) {
+        printf("  %-40s %10.4f   (%+.2f%%)\n", "teacher + LoRA (softmax attention)", yardstick.ppl,
+               100.0 * (yardstick.ppl / teacher.ppl - 1.0));
+    }
+    if (with_lora && a->t.compare_lora) {
+        printf("  %-40s %10.4f\n", "ratio linearized / (teacher + LoRA)",
+               finetuned.ppl / yardstick.ppl);
     }
     if (rs->first_layer_mse != NULL && rs->have_layer_mse) {
         printf("validation attention MSE per layer (start -> best)\n");

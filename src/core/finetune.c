@@ -1,7 +1,9 @@
 /*
  * Stage 2, low-rank linearizing: the forward and backward of the whole
  * linearized model with LoRA (see finetune.h for what is kept), and the
- * stage hooks of the training loop.
+ * stage hooks of the training loop.  The lora-only stage, the yardstick of
+ * stage 2, runs the same code on the original model: its softmax attention
+ * is the hybrid attention with a window as long as the chunk.
  *
  * Loss of a micro-batch: next-token cross-entropy, position i predicting
  * labels[i + 1] of its chunk (labels from the data pipeline, -100 =
@@ -499,26 +501,34 @@ struct finetune_ctx {
     float *lin_best;   /* host */
     int32_t *targets;  /* host [B*T] */
     struct lc_lora *prev_lora; /* what the model had attached before */
+    struct lc_linattn *softmax; /* lora-only stage: softmax attention in hybrid form */
 };
+
+lc_status lc_ft_softmax_attention(struct lc_linattn **out, const struct lc_llama *m, int T,
+                                  struct lc_error *err)
+{
+    const struct lc_linattn_cfg cfg = {.feature_dim = 1, .window = T, .mode = LC_WINDOW_SLIDING};
+    return lc_linattn_new(out, m, &cfg, err);
+}
 
 /* Before the big allocation: what stage 2 will hold in memory, and what
  * the system has available, for the caller to show (and to stop on). */
-static lc_status report_memory(struct lc_trainer *tr, const struct lc_lora *lora,
-                               int train_fmaps, int l0, int l1, struct lc_error *err)
+static lc_status report_memory(struct lc_trainer *tr, const struct lc_linattn *lin,
+                               const struct lc_lora *lora, int train_fmaps, int l0, int l1,
+                               struct lc_error *err)
 {
     const size_t rows = (size_t)tr->B * (size_t)tr->T;
     struct lc_train_event ev;
     size_t opt = 3 * lora->n_params * sizeof(float); /* AdamW m, v; best (host) */
 
     if (train_fmaps) {
-        opt += 3 * tr->lin->n_params * sizeof(float);
+        opt += 3 * lin->n_params * sizeof(float);
     }
     memset(&ev, 0, sizeof(ev));
     ev.kind = LC_EV_MEMORY;
-    ev.act_bytes = (int64_t)lc_ft_bytes_layers(tr->m, tr->lin, lora, (int)rows, 0, train_fmaps,
-                                               l0, l1);
-    ev.act_bytes_recompute = (int64_t)lc_ft_bytes_layers(tr->m, tr->lin, lora, (int)rows, 1,
-                                                         train_fmaps, l0, l1);
+    ev.act_bytes = (int64_t)lc_ft_bytes_layers(tr->m, lin, lora, (int)rows, 0, train_fmaps, l0, l1);
+    ev.act_bytes_recompute =
+        (int64_t)lc_ft_bytes_layers(tr->m, lin, lora, (int)rows, 1, train_fmaps, l0, l1);
     ev.optimizer_bytes = (int64_t)(opt + rows * sizeof(int32_t));
     ev.weight_bytes = l0 == 0 && l1 == tr->m->cfg.n_layers
                           ? lc_model_mapped_bytes(tr->model)
@@ -557,7 +567,8 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
 {
     struct lc_backend *be = tr->be;
     const struct lc_train_opts *o = tr->o;
-    const int train_fmaps = o->train_feature_maps || o->skip_transfer;
+    const int softmax = o->stage == LC_STAGE_LORA_ONLY;
+    const int train_fmaps = !softmax && (o->train_feature_maps || o->skip_transfer);
     const size_t N = (size_t)tr->B * (size_t)tr->T;
     struct lc_lora_cfg lcfg = {
         .rank = o->lora_rank, .alpha = o->lora_alpha, .dropout = o->lora_dropout,
@@ -574,12 +585,15 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
     /* a pipeline stage holds the activations of its own layers only */
     lc_dt_finetune_layers(tr, &l0, &l1);
     rc = lc_lora_new(&x->lora, tr->m, &lcfg, o->seed, err);
-    if (rc == LC_OK) {
-        rc = report_memory(tr, x->lora, train_fmaps, l0, l1, err);
+    if (rc == LC_OK && softmax) {
+        rc = lc_ft_softmax_attention(&x->softmax, tr->m, tr->T, err);
     }
     if (rc == LC_OK) {
-        rc = lc_ft_new_layers(&x->ft, tr->m, tr->lin, x->lora, (int)N, o->recompute, train_fmaps,
-                              l0, l1, err);
+        rc = report_memory(tr, softmax ? x->softmax : tr->lin, x->lora, train_fmaps, l0, l1, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_ft_new_layers(&x->ft, tr->m, softmax ? x->softmax : tr->lin, x->lora, (int)N,
+                              o->recompute, train_fmaps, l0, l1, err);
     }
     if (rc != LC_OK) {
         return rc;
@@ -625,6 +639,8 @@ lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err)
             .best = x->lin_best,
             .n = n,
             .layer_size = tr->lin->layer_size,
+            /* the same schedule, at their own rate when asked */
+            .lr_scale = o->feature_map_lr > 0 ? o->feature_map_lr / o->lora_lr : 1.0,
         };
     }
     /* the adapters act through the model's projections */
@@ -653,6 +669,7 @@ void lc_finetune_teardown(struct lc_trainer *tr)
     free(x->targets);
     lc_ft_free(x->ft);
     lc_lora_free(x->lora);
+    lc_linattn_free(x->softmax);
     free(x);
     tr->stage_ctx = NULL;
     tr->n_groups = 0;
@@ -733,6 +750,14 @@ lc_status lc_finetune_merge(struct lc_trainer *tr, struct lc_error *err)
 const struct lc_stage_hooks lc_finetune_hooks = {
     .stage = LC_STAGE_FINETUNE,
     .name = "finetune",
+    .microbatch = finetune_microbatch,
+    .save_outputs = finetune_save,
+    .reports_layers = 0,
+};
+
+const struct lc_stage_hooks lc_lora_only_hooks = {
+    .stage = LC_STAGE_LORA_ONLY,
+    .name = "lora-only",
     .microbatch = finetune_microbatch,
     .save_outputs = finetune_save,
     .reports_layers = 0,

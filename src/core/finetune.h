@@ -110,6 +110,17 @@ struct lc_ft {
     void *pipe_user;
 };
 
+/* Softmax attention in the form lc_ft runs: the hybrid attention whose
+ * window holds every key.  A sliding window of T keys leaves no key to the
+ * linear part in chunks of up to T tokens, so y = sum_j g e_j v_j /
+ * sum_j g e_j: the window factor g cancels and the stabilizer is the row's
+ * maximum, which is causal softmax attention with scale 1/sqrt(D), and
+ * hybrid_bwd is its exact backward.  The feature maps are never used (f = 1
+ * keeps them small).  With it, lc_ft trains LoRA on the original model
+ * (the lora-only stage). */
+lc_status lc_ft_softmax_attention(struct lc_linattn **out, const struct lc_llama *m, int T,
+                                  struct lc_error *err);
+
 /* Bytes of backend memory lc_ft_new allocates for micro-batches of rows
  * tokens: activations, gradients and working buffers (not the parameters
  * or the optimizer state). */

@@ -724,6 +724,53 @@ static int json_int_field(json_t *obj, const char *key, int *out)
     return 1;
 }
 
+/* A linear attention of configuration cfg for m with the feature maps and
+ * window factors of the file path, which must agree with the shapes first
+ * (the feature dimension sizes the allocation). */
+static lc_status read_feature_maps(struct lc_model *m, const struct lc_linattn_cfg *cfg,
+                                   const unsigned char *softmax, int n_softmax, const char *path,
+                                   struct lc_linattn **out, struct lc_error *err)
+{
+    const struct lc_model_config *c = &m->llama->cfg;
+    struct lc_st_file *f = NULL;
+    struct lc_linattn *lin = NULL;
+    int first_lin = 0;
+    lc_status rc = lc_st_open(&f, path, err);
+
+    /* the layers that keep softmax attention (flags softmax[l]) have no
+     * maps in the file */
+    while (softmax != NULL && first_lin < c->n_layers && softmax[first_lin]) {
+        first_lin++;
+    }
+    /* the feature dimension sizes the allocation: the file must agree first */
+    if (rc == LC_OK) {
+        rc = lc_linattn_check_file(f, path, c->n_layers - n_softmax, first_lin, c->n_heads,
+                                   c->head_dim, cfg->feature_dim, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_linattn_new(&lin, m->llama, cfg, err);
+    }
+    if (rc == LC_OK && n_softmax > 0) {
+        lin->softmax = malloc((size_t)c->n_layers);
+        if (lin->softmax == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        } else {
+            memcpy(lin->softmax, softmax, (size_t)c->n_layers);
+            lin->n_softmax = n_softmax;
+        }
+    }
+    if (rc == LC_OK) {
+        rc = lc_linattn_load_file(lin, f, path, err);
+    }
+    lc_st_close(f);
+    if (rc != LC_OK) {
+        lc_linattn_free(lin);
+        lin = NULL;
+    }
+    *out = lin;
+    return rc;
+}
+
 LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, struct lc_error *err)
 {
     const struct lc_model_config *c = &m->llama->cfg;
@@ -733,12 +780,11 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     json_t *attn;
     json_t *base;
     const char *mode;
+    int softmax;
     struct lc_linattn_cfg cfg;
     struct lc_linattn *lin = NULL;
     struct lc_lora *lora = NULL;
-    struct lc_st_file *fmaps = NULL;
     struct lc_linattn shape; /* the softmax layers only */
-    int first_lin;
     int v;
     lc_status rc;
 
@@ -758,15 +804,23 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
     }
     attn = json_object_get(root, "attention");
     base = json_object_get(root, "base_model");
+    softmax = json_is_object(attn) &&
+              json_is_string(json_object_get(attn, "type")) &&
+              strcmp(json_string_value(json_object_get(attn, "type")), "softmax") == 0;
     mode = json_string_value(json_object_get(attn, "window_mode"));
-    if (!json_is_object(attn) || !json_int_field(attn, "feature_dim", &cfg.feature_dim) ||
-        !json_int_field(attn, "window", &cfg.window) || mode == NULL) {
+    /* (type "softmax": the lora-only stage, the original attention with an
+     * adapter, has no linear attention to read) */
+    if (!softmax && (!json_is_object(attn) ||
+                     !json_int_field(attn, "feature_dim", &cfg.feature_dim) ||
+                     !json_int_field(attn, "window", &cfg.window) || mode == NULL)) {
         rc = lc_err_set(err, LC_ERR_FORMAT,
                         "%s: \"attention\" needs integer feature_dim and window, and window_mode",
                         path);
         goto done;
     }
-    if (strcmp(mode, "terraced") == 0) {
+    if (softmax) {
+        cfg.mode = LC_WINDOW_SLIDING; /* unused */
+    } else if (strcmp(mode, "terraced") == 0) {
         cfg.mode = LC_WINDOW_TERRACED;
     } else if (strcmp(mode, "sliding") == 0) {
         cfg.mode = LC_WINDOW_SLIDING;
@@ -786,46 +840,31 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
                         path, c->n_layers, c->n_heads, c->head_dim);
         goto done;
     }
-    /* the layers that keep softmax attention have no maps in the file */
-    memset(&shape, 0, sizeof(shape));
+    /* the layers that keep softmax attention */
     shape.L = c->n_layers;
     rc = lc_read_softmax_layers(&shape, attn, path, err);
     if (rc != LC_OK) {
         goto done;
     }
-    for (first_lin = 0; lc_linattn_is_softmax(&shape, first_lin); first_lin++) {
+    if (!softmax) {
+        free(path);
+        path = lc_path_join(dir, "feature_maps.safetensors");
+        rc = path != NULL ? read_feature_maps(m, &cfg, shape.softmax, shape.n_softmax, path, &lin,
+                                              err)
+                          : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        if (rc != LC_OK) {
+            goto done;
+        }
     }
-    free(path);
-    path = lc_path_join(dir, "feature_maps.safetensors");
-    rc = path != NULL ? lc_st_open(&fmaps, path, err)
-                      : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
-    /* the feature dimension sizes the allocation: the file must agree first */
-    if (rc == LC_OK) {
-        rc = lc_linattn_check_file(fmaps, path, c->n_layers - shape.n_softmax, first_lin,
-                                   c->n_heads, c->head_dim, cfg.feature_dim, err);
-    }
-    if (rc == LC_OK) {
-        rc = lc_linattn_new(&lin, m->llama, &cfg, err);
-    }
-    if (rc == LC_OK && shape.n_softmax > 0) {
-        lin->softmax = shape.softmax;
-        lin->n_softmax = shape.n_softmax;
-        shape.softmax = NULL;
-    }
-    if (rc == LC_OK) {
-        rc = lc_linattn_load_file(lin, fmaps, path, err);
-    }
-    if (rc != LC_OK) {
-        goto done;
-    }
-    /* the LoRA adapter of stage 2, when the folder has one */
+    /* the LoRA adapter of stage 2, when the folder has one (the lora-only
+     * stage's folder must) */
     free(path);
     path = lc_path_join(dir, LC_ADAPTER_CONFIG_FILE);
     if (path == NULL) {
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (access(path, F_OK) == 0) {
+    if (access(path, F_OK) == 0 || softmax) {
         rc = lc_lora_load(&lora, m->llama, dir, err);
         if (rc != LC_OK) {
             goto done;
@@ -840,10 +879,28 @@ LC_API lc_status lc_model_load_lolcats(struct lc_model *m, const char *dir, stru
 
 done:
     free(shape.softmax);
-    lc_st_close(fmaps);
     lc_linattn_free(lin);
     lc_lora_free(lora);
     json_decref(root);
     free(path);
+    return rc;
+}
+
+LC_API lc_status lc_model_load_feature_maps(struct lc_model *m, const char *path,
+                                            struct lc_error *err)
+{
+    struct lc_linattn *lin = NULL;
+    lc_status rc;
+
+    if (m->lin == NULL) {
+        return lc_err_set(err, LC_ERR_ARG,
+                          "%s: the model has no linear attention whose feature maps these would "
+                          "replace (load a linearized folder first)",
+                          path);
+    }
+    rc = read_feature_maps(m, &m->lin->cfg, m->lin->softmax, m->lin->n_softmax, path, &lin, err);
+    if (rc == LC_OK) {
+        lc_model_attach_linattn(m, lin);
+    }
     return rc;
 }

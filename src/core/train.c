@@ -63,9 +63,20 @@ LC_API void lc_train_opts_default(struct lc_train_opts *o)
     o->plateau_factor = 0.1;
     o->plateau_patience = 10;
     o->min_lr = 1e-5;
+    o->lr_schedule = LC_LR_PLATEAU;
+    o->lora_lr_schedule = LC_LR_PLATEAU;
+    o->warmup_steps = 0;
+    o->lora_warmup_steps = 0;
+    /* stage 2 trains the feature maps too, at stage 1's rate: on stories260K
+     * the linearized model then ends below the original with the same LoRA
+     * (lolcats-train(1), DEFAULTS) */
+    o->train_feature_maps = 1;
+    o->feature_map_lr = 1e-2;
 }
 
 /* ------------------------------------------------------------ events */
+
+static double step_lr(const struct lc_trainer *tr);
 
 /* The event to the caller; its wish to stop. */
 static int emit_here(struct lc_trainer *tr, struct lc_train_event *ev)
@@ -73,7 +84,9 @@ static int emit_here(struct lc_trainer *tr, struct lc_train_event *ev)
     ev->stage = tr->hooks->stage;
     ev->step = tr->step;
     ev->epoch = tr->epoch;
-    ev->lr = tr->lr;
+    if (ev->kind != LC_EV_STEP) {
+        ev->lr = step_lr(tr); /* a step event has the rate of the step it reports */
+    }
     ev->best_val_loss = tr->best_val;
     ev->n_layers = tr->m->cfg.n_layers;
     ev->block = tr->block;
@@ -233,6 +246,38 @@ static int64_t total_steps(const struct lc_trainer *tr)
     return (int64_t)tr->o->epochs * steps_per_epoch(tr);
 }
 
+static int is_lora_stage(const struct lc_trainer *tr)
+{
+    return tr->hooks->stage != LC_STAGE_TRANSFER;
+}
+
+static int stage_schedule(const struct lc_trainer *tr)
+{
+    return is_lora_stage(tr) ? tr->o->lora_lr_schedule : tr->o->lr_schedule;
+}
+
+/* The learning rate of the next step (number tr->step + 1): the schedule
+ * applied to the base rate tr->lr (which only the plateau schedule lowers,
+ * at evaluations), times the warm-up ramp (k / warmup for step k). */
+static double step_lr(const struct lc_trainer *tr)
+{
+    const struct lc_train_opts *o = tr->o;
+    const int64_t warm = is_lora_stage(tr) ? o->lora_warmup_steps : o->warmup_steps;
+    const int64_t total = total_steps(tr);
+    double lr = tr->lr;
+
+    if (stage_schedule(tr) == LC_LR_COSINE && tr->step > warm && total > warm) {
+        const double pi = 3.14159265358979323846;
+        double lo = o->min_lr < tr->lr ? o->min_lr : tr->lr;
+        double p = (double)(tr->step - warm) / (double)(total - warm);
+        lr = lo + (tr->lr - lo) * 0.5 * (1.0 + cos(pi * p));
+    }
+    if (tr->step < warm) {
+        lr *= (double)(tr->step + 1) / (double)warm;
+    }
+    return lr;
+}
+
 static lc_status ensure_perm(struct lc_trainer *tr, struct lc_error *err)
 {
     if (tr->perm == NULL) {
@@ -332,13 +377,15 @@ static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
              "eval_every=%d val=%lld lr=%.17g lora_lr=%.17g f=%d window=%d mode=%d mse=%.17g "
              "xent=%.17g rank=%d alpha=%.17g dropout=%.17g targets=%u train_fmaps=%d "
              "skip_transfer=%d wd=%.17g factor=%.17g patience=%d min_lr=%.17g chunks=%lld "
-             "data=%016llx",
+             "data=%016llx schedule=%d,%d warmup=%lld,%lld fmap_lr=%.17g",
              tr->hooks->name, tr->T, tr->B, o->grad_accum, (unsigned long long)o->seed,
              (long long)o->max_steps, o->epochs, o->eval_every, (long long)tr->n_val, o->lr,
              o->lora_lr, o->feature_dim, o->window, o->window_mode, o->mse_weight,
              o->xent_weight, o->lora_rank, o->lora_alpha, o->lora_dropout, o->lora_targets,
              o->train_feature_maps, o->skip_transfer, o->weight_decay, o->plateau_factor,
-             o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h);
+             o->plateau_patience, o->min_lr, (long long)tr->n_train, (unsigned long long)h,
+             o->lr_schedule, o->lora_lr_schedule, (long long)o->warmup_steps,
+             (long long)o->lora_warmup_steps, o->feature_map_lr);
     if (tr->block >= 0) {
         size_t len = strlen(buf);
         snprintf(buf + len, cap - len, " block=%d layers=%d-%d", tr->block, tr->block_l0,
@@ -655,7 +702,7 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
     if (rc != LC_OK) {
         goto done;
     }
-    if (tr->step > 0) {
+    if (tr->step > 0 && stage_schedule(tr) == LC_LR_PLATEAU) {
         plateau_step(tr, val);
     }
     ev.kind = LC_EV_EVAL;
@@ -682,7 +729,7 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
         metrics_head(tr);
         metrics_line(tr, "\"step\": %lld, \"epoch\": %lld, \"val_loss\": %.9g, "
                          "\"best_val_loss\": %.9g, \"lr\": %.9g",
-                     (long long)tr->step, (long long)tr->epoch, val, tr->best_val, tr->lr);
+                     (long long)tr->step, (long long)tr->epoch, val, tr->best_val, step_lr(tr));
         if (tr->hooks->reports_layers) {
             metrics_line(tr, ", \"layer_mse\": [");
             for (int l = l0; l < l1; l++) {
@@ -720,7 +767,7 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
     int found = 0;
     lc_status rc;
 
-    tr->lr = tr->hooks->stage == LC_STAGE_TRANSFER ? o->lr : o->lora_lr;
+    tr->lr = is_lora_stage(tr) ? o->lora_lr : o->lr;
     tr->plateau_best = INFINITY;
     tr->plateau_bad = 0;
     tr->best_val = INFINITY;
@@ -762,6 +809,7 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
     }
     while (tr->step < total) {
         double t0 = lc_time_now();
+        double lr = step_lr(tr);
         double loss = 0.0;
         int64_t n_mb = o->grad_accum;
         int64_t tokens = 0;
@@ -816,14 +864,15 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             return lc_err_set(err, LC_ERR_NUMERIC,
                               "%s: the training loss is not finite at step %lld (lr %g); "
                               "try a smaller learning rate",
-                              tr->hooks->name, (long long)tr->step + 1, tr->lr);
+                              tr->hooks->name, (long long)tr->step + 1, lr);
         }
         for (int g = 0; g < tr->n_groups; g++) {
             struct lc_param_group *pg = &tr->groups[g];
+            const double scale = pg->lr_scale > 0 ? pg->lr_scale : 1.0;
             size_t off, n;
             lc_dt_own(tr, g, &off, &n); /* a pipeline stage updates its own layers */
             be->ops->adamw(be, pg->params + off, pg->acc + off, pg->adam_m + off,
-                           pg->adam_v + off, (int64_t)n, tr->lr, 0.9, 0.999, 1e-8,
+                           pg->adam_v + off, (int64_t)n, lr * scale, 0.9, 0.999, 1e-8,
                            o->weight_decay, tr->step + 1);
         }
         rc = be->ops->sync(be, err);
@@ -838,6 +887,7 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
         }
         memset(&ev, 0, sizeof(ev));
         ev.kind = LC_EV_STEP;
+        ev.lr = lr;
         ev.total_steps = total;
         ev.loss = loss;
         ev.tokens_per_s = (double)tokens / (lc_time_now() - t0 + 1e-9);
@@ -845,7 +895,7 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
         metrics_head(tr);
         metrics_line(tr, "\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
                          "\"tokens_per_s\": %.1f}\n",
-                     (long long)tr->step, (long long)tr->epoch, loss, tr->lr, ev.tokens_per_s);
+                     (long long)tr->step, (long long)tr->epoch, loss, lr, ev.tokens_per_s);
         rc = metrics_check(tr, err);
         if (rc != LC_OK) {
             return rc;
@@ -932,6 +982,7 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
 {
     const struct lc_train_opts *o = tr->o;
     const struct lc_model_config *c = &tr->m->cfg;
+    const int softmax = o->stage == LC_STAGE_LORA_ONLY;
     json_t *root = json_object();
     json_t *base = json_object();
     json_t *attn = json_object();
@@ -959,24 +1010,29 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_object_set_new(base, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(root, "base_model", base);
     base = NULL;
-    json_object_set_new(attn, "type", json_string("hedgehog_window"));
-    json_object_set_new(attn, "feature_dim", json_integer(o->feature_dim));
-    json_object_set_new(attn, "window", json_integer(o->window));
-    json_object_set_new(attn, "window_mode", json_string(mode_name(o->window_mode)));
-    json_object_set_new(attn, "feature_map_eps", json_real(LC_FMAP_EPS));
-    json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
-    if (tr->lin->n_softmax > 0) {
-        json_t *list = json_array();
-        for (int l = 0; l < c->n_layers; l++) {
-            if (lc_linattn_is_softmax(tr->lin, l)) {
-                json_array_append_new(list, json_integer(l));
+    if (softmax) {
+        /* the lora-only stage: the original attention with the adapter */
+        json_object_set_new(attn, "type", json_string("softmax"));
+    } else {
+        json_object_set_new(attn, "type", json_string("hedgehog_window"));
+        json_object_set_new(attn, "feature_dim", json_integer(o->feature_dim));
+        json_object_set_new(attn, "window", json_integer(o->window));
+        json_object_set_new(attn, "window_mode", json_string(mode_name(o->window_mode)));
+        json_object_set_new(attn, "feature_map_eps", json_real(LC_FMAP_EPS));
+        json_object_set_new(attn, "feature_maps_file", json_string("feature_maps.safetensors"));
+        if (tr->lin->n_softmax > 0) {
+            json_t *list = json_array();
+            for (int l = 0; l < c->n_layers; l++) {
+                if (lc_linattn_is_softmax(tr->lin, l)) {
+                    json_array_append_new(list, json_integer(l));
+                }
             }
+            json_object_set_new(attn, "softmax_layers", list);
         }
-        json_object_set_new(attn, "softmax_layers", list);
     }
     json_object_set_new(root, "attention", attn);
     attn = NULL;
-    if (o->stage & LC_STAGE_FINETUNE) {
+    if (softmax || (o->stage & LC_STAGE_FINETUNE)) {
         static const char *const names[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
         for (int t = 0; t < 4; t++) {
             if (o->lora_targets & (1u << t)) {
@@ -989,9 +1045,21 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
         json_object_set_new(lora, "target_modules", targets);
         targets = NULL;
         json_object_set_new(lora, "lr", json_real(o->lora_lr));
-        json_object_set_new(lora, "train_feature_maps",
-                            json_boolean(o->train_feature_maps || o->skip_transfer));
-        json_object_set_new(lora, "attention_transfer", json_boolean(!o->skip_transfer));
+        if (!softmax) {
+            json_object_set_new(lora, "train_feature_maps",
+                                json_boolean(o->train_feature_maps || o->skip_transfer));
+            if (o->train_feature_maps || o->skip_transfer) {
+                json_object_set_new(lora, "feature_map_lr",
+                                    json_real(o->feature_map_lr > 0 ? o->feature_map_lr
+                                                                    : o->lora_lr));
+            }
+            json_object_set_new(lora, "attention_transfer", json_boolean(!o->skip_transfer));
+            if (o->train_feature_maps && !o->skip_transfer) {
+                /* stage 1's feature maps, kept for comparison */
+                json_object_set_new(lora, "transfer_feature_maps_file",
+                                    json_string(LC_TRANSFER_MAPS_FILE));
+            }
+        }
         json_object_set_new(lora, "adapter_file", json_string("adapter_model.safetensors"));
         json_object_set_new(lora, "adapter_config_file", json_string("adapter_config.json"));
         json_object_set_new(root, "lora", lora);
@@ -1002,9 +1070,11 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
     json_object_set_new(train, "batch_size", json_integer(tr->B));
     json_object_set_new(train, "grad_accum", json_integer(o->grad_accum));
     json_object_set_new(train, "seed", json_integer((json_int_t)o->seed));
-    json_object_set_new(train, "transfer_lr", json_real(o->lr));
-    json_object_set_new(train, "mse_weight", json_real(o->mse_weight));
-    json_object_set_new(train, "xent_weight", json_real(o->xent_weight));
+    if (!softmax) {
+        json_object_set_new(train, "transfer_lr", json_real(o->lr));
+        json_object_set_new(train, "mse_weight", json_real(o->mse_weight));
+        json_object_set_new(train, "xent_weight", json_real(o->xent_weight));
+    }
     json_object_set_new(root, "training", train);
     train = NULL;
     text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -1044,8 +1114,9 @@ done:
  * (NAME.tmp.XXXXXX of the files this program writes). */
 static void remove_stale_temporaries(const char *dir)
 {
-    static const char *const ours[] = {"feature_maps.safetensors", "adapter_model.safetensors",
-                                       "adapter_config.json", CONFIG_FILE, STATE_FILE};
+    static const char *const ours[] = {"feature_maps.safetensors", LC_TRANSFER_MAPS_FILE,
+                                       "adapter_model.safetensors", "adapter_config.json",
+                                       CONFIG_FILE, STATE_FILE};
     DIR *d = opendir(dir);
     struct dirent *e;
 
@@ -1082,6 +1153,7 @@ void lc_remove_stale_adapter(struct lc_trainer *tr)
     if (!tr->adapter_cleared) {
         remove_output(tr->o->out_dir, "adapter_model.safetensors");
         remove_output(tr->o->out_dir, "adapter_config.json");
+        remove_output(tr->o->out_dir, LC_TRANSFER_MAPS_FILE);
         tr->adapter_cleared = 1;
     }
 }
@@ -1128,10 +1200,14 @@ static int linear_part_used(const struct lc_train_opts *o, int T)
     return T > (o->window_mode == LC_WINDOW_SLIDING ? o->window : 2 * o->window);
 }
 
+/* Whether the run exists to train the feature maps: stage 1, or the
+ * baseline without it.  Stage 2's training them further (the default) is
+ * not: without keys for the linear attention they get no gradient and stay
+ * as they are, while the adapters still learn. */
 static int trains_feature_maps(const struct lc_train_opts *o)
 {
     return ((o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer) ||
-           ((o->stage & LC_STAGE_FINETUNE) && (o->train_feature_maps || o->skip_transfer));
+           ((o->stage & LC_STAGE_FINETUNE) && o->skip_transfer);
 }
 
 /* the method's 1024, unless the model was trained on less */
@@ -1148,8 +1224,19 @@ static int seq_len_of(const struct lc_llama *m, const struct lc_train_opts *o)
 static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts *o, int T,
                             struct lc_error *err)
 {
-    if (o->stage < LC_STAGE_TRANSFER || o->stage > LC_STAGE_ALL) {
+    const int lora_stage = o->stage == LC_STAGE_LORA_ONLY || (o->stage & LC_STAGE_FINETUNE);
+
+    if (o->stage < LC_STAGE_TRANSFER || o->stage > LC_STAGE_LORA_ONLY) {
         return lc_err_set(err, LC_ERR_ARG, "unknown stage %d", o->stage);
+    }
+    if (o->compare_lora && o->stage == LC_STAGE_LORA_ONLY) {
+        return lc_err_set(err, LC_ERR_ARG, "the lora-only stage is the comparison itself");
+    }
+    if (o->lr_schedule < LC_LR_PLATEAU || o->lr_schedule > LC_LR_CONSTANT ||
+        o->lora_lr_schedule < LC_LR_PLATEAU || o->lora_lr_schedule > LC_LR_CONSTANT ||
+        o->warmup_steps < 0 || o->lora_warmup_steps < 0) {
+        return lc_err_set(err, LC_ERR_ARG, "unknown learning-rate schedule, or a negative "
+                                           "warm-up");
     }
     if (T < 2) {
         return lc_err_set(err, LC_ERR_ARG, "the sequence length must be at least 2 (got %d)", T);
@@ -1185,7 +1272,8 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         return lc_err_set(err, LC_ERR_ARG, "feature dim, batch size, gradient accumulation, "
                                            "evaluation interval and epochs must be positive");
     }
-    if (!(o->lr > 0) || !(o->lora_lr > 0) || o->mse_weight < 0 || o->xent_weight < 0 ||
+    if (!(o->lr > 0) || !(o->lora_lr > 0) || !(o->feature_map_lr >= 0) || o->mse_weight < 0 ||
+        o->xent_weight < 0 ||
         (o->mse_weight == 0 && o->xent_weight == 0)) {
         return lc_err_set(err, LC_ERR_ARG, "learning rates must be positive and the loss weights "
                                            "non-negative, not both zero");
@@ -1199,11 +1287,11 @@ static lc_status check_opts(const struct lc_llama *m, const struct lc_train_opts
         return lc_err_set(err, LC_ERR_ARG, "LoRA needs a rank of at least 1, a positive alpha, a "
                                            "dropout in [0, 1) and at least one target");
     }
-    if (o->skip_transfer && !(o->stage & LC_STAGE_FINETUNE)) {
+    if (o->skip_transfer && (o->stage == LC_STAGE_LORA_ONLY || !(o->stage & LC_STAGE_FINETUNE))) {
         return lc_err_set(err, LC_ERR_ARG, "skipping attention transfer leaves nothing to do in "
                                            "the transfer stage");
     }
-    if (o->merge && !(o->stage & LC_STAGE_FINETUNE)) {
+    if (o->merge && !lora_stage) {
         return lc_err_set(err, LC_ERR_ARG, "merging needs the LoRA stage");
     }
     if (o->merge) {
@@ -1249,12 +1337,17 @@ static lc_status transfer_done_before(const struct lc_trainer *tr, int *done,
 }
 
 /* Stage 2 without stage 1 in this run: the feature maps of an earlier
- * transfer run in the output folder. */
+ * transfer run in the output folder (kept aside when a stage 2 trained them
+ * further). */
 static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *err)
 {
-    char *path = lc_path_join(tr->o->out_dir, "feature_maps.safetensors");
+    char *path = lc_path_join(tr->o->out_dir, LC_TRANSFER_MAPS_FILE);
     lc_status rc;
 
+    if (path != NULL && access(path, F_OK) != 0) {
+        free(path);
+        path = lc_path_join(tr->o->out_dir, "feature_maps.safetensors");
+    }
     if (path == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
@@ -1269,6 +1362,94 @@ static lc_status load_transfer_result(struct lc_trainer *tr, struct lc_error *er
         if (rc == LC_OK) {
             rc = lc_linattn_load(tr->lin, path, err);
         }
+    }
+    free(path);
+    return rc;
+}
+
+/* Before stage 2, whose maps go to feature_maps.safetensors: when it trains
+ * them, stage 1's (in tr->lin now) are kept in LC_TRANSFER_MAPS_FILE, once
+ * (a resumed stage 2 finds them there); when it does not, kept ones become
+ * the model's maps again; after no transfer there are none to keep. */
+static lc_status keep_transfer_result(struct lc_trainer *tr, struct lc_error *err)
+{
+    const struct lc_train_opts *o = tr->o;
+    char *kept = lc_path_join(o->out_dir, LC_TRANSFER_MAPS_FILE);
+    char *maps = lc_path_join(o->out_dir, "feature_maps.safetensors");
+    float *host = NULL;
+    lc_status rc = LC_OK;
+
+    if (kept == NULL || maps == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    } else if (o->skip_transfer) {
+        unlink(kept);
+    } else if (o->train_feature_maps ? access(kept, F_OK) != 0 : access(kept, F_OK) == 0) {
+        host = malloc(tr->lin->n_params * sizeof(float));
+        if (host == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        } else {
+            rc = lc_linattn_download(tr->lin, host);
+        }
+        if (rc == LC_OK) {
+            rc = lc_linattn_save(tr->lin, host, o->train_feature_maps ? kept : maps, err);
+        }
+        if (rc == LC_OK && !o->train_feature_maps) {
+            unlink(kept);
+        }
+    }
+    free(host);
+    free(kept);
+    free(maps);
+    return rc;
+}
+
+/* The lora-only stage with the options yo (its own output folder), after
+ * the stages run before in this call. */
+static lc_status run_lora_only(struct lc_trainer *tr, const struct lc_train_opts *yo,
+                               struct lc_error *err)
+{
+    const struct lc_train_opts *main_opts = tr->o;
+    const int stages_done = tr->stages_done;
+    lc_status rc;
+
+    tr->o = yo;
+    tr->stages_done = 0; /* nothing else in its folder */
+    tr->hooks = &lc_lora_only_hooks;
+    rc = lc_finetune_setup(tr, err);
+    if (rc == LC_OK) {
+        rc = lc_train_run_stage(tr, err);
+    }
+    if (rc == LC_OK && yo->merge) {
+        rc = lc_finetune_merge(tr, err);
+    }
+    if (rc == LC_OK) {
+        rc = lc_write_lolcats_config(tr, LC_STAGE_LORA_ONLY, err);
+    }
+    lc_finetune_teardown(tr);
+    tr->o = main_opts;
+    tr->stages_done = stages_done;
+    return rc;
+}
+
+/* Whether the lora-only stage with options yo saved a state in its folder:
+ * with --compare-lora it runs last, so the stages before it are done. */
+static lc_status lora_only_started(struct lc_trainer *tr, const struct lc_train_opts *yo,
+                                   int *started, struct lc_error *err)
+{
+    const struct lc_train_opts *main_opts = tr->o;
+    char *path = NULL;
+    struct lc_st_file *f = NULL;
+    const char *stage;
+    lc_status rc;
+
+    *started = 0;
+    tr->o = yo;
+    rc = open_state(tr, &path, &f, err);
+    tr->o = main_opts;
+    if (rc == LC_OK && f != NULL) {
+        stage = lc_st_metadata(f, "stage");
+        *started = stage != NULL && strcmp(stage, lc_lora_only_hooks.name) == 0;
+        lc_st_close(f);
     }
     free(path);
     return rc;
@@ -1319,9 +1500,12 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
 {
     struct lc_trainer tr;
     struct lc_linattn_cfg lcfg;
+    struct lc_train_opts yo; /* the lora-only stage's */
+    char *yo_dir = NULL;
     int T = o->seq_len;
     int run_transfer = (o->stage & LC_STAGE_TRANSFER) && !o->skip_transfer;
     int run_finetune = (o->stage & LC_STAGE_FINETUNE) != 0;
+    int run_yardstick = o->stage == LC_STAGE_LORA_ONLY || o->compare_lora;
     lc_status rc;
 
     memset(&tr, 0, sizeof(tr));
@@ -1348,6 +1532,30 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     tr.writer = tr.dt == NULL || tr.dt->dist->rank == 0;
     if (rc == LC_OK && tr.writer) {
         rc = check_out_dir(o->out_dir, err);
+    }
+    yo = *o;
+    if (rc == LC_OK && o->compare_lora) {
+        /* the same options and data, in a folder of its own */
+        yo_dir = lc_path_join(o->out_dir, "lora-only");
+        yo.out_dir = yo_dir;
+        yo.stage = LC_STAGE_LORA_ONLY;
+        yo.compare_lora = 0;
+        yo.merge = 0;
+        rc = yo_dir != NULL ? check_out_dir(yo_dir, err)
+                            : lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+    }
+    if (rc == LC_OK && o->stage == LC_STAGE_LORA_ONLY) {
+        char *fm = lc_path_join(o->out_dir, "feature_maps.safetensors");
+        if (fm == NULL) {
+            rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
+        } else if (access(fm, F_OK) == 0) {
+            rc = lc_err_set(err, LC_ERR_ARG,
+                            "%s: the folder holds a linearized model, whose adapter the lora-only "
+                            "stage would replace; give it a folder of its own (or train it beside "
+                            "the linearized model with --compare-lora)",
+                            o->out_dir);
+        }
+        free(fm);
     }
     if (rc == LC_OK) {
         rc = load_chunks(&tr, ds, err);
@@ -1379,6 +1587,15 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
             rc = lc_plan_check(&tr, ds, err);
         }
         rc = lc_dt_agree_status(tr.dt, rc, err);
+    }
+    if (rc == LC_OK && o->compare_lora && o->resume) {
+        int started = 0;
+        rc = lora_only_started(&tr, &yo, &started, err);
+        if (rc == LC_OK && started) {
+            /* killed in the lora-only stage, which runs after the others */
+            run_transfer = 0;
+            run_finetune = 0;
+        }
     }
     if (rc == LC_OK && run_transfer && run_finetune && o->resume) {
         int done = 0;
@@ -1416,6 +1633,9 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         }
         tr.hooks = &lc_finetune_hooks;
         if (rc == LC_OK) {
+            rc = keep_transfer_result(&tr, err);
+        }
+        if (rc == LC_OK) {
             rc = lc_finetune_setup(&tr, err);
         }
         if (rc == LC_OK) {
@@ -1432,7 +1652,14 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
         }
         lc_finetune_teardown(&tr);
     }
+    if (rc == LC_OK && run_yardstick) {
+        if (model->fwd.max_rows > 0) {
+            lc_llama_fwd_free(tr.m, &model->fwd);
+        }
+        rc = run_lora_only(&tr, &yo, err);
+    }
 
+    free(yo_dir);
     if (tr.metrics != NULL) {
         fclose(tr.metrics);
     }

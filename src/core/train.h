@@ -30,13 +30,14 @@ struct lc_param_group {
     float *best;      /* host [n]: the weights of the best evaluation */
     size_t n;
     size_t layer_size; /* floats per layer when the arena is layer after layer, else 0 */
+    double lr_scale;  /* its rate / the stage's (0 is taken as 1) */
 };
 
 struct lc_trainer;
 
 struct lc_stage_hooks {
-    int stage;        /* LC_STAGE_TRANSFER or LC_STAGE_FINETUNE */
-    const char *name; /* "transfer" or "finetune" */
+    int stage;        /* LC_STAGE_TRANSFER, LC_STAGE_FINETUNE or LC_STAGE_LORA_ONLY */
+    const char *name; /* "transfer", "finetune" or "lora-only" */
     /* One micro-batch of B chunks of T tokens (host ids and labels).  With
      * backward, gradients are accumulated, scaled by 1/grad_div.  loss:
      * the micro-batch loss; layer_loss (nullable, [L]): per layer. */
@@ -135,10 +136,13 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
                              double grad_div, int n_lin, int mlp_after, double *total,
                              double *layer_loss, struct lc_error *err);
 
-/* stage 2 (finetune.c) */
+/* stage 2 (finetune.c); with tr->o->stage LC_STAGE_LORA_ONLY the setup is
+ * that of the lora-only stage: the same LoRA on the original softmax
+ * attention, run with lc_lora_only_hooks */
 lc_status lc_finetune_setup(struct lc_trainer *tr, struct lc_error *err);
 void lc_finetune_teardown(struct lc_trainer *tr);
 extern const struct lc_stage_hooks lc_finetune_hooks;
+extern const struct lc_stage_hooks lc_lora_only_hooks;
 /* DIR/merged from the best adapters */
 lc_status lc_finetune_merge(struct lc_trainer *tr, struct lc_error *err);
 
