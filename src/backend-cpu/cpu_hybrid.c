@@ -45,6 +45,7 @@ static void view_init(struct hy_view *w, const struct lc_attn_shape *s, int b, i
                       const float *q, const float *k, const float *v, const float *fq,
                       const float *fk, const float *theta)
 {
+    /* grouped queries: consecutive query heads share key head g */
     const int g = h / (s->H / s->Hkv);
     const size_t bt = (size_t)b * (size_t)s->T;
 
@@ -135,7 +136,8 @@ static void block_scores(const struct hy_view *w, const struct hy_block *bk, flo
     }
 }
 
-/* After block t: S, z += block t-1 (linear for every row of block t+1). */
+/* After block t: S, z += block t-1 (linear for every row of block t+1).
+ * Block t-1 is never the last block, so it has all W rows. */
 static void state_add_block(const struct hy_view *w, int t, float *S, float *z)
 {
     const int u0 = (t - 1) * w->W;
@@ -170,6 +172,9 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
     memset(S, 0, (size_t)F * (size_t)D * sizeof(float));
     memset(z, 0, (size_t)F * sizeof(float));
 
+    /* When block t is computed, S and z hold the blocks <= t-2 only: block
+     * t-1 is still near (window or sliding-linear keys) for block t and
+     * goes into the state after it. */
     for (int t = 0; t < w->nblk; t++) {
         const struct hy_block bk = block_of(w, t);
         float *Yb = Y + off(bk.i0, w->ldq);
@@ -182,6 +187,10 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
             float *row = A + off(r, bk.nk);
             float m, sum;
 
+            /* Columns [wa, wb) of the row are the window keys of row i
+             * (wa is 0 in terraced mode), those past wb are future keys.
+             * The weights overwrite the scores in place, and the zeroed
+             * future columns let one GEMM cover the whole block. */
             sum = kr->exp_row(row + wa, row + wa, wb - wa, w->gamma, &m);
             for (int c = 0; c < wa; c++) {
                 /* sliding mode: linear keys of block t-1 */
@@ -192,12 +201,16 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 row[c] = 0.0f;
             }
             rden[r] = sum;
+            /* m is kept: the linear weights are not scaled by exp(-m), so
+             * the output depends on it and the backward needs it */
             if (MX != NULL) {
                 MX[off(i, w->ldm)] = m;
             }
         }
+        /* Y holds the unnormalized sums until the division by Z below */
         lc_hy_sgemm(0, 0, bk.nb, D, bk.nk, 1.0f, A, bk.nk, w->V + off(bk.j0, w->ldk), w->ldk, 0.0f,
                     Yb, w->ldq);
+        /* the state is empty before block 2 */
         if (t >= 2) {
             lc_hy_sgemm(0, 0, bk.nb, D, F, 1.0f, w->FQ + off(bk.i0, w->ldf), w->ldf, S, D, 1.0f,
                         Yb, w->ldq);
@@ -216,6 +229,7 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 DEN[off(bk.i0 + r, w->ldm)] = rden[r];
             }
         }
+        /* no block t-1 at t = 0; after the last block nothing reads S */
         if (t >= 1 && t + 1 < w->nblk) {
             state_add_block(w, t, S, z);
         }
@@ -234,6 +248,9 @@ void lc_cpu_hybrid_fwd(struct lc_backend *be, float *y, float *mx, float *den, c
     if (ntask <= 0 || s->T <= 0 || !lc_hy_work_get(be, &work, 0, fwd_slice(s), nt)) {
         return;
     }
+    /* Each task writes only its own rows of y, mx and den, and its scratch
+     * slice is written before it is read, so which thread runs a task
+     * does not change the result. */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int task = 0; task < ntask; task++) {
         const int b = task / s->H, h = task % s->H;
@@ -293,11 +310,16 @@ static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_sha
     memset(z, 0, (size_t)F * sizeof(float));
     memset(rr, 0, (size_t)F * sizeof(float));
 
+    /* DK, DV and DFK are accumulated block by block (a key block is near
+     * for two query blocks, and linear for later ones); DQ and DFQ are
+     * written once per block and need no zeroing. */
     zero_rows(o->DK, T, o->ldkh, D);
     zero_rows(o->DV, T, o->ldkh, D);
     zero_rows(o->DFK, T, w->ldf, F);
 
-    /* forward scan: the near keys of each query block, and dfq from the state */
+    /* forward scan: the near keys of each query block, and dfq from the state.
+     * The scores are recomputed rather than kept from the forward (which
+     * would take T x 2W floats per head); only MX and DEN are kept. */
     for (int t = 0; t < w->nblk; t++) {
         const struct hy_block bk = block_of(w, t);
         const float *DYb = o->DY + off(bk.i0, w->ldq);
@@ -314,17 +336,20 @@ static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_sha
             const float iz = 1.0f / o->DEN[off(i, w->ldm)];
             float *dsr = dS + off(r, bk.nk), *pr = P + off(r, bk.nk);
 
+            /* kept per row for the reverse scan */
             delta[i] = dl;
             invz[i] = iz;
             acc_theta += kr->bwd_row(dsr + wa, pr + wa, A + off(r, bk.nk) + wa, wb - wa,
                                      o->MX[off(i, w->ldm)], w->gamma, dl, iz);
             for (int c = 0; c < wa; c++) {
-                /* sliding mode: linear keys of block t-1; L becomes G */
+                /* sliding mode: linear keys of block t-1; L becomes G.
+                 * A linear weight has no score, so its dS entry is 0. */
                 float *lc = L + off(r, bk.np) + (size_t)c;
                 pr[c] = *lc * iz;
                 *lc = (dsr[c] - dl) * iz;
                 dsr[c] = 0.0f;
             }
+            /* the window part of block t-1 must not reach dfq, dfk via L */
             for (int c = wa; sliding && c < bk.np; c++) {
                 L[off(r, bk.np) + (size_t)c] = 0.0f;
             }
@@ -365,6 +390,7 @@ static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_sha
                 lc_hy_sgemm(0, 0, bk.nb, F, bk.np, 1.0f, L, bk.np, w->FK + off(bk.j0, w->ldf),
                             w->ldf, 1.0f, DFQb, w->ldf);
             }
+            /* the state is read only for dfq, so it is built only here */
             if (t >= 1 && t + 1 < w->nblk) {
                 state_add_block(w, t, S, z);
             }
@@ -375,8 +401,11 @@ static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_sha
         }
     }
 
-    /* reverse scan: R, r over the query blocks >= u + 2 for key block u */
+    /* reverse scan: R, r over the query blocks >= u + 2 for key block u.
+     * Going down from the last key block, each step adds one query block
+     * (u + 2), so R and r are suffix sums built in one pass. */
     if (o->DFK != NULL || o->DV != NULL) {
+        /* the state's buffer, free once the forward scan is done */
         float *R = S;
 
         memset(R, 0, (size_t)F * (size_t)D * sizeof(float));
@@ -389,6 +418,7 @@ static double bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_sha
                 const float *fqr = w->FQ + off(i, w->ldf);
                 const float iz = invz[i], dz = delta[i] * invz[i];
                 float *fs = Fs + off(r, F);
+                /* fq_i / Z_i, so that one GEMM adds sum fq_i g_i^T / Z_i */
 #pragma omp simd
                 for (int e = 0; e < F; e++) {
                     fs[e] = fqr[e] * iz;
@@ -445,7 +475,11 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
         return;
     }
     sh = work.shared;
+    /* one double per task (2 floats each), summed in batch order by
+     * lc_hy_dtheta_add so that dtheta does not depend on the thread count */
     acc = (double *)lc_hy_take(&sh, 2 * (size_t)ntask);
+    /* with one query head per key head, dkh and dvh stay dk and dv: the
+     * tasks then write disjoint rows */
     if (rep > 1) {
         float *bk = lc_hy_take(&sh, nkh), *bv = lc_hy_take(&sh, nkh);
         dkh = dk != NULL ? bk : NULL;
@@ -485,6 +519,8 @@ void lc_cpu_hybrid_bwd(struct lc_backend *be, float *dq, float *dk, float *dv, f
             const size_t src = (n * (size_t)H + (size_t)g * (size_t)rep) * (size_t)D;
             const size_t dst = (size_t)ro * (size_t)D;
 
+            /* j == 0 assigns, so dk and dv need no zeroing, and the sum
+             * runs in head order whatever the thread count */
             for (int j = 0; j < rep; j++) {
                 const size_t sj = src + (size_t)j * (size_t)D;
                 if (dk != NULL) {

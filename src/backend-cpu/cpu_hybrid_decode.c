@@ -65,7 +65,9 @@ void lc_cpu_hybrid_decode(struct lc_backend *be, float *y, const float *q, const
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
     const int64_t work = (int64_t)H * ((int64_t)ncache * 2 + F) * D;
     const int par = work >= DECODE_PAR_MIN;
-    /* one thread: all heads at once; a team: one KV head each */
+    /* one thread: all heads at once; a team: one KV head each.  A head's
+     * result is the same either way: its sums run over the keys in order,
+     * whatever other heads the call takes. */
     const size_t per = (size_t)(par ? H / Hkv : H) * ((size_t)ncache + 1);
     struct lc_hy_work ws;
 
@@ -132,6 +134,7 @@ void lc_cpu_linstate_add(struct lc_backend *be, float *S, float *z, const float 
     if (n <= 0) {
         return;
     }
+    /* each head adds to its own S[h] and z[h]: the heads are independent */
     LC_CPU_PAR_FOR(work >= DECODE_PAR_MIN, h, H, 1, {
         const float *fkh = fk + (size_t)h * (size_t)F;
         const float *vh = v + (size_t)(h / rep) * (size_t)D;

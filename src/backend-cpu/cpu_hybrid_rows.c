@@ -23,6 +23,8 @@ int lc_hy_work_get(struct lc_backend *be, struct lc_hy_work *w, size_t shared, s
                     "overflows", shared, nt, per_thread);
         return 0;
     }
+    /* the backend's one scratch block, reused by every kernel call and only
+     * ever grown; 0 bytes would give NULL before its first allocation */
     p = lc_cpu_scratch(be, bytes > 0 ? bytes : 64);
     if (p == NULL) {
         return 0;
@@ -33,6 +35,8 @@ int lc_hy_work_get(struct lc_backend *be, struct lc_hy_work *w, size_t shared, s
     return 1;
 }
 
+/* Slices go by thread number, not by task: a task uses its slice as
+ * scratch only, so the mapping never shows in the results. */
 float *lc_hy_work_slice(const struct lc_hy_work *w)
 {
     return w->slices + (size_t)omp_get_thread_num() * w->slice;
@@ -43,6 +47,8 @@ void lc_hy_dtheta_add(float *dtheta, const float *theta, const double *acc, int 
     for (int h = 0; h < H; h++) {
         const double gamma = 1.0 / (1.0 + exp(-(double)theta[h]));
         double sum = 0.0;
+        /* in batch order, after the parallel loop: the same sum for any
+         * thread count */
         for (int b = 0; b < B; b++) {
             sum += acc[b * H + h];
         }

@@ -26,12 +26,13 @@ struct xent_task {
     float *LOSS, *DFQ, *DFK;
 };
 
-/* Returns the sum over rows of sum_W G_ij e_ij. */
+/* scratch floats of one task */
 static size_t xent_slice(int T)
 {
     return 2 * lc_hy_round((size_t)XENT_QB * (size_t)T) + 2 * lc_hy_round((size_t)T);
 }
 
+/* Returns the sum over rows of sum_W G_ij e_ij. */
 static double xent_task_run(const struct lc_cpu_kernels *kr, const struct xent_task *x,
                             float *ws)
 {
@@ -61,6 +62,8 @@ static double xent_task_run(const struct lc_cpu_kernels *kr, const struct xent_t
             float *lr = L + (size_t)r * (size_t)kl;
             float tmax, m, tsum, Z, iz, it, rowsum, irs, loss = 0.0f, sum_da = 0.0f, ge = 0.0f;
 
+            /* the teacher's weights from the same scores: the student
+             * attends with the teacher's q and k */
             tsum = kr->exp_row(et, s, i + 1, 1.0f, &tmax);
             Z = kr->exp_row(om + lo, s + lo, i - lo + 1, x->gamma, &m);
             for (int j = 0; j < lo; j++) {
@@ -108,6 +111,8 @@ static double xent_task_run(const struct lc_cpu_kernels *kr, const struct xent_t
                 x->LOSS[(size_t)i * (size_t)x->ldm] = loss;
             }
         }
+        /* L holds G on each row's linear keys and 0 elsewhere: one GEMM
+         * each adds dfq += G fk and dfk += G^T fq to what is there */
         if (kl > 0 && x->DFQ != NULL) {
             lc_hy_sgemm(0, 0, nb, F, kl, 1.0f, L, kl, x->FK, x->ldf, 1.0f,
                         x->DFQ + (size_t)i0 * (size_t)x->ldf, x->ldf);
@@ -136,6 +141,7 @@ void lc_cpu_hybrid_xent(struct lc_backend *be, float *row_loss, float *dfq, floa
         !lc_hy_work_get(be, &work, 2 * (size_t)ntask, xent_slice(s->T), nt)) {
         return;
     }
+    /* one double per task, summed in batch order by lc_hy_dtheta_add */
     acc = (double *)work.shared;
 
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)

@@ -89,6 +89,8 @@ void lc_dt_free(struct lc_dtrain *dt)
 
 lc_status lc_dt_agree_status(struct lc_dtrain *dt, lc_status rc, struct lc_error *err)
 {
+    /* one max-reduction tells every rank whether any failed, and names the
+     * highest failed rank */
     int64_t v[2] = {rc != LC_OK ? 1 : 0, rc != LC_OK ? dt->dist->rank : -1};
     lc_status crc;
 
@@ -118,6 +120,7 @@ lc_status lc_dt_stage_begin(struct lc_trainer *tr, int mode, struct lc_error *er
     struct lc_backend *be = tr->be;
     const int L = tr->m->cfg.n_layers;
 
+    /* one rank: no communication, whatever mode was asked for */
     if (dt->dist->size == 1) {
         mode = LC_DT_SINGLE;
     }
@@ -154,6 +157,8 @@ lc_status lc_dt_stage_begin(struct lc_trainer *tr, int mode, struct lc_error *er
         }
         dt->mb_mask = mask;
     }
+    /* a replica runs every dp_size-th micro-batch of a step: at most this
+     * many, each with its own gradient slot until the step's sum */
     dt->k_slots = (tr->o->grad_accum + dt->dp_size - 1) / dt->dp_size;
     for (int g = 0; g < tr->n_groups; g++) {
         struct lc_param_group *pg = &tr->groups[g];
@@ -166,6 +171,8 @@ lc_status lc_dt_stage_begin(struct lc_trainer *tr, int mode, struct lc_error *er
         }
         dt->own_off[g] = off;
         dt->own_n[g] = n;
+        /* the whole group, so that acc shares the layout of params; a
+         * pipeline stage uses only its own part */
         pg->acc = be->ops->alloc(be, pg->n * sizeof(float));
         if (pg->acc == NULL) {
             return lc_err_set(err, LC_ERR_NOMEM, "out of backend memory for the step's gradients");
@@ -225,6 +232,8 @@ lc_status lc_dt_step_begin(struct lc_trainer *tr, int64_t n_mb, struct lc_error 
     return LC_OK;
 }
 
+/* Round robin by index; the step's sum runs in micro-batch order anyway,
+ * so the split does not show in the result. */
 int lc_dt_runs_mb(const struct lc_trainer *tr, int64_t i)
 {
     return i % tr->dt->dp_size == tr->dt->dp_rank;
@@ -243,6 +252,8 @@ lc_status lc_dt_keep_mb(struct lc_trainer *tr, int64_t i, double loss, struct lc
         struct lc_param_group *pg = &tr->groups[g];
         const size_t off = dt->own_off[g];
         const size_t n = dt->own_n[g];
+        /* the replica's j-th micro-batch (i = j dp_size + dp_rank) in slot
+         * j; alone, straight into the sum, which is the same order */
         if (dt->dp_size > 1) {
             be->ops->copy(be, dt->slots[g] + (size_t)(i / dt->dp_size) * n, pg->grads + off,
                           n * sizeof(float));
@@ -315,6 +326,7 @@ lc_status lc_dt_step_end(struct lc_trainer *tr, double *loss, struct lc_error *e
         rc = lc_comm_allgather(dt->dp, be, dt->slots[g], dt->gathered[g], k * n * sizeof(float),
                                err);
         for (int64_t i = 0; i < n_mb && rc == LC_OK; i++) {
+            /* micro-batch i is slot j of replica p */
             const size_t p = (size_t)(i % dt->dp_size);
             const size_t j = (size_t)(i / dt->dp_size);
             be->ops->add(be, pg->acc + off, dt->gathered[g] + (p * k + j) * n, (int64_t)n);
@@ -365,6 +377,8 @@ void lc_dt_eval_keep(struct lc_trainer *tr, int64_t batch, double loss, const do
     int64_t *m = dt->ev_mask + (size_t)batch * (size_t)(1 + L);
     const int pipe = dt->mode == LC_DT_PIPELINE;
 
+    /* in the pipeline only the last stage has the whole loss, and each
+     * stage the losses of its own layers */
     v[0] = loss;
     m[0] = !pipe || lc_dt_pipe_last(tr);
     for (int l = 0; l < L; l++) {
@@ -503,6 +517,7 @@ static lc_status pipe_recv(struct lc_trainer *tr, int from, int tag, float *x, i
 {
     struct lc_dtrain *dt = tr->dt;
     const size_t floats = (size_t)N * (size_t)tr->m->cfg.hidden_size;
+    /* one message: the loss so far, then the rows */
     const size_t bytes = sizeof(double) + floats * sizeof(float);
     char *buf = malloc(bytes);
     lc_status rc;
@@ -527,6 +542,8 @@ static lc_status pipe_send(struct lc_trainer *tr, int to, int tag, const float *
     struct lc_dtrain *dt = tr->dt;
     const size_t floats = (size_t)N * (size_t)tr->m->cfg.hidden_size;
     const size_t bytes = sizeof(double) + floats * sizeof(float);
+    /* two send buffers used in turn: a send can start while the one
+     * before is still in flight */
     const int b = dt->send_next;
     char *buf;
     lc_status rc;

@@ -70,6 +70,8 @@ static void carve(struct lc_ft *ft, struct carver *c, const struct lc_llama *m,
     const size_t f = sizeof(float);
 
     ft->lora_grads = take(c, lora->n_params * f);
+    /* frozen feature maps: one layer's worth, where fmap_bwd puts the
+     * weight gradients nobody reads, reused by every layer */
     ft->lin_grads = take(c, (train_fmaps ? lin->n_params : lin->layer_size) * f);
     for (int l = l0; l < l1; l++) {
         struct lc_ft_acts *a = &ft->acts[l];
@@ -96,6 +98,8 @@ static void carve(struct lc_ft *ft, struct carver *c, const struct lc_llama *m,
         a->gate = take(c, N * FF * f);
         a->up = take(c, N * FF * f);
     }
+    /* below, one of each: the working buffers (xn, h, the gradients) serve
+     * every layer in turn, as the layers run one at a time */
     ft->x_last = last ? take(c, N * C * f) : NULL;
     ft->rstd_f = last ? take(c, N * f) : NULL;
     ft->xn = take(c, N * C * f);
@@ -196,6 +200,8 @@ lc_status lc_ft_new_layers(struct lc_ft **out, struct lc_llama *m, struct lc_lin
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    /* carve twice: first with no base, to size the one backend allocation
+     * that holds every buffer of the stage, then to lay them out in it */
     carve(ft, &c, m, lin, lora, max_rows, recompute, train_fmaps, l0, l1);
     ft->arena = be->ops->alloc(be, c.off);
     if (ft->arena == NULL) {
@@ -265,6 +271,8 @@ void lc_ft_layer_forward(struct lc_ft *ft, int l, const struct lc_ft_acts *a, fl
     lc_llama_qkv(m, l, ft->xn, a->q, a->k, a->v, ft->pos, N);
     lc_linattn_forward(ft->lin, ft->lin->params, l, B, T, a->q, a->k, a->v, a->fq, a->fk, a->att,
                        a->mx, a->den);
+    /* the residual: xmid starts as x and o_proj adds to it; x stays
+     * as the backward needs it */
     o->copy(be, a->xmid, a->x, (size_t)N * C * sizeof(float));
     lc_llama_attn_out(m, l, a->xmid, a->att, N);
     /* the MLP, keeping gate and up for SwiGLU's backward */
@@ -341,7 +349,8 @@ void lc_ft_layer_backward(struct lc_ft *ft, int l, const struct lc_ft_acts *a, f
     }
     o->rope_bwd(be, ft->dq, ft->pos, m->rope_cos, m->rope_sin, N, H, D);
     o->rope_bwd(be, ft->dk, ft->pos, m->rope_cos, m->rope_sin, N, Hkv, D);
-    /* projections from xn = rmsnorm(x), recomputed */
+    /* projections from xn = rmsnorm(x), recomputed: ft->xn is one buffer
+     * for both norms of every layer, so it no longer holds this one */
     o->rmsnorm_fwd(be, ft->xn, NULL, a->x, Ly->attn_norm, N, C, c->rms_norm_eps);
     o->linear_bwd(be, ft->dxn, ft->dq, Ly->wq.data, Ly->wq.dtype, N, C, H * D, 0.0f);
     lc_lora_backward(lora, ft->lora_grads, l, LC_LORA_TQ, ft->xn, ft->dq, ft->dxn, N, &ft->ls);
@@ -349,6 +358,8 @@ void lc_ft_layer_backward(struct lc_ft *ft, int l, const struct lc_ft_acts *a, f
     lc_lora_backward(lora, ft->lora_grads, l, LC_LORA_TK, ft->xn, ft->dk, ft->dxn, N, &ft->ls);
     o->linear_bwd(be, ft->dxn, ft->dv, Ly->wv.data, Ly->wv.dtype, N, C, Hkv * D, 1.0f);
     lc_lora_backward(lora, ft->lora_grads, l, LC_LORA_TV, ft->xn, ft->dv, ft->dxn, N, &ft->ls);
+    /* dx += the attention path: dx is now dL/dx, the gradient of the
+     * layer below's output */
     o->rmsnorm_bwd(be, dx, NULL, ft->dxn, a->x, Ly->attn_norm, a->rstd1, N, C);
 }
 
@@ -397,6 +408,7 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
     if (pos == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory");
     }
+    /* every chunk is a sequence of its own: positions from 0 */
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             pos[b * T + t] = t;
@@ -417,6 +429,9 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
             return rc;
         }
     }
+    /* each layer's output is the next one's kept input; a stage that is
+     * not the last puts its output in dx, free until the gradient comes
+     * back, and sends it from there */
     for (int l = l0; l < l1; l++) {
         lc_ft_layer_forward(ft, l, &ft->acts[l],
                             l + 1 < l1 ? ft->acts[l + 1].x : last ? ft->x_last : ft->dx, B, T);
@@ -440,6 +455,7 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
                        c->rms_norm_eps);
         /* loss and dL/d(normed final states), lm_head in row chunks with
          * the logits' gradient in place */
+        /* the mean over the counted tokens, over the step's micro-batches */
         scale = backward ? (float)(1.0 / ((double)count * grad_div)) : 0.0f;
         for (int r0 = 0; r0 < N; r0 += ft->head_rows) {
             int rows = N - r0 < ft->head_rows ? N - r0 : ft->head_rows;
@@ -453,6 +469,8 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
             }
         }
         o->download(be, ft->host_loss, ft->row_loss, (size_t)N * sizeof(float));
+        /* rmsnorm_bwd adds to dx, and above the final norm there is no
+         * residual path to start from */
         if (backward) {
             o->zero(be, ft->dx, (size_t)N * C * sizeof(float));
             o->rmsnorm_bwd(be, ft->dx, NULL, ft->dxn, ft->x_last, m->final_norm, ft->rstd_f, N,
@@ -461,6 +479,9 @@ lc_status lc_ft_microbatch(struct lc_ft *ft, const int32_t *ids, const int32_t *
     }
     if (backward) {
         for (int l = l1 - 1; l >= l0; l--) {
+            /* recompute: the layer's activations again from its kept x,
+             * into the one shared set; its output (already the next
+             * layer's x) goes to x_out and is dropped */
             if (ft->recompute) {
                 lc_ft_layer_forward(ft, l, &ft->acts[l], ft->x_out, B, T);
             }
@@ -507,6 +528,9 @@ struct finetune_ctx {
 lc_status lc_ft_softmax_attention(struct lc_linattn **out, const struct lc_llama *m, int T,
                                   struct lc_error *err)
 {
+    /* a window as long as the chunk holds every key, so there is no linear
+     * part and sigmoid(theta) cancels: softmax attention exactly, and the
+     * feature maps (dimension 1, the least) play no part */
     const struct lc_linattn_cfg cfg = {.feature_dim = 1, .window = T, .mode = LC_WINDOW_SLIDING};
     return lc_linattn_new(out, m, &cfg, err);
 }

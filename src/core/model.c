@@ -100,6 +100,9 @@ LC_API lc_status lc_model_page_in(struct lc_model *m,
     return lc_llama_page_in(m->llama, progress, user, err);
 }
 
+/* The forward scratch only grows: sized for the largest batch so far, it
+ * is reused by later calls instead of being allocated per call (until a
+ * change of attention or adapter drops it). */
 lc_status lc_model_reserve_rows(struct lc_model *m, int rows, struct lc_error *err)
 {
     if (m->fwd.max_rows >= rows) {
@@ -173,6 +176,8 @@ LC_API lc_status lc_model_perplexity(struct lc_model *m, const int32_t *ids, int
         rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
         goto done;
     }
+    /* the windows do not overlap: each is a fresh forward from position
+     * 0, with no context from the window before */
     for (int64_t w = 0; w < n_windows; w++) {
         const int32_t *win = ids + w * context;
         int len = (int)(n_ids - w * context < context ? n_ids - w * context : context);
@@ -350,6 +355,8 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
         const size_t HF = (size_t)c->n_heads * 2 * (size_t)lin->cfg.feature_dim;
         const int need = lin->cfg.mode == LC_WINDOW_SLIDING ? W : 2 * W;
 
+        /* the most keys the window part ever holds: a query's last W keys
+         * (sliding), or its own block and the one before (terraced) */
         s->cache_rows = need < max_tokens ? need : max_tokens;
         s->S = alloc_per_layer(s, HF * (size_t)c->head_dim * sizeof(float), NULL);
         s->z = alloc_per_layer(s, HF * sizeof(float), NULL);
@@ -357,6 +364,7 @@ LC_API lc_status lc_session_new(struct lc_session **out, struct lc_model *m, int
          * the session holds */
         s->fk_move = be->ops->alloc(be, (size_t)(W < max_tokens ? W : max_tokens) * HF *
                                             sizeof(float));
+        /* a batched chunk's rows: the cached keys' rows, then its own */
         s->den = be->ops->alloc(be, (size_t)(s->cache_rows + LC_CHUNK_ROWS) *
                                         (size_t)c->n_heads * sizeof(float));
         if (s->S == NULL || s->z == NULL || s->fk_move == NULL || s->den == NULL) {
@@ -444,6 +452,8 @@ static void softmax_chunk(struct lc_session *s, int l, int p0, int n)
     float *kc = s->kcache[l];
     float *vc = s->vcache[l];
 
+    /* the cache is in position order, so attn_fwd's causal rule counted
+     * from q_pos0 = p0 applies as it stands */
     o->copy(m->be, kc + (size_t)p0 * KD, f->k, (size_t)n * KD * sizeof(float));
     o->copy(m->be, vc + (size_t)p0 * KD, f->v, (size_t)n * KD * sizeof(float));
     o->attn_fwd(m->be, f->att, f->q, kc, vc, 1, n, p0 + n, c->n_heads, c->n_kv_heads,
@@ -509,10 +519,14 @@ static void linear_chunk(struct lc_session *s, int l, int p0, int n)
     }
     lc_linattn_forward(lin, lin->params, l, 1, nc + n, f->q, f->k, f->v, f->fq, f->fk, f->att,
                        NULL, s->den);
+    /* keys before base are in S and z only: their part is added to the
+     * chunk's rows, renormalized with the denominators just computed */
     if (base > 0) {
         be->ops->hybrid_add_state(be, f->att + (size_t)nc * HD, s->den + (size_t)nc * H,
                                   f->fq + (size_t)nc * H * F, s->S[l], s->z[l], n, H, D, F);
     }
+    /* f->fk holds the features of keys [base, ...) from the forward above:
+     * the ones that leave the window need not be computed again */
     if (lo > base) {
         be->ops->linstate_add(be, s->S[l], s->z[l], f->fk, f->v, lo - base, H, c->n_kv_heads, D,
                               F);
@@ -548,6 +562,8 @@ static void linear_step(struct lc_session *s, int l, int p, int i)
                     moved, H, Hkv, D, lin->cfg.feature_dim, LC_FMAP_EPS);
         o->linstate_add(be, s->S[l], s->z[l], s->fk_move, vc + (size_t)first * KD, moved, H, Hkv,
                         D, F);
+        /* terraced: the newer block moves down to slot 0, so that key j
+         * stays in slot j - lo */
         if (lin->cfg.mode == LC_WINDOW_TERRACED) {
             const size_t kept = (size_t)(p - lo_next) * KD * sizeof(float);
             o->copy(be, kc, kc + (size_t)moved * KD, kept);
@@ -617,6 +633,7 @@ static lc_status feed_chunk(struct lc_session *s, const int32_t *ids, int n, flo
         lc_llama_mlp(m, l, f->x, f->xn, f->gate, f->up, n);
     }
     s->length += n;
+    /* only the last token's logits: the one that predicts the next token */
     if (logits != NULL) {
         lc_llama_head(m, f->x + (size_t)(n - 1) * c->hidden_size, f->xn, f->logits, 1);
         o->download(be, logits, f->logits, (size_t)c->vocab_size * sizeof(float));

@@ -220,6 +220,7 @@ static void plateau_step(struct lc_trainer *tr, double metric)
         if (new_lr < o->min_lr) {
             new_lr = o->min_lr;
         }
+        /* PyTorch's eps: a cut smaller than it is not made */
         if (tr->lr - new_lr > 1e-8) {
             tr->lr = new_lr;
         }
@@ -227,6 +228,8 @@ static void plateau_step(struct lc_trainer *tr, double metric)
     }
 }
 
+/* Whole batches only: the chunks left over after the last full batch are
+ * skipped that epoch (which ones changes with the epoch's order). */
 static int64_t microbatches_per_epoch(const struct lc_trainer *tr)
 {
     return tr->n_train / tr->B;
@@ -268,6 +271,7 @@ static double step_lr(const struct lc_trainer *tr)
 
     if (stage_schedule(tr) == LC_LR_COSINE && tr->step > warm && total > warm) {
         const double pi = 3.14159265358979323846;
+        /* the floor is min_lr, unless the base rate is lower already */
         double lo = o->min_lr < tr->lr ? o->min_lr : tr->lr;
         double p = (double)(tr->step - warm) / (double)(total - warm);
         lr = lo + (tr->lr - lo) * 0.5 * (1.0 + cos(pi * p));
@@ -278,6 +282,8 @@ static double step_lr(const struct lc_trainer *tr)
     return lr;
 }
 
+/* The data order of the current epoch.  It depends on (seed, epoch) only,
+ * so a resumed run rebuilds it instead of reading it from the state. */
 static lc_status ensure_perm(struct lc_trainer *tr, struct lc_error *err)
 {
     if (tr->perm == NULL) {
@@ -327,6 +333,8 @@ static lc_status evaluate(struct lc_trainer *tr, double *val_loss, double *layer
         rc = tr->hooks->microbatch(tr, tr->val_ids + (size_t)done * T,
                                    tr->val_labels + (size_t)done * T, b, 0, 1.0, &loss,
                                    tr->layer_loss, err);
+        /* kept by batch index, so the sum below runs in batch order
+         * whichever rank computed which batch */
         lc_dt_eval_keep(tr, j, loss, tr->layer_loss);
     }
     if (rc == LC_OK) {
@@ -365,6 +373,9 @@ static char *state_path(const struct lc_trainer *tr)
     return lc_path_join(tr->o->out_dir, tr->state_name != NULL ? tr->state_name : STATE_FILE);
 }
 
+/* Every option and the data that the results depend on: a state saved
+ * under others is refused, since resuming from it would not reproduce
+ * either run. */
 static void fingerprint(const struct lc_trainer *tr, char *buf, size_t cap)
 {
     const struct lc_train_opts *o = tr->o;
@@ -418,6 +429,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
         const struct lc_param_group *pg = &tr->groups[g];
         static const char *const parts[] = {"params", "adam_m", "adam_v", "best"};
         int64_t shape[1] = {(int64_t)pg->n};
+        /* + 1: an empty group must not read as out of memory */
         float *grown = realloc(host, pg->n * sizeof(float) + 1);
         if (grown == NULL) {
             rc = lc_err_set(err, LC_ERR_NOMEM, "out of memory");
@@ -427,6 +439,7 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
         for (int p = 0; p < 4 && rc == LC_OK; p++) {
             const float *src = p == 0 ? pg->params : p == 1 ? pg->adam_m : pg->adam_v;
             char name[128];
+            /* the best weights are already on the host */
             if (p < 3) {
                 be->ops->download(be, host, src, pg->n * sizeof(float));
             } else {
@@ -436,6 +449,8 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
             rc = lc_st_writer_add(w, name, LC_DTYPE_F32, 1, shape, host, err);
         }
     }
+    /* the loop's scalars; doubles as %.17g, which reads back to the same
+     * double, so that a resumed run continues with the very same values */
 #define META(key, ...)                                                         \
     do {                                                                       \
         if (rc == LC_OK) {                                                     \
@@ -702,6 +717,7 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
     if (rc != LC_OK) {
         goto done;
     }
+    /* the evaluation of the starting point is no step of the schedule */
     if (tr->step > 0 && stage_schedule(tr) == LC_LR_PLATEAU) {
         plateau_step(tr, val);
     }
@@ -709,12 +725,16 @@ static lc_status eval_and_checkpoint(struct lc_trainer *tr, struct lc_error *err
     ev.val_loss = val;
     ev.improved = val < tr->best_val;
     ev.layer_mse = tr->hooks->reports_layers ? layer : NULL;
+    /* best-on-validation: the weights of the best evaluation are kept on
+     * the host and are the stage's result (run_stage returns to them) */
     if (ev.improved) {
         tr->best_val = val;
         for (int g = 0; g < tr->n_groups; g++) {
             tr->be->ops->download(tr->be, tr->groups[g].best, tr->groups[g].params,
                                   tr->groups[g].n * sizeof(float));
         }
+        /* in the pipeline each rank holds its own layers: the writer
+         * collects the others' parts before it saves */
         rc = lc_dt_gather_best(tr, err);
         if (rc == LC_OK && tr->writer) {
             rc = tr->hooks->save_outputs(tr, err);
@@ -828,11 +848,15 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             int32_t *ids = tr->train_ids;
             int32_t *labels = tr->train_labels;
             double mb_loss = 0.0;
+            /* the step's tokens, all ranks' together */
             tokens += (int64_t)tr->B * tr->T;
             if (!lc_dt_runs_mb(tr, i)) {
                 continue; /* another rank's */
             }
-            /* each micro-batch's gradient on its own, then added to the step's */
+            /* each micro-batch's gradient on its own, then added to the step's
+             * (pg->acc) in micro-batch order: the same additions in the same
+             * order with one rank or several, so the step does not depend on
+             * how the micro-batches are spread over ranks */
             for (int g = 0; g < tr->n_groups; g++) {
                 be->ops->zero(be, tr->groups[g].grads, tr->groups[g].n * sizeof(float));
             }
@@ -841,6 +865,8 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             tr->cur_mb = i;
             tr->cur_chunks = tr->perm + (tr->mb + i) * tr->B;
             tr->phase_done = i;
+            /* grad_div n_mb: each micro-batch's gradient is divided by the
+             * number in the step, so that their sum is the step's mean */
             if (rc == LC_OK) {
                 rc = tr->hooks->microbatch(tr, ids, labels, tr->B, 1, (double)n_mb, &mb_loss,
                                            tr->layer_loss, err);
@@ -871,6 +897,8 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             const double scale = pg->lr_scale > 0 ? pg->lr_scale : 1.0;
             size_t off, n;
             lc_dt_own(tr, g, &off, &n); /* a pipeline stage updates its own layers */
+            /* the summed gradient pg->acc; the step count is 1-based for the
+             * bias corrections, as in PyTorch */
             be->ops->adamw(be, pg->params + off, pg->acc + off, pg->adam_m + off,
                            pg->adam_v + off, (int64_t)n, lr * scale, 0.9, 0.999, 1e-8,
                            o->weight_decay, tr->step + 1);
@@ -901,6 +929,8 @@ static lc_status run_stage(struct lc_trainer *tr, struct lc_error *err)
             return rc;
         }
         if (emit(tr, &ev) != 0) {
+            /* the evaluation due after this step has not run: a resumed
+             * run does it first */
             tr->eval_pending = tr->step % o->eval_every == 0 || tr->step == total;
             rc = lc_dt_gather_state(tr, err);
             if (rc == LC_OK && tr->writer) {
@@ -960,6 +990,8 @@ lc_status lc_trainer_gather(struct lc_trainer *tr, const int64_t *chunks, int32_
 {
     const size_t T = (size_t)tr->T;
     (void)err;
+    /* the chunks of a micro-batch lie anywhere in the data; the kernels
+     * take B contiguous rows of T tokens */
     for (int b = 0; b < tr->B; b++) {
         memcpy(tr->batch_ids + b * T, tr->train_ids + (size_t)chunks[b] * T, T * sizeof(int32_t));
         memcpy(tr->batch_labels + b * T, tr->train_labels + (size_t)chunks[b] * T,
@@ -1092,6 +1124,7 @@ lc_status lc_write_lolcats_config(const struct lc_trainer *tr, int stages_done,
         text = with_nl;
         text[len] = '\n';
         text[len + 1] = '\0';
+        /* a run killed here leaves the old file or the new one, whole */
         rc = lc_write_file_atomic(path, text, len + 1, err);
     }
 
@@ -1577,6 +1610,8 @@ LC_API lc_status lc_train(struct lc_model *model, const struct lc_dataset *ds,
     if (rc == LC_OK) {
         rc = lc_linattn_set_softmax(tr.lin, o->softmax_layers, o->n_softmax_layers, err);
     }
+    /* stage 1's forward scratch (training and evaluation), sized once for
+     * a micro-batch and reused by every one */
     if (rc == LC_OK) {
         rc = lc_model_reserve_rows(model, tr.B * tr.T, err);
     }

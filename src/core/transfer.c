@@ -21,6 +21,9 @@
 #include "core/train.h"
 #include "core/util.h"
 
+/* The buffers from ys on are one layer's scratch, reused by every layer
+ * and every micro-batch: a layer's gradients are complete (added into
+ * grads) before the next layer runs. */
 struct transfer_ctx {
     float *grads;   /* [n_params], same layout as the feature-map arena */
     float *adam_m;
@@ -112,7 +115,9 @@ void lc_transfer_teardown(struct lc_trainer *tr)
     tr->n_groups = 0;
 }
 
-/* Sum of n host floats in a fixed order, in double. */
+/* Sum of n host floats in a fixed order, in double: the per-row losses
+ * are summed here rather than in a kernel, so that the loss does not
+ * depend on the thread count. */
 static double host_sum(const float *v, size_t n)
 {
     double s = 0.0;
@@ -153,7 +158,8 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
         .B = B, .T = T, .H = H, .Hkv = c->n_kv_heads, .D = D, .F = 2 * fdim,
         .window = lin->cfg.window, .mode = lin->cfg.mode,
     };
-    /* d(loss)/d(y_student) of the MSE term, per element */
+    /* d(loss)/d(y_student) of the MSE term, per element; grad_div is the
+     * step's number of micro-batches, whose gradients are summed */
     const float mse_scale =
         (float)(opt->mse_weight / (double)n_lin / ((double)N * (double)HD) / grad_div);
     const float xent_scale = (float)(opt->xent_weight / (double)n_lin / ((double)N * H) / grad_div);
@@ -182,6 +188,9 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
                 return rc;
             }
             mse = host_sum(x->host_rows, (size_t)N) / ((double)N * (double)HD);
+            /* q, k, v are the teacher's and frozen: no dq, dk, dv.  dfq
+             * and dfk are overwritten here; the cross-entropy below adds to
+             * them, so it must come after. */
             if (backward) {
                 o->hybrid_bwd(be, NULL, NULL, NULL, x->dfq, x->dfk,
                               lc_linattn_theta(lin, grads, l), x->dy, x->ys, x->mx, x->den, f->q,
@@ -205,6 +214,7 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
                 }
                 xent = host_sum(x->host_rows, (size_t)N * H) / ((double)N * H);
             }
+            /* dx NULL: nothing upstream of q and k is trained */
             if (backward) {
                 o->fmap_bwd(be, lc_linattn_wq(lin, grads, l), NULL, x->dfq, f->q,
                             lc_linattn_wq(lin, params, l), N, H, H, D, fdim, LC_FMAP_EPS);
@@ -212,6 +222,8 @@ lc_status lc_transfer_layers(struct lc_trainer *tr, int l0, int l1, int B, int b
                             lc_linattn_wk(lin, params, l), N, H, c->n_kv_heads, D, fdim,
                             LC_FMAP_EPS);
             }
+            /* in layer order: a pipeline stage adds its layers to the
+             * total of the stages before, as one process would */
             *total += (opt->mse_weight * mse + opt->xent_weight * xent) / (double)n_lin;
         }
         if (layer_loss != NULL) {
