@@ -2,9 +2,8 @@
 # cli_common.sh: the options of a short run of both stages on stories260K,
 # the files it writes, their comparison with one process's, and waiting
 # for a run's metrics lines.
-: "${LC_TEST_DATA:?run through make check}"
-model="$LC_TEST_DATA/models/stories260K-hf"
-text="$LC_TEST_DATA/text/tinystories/tinystories_val.txt"
+model=$(data_path models/stories260K-hf)
+text=$(data_path text/tinystories/tinystories_val.txt)
 [ -d "$model" ] && [ -f "$text" ] || { echo "SKIP: test data missing"; exit 77; }
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: no mpirun"; exit 77; }
 # root in containers and CI
