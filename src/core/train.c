@@ -449,27 +449,37 @@ static lc_status save_state(struct lc_trainer *tr, struct lc_error *err)
             rc = lc_st_writer_add(w, name, LC_DTYPE_F32, 1, shape, host, err);
         }
     }
-    /* the loop's scalars; doubles as %.17g, which reads back to the same
-     * double, so that a resumed run continues with the very same values */
-#define META(key, ...)                                                         \
-    do {                                                                       \
-        if (rc == LC_OK) {                                                     \
-            snprintf(buf, sizeof(buf), __VA_ARGS__);                           \
-            rc = lc_st_writer_set_metadata(w, key, buf, err);                  \
-        }                                                                      \
-    } while (0)
-    META("stage", "%s", tr->hooks->name);
-    META("step", "%lld", (long long)tr->step);
-    META("epoch", "%lld", (long long)tr->epoch);
-    META("microbatch", "%lld", (long long)tr->mb);
-    META("lr", "%.17g", tr->lr);
-    META("plateau_best", "%.17g", tr->plateau_best);
-    META("plateau_bad", "%d", tr->plateau_bad);
-    META("best_val", "%.17g", tr->best_val);
-    META("metrics_lines", "%lld", (long long)tr->metrics_lines);
-    META("stages_done", "%d", tr->stages_done);
-    META("eval_pending", "%d", tr->eval_pending);
-#undef META
+    /* the loop's scalars, in this order; doubles as %.17g, which reads back
+     * to the same double, so that a resumed run continues with the very
+     * same values */
+    const struct {
+        const char *key;
+        int is_double;
+        int64_t i;
+        double d;
+    } scalars[] = {
+        {"step", 0, tr->step, 0.0},
+        {"epoch", 0, tr->epoch, 0.0},
+        {"microbatch", 0, tr->mb, 0.0},
+        {"lr", 1, 0, tr->lr},
+        {"plateau_best", 1, 0, tr->plateau_best},
+        {"plateau_bad", 0, tr->plateau_bad, 0.0},
+        {"best_val", 1, 0, tr->best_val},
+        {"metrics_lines", 0, tr->metrics_lines, 0.0},
+        {"stages_done", 0, tr->stages_done, 0.0},
+        {"eval_pending", 0, tr->eval_pending, 0.0},
+    };
+    if (rc == LC_OK) {
+        rc = lc_st_writer_set_metadata(w, "stage", tr->hooks->name, err);
+    }
+    for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]) && rc == LC_OK; i++) {
+        if (scalars[i].is_double) {
+            snprintf(buf, sizeof(buf), "%.17g", scalars[i].d);
+        } else {
+            snprintf(buf, sizeof(buf), "%lld", (long long)scalars[i].i);
+        }
+        rc = lc_st_writer_set_metadata(w, scalars[i].key, buf, err);
+    }
     if (rc == LC_OK) {
         fingerprint(tr, buf, sizeof(buf));
         rc = lc_st_writer_set_metadata(w, "fingerprint", buf, err);
