@@ -267,13 +267,25 @@ static inline const char *lc_hy_pack(struct lc_cuda_ctx *c, float *dst, const fl
     return lc_cuda_launched();
 }
 
-/* returns the failure of call (the caller declares const char *err) */
-#define LC_HY_TRY(call)          \
-    do {                         \
-        err = (call);            \
-        if (err != NULL) {       \
-            return err;          \
-        }                        \
-    } while (0)
+/* one input of a kernel, packed head-major: dst <- src [B, T, nsrc, dim] */
+struct lc_hy_input {
+    float *dst;
+    const float *src;
+    int nsrc;
+    int dim;
+};
+
+/* lc_hy_pack of the n inputs in turn; the first failure, or NULL */
+static inline const char *lc_hy_pack_all(struct lc_cuda_ctx *c, const struct lc_hy_geom *g,
+                                         const struct lc_hy_input *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *err = lc_hy_pack(c, in[i].dst, in[i].src, g, in[i].nsrc, in[i].dim);
+        if (err != NULL) {
+            return err;
+        }
+    }
+    return NULL;
+}
 
 #endif /* LC_BACKEND_CUDA_CUDA_HYBRID_CUH */
