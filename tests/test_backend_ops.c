@@ -17,6 +17,10 @@
  * kernels the emulation builds.  A table entry without a row fails, by
  * name.
  *
+ * A case may ask for a second run on each backend, which must give the
+ * same bits (sums in a fixed order).  A cuda device runs its fp32 paths
+ * (LC_CUDA_ATTN=fp32, no TF32), as these tolerances assume.
+ *
  * Outputs ("=") start as NaN, so an element a kernel forgets shows;
  * accumulated outputs ("+=") start from seeded values.  Operations whose
  * order of summation is fixed by the contract (gathers, the embedding
@@ -80,6 +84,7 @@ struct opcase {
     int na;
     int same[MAX_SAME][2]; /* pairs of outputs that must have the same bits */
     int nsame;
+    int twice; /* every backend runs the case twice: the same bits both times */
     int i[10];
     float f[3];
     double d[6];
@@ -366,6 +371,24 @@ static size_t check_backend(const char *tag, int on_device, const struct opcase 
     return bad;
 }
 
+/* a second run of the case against the first: the same bits */
+static size_t check_twice(const char *tag, const struct opcase *c, void **first, void **again)
+{
+    size_t bad = 0;
+    char name[1024];
+
+    for (int k = 0; k < c->na; k++) {
+        struct arg exact = c->a[k];
+        if (exact.dir == ARG_IN) {
+            continue;
+        }
+        exact.cmp = CMP_EXACT;
+        snprintf(name, sizeof(name), "%s %s: %s, run twice", tag, c->what, exact.name);
+        bad += compare(name, c, &exact, again[k], first[k], 0, 0);
+    }
+    return bad;
+}
+
 static void free_outs(const struct opcase *c, void **out)
 {
     for (int k = 0; k < c->na; k++) {
@@ -400,6 +423,10 @@ static int setup(void **state)
         t->emulated = 1;
     }
 #else
+    /* a cuda device runs the fp32 paths, as the comparisons assume (its
+     * bf16 and TF32 kernels have tests of their own in tests/test_cuda.c) */
+    setenv("LC_CUDA_ATTN", "fp32", 1);
+    setenv("LC_CUDA_TF32", "0", 1);
     for (const char *const *name = lc_backend_list(); *name != NULL; name++) {
         struct lc_backend *be = NULL;
         struct lc_error err = {0};
@@ -486,6 +513,12 @@ static void run_row(const struct row *r)
             }
             run_case(r, &c, tg->be, got);
             bad += check_backend(tg->name, !tg->be->ops->host_memory, &c, got, want, want64);
+            if (c.twice) {
+                void *again[MAX_ARGS];
+                run_case(r, &c, tg->be, again);
+                bad += check_twice(tg->name, &c, got, again);
+                free_outs(&c, again);
+            }
             free_outs(&c, got);
         }
         free_outs(&c, want);
@@ -964,6 +997,44 @@ static void call_swiglu_bwd(struct lc_backend *be, const struct opcase *c, void 
 
 /* ------------------------------------------------- softmax attention */
 
+/* Uniform inputs, scores of a few units (q times 3), on training,
+ * decoding and prefill shapes; run twice for the same bits. */
+static int make_attn_fwd_uniform(struct opcase *c, int v)
+{
+    static const int shapes[][7] = {
+        {1, 1, 1, 1, 1, 1, 0},     /* the smallest */
+        {2, 37, 37, 6, 2, 24, 0},  /* training shape, GQA */
+        {1, 1, 50, 8, 2, 128, 49}, /* one decoding step after a cache */
+        {1, 1, 1000, 4, 1, 64, 999},
+        {2, 5, 20, 4, 4, 64, 15}, /* a prefill after a cache */
+        {1, 10, 6, 2, 1, 16, 3},  /* queries past the last key see all keys */
+        {1, 300, 300, 8, 2, 128, 0},
+        {3, 17, 17, 3, 3, 5, 0},
+    };
+    const uint64_t seed = 500 + 10 * (uint64_t)v;
+    size_t nq, nkv;
+    float *q;
+
+    if (v >= (int)(sizeof(shapes) / sizeof(shapes[0]))) {
+        return 0;
+    }
+    memcpy(c->i, shapes[v], 7 * sizeof(int));
+    snprintf(c->what, sizeof(c->what), "attn_fwd uniform B%d Tq%d Tk%d H%d Hkv%d D%d pos%d",
+             c->i[0], c->i[1], c->i[2], c->i[3], c->i[4], c->i[5], c->i[6]);
+    nq = (size_t)c->i[0] * c->i[1] * c->i[3] * c->i[5];
+    nkv = (size_t)c->i[0] * c->i[2] * c->i[4] * c->i[5];
+    q = lc_test_new_uniform(nq, seed, -1, 1);
+    for (size_t i = 0; i < nq; i++) {
+        q[i] *= 3.0f;
+    }
+    in_f32(c, "q", q, nq);
+    in_f32(c, "k", lc_test_new_uniform(nkv, seed + 1, -1, 1), nkv);
+    in_f32(c, "v", lc_test_new_uniform(nkv, seed + 2, -1, 1), nkv);
+    ref_vs64(out_f32(c, "y", nq, CMP_CLOSE, 2e-5, 1e-4), CMP_CLOSE, 1e-6, 1e-5);
+    c->twice = 1;
+    return 1;
+}
+
 static int make_attn_fwd(struct opcase *c, int v)
 {
     static const struct {
@@ -983,13 +1054,14 @@ static int make_attn_fwd(struct opcase *c, int v)
         {2, 20, 20, 16, 2, 16, 0, 1.0f}, /* 8 heads per KV head: items of 4 */
         {1, 7, 7, 5, 5, 12, 0, 1.0f},    /* no grouping */
     };
+    const int nshapes = (int)(sizeof(shapes) / sizeof(shapes[0]));
     size_t nq, nkv;
     float *q, *k, *vv;
     struct arg *y;
     const uint64_t seed = 10 * (uint64_t)v + 1;
 
-    if (v >= (int)(sizeof(shapes) / sizeof(shapes[0]))) {
-        return 0;
+    if (v >= nshapes) {
+        return make_attn_fwd_uniform(c, v - nshapes);
     }
     memcpy(c->i, &shapes[v], 7 * sizeof(int));
     snprintf(c->what, sizeof(c->what), "attn_fwd B%d Tq%d Tk%d H%d Hkv%d D%d pos%d", c->i[0],
@@ -1157,6 +1229,8 @@ static int hy_make(struct opcase *c, int v, struct lc_test_hy_in *in, const char
     c->s = in->s;
     snprintf(c->what, sizeof(c->what), "%s B %d T %d H %d/%d D %d F %d W %d mode %d", entry, k[0],
              k[1], k[2], k[3], k[4], k[5], k[6], mode);
+    /* the order of every sum is fixed: a second run gives the same bits */
+    c->twice = 1;
     return 1;
 }
 
@@ -1203,23 +1277,36 @@ static void call_hybrid_fwd(struct lc_backend *be, const struct opcase *c, void 
     be->ops->hybrid_fwd(be, p[10], NULL, NULL, p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
 }
 
+/* Variants 0 .. 2 N_HY_CASES - 1: from the reference forward's y, mx and
+ * den; the next as many: after the backend's own forward (i[0] = 1), as
+ * a layer's backward runs, y, mx and den compared too. */
 static int make_hybrid_bwd(struct opcase *c, int v)
 {
     struct lc_test_hy_in in;
+    const int chained = v >= 2 * N_HY_CASES;
     float *y, *mx, *den, *dth;
 
-    if (!hy_make(c, v, &in, "hybrid_bwd")) {
+    if (v >= 4 * N_HY_CASES ||
+        !hy_make(c, v % (2 * N_HY_CASES), &in,
+                 chained ? "hybrid_fwd then hybrid_bwd" : "hybrid_bwd")) {
         return 0;
     }
     hy_inputs(c, &in);
-    /* the reference forward's y, mx, den */
-    y = lc_test_new_f32(in.nq);
-    mx = lc_test_new_f32(in.nm);
-    den = lc_test_new_f32(in.nm);
-    lc_ref_ops.hybrid_fwd(g_ref, y, mx, den, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
-    in_f32(c, "y", y, in.nq);
-    in_f32(c, "mx", mx, in.nm);
-    in_f32(c, "den", den, in.nm);
+    c->i[0] = chained;
+    if (chained) {
+        out_f32(c, "y", in.nq, CMP_REL, 1e-5, 1e-5);
+        out_f32(c, "mx", in.nm, CMP_REL, 1e-5, 1e-5);
+        out_f32(c, "den", in.nm, CMP_REL, 1e-5, 1e-5);
+    } else {
+        /* the reference forward's y, mx, den */
+        y = lc_test_new_f32(in.nq);
+        mx = lc_test_new_f32(in.nm);
+        den = lc_test_new_f32(in.nm);
+        lc_ref_ops.hybrid_fwd(g_ref, y, mx, den, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
+        in_f32(c, "y", y, in.nq);
+        in_f32(c, "mx", mx, in.nm);
+        in_f32(c, "den", den, in.nm);
+    }
     out_f32(c, "dq", in.nq, CMP_REL, 1e-5, 1e-5);
     out_f32(c, "dk", in.nk, CMP_REL, 1e-5, 1e-5);
     out_f32(c, "dv", in.nk, CMP_REL, 1e-5, 1e-5);
@@ -1235,12 +1322,18 @@ static int make_hybrid_bwd(struct opcase *c, int v)
 
 static void call_hybrid_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
+    if (c->i[0]) {
+        be->ops->hybrid_fwd(be, p[7], p[8], p[9], p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
+    }
     be->ops->hybrid_bwd(be, p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9], p[0],
                         p[1], p[2], p[3], p[4], p[5], &c->s);
 }
 
 static void call64_hybrid_bwd(const struct opcase *c, void **p)
 {
+    if (c->i[0]) {
+        lc_ref_hybrid_fwd_f64(p[7], p[8], p[9], p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
+    }
     lc_ref_hybrid_bwd_f64(p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9], p[0],
                           p[1], p[2], p[3], p[4], p[5], &c->s);
 }
