@@ -44,8 +44,8 @@
 #include "backend-cuda/cuda_kernels.h"
 #endif
 
-#define MAX_ARGS 16
-#define MAX_SAME 3
+#define MAX_ARGS 28
+#define MAX_SAME 10
 
 enum arg_dir {
     ARG_IN,  /* read only */
@@ -1503,22 +1503,61 @@ static void call_hybrid_fwd(struct lc_backend *be, const struct opcase *c, void 
     be->ops->hybrid_fwd(be, p[10], NULL, NULL, p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
 }
 
+/* the gradients a backward asked for only some of them writes: the
+ * others as NULL (stage 1: dfq, dfk, dtheta; q, k, v only; each alone),
+ * with the same bits as the full backward's */
+static void hy_subsets(struct opcase *c, const struct lc_test_hy_in *in)
+{
+    static const char *const names[] = {"dfq of stage 1", "dfk of stage 1", "dq of q, k, v",
+                                        "dk of q, k, v",  "dv of q, k, v",  "dq alone",
+                                        "dk alone",       "dv alone"};
+    static const int full[] = {13, 14, 10, 11, 12, 10, 11, 12};
+    float *dth = lc_test_new_f32((size_t)in->s.H);
+
+    for (int i = 0; i < 8; i++) {
+        const struct arg *f = &c->a[full[i]];
+        if (i == 2) {
+            for (int h = 0; h < in->s.H; h++) {
+                dth[h] = 0.5f;
+            }
+            hy_dtheta(acc_f32(c, "dtheta of stage 1", dth, (size_t)in->s.H, CMP_SUM, 1e-5, 1e-5));
+            same_bits(c, c->na - 1, 15);
+        }
+        out_f32(c, names[i], f->bytes / sizeof(float), f->cmp, f->atol, f->rtol);
+        same_bits(c, c->na - 1, full[i]);
+    }
+}
+
 /* Variants 0 .. 2 N_HY_CASES - 1: from the reference forward's y, mx and
  * den; the next as many: after the backend's own forward (i[0] = 1), as
- * a layer's backward runs, y, mx and den compared too. */
+ * a layer's backward runs, y, mx and den compared too; the last two (i[0]
+ * = 2): the same on one case per mode, and the gradients in subsets. */
 static int make_hybrid_bwd(struct opcase *c, int v)
 {
     struct lc_test_hy_in in;
+    const int subsets = v >= 4 * N_HY_CASES;
     const int chained = v >= 2 * N_HY_CASES;
     float *y, *mx, *den, *dth;
 
-    if (v >= 4 * N_HY_CASES ||
-        !hy_make(c, v % (2 * N_HY_CASES), &in,
-                 chained ? "hybrid_fwd then hybrid_bwd" : "hybrid_bwd")) {
+    if (subsets) {
+        const int mode = v - 4 * N_HY_CASES;
+        if (mode > 1) {
+            return 0;
+        }
+        lc_test_hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, mode, 5);
+        lc_test_hy_make_tie(&in, 2);
+        lc_test_hy_make_tie(&in, 3 * 32 - 1);
+        c->s = in.s;
+        snprintf(c->what, sizeof(c->what),
+                 "hybrid_bwd subsets B 2 T 150 H 4/2 D 16 F 8 W 32 mode %d", mode);
+        c->twice = 1;
+    } else if (v >= 4 * N_HY_CASES ||
+               !hy_make(c, v % (2 * N_HY_CASES), &in,
+                        chained ? "hybrid_fwd then hybrid_bwd" : "hybrid_bwd")) {
         return 0;
     }
     hy_inputs(c, &in);
-    c->i[0] = chained;
+    c->i[0] = subsets ? 2 : chained;
     if (chained) {
         out_f32(c, "y", in.nq, CMP_REL, 1e-5, 1e-5);
         out_f32(c, "mx", in.nm, CMP_REL, 1e-5, 1e-5);
@@ -1543,6 +1582,9 @@ static int make_hybrid_bwd(struct opcase *c, int v)
         dth[h] = 0.5f;
     }
     hy_dtheta(acc_f32(c, "dtheta", dth, (size_t)in.s.H, CMP_SUM, 1e-5, 1e-5));
+    if (subsets) {
+        hy_subsets(c, &in);
+    }
     return 1;
 }
 
@@ -1553,6 +1595,22 @@ static void call_hybrid_bwd(struct lc_backend *be, const struct opcase *c, void 
     }
     be->ops->hybrid_bwd(be, p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9], p[0],
                         p[1], p[2], p[3], p[4], p[5], &c->s);
+    if (c->i[0] == 2) {
+        /* the subsets of hy_subsets: which of dq, dk, dv, dfq, dfk, dtheta */
+        static const int sets[5][6] = {{0, 0, 0, 16, 17, 18},
+                                       {19, 20, 21, 0, 0, 0},
+                                       {22, 0, 0, 0, 0, 0},
+                                       {0, 23, 0, 0, 0, 0},
+                                       {0, 0, 24, 0, 0, 0}};
+        for (int i = 0; i < 5; i++) {
+            void *g[6];
+            for (int j = 0; j < 6; j++) {
+                g[j] = sets[i][j] ? p[sets[i][j]] : NULL;
+            }
+            be->ops->hybrid_bwd(be, g[0], g[1], g[2], g[3], g[4], g[5], p[6], p[7], p[8], p[9],
+                                p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
+        }
+    }
 }
 
 static void call64_hybrid_bwd(const struct opcase *c, void **p)
@@ -1562,6 +1620,11 @@ static void call64_hybrid_bwd(const struct opcase *c, void **p)
     }
     lc_ref_hybrid_bwd_f64(p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9], p[0],
                           p[1], p[2], p[3], p[4], p[5], &c->s);
+    if (c->i[0] == 2) {
+        /* the stage-1 subset's dtheta, compared with this one */
+        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, p[16], p[17], p[18], p[6], p[7], p[8], p[9], p[0],
+                              p[1], p[2], p[3], p[4], p[5], &c->s);
+    }
 }
 
 static int make_hybrid_xent(struct opcase *c, int v)
