@@ -77,6 +77,7 @@ struct arg {
     int only64;         /* compared with the double reference only (not with ref) */
     int vs_start;       /* compared with its starting values instead (an identity) */
     int unchanged;      /* an input every backend must leave as it was */
+    int unchecked;      /* not compared with ref (state, or compared in a pair) */
     int first_exact;    /* element 0 equals ref's on every backend (an ignored row's 0) */
     int rows, cols, ld; /* ld > cols: a strided matrix whose padding must be left alone */
 };
@@ -87,6 +88,8 @@ struct opcase {
     int na;
     int same[MAX_SAME][2]; /* pairs of outputs that must have the same bits */
     int nsame;
+    int near[MAX_SAME][2]; /* pairs within the first one's tolerance of each other */
+    int nnear;
     int twice; /* every backend runs the case twice: the same bits both times */
     int i[10];
     float f[3];
@@ -180,6 +183,14 @@ static void same_bits(struct opcase *c, int a, int b)
     c->same[c->nsame][0] = a;
     c->same[c->nsame][1] = b;
     c->nsame++;
+}
+
+static void near_pair(struct opcase *c, int a, int b)
+{
+    assert_true(c->nnear < MAX_SAME);
+    c->near[c->nnear][0] = a;
+    c->near[c->nnear][1] = b;
+    c->nnear++;
 }
 
 static void case_free(struct opcase *c)
@@ -373,6 +384,9 @@ static size_t check_backend(const char *tag, int on_device, const struct opcase 
             continue;
         }
         snprintf(name, sizeof(name), "%s %s: %s", tag, c->what, a->name);
+        if (a->unchecked) {
+            continue;
+        }
         if (a->vs_start) {
             bad += compare(name, c, a, got[k], a->host, atol, rtol);
         } else if (!a->only64) {
@@ -395,6 +409,12 @@ static size_t check_backend(const char *tag, int on_device, const struct opcase 
         snprintf(name, sizeof(name), "%s %s: %s and %s", tag, c->what, a->name,
                  c->a[c->same[k][1]].name);
         bad += compare(name, c, &exact, got[c->same[k][0]], got[c->same[k][1]], 0, 0);
+    }
+    for (int k = 0; k < c->nnear; k++) {
+        const struct arg *a = &c->a[c->near[k][0]];
+        snprintf(name, sizeof(name), "%s %s: %s against %s", tag, c->what, a->name,
+                 c->a[c->near[k][1]].name);
+        bad += compare(name, c, a, got[c->near[k][0]], got[c->near[k][1]], a->atol, a->rtol);
     }
     return bad;
 }
@@ -1665,13 +1685,104 @@ static void call64_hybrid_xent(const struct opcase *c, void **p)
 
 enum { DEC_H = 8, DEC_HKV = 2, DEC_D = 40, DEC_F = 24, DEC_N = 37 };
 
-/* a full window cache, and none (the first token) */
+/* Token by token with a window cache and the linear state (as a model
+ * decodes; variants 2 ..): terraced keeps the previous and the current
+ * block, moving the block two back into the state when a block starts;
+ * sliding keeps the last W keys in a ring.  y equals the parallel
+ * forward's (on the same backend). */
+static int make_decode_tokens(struct opcase *c, int v)
+{
+    static const int tw[][2] = {{1, 64}, {63, 64}, {64, 64}, {65, 64}, {300, 64}, {40, 3}, {9, 1}};
+    const int n = (int)(sizeof(tw) / sizeof(tw[0]));
+    const int H = 4, Hkv = 2, D = 16, F = 8;
+    struct lc_test_hy_in in;
+    int T, W, mode, cap;
+    size_t kd;
+
+    if (v >= 2 * n) {
+        return 0;
+    }
+    T = tw[v % n][0];
+    W = tw[v % n][1];
+    mode = v / n;
+    cap = mode == LC_WINDOW_SLIDING ? W : 2 * W;
+    kd = (size_t)Hkv * D;
+    lc_test_hy_in_make(&in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
+    if (T >= 5) {
+        lc_test_hy_make_tie(&in, 2);
+    }
+    if (T >= 3 * W + 2) {
+        lc_test_hy_make_tie(&in, 3 * W - 1);
+    }
+    c->s = in.s;
+    c->i[1] = 1;
+    snprintf(c->what, sizeof(c->what), "hybrid_decode token by token T %d W %d mode %d", T, W,
+             mode);
+    in_f32(c, "q", in.q, in.nq);
+    in_f32(c, "k", in.k, in.nk);
+    in_f32(c, "v", in.v, in.nk);
+    in_f32(c, "fq", in.fq, in.nf);
+    in_f32(c, "fk", in.fk, in.nf);
+    in_f32(c, "theta", in.theta, (size_t)H);
+    free(in.dy);
+    acc_f32(c, "S", lc_test_new_f32((size_t)H * F * D), (size_t)H * F * D, CMP_CLOSE, 0, 0)
+        ->unchecked = 1;
+    acc_f32(c, "z", lc_test_new_f32((size_t)H * F), (size_t)H * F, CMP_CLOSE, 0, 0)->unchecked = 1;
+    acc_f32(c, "k cache", lc_test_new_f32((size_t)cap * kd), (size_t)cap * kd, CMP_CLOSE, 0, 0)
+        ->unchecked = 1;
+    acc_f32(c, "v cache", lc_test_new_f32((size_t)cap * kd), (size_t)cap * kd, CMP_CLOSE, 0, 0)
+        ->unchecked = 1;
+    out_f32(c, "y of the parallel forward", in.nq, CMP_REL, 1e-5, 1e-5)->unchecked = 1;
+    out_f32(c, "y decoded", in.nq, CMP_REL, 1e-5, 1e-5)->unchecked = 1;
+    near_pair(c, 11, 10);
+    return 1;
+}
+
+static void call_decode_tokens(struct lc_backend *be, const struct opcase *c, void **p)
+{
+    const int T = c->s.T, W = c->s.window, H = c->s.H, Hkv = c->s.Hkv, D = c->s.D, F = c->s.F;
+    const size_t kd = (size_t)Hkv * D;
+    float *k = p[1], *v = p[2], *fk = p[4], *S = p[6], *z = p[7], *kc = p[8], *vc = p[9];
+    int ncache = 0;
+
+    be->ops->hybrid_fwd(be, p[10], NULL, NULL, p[0], k, v, p[3], fk, p[5], &c->s);
+    for (int t = 0; t < T; t++) {
+        size_t slot;
+        if (c->s.mode == LC_WINDOW_SLIDING) {
+            if (t >= W) {
+                const int old = t - W;
+                be->ops->linstate_add(be, S, z, fk + (size_t)old * H * F, v + (size_t)old * kd, 1,
+                                      H, Hkv, D, F);
+            }
+            slot = (size_t)(t % W);
+            ncache = t + 1 < W ? t + 1 : W;
+        } else {
+            if (t % W == 0 && t >= 2 * W) {
+                const int old = t - 2 * W;
+                be->ops->linstate_add(be, S, z, fk + (size_t)old * H * F, v + (size_t)old * kd, W,
+                                      H, Hkv, D, F);
+                be->ops->copy(be, kc, kc + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                be->ops->copy(be, vc, vc + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                ncache = W;
+            }
+            slot = (size_t)ncache;
+            ncache++;
+        }
+        be->ops->copy(be, kc + slot * kd, k + (size_t)t * kd, kd * sizeof(float));
+        be->ops->copy(be, vc + slot * kd, v + (size_t)t * kd, kd * sizeof(float));
+        be->ops->hybrid_decode(be, (float *)p[11] + (size_t)t * H * D,
+                               (float *)p[0] + (size_t)t * H * D, (float *)p[3] + (size_t)t * H * F,
+                               kc, vc, ncache, S, z, p[5], H, Hkv, D, F);
+    }
+}
+
+/* a full window cache, and none (the first token); then make_decode_tokens */
 static int make_hybrid_decode(struct opcase *c, int v)
 {
     const size_t nkv = (size_t)DEC_N * DEC_HKV * DEC_D;
     float *x;
     if (v > 1) {
-        return 0;
+        return make_decode_tokens(c, v - 2);
     }
     c->i[0] = v == 0 ? DEC_N : 0;
     snprintf(c->what, sizeof(c->what), "hybrid_decode H %d/%d D %d F %d cache %d", DEC_H, DEC_HKV,
@@ -1701,12 +1812,19 @@ static int make_hybrid_decode(struct opcase *c, int v)
 
 static void call_hybrid_decode(struct lc_backend *be, const struct opcase *c, void **p)
 {
+    if (c->i[1]) {
+        call_decode_tokens(be, c, p);
+        return;
+    }
     be->ops->hybrid_decode(be, p[7], p[0], p[1], p[2], p[3], c->i[0], p[4], p[5], p[6], DEC_H,
                            DEC_HKV, DEC_D, DEC_F);
 }
 
 static void call64_hybrid_decode(const struct opcase *c, void **p)
 {
+    if (c->i[1]) {
+        return; /* token by token: compared with the parallel forward */
+    }
     lc_ref_hybrid_decode_f64(p[7], p[0], p[1], p[2], p[3], c->i[0], p[4], p[5], p[6], DEC_H,
                              DEC_HKV, DEC_D, DEC_F);
 }

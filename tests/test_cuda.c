@@ -1,12 +1,12 @@
 /*
  * What is the cuda backend's own: memory and its errors, opening it, the
- * table being complete, its settings (the query chunks of the attention
- * and of the student's cross-entropy, TF32, the bf16 kernels), and
- * decoding token by token against the parallel forward.  Every entry
- * against the reference at the default settings (fp32 paths, awkward
- * shapes, the same bits when run twice, gradients asked for in subsets)
- * is in the table of every entry on every backend,
- * tests/test_backend_ops.c, which runs on a device and on the emulation.
+ * table being complete, and its settings (the query chunks of the
+ * attention and of the student's cross-entropy, TF32, the bf16 kernels).
+ * Every entry against the reference at the default settings (fp32 paths,
+ * awkward shapes, the same bits when run twice, gradients asked for in
+ * subsets, decoding token by token against the parallel forward) is in
+ * the table of every entry on every backend, tests/test_backend_ops.c,
+ * which runs on a device and on the emulation.
  *
  * Built with cuda_emu.h (LC_CUDA_EMU), this file is also
  * tests/test_cuda_emu: the tests of the kernels the emulation builds (the
@@ -721,16 +721,6 @@ static void test_attn_bf16(void **state)
 
 /* ------------------------------------------------- attention student */
 
-/* lc_test_check_rel, as tests/test_hybrid.c and tests/test_fmap.c compare
- * the cpu kernels with the reference */
-static void expect_rel(const char *what, const float *got, const float *want, size_t n,
-                       double tol)
-{
-    if (lc_test_check_rel(what, got, want, n, tol) != 0) {
-        fail_msg("%s: cuda differs from ref", what);
-    }
-}
-
 /* The inputs of one hybrid-attention case (as tests/test_hybrid.c makes
  * them), host and device. */
 struct hy_case {
@@ -1067,92 +1057,6 @@ static void test_hybrid_bf16(void **state)
     }
 }
 
-/* Token by token with a window cache and the linear state (as
- * tests/test_hybrid.c decodes): terraced keeps the previous and the
- * current block, moving the block two back into the state when a block
- * starts; sliding keeps the last W keys in a ring.  Equals hybrid_fwd. */
-static void decode_case(struct backends *b, int T, int W, int mode)
-{
-    const struct lc_backend_ops *o = b->gpu->ops;
-    const int H = 4, Hkv = 2, D = 16, F = 8;
-    const int cap = mode == LC_WINDOW_SLIDING ? W : 2 * W;
-    const size_t kd = (size_t)Hkv * D;
-    struct hy_case in;
-    float *y_d, *ydec_d, *S_d, *z_d, *kc_d, *vc_d, *yfull, *ydec;
-    int ncache = 0;
-    char name[96];
-
-    hy_case_make(b, &in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
-    y_d = dev(b, in.h.q, in.h.nq * sizeof(float));
-    ydec_d = dev(b, in.h.q, in.h.nq * sizeof(float));
-    S_d = o->alloc(b->gpu, (size_t)H * F * D * sizeof(float));
-    z_d = o->alloc(b->gpu, (size_t)H * F * sizeof(float));
-    kc_d = o->alloc(b->gpu, (size_t)cap * kd * sizeof(float));
-    vc_d = o->alloc(b->gpu, (size_t)cap * kd * sizeof(float));
-    assert_non_null(S_d);
-    assert_non_null(z_d);
-    assert_non_null(kc_d);
-    assert_non_null(vc_d);
-    o->hybrid_fwd(b->gpu, y_d, NULL, NULL, in.q_d, in.k_d, in.v_d, in.fq_d, in.fk_d, in.theta_d,
-                  &in.h.s);
-    for (int p = 0; p < T; p++) {
-        size_t slot;
-        if (mode == LC_WINDOW_SLIDING) {
-            if (p >= W) {
-                const int old = p - W;
-                o->linstate_add(b->gpu, S_d, z_d, in.fk_d + (size_t)old * H * F,
-                                in.v_d + (size_t)old * kd, 1, H, Hkv, D, F);
-            }
-            slot = (size_t)(p % W);
-            ncache = p + 1 < W ? p + 1 : W;
-        } else {
-            if (p % W == 0 && p >= 2 * W) {
-                const int old = p - 2 * W;
-                o->linstate_add(b->gpu, S_d, z_d, in.fk_d + (size_t)old * H * F,
-                                in.v_d + (size_t)old * kd, W, H, Hkv, D, F);
-                o->copy(b->gpu, kc_d, kc_d + (size_t)W * kd, (size_t)W * kd * sizeof(float));
-                o->copy(b->gpu, vc_d, vc_d + (size_t)W * kd, (size_t)W * kd * sizeof(float));
-                ncache = W;
-            }
-            slot = (size_t)ncache;
-            ncache++;
-        }
-        o->copy(b->gpu, kc_d + slot * kd, in.k_d + (size_t)p * kd, kd * sizeof(float));
-        o->copy(b->gpu, vc_d + slot * kd, in.v_d + (size_t)p * kd, kd * sizeof(float));
-        o->hybrid_decode(b->gpu, ydec_d + (size_t)p * H * D, in.q_d + (size_t)p * H * D,
-                         in.fq_d + (size_t)p * H * F, kc_d, vc_d, ncache, S_d, z_d, in.theta_d, H,
-                         Hkv, D, F);
-    }
-    yfull = fetch(b, y_d, in.h.nq);
-    ydec = fetch(b, ydec_d, in.h.nq);
-    snprintf(name, sizeof(name), "cuda decode T %d W %d mode %d", T, W, mode);
-    expect_rel(name, ydec, yfull, in.h.nq, 1e-5);
-    free(yfull);
-    free(ydec);
-    gpu_free(b, y_d);
-    gpu_free(b, ydec_d);
-    gpu_free(b, S_d);
-    gpu_free(b, z_d);
-    gpu_free(b, kc_d);
-    gpu_free(b, vc_d);
-    hy_case_free(b, &in);
-}
-
-static void test_decode(void **state)
-{
-    static const int Ts[] = {1, 63, 64, 65, 300};
-    struct backends *b = *state;
-
-    NEED_REF(hybrid_decode);
-    for (int mode = 0; mode < 2; mode++) {
-        for (size_t ti = 0; ti < sizeof(Ts) / sizeof(Ts[0]); ti++) {
-            decode_case(b, Ts[ti], 64, mode);
-        }
-        decode_case(b, 40, 3, mode);
-        decode_case(b, 9, 1, mode);
-    }
-}
-
 /* Bad shapes are reported by the next sync, naming the entry. */
 static void test_hybrid_errors(void **state)
 {
@@ -1219,7 +1123,6 @@ int main(void)
         cmocka_unit_test(test_attn_bf16),
         cmocka_unit_test(test_hybrid),
         cmocka_unit_test(test_hybrid_bf16),
-        cmocka_unit_test(test_decode),
         cmocka_unit_test(test_hybrid_errors),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
@@ -1248,7 +1151,6 @@ int main(void)
         cmocka_unit_test(test_attn_bf16),
         cmocka_unit_test(test_hybrid),
         cmocka_unit_test(test_hybrid_bf16),
-        cmocka_unit_test(test_decode),
         cmocka_unit_test(test_hybrid_errors),
         cmocka_unit_test(test_table_complete),
     };
