@@ -671,52 +671,47 @@ static const struct {
 };
 #define N_LINEAR_MORE ((int)(sizeof(linear_more) / sizeof(linear_more[0])))
 
+static void linear_set(struct opcase *c, int N, int K, int M, enum lc_dtype type, float beta)
+{
+    c->i[0] = N, c->i[1] = K, c->i[2] = M;
+    c->type = type;
+    c->f[0] = beta;
+}
+
 /* variant v of linear_fwd / linear_bwd: shape, dtype, beta; sets i[0..2]
- * = N, K, M, type and f[0] = beta; 0 past the last */
+ * = N, K, M, type, f[0] = beta and i[3] = 1 for linear_more's; 0 past the
+ * last */
 static int linear_variant(struct opcase *c, int v, uint64_t *seed)
 {
     const int nshapes = (int)(sizeof(linear_shapes) / sizeof(linear_shapes[0]));
+    const int more = v - (nshapes * 6 + 2);
     if (v < nshapes * 6) {
         int s = v / 6, t = (v / 2) % 3, b = v % 2;
-        c->i[0] = linear_shapes[s].N;
-        c->i[1] = linear_shapes[s].K;
-        c->i[2] = linear_shapes[s].M;
-        c->type = dtypes[t];
-        c->f[0] = b ? 1.0f : 0.0f;
+        linear_set(c, linear_shapes[s].N, linear_shapes[s].K, linear_shapes[s].M, dtypes[t],
+                   b ? 1.0f : 0.0f);
         *seed = 1000 + 20 * (uint64_t)(s * 3 + t) + 10 * (uint64_t)b;
         return 1;
     }
     if (v == nshapes * 6) {
-        c->i[0] = 5, c->i[1] = 64, c->i[2] = 70000;
-        c->type = LC_DTYPE_BF16;
-        c->f[0] = 1.0f;
+        linear_set(c, 5, 64, 70000, LC_DTYPE_BF16, 1.0f);
         *seed = 77;
         return 1;
     }
     if (v == nshapes * 6 + 1) {
-        c->i[0] = 6, c->i[1] = 5000, c->i[2] = 1000;
-        c->type = LC_DTYPE_F16;
-        c->f[0] = 0.0f;
+        linear_set(c, 6, 5000, 1000, LC_DTYPE_F16, 0.0f);
         *seed = 78;
         return 1;
     }
-    v -= nshapes * 6 + 2;
-    if (v < N_LINEAR_MORE * 6) {
-        int s = v / 6, t = (v / 2) % 3, b = v % 2;
-        c->i[0] = linear_more[s].N;
-        c->i[1] = linear_more[s].K;
-        c->i[2] = linear_more[s].M;
-        c->type = dtypes[t];
-        c->f[0] = b ? 1.0f : 0.0f;
-        c->i[3] = 1;
+    c->i[3] = 1;
+    if (more < N_LINEAR_MORE * 6) {
+        int s = more / 6, t = (more / 2) % 3, b = more % 2;
+        linear_set(c, linear_more[s].N, linear_more[s].K, linear_more[s].M, dtypes[t],
+                   b ? 1.0f : 0.0f);
         *seed = (b ? 2000 : 1000) + 10 * (uint64_t)s + (uint64_t)t;
         return 1;
     }
-    if (v == N_LINEAR_MORE * 6) {
-        c->i[0] = 17, c->i[1] = 129, c->i[2] = 33;
-        c->type = LC_DTYPE_BF16;
-        c->f[0] = -0.5f;
-        c->i[3] = 1;
+    if (more == N_LINEAR_MORE * 6) {
+        linear_set(c, 17, 129, 33, LC_DTYPE_BF16, -0.5f);
         *seed = 3000;
         return 1;
     }
@@ -1244,27 +1239,18 @@ static void call_swiglu_bwd(struct lc_backend *be, const struct opcase *c, void 
 /* ------------------------------------------------- softmax attention */
 
 /* Uniform inputs, scores of a few units (q times 3), on training,
- * decoding and prefill shapes; run twice for the same bits. */
+ * decoding and prefill shapes (lc_test_attn_shapes); run twice for the
+ * same bits. */
 static int make_attn_fwd_uniform(struct opcase *c, int v)
 {
-    static const int shapes[][7] = {
-        {1, 1, 1, 1, 1, 1, 0},     /* the smallest */
-        {2, 37, 37, 6, 2, 24, 0},  /* training shape, GQA */
-        {1, 1, 50, 8, 2, 128, 49}, /* one decoding step after a cache */
-        {1, 1, 1000, 4, 1, 64, 999},
-        {2, 5, 20, 4, 4, 64, 15}, /* a prefill after a cache */
-        {1, 10, 6, 2, 1, 16, 3},  /* queries past the last key see all keys */
-        {1, 300, 300, 8, 2, 128, 0},
-        {3, 17, 17, 3, 3, 5, 0},
-    };
     const uint64_t seed = 500 + 10 * (uint64_t)v;
     size_t nq, nkv;
     float *q;
 
-    if (v >= (int)(sizeof(shapes) / sizeof(shapes[0]))) {
+    if (v >= LC_TEST_N_ATTN_SHAPES) {
         return 0;
     }
-    memcpy(c->i, shapes[v], 7 * sizeof(int));
+    memcpy(c->i, &lc_test_attn_shapes[v], 7 * sizeof(int));
     snprintf(c->what, sizeof(c->what), "attn_fwd uniform B%d Tq%d Tk%d H%d Hkv%d D%d pos%d",
              c->i[0], c->i[1], c->i[2], c->i[3], c->i[4], c->i[5], c->i[6]);
     nq = (size_t)c->i[0] * c->i[1] * c->i[3] * c->i[5];

@@ -274,11 +274,8 @@ static void test_table_complete(void **state)
 
 /* ------------------------------------------------------------- attention */
 
-struct attn_shape {
-    int B, Tq, Tk, H, Hkv, D, q_pos0;
-};
-
-static void check_attn(struct backends *b, const struct attn_shape *a, int chunk, uint64_t seed)
+static void check_attn(struct backends *b, const struct lc_test_attn_shape *a, int chunk,
+                       uint64_t seed)
 {
     size_t nq = (size_t)a->B * a->Tq * a->H * a->D;
     size_t nk = (size_t)a->B * a->Tk * a->Hkv * a->D;
@@ -331,27 +328,17 @@ static void check_attn(struct backends *b, const struct attn_shape *a, int chunk
 
 static void test_attn(void **state)
 {
-    static const struct attn_shape shapes[] = {
-        {1, 1, 1, 1, 1, 1, 0},      /* the smallest */
-        {2, 37, 37, 6, 2, 24, 0},   /* training shape, GQA */
-        {1, 1, 50, 8, 2, 128, 49},  /* one decoding step after a cache */
-        {1, 1, 1000, 4, 1, 64, 999},
-        {2, 5, 20, 4, 4, 64, 15},   /* a prefill after a cache */
-        {1, 10, 6, 2, 1, 16, 3},    /* queries past the last key see all keys */
-        {1, 300, 300, 8, 2, 128, 0},
-        {3, 17, 17, 3, 3, 5, 0},
-    };
     /* chunk 0 (the default): the table's (tests/test_backend_ops.c) */
     static const int chunks[] = {7, 1, 64};
     struct backends *b = *state;
 
     NEED_REF(attn_fwd);
-    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+    for (size_t s = 0; s < LC_TEST_N_ATTN_SHAPES; s++) {
         for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
-            if (chunks[c] == 1 && shapes[s].Tq > 40) {
+            if (chunks[c] == 1 && lc_test_attn_shapes[s].Tq > 40) {
                 continue; /* one row at a time: slow, and covered by the small shapes */
             }
-            check_attn(b, &shapes[s], chunks[c], 500 + 10 * s);
+            check_attn(b, &lc_test_attn_shapes[s], chunks[c], 500 + 10 * s);
         }
     }
 }
@@ -359,7 +346,7 @@ static void test_attn(void **state)
 /* the TF32 switch: the teacher to TF32's precision */
 static void test_attn_tf32(void **state)
 {
-    static const struct attn_shape a = {2, 300, 300, 8, 2, 128, 0};
+    static const struct lc_test_attn_shape a = {2, 300, 300, 8, 2, 128, 0};
     struct backends *b = *state;
     size_t nq = (size_t)a.B * a.Tq * a.H * a.D;
     size_t nk = (size_t)a.B * a.Tk * a.Hkv * a.D;
@@ -629,7 +616,8 @@ static void test_emu_reports_divergence(void **state)
  * rounding is P's to bf16 before P V, so |y - ref| <= 2^-8 max|v| (see
  * k_flash.cu), plus fp32 rounding: 1e-4 max|v| covers sums of a few
  * hundred terms and exp2f's ulps many times over. */
-static void check_flash(struct backends *b, const struct attn_shape *a, int direct, uint64_t seed)
+static void check_flash(struct backends *b, const struct lc_test_attn_shape *a, int direct,
+                        uint64_t seed)
 {
     size_t nq = (size_t)a->B * a->Tq * a->H * a->D;
     size_t nk = (size_t)a->B * a->Tk * a->Hkv * a->D;
@@ -694,19 +682,18 @@ static void check_flash(struct backends *b, const struct attn_shape *a, int dire
 static void test_attn_bf16(void **state)
 {
     /* through the backend entry (chunks of >= 16 rows take the kernel) */
-    static const struct attn_shape shapes[] = {
-        {2, 37, 37, 6, 2, 24, 0},   /* GQA, padded head dim and rows */
-        {1, 300, 300, 8, 2, 128, 0},
-        {1, 130, 200, 4, 2, 64, 70}, /* a prefill after a cache */
-        {1, 64, 64, 2, 1, 8, 0},    /* stories260K's head dim */
+    static const struct lc_test_attn_shape shapes[] = {
+        {2, 37, 37, 6, 2, 24, 0}, /* GQA, padded head dim and rows */
+        {1, 300, 300, 8, 2, 128, 0}, {1, 130, 200, 4, 2, 64, 70}, /* a prefill after a cache */
+        {1, 64, 64, 2, 1, 8, 0},                                  /* stories260K's head dim */
         {3, 17, 17, 3, 3, 5, 0},
     };
     /* the kernel itself on what the entry sends to the fp32 path */
-    static const struct attn_shape direct[] = {
-        {1, 1, 1, 1, 1, 1, 0},      /* the smallest */
-        {1, 1, 50, 8, 2, 128, 49},  /* one decoding step after a cache */
+    static const struct lc_test_attn_shape direct[] = {
+        {1, 1, 1, 1, 1, 1, 0},     /* the smallest */
+        {1, 1, 50, 8, 2, 128, 49}, /* one decoding step after a cache */
         {2, 5, 20, 4, 4, 64, 15},
-        {1, 10, 6, 2, 1, 16, 3},    /* queries past the last key see all keys */
+        {1, 10, 6, 2, 1, 16, 3}, /* queries past the last key see all keys */
     };
     struct backends *b = *state;
 
