@@ -652,9 +652,10 @@ static void call_gemm(struct lc_backend *be, const struct opcase *c, void **p)
 /* N <= 4 takes the cpu's dot-product path, larger N the SGEMM path; the
  * last two shapes have an fp32 copy of the weights over one 16 MiB tile
  * (row tiles forward; column and row tiles backward) */
-static const struct {
+struct linear_shape {
     int N, K, M;
-} linear_shapes[] = {
+};
+static const struct linear_shape linear_shapes[] = {
     {1, 1, 1}, {1, 7, 17}, {3, 129, 5}, {4, 64, 300}, {5, 64, 33}, {37, 129, 300}, {2, 100, 1},
 };
 static const enum lc_dtype dtypes[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16};
@@ -663,9 +664,7 @@ static const enum lc_dtype dtypes[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16
  * tensor cores the activations rounded to the weights' dtype, so they come
  * rounded (the same products on every backend, summed in another order:
  * rtol 1e-3); the weights are left as they were. */
-static const struct {
-    int N, K, M;
-} linear_more[] = {
+static const struct linear_shape linear_more[] = {
     {1, 1, 1},      {3, 5, 7},       {17, 129, 33}, {1, 4096, 64},
     {64, 512, 384}, {130, 96, 1000}, {4, 0, 3},     {2, 3, 0},
 };
@@ -685,11 +684,14 @@ static int linear_variant(struct opcase *c, int v, uint64_t *seed)
 {
     const int nshapes = (int)(sizeof(linear_shapes) / sizeof(linear_shapes[0]));
     const int more = v - (nshapes * 6 + 2);
-    if (v < nshapes * 6) {
-        int s = v / 6, t = (v / 2) % 3, b = v % 2;
-        linear_set(c, linear_shapes[s].N, linear_shapes[s].K, linear_shapes[s].M, dtypes[t],
-                   b ? 1.0f : 0.0f);
-        *seed = 1000 + 20 * (uint64_t)(s * 3 + t) + 10 * (uint64_t)b;
+    if (v < nshapes * 6 || (more >= 0 && more < N_LINEAR_MORE * 6)) {
+        const int first = v < nshapes * 6, u = first ? v : more;
+        const int s = u / 6, t = (u / 2) % 3, b = u % 2;
+        const struct linear_shape *sh = first ? &linear_shapes[s] : &linear_more[s];
+        linear_set(c, sh->N, sh->K, sh->M, dtypes[t], b ? 1.0f : 0.0f);
+        c->i[3] = !first;
+        *seed = first ? 1000 + 20 * (uint64_t)(s * 3 + t) + 10 * (uint64_t)b
+                      : (b ? 2000 : 1000) + 10 * (uint64_t)s + (uint64_t)t;
         return 1;
     }
     if (v == nshapes * 6) {
@@ -702,16 +704,9 @@ static int linear_variant(struct opcase *c, int v, uint64_t *seed)
         *seed = 78;
         return 1;
     }
-    c->i[3] = 1;
-    if (more < N_LINEAR_MORE * 6) {
-        int s = more / 6, t = (more / 2) % 3, b = more % 2;
-        linear_set(c, linear_more[s].N, linear_more[s].K, linear_more[s].M, dtypes[t],
-                   b ? 1.0f : 0.0f);
-        *seed = (b ? 2000 : 1000) + 10 * (uint64_t)s + (uint64_t)t;
-        return 1;
-    }
     if (more == N_LINEAR_MORE * 6) {
         linear_set(c, 17, 129, 33, LC_DTYPE_BF16, -0.5f);
+        c->i[3] = 1;
         *seed = 3000;
         return 1;
     }
