@@ -356,21 +356,11 @@ static const char *hy_state(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, f
     if (err != NULL) {
         return err;
     }
-    LC_LAUNCH(k_hy_block_colsum, lc_hy_blocks(g->nb * F), LC_CUDA_EW_THREADS, c->stream)(
-        z, FKb, NULL, NULL, g->nb, W, F);
-    err = lc_cuda_launched();
+    err = lc_hy_colsum(c, z, FKb, NULL, NULL, g);
     if (err != NULL) {
         return err;
     }
-    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F * D), LC_CUDA_EW_THREADS, c->stream)(
-        S, (int64_t)F * D, g->BH, g->nu, 0);
-    err = lc_cuda_launched();
-    if (err != NULL) {
-        return err;
-    }
-    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F), LC_CUDA_EW_THREADS, c->stream)(
-        z, (int64_t)F, g->BH, g->nu, 0);
-    return lc_cuda_launched();
+    return lc_hy_scan_state(c, S, z, g, 0);
 }
 
 /* A [nb, 2W, W] = scale K_near Q^T and, in sliding mode, L [nb, W, W] =
@@ -624,9 +614,7 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
             return err;
         }
         /* X is numbered as rows from base */
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * D), LC_CUDA_EW_THREADS, c->stream)(
-            dq, X, g, D, 0);
-        err = lc_cuda_launched();
+        err = lc_hy_unpack(c, dq, X, &g, D, 0);
         if (err != NULL) {
             return err;
         }
@@ -674,9 +662,7 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
                 return err;
             }
         }
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfq, X, g, F, 0);
-        err = lc_cuda_launched();
+        err = lc_hy_unpack(c, dfq, X, &g, F, 0);
         if (err != NULL) {
             return err;
         }
@@ -696,21 +682,11 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
         if (err != NULL) {
             return err;
         }
-        LC_LAUNCH(k_hy_block_colsum, lc_hy_blocks(g.nb * F), LC_CUDA_EW_THREADS, c->stream)(
-            z, FQb, delta, invz, g.nb, W, F);
-        err = lc_cuda_launched();
+        err = lc_hy_colsum(c, z, FQb, delta, invz, &g);
         if (err != NULL) {
             return err;
         }
-        LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g.BH * F * D), LC_CUDA_EW_THREADS,
-                  c->stream)(S, (int64_t)F * D, g.BH, g.nu, 1);
-        err = lc_cuda_launched();
-        if (err != NULL) {
-            return err;
-        }
-        LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g.BH * F), LC_CUDA_EW_THREADS, c->stream)(
-            z, (int64_t)F, g.BH, g.nu, 1);
-        err = lc_cuda_launched();
+        err = lc_hy_scan_state(c, S, z, &g, 1);
         if (err != NULL) {
             return err;
         }
@@ -748,9 +724,7 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
                 return err;
             }
         }
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfk, Xb, g, F, 0);
-        err = lc_cuda_launched();
+        err = lc_hy_unpack(c, dfk, Xb, &g, F, 0);
         if (err != NULL) {
             return err;
         }
@@ -776,9 +750,7 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
         }
     }
     if (dtheta != NULL) {
-        LC_LAUNCH(k_hy_dtheta, lc_hy_blocks(g.H), LC_CUDA_EW_THREADS, c->stream)(dtheta, thr,
-                                                                                 theta, g);
-        err = lc_cuda_launched();
+        err = lc_hy_dtheta(c, dtheta, thr, theta, &g);
         if (err != NULL) {
             return err;
         }

@@ -114,7 +114,6 @@ extern "C" const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_los
     const int T = g.T, W = g.W, D = g.D, F = g.F;
     const float scale = 1.0f / sqrtf((float)D);
     const size_t nhd = (size_t)g.rows * D, nhf = (size_t)g.rows * F;
-    const int64_t ntok = (int64_t)g.B * T * g.H;
     int chunk = c->attn_chunk > 0 ? c->attn_chunk : T;
     float *w = NULL;
     float *Qh, *Kh, *FQh, *FKh, *Dq, *Dk, *thr, *A, *L;
@@ -209,25 +208,19 @@ extern "C" const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_los
         }
     }
     if (dfq != NULL) {
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfq, Dq + (size_t)W * F, g, F, 1);
-        err = lc_cuda_launched();
+        err = lc_hy_unpack(c, dfq, Dq + (size_t)W * F, &g, F, 1);
         if (err != NULL) {
             return err;
         }
     }
     if (dfk != NULL) {
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfk, Dk + (size_t)W * F, g, F, 1);
-        err = lc_cuda_launched();
+        err = lc_hy_unpack(c, dfk, Dk + (size_t)W * F, &g, F, 1);
         if (err != NULL) {
             return err;
         }
     }
     if (dtheta != NULL) {
-        LC_LAUNCH(k_hy_dtheta, lc_hy_blocks(g.H), LC_CUDA_EW_THREADS, c->stream)(dtheta, thr,
-                                                                                 theta, g);
-        err = lc_cuda_launched();
+        err = lc_hy_dtheta(c, dtheta, thr, theta, &g);
         if (err != NULL) {
             return err;
         }
