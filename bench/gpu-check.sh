@@ -15,8 +15,9 @@
 #   3. configure --with-cuda against the system's libraries, else against
 #      .gpu-deps/debs unpacked into a private prefix
 #   4. build (all programs and tests)
-#   5. the CUDA tests: test_cuda (entries against the reference, the CUDA
-#      primitives the fused kernels rely on, the fused bf16 kernels),
+#   5. the CUDA tests: test_cuda (memory, errors, the cuda settings: query
+#      chunks, TF32, the CUDA primitives the fused kernels rely on, the
+#      fused bf16 kernels),
 #      test_cuda_emu (the same through the CPU emulation), test_backend_ops
 #      and test_backend_ops_emu (the table of every entry, on the device and
 #      emulated), test_cuda_model (stories260K, cuda against cpu, fp32 and

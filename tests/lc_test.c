@@ -355,6 +355,15 @@ double lc_test_max_abs_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
+const struct lc_test_attn_shape lc_test_attn_shapes[LC_TEST_N_ATTN_SHAPES] = {
+    {1, 1, 1, 1, 1, 1, 0},                                 /* the smallest */
+    {2, 37, 37, 6, 2, 24, 0},                              /* training shape, GQA */
+    {1, 1, 50, 8, 2, 128, 49},                             /* one decoding step after a cache */
+    {1, 1, 1000, 4, 1, 64, 999}, {2, 5, 20, 4, 4, 64, 15}, /* a prefill after a cache */
+    {1, 10, 6, 2, 1, 16, 3}, /* queries past the last key see all keys */
+    {1, 300, 300, 8, 2, 128, 0}, {3, 17, 17, 3, 3, 5, 0},
+};
+
 size_t lc_test_check_rel(const char *name, const float *got, const float *ref, size_t n, double tol)
 {
     return lc_test_check_close(name, got, ref, n, tol * lc_test_max_abs(ref, n), tol);

@@ -75,6 +75,15 @@ size_t lc_test_check_close(const char *name, const float *got, const float *ref,
 size_t lc_test_check_close_f64(const char *name, const double *got, const double *ref, size_t n,
                                double atol, double rtol);
 double lc_test_max_abs_diff(const float *a, const float *b, size_t n);
+/* The teacher attention's shapes (batch, queries, keys, heads, KV heads,
+ * head dim, position of the first query) of the comparisons with the
+ * reference on uniform inputs: every backend at the default settings in
+ * tests/test_backend_ops.c, cuda's query chunks in tests/test_cuda.c. */
+struct lc_test_attn_shape {
+    int B, Tq, Tk, H, Hkv, D, q_pos0;
+};
+#define LC_TEST_N_ATTN_SHAPES 8
+extern const struct lc_test_attn_shape lc_test_attn_shapes[LC_TEST_N_ATTN_SHAPES];
 /* lc_test_check_close relative to the reference's scale: atol = tol *
  * max|ref|, rtol = tol. */
 size_t lc_test_check_rel(const char *name, const float *got, const float *ref, size_t n,

@@ -18,8 +18,8 @@ tests_liblctest_la_SOURCES = tests/lc_test.c tests/lc_test.h
 tests_liblctest_la_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 
 LC_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-# the hybrid attention cases of test_hybrid and test_cuda (with the float64
-# reference, LC_REF_HYBRID_F64_SOURCES)
+# the hybrid attention cases of test_hybrid, test_backend_ops and test_cuda
+# (with the float64 reference, LC_REF_HYBRID_F64_SOURCES)
 LC_TEST_HYBRID_SOURCES = tests/lc_test_hybrid.c tests/lc_test_hybrid.h
 LC_TEST_LDADD = tests/liblctest.la liblc_internal.la $(LC_DEP_LIBS) $(CMOCKA_LIBS)
 

@@ -17,6 +17,10 @@
  * kernels the emulation builds.  A table entry without a row fails, by
  * name.
  *
+ * A case may ask for a second run on each backend, which must give the
+ * same bits (sums in a fixed order).  A cuda device runs its fp32 paths
+ * (LC_CUDA_ATTN=fp32, no TF32), as these tolerances assume.
+ *
  * Outputs ("=") start as NaN, so an element a kernel forgets shows;
  * accumulated outputs ("+=") start from seeded values.  Operations whose
  * order of summation is fixed by the contract (gathers, the embedding
@@ -40,8 +44,8 @@
 #include "backend-cuda/cuda_kernels.h"
 #endif
 
-#define MAX_ARGS 16
-#define MAX_SAME 3
+#define MAX_ARGS 28
+#define MAX_SAME 10
 
 enum arg_dir {
     ARG_IN,  /* read only */
@@ -71,6 +75,10 @@ struct arg {
     double dev_atol, dev_rtol;
     int vs64;           /* the backends are also compared with the double reference */
     int only64;         /* compared with the double reference only (not with ref) */
+    int vs_start;       /* compared with its starting values instead (an identity) */
+    int unchanged;      /* an input every backend must leave as it was */
+    int unchecked;      /* not compared with ref (state, or compared in a pair) */
+    int first_exact;    /* element 0 equals ref's on every backend (an ignored row's 0) */
     int rows, cols, ld; /* ld > cols: a strided matrix whose padding must be left alone */
 };
 
@@ -80,9 +88,13 @@ struct opcase {
     int na;
     int same[MAX_SAME][2]; /* pairs of outputs that must have the same bits */
     int nsame;
+    int near[MAX_SAME][2]; /* pairs within the first one's tolerance of each other */
+    int nnear;
+    int twice; /* every backend runs the case twice: the same bits both times */
     int i[10];
     float f[3];
     double d[6];
+    uint64_t seed;
     enum lc_dtype type;
     struct lc_attn_shape s;
 };
@@ -173,6 +185,14 @@ static void same_bits(struct opcase *c, int a, int b)
     c->nsame++;
 }
 
+static void near_pair(struct opcase *c, int a, int b)
+{
+    assert_true(c->nnear < MAX_SAME);
+    c->near[c->nnear][0] = a;
+    c->near[c->nnear][1] = b;
+    c->nnear++;
+}
+
 static void case_free(struct opcase *c)
 {
     for (int k = 0; k < c->na; k++) {
@@ -184,6 +204,19 @@ static void case_free(struct opcase *c)
 static int32_t *new_ids(size_t n)
 {
     return lc_test_calloc(n, sizeof(int32_t));
+}
+
+/* n ids in [0, V) from a seed, with repeats */
+static int32_t *uniform_ids(size_t n, uint64_t seed, int V)
+{
+    int32_t *ids = new_ids(n);
+    float *u = lc_test_new_uniform(n, seed, 0.0f, 1.0f);
+    for (size_t i = 0; i < n; i++) {
+        int id = (int)(u[i] * (float)V);
+        ids[i] = id < V ? id : V - 1;
+    }
+    free(u);
+    return ids;
 }
 
 /* ------------------------------------------------------------ harness */
@@ -224,7 +257,7 @@ static void run_case(const struct row *r, const struct opcase *c, struct lc_back
     }
     for (int k = 0; k < c->na; k++) {
         out[k] = NULL;
-        if (c->a[k].dir != ARG_IN) {
+        if (c->a[k].dir != ARG_IN || c->a[k].unchanged) {
             out[k] = lc_test_calloc(c->a[k].bytes + 1, 1);
             be->ops->download(be, out[k], p[k], c->a[k].bytes);
         }
@@ -344,11 +377,25 @@ static size_t check_backend(const char *tag, int on_device, const struct opcase 
         const double atol = dev ? a->dev_atol : a->atol;
         const double rtol = dev ? a->dev_rtol : a->rtol;
         if (a->dir == ARG_IN) {
+            if (a->unchanged && memcmp(got[k], a->host, a->bytes) != 0) {
+                fprintf(stderr, "%s %s: input %s was written\n", tag, c->what, a->name);
+                bad++;
+            }
             continue;
         }
         snprintf(name, sizeof(name), "%s %s: %s", tag, c->what, a->name);
-        if (!a->only64) {
+        if (a->unchecked) {
+            continue;
+        }
+        if (a->vs_start) {
+            bad += compare(name, c, a, got[k], a->host, atol, rtol);
+        } else if (!a->only64) {
             bad += compare(name, c, a, got[k], want[k], atol, rtol);
+        }
+        if (a->first_exact && !(*(float *)got[k] == *(float *)want[k])) {
+            fprintf(stderr, "%s: element 0 is %.9g, ref's %.9g\n", name, *(float *)got[k],
+                    *(float *)want[k]);
+            bad++;
         }
         if ((a->vs64 || a->only64) && want64[k] != NULL) {
             snprintf(name, sizeof(name), "%s %s: %s against double", tag, c->what, a->name);
@@ -362,6 +409,30 @@ static size_t check_backend(const char *tag, int on_device, const struct opcase 
         snprintf(name, sizeof(name), "%s %s: %s and %s", tag, c->what, a->name,
                  c->a[c->same[k][1]].name);
         bad += compare(name, c, &exact, got[c->same[k][0]], got[c->same[k][1]], 0, 0);
+    }
+    for (int k = 0; k < c->nnear; k++) {
+        const struct arg *a = &c->a[c->near[k][0]];
+        snprintf(name, sizeof(name), "%s %s: %s against %s", tag, c->what, a->name,
+                 c->a[c->near[k][1]].name);
+        bad += compare(name, c, a, got[c->near[k][0]], got[c->near[k][1]], a->atol, a->rtol);
+    }
+    return bad;
+}
+
+/* a second run of the case against the first: the same bits */
+static size_t check_twice(const char *tag, const struct opcase *c, void **first, void **again)
+{
+    size_t bad = 0;
+    char name[1024];
+
+    for (int k = 0; k < c->na; k++) {
+        struct arg exact = c->a[k];
+        if (exact.dir == ARG_IN) {
+            continue;
+        }
+        exact.cmp = CMP_EXACT;
+        snprintf(name, sizeof(name), "%s %s: %s, run twice", tag, c->what, exact.name);
+        bad += compare(name, c, &exact, again[k], first[k], 0, 0);
     }
     return bad;
 }
@@ -400,6 +471,10 @@ static int setup(void **state)
         t->emulated = 1;
     }
 #else
+    /* a cuda device runs the fp32 paths, as the comparisons assume (its
+     * bf16 and TF32 kernels have tests of their own in tests/test_cuda.c) */
+    setenv("LC_CUDA_ATTN", "fp32", 1);
+    setenv("LC_CUDA_TF32", "0", 1);
     for (const char *const *name = lc_backend_list(); *name != NULL; name++) {
         struct lc_backend *be = NULL;
         struct lc_error err = {0};
@@ -470,6 +545,10 @@ static void run_row(const struct row *r)
         run_case64(r, &c, want64);
         for (int k = 0; k < c.na; k++) {
             struct arg a64 = c.a[k];
+            if (a64.vs_start) {
+                snprintf(name, sizeof(name), "ref %s: %s", c.what, a64.name);
+                bad += compare(name, &c, &a64, want[k], a64.host, a64.atol, a64.rtol);
+            }
             if (want64[k] != NULL && a64.ref64) {
                 a64.cmp = a64.cmp64;
                 snprintf(name, sizeof(name), "ref %s: %s against double", c.what, a64.name);
@@ -486,6 +565,12 @@ static void run_row(const struct row *r)
             }
             run_case(r, &c, tg->be, got);
             bad += check_backend(tg->name, !tg->be->ops->host_memory, &c, got, want, want64);
+            if (c.twice) {
+                void *again[MAX_ARGS];
+                run_case(r, &c, tg->be, again);
+                bad += check_twice(tg->name, &c, got, again);
+                free_outs(&c, again);
+            }
             free_outs(&c, got);
         }
         free_outs(&c, want);
@@ -509,11 +594,12 @@ static int make_gemm(struct opcase *c, int v)
         float alpha, beta;
         int pad; /* extra elements per row of A, B and C */
     } shapes[] = {
-        {0, 0, 1, 1, 1, 1.0f, 0.0f, 0},      {0, 1, 17, 33, 5, 1.0f, 1.0f, 3},
-        {1, 0, 31, 7, 129, 0.5f, 0.0f, 1},   {1, 1, 64, 48, 300, 1.0f, -0.5f, 0},
-        {0, 0, 70, 1, 1000, 2.0f, 1.0f, 2},  {1, 0, 64, 8, 8192, 1.0f, 1.0f, 0},
-        {0, 1, 600, 130, 40, 1.0f, 0.0f, 5}, {0, 0, 5, 6, 0, 1.0f, 0.5f, 0},
-        {0, 0, 5, 6, 0, 1.0f, 0.0f, 0},
+        {0, 0, 1, 1, 1, 1.0f, 0.0f, 0},        {0, 1, 17, 33, 5, 1.0f, 1.0f, 3},
+        {1, 0, 31, 7, 129, 0.5f, 0.0f, 1},     {1, 1, 64, 48, 300, 1.0f, -0.5f, 0},
+        {0, 0, 70, 1, 1000, 2.0f, 1.0f, 2},    {1, 0, 64, 8, 8192, 1.0f, 1.0f, 0},
+        {0, 1, 600, 130, 40, 1.0f, 0.0f, 5},   {0, 0, 5, 6, 0, 1.0f, 0.5f, 0},
+        {0, 0, 5, 6, 0, 1.0f, 0.0f, 0},        {1, 1, 1, 257, 33, 1.0f, 0.0f, 1},
+        {0, 0, 257, 300, 129, -1.0f, 2.0f, 4},
     };
     struct arg *C;
     int lda, ldb, ldc;
@@ -551,6 +637,7 @@ static int make_gemm(struct opcase *c, int v)
     C->rows = shapes[v].M;
     C->cols = shapes[v].N;
     C->ld = ldc;
+    c->twice = 1;
     return 1;
 }
 
@@ -565,43 +652,75 @@ static void call_gemm(struct lc_backend *be, const struct opcase *c, void **p)
 /* N <= 4 takes the cpu's dot-product path, larger N the SGEMM path; the
  * last two shapes have an fp32 copy of the weights over one 16 MiB tile
  * (row tiles forward; column and row tiles backward) */
-static const struct {
+struct linear_shape {
     int N, K, M;
-} linear_shapes[] = {
+};
+static const struct linear_shape linear_shapes[] = {
     {1, 1, 1}, {1, 7, 17}, {3, 129, 5}, {4, 64, 300}, {5, 64, 33}, {37, 129, 300}, {2, 100, 1},
 };
 static const enum lc_dtype dtypes[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16};
+/* After those (i[3] = 1), shapes with wide rows, no inputs or no outputs
+ * to a device's tolerances: with F16/BF16 weights a device feeds its
+ * tensor cores the activations rounded to the weights' dtype, so they come
+ * rounded (the same products on every backend, summed in another order:
+ * rtol 1e-3); the weights are left as they were. */
+static const struct linear_shape linear_more[] = {
+    {1, 1, 1},      {3, 5, 7},       {17, 129, 33}, {1, 4096, 64},
+    {64, 512, 384}, {130, 96, 1000}, {4, 0, 3},     {2, 3, 0},
+};
+#define N_LINEAR_MORE ((int)(sizeof(linear_more) / sizeof(linear_more[0])))
+
+static void linear_set(struct opcase *c, int N, int K, int M, enum lc_dtype type, float beta)
+{
+    c->i[0] = N, c->i[1] = K, c->i[2] = M;
+    c->type = type;
+    c->f[0] = beta;
+}
 
 /* variant v of linear_fwd / linear_bwd: shape, dtype, beta; sets i[0..2]
- * = N, K, M, type and f[0] = beta; 0 past the last */
+ * = N, K, M, type, f[0] = beta and i[3] = 1 for linear_more's; 0 past the
+ * last */
 static int linear_variant(struct opcase *c, int v, uint64_t *seed)
 {
     const int nshapes = (int)(sizeof(linear_shapes) / sizeof(linear_shapes[0]));
-    if (v < nshapes * 6) {
-        int s = v / 6, t = (v / 2) % 3, b = v % 2;
-        c->i[0] = linear_shapes[s].N;
-        c->i[1] = linear_shapes[s].K;
-        c->i[2] = linear_shapes[s].M;
-        c->type = dtypes[t];
-        c->f[0] = b ? 1.0f : 0.0f;
-        *seed = 1000 + 20 * (uint64_t)(s * 3 + t) + 10 * (uint64_t)b;
+    const int more = v - (nshapes * 6 + 2);
+    if (v < nshapes * 6 || (more >= 0 && more < N_LINEAR_MORE * 6)) {
+        const int first = v < nshapes * 6, u = first ? v : more;
+        const int s = u / 6, t = (u / 2) % 3, b = u % 2;
+        const struct linear_shape *sh = first ? &linear_shapes[s] : &linear_more[s];
+        linear_set(c, sh->N, sh->K, sh->M, dtypes[t], b ? 1.0f : 0.0f);
+        c->i[3] = !first;
+        *seed = first ? 1000 + 20 * (uint64_t)(s * 3 + t) + 10 * (uint64_t)b
+                      : (b ? 2000 : 1000) + 10 * (uint64_t)s + (uint64_t)t;
         return 1;
     }
     if (v == nshapes * 6) {
-        c->i[0] = 5, c->i[1] = 64, c->i[2] = 70000;
-        c->type = LC_DTYPE_BF16;
-        c->f[0] = 1.0f;
+        linear_set(c, 5, 64, 70000, LC_DTYPE_BF16, 1.0f);
         *seed = 77;
         return 1;
     }
     if (v == nshapes * 6 + 1) {
-        c->i[0] = 6, c->i[1] = 5000, c->i[2] = 1000;
-        c->type = LC_DTYPE_F16;
-        c->f[0] = 0.0f;
+        linear_set(c, 6, 5000, 1000, LC_DTYPE_F16, 0.0f);
         *seed = 78;
         return 1;
     }
+    if (more == N_LINEAR_MORE * 6) {
+        linear_set(c, 17, 129, 33, LC_DTYPE_BF16, -0.5f);
+        c->i[3] = 1;
+        *seed = 3000;
+        return 1;
+    }
     return 0;
+}
+
+/* x rounded to the dtype and back, in place */
+static float *round_to(float *x, size_t n, enum lc_dtype type)
+{
+    for (size_t i = 0; type != LC_DTYPE_F32 && i < n; i++) {
+        x[i] = type == LC_DTYPE_F16 ? lc_f16_to_f32(lc_f32_to_f16(x[i]))
+                                    : lc_bf16_to_f32(lc_f32_to_bf16(x[i]));
+    }
+    return x;
 }
 
 static int make_linear(struct opcase *c, int v, int bwd)
@@ -622,6 +741,27 @@ static int make_linear(struct opcase *c, int v, int bwd)
     wf = lc_test_new_uniform(nw, seed, -1, 1);
     in_raw(c, "w", lc_test_to_dtype(wf, nw, c->type), nw * lc_dtype_size(c->type));
     free(wf);
+    if (c->i[3]) {
+        const int f32 = c->type == LC_DTYPE_F32;
+        double rtol = f32 ? 1e-5 : 1e-3;
+        double atol = (f32 ? 1e-5 : 1e-4) * sqrt((double)(bwd ? M : K) + 1.0);
+        c->a[0].unchanged = 1;
+        if (!bwd) {
+            in_f32(c, "x", round_to(lc_test_new_uniform(N * K, seed + 1, -2, 2), N * K, c->type),
+                   N * K);
+            out0 = lc_test_new_uniform(N * M, seed + 3, -1, 1);
+        } else {
+            in_f32(c, "dy", round_to(lc_test_new_uniform(N * M, seed + 2, -2, 2), N * M, c->type),
+                   N * M);
+            out0 = lc_test_new_uniform(N * K, seed + 4, -1, 1);
+        }
+        nout = bwd ? N * K : N * M;
+        if (c->f[0] == 0.0f) {
+            lc_test_fill_nan(out0, nout);
+        }
+        acc_f32(c, bwd ? "dx" : "y", out0, nout, CMP_CLOSE, atol, rtol);
+        return 1;
+    }
     if (!bwd) {
         in_f32(c, "x", lc_test_new_uniform(N * K, seed + 1, -1, 1), N * K);
         nout = N * M;
@@ -663,62 +803,93 @@ static void call_linear_bwd(struct lc_backend *be, const struct opcase *c, void 
 
 #define N_ELEMENTWISE 100003 /* several chunks and a ragged end */
 
+/* i[0] = n; variant 1: a million elements, and y += y on one */
 static int make_add(struct opcase *c, int v)
 {
-    if (v > 0) {
+    const int n = v == 0 ? N_ELEMENTWISE : 1000003;
+    if (v > 1) {
         return 0;
     }
-    snprintf(c->what, sizeof(c->what), "add n %d", N_ELEMENTWISE);
-    in_f32(c, "x", lc_test_new_uniform(N_ELEMENTWISE, 1, -2, 2), N_ELEMENTWISE);
+    c->i[0] = n;
+    snprintf(c->what, sizeof(c->what), "add n %d", n);
+    in_f32(c, "x", lc_test_new_uniform((size_t)n, 1, v == 0 ? -2 : -1, v == 0 ? 2 : 1), (size_t)n);
     /* fp32 sums are correctly rounded: the same bits as in double */
-    ref_vs64(acc_f32(c, "y", lc_test_new_uniform(N_ELEMENTWISE, 2, -2, 2), N_ELEMENTWISE, CMP_EXACT,
-                     0, 0),
+    ref_vs64(acc_f32(c, "y", lc_test_new_uniform((size_t)n, 2, v == 0 ? -2 : -1, v == 0 ? 2 : 1),
+                     (size_t)n, CMP_EXACT, 0, 0),
              CMP_EXACT, 0, 0);
+    if (v == 1) {
+        ref_vs64(acc_f32(c, "y plus itself", lc_test_new_uniform(1, 3, -1, 1), 1, CMP_EXACT, 0, 0),
+                 CMP_EXACT, 0, 0);
+    }
     return 1;
 }
 
 static void call_add(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    (void)c;
-    be->ops->add(be, p[1], p[0], N_ELEMENTWISE);
+    be->ops->add(be, p[1], p[0], c->i[0]);
+    if (c->na > 2) {
+        be->ops->add(be, p[2], p[2], 1);
+    }
 }
 
 static void call64_add(const struct opcase *c, void **p)
 {
-    (void)c;
-    lc_ref_add_f64(NULL, p[1], p[0], N_ELEMENTWISE);
+    lc_ref_add_f64(NULL, p[1], p[0], c->i[0]);
+    if (c->na > 2) {
+        lc_ref_add_f64(NULL, p[2], p[2], 1);
+    }
 }
 
-/* p in {0, 0.1, 0.5, 1}, out of place and in place */
+/* Variants 0-7: p in {0, 0.1, 0.5, 1}, out of place and in place;
+ * 8-37: a million elements, p in {0, 0.1, 0.5, 0.999, 1} and seeds 0,
+ * 12345 and 2^64 - 1, each out of place and in place (the masks' share
+ * of zeros: test_dropout_mask in tests/test_kernels_dense.c).  i[0]: in
+ * place; i[2] = n. */
 static int make_dropout(struct opcase *c, int v)
 {
     static const float ps[] = {0.0f, 0.1f, 0.5f, 1.0f};
-    if (v >= 8) {
+    static const float ps_more[] = {0.0f, 0.1f, 0.5f, 0.999f, 1.0f};
+    static const uint64_t seeds_more[] = {0, 12345, UINT64_MAX};
+    const int s = v - 8;
+    size_t n;
+    if (s >= 30) {
         return 0;
     }
-    c->f[0] = ps[v % 4];
-    c->i[0] = v / 4; /* in place */
-    c->i[1] = v % 4;
-    snprintf(c->what, sizeof(c->what), "dropout p %g%s", c->f[0], c->i[0] ? " in place" : "");
-    if (c->i[0]) {
-        acc_f32(c, "x (in place)", lc_test_new_uniform(N_ELEMENTWISE, 1, -2, 2), N_ELEMENTWISE,
-                CMP_EXACT, 0, 0);
+    if (s < 0) {
+        c->f[0] = ps[v % 4];
+        c->i[0] = v / 4;
+        c->seed = 42 + (uint64_t)(v % 4);
     } else {
-        in_f32(c, "x", lc_test_new_uniform(N_ELEMENTWISE, 1, -2, 2), N_ELEMENTWISE);
-        out_f32(c, "y", N_ELEMENTWISE, CMP_EXACT, 0, 0);
+        c->f[0] = ps_more[s / 6];
+        c->i[0] = s % 2;
+        c->seed = seeds_more[(s / 2) % 3];
+    }
+    n = s < 0 ? N_ELEMENTWISE : 1000003;
+    c->i[2] = (int)n;
+    snprintf(c->what, sizeof(c->what), "dropout n %zu p %g seed %llu%s", n, c->f[0],
+             (unsigned long long)c->seed, c->i[0] ? " in place" : "");
+    if (c->i[0]) {
+        acc_f32(c, "x (in place)",
+                lc_test_new_uniform(n, s < 0 ? 1 : 3, s < 0 ? -2 : -1, s < 0 ? 2 : 1), n, CMP_EXACT,
+                0, 0);
+    } else {
+        in_f32(c, "x", lc_test_new_uniform(n, s < 0 ? 1 : 3, s < 0 ? -2 : -1, s < 0 ? 2 : 1), n);
+        out_f32(c, "y", n, CMP_EXACT, 0, 0);
     }
     return 1;
 }
 
 static void call_dropout(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    const uint64_t seed = 42 + (uint64_t)c->i[1];
-    be->ops->dropout(be, c->i[0] ? p[0] : p[1], p[0], N_ELEMENTWISE, c->f[0], seed);
+    be->ops->dropout(be, c->i[0] ? p[0] : p[1], p[0], c->i[2], c->f[0], c->seed);
 }
 
 /* ------------------------------------------------------------- embedding */
 
 enum { EMB_V = 50, EMB_C = 100, EMB_N = 300 };
+/* after that case, N tokens of random ids below V, rows of C */
+static const int emb_more[][3] = {{1, 1, 1}, {101, 67, 37}, {300, 4096, 5}, {7, 3, 1000}};
+#define N_EMB_MORE ((int)(sizeof(emb_more) / sizeof(emb_more[0])))
 
 static int32_t *emb_ids(void)
 {
@@ -730,118 +901,168 @@ static int32_t *emb_ids(void)
     return ids;
 }
 
+/* case s (-1: the first) as i[] = N, C, V, with its ids */
+static void emb_case(struct opcase *c, int s)
+{
+    c->i[0] = s < 0 ? EMB_N : emb_more[s][0];
+    c->i[1] = s < 0 ? EMB_C : emb_more[s][1];
+    c->i[2] = s < 0 ? EMB_V : emb_more[s][2];
+    in_raw(c, "ids", s < 0 ? emb_ids() : uniform_ids((size_t)c->i[0], 40 + (uint64_t)s, c->i[2]),
+           (size_t)c->i[0] * sizeof(int32_t));
+}
+
+/* each case in each dtype */
 static int make_embedding_fwd(struct opcase *c, int v)
 {
+    const int s = v / 3 - 1;
+    size_t vc;
     float *tf;
-    if (v >= 3) {
+    if (s >= N_EMB_MORE) {
         return 0;
     }
-    c->type = dtypes[v];
-    snprintf(c->what, sizeof(c->what), "embedding_fwd %s", lc_dtype_name(c->type));
-    tf = lc_test_new_uniform((size_t)EMB_V * EMB_C, 5, -3, 3);
-    in_raw(c, "table", lc_test_to_dtype(tf, (size_t)EMB_V * EMB_C, c->type),
-           (size_t)EMB_V * EMB_C * lc_dtype_size(c->type));
+    c->type = dtypes[v % 3];
+    emb_case(c, s);
+    vc = (size_t)c->i[2] * c->i[1];
+    snprintf(c->what, sizeof(c->what), "embedding_fwd %s N%d C%d V%d", lc_dtype_name(c->type),
+             c->i[0], c->i[1], c->i[2]);
+    tf = lc_test_new_uniform(vc, s < 0 ? 5 : 70 + (uint64_t)s, -3, 3);
+    in_raw(c, "table", lc_test_to_dtype(tf, vc, c->type), vc * lc_dtype_size(c->type));
     free(tf);
-    in_raw(c, "ids", emb_ids(), EMB_N * sizeof(int32_t));
-    out_f32(c, "out", (size_t)EMB_N * EMB_C, CMP_EXACT, 0, 0);
+    out_f32(c, "out", (size_t)c->i[0] * c->i[1], CMP_EXACT, 0, 0);
     return 1;
 }
 
 static void call_embedding_fwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->embedding_fwd(be, p[2], p[1], p[0], c->type, EMB_N, EMB_C);
+    be->ops->embedding_fwd(be, p[2], p[0], p[1], c->type, c->i[0], c->i[1]);
 }
 
 /* the same additions in the same order: the same bits */
 static int make_embedding_bwd(struct opcase *c, int v)
 {
-    if (v > 0) {
+    const int s = v - 1;
+    size_t nc, vc;
+    struct arg *dt;
+    if (s >= N_EMB_MORE) {
         return 0;
     }
-    snprintf(c->what, sizeof(c->what), "embedding_bwd");
-    in_f32(c, "dout", lc_test_new_uniform((size_t)EMB_N * EMB_C, 6, -1, 1), (size_t)EMB_N * EMB_C);
-    in_raw(c, "ids", emb_ids(), EMB_N * sizeof(int32_t));
-    ref_vs64(acc_f32(c, "dtable", lc_test_new_uniform((size_t)EMB_V * EMB_C, 7, -1, 1),
-                     (size_t)EMB_V * EMB_C, CMP_EXACT, 0, 0),
-             CMP_CLOSE, 1e-6, 1e-6);
+    emb_case(c, s);
+    nc = (size_t)c->i[0] * c->i[1];
+    vc = (size_t)c->i[2] * c->i[1];
+    snprintf(c->what, sizeof(c->what), "embedding_bwd N%d C%d V%d", c->i[0], c->i[1], c->i[2]);
+    in_f32(c, "dout", lc_test_new_uniform(nc, s < 0 ? 6 : 50 + (uint64_t)s, -1, 1), nc);
+    dt = acc_f32(c, "dtable", lc_test_new_uniform(vc, s < 0 ? 7 : 60 + (uint64_t)s, -1, 1), vc,
+                 CMP_EXACT, 0, 0);
+    if (s < 0) {
+        /* about six repeats of an id: within 1e-6 of the sum in double */
+        ref_vs64(dt, CMP_CLOSE, 1e-6, 1e-6);
+    }
     return 1;
 }
 
 static void call_embedding_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    (void)c;
-    be->ops->embedding_bwd(be, p[2], p[0], p[1], EMB_N, EMB_C, EMB_V);
+    be->ops->embedding_bwd(be, p[2], p[1], p[0], c->i[0], c->i[1], c->i[2]);
 }
 
 static void call64_embedding_bwd(const struct opcase *c, void **p)
 {
-    (void)c;
-    lc_ref_embedding_bwd_f64(NULL, p[2], p[0], p[1], EMB_N, EMB_C, EMB_V);
+    lc_ref_embedding_bwd_f64(NULL, p[2], p[1], p[0], c->i[0], c->i[1], c->i[2]);
 }
 
 /* --------------------------------------------------------------- RMSNorm */
 
 static const int rms_shapes[][2] = {{1, 1}, {7, 5}, {3, 16}, {9, 100}, {2, 4096}, {130, 33}};
 #define N_RMS_SHAPES ((int)(sizeof(rms_shapes) / sizeof(rms_shapes[0])))
+/* after those, long rows (a device's block per row and more) with their
+ * own seeds and eps 1e-6 or 1e-5 */
+static const int rms_long[][2] = {{1, 1}, {5, 4097}, {33, 4096}, {1, 16384}, {700, 31}};
+#define N_RMS_LONG ((int)(sizeof(rms_long) / sizeof(rms_long[0])))
 
-/* i[0], i[1] = N, C; inputs x, w as in every rmsnorm case */
-static void rms_inputs(struct opcase *c, int v)
+/* i[0], i[1] = N, C; f[0] = eps; i[2]: a long-row variant (index s); inputs x,
+ * w as in every rmsnorm case; 0 past the last variant */
+static int rms_inputs(struct opcase *c, int v)
 {
-    const size_t N = (size_t)rms_shapes[v][0], C = (size_t)rms_shapes[v][1];
+    const int s = v - N_RMS_SHAPES;
+    size_t N, C;
+
+    if (s >= N_RMS_LONG) {
+        return 0;
+    }
+    N = (size_t)(s < 0 ? rms_shapes[v][0] : rms_long[s][0]);
+    C = (size_t)(s < 0 ? rms_shapes[v][1] : rms_long[s][1]);
     c->i[0] = (int)N;
     c->i[1] = (int)C;
-    in_f32(c, "x", lc_test_new_uniform(N * C, 10 + v, -3, 3), N * C);
-    in_f32(c, "w", lc_test_new_uniform(C, 20 + v, 0.5f, 1.5f), C);
+    c->i[2] = s;
+    if (s < 0) {
+        c->f[0] = 1e-5f;
+        in_f32(c, "x", lc_test_new_uniform(N * C, 10 + v, -3, 3), N * C);
+        in_f32(c, "w", lc_test_new_uniform(C, 20 + v, 0.5f, 1.5f), C);
+    } else {
+        c->f[0] = s % 2 ? 1e-5f : 1e-6f;
+        in_f32(c, "x", lc_test_new_uniform(N * C, 80 + s, -2, 2), N * C);
+        in_f32(c, "w", lc_test_new_uniform(C, 90 + s, 0.5f, 1.5f), C);
+    }
+    return 1;
 }
 
 static int make_rmsnorm_fwd(struct opcase *c, int v)
 {
     size_t n;
-    if (v >= N_RMS_SHAPES) {
+    if (!rms_inputs(c, v)) {
         return 0;
     }
-    rms_inputs(c, v);
     n = (size_t)c->i[0] * c->i[1];
-    snprintf(c->what, sizeof(c->what), "rmsnorm_fwd N%d C%d", c->i[0], c->i[1]);
+    snprintf(c->what, sizeof(c->what), "rmsnorm_fwd N%d C%d eps %g", c->i[0], c->i[1],
+             (double)c->f[0]);
     out_f32(c, "out", n, CMP_CLOSE, 1e-6, 1e-5);
-    out_f32(c, "rstd", (size_t)c->i[0], CMP_CLOSE, 0, 1e-6);
+    out_f32(c, "rstd", (size_t)c->i[0], CMP_CLOSE, 0, c->i[2] < 0 ? 1e-6 : 1e-5);
     out_f32(c, "out without rstd", n, CMP_CLOSE, 1e-6, 1e-5);
     same_bits(c, 4, 2);
+    /* out may alias x */
+    acc_f32(c, "out in place of x", lc_test_dup_f32(c->a[0].host, n), n, CMP_CLOSE, 1e-6, 1e-5);
     return 1;
 }
 
 static void call_rmsnorm_fwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->rmsnorm_fwd(be, p[2], p[3], p[0], p[1], c->i[0], c->i[1], 1e-5f);
-    be->ops->rmsnorm_fwd(be, p[4], NULL, p[0], p[1], c->i[0], c->i[1], 1e-5f);
+    be->ops->rmsnorm_fwd(be, p[2], p[3], p[0], p[1], c->i[0], c->i[1], c->f[0]);
+    be->ops->rmsnorm_fwd(be, p[4], NULL, p[0], p[1], c->i[0], c->i[1], c->f[0]);
+    be->ops->rmsnorm_fwd(be, p[5], NULL, p[5], p[1], c->i[0], c->i[1], c->f[0]);
 }
 
 static int make_rmsnorm_bwd(struct opcase *c, int v)
 {
     size_t N, C, n;
     float *rstd;
-    if (v >= N_RMS_SHAPES) {
+    /* seeds of dout, dx and dw */
+    uint64_t sd, sx, sw;
+
+    if (!rms_inputs(c, v)) {
         return 0;
     }
-    rms_inputs(c, v);
     N = (size_t)c->i[0];
     C = (size_t)c->i[1];
     n = N * C;
+    sd = c->i[2] < 0 ? 30 + (uint64_t)v : 100 + (uint64_t)c->i[2];
+    sx = c->i[2] < 0 ? 40 + (uint64_t)v : 110 + (uint64_t)c->i[2];
+    sw = c->i[2] < 0 ? 50 + (uint64_t)v : 120 + (uint64_t)c->i[2];
     snprintf(c->what, sizeof(c->what), "rmsnorm_bwd N%zu C%zu", N, C);
-    in_f32(c, "dout", lc_test_new_uniform(n, 30 + v, -1, 1), n);
+    in_f32(c, "dout", lc_test_new_uniform(n, sd, -1, 1), n);
     /* the reference's rstd, as the model's backward gets its forward's */
     rstd = lc_test_new_f32(N);
     {
         float *out = lc_test_new_f32(n);
-        lc_ref_rmsnorm_fwd(g_ref, out, rstd, c->a[0].host, c->a[1].host, (int)N, (int)C, 1e-5f);
+        lc_ref_rmsnorm_fwd(g_ref, out, rstd, c->a[0].host, c->a[1].host, (int)N, (int)C, c->f[0]);
         free(out);
     }
     in_f32(c, "rstd", rstd, N);
-    acc_f32(c, "dx", lc_test_new_uniform(n, 40 + v, -1, 1), n, CMP_CLOSE, 1e-5, 1e-5);
-    acc_f32(c, "dw", lc_test_new_uniform(C, 50 + v, -1, 1), C, CMP_CLOSE, 1e-5 * sqrt((double)N),
-            1e-5);
-    acc_f32(c, "dx without dw", lc_test_new_uniform(n, 40 + v, -1, 1), n, CMP_CLOSE, 1e-5, 1e-5);
+    acc_f32(c, "dx", lc_test_new_uniform(n, sx, -1, 1), n, CMP_CLOSE, 1e-5, 1e-5);
+    acc_f32(c, "dw", lc_test_new_uniform(C, sw, -1, 1), C, CMP_CLOSE, 1e-5 * sqrt((double)N), 1e-5);
+    acc_f32(c, "dx without dw", lc_test_new_uniform(n, sx, -1, 1), n, CMP_CLOSE, 1e-5, 1e-5);
     same_bits(c, 6, 4);
+    /* dw sums over the rows in a fixed order */
+    c->twice = 1;
     return 1;
 }
 
@@ -855,38 +1076,60 @@ static void call_rmsnorm_bwd(struct lc_backend *be, const struct opcase *c, void
 
 static const int rope_dims[] = {2, 8, 34, 64, 128};
 enum { ROPE_N = 6, ROPE_NH = 3, ROPE_P = 40 };
+/* after those, tokens N of nh heads of dim D at random positions < 64,
+ * an odd D among them */
+static const int rope_more[][3] = {{1, 1, 2}, {13, 3, 6}, {37, 8, 128}, {5, 2, 7}};
+#define N_ROPE_DIMS ((int)(sizeof(rope_dims) / sizeof(rope_dims[0])))
+#define N_ROPE_MORE ((int)(sizeof(rope_more) / sizeof(rope_more[0])))
 
+/* i[] = D, N, nh; inputs pos, cos, sin; output x (in place) */
 static int make_rope(struct opcase *c, int v, const char *entry)
 {
     static const int32_t pos[ROPE_N] = {0, 39, 5, 5, 17, 1};
-    int D;
+    const int s = v - N_ROPE_DIMS;
+    int D, N, nh, P;
     size_t n, half;
     float *cos_tab, *sin_tab;
-    int32_t *ids;
 
-    if (v >= (int)(sizeof(rope_dims) / sizeof(rope_dims[0]))) {
+    if (s >= N_ROPE_MORE) {
         return 0;
     }
-    D = rope_dims[v];
+    N = s < 0 ? ROPE_N : rope_more[s][0];
+    nh = s < 0 ? ROPE_NH : rope_more[s][1];
+    D = s < 0 ? rope_dims[v] : rope_more[s][2];
+    P = s < 0 ? ROPE_P : 64;
     half = (size_t)D / 2;
-    n = (size_t)ROPE_N * ROPE_NH * D;
+    n = (size_t)N * nh * D;
     c->i[0] = D;
-    snprintf(c->what, sizeof(c->what), "%s D%d", entry, D);
-    cos_tab = lc_test_new_f32(ROPE_P * half);
-    sin_tab = lc_test_new_f32(ROPE_P * half);
-    for (int p = 0; p < ROPE_P; p++) {
+    c->i[1] = N;
+    c->i[2] = nh;
+    snprintf(c->what, sizeof(c->what), "%s N%d nh%d D%d", entry, N, nh, D);
+    cos_tab = lc_test_new_f32(P * half);
+    sin_tab = lc_test_new_f32(P * half);
+    for (int p = 0; p < P; p++) {
         for (size_t i = 0; i < half; i++) {
             double a = p * pow(10000.0, -2.0 * (double)i / D);
             cos_tab[p * half + i] = (float)cos(a);
             sin_tab[p * half + i] = (float)sin(a);
         }
     }
-    ids = new_ids(ROPE_N);
-    memcpy(ids, pos, sizeof(pos));
-    in_raw(c, "pos", ids, sizeof(pos));
-    in_f32(c, "cos", cos_tab, ROPE_P * half);
-    in_f32(c, "sin", sin_tab, ROPE_P * half);
-    acc_f32(c, "x", lc_test_new_uniform(n, 60 + v, -2, 2), n, CMP_CLOSE, 1e-6, 1e-6);
+    if (s < 0) {
+        int32_t *ids = new_ids(ROPE_N);
+        memcpy(ids, pos, sizeof(pos));
+        in_raw(c, "pos", ids, sizeof(pos));
+    } else {
+        in_raw(c, "pos", uniform_ids((size_t)N, 130 + (uint64_t)s, P), (size_t)N * sizeof(int32_t));
+    }
+    in_f32(c, "cos", cos_tab, P * half);
+    in_f32(c, "sin", sin_tab, P * half);
+    acc_f32(c, "x", lc_test_new_uniform(n, s < 0 ? 60 + (uint64_t)v : 140 + (uint64_t)s, -2, 2), n,
+            CMP_CLOSE, 1e-6, 1e-6);
+    if (s >= 0 && strcmp(entry, "rope_fwd") == 0) {
+        /* the backward undoes the forward */
+        acc_f32(c, "rope_bwd(rope_fwd(x))", lc_test_dup_f32(c->a[3].host, n), n, CMP_CLOSE, 1e-5,
+                1e-5)
+            ->vs_start = 1;
+    }
     return 1;
 }
 
@@ -902,67 +1145,122 @@ static int make_rope_bwd(struct opcase *c, int v)
 
 static void call_rope_fwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->rope_fwd(be, p[3], p[0], p[1], p[2], ROPE_N, ROPE_NH, c->i[0]);
+    be->ops->rope_fwd(be, p[3], p[0], p[1], p[2], c->i[1], c->i[2], c->i[0]);
+    if (c->na > 4) {
+        be->ops->rope_fwd(be, p[4], p[0], p[1], p[2], c->i[1], c->i[2], c->i[0]);
+        be->ops->rope_bwd(be, p[4], p[0], p[1], p[2], c->i[1], c->i[2], c->i[0]);
+    }
 }
 
 static void call_rope_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->rope_bwd(be, p[3], p[0], p[1], p[2], ROPE_N, ROPE_NH, c->i[0]);
+    be->ops->rope_bwd(be, p[3], p[0], p[1], p[2], c->i[1], c->i[2], c->i[0]);
 }
 
 /* ---------------------------------------------------------------- SwiGLU */
 
 #define N_SWIGLU 40009
+#define N_SWIGLU_WIDE 100003
 
-static void swiglu_inputs(struct opcase *c)
+/* i[0] = n; variant 0: gates in [-10, 10]; 1: in [-12, 12], tiny ones too,
+ * to a device's tolerances (expf within 2 ulp; dgate's 1 + g (1 - s)
+ * cancels near g = -1.28, so its error is absolute there, on the scale of
+ * d u) */
+static int swiglu_inputs(struct opcase *c, int v)
 {
-    float *gate = lc_test_new_uniform(N_SWIGLU, 70, -10, 10);
+    const size_t n = v == 0 ? N_SWIGLU : N_SWIGLU_WIDE;
+    float *gate;
+
+    if (v > 1) {
+        return 0;
+    }
+    c->i[0] = (int)n;
+    gate = lc_test_new_uniform(n, v == 0 ? 70 : 150, v == 0 ? -10 : -12, v == 0 ? 10 : 12);
     /* saturated gates: exp(-g) overflows or vanishes */
     gate[0] = -100.0f;
     gate[1] = 100.0f;
-    gate[2] = -88.5f;
-    gate[3] = 0.0f;
-    in_f32(c, "gate", gate, N_SWIGLU);
-    in_f32(c, "up", lc_test_new_uniform(N_SWIGLU, 71, -3, 3), N_SWIGLU);
+    gate[2] = v == 0 ? -88.5f : 0.0f;
+    gate[3] = v == 0 ? 0.0f : -88.5f;
+    if (v == 1) {
+        gate[4] = 1e-30f;
+    }
+    in_f32(c, "gate", gate, n);
+    in_f32(c, "up", lc_test_new_uniform(n, v == 0 ? 71 : 151, -3, 3), n);
+    return 1;
 }
 
 static int make_swiglu_fwd(struct opcase *c, int v)
 {
-    if (v > 0) {
+    if (!swiglu_inputs(c, v)) {
         return 0;
     }
-    snprintf(c->what, sizeof(c->what), "swiglu_fwd n %d", N_SWIGLU);
-    swiglu_inputs(c);
-    out_f32(c, "out", N_SWIGLU, CMP_CLOSE, 1e-6, 1e-5);
+    snprintf(c->what, sizeof(c->what), "swiglu_fwd n %d", c->i[0]);
+    if (v == 0) {
+        out_f32(c, "out", N_SWIGLU, CMP_CLOSE, 1e-6, 1e-5);
+    } else {
+        out_f32(c, "out", N_SWIGLU_WIDE, CMP_CLOSE, 1e-30, 2e-6);
+    }
     return 1;
 }
 
 static void call_swiglu_fwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    (void)c;
-    be->ops->swiglu_fwd(be, p[2], p[0], p[1], N_SWIGLU);
+    be->ops->swiglu_fwd(be, p[2], p[0], p[1], c->i[0]);
 }
 
 static int make_swiglu_bwd(struct opcase *c, int v)
 {
-    if (v > 0) {
+    if (!swiglu_inputs(c, v)) {
         return 0;
     }
-    snprintf(c->what, sizeof(c->what), "swiglu_bwd n %d", N_SWIGLU);
-    swiglu_inputs(c);
-    in_f32(c, "dout", lc_test_new_uniform(N_SWIGLU, 72, -1, 1), N_SWIGLU);
-    out_f32(c, "dgate", N_SWIGLU, CMP_CLOSE, 1e-6, 1e-5);
-    out_f32(c, "dup", N_SWIGLU, CMP_CLOSE, 1e-6, 1e-5);
+    snprintf(c->what, sizeof(c->what), "swiglu_bwd n %d", c->i[0]);
+    if (v == 0) {
+        in_f32(c, "dout", lc_test_new_uniform(N_SWIGLU, 72, -1, 1), N_SWIGLU);
+        out_f32(c, "dgate", N_SWIGLU, CMP_CLOSE, 1e-6, 1e-5);
+        out_f32(c, "dup", N_SWIGLU, CMP_CLOSE, 1e-6, 1e-5);
+    } else {
+        in_f32(c, "dout", lc_test_new_uniform(N_SWIGLU_WIDE, 152, -1, 1), N_SWIGLU_WIDE);
+        out_f32(c, "dgate", N_SWIGLU_WIDE, CMP_CLOSE, 4e-6, 2e-6);
+        out_f32(c, "dup", N_SWIGLU_WIDE, CMP_CLOSE, 1e-30, 2e-6);
+    }
     return 1;
 }
 
 static void call_swiglu_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    (void)c;
-    be->ops->swiglu_bwd(be, p[3], p[4], p[2], p[0], p[1], N_SWIGLU);
+    be->ops->swiglu_bwd(be, p[3], p[4], p[2], p[0], p[1], c->i[0]);
 }
 
 /* ------------------------------------------------- softmax attention */
+
+/* Uniform inputs, scores of a few units (q times 3), on training,
+ * decoding and prefill shapes (lc_test_attn_shapes); run twice for the
+ * same bits. */
+static int make_attn_fwd_uniform(struct opcase *c, int v)
+{
+    const uint64_t seed = 500 + 10 * (uint64_t)v;
+    size_t nq, nkv;
+    float *q;
+
+    if (v >= LC_TEST_N_ATTN_SHAPES) {
+        return 0;
+    }
+    memcpy(c->i, &lc_test_attn_shapes[v], 7 * sizeof(int));
+    snprintf(c->what, sizeof(c->what), "attn_fwd uniform B%d Tq%d Tk%d H%d Hkv%d D%d pos%d",
+             c->i[0], c->i[1], c->i[2], c->i[3], c->i[4], c->i[5], c->i[6]);
+    nq = (size_t)c->i[0] * c->i[1] * c->i[3] * c->i[5];
+    nkv = (size_t)c->i[0] * c->i[2] * c->i[4] * c->i[5];
+    q = lc_test_new_uniform(nq, seed, -1, 1);
+    for (size_t i = 0; i < nq; i++) {
+        q[i] *= 3.0f;
+    }
+    in_f32(c, "q", q, nq);
+    in_f32(c, "k", lc_test_new_uniform(nkv, seed + 1, -1, 1), nkv);
+    in_f32(c, "v", lc_test_new_uniform(nkv, seed + 2, -1, 1), nkv);
+    ref_vs64(out_f32(c, "y", nq, CMP_CLOSE, 2e-5, 1e-4), CMP_CLOSE, 1e-6, 1e-5);
+    c->twice = 1;
+    return 1;
+}
 
 static int make_attn_fwd(struct opcase *c, int v)
 {
@@ -983,13 +1281,14 @@ static int make_attn_fwd(struct opcase *c, int v)
         {2, 20, 20, 16, 2, 16, 0, 1.0f}, /* 8 heads per KV head: items of 4 */
         {1, 7, 7, 5, 5, 12, 0, 1.0f},    /* no grouping */
     };
+    const int nshapes = (int)(sizeof(shapes) / sizeof(shapes[0]));
     size_t nq, nkv;
     float *q, *k, *vv;
     struct arg *y;
     const uint64_t seed = 10 * (uint64_t)v + 1;
 
-    if (v >= (int)(sizeof(shapes) / sizeof(shapes[0]))) {
-        return 0;
+    if (v >= nshapes) {
+        return make_attn_fwd_uniform(c, v - nshapes);
     }
     memcpy(c->i, &shapes[v], 7 * sizeof(int));
     snprintf(c->what, sizeof(c->what), "attn_fwd B%d Tq%d Tk%d H%d Hkv%d D%d pos%d", c->i[0],
@@ -1157,6 +1456,8 @@ static int hy_make(struct opcase *c, int v, struct lc_test_hy_in *in, const char
     c->s = in->s;
     snprintf(c->what, sizeof(c->what), "%s B %d T %d H %d/%d D %d F %d W %d mode %d", entry, k[0],
              k[1], k[2], k[3], k[4], k[5], k[6], mode);
+    /* the order of every sum is fixed: a second run gives the same bits */
+    c->twice = 1;
     return 1;
 }
 
@@ -1203,23 +1504,75 @@ static void call_hybrid_fwd(struct lc_backend *be, const struct opcase *c, void 
     be->ops->hybrid_fwd(be, p[10], NULL, NULL, p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
 }
 
+/* the gradients a backward asked for only some of them writes: the
+ * others as NULL (stage 1: dfq, dfk, dtheta; q, k, v only; each alone),
+ * with the same bits as the full backward's */
+static void hy_subsets(struct opcase *c, const struct lc_test_hy_in *in)
+{
+    static const char *const names[] = {"dfq of stage 1", "dfk of stage 1", "dq of q, k, v",
+                                        "dk of q, k, v",  "dv of q, k, v",  "dq alone",
+                                        "dk alone",       "dv alone"};
+    static const int full[] = {13, 14, 10, 11, 12, 10, 11, 12};
+    float *dth = lc_test_new_f32((size_t)in->s.H);
+
+    for (int i = 0; i < 8; i++) {
+        const struct arg *f = &c->a[full[i]];
+        if (i == 2) {
+            for (int h = 0; h < in->s.H; h++) {
+                dth[h] = 0.5f;
+            }
+            hy_dtheta(acc_f32(c, "dtheta of stage 1", dth, (size_t)in->s.H, CMP_SUM, 1e-5, 1e-5));
+            same_bits(c, c->na - 1, 15);
+        }
+        out_f32(c, names[i], f->bytes / sizeof(float), f->cmp, f->atol, f->rtol);
+        same_bits(c, c->na - 1, full[i]);
+    }
+}
+
+/* Variants 0 .. 2 N_HY_CASES - 1: from the reference forward's y, mx and
+ * den; the next as many: after the backend's own forward (i[0] = 1), as
+ * a layer's backward runs, y, mx and den compared too; the last two (i[0]
+ * = 2): the same on one case per mode, and the gradients in subsets. */
 static int make_hybrid_bwd(struct opcase *c, int v)
 {
     struct lc_test_hy_in in;
+    const int subsets = v >= 4 * N_HY_CASES;
+    const int chained = v >= 2 * N_HY_CASES;
     float *y, *mx, *den, *dth;
 
-    if (!hy_make(c, v, &in, "hybrid_bwd")) {
+    if (subsets) {
+        const int mode = v - 4 * N_HY_CASES;
+        if (mode > 1) {
+            return 0;
+        }
+        lc_test_hy_in_make(&in, 2, 150, 4, 2, 16, 8, 32, mode, 5);
+        lc_test_hy_make_tie(&in, 2);
+        lc_test_hy_make_tie(&in, 3 * 32 - 1);
+        c->s = in.s;
+        snprintf(c->what, sizeof(c->what),
+                 "hybrid_bwd subsets B 2 T 150 H 4/2 D 16 F 8 W 32 mode %d", mode);
+        c->twice = 1;
+    } else if (v >= 4 * N_HY_CASES ||
+               !hy_make(c, v % (2 * N_HY_CASES), &in,
+                        chained ? "hybrid_fwd then hybrid_bwd" : "hybrid_bwd")) {
         return 0;
     }
     hy_inputs(c, &in);
-    /* the reference forward's y, mx, den */
-    y = lc_test_new_f32(in.nq);
-    mx = lc_test_new_f32(in.nm);
-    den = lc_test_new_f32(in.nm);
-    lc_ref_ops.hybrid_fwd(g_ref, y, mx, den, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
-    in_f32(c, "y", y, in.nq);
-    in_f32(c, "mx", mx, in.nm);
-    in_f32(c, "den", den, in.nm);
+    c->i[0] = subsets ? 2 : chained;
+    if (chained) {
+        out_f32(c, "y", in.nq, CMP_REL, 1e-5, 1e-5);
+        out_f32(c, "mx", in.nm, CMP_REL, 1e-5, 1e-5);
+        out_f32(c, "den", in.nm, CMP_REL, 1e-5, 1e-5);
+    } else {
+        /* the reference forward's y, mx, den */
+        y = lc_test_new_f32(in.nq);
+        mx = lc_test_new_f32(in.nm);
+        den = lc_test_new_f32(in.nm);
+        lc_ref_ops.hybrid_fwd(g_ref, y, mx, den, in.q, in.k, in.v, in.fq, in.fk, in.theta, &in.s);
+        in_f32(c, "y", y, in.nq);
+        in_f32(c, "mx", mx, in.nm);
+        in_f32(c, "den", den, in.nm);
+    }
     out_f32(c, "dq", in.nq, CMP_REL, 1e-5, 1e-5);
     out_f32(c, "dk", in.nk, CMP_REL, 1e-5, 1e-5);
     out_f32(c, "dv", in.nk, CMP_REL, 1e-5, 1e-5);
@@ -1230,19 +1583,49 @@ static int make_hybrid_bwd(struct opcase *c, int v)
         dth[h] = 0.5f;
     }
     hy_dtheta(acc_f32(c, "dtheta", dth, (size_t)in.s.H, CMP_SUM, 1e-5, 1e-5));
+    if (subsets) {
+        hy_subsets(c, &in);
+    }
     return 1;
 }
 
 static void call_hybrid_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
+    if (c->i[0]) {
+        be->ops->hybrid_fwd(be, p[7], p[8], p[9], p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
+    }
     be->ops->hybrid_bwd(be, p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9], p[0],
                         p[1], p[2], p[3], p[4], p[5], &c->s);
+    if (c->i[0] == 2) {
+        /* the subsets of hy_subsets: which of dq, dk, dv, dfq, dfk, dtheta */
+        static const int sets[5][6] = {{0, 0, 0, 16, 17, 18},
+                                       {19, 20, 21, 0, 0, 0},
+                                       {22, 0, 0, 0, 0, 0},
+                                       {0, 23, 0, 0, 0, 0},
+                                       {0, 0, 24, 0, 0, 0}};
+        for (int i = 0; i < 5; i++) {
+            void *g[6];
+            for (int j = 0; j < 6; j++) {
+                g[j] = sets[i][j] ? p[sets[i][j]] : NULL;
+            }
+            be->ops->hybrid_bwd(be, g[0], g[1], g[2], g[3], g[4], g[5], p[6], p[7], p[8], p[9],
+                                p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
+        }
+    }
 }
 
 static void call64_hybrid_bwd(const struct opcase *c, void **p)
 {
+    if (c->i[0]) {
+        lc_ref_hybrid_fwd_f64(p[7], p[8], p[9], p[0], p[1], p[2], p[3], p[4], p[5], &c->s);
+    }
     lc_ref_hybrid_bwd_f64(p[10], p[11], p[12], p[13], p[14], p[15], p[6], p[7], p[8], p[9], p[0],
                           p[1], p[2], p[3], p[4], p[5], &c->s);
+    if (c->i[0] == 2) {
+        /* the stage-1 subset's dtheta, compared with this one */
+        lc_ref_hybrid_bwd_f64(NULL, NULL, NULL, p[16], p[17], p[18], p[6], p[7], p[8], p[9], p[0],
+                              p[1], p[2], p[3], p[4], p[5], &c->s);
+    }
 }
 
 static int make_hybrid_xent(struct opcase *c, int v)
@@ -1283,13 +1666,104 @@ static void call64_hybrid_xent(const struct opcase *c, void **p)
 
 enum { DEC_H = 8, DEC_HKV = 2, DEC_D = 40, DEC_F = 24, DEC_N = 37 };
 
-/* a full window cache, and none (the first token) */
+/* Token by token with a window cache and the linear state (as a model
+ * decodes; variants 2 ..): terraced keeps the previous and the current
+ * block, moving the block two back into the state when a block starts;
+ * sliding keeps the last W keys in a ring.  y equals the parallel
+ * forward's (on the same backend). */
+static int make_decode_tokens(struct opcase *c, int v)
+{
+    static const int tw[][2] = {{1, 64}, {63, 64}, {64, 64}, {65, 64}, {300, 64}, {40, 3}, {9, 1}};
+    const int n = (int)(sizeof(tw) / sizeof(tw[0]));
+    const int H = 4, Hkv = 2, D = 16, F = 8;
+    struct lc_test_hy_in in;
+    int T, W, mode, cap;
+    size_t kd;
+
+    if (v >= 2 * n) {
+        return 0;
+    }
+    T = tw[v % n][0];
+    W = tw[v % n][1];
+    mode = v / n;
+    cap = mode == LC_WINDOW_SLIDING ? W : 2 * W;
+    kd = (size_t)Hkv * D;
+    lc_test_hy_in_make(&in, 1, T, H, Hkv, D, F, W, mode, (uint64_t)(T + 7 * W + mode));
+    if (T >= 5) {
+        lc_test_hy_make_tie(&in, 2);
+    }
+    if (T >= 3 * W + 2) {
+        lc_test_hy_make_tie(&in, 3 * W - 1);
+    }
+    c->s = in.s;
+    c->i[1] = 1;
+    snprintf(c->what, sizeof(c->what), "hybrid_decode token by token T %d W %d mode %d", T, W,
+             mode);
+    in_f32(c, "q", in.q, in.nq);
+    in_f32(c, "k", in.k, in.nk);
+    in_f32(c, "v", in.v, in.nk);
+    in_f32(c, "fq", in.fq, in.nf);
+    in_f32(c, "fk", in.fk, in.nf);
+    in_f32(c, "theta", in.theta, (size_t)H);
+    free(in.dy);
+    acc_f32(c, "S", lc_test_new_f32((size_t)H * F * D), (size_t)H * F * D, CMP_CLOSE, 0, 0)
+        ->unchecked = 1;
+    acc_f32(c, "z", lc_test_new_f32((size_t)H * F), (size_t)H * F, CMP_CLOSE, 0, 0)->unchecked = 1;
+    acc_f32(c, "k cache", lc_test_new_f32((size_t)cap * kd), (size_t)cap * kd, CMP_CLOSE, 0, 0)
+        ->unchecked = 1;
+    acc_f32(c, "v cache", lc_test_new_f32((size_t)cap * kd), (size_t)cap * kd, CMP_CLOSE, 0, 0)
+        ->unchecked = 1;
+    out_f32(c, "y of the parallel forward", in.nq, CMP_REL, 1e-5, 1e-5)->unchecked = 1;
+    out_f32(c, "y decoded", in.nq, CMP_REL, 1e-5, 1e-5)->unchecked = 1;
+    near_pair(c, 11, 10);
+    return 1;
+}
+
+static void call_decode_tokens(struct lc_backend *be, const struct opcase *c, void **p)
+{
+    const int T = c->s.T, W = c->s.window, H = c->s.H, Hkv = c->s.Hkv, D = c->s.D, F = c->s.F;
+    const size_t kd = (size_t)Hkv * D;
+    float *k = p[1], *v = p[2], *fk = p[4], *S = p[6], *z = p[7], *kc = p[8], *vc = p[9];
+    int ncache = 0;
+
+    be->ops->hybrid_fwd(be, p[10], NULL, NULL, p[0], k, v, p[3], fk, p[5], &c->s);
+    for (int t = 0; t < T; t++) {
+        size_t slot;
+        if (c->s.mode == LC_WINDOW_SLIDING) {
+            if (t >= W) {
+                const int old = t - W;
+                be->ops->linstate_add(be, S, z, fk + (size_t)old * H * F, v + (size_t)old * kd, 1,
+                                      H, Hkv, D, F);
+            }
+            slot = (size_t)(t % W);
+            ncache = t + 1 < W ? t + 1 : W;
+        } else {
+            if (t % W == 0 && t >= 2 * W) {
+                const int old = t - 2 * W;
+                be->ops->linstate_add(be, S, z, fk + (size_t)old * H * F, v + (size_t)old * kd, W,
+                                      H, Hkv, D, F);
+                be->ops->copy(be, kc, kc + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                be->ops->copy(be, vc, vc + (size_t)W * kd, (size_t)W * kd * sizeof(float));
+                ncache = W;
+            }
+            slot = (size_t)ncache;
+            ncache++;
+        }
+        be->ops->copy(be, kc + slot * kd, k + (size_t)t * kd, kd * sizeof(float));
+        be->ops->copy(be, vc + slot * kd, v + (size_t)t * kd, kd * sizeof(float));
+        be->ops->hybrid_decode(be, (float *)p[11] + (size_t)t * H * D,
+                               (float *)p[0] + (size_t)t * H * D, (float *)p[3] + (size_t)t * H * F,
+                               kc, vc, ncache, S, z, p[5], H, Hkv, D, F);
+    }
+}
+
+/* a full window cache, and none (the first token); then make_decode_tokens */
 static int make_hybrid_decode(struct opcase *c, int v)
 {
     const size_t nkv = (size_t)DEC_N * DEC_HKV * DEC_D;
     float *x;
     if (v > 1) {
-        return 0;
+        return make_decode_tokens(c, v - 2);
     }
     c->i[0] = v == 0 ? DEC_N : 0;
     snprintf(c->what, sizeof(c->what), "hybrid_decode H %d/%d D %d F %d cache %d", DEC_H, DEC_HKV,
@@ -1319,12 +1793,19 @@ static int make_hybrid_decode(struct opcase *c, int v)
 
 static void call_hybrid_decode(struct lc_backend *be, const struct opcase *c, void **p)
 {
+    if (c->i[1]) {
+        call_decode_tokens(be, c, p);
+        return;
+    }
     be->ops->hybrid_decode(be, p[7], p[0], p[1], p[2], p[3], c->i[0], p[4], p[5], p[6], DEC_H,
                            DEC_HKV, DEC_D, DEC_F);
 }
 
 static void call64_hybrid_decode(const struct opcase *c, void **p)
 {
+    if (c->i[1]) {
+        return; /* token by token: compared with the parallel forward */
+    }
     lc_ref_hybrid_decode_f64(p[7], p[0], p[1], p[2], p[3], c->i[0], p[4], p[5], p[6], DEC_H,
                              DEC_HKV, DEC_D, DEC_F);
 }
@@ -1401,103 +1882,182 @@ static void call64_hybrid_add_state(const struct opcase *c, void **p)
 /* ------------------------------------------------------------ losses */
 
 static const int mse_shapes[][2] = {{1, 1}, {13, 17}, {3, 1000}};
+#define N_MSE_SHAPES ((int)(sizeof(mse_shapes) / sizeof(mse_shapes[0])))
+/* after those, scale 0.25, wider rows, no columns; dpred to the bit, also
+ * in place of pred */
+static const int mse_more[][2] = {{1, 1}, {37, 129}, {9, 4096}, {1000, 128}, {3, 0}};
+#define N_MSE_MORE ((int)(sizeof(mse_more) / sizeof(mse_more[0])))
 
+/* i[0], i[1] = rows, cols; f[0] = the gradient's scale */
 static int make_mse_fwd_bwd(struct opcase *c, int v)
 {
+    const int s = v - N_MSE_SHAPES;
     int rows, cols;
     size_t n;
-    if (v >= (int)(sizeof(mse_shapes) / sizeof(mse_shapes[0]))) {
+    if (s >= N_MSE_MORE) {
         return 0;
     }
-    rows = mse_shapes[v][0];
-    cols = mse_shapes[v][1];
+    rows = s < 0 ? mse_shapes[v][0] : mse_more[s][0];
+    cols = s < 0 ? mse_shapes[v][1] : mse_more[s][1];
     n = (size_t)rows * cols;
     c->i[0] = rows;
     c->i[1] = cols;
+    c->f[0] = s < 0 ? 0.01f : 0.25f;
     snprintf(c->what, sizeof(c->what), "mse_fwd_bwd rows %d cols %d", rows, cols);
-    in_f32(c, "pred", lc_test_new_uniform(n, 80 + v, -2, 2), n);
-    in_f32(c, "target", lc_test_new_uniform(n, 90 + v, -2, 2), n);
-    out_f32(c, "row_sse", (size_t)rows, CMP_CLOSE, 0, 1e-6);
-    out_f32(c, "dpred", n, CMP_CLOSE, 0, 1e-6);
-    out_f32(c, "row_sse without dpred", (size_t)rows, CMP_CLOSE, 0, 1e-6);
+    in_f32(c, "pred", lc_test_new_uniform(n, s < 0 ? 80 + (uint64_t)v : 160 + (uint64_t)s, -2, 2),
+           n);
+    in_f32(c, "target", lc_test_new_uniform(n, s < 0 ? 90 + (uint64_t)v : 170 + (uint64_t)s, -2, 2),
+           n);
+    if (s < 0) {
+        out_f32(c, "row_sse", (size_t)rows, CMP_CLOSE, 0, 1e-6);
+        out_f32(c, "dpred", n, CMP_CLOSE, 0, 1e-6);
+        out_f32(c, "row_sse without dpred", (size_t)rows, CMP_CLOSE, 0, 1e-6);
+    } else {
+        out_f32(c, "row_sse", (size_t)rows, CMP_CLOSE, 1e-6, 1e-5);
+        out_f32(c, "dpred", n, CMP_EXACT, 0, 0);
+        out_f32(c, "row_sse without dpred", (size_t)rows, CMP_CLOSE, 1e-6, 1e-5);
+        acc_f32(c, "dpred in place of pred", lc_test_dup_f32(c->a[0].host, n), n, CMP_EXACT, 0, 0);
+        out_f32(c, "row_sse in place", (size_t)rows, CMP_CLOSE, 1e-6, 1e-5);
+        c->twice = 1;
+    }
     same_bits(c, 4, 2);
     return 1;
 }
 
 static void call_mse_fwd_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->mse_fwd_bwd(be, p[2], p[3], p[0], p[1], c->i[0], c->i[1], 0.01f);
-    be->ops->mse_fwd_bwd(be, p[4], NULL, p[0], p[1], c->i[0], c->i[1], 0.01f);
+    be->ops->mse_fwd_bwd(be, p[2], p[3], p[0], p[1], c->i[0], c->i[1], c->f[0]);
+    be->ops->mse_fwd_bwd(be, p[4], NULL, p[0], p[1], c->i[0], c->i[1], c->f[0]);
+    if (c->na > 5) {
+        be->ops->mse_fwd_bwd(be, p[6], p[5], p[5], p[1], c->i[0], c->i[1], c->f[0]);
+    }
 }
 
 static const int xent_vocab[] = {1, 5, 517, 32000};
 enum { XENT_N = 9 };
+#define N_XENT_VOCAB ((int)(sizeof(xent_vocab) / sizeof(xent_vocab[0])))
+/* after those, N rows of V logits in [-20, 20] (Llama 3's vocabulary among
+ * them), scale 1/N, row 0 ignored and the last target V - 1 */
+static const int xent_more[][2] = {{5, 1}, {7, 1000}, {3, 128256}, {64, 32000}};
+#define N_XENT_MORE ((int)(sizeof(xent_more) / sizeof(xent_more[0])))
 
+/* i[0], i[1] = V, N; f[0] = the gradient's scale */
 static int make_xent_fwd_bwd(struct opcase *c, int v)
 {
-    int V;
+    const int s = v - N_XENT_VOCAB;
+    int V, N;
     size_t n;
     int32_t *targets;
     float *l;
-    if (v >= (int)(sizeof(xent_vocab) / sizeof(xent_vocab[0]))) {
+    if (s >= N_XENT_MORE) {
         return 0;
     }
-    V = xent_vocab[v];
-    n = (size_t)XENT_N * V;
+    V = s < 0 ? xent_vocab[v] : xent_more[s][1];
+    N = s < 0 ? XENT_N : xent_more[s][0];
+    n = (size_t)N * V;
     c->i[0] = V;
-    snprintf(c->what, sizeof(c->what), "xent_fwd_bwd N %d V %d", XENT_N, V);
-    targets = new_ids(XENT_N);
-    for (int r = 0; r < XENT_N; r++) {
-        targets[r] = r == 3 ? -1 : (int32_t)((r * 7919) % V);
+    c->i[1] = N;
+    c->f[0] = s < 0 ? 0.5f : 1.0f / (float)N;
+    snprintf(c->what, sizeof(c->what), "xent_fwd_bwd N %d V %d", N, V);
+    if (s < 0) {
+        targets = new_ids(XENT_N);
+        for (int r = 0; r < XENT_N; r++) {
+            targets[r] = r == 3 ? -1 : (int32_t)((r * 7919) % V);
+        }
+        l = lc_test_new_uniform(n, 110 + v, -8, 8);
+        /* a row far from zero: logsumexp must subtract its max */
+        for (int j = 0; j < V; j++) {
+            l[5 * (size_t)V + j] += 1000.0f;
+        }
+    } else {
+        l = lc_test_new_uniform(n, 180 + (uint64_t)s, -20, 20);
+        targets = uniform_ids((size_t)N, 190 + (uint64_t)s, V);
+        targets[0] = -1; /* ignored */
+        if (N > 2) {
+            targets[N - 1] = V - 1;
+        }
     }
-    l = lc_test_new_uniform(n, 110 + v, -8, 8);
-    /* a row far from zero: logsumexp must subtract its max */
-    for (int j = 0; j < V; j++) {
-        l[5 * (size_t)V + j] += 1000.0f;
+    in_raw(c, "targets", targets, (size_t)N * sizeof(int32_t));
+    if (s < 0) {
+        acc_f32(c, "dlogits in place", lc_test_dup_f32(l, n), n, CMP_CLOSE, 1e-7, 1e-5);
+        in_f32(c, "logits", l, n);
+        out_f32(c, "row_loss", XENT_N, CMP_CLOSE, 1e-5, 1e-6);
+        out_f32(c, "dlogits", n, CMP_CLOSE, 1e-7, 1e-5);
+        out_f32(c, "row_loss without dlogits", XENT_N, CMP_CLOSE, 1e-5, 1e-6);
+        out_f32(c, "row_loss in place", XENT_N, CMP_CLOSE, 1e-5, 1e-6);
+        same_bits(c, 1, 4);
+    } else {
+        acc_f32(c, "dlogits in place", lc_test_dup_f32(l, n), n, CMP_CLOSE, 1e-9, 1e-5);
+        in_f32(c, "logits", l, n);
+        /* row 0 is ignored: its loss is 0 */
+        out_f32(c, "row_loss", (size_t)N, CMP_CLOSE, 1e-5, 1e-5)->first_exact = 1;
+        out_f32(c, "dlogits", n, CMP_CLOSE, 1e-9, 1e-5);
+        out_f32(c, "row_loss without dlogits", (size_t)N, CMP_CLOSE, 1e-5, 1e-5);
+        out_f32(c, "row_loss in place", (size_t)N, CMP_CLOSE, 1e-5, 1e-5);
+        same_bits(c, 6, 3);
     }
-    in_raw(c, "targets", targets, XENT_N * sizeof(int32_t));
-    acc_f32(c, "dlogits in place", lc_test_dup_f32(l, n), n, CMP_CLOSE, 1e-7, 1e-5);
-    in_f32(c, "logits", l, n);
-    out_f32(c, "row_loss", XENT_N, CMP_CLOSE, 1e-5, 1e-6);
-    out_f32(c, "dlogits", n, CMP_CLOSE, 1e-7, 1e-5);
-    out_f32(c, "row_loss without dlogits", XENT_N, CMP_CLOSE, 1e-5, 1e-6);
-    out_f32(c, "row_loss in place", XENT_N, CMP_CLOSE, 1e-5, 1e-6); /* not compared */
     same_bits(c, 5, 3);
-    same_bits(c, 1, 4);
     return 1;
 }
 
 static void call_xent_fwd_bwd(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->xent_fwd_bwd(be, p[3], p[4], p[2], p[0], XENT_N, c->i[0], 0.5f);
-    be->ops->xent_fwd_bwd(be, p[5], NULL, p[2], p[0], XENT_N, c->i[0], 0.5f);
-    be->ops->xent_fwd_bwd(be, p[6], p[1], p[1], p[0], XENT_N, c->i[0], 0.5f);
+    be->ops->xent_fwd_bwd(be, p[3], p[4], p[2], p[0], c->i[1], c->i[0], c->f[0]);
+    be->ops->xent_fwd_bwd(be, p[5], NULL, p[2], p[0], c->i[1], c->i[0], c->f[0]);
+    be->ops->xent_fwd_bwd(be, p[6], p[1], p[1], p[0], c->i[1], c->i[0], c->f[0]);
 }
 
 /* ------------------------------------------------------------ AdamW */
 
 #define N_ADAMW 50021
+#define N_ADAMW_RUN 10007
 
-/* steps 1 and 10; beta1 0.9 takes the cpu's first lerp form, 0.3 the second */
+/* Variants 0-3: steps 1 and 10 from a state; beta1 0.9 takes the cpu's
+ * first lerp form, 0.3 the second.  Variants 4-9: steps 1 .. i[1] (1, 2
+ * or 3) in turn from zero moments, the state after the last compared. */
 static int make_adamw(struct opcase *c, int v)
 {
-    if (v >= 4) {
+    const int s = v - 4;
+    if (s >= 6) {
         return 0;
     }
-    c->i[0] = v / 2 ? 10 : 1;
-    c->d[0] = v % 2 ? 0.3 : 0.9;
-    snprintf(c->what, sizeof(c->what), "adamw step %d beta1 %g", c->i[0], c->d[0]);
-    in_f32(c, "g", lc_test_new_uniform(N_ADAMW, 121, -0.1f, 0.1f), N_ADAMW);
-    acc_f32(c, "p", lc_test_new_uniform(N_ADAMW, 120, -1, 1), N_ADAMW, CMP_CLOSE, 1e-7, 1e-6);
-    acc_f32(c, "m", lc_test_new_uniform(N_ADAMW, 122, -0.05f, 0.05f), N_ADAMW, CMP_CLOSE, 1e-9,
-            1e-6);
-    acc_f32(c, "v", lc_test_new_uniform(N_ADAMW, 123, 0, 0.01f), N_ADAMW, CMP_CLOSE, 1e-12, 1e-6);
+    c->d[0] = (s < 0 ? v : s) % 2 ? 0.3 : 0.9;
+    if (s < 0) {
+        c->i[0] = v / 2 ? 10 : 1;
+        snprintf(c->what, sizeof(c->what), "adamw step %d beta1 %g", c->i[0], c->d[0]);
+        in_f32(c, "g", lc_test_new_uniform(N_ADAMW, 121, -0.1f, 0.1f), N_ADAMW);
+        acc_f32(c, "p", lc_test_new_uniform(N_ADAMW, 120, -1, 1), N_ADAMW, CMP_CLOSE, 1e-7, 1e-6);
+        acc_f32(c, "m", lc_test_new_uniform(N_ADAMW, 122, -0.05f, 0.05f), N_ADAMW, CMP_CLOSE, 1e-9,
+                1e-6);
+        acc_f32(c, "v", lc_test_new_uniform(N_ADAMW, 123, 0, 0.01f), N_ADAMW, CMP_CLOSE, 1e-12,
+                1e-6);
+        return 1;
+    }
+    c->i[1] = s / 2 + 1;
+    snprintf(c->what, sizeof(c->what), "adamw steps 1..%d beta1 %g", c->i[1], c->d[0]);
+    for (int step = 1; step <= 3; step++) {
+        const uint64_t seed = 210 + 10 * (uint64_t)(s % 2) + (uint64_t)step;
+        in_f32(c, "g", lc_test_new_uniform(N_ADAMW_RUN, seed, -1, 1), N_ADAMW_RUN);
+    }
+    /* rounding (and contraction into FMAs) on the scale of g for m,
+     * g^2 (1 - beta2) for v, and lr for p */
+    acc_f32(c, "p", lc_test_new_uniform(N_ADAMW_RUN, 200 + (uint64_t)(s % 2), -1, 1), N_ADAMW_RUN,
+            CMP_CLOSE, 1e-8, 1e-6);
+    acc_f32(c, "m", lc_test_new_f32(N_ADAMW_RUN), N_ADAMW_RUN, CMP_CLOSE, 1e-7, 1e-6);
+    acc_f32(c, "v", lc_test_new_f32(N_ADAMW_RUN), N_ADAMW_RUN, CMP_CLOSE, 1e-10, 1e-6);
     return 1;
 }
 
 static void call_adamw(struct lc_backend *be, const struct opcase *c, void **p)
 {
-    be->ops->adamw(be, p[1], p[0], p[2], p[3], N_ADAMW, 1e-3, c->d[0], 0.999, 1e-8, 0.1, c->i[0]);
+    if (c->i[1] == 0) {
+        be->ops->adamw(be, p[1], p[0], p[2], p[3], N_ADAMW, 1e-3, c->d[0], 0.999, 1e-8, 0.1,
+                       c->i[0]);
+    }
+    for (int step = 1; step <= c->i[1]; step++) {
+        be->ops->adamw(be, p[3], p[step - 1], p[4], p[5], N_ADAMW_RUN, 1e-3, c->d[0], 0.999, 1e-8,
+                       0.01, step);
+    }
 }
 
 /* ================================================================ table */

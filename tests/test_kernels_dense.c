@@ -95,6 +95,33 @@ static void test_dropout_mask(void **state)
     free(other);
 }
 
+/* The masks of the million-element cases of the dropout row of
+ * tests/test_backend_ops.c, where every backend gives these bits: the
+ * share kept is about 1 - p (binomial: 6 standard deviations). */
+static void test_dropout_mask_large(void **state)
+{
+    static const float ps[] = {0.0f, 0.1f, 0.5f, 0.999f, 1.0f};
+    static const uint64_t seeds[] = {0, 12345, UINT64_MAX};
+    struct lc_test_cpu_ref *b = *state;
+    const size_t n = 1000003;
+    float *x = lc_test_new_uniform(n, 3, -1, 1);
+    float *y = lc_test_new_f32(n);
+
+    for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+        for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+            size_t kept = 0;
+            lc_ref_dropout(b->ref, y, x, (int64_t)n, ps[i], seeds[s]);
+            for (size_t j = 0; j < n; j++) {
+                kept += y[j] != 0.0f;
+            }
+            assert_true(fabs((double)kept / n - (1.0 - ps[i])) <=
+                        6.0 * sqrt(ps[i] * (1.0 - ps[i]) / n) + 1e-6);
+        }
+    }
+    free(x);
+    free(y);
+}
+
 /* --------------------------------------------------------- determinism */
 
 /* Case `which` of the determinism test: one cpu entry on shapes large
@@ -238,6 +265,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_dropout_mask),
+        cmocka_unit_test(test_dropout_mask_large),
         cmocka_unit_test(test_thread_independence),
         cmocka_unit_test(test_sync_reports_failure),
     };

@@ -8,6 +8,7 @@ liblc_internal_la_SOURCES += \
 	src/backend-cpu/cpu_backend.c \
 	src/backend-cpu/cpu_dense.c \
 	src/backend-cpu/cpu_gemm.c \
+	src/backend-cpu/cpu_scratch.c \
 	src/backend-cpu/cpu_kernels.h \
 	src/backend-cpu/cpu_kernels_generic.c
 

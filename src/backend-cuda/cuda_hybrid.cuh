@@ -267,13 +267,74 @@ static inline const char *lc_hy_pack(struct lc_cuda_ctx *c, float *dst, const fl
     return lc_cuda_launched();
 }
 
-/* returns the failure of call (the caller declares const char *err) */
-#define LC_HY_TRY(call)          \
-    do {                         \
-        err = (call);            \
-        if (err != NULL) {       \
-            return err;          \
-        }                        \
-    } while (0)
+/* dst [B, T, H, dim] (= or, with accumulate, +=) <- the head-major src
+ * (base pointer) */
+static inline const char *lc_hy_unpack(struct lc_cuda_ctx *c, float *dst, const float *src,
+                                       const struct lc_hy_geom *g, int dim, int accumulate)
+{
+    LC_LAUNCH(k_hy_unpack, lc_hy_blocks((int64_t)g->B * g->T * g->H * dim), LC_CUDA_EW_THREADS,
+              c->stream)
+    (dst, src, *g, dim, accumulate);
+    return lc_cuda_launched();
+}
+
+/* The lag-2 scans (k_hy_scan2, forward or reverse) of a state S [BH, nu,
+ * F, D] and of its normalizer z [BH, nu, F]. */
+static inline const char *lc_hy_scan_state(struct lc_cuda_ctx *c, float *S, float *z,
+                                           const struct lc_hy_geom *g, int reverse)
+{
+    const int F = g->F, D = g->D;
+    const char *err;
+
+    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F * D), LC_CUDA_EW_THREADS, c->stream)
+    (S, (int64_t)F * D, g->BH, g->nu, reverse);
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
+    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F), LC_CUDA_EW_THREADS, c->stream)
+    (z, (int64_t)F, g->BH, g->nu, reverse);
+    return lc_cuda_launched();
+}
+
+/* k_hy_block_colsum over all row blocks (nb) into z */
+static inline const char *lc_hy_colsum(struct lc_cuda_ctx *c, float *z, const float *X,
+                                       const float *wrow, const float *wrow2,
+                                       const struct lc_hy_geom *g)
+{
+    LC_LAUNCH(k_hy_block_colsum, lc_hy_blocks(g->nb * g->F), LC_CUDA_EW_THREADS, c->stream)
+    (z, X, wrow, wrow2, g->nb, g->W, g->F);
+    return lc_cuda_launched();
+}
+
+/* dtheta += the window factors' gradient from the per-row thr (k_hy_dtheta) */
+static inline const char *lc_hy_dtheta(struct lc_cuda_ctx *c, float *dtheta, const float *thr,
+                                       const float *theta, const struct lc_hy_geom *g)
+{
+    LC_LAUNCH(k_hy_dtheta, lc_hy_blocks(g->H), LC_CUDA_EW_THREADS, c->stream)
+    (dtheta, thr, theta, *g);
+    return lc_cuda_launched();
+}
+
+/* one input of a kernel, packed head-major: dst <- src [B, T, nsrc, dim] */
+struct lc_hy_input {
+    float *dst;
+    const float *src;
+    int nsrc;
+    int dim;
+};
+
+/* lc_hy_pack of the n inputs in turn; the first failure, or NULL */
+static inline const char *lc_hy_pack_all(struct lc_cuda_ctx *c, const struct lc_hy_geom *g,
+                                         const struct lc_hy_input *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *err = lc_hy_pack(c, in[i].dst, in[i].src, g, in[i].nsrc, in[i].dim);
+        if (err != NULL) {
+            return err;
+        }
+    }
+    return NULL;
+}
 
 #endif /* LC_BACKEND_CUDA_CUDA_HYBRID_CUH */

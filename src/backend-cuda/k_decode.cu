@@ -170,9 +170,11 @@ extern "C" const char *lc_cuda_linstate_add(struct lc_cuda_ctx *c, float *S, flo
 
     /* S[h] [F, D] += fk_h^T [F, n] v_g [n, D], heads h = g rep + r */
     for (int r = 0; r < rep; r++) {
-        LC_HY_TRY(lc_hy_gemm(c, 1, 0, F, D, n, 1.0f, fk + (size_t)r * F, H * F, (long long)rep * F,
-                             v, Hkv * D, D, 1.0f, S + (size_t)r * F * D, D,
-                             (long long)rep * F * D, Hkv));
+        err = lc_hy_gemm(c, 1, 0, F, D, n, 1.0f, fk + (size_t)r * F, H * F, (long long)rep * F, v,
+                         Hkv * D, D, 1.0f, S + (size_t)r * F * D, D, (long long)rep * F * D, Hkv);
+        if (err != NULL) {
+            return err;
+        }
     }
     LC_LAUNCH(k_linstate_z, lc_hy_blocks((int64_t)H * F), LC_CUDA_EW_THREADS, c->stream)(z, fk, n,
                                                                                          H, F);

@@ -85,9 +85,12 @@ static const char *fmap_z(struct lc_cuda_ctx *c, float *Z, const float *x, const
     const char *err;
 
     for (int r = 0; r < rep; r++) {
-        LC_HY_TRY(lc_hy_gemm(c, 0, 0, N, f, D, 1.0f, x, Hx * D, D, W + (size_t)r * D * f, f,
-                             (long long)rep * D * f, 0.0f, Z + (size_t)r * f, H * f,
-                             (long long)rep * f, Hx));
+        err = lc_hy_gemm(c, 0, 0, N, f, D, 1.0f, x, Hx * D, D, W + (size_t)r * D * f, f,
+                         (long long)rep * D * f, 0.0f, Z + (size_t)r * f, H * f, (long long)rep * f,
+                         Hx);
+        if (err != NULL) {
+            return err;
+        }
     }
     return NULL;
 }
@@ -103,7 +106,10 @@ extern "C" const char *lc_cuda_fmap_fwd(struct lc_cuda_ctx *c, float *phi, const
     if (Z == NULL) {
         return "out of device memory for the feature maps";
     }
-    LC_HY_TRY(fmap_z(c, Z, x, W, N, H, Hx, D, f));
+    err = fmap_z(c, Z, x, W, N, H, Hx, D, f);
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH(k_fmap_rows, lc_hy_blocks(nrows), LC_CUDA_EW_THREADS, c->stream)(phi, Z, nrows, f,
                                                                                eps);
     return lc_cuda_launched();
@@ -121,21 +127,32 @@ extern "C" const char *lc_cuda_fmap_bwd(struct lc_cuda_ctx *c, float *dW, float 
     if (Z == NULL) {
         return "out of device memory for the feature-map backward";
     }
-    LC_HY_TRY(fmap_z(c, Z, x, W, N, H, Hx, D, f));
+    err = fmap_z(c, Z, x, W, N, H, Hx, D, f);
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH(k_fmap_bwd_rows, lc_hy_blocks(nrows), LC_CUDA_EW_THREADS, c->stream)(Z, dphi, nrows,
                                                                                    f, eps);
-    LC_HY_TRY(lc_cuda_launched());
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
     for (int r = 0; r < rep; r++) {
         /* dW[h] [D, f] += x_g^T [D, N] dz_h [N, f] */
-        LC_HY_TRY(lc_hy_gemm(c, 1, 0, D, f, N, 1.0f, x, Hx * D, D, Z + (size_t)r * f, H * f,
-                             (long long)rep * f, 1.0f, dW + (size_t)r * D * f, f,
-                             (long long)rep * D * f, Hx));
+        err = lc_hy_gemm(c, 1, 0, D, f, N, 1.0f, x, Hx * D, D, Z + (size_t)r * f, H * f,
+                         (long long)rep * f, 1.0f, dW + (size_t)r * D * f, f,
+                         (long long)rep * D * f, Hx);
+        if (err != NULL) {
+            return err;
+        }
     }
     for (int r = 0; dx != NULL && r < rep; r++) {
         /* dx_g [N, D] += dz_h [N, f] W[h]^T [f, D] */
-        LC_HY_TRY(lc_hy_gemm(c, 0, 1, N, D, f, 1.0f, Z + (size_t)r * f, H * f, (long long)rep * f,
-                             W + (size_t)r * D * f, f, (long long)rep * D * f, 1.0f, dx, Hx * D, D,
-                             Hx));
+        err = lc_hy_gemm(c, 0, 1, N, D, f, 1.0f, Z + (size_t)r * f, H * f, (long long)rep * f,
+                         W + (size_t)r * D * f, f, (long long)rep * D * f, 1.0f, dx, Hx * D, D, Hx);
+        if (err != NULL) {
+            return err;
+        }
     }
     return NULL;
 }

@@ -351,17 +351,16 @@ static const char *hy_state(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, f
     const int W = g->W, D = g->D, F = g->F;
     const char *err;
 
-    LC_HY_TRY(lc_hy_gemm(c, 1, 0, F, D, W, 1.0f, FKb, F, (long long)W * F, Vb, D, (long long)W * D,
-                   0.0f, S, D, (long long)F * D, g->nb));
-    LC_LAUNCH(k_hy_block_colsum, lc_hy_blocks(g->nb * F), LC_CUDA_EW_THREADS, c->stream)(
-        z, FKb, NULL, NULL, g->nb, W, F);
-    LC_HY_TRY(lc_cuda_launched());
-    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F * D), LC_CUDA_EW_THREADS, c->stream)(
-        S, (int64_t)F * D, g->BH, g->nu, 0);
-    LC_HY_TRY(lc_cuda_launched());
-    LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g->BH * F), LC_CUDA_EW_THREADS, c->stream)(
-        z, (int64_t)F, g->BH, g->nu, 0);
-    return lc_cuda_launched();
+    err = lc_hy_gemm(c, 1, 0, F, D, W, 1.0f, FKb, F, (long long)W * F, Vb, D, (long long)W * D,
+                     0.0f, S, D, (long long)F * D, g->nb);
+    if (err != NULL) {
+        return err;
+    }
+    err = lc_hy_colsum(c, z, FKb, NULL, NULL, g);
+    if (err != NULL) {
+        return err;
+    }
+    return lc_hy_scan_state(c, S, z, g, 0);
 }
 
 /* A [nb, 2W, W] = scale K_near Q^T and, in sliding mode, L [nb, W, W] =
@@ -373,11 +372,17 @@ static const char *hy_scores(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, 
     const float scale = 1.0f / sqrtf((float)D);
     const char *err;
 
-    LC_HY_TRY(lc_hy_gemm(c, 0, 1, 2 * W, W, D, scale, Kb - (size_t)W * D, D, (long long)W * D, Qb,
-                         D, (long long)W * D, 0.0f, A, W, 2LL * W * W, g->nb));
+    err = lc_hy_gemm(c, 0, 1, 2 * W, W, D, scale, Kb - (size_t)W * D, D, (long long)W * D, Qb, D,
+                     (long long)W * D, 0.0f, A, W, 2LL * W * W, g->nb);
+    if (err != NULL) {
+        return err;
+    }
     if (L != NULL) {
-        LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, W, F, 1.0f, FKb - (size_t)W * F, F, (long long)W * F, FQb,
-                             F, (long long)W * F, 0.0f, L, W, (long long)W * W, g->nb));
+        err = lc_hy_gemm(c, 0, 1, W, W, F, 1.0f, FKb - (size_t)W * F, F, (long long)W * F, FQb, F,
+                         (long long)W * F, 0.0f, L, W, (long long)W * W, g->nb);
+        if (err != NULL) {
+            return err;
+        }
     }
     return NULL;
 }
@@ -437,24 +442,43 @@ extern "C" const char *lc_cuda_hybrid_fwd(struct lc_cuda_ctx *c, float *y, float
     FQb = FQh + (size_t)W * F;
     FKb = FKh + (size_t)W * F;
 
-    LC_HY_TRY(lc_hy_pack(c, Qh, q, &g, g.H, D));
-    LC_HY_TRY(lc_hy_pack(c, Kh, k, &g, g.Hkv, D));
-    LC_HY_TRY(lc_hy_pack(c, Vh, v, &g, g.Hkv, D));
-    LC_HY_TRY(lc_hy_pack(c, FQh, fq, &g, g.H, F));
-    LC_HY_TRY(lc_hy_pack(c, FKh, fk, &g, g.H, F));
-    LC_HY_TRY(hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb));
+    const struct lc_hy_input in[] = {{Qh, q, g.H, D},
+                                     {Kh, k, g.Hkv, D},
+                                     {Vh, v, g.Hkv, D},
+                                     {FQh, fq, g.H, F},
+                                     {FKh, fk, g.H, F}};
+    err = lc_hy_pack_all(c, &g, in, sizeof(in) / sizeof(in[0]));
+    if (err != NULL) {
+        return err;
+    }
+    err = hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb);
+    if (err != NULL) {
+        return err;
+    }
     if (has_state) {
-        LC_HY_TRY(hy_state(c, &g, S, z, FKb, Vb));
+        err = hy_state(c, &g, S, z, FKb, Vb);
+        if (err != NULL) {
+            return err;
+        }
     }
     LC_LAUNCH(k_hy_fwd_rows, lc_hy_blocks((int64_t)nrow), LC_CUDA_EW_THREADS, c->stream)(
         A, L, rden, mx, den, FQb, z, theta, g);
-    LC_HY_TRY(lc_cuda_launched());
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
     /* Y = weights times the near values (A key-major) plus fq S */
-    LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, D, 2 * W, 1.0f, A, W, 2LL * W * W, Vb - (size_t)W * D, D,
-                         (long long)W * D, 0.0f, Y, D, (long long)W * D, g.nb));
+    err = lc_hy_gemm(c, 1, 0, W, D, 2 * W, 1.0f, A, W, 2LL * W * W, Vb - (size_t)W * D, D,
+                     (long long)W * D, 0.0f, Y, D, (long long)W * D, g.nb);
+    if (err != NULL) {
+        return err;
+    }
     if (has_state) {
-        LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FQb, F, (long long)W * F, S, D,
-                             (long long)F * D, 1.0f, Y, D, (long long)W * D, g.nb));
+        err = lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FQb, F, (long long)W * F, S, D, (long long)F * D,
+                         1.0f, Y, D, (long long)W * D, g.nb);
+        if (err != NULL) {
+            return err;
+        }
     }
     LC_LAUNCH(k_hy_fwd_out, lc_hy_blocks((int64_t)g.B * g.T * g.H * D), LC_CUDA_EW_THREADS,
               c->stream)(y, Y, rden, g);
@@ -548,60 +572,100 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
     FQb = FQh + (size_t)W * F;
     FKb = FKh + (size_t)W * F;
 
-    LC_HY_TRY(lc_hy_pack(c, Qh, q, &g, g.H, D));
-    LC_HY_TRY(lc_hy_pack(c, Kh, k, &g, g.Hkv, D));
-    LC_HY_TRY(lc_hy_pack(c, Vh, v, &g, g.Hkv, D));
-    LC_HY_TRY(lc_hy_pack(c, DYh, dy, &g, g.H, D));
-    LC_HY_TRY(lc_hy_pack(c, FQh, fq, &g, g.H, F));
-    LC_HY_TRY(lc_hy_pack(c, FKh, fk, &g, g.H, F));
+    const struct lc_hy_input in[] = {{Qh, q, g.H, D},   {Kh, k, g.Hkv, D}, {Vh, v, g.Hkv, D},
+                                     {DYh, dy, g.H, D}, {FQh, fq, g.H, F}, {FKh, fk, g.H, F}};
+    err = lc_hy_pack_all(c, &g, in, sizeof(in) / sizeof(in[0]));
+    if (err != NULL) {
+        return err;
+    }
     /* delta, invz, mrow are consecutive pieces: one memset */
-    LC_HY_TRY(lc_hy_zero(c, delta, (size_t)(thr - delta)));
+    err = lc_hy_zero(c, delta, (size_t)(thr - delta));
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH(k_hy_bwd_prep, lc_hy_blocks(ntok), LC_CUDA_EW_THREADS, c->stream)(
         delta, invz, mrow, dy, y, mx, den, g);
-    LC_HY_TRY(lc_cuda_launched());
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
 
-    LC_HY_TRY(hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb));
+    err = hy_scores(c, &g, A, L, Qb, Kb, FQb, FKb);
+    if (err != NULL) {
+        return err;
+    }
     /* dS = g . v over the near keys (key-major) */
-    LC_HY_TRY(lc_hy_gemm(c, 0, 1, 2 * W, W, D, 1.0f, Vb - (size_t)W * D, D, (long long)W * D, DYb,
-                         D, (long long)W * D, 0.0f, dS, W, 2LL * W * W, g.nb));
+    err = lc_hy_gemm(c, 0, 1, 2 * W, W, D, 1.0f, Vb - (size_t)W * D, D, (long long)W * D, DYb, D,
+                     (long long)W * D, 0.0f, dS, W, 2LL * W * W, g.nb);
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH(k_hy_bwd_rows, lc_hy_blocks((int64_t)nrow), LC_CUDA_EW_THREADS, c->stream)(
         A, dS, L, Gl, thr, delta, invz, mrow, theta, g);
-    LC_HY_TRY(lc_cuda_launched());
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
 
     if (dq != NULL) {
-        LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, D, 2 * W, scale, dS, W, 2LL * W * W, Kb - (size_t)W * D,
-                             D, (long long)W * D, 0.0f, X, D, (long long)W * D, g.nb));
+        err = lc_hy_gemm(c, 1, 0, W, D, 2 * W, scale, dS, W, 2LL * W * W, Kb - (size_t)W * D, D,
+                         (long long)W * D, 0.0f, X, D, (long long)W * D, g.nb);
+        if (err != NULL) {
+            return err;
+        }
         /* X is numbered as rows from base */
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * D), LC_CUDA_EW_THREADS, c->stream)(
-            dq, X, g, D, 0);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_hy_unpack(c, dq, X, &g, D, 0);
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dk != NULL) {
-        LC_HY_TRY(lc_hy_gemm(c, 0, 0, 2 * W, D, W, scale, dS, W, 2LL * W * W, Qb, D,
-                             (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
+        err = lc_hy_gemm(c, 0, 0, 2 * W, D, W, scale, dS, W, 2LL * W * W, Qb, D, (long long)W * D,
+                         0.0f, E, D, 2LL * W * D, g.nb);
+        if (err != NULL) {
+            return err;
+        }
         LC_LAUNCH(k_hy_kv_grad, lc_hy_blocks((int64_t)g.B * g.T * g.Hkv * D), LC_CUDA_EW_THREADS,
                   c->stream)(dk, E, NULL, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_cuda_launched();
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dfq != NULL) {
         if (has_state) {
-            LC_HY_TRY(hy_state(c, &g, S, z, FKb, Vb));
-            LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, F, D, 1.0f, DYb, D, (long long)W * D, S, D,
-                           (long long)F * D, 0.0f, X, F, (long long)W * F, g.nb));
+            err = hy_state(c, &g, S, z, FKb, Vb);
+            if (err != NULL) {
+                return err;
+            }
+            err = lc_hy_gemm(c, 0, 1, W, F, D, 1.0f, DYb, D, (long long)W * D, S, D,
+                             (long long)F * D, 0.0f, X, F, (long long)W * F, g.nb);
+            if (err != NULL) {
+                return err;
+            }
             LC_LAUNCH(k_hy_dfq_fix, lc_hy_blocks((int64_t)nrow * F), LC_CUDA_EW_THREADS,
                       c->stream)(X, z, delta, invz, g);
-            LC_HY_TRY(lc_cuda_launched());
+            err = lc_cuda_launched();
+            if (err != NULL) {
+                return err;
+            }
         } else {
-            LC_HY_TRY(lc_hy_zero(c, X, nrow * F));
+            err = lc_hy_zero(c, X, nrow * F);
+            if (err != NULL) {
+                return err;
+            }
         }
         if (sliding) {
-            LC_HY_TRY(lc_hy_gemm(c, 1, 0, W, F, W, 1.0f, Gl, W, (long long)W * W,
-                                 FKb - (size_t)W * F, F, (long long)W * F, 1.0f, X, F,
-                                 (long long)W * F, g.nb));
+            err = lc_hy_gemm(c, 1, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FKb - (size_t)W * F,
+                             F, (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb);
+            if (err != NULL) {
+                return err;
+            }
         }
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfq, X, g, F, 0);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_hy_unpack(c, dfq, X, &g, F, 0);
+        if (err != NULL) {
+            return err;
+        }
     }
 
     if (need_rev) {
@@ -609,56 +673,87 @@ extern "C" const char *lc_cuda_hybrid_bwd(struct lc_cuda_ctx *c, float *dq, floa
          * (fq invz)^T g, and r [nb, F] = sum of fq delta invz */
         LC_LAUNCH(k_hy_scale_rows, lc_hy_blocks((int64_t)nrow * F), LC_CUDA_EW_THREADS,
                   c->stream)(Fs, FQb, invz, (int64_t)nrow, F);
-        LC_HY_TRY(lc_cuda_launched());
-        LC_HY_TRY(lc_hy_gemm(c, 1, 0, F, D, W, 1.0f, Fs, F, (long long)W * F, DYb, D,
-                       (long long)W * D, 0.0f, S, D, (long long)F * D, g.nb));
-        LC_LAUNCH(k_hy_block_colsum, lc_hy_blocks(g.nb * F), LC_CUDA_EW_THREADS, c->stream)(
-            z, FQb, delta, invz, g.nb, W, F);
-        LC_HY_TRY(lc_cuda_launched());
-        LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g.BH * F * D), LC_CUDA_EW_THREADS,
-                  c->stream)(S, (int64_t)F * D, g.BH, g.nu, 1);
-        LC_HY_TRY(lc_cuda_launched());
-        LC_LAUNCH(k_hy_scan2, lc_hy_blocks((int64_t)g.BH * F), LC_CUDA_EW_THREADS, c->stream)(
-            z, (int64_t)F, g.BH, g.nu, 1);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_cuda_launched();
+        if (err != NULL) {
+            return err;
+        }
+        err = lc_hy_gemm(c, 1, 0, F, D, W, 1.0f, Fs, F, (long long)W * F, DYb, D, (long long)W * D,
+                         0.0f, S, D, (long long)F * D, g.nb);
+        if (err != NULL) {
+            return err;
+        }
+        err = lc_hy_colsum(c, z, FQb, delta, invz, &g);
+        if (err != NULL) {
+            return err;
+        }
+        err = lc_hy_scan_state(c, S, z, &g, 1);
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dfk != NULL) {
         /* X: one leading block, then the rows from base */
         float *Xb = X + (size_t)W * F;
         if (need_rev) {
-            LC_HY_TRY(lc_hy_zero(c, X, (size_t)W * F));
-            LC_HY_TRY(lc_hy_gemm(c, 0, 1, W, F, D, 1.0f, Vb, D, (long long)W * D, S, D,
-                           (long long)F * D, 0.0f, Xb, F, (long long)W * F, g.nb));
+            err = lc_hy_zero(c, X, (size_t)W * F);
+            if (err != NULL) {
+                return err;
+            }
+            err = lc_hy_gemm(c, 0, 1, W, F, D, 1.0f, Vb, D, (long long)W * D, S, D,
+                             (long long)F * D, 0.0f, Xb, F, (long long)W * F, g.nb);
+            if (err != NULL) {
+                return err;
+            }
             LC_LAUNCH(k_hy_dfk_fix, lc_hy_blocks((int64_t)nrow * F), LC_CUDA_EW_THREADS,
                       c->stream)(Xb, z, g);
-            LC_HY_TRY(lc_cuda_launched());
+            err = lc_cuda_launched();
+            if (err != NULL) {
+                return err;
+            }
         } else {
-            LC_HY_TRY(lc_hy_zero(c, X, (nrow + W) * F));
+            err = lc_hy_zero(c, X, (nrow + W) * F);
+            if (err != NULL) {
+                return err;
+            }
         }
         if (sliding) {
             /* the near linear keys of row block u are block u - 1 */
-            LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FQb, F,
-                                 (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb));
+            err = lc_hy_gemm(c, 0, 0, W, F, W, 1.0f, Gl, W, (long long)W * W, FQb, F,
+                             (long long)W * F, 1.0f, X, F, (long long)W * F, g.nb);
+            if (err != NULL) {
+                return err;
+            }
         }
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfk, Xb, g, F, 0);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_hy_unpack(c, dfk, Xb, &g, F, 0);
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dv != NULL) {
         if (need_rev) {
-            LC_HY_TRY(lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FKb, F, (long long)W * F, S, D,
-                           (long long)F * D, 0.0f, Dvl, D, (long long)W * D, g.nb));
+            err = lc_hy_gemm(c, 0, 0, W, D, F, 1.0f, FKb, F, (long long)W * F, S, D,
+                             (long long)F * D, 0.0f, Dvl, D, (long long)W * D, g.nb);
+            if (err != NULL) {
+                return err;
+            }
         }
-        LC_HY_TRY(lc_hy_gemm(c, 0, 0, 2 * W, D, W, 1.0f, A, W, 2LL * W * W, DYb, D,
-                             (long long)W * D, 0.0f, E, D, 2LL * W * D, g.nb));
+        err = lc_hy_gemm(c, 0, 0, 2 * W, D, W, 1.0f, A, W, 2LL * W * W, DYb, D, (long long)W * D,
+                         0.0f, E, D, 2LL * W * D, g.nb);
+        if (err != NULL) {
+            return err;
+        }
         LC_LAUNCH(k_hy_kv_grad, lc_hy_blocks((int64_t)g.B * g.T * g.Hkv * D), LC_CUDA_EW_THREADS,
                   c->stream)(dv, E, Dvl, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_cuda_launched();
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dtheta != NULL) {
-        LC_LAUNCH(k_hy_dtheta, lc_hy_blocks(g.H), LC_CUDA_EW_THREADS, c->stream)(dtheta, thr,
-                                                                                 theta, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_hy_dtheta(c, dtheta, thr, theta, &g);
+        if (err != NULL) {
+            return err;
+        }
     }
     return NULL;
 }

@@ -831,13 +831,22 @@ static const char *ht_states(struct lc_cuda_ctx *c, const struct lc_hy_geom *g, 
     auto kern_state_k = k_ht_state<DP, FP>;
     const char *err;
 
-    LC_HY_TRY(ht_smem_ok(kern_state_k, smem));
+    err = ht_smem_ok(kern_state_k, smem);
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH_SMEM(kern_state_k, (unsigned)blocks, HT_THREADS, smem, c->stream)(
         U, z, asrc, g->H, ascale, zw, bsrc, nhb, *g);
-    LC_HY_TRY(lc_cuda_launched());
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH(k_ht_scan, lc_cuda_ew_blocks((int64_t)g->B * g->H * per), LC_CUDA_EW_THREADS,
               c->stream)(out, U, per, g->B * g->H, g->nblk, reverse);
-    LC_HY_TRY(lc_cuda_launched());
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH(k_hy_scan2, lc_cuda_ew_blocks((int64_t)g->B * g->H * FP), LC_CUDA_EW_THREADS,
               c->stream)(z, (int64_t)FP, g->B * g->H, g->nblk, reverse);
     return lc_cuda_launched();
@@ -870,11 +879,17 @@ static const char *ht_fwd(struct lc_cuda_ctx *c, float *y, float *mx, float *den
         U = lc_hy_take(&w, nstate);
         Sb = (uint16_t *)lc_hy_take(&w, nstate / 2);
         z = lc_hy_take(&w, (size_t)tiles * FP);
-        LC_HY_TRY((ht_states<DP, FP>(c, &g, U, Sb, z, fk, NULL, NULL, v, g.Hkv, 0)));
+        err = ht_states<DP, FP>(c, &g, U, Sb, z, fk, NULL, NULL, v, g.Hkv, 0);
+        if (err != NULL) {
+            return err;
+        }
     }
     auto kern_fwd_k = k_ht_fwd<DP, FP>;
 
-    LC_HY_TRY(ht_smem_ok(kern_fwd_k, smem));
+    err = ht_smem_ok(kern_fwd_k, smem);
+    if (err != NULL) {
+        return err;
+    }
     LC_LAUNCH_SMEM(kern_fwd_k, (unsigned)tiles, HT_THREADS, smem, c->stream)(
         y, mx, den, q, k, v, fq, fk, theta, Sb, z, g);
     return lc_cuda_launched();
@@ -950,21 +965,36 @@ static const char *ht_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv
 
     LC_LAUNCH(k_ht_rows, lc_cuda_ew_blocks((int64_t)nrows), LC_CUDA_EW_THREADS, c->stream)(
         delta, invz, dy, y, den, g);
-    LC_HY_TRY(lc_cuda_launched());
+    err = lc_cuda_launched();
+    if (err != NULL) {
+        return err;
+    }
     if (need_S) {
-        LC_HY_TRY((ht_states<DP, FP>(c, &g, U, Sb, z, fk, NULL, NULL, v, g.Hkv, 0)));
+        err = ht_states<DP, FP>(c, &g, U, Sb, z, fk, NULL, NULL, v, g.Hkv, 0);
+        if (err != NULL) {
+            return err;
+        }
     }
     if (need_R) {
-        LC_HY_TRY((ht_states<DP, FP>(c, &g, U, Rb, rz, fq, invz, delta, dy, g.H, 1)));
+        err = ht_states<DP, FP>(c, &g, U, Rb, rz, fq, invz, delta, dy, g.H, 1);
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dq != NULL || dfq != NULL || o.ds != NULL || o.P != NULL || o.Gl != NULL ||
         o.thr != NULL) {
         const size_t smem = ht_bwd_q_smem<DP, FP>();
         auto kern_bwd_q_k = k_ht_bwd_q<DP, FP>;
-        LC_HY_TRY(ht_smem_ok(kern_bwd_q_k, smem));
+        err = ht_smem_ok(kern_bwd_q_k, smem);
+        if (err != NULL) {
+            return err;
+        }
         LC_LAUNCH_SMEM(kern_bwd_q_k, (unsigned)tiles, HT_THREADS, smem, c->stream)(
             o, dy, delta, invz, mx, q, k, v, fq, fk, theta, Sb, z, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_cuda_launched();
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dk != NULL || dv != NULL) {
         const size_t smem =
@@ -972,31 +1002,49 @@ static const char *ht_bwd(struct lc_cuda_ctx *c, float *dq, float *dk, float *dv
             sizeof(uint16_t);
         const int64_t blocks = (int64_t)g.B * g.Hkv * g.nblk;
         auto kern_bwd_kv_k = k_ht_bwd_kv<DP, FP>;
-        LC_HY_TRY(ht_smem_ok(kern_bwd_kv_k, smem));
+        err = ht_smem_ok(kern_bwd_kv_k, smem);
+        if (err != NULL) {
+            return err;
+        }
         if (dk != NULL) {
             LC_LAUNCH_SMEM(kern_bwd_kv_k, (unsigned)blocks, HT_THREADS, smem, c->stream)(
                 dk, 0, o.ds, q, fk, NULL, g);
-            LC_HY_TRY(lc_cuda_launched());
+            err = lc_cuda_launched();
+            if (err != NULL) {
+                return err;
+            }
         }
         if (dv != NULL) {
             LC_LAUNCH_SMEM(kern_bwd_kv_k, (unsigned)blocks, HT_THREADS, smem, c->stream)(
                 dv, 1, o.P, dy, fk, Rb, g);
-            LC_HY_TRY(lc_cuda_launched());
+            err = lc_cuda_launched();
+            if (err != NULL) {
+                return err;
+            }
         }
     }
     if (dfk != NULL) {
         const size_t smem = (HT_ROWS * 72 + HT_ROWS * (FP + 8) + HT_ROWS * (DP + 8) +
                              FP * (DP + 8)) * sizeof(uint16_t) + FP * sizeof(float);
         auto kern_bwd_fk_k = k_ht_bwd_fk<DP, FP>;
-        LC_HY_TRY(ht_smem_ok(kern_bwd_fk_k, smem));
+        err = ht_smem_ok(kern_bwd_fk_k, smem);
+        if (err != NULL) {
+            return err;
+        }
         LC_LAUNCH_SMEM(kern_bwd_fk_k, (unsigned)tiles, HT_THREADS, smem, c->stream)(
             dfk, o.Gl, fq, v, Rb, rz, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_cuda_launched();
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dtheta != NULL) {
         LC_LAUNCH(k_ht_dtheta, lc_cuda_ew_blocks(g.H), LC_CUDA_EW_THREADS, c->stream)(
             dtheta, o.thr, theta, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_cuda_launched();
+        if (err != NULL) {
+            return err;
+        }
     }
     return NULL;
 }

@@ -114,7 +114,6 @@ extern "C" const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_los
     const int T = g.T, W = g.W, D = g.D, F = g.F;
     const float scale = 1.0f / sqrtf((float)D);
     const size_t nhd = (size_t)g.rows * D, nhf = (size_t)g.rows * F;
-    const int64_t ntok = (int64_t)g.B * T * g.H;
     int chunk = c->attn_chunk > 0 ? c->attn_chunk : T;
     float *w = NULL;
     float *Qh, *Kh, *FQh, *FKh, *Dq, *Dk, *thr, *A, *L;
@@ -152,13 +151,24 @@ extern "C" const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_los
     Dqt = Dq + 2 * (size_t)W * F;
     Dkt = Dk + 2 * (size_t)W * F;
 
-    LC_HY_TRY(lc_hy_pack(c, Qh, q, &g, g.H, D));
-    LC_HY_TRY(lc_hy_pack(c, Kh, k, &g, g.Hkv, D));
-    LC_HY_TRY(lc_hy_pack(c, FQh, fq, &g, g.H, F));
-    LC_HY_TRY(lc_hy_pack(c, FKh, fk, &g, g.H, F));
-    LC_HY_TRY(lc_hy_zero(c, Dq, nhf));
-    LC_HY_TRY(lc_hy_zero(c, Dk, nhf));
-    LC_HY_TRY(lc_hy_zero(c, thr, (size_t)g.nb * W));
+    const struct lc_hy_input in[] = {
+        {Qh, q, g.H, D}, {Kh, k, g.Hkv, D}, {FQh, fq, g.H, F}, {FKh, fk, g.H, F}};
+    err = lc_hy_pack_all(c, &g, in, sizeof(in) / sizeof(in[0]));
+    if (err != NULL) {
+        return err;
+    }
+    err = lc_hy_zero(c, Dq, nhf);
+    if (err != NULL) {
+        return err;
+    }
+    err = lc_hy_zero(c, Dk, nhf);
+    if (err != NULL) {
+        return err;
+    }
+    err = lc_hy_zero(c, thr, (size_t)g.nb * W);
+    if (err != NULL) {
+        return err;
+    }
 
     for (int i0 = 0; i0 < T; i0 += chunk) {
         const int nq = T - i0 < chunk ? T - i0 : chunk;
@@ -166,36 +176,54 @@ extern "C" const char *lc_cuda_hybrid_xent(struct lc_cuda_ctx *c, float *row_los
         /* the window start grows with i: the last row has the most linear keys */
         const int kl = lc_hy_window_start(kend - 1, W, g.mode);
 
-        LC_HY_TRY(lc_hy_gemm(c, 0, 1, kend, nq, D, scale, Kt, D, g.P * D, Qt + (size_t)i0 * D, D,
-                             g.P * D, 0.0f, A, nq, (long long)nq * kend, g.BH));
+        err = lc_hy_gemm(c, 0, 1, kend, nq, D, scale, Kt, D, g.P * D, Qt + (size_t)i0 * D, D,
+                         g.P * D, 0.0f, A, nq, (long long)nq * kend, g.BH);
+        if (err != NULL) {
+            return err;
+        }
         if (kl > 0) {
-            LC_HY_TRY(lc_hy_gemm(c, 0, 1, kl, nq, F, 1.0f, FKt, F, g.P * F, FQt + (size_t)i0 * F,
-                                 F, g.P * F, 0.0f, L, nq, (long long)nq * kl, g.BH));
+            err = lc_hy_gemm(c, 0, 1, kl, nq, F, 1.0f, FKt, F, g.P * F, FQt + (size_t)i0 * F, F,
+                             g.P * F, 0.0f, L, nq, (long long)nq * kl, g.BH);
+            if (err != NULL) {
+                return err;
+            }
         }
         LC_LAUNCH(k_xent_rows, lc_hy_blocks((int64_t)g.BH * nq), LC_CUDA_EW_THREADS, c->stream)(
             A, L, row_loss, thr, theta, grad_scale, i0, nq, kend, kl, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_cuda_launched();
+        if (err != NULL) {
+            return err;
+        }
         if (kl > 0) {
-            LC_HY_TRY(lc_hy_gemm(c, 1, 0, nq, F, kl, 1.0f, L, nq, (long long)nq * kl, FKt, F,
-                                 g.P * F, 1.0f, Dqt + (size_t)i0 * F, F, g.P * F, g.BH));
-            LC_HY_TRY(lc_hy_gemm(c, 0, 0, kl, F, nq, 1.0f, L, nq, (long long)nq * kl,
-                                 FQt + (size_t)i0 * F, F, g.P * F, 1.0f, Dkt, F, g.P * F, g.BH));
+            err = lc_hy_gemm(c, 1, 0, nq, F, kl, 1.0f, L, nq, (long long)nq * kl, FKt, F, g.P * F,
+                             1.0f, Dqt + (size_t)i0 * F, F, g.P * F, g.BH);
+            if (err != NULL) {
+                return err;
+            }
+            err = lc_hy_gemm(c, 0, 0, kl, F, nq, 1.0f, L, nq, (long long)nq * kl,
+                             FQt + (size_t)i0 * F, F, g.P * F, 1.0f, Dkt, F, g.P * F, g.BH);
+            if (err != NULL) {
+                return err;
+            }
         }
     }
     if (dfq != NULL) {
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfq, Dq + (size_t)W * F, g, F, 1);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_hy_unpack(c, dfq, Dq + (size_t)W * F, &g, F, 1);
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dfk != NULL) {
-        LC_LAUNCH(k_hy_unpack, lc_hy_blocks(ntok * F), LC_CUDA_EW_THREADS, c->stream)(
-            dfk, Dk + (size_t)W * F, g, F, 1);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_hy_unpack(c, dfk, Dk + (size_t)W * F, &g, F, 1);
+        if (err != NULL) {
+            return err;
+        }
     }
     if (dtheta != NULL) {
-        LC_LAUNCH(k_hy_dtheta, lc_hy_blocks(g.H), LC_CUDA_EW_THREADS, c->stream)(dtheta, thr,
-                                                                                 theta, g);
-        LC_HY_TRY(lc_cuda_launched());
+        err = lc_hy_dtheta(c, dtheta, thr, theta, &g);
+        if (err != NULL) {
+            return err;
+        }
     }
     return NULL;
 }

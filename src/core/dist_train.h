@@ -27,7 +27,7 @@
 #define LC_CORE_DIST_TRAIN_H
 
 #include "core/dist.h"
-#include "core/train.h"
+#include "core/trainer.h"
 
 enum lc_dt_mode { LC_DT_SINGLE = 0, LC_DT_DATA, LC_DT_PIPELINE, LC_DT_BLOCK };
 

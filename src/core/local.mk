@@ -64,6 +64,8 @@ liblc_internal_la_SOURCES = \
 	src/core/tokenizer.h \
 	src/core/train.c \
 	src/core/train.h \
+	src/core/trainer.c \
+	src/core/trainer.h \
 	src/core/transfer.c \
 	src/core/util.h
 liblc_internal_la_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden
