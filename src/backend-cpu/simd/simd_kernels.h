@@ -735,6 +735,145 @@ static void v_wsum(float *y, const float *p, int H, int rep, const float *v, int
     }
 }
 
+/* ------------------------------------------------------- small GEMMs */
+
+/* A tile of GEMM_MR rows of C by one panel of GEMM_NP = 2 VL columns
+ * lives in registers (16 accumulators on AVX-512 and NEON, 12 of the 16
+ * AVX2 registers), with the panel's two vectors of row k and one
+ * broadcast element of A per row. */
+#define GEMM_NP (2 * VL)
+#if VL == 8
+#define GEMM_MR 6
+#else
+#define GEMM_MR 8
+#endif
+
+static void v_gemm_pack(float *bp, const float *b, int K, int N, ptrdiff_t bks, ptrdiff_t bns)
+{
+    for (int n0 = 0; n0 < N; n0 += GEMM_NP) {
+        const int nn = N - n0 < GEMM_NP ? N - n0 : GEMM_NP;
+        float *p = bp + (size_t)n0 * (size_t)K;
+
+        if (bns == 1) {
+            for (int k = 0; k < K; k++) {
+                const float *src = b + k * bks + n0;
+                vf_store(p + (size_t)k * GEMM_NP, vf_loadn(src, nn));
+                vf_store(p + (size_t)k * GEMM_NP + VL, nn > VL ? vf_loadn(src + VL, nn - VL)
+                                                               : vf_zero());
+            }
+        } else {
+            /* a transposed B (rows of B are columns in memory): row by
+             * row of the panel, from the 2 VL columns' cache lines */
+            const float *src = b + (ptrdiff_t)n0 * bns;
+            for (int k = 0; k < K; k++) {
+                float *pk = p + (size_t)k * GEMM_NP;
+                for (int n = 0; n < nn; n++) {
+                    pk[n] = src[n * bns + k * bks];
+                }
+                for (int n = nn; n < GEMM_NP; n++) {
+                    pk[n] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* C rows [0, mr) of one panel (nn of its columns are C's): mr is a
+ * constant where this is inlined, so the accumulators stay in registers.
+ * A's addressing is one of three forms, each a plain pointer walk: rows
+ * adjacent (ars 1, a transposed A), columns adjacent (aks 1), or any. */
+LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, ptrdiff_t ars,
+                              ptrdiff_t aks, const float *bp, float beta, float *c, int ldc,
+                              int nn)
+{
+    vf c0[GEMM_MR], c1[GEMM_MR];
+
+#pragma GCC unroll 8
+    for (int r = 0; r < GEMM_MR; r++) {
+        c0[r] = vf_zero();
+        c1[r] = vf_zero();
+    }
+#define GEMM_STEP(AK, OFF)                                                                        \
+    do {                                                                                          \
+        const vf b0 = vf_load(bp + (size_t)k * GEMM_NP);                                          \
+        const vf b1 = vf_load(bp + (size_t)k * GEMM_NP + VL);                                     \
+        _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++)                                      \
+        {                                                                                         \
+            const vf ar = vf_set1((AK)[OFF]);                                                     \
+            c0[r] = vf_fma(ar, b0, c0[r]);                                                        \
+            c1[r] = vf_fma(ar, b1, c1[r]);                                                        \
+        }                                                                                         \
+    } while (0)
+    if (ars == 1) {
+        for (int k = 0; k < K; k++) {
+            GEMM_STEP(a + k * aks, r);
+        }
+    } else if (aks == 1) {
+        for (int k = 0; k < K; k++) {
+            GEMM_STEP(a + k, r * ars);
+        }
+    } else {
+        for (int k = 0; k < K; k++) {
+            GEMM_STEP(a + k * aks, r * ars);
+        }
+    }
+#undef GEMM_STEP
+    {
+        const vf al = vf_set1(alpha), be = vf_set1(beta);
+        const int n0 = nn < VL ? nn : VL, n1 = nn - n0;
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            float *cr = c + (size_t)r * (size_t)ldc;
+            vf v0 = vf_mul(al, c0[r]), v1 = vf_mul(al, c1[r]);
+            if (beta != 0.0f) {
+                v0 = vf_fma(be, vf_loadn(cr, n0), v0);
+                v1 = n1 > 0 ? vf_fma(be, vf_loadn(cr + VL, n1), v1) : v1;
+            }
+            vf_storen(cr, v0, n0);
+            if (n1 > 0) {
+                vf_storen(cr + VL, v1, n1);
+            }
+        }
+    }
+}
+
+static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t ars, ptrdiff_t aks,
+                   const float *bp, ptrdiff_t bps, float beta, float *c, int ldc, ptrdiff_t cps)
+{
+    /* panel by panel: a panel of B (K x 2 VL) stays in L1 while the row
+     * tiles pass over it */
+    for (int n0 = 0, p = 0; n0 < N; n0 += GEMM_NP, p++) {
+        const int nn = N - n0 < GEMM_NP ? N - n0 : GEMM_NP;
+        const float *b = bp + p * bps;
+        float *cp = c + p * cps;
+        int m0 = 0;
+
+        for (; m0 + GEMM_MR <= M; m0 += GEMM_MR) {
+            gemm_tile(GEMM_MR, K, alpha, a + m0 * ars, ars, aks, b, beta,
+                      cp + (size_t)m0 * (size_t)ldc, ldc, nn);
+        }
+        switch (M - m0) {
+#define GEMM_REST(MR)                                                                             \
+    case MR:                                                                                      \
+        gemm_tile(MR, K, alpha, a + m0 * ars, ars, aks, b, beta, cp + (size_t)m0 * (size_t)ldc,  \
+                  ldc, nn);                                                                       \
+        break;
+            GEMM_REST(1)
+            GEMM_REST(2)
+            GEMM_REST(3)
+            GEMM_REST(4)
+            GEMM_REST(5)
+#if GEMM_MR > 6
+            GEMM_REST(6)
+            GEMM_REST(7)
+#endif
+#undef GEMM_REST
+        default:
+            break;
+        }
+    }
+}
+
 const struct lc_cpu_kernels LC_SIMD_TABLE = {
     .name = LC_SIMD_LABEL,
     .exp = v_exp,
@@ -760,4 +899,7 @@ const struct lc_cpu_kernels LC_SIMD_TABLE = {
     .fmap_bwd_row = v_fmap_bwd_row,
     .scores = v_scores,
     .wsum = v_wsum,
+    .gemm_np = GEMM_NP,
+    .gemm_pack = v_gemm_pack,
+    .gemm = v_gemm,
 };
