@@ -160,6 +160,39 @@ static void mm_packed(const struct lc_cpu_kernels *kr, int K, float alpha, const
              (ptrdiff_t)c->K * c->P);
 }
 
+/* The near keys of block t are those of key blocks t-1 and t, each packed
+ * once (when block t is the query block) and kept for block t+1: near[0]
+ * is block t-1's pack (NULL at t = 0), near[1] block t's. */
+
+/* C[:, 0:np] = alpha A near[0], C[:, np:] = alpha A near[1] (the near
+ * keys as columns: scores, g v^T) */
+static void mm_near_cols(const struct lc_cpu_kernels *kr, int M, int K, float alpha,
+                         const float *a, ptrdiff_t ars, ptrdiff_t aks,
+                         const struct hy_pk *const near[2], float *c, int ldc)
+{
+    int np = 0;
+
+    if (near[0] != NULL) {
+        mm(kr, M, K, alpha, a, ars, aks, near[0], 0.0f, c, ldc);
+        np = near[0]->N;
+    }
+    mm(kr, M, K, alpha, a, ars, aks, near[1], 0.0f, c + np, ldc);
+}
+
+/* C = alpha (A[:, 0:np] near[0] + A[:, np:] near[1]) + beta C (the near
+ * keys as rows: weights times values, dq) */
+static void mm_near_rows(const struct lc_cpu_kernels *kr, int M, float alpha, const float *a,
+                         ptrdiff_t ars, ptrdiff_t aks, const struct hy_pk *const near[2],
+                         float beta, float *c, int ldc)
+{
+    if (near[0] != NULL) {
+        mm(kr, M, near[0]->K, alpha, a, ars, aks, near[0], beta, c, ldc);
+        a += near[0]->K * aks;
+        beta = 1.0f;
+    }
+    mm(kr, M, near[1]->K, alpha, a, ars, aks, near[1], beta, c, ldc);
+}
+
 /* ------------------------------------------------------------ tasks */
 
 /* A task is the query heads [h0, h1) of key head g in sequence b: they
@@ -206,7 +239,8 @@ static size_t fwd_slice(const struct lc_cpu_kernels *kr, const struct lc_attn_sh
     size_t nb, nk;
 
     block_max(s, &nb, &nk);
-    return packed_size(kr, s->D, (int)nk) + packed_size(kr, (int)nk, s->D) + lc_hy_round(nb * nk) + lc_hy_round(nb * nb) +
+    return 2 * packed_size(kr, s->D, (int)nb) + 2 * packed_size(kr, (int)nb, s->D) +
+           lc_hy_round(nb * nk) + lc_hy_round(nb * nb) +
            lc_hy_round(nb) +
            (size_t)hpt * (packed_size(kr, s->F, s->D) + lc_hy_round((size_t)s->F));
 }
@@ -221,13 +255,15 @@ static inline size_t off(int row, int ld)
  * ISA's kernel: a latency-bound scalar sum over D costs as much as a
  * small GEMM. */
 
-/* Scores of block bk against its near keys (kt: K^T packed),
+/* Scores of block bk against its near keys (kt: their K^T packed),
  * A[nb, nk] = scale Q K^T, and in sliding mode the linear weights against
  * block t-1, L[nb, np] = fq fk^T. */
 static void block_scores(const struct lc_cpu_kernels *kr, const struct hy_view *w,
-                         const struct hy_block *bk, const struct hy_pk *kt, float *A, float *L)
+                         const struct hy_block *bk, const struct hy_pk *const kt[2], float *A,
+                         float *L)
 {
-    mm(kr, bk->nb, w->D, w->scale, w->Q + off(bk->i0, w->ldq), w->ldq, 1, kt, 0.0f, A, bk->nk);
+    mm_near_cols(kr, bk->nb, w->D, w->scale, w->Q + off(bk->i0, w->ldq), w->ldq, 1, kt, A,
+                 bk->nk);
     if (w->mode == LC_WINDOW_SLIDING && bk->np > 0) {
         lc_hy_sgemm(0, 1, bk->nb, bk->np, w->F, 1.0f, w->FQ + off(bk->i0, w->ldf), w->ldf,
                     w->FK + off(bk->j0, w->ldf), w->ldf, 0.0f, L, bk->np);
@@ -260,12 +296,14 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
     const size_t sslot = packed_size(kr, F, D), zslot = lc_hy_round((size_t)F);
     size_t nbmax, nkmax;
     struct hy_view w;
-    struct hy_pk kt, vp;
+    struct hy_pk kts[2], vps[2];
     float *A = NULL, *L = NULL, *Sb = NULL, *zb = NULL, *rden = NULL;
 
     block_max(s, &nbmax, &nkmax);
-    kt = pk_at(kr, lc_hy_take(&ws, packed_size(kr, D, (int)nkmax)), D, (int)nkmax);
-    vp = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nkmax, D)), (int)nkmax, D);
+    for (int u = 0; u < 2; u++) {
+        kts[u] = pk_at(kr, lc_hy_take(&ws, packed_size(kr, D, (int)nbmax)), D, (int)nbmax);
+        vps[u] = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nbmax, D)), (int)nbmax, D);
+    }
     A = lc_hy_take(&ws, nbmax * nkmax);
     L = lc_hy_take(&ws, nbmax * nbmax);
     rden = lc_hy_take(&ws, nbmax);
@@ -281,10 +319,12 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
      * goes into the state after it. */
     for (int t = 0; t < w.nblk; t++) {
         const struct hy_block bk = block_of(&w, t);
+        const struct hy_pk *kt[2] = {t > 0 ? &kts[(t - 1) % 2] : NULL, &kts[t % 2]};
+        const struct hy_pk *vp[2] = {t > 0 ? &vps[(t - 1) % 2] : NULL, &vps[t % 2]};
 
-        /* K^T and V of the near keys, once for the task's heads */
-        pk_fill(kr, &kt, w.K + off(bk.j0, w.ldk), D, bk.nk, 1, w.ldk);
-        pk_fill(kr, &vp, w.V + off(bk.j0, w.ldk), bk.nk, D, w.ldk, 1);
+        /* K^T and V of key block t, once for the task's heads */
+        pk_fill(kr, &kts[t % 2], w.K + off(bk.i0, w.ldk), D, bk.nb, 1, w.ldk);
+        pk_fill(kr, &vps[t % 2], w.V + off(bk.i0, w.ldk), bk.nb, D, w.ldk, 1);
         for (int h = h0; h < h1; h++) {
             struct hy_view wh;
             struct hy_pk S = pk_at(kr, Sb + (size_t)(h - h0) * sslot, F, D);
@@ -293,7 +333,7 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
             float *Yb = y + hm * (size_t)D + off(bk.i0, w.ldq);
 
             view_init(&wh, s, b, h, q, k, v, fq, fk, theta);
-            block_scores(kr, &wh, &bk, &kt, A, L);
+            block_scores(kr, &wh, &bk, kt, A, L);
             for (int r = 0; r < bk.nb; r++) {
                 const int i = bk.i0 + r;
                 const int wa = lc_window_start(i, w.W, w.mode) - bk.j0;
@@ -322,7 +362,7 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 }
             }
             /* Y holds the unnormalized sums until the division by Z below */
-            mm(kr, bk.nb, bk.nk, 1.0f, A, bk.nk, 1, &vp, 0.0f, Yb, w.ldq);
+            mm_near_rows(kr, bk.nb, 1.0f, A, bk.nk, 1, vp, 0.0f, Yb, w.ldq);
             /* the state is empty before block 2 */
             if (t >= 2) {
                 mm(kr, bk.nb, F, 1.0f, wh.FQ + off(bk.i0, w.ldf), w.ldf, 1, &S, 1.0f, Yb, w.ldq);
@@ -342,12 +382,11 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 }
             }
             /* After block t: S, z += block t-1 (linear for every row of block
-             * t+1), whose values are the first W rows of the packed near
-             * values.  No block t-1 at t = 0; after the last block nothing
-             * reads S.  Block t-1 is never the last block, so it has all W
-             * rows. */
+             * t+1), with its packed values.  No block t-1 at t = 0; after
+             * the last block nothing reads S.  Block t-1 is never the last
+             * block, so it has all W rows. */
             if (t >= 1 && t + 1 < w.nblk) {
-                mm_packed(kr, w.W, 1.0f, wh.FK + off(bk.j0, w.ldf), 1, w.ldf, &vp, 1.0f, &S);
+                mm_packed(kr, w.W, 1.0f, wh.FK + off(bk.j0, w.ldf), 1, w.ldf, vp[0], 1.0f, &S);
                 z_add_block(&wh, t, z);
             }
         }
@@ -433,7 +472,7 @@ static size_t bwd_slice(const struct lc_cpu_kernels *kr, const struct lc_attn_sh
     size_t nb, nk;
 
     block_max(s, &nb, &nk);
-    return 2 * packed_size(kr, D, (int)nk) + 2 * packed_size(kr, (int)nk, D) +
+    return 4 * packed_size(kr, D, (int)nb) + 3 * packed_size(kr, (int)nb, D) +
            2 * packed_size(kr, (int)nb, F) + packed_size(kr, F, D) + 3 * lc_hy_round(nb * nk) +
            lc_hy_round(nb * nb) + lc_hy_round(nb * (size_t)F) + lc_hy_round((size_t)F) +
            (size_t)hpt * (packed_size(kr, D, F) + lc_hy_round((size_t)F) +
@@ -455,15 +494,17 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
     const int want_dfq = io->dfq != NULL, want_dfk = io->dfk != NULL;
     size_t nbmax, nkmax;
     struct hy_view w;
-    struct hy_pk kt, vt, kp, hp, fkp, fsp, R;
+    struct hy_pk kts[2], vts[2], kps[2], hp, fkp, fsp, R;
     float *A = NULL, *dS = NULL, *P = NULL, *L = NULL, *STb = NULL, *zb = NULL, *rowb = NULL;
     float *Fs = NULL, *rr = NULL;
 
     block_max(s, &nbmax, &nkmax);
-    kt = pk_at(kr, lc_hy_take(&ws, packed_size(kr, D, (int)nkmax)), D, (int)nkmax);
-    vt = pk_at(kr, lc_hy_take(&ws, packed_size(kr, D, (int)nkmax)), D, (int)nkmax);
-    kp = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nkmax, D)), (int)nkmax, D);
-    hp = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nkmax, D)), (int)nkmax, D);
+    for (int u = 0; u < 2; u++) {
+        kts[u] = pk_at(kr, lc_hy_take(&ws, packed_size(kr, D, (int)nbmax)), D, (int)nbmax);
+        vts[u] = pk_at(kr, lc_hy_take(&ws, packed_size(kr, D, (int)nbmax)), D, (int)nbmax);
+        kps[u] = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nbmax, D)), (int)nbmax, D);
+    }
+    hp = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nbmax, D)), (int)nbmax, D);
     fkp = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nbmax, F)), (int)nbmax, F);
     fsp = pk_at(kr, lc_hy_take(&ws, packed_size(kr, (int)nbmax, F)), (int)nbmax, F);
     R = pk_at(kr, lc_hy_take(&ws, packed_size(kr, F, D)), F, D);
@@ -491,7 +532,12 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
          * DFQ are written once per block and need no zeroing. */
         zero_rows(o.DK, T, o.ldkh, D);
         zero_rows(o.DV, T, o.ldkh, D);
-        zero_rows(o.DFK, T, w.ldf, F);
+        /* in terraced mode only the reverse scan writes dfk, once per key
+         * block up to the third last: it assigns those */
+        if (o.DFK != NULL) {
+            const int z0 = sliding || w.nblk < 3 ? 0 : (w.nblk - 2) * w.W;
+            zero_rows(o.DFK + off(z0, w.ldf), T - z0, w.ldf, F);
+        }
         acc[h - h0] = 0.0;
     }
 
@@ -500,12 +546,15 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
      * would take T x 2W floats per head); only MX and DEN are kept. */
     for (int t = 0; t < w.nblk; t++) {
         const struct hy_block bk = block_of(&w, t);
+        const struct hy_pk *kt[2] = {t > 0 ? &kts[(t - 1) % 2] : NULL, &kts[t % 2]};
+        const struct hy_pk *vt[2] = {t > 0 ? &vts[(t - 1) % 2] : NULL, &vts[t % 2]};
+        const struct hy_pk *kp[2] = {t > 0 ? &kps[(t - 1) % 2] : NULL, &kps[t % 2]};
 
-        /* K^T, V^T (and K for dq) of the near keys, once for the heads */
-        pk_fill(kr, &kt, w.K + off(bk.j0, w.ldk), D, bk.nk, 1, w.ldk);
-        pk_fill(kr, &vt, w.V + off(bk.j0, w.ldk), D, bk.nk, 1, w.ldk);
+        /* K^T, V^T (and K for dq) of key block t, once for the heads */
+        pk_fill(kr, &kts[t % 2], w.K + off(bk.i0, w.ldk), D, bk.nb, 1, w.ldk);
+        pk_fill(kr, &vts[t % 2], w.V + off(bk.i0, w.ldk), D, bk.nb, 1, w.ldk);
         if (want_dq) {
-            pk_fill(kr, &kp, w.K + off(bk.j0, w.ldk), bk.nk, D, w.ldk, 1);
+            pk_fill(kr, &kps[t % 2], w.K + off(bk.i0, w.ldk), bk.nb, D, w.ldk, 1);
         }
         for (int h = h0; h < h1; h++) {
             struct hy_view wh;
@@ -519,9 +568,9 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
             view_init(&wh, s, b, h, q, k, v, fq, fk, theta);
             grads_init(&o, io, s, b, h);
             DYb = o.DY + off(bk.i0, w.ldq);
-            block_scores(kr, &wh, &bk, &kt, A, L);
+            block_scores(kr, &wh, &bk, kt, A, L);
             /* dS = g v^T over the near keys, turned row by row into dL/ds */
-            mm(kr, bk.nb, D, 1.0f, DYb, w.ldq, 1, &vt, 0.0f, dS, bk.nk);
+            mm_near_cols(kr, bk.nb, D, 1.0f, DYb, w.ldq, 1, vt, dS, bk.nk);
             for (int r = 0; r < bk.nb; r++) {
                 const int i = bk.i0 + r;
                 const int wa = lc_window_start(i, w.W, w.mode) - bk.j0;
@@ -554,8 +603,8 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
             }
             acc[h - h0] += acc_theta;
             if (want_dq) {
-                mm(kr, bk.nb, bk.nk, wh.scale, dS, bk.nk, 1, &kp, 0.0f, o.DQ + off(bk.i0, w.ldq),
-                   w.ldq);
+                mm_near_rows(kr, bk.nb, wh.scale, dS, bk.nk, 1, kp, 0.0f,
+                             o.DQ + off(bk.i0, w.ldq), w.ldq);
             }
             if (want_dk) {
                 /* dk += scale dS^T q over the block's queries */
@@ -643,7 +692,8 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 float *DFKb = o.DFK + off(ku.i0, w.ldf);
                 pk_fill(kr, &fsp, Fs, kq.nb, F, F, 1);
                 mm_packed(kr, kq.nb, 1.0f, DYq, 1, w.ldq, &fsp, 1.0f, &RT);
-                mm(kr, ku.nb, D, 1.0f, w.V + off(ku.i0, w.ldk), w.ldk, 1, &RT, 1.0f, DFKb, w.ldf);
+                mm(kr, ku.nb, D, 1.0f, w.V + off(ku.i0, w.ldk), w.ldk, 1, &RT,
+                   sliding ? 1.0f : 0.0f, DFKb, w.ldf);
                 for (int r = 0; r < ku.nb; r++) {
                     float *dr = DFKb + off(r, w.ldf);
 #pragma omp simd
