@@ -853,37 +853,80 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
     }
 }
 
+/* rows [0, mr) of C against every panel of B */
+LC_SIMD_INLINE void gemm_rows(const int mr, int N, int K, float alpha, const float *a,
+                              ptrdiff_t ars, ptrdiff_t aks, const float *bp, ptrdiff_t bps,
+                              float beta, float *c, int ldc, ptrdiff_t cps)
+{
+    for (int n0 = 0, p = 0; n0 < N; n0 += GEMM_NP, p++) {
+        const int nn = N - n0 < GEMM_NP ? N - n0 : GEMM_NP;
+        gemm_tile(mr, K, alpha, a, ars, aks, bp + p * bps, beta, c + p * cps, ldc, nn);
+    }
+}
+
+/* the longest K whose rows of A are copied for a tile (on the stack) */
+#define GEMM_KMAX 512
+
 static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t ars, ptrdiff_t aks,
                    const float *bp, ptrdiff_t bps, float beta, float *c, int ldc, ptrdiff_t cps)
 {
-    /* panel by panel: a panel of B (K x 2 VL) stays in L1 while the row
-     * tiles pass over it */
-    for (int n0 = 0, p = 0; n0 < N; n0 += GEMM_NP, p++) {
-        const int nn = N - n0 < GEMM_NP ? N - n0 : GEMM_NP;
-        const float *b = bp + p * bps;
-        float *cp = c + p * cps;
-        int m0 = 0;
+    /* A tile of A's rows, copied: rows of the callers' large strides (a
+     * head of a token-major tensor) all fall into one L1 set, so read in
+     * place they would come from L2 for every panel; the copy stays in L1
+     * while the panels of B pass over it (from L2). */
+    float at[GEMM_MR * (GEMM_KMAX + 16)] __attribute__((aligned(64)));
+    const int copy = K <= GEMM_KMAX;
 
-        for (; m0 + GEMM_MR <= M; m0 += GEMM_MR) {
-            gemm_tile(GEMM_MR, K, alpha, a + m0 * ars, ars, aks, b, beta,
-                      cp + (size_t)m0 * (size_t)ldc, ldc, nn);
+    for (int m0 = 0; m0 < M; m0 += GEMM_MR) {
+        const int mr = M - m0 < GEMM_MR ? M - m0 : GEMM_MR;
+        const float *am = a + m0 * ars;
+        ptrdiff_t tr = ars, tk = aks;
+
+        if (copy && ars == 1) {
+            /* k-major: the tile's elements of step k side by side */
+            for (int k = 0; k < K; k++) {
+                for (int r0 = 0; r0 < mr; r0 += VL) {
+                    const int nl = mr - r0 < VL ? mr - r0 : VL;
+                    vf_storen(at + (size_t)k * GEMM_MR + r0, vf_loadn(am + k * aks + r0, nl), nl);
+                }
+            }
+            am = at;
+            tr = 1;
+            tk = GEMM_MR;
+        } else if (copy) {
+            /* row-major, rows a cache line longer than K apart */
+            const int kp = (K + 15) / 16 * 16 + 16;
+            for (int r = 0; r < mr; r++) {
+                float *dst = at + (size_t)r * kp;
+                if (aks == 1) {
+                    SIMD_FOR(k, nl, K, vf_storen(dst + k, vf_loadn(am + r * ars + k, nl), nl););
+                } else {
+                    for (int k = 0; k < K; k++) {
+                        dst[k] = am[r * ars + k * aks];
+                    }
+                }
+            }
+            am = at;
+            tr = kp;
+            tk = 1;
         }
-        switch (M - m0) {
-#define GEMM_REST(MR)                                                                             \
+        switch (mr) {
+#define GEMM_ROWS(MR)                                                                             \
     case MR:                                                                                      \
-        gemm_tile(MR, K, alpha, a + m0 * ars, ars, aks, b, beta, cp + (size_t)m0 * (size_t)ldc,  \
-                  ldc, nn);                                                                       \
+        gemm_rows(MR, N, K, alpha, am, tr, tk, bp, bps, beta, c + (size_t)m0 * (size_t)ldc, ldc,  \
+                  cps);                                                                           \
         break;
-            GEMM_REST(1)
-            GEMM_REST(2)
-            GEMM_REST(3)
-            GEMM_REST(4)
-            GEMM_REST(5)
+            GEMM_ROWS(1)
+            GEMM_ROWS(2)
+            GEMM_ROWS(3)
+            GEMM_ROWS(4)
+            GEMM_ROWS(5)
+            GEMM_ROWS(6)
 #if GEMM_MR > 6
-            GEMM_REST(6)
-            GEMM_REST(7)
+            GEMM_ROWS(7)
+            GEMM_ROWS(8)
 #endif
-#undef GEMM_REST
+#undef GEMM_ROWS
         default:
             break;
         }
