@@ -575,6 +575,13 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 const int i = bk.i0 + r;
                 const int wa = lc_window_start(i, w.W, w.mode) - bk.j0;
                 const int wb = i - bk.j0 + 1;
+                /* y is read only here, a row per head a large stride apart,
+                 * which the hardware prefetcher does not follow */
+                if (r + 4 < bk.nb) {
+                    for (int d = 0; d < D; d += 16) {
+                        __builtin_prefetch(o.Y + off(i + 4, w.ldq) + d);
+                    }
+                }
                 const float dl = kr->dot(DYb + off(r, w.ldq), o.Y + off(i, w.ldq), D);
                 const float iz = 1.0f / o.DEN[off(i, w.ldm)];
                 float *dsr = dS + off(r, bk.nk), *pr = P + off(r, bk.nk);
