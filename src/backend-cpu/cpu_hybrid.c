@@ -688,6 +688,11 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 const float *fqr = wh.FQ + off(i, w.ldf);
                 const float iz = invz[i], dz = delta[i] * invz[i];
                 float *fsr = Fs + off(r, F);
+                if (r + 4 < kq.nb) {
+                    for (int e = 0; e < F; e += 16) {
+                        __builtin_prefetch(wh.FQ + off(i + 4, w.ldf) + e);
+                    }
+                }
                 /* fq_i / Z_i, so that one GEMM adds sum fq_i g_i^T / Z_i */
 #pragma omp simd
                 for (int e = 0; e < F; e++) {

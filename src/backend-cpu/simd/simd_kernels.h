@@ -896,6 +896,13 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
         } else if (copy) {
             /* row-major, rows a cache line longer than K apart */
             const int kp = (K + 15) / 16 * 16 + 16;
+            /* the next tile's rows, each in a page of its own: the hardware
+             * prefetcher does not find them */
+            for (int r = 0; aks == 1 && r < GEMM_MR && m0 + GEMM_MR + r < M; r++) {
+                for (int k = 0; k < K; k += 16) {
+                    __builtin_prefetch(am + (GEMM_MR + r) * ars + k);
+                }
+            }
             for (int r = 0; r < mr; r++) {
                 float *dst = at + (size_t)r * kp;
                 if (aks == 1) {
