@@ -1429,6 +1429,9 @@ static const int hy_cases[][7] = {
     /* no grouping, odd sizes */
     {1, 70, 2, 2, 17, 5, 16},
     {1, 50, 6, 2, 8, 12, 7},
+    /* four query heads per key head, heads and features over several
+     * panels of the GEMM kernels (8 and 16 lanes) */
+    {1, 140, 8, 2, 40, 36, 32},
     /* one-element heads and features, a window far longer than T */
     {2, 9, 2, 1, 1, 1, 1000},
     {1, 30, 2, 1, 1, 1, 2},

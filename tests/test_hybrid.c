@@ -460,41 +460,56 @@ static void test_cpu_bwd_subsets(void **state)
     lc_test_backend_free(cpu);
 }
 
-/* Bit-identical results on 1 and 2 threads. */
+/* Bit-identical results on 1, 2 and 3 threads, on every kernel set: a
+ * shape with more key heads than threads, and one with a single key head
+ * of four query heads, which the kernels split into more tasks the more
+ * threads there are. */
 static void test_cpu_threads(void **state)
 {
+    static const int shapes[][7] = {{2, 200, 4, 2, 32, 16, 64}, {1, 150, 4, 1, 40, 36, 32}};
     struct lc_backend *cpu = lc_test_backend(&lc_cpu_ops);
+    enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
+    const int nisas = lc_test_cpu_isas(isas);
     struct lc_test_hy_in in;
-    struct lc_test_hy_out one, two;
+    struct lc_test_hy_out one, other;
     (void)state;
 
-    for (int mode = 0; mode < 2; mode++) {
-        lc_test_hy_in_make(&in, 2, 200, 4, 2, 32, 16, 64, mode, 11);
-        lc_test_hy_out_alloc(&one, &in);
-        lc_test_hy_out_alloc(&two, &in);
-        lc_set_num_threads(1);
-        hy_run(cpu, &in, &one);
-        lc_set_num_threads(2);
-        hy_run(cpu, &in, &two);
-        lc_set_num_threads(0);
-#define SAME(field, n) assert_memory_equal(one.field, two.field, (n) * sizeof(float))
-        SAME(y, in.nq);
-        SAME(mx, in.nm);
-        SAME(den, in.nm);
-        SAME(dq, in.nq);
-        SAME(dk, in.nk);
-        SAME(dv, in.nk);
-        SAME(dfq, in.nf);
-        SAME(dfk, in.nf);
-        SAME(dth, 4);
-        SAME(loss, in.nm);
-        SAME(xdfq, in.nf);
-        SAME(xdfk, in.nf);
-        SAME(xdth, 4);
+    for (int i = 0; i < nisas; i++) {
+        lc_test_set_isa(cpu, isas[i]);
+        for (int sh = 0; sh < 2; sh++) {
+            const int *k = shapes[sh];
+            for (int mode = 0; mode < 2; mode++) {
+                lc_test_hy_in_make(&in, k[0], k[1], k[2], k[3], k[4], k[5], k[6], mode,
+                                   (uint64_t)(11 + sh));
+                lc_test_hy_out_alloc(&one, &in);
+                lc_test_hy_out_alloc(&other, &in);
+                lc_set_num_threads(1);
+                hy_run(cpu, &in, &one);
+                for (int nt = 2; nt <= 3; nt++) {
+                    lc_set_num_threads(nt);
+                    hy_run(cpu, &in, &other);
+#define SAME(field, n) lc_test_expect_same(lc_test_isa_name(isas[i]), one.field, other.field, (n))
+                    SAME(y, in.nq);
+                    SAME(mx, in.nm);
+                    SAME(den, in.nm);
+                    SAME(dq, in.nq);
+                    SAME(dk, in.nk);
+                    SAME(dv, in.nk);
+                    SAME(dfq, in.nf);
+                    SAME(dfk, in.nf);
+                    SAME(dth, (size_t)in.s.H);
+                    SAME(loss, in.nm);
+                    SAME(xdfq, in.nf);
+                    SAME(xdfk, in.nf);
+                    SAME(xdth, (size_t)in.s.H);
 #undef SAME
-        lc_test_hy_out_free(&one);
-        lc_test_hy_out_free(&two);
-        lc_test_hy_in_free(&in);
+                }
+                lc_set_num_threads(0);
+                lc_test_hy_out_free(&one);
+                lc_test_hy_out_free(&other);
+                lc_test_hy_in_free(&in);
+            }
+        }
     }
     lc_test_backend_free(cpu);
 }

@@ -1,7 +1,8 @@
 /*
  * What the table-driven comparison of every entry with the reference
  * (tests/test_backend_ops.c) does not cover for the cpu backend's dense
- * kernels: the vector exp against exp in double, every cpu kernel run with
+ * kernels: the vector exp against exp in double, the hybrid attention's
+ * small GEMMs against sums in double, every cpu kernel run with
  * 1, 2 and 3 threads (which must give the same bits), the dropout mask's
  * statistics, and the report of a failed scratch allocation.
  */
@@ -63,6 +64,113 @@ static void test_exp(void **state)
     }
     free(x);
     free(y);
+}
+
+/* ------------------------------------------------------- small GEMMs */
+
+/* Every ISA's hybrid GEMM (gemm_pack, then gemm) against a sum in double:
+ * B as stored and transposed, A row-major and transposed with padded
+ * strides, sizes around the tile and panel widths, alpha and beta, and a
+ * packed C.  With beta 0, C is not read (it starts as NaN). */
+static void test_gemm(void **state)
+{
+    struct lc_test_cpu_ref *b = *state;
+    static const int shapes[][3] = {{1, 1, 1},   {3, 7, 5},    {6, 16, 9},   {8, 32, 16},
+                                    {9, 33, 17}, {13, 40, 3},  {64, 128, 128}, {17, 8, 64},
+                                    {64, 64, 128}, {5, 129, 31}};
+    const int ld_pad = 3;
+
+    for (int i = 0; i < b->nisas; i++) {
+        const struct lc_cpu_kernels *kr = lc_cpu_kernels_of_isa(b->isas[i]);
+        for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+            const int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+            const int P = kr->gemm_np > 0 ? kr->gemm_np : N;
+            const int Np = (N + P - 1) / P * P;
+            float *a = lc_test_new_f32((size_t)(M + ld_pad) * (K + ld_pad));
+            float *bm = lc_test_new_f32((size_t)(K + ld_pad) * (N + ld_pad));
+            float *bp = lc_test_new_f32((size_t)K * Np);
+            float *c = lc_test_new_f32((size_t)M * (N + ld_pad));
+            float *cp = lc_test_new_f32((size_t)M * Np);
+            double *want = malloc((size_t)M * N * sizeof(double));
+            double *mag = malloc((size_t)M * N * sizeof(double));
+
+            assert_non_null(want);
+            assert_non_null(mag);
+            lc_test_fill_uniform(a, (size_t)(M + ld_pad) * (K + ld_pad), 11 + sh, -1.0f, 1.0f);
+            lc_test_fill_uniform(bm, (size_t)(K + ld_pad) * (N + ld_pad), 23 + sh, -1.0f, 1.0f);
+            for (int form = 0; form < 4; form++) {
+                /* bit 0: A transposed in memory; bit 1: B transposed */
+                const int ta = form & 1, tb = (form >> 1) & 1;
+                const ptrdiff_t ars = ta ? 1 : K + ld_pad, aks = ta ? M + ld_pad : 1;
+                const ptrdiff_t bks = tb ? 1 : N + ld_pad, bns = tb ? K + ld_pad : 1;
+                const int ldc = N + ld_pad;
+                const float alpha = form == 1 ? 1.0f : 0.75f, beta = form >= 2 ? 0.5f : 0.0f;
+                size_t bad = 0;
+
+                kr->gemm_pack(bp, bm, K, N, bks, bns);
+                for (int r = 0; r < M; r++) {
+                    for (int n = 0; n < N; n++) {
+                        double sum = 0.0, sa = 0.0;
+                        const float c0 = (float)((r * 7 + n * 3) % 11) * 0.125f - 0.5f;
+                        for (int k = 0; k < K; k++) {
+                            const double p = (double)a[r * ars + k * aks] * bm[k * bks + n * bns];
+                            sum += p;
+                            sa += fabs(p);
+                        }
+                        want[(size_t)r * N + n] = alpha * sum + beta * c0;
+                        mag[(size_t)r * N + n] = fabs(alpha) * sa + fabs(beta * c0);
+                        c[(size_t)r * ldc + n] = beta != 0.0f ? c0 : NAN;
+                        /* the packed C: panel n / P, row r, column n % P */
+                        cp[(size_t)(n / P) * M * P + (size_t)r * P + n % P] =
+                            beta != 0.0f ? c0 : NAN;
+                    }
+                    /* the padding of C stays as it is */
+                    for (int n = N; n < ldc; n++) {
+                        c[(size_t)r * ldc + n] = 42.0f;
+                    }
+                }
+                kr->gemm(M, N, K, alpha, a, ars, aks, bp, (ptrdiff_t)K * P, beta, c, ldc, P);
+                if (kr->gemm_np > 0) {
+                    kr->gemm(M, N, K, alpha, a, ars, aks, bp, (ptrdiff_t)K * P, beta, cp, P,
+                             (ptrdiff_t)M * P);
+                }
+                for (int r = 0; r < M; r++) {
+                    for (int n = 0; n < ldc; n++) {
+                        const float got = c[(size_t)r * ldc + n];
+                        const float gotp =
+                            kr->gemm_np > 0 && n < N
+                                ? cp[(size_t)(n / P) * M * P + (size_t)r * P + n % P]
+                                : got;
+                        double tol, w;
+                        if (n >= N) {
+                            bad += got != 42.0f;
+                            continue;
+                        }
+                        w = want[(size_t)r * N + n];
+                        /* the bound of a float sum of K + 2 terms */
+                        tol = (K + 4) * 0x1p-23 * mag[(size_t)r * N + n] + 1e-30;
+                        if (!(fabs(got - w) <= tol) || gotp != got) {
+                            if (bad++ < 5) {
+                                fprintf(stderr,
+                                        "gemm [%s] %dx%dx%d form %d: C(%d, %d) = %g (packed C "
+                                        "%g), want %g\n",
+                                        lc_test_isa_name(b->isas[i]), M, N, K, form, r, n,
+                                        (double)got, (double)gotp, w);
+                            }
+                        }
+                    }
+                }
+                assert_int_equal(bad, 0);
+            }
+            free(a);
+            free(bm);
+            free(bp);
+            free(c);
+            free(cp);
+            free(want);
+            free(mag);
+        }
+    }
 }
 
 /* The reference's dropout mask keeps about 1 - p of the elements, and
@@ -264,6 +372,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exp),
+        cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_dropout_mask_large),
         cmocka_unit_test(test_thread_independence),

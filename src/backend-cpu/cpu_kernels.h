@@ -15,6 +15,7 @@
 #ifndef LC_BACKEND_CPU_CPU_KERNELS_H
 #define LC_BACKEND_CPU_CPU_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend-cpu/cpu.h"
@@ -107,6 +108,23 @@ struct lc_cpu_kernels {
     /* and y[h D + d] += sum over j < n, in order, of p[h n + j] v_j(h)[d],
      * the values laid out as the keys */
     void (*wsum)(float *y, const float *p, int H, int rep, const float *v, int ldv, int n, int D);
+
+    /* The small GEMMs of the hybrid attention (64 x 128 x 128 blocks), on
+     * the calling thread.  B is packed once (gemm_pack) and then read by
+     * any number of products: columns in panels of P = gemm_np floats
+     * (gemm_np 0: one panel of all N columns), panel p at bp + p bps,
+     * its row k at + k P, zeros past column N.  gemm_pack writes
+     * B(k, n) = b[k bks + n bns] (K x N) with bps = K P, so it needs
+     * K * (N rounded up to P) floats.
+     * gemm: C = alpha A B + beta C (beta 0: C is not read) for A(r, k) =
+     * a[r ars + k aks] (M x K; ars or aks is 1), the packed B (K x N), and
+     * C(r, n) = c[r ldc + (n / P) cps + n % P] (cps = P: row-major C;
+     * a packed C is another product's B).  The result depends on the
+     * arguments only (the caller's thread count never reaches it). */
+    int gemm_np;
+    void (*gemm_pack)(float *bp, const float *b, int K, int N, ptrdiff_t bks, ptrdiff_t bns);
+    void (*gemm)(int M, int N, int K, float alpha, const float *a, ptrdiff_t ars, ptrdiff_t aks,
+                 const float *bp, ptrdiff_t bps, float beta, float *c, int ldc, ptrdiff_t cps);
 };
 
 extern const struct lc_cpu_kernels lc_cpu_kernels_generic;

@@ -410,6 +410,33 @@ static void wsum_generic(float *y, const float *p, int H, int rep, const float *
     }
 }
 
+/* The hybrid attention's small GEMMs through OpenBLAS: the packed B is
+ * B itself, row-major (one panel of N columns). */
+static void gemm_pack_generic(float *bp, const float *b, int K, int N, ptrdiff_t bks,
+                              ptrdiff_t bns)
+{
+    for (int k = 0; k < K; k++) {
+        for (int n = 0; n < N; n++) {
+            bp[(size_t)k * (size_t)N + (size_t)n] = b[k * bks + n * bns];
+        }
+    }
+}
+
+static void gemm_generic(int M, int N, int K, float alpha, const float *a, ptrdiff_t ars,
+                         ptrdiff_t aks, const float *bp, ptrdiff_t bps, float beta, float *c,
+                         int ldc, ptrdiff_t cps)
+{
+    /* one panel: B row-major with N columns, C row-major; A as stored
+     * (a single row or column may come with either stride 1) */
+    const int ta = !(K <= 1 || (aks == 1 && (ars >= K || M <= 1)));
+    const ptrdiff_t lda = ta ? (aks > M ? aks : M) : (ars > K ? ars : K);
+
+    (void)bps;
+    (void)cps;
+    LC_ASSERT(!ta || ars == 1);
+    lc_cpu_sgemm_serial(ta, 0, M, N, K, alpha, a, (int)lda, bp, N, beta, c, ldc);
+}
+
 const struct lc_cpu_kernels lc_cpu_kernels_generic = {
     .name = "generic C",
     .exp = exp_generic,
@@ -435,6 +462,9 @@ const struct lc_cpu_kernels lc_cpu_kernels_generic = {
     .fmap_bwd_row = fmap_bwd_row_generic,
     .scores = scores_generic,
     .wsum = wsum_generic,
+    .gemm_np = 0,
+    .gemm_pack = gemm_pack_generic,
+    .gemm = gemm_generic,
 };
 
 const struct lc_cpu_kernels *lc_cpu_kernels_of_isa(enum lc_cpu_isa isa)
