@@ -650,7 +650,7 @@ static void call_gemm(struct lc_backend *be, const struct opcase *c, void **p)
 /* ---------------------------------------------------------------- linear */
 
 /* N <= 4 takes the cpu's dot-product path, larger N the SGEMM path; the
- * last two shapes have an fp32 copy of the weights over one 16 MiB tile
+ * last two shapes have an fp32 copy of the weights over one 64 MiB tile
  * (row tiles forward; column and row tiles backward) */
 struct linear_shape {
     int N, K, M;
@@ -695,12 +695,12 @@ static int linear_variant(struct opcase *c, int v, uint64_t *seed)
         return 1;
     }
     if (v == nshapes * 6) {
-        linear_set(c, 5, 64, 70000, LC_DTYPE_BF16, 1.0f);
+        linear_set(c, 5, 64, 270000, LC_DTYPE_BF16, 1.0f);
         *seed = 77;
         return 1;
     }
     if (v == nshapes * 6 + 1) {
-        linear_set(c, 6, 5000, 1000, LC_DTYPE_F16, 0.0f);
+        linear_set(c, 6, 5000, 3400, LC_DTYPE_F16, 0.0f);
         *seed = 78;
         return 1;
     }

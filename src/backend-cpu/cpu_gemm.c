@@ -19,8 +19,12 @@
 #include "backend-cpu/cpu.h"
 #include "backend-cpu/cpu_kernels.h"
 
-/* weight tiles converted to fp32 stay below this size */
-#define TILE_BYTES ((size_t)16 << 20)
+/* weight tiles converted to fp32 stay below this size.  lc_cpu_sgemm cuts
+ * each tile's product into about 16 pieces, and each piece packs its own
+ * panels of x and of the weights: with rows of 4096 a 64 MiB tile holds
+ * 4096 of them, and a batch of 1024 tokens is cut into pieces of 512 x 512
+ * instead of the 256 x 256 of a 16 MiB tile (half the packing per FLOP) */
+#define TILE_BYTES ((size_t)64 << 20)
 
 /* up to this many rows of x, the linear layer is a loop of dot products
  * over the weights in their own dtype (decoding: no fp32 copy at all) */
