@@ -24,6 +24,10 @@ EXTRA_DIST += \
 	data/tokenizers/tok512-hf/tokenizer_config.json \
 	data/tokenizers/tok512-legacy.json
 
+# llama.cpp's ids and decoded texts of the round trip's hard cases for the
+# GGUF vocabularies of the shared test data (data/gen/compare_llamacpp_tok.py)
+EXTRA_DIST += data/gen/compare_llamacpp_tok.py data/tokenizers/llamacpp_roundtrip.json
+
 # data pipeline: token streams of the shared text files for the stories260K
 # tokenizer (data/gen/make_data_ref.py)
 EXTRA_DIST += data/gen/make_data_ref.py data/ref/data_stories260k.json

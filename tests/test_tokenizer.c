@@ -1,4 +1,5 @@
-/* Tokenizers: llama.cpp's test cases for Llama 2 and Llama 3, round trips
+/* Tokenizers: llama.cpp's test cases for Llama 2 and Llama 3, llama.cpp's
+ * ids and decoded texts of the round trip's hard cases, round trips
  * on real text and invalid UTF-8, tokenizer.json against the Hugging Face
  * library's ids (data/tokenizers/expected_ids.json), and bad input for
  * every loader. */
@@ -614,6 +615,94 @@ static void test_hf_json_details(void **state)
     lc_tokenizer_close(bb);
     lc_tokenizer_close(legacy);
     lc_tokenizer_close(spm);
+}
+
+/* ---------------------------------------------------------------- llama.cpp round trips */
+
+/* hex (two digits a byte) to bytes; *len the byte count */
+static char *from_hex(const char *hex, size_t *len)
+{
+    size_t n = strlen(hex) / 2;
+    char *out = malloc(n + 1);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (char)v;
+    }
+    out[n] = '\0';
+    *len = n;
+    return out;
+}
+
+/* llama.cpp's ids and decoded texts for the GGUF vocabularies
+ * (data/tokenizers/llamacpp_roundtrip.json, data/gen/compare_llamacpp_tok.py):
+ * lolcats, reading the same GGUF files, gives the same ids and text,
+ * except where llama.cpp's own decode breaks the round-trip rule.  That
+ * happens on invalid UTF-8 only: llama.cpp takes as many bytes as a lead
+ * byte announces, whatever they are, so "\xff" swallows the "▁" of the
+ * space after it, which then comes back as those three bytes.  lolcats
+ * keeps each invalid byte a symbol of its own, and the rule, there. */
+static void test_llamacpp_roundtrip(void **state)
+{
+    json_error_t jerr;
+    json_t *root =
+        json_load_file(lc_test_project_path("tokenizers/llamacpp_roundtrip.json"), 0, &jerr);
+    json_t *vocabs = json_object_get(root, "vocabularies");
+    const char *name;
+    json_t *v;
+    int n_cases = 0, n_rule = 0, bad = 0;
+    (void)state;
+    assert_non_null(root);
+    assert_int_equal(json_object_size(vocabs), 2);
+    json_object_foreach(vocabs, name, v)
+    {
+        struct lc_tokenizer *tok =
+            open_ok(lc_test_data_file(json_string_value(json_object_get(v, "gguf"))));
+        json_t *cases = json_object_get(v, "cases");
+        assert_true(json_array_size(cases) > 50);
+        for (size_t c = 0; c < json_array_size(cases); c++) {
+            json_t *jc = json_array_get(cases, c);
+            size_t len, want_len, rule_len, n, n_bos, n_want, n_want_bos;
+            char *text = from_hex(json_string_value(json_object_get(jc, "text")), &len);
+            char *want = from_hex(json_string_value(json_object_get(jc, "decoded")), &want_len);
+            char *rule = lc_tok_roundtrip_text(tok, text, len, &rule_len);
+            int32_t *want_ids = json_ids(json_object_get(jc, "ids"), &n_want);
+            int32_t *want_bos = json_ids(json_object_get(jc, "ids_bos"), &n_want_bos);
+            int32_t *ids = NULL, *bos = NULL;
+
+            assert_non_null(rule);
+            encode_ok(tok, text, len, 0, &ids, &n);
+            encode_ok(tok, text, len, LC_TOK_ADD_BOS, &bos, &n_bos);
+            if (want_len == rule_len && memcmp(want, rule, rule_len) == 0) {
+                if (!ids_equal(ids, n, want_ids, n_want) ||
+                    !ids_equal(bos, n_bos, want_bos, n_want_bos)) {
+                    fprintf(stderr, "%s case %zu: ids differ from llama.cpp's\n", name, c);
+                    print_ids("got ", ids, n);
+                    print_ids("want", want_ids, n_want);
+                    bad++;
+                }
+                check_decodes_to(tok, ids, n, want, want_len, name);
+            } else {
+                check_decodes_to(tok, ids, n, rule, rule_len, name);
+                n_rule++;
+            }
+            n_cases++;
+            free(ids);
+            free(bos);
+            free(want_ids);
+            free(want_bos);
+            free(rule);
+            free(want);
+            free(text);
+        }
+        lc_tokenizer_close(tok);
+    }
+    assert_int_equal(bad, 0);
+    /* the two invalid-UTF-8 texts of each vocabulary */
+    assert_int_equal(n_rule, 4);
+    assert_true(n_cases > 100);
+    json_decref(root);
 }
 
 /* ---------------------------------------------------------------- API */
@@ -1266,6 +1355,7 @@ int main(void)
         cmocka_unit_test(test_bad_gguf),
         cmocka_unit_test(test_llama2_spm_cases),
         cmocka_unit_test(test_llama3_cases),
+        cmocka_unit_test(test_llamacpp_roundtrip),
         cmocka_unit_test(test_llama2_gguf_cases),
         cmocka_unit_test(test_gguf_vocab_matches_model),
         cmocka_unit_test(test_special_tokens),

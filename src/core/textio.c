@@ -7,9 +7,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <bzlib.h>
 #include <zlib.h>
@@ -21,13 +25,14 @@
 /* bytes asked of gzread at a time (it takes an unsigned int) */
 #define READ_STEP ((size_t)1 << 20)
 
-/* zlib's message without the "path: " it puts in front */
-static const char *gz_message(gzFile gz, const char *path, int *zerr)
+/* zlib's message without the "<fd:N>: " (gzdopen's name for the file) it
+ * puts in front */
+static const char *gz_message(gzFile gz, int *zerr)
 {
     const char *msg = gzerror(gz, zerr);
-    size_t n = strlen(path);
-    if (strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') {
-        msg += n + 2;
+    const char *end;
+    if (strncmp(msg, "<fd:", 4) == 0 && (end = strstr(msg, ">: ")) != NULL) {
+        msg = end + 3;
     }
     return msg;
 }
@@ -38,24 +43,43 @@ lc_status lc_read_text_file(const char *path, char **data, size_t *len, struct l
     char *buf = NULL;
     size_t cap = 0;
     size_t n = 0;
+    struct stat st;
+    int fd;
     lc_status rc = LC_OK;
 
     *data = NULL;
     *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    /* the buffer starts at the file's size (one byte more, so that the
+     * read that finds the end needs no room): a small file gets a small
+     * buffer, a plain file one allocation; a gzip file grows it */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uintmax_t)st.st_size < SIZE_MAX - 2) {
+        cap = (size_t)st.st_size + 2;
+    } else {
+        cap = 4096;
+    }
     errno = 0;
-    gz = gzopen(path, "rb");
+    gz = gzdopen(fd, "rb");
     if (gz == NULL) {
-        if (errno != 0) {
-            return lc_err_set(err, LC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        }
+        close(fd);
         return lc_err_set(err, LC_ERR_NOMEM, "%s: cannot open: out of memory", path);
+    }
+    buf = malloc(cap);
+    if (buf == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, cap);
+        goto fail;
     }
     for (;;) {
         int got;
-        if (cap - n < READ_STEP + 1) {
+        size_t step;
+        if (cap - n < 2) {
             size_t want;
             char *grown;
-            if (!lc_add_size(cap, cap / 2 + READ_STEP + 1, &want)) {
+            if (!lc_add_size(cap, cap / 2 + 65536, &want)) {
                 rc = lc_err_set(err, LC_ERR_NOMEM, "%s: file too large", path);
                 goto fail;
             }
@@ -68,10 +92,11 @@ lc_status lc_read_text_file(const char *path, char **data, size_t *len, struct l
             buf = grown;
             cap = want;
         }
-        got = gzread(gz, buf + n, (unsigned)READ_STEP);
+        step = cap - n - 1 < READ_STEP ? cap - n - 1 : READ_STEP;
+        got = gzread(gz, buf + n, (unsigned)step);
         if (got < 0) {
             int zerr = Z_OK;
-            const char *msg = gz_message(gz, path, &zerr);
+            const char *msg = gz_message(gz, &zerr);
             if (zerr == Z_ERRNO) {
                 rc = lc_err_set(err, LC_ERR_IO, "%s: read error: %s", path, strerror(errno));
             } else {
@@ -88,7 +113,7 @@ lc_status lc_read_text_file(const char *path, char **data, size_t *len, struct l
      * zlib records the problem, which only gzerror shows */
     {
         int zerr = Z_OK;
-        const char *msg = gz_message(gz, path, &zerr);
+        const char *msg = gz_message(gz, &zerr);
         if (zerr != Z_OK && zerr != Z_STREAM_END) {
             rc = lc_err_set(err, LC_ERR_FORMAT, "%s: corrupt gzip data: %s", path, msg);
             goto fail;

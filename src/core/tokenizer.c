@@ -366,3 +366,29 @@ LC_API lc_status lc_tokenizer_decode(const struct lc_tokenizer *tok, const int32
     *len = total;
     return LC_OK;
 }
+
+char *lc_tok_roundtrip_text(const struct lc_tokenizer *tok, const char *text, size_t len,
+                            size_t *out_len)
+{
+    char *e = malloc(len + 1);
+    size_t n = 0;
+    if (e == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (tok->unescape && i + 2 < len && memcmp(text + i, "\xe2\x96\x81", 3) == 0) {
+            e[n++] = ' ';
+            i += 2;
+        } else {
+            e[n++] = text[i];
+        }
+    }
+    if (tok->unescape && (tok->prefix == LC_TOKP_FIRST || tok->prefix == LC_TOKP_ALWAYS) &&
+        n > 0 && e[0] == ' ') {
+        memmove(e, e + 1, n - 1);
+        n--;
+    }
+    e[n] = '\0';
+    *out_len = n;
+    return e;
+}

@@ -168,4 +168,15 @@ lc_status lc_tok_encode_segment(const struct lc_tokenizer *tok, struct lc_tok_wo
                                 const char *text, size_t len, int at_start,
                                 struct lc_tok_ids *out, struct lc_error *err);
 
+/* ---------------------------------------------------------------- round trip */
+
+/* What decode(encode(text)) is by the round-trip rule of
+ * lc_tokenizer_decode (lolcats.h) for a text without unknown tokens: the
+ * text, with each U+2581 a space for tokenizers that write spaces so, and
+ * one leading space less for those that prepend U+2581 only to a text
+ * that does not start with one.  malloc'd (NUL after the *out_len bytes);
+ * NULL when out of memory.  For the tests and fuzz checks of the rule. */
+char *lc_tok_roundtrip_text(const struct lc_tokenizer *tok, const char *text, size_t len,
+                            size_t *out_len);
+
 #endif /* LC_CORE_TOKENIZER_H */
