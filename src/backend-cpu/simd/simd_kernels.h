@@ -777,6 +777,26 @@ static void v_gemm_pack(float *bp, const float *b, int K, int N, ptrdiff_t bks, 
                 vf_store(p + (size_t)k * GEMM_NP + VL, nn > VL ? vf_loadn(src + VL, nn - VL)
                                                                : vf_zero());
             }
+        } else if (bks == 1) {
+            /* a transposed B whose columns are rows in memory (keys as
+             * columns): VL x VL blocks, each column's VL values of k read
+             * with one load and turned into rows of the panel */
+            for (int h = 0; h < 2; h++) {
+                const int c0 = h * VL, nc = nn - c0;
+                for (int k0 = 0; k0 < K; k0 += VL) {
+                    const int nk = K - k0 < VL ? K - k0 : VL;
+                    vf r[VL];
+#pragma GCC unroll 16
+                    for (int i = 0; i < VL; i++) {
+                        r[i] = i < nc ? vf_loadn(b + (ptrdiff_t)(n0 + c0 + i) * bns + k0, nk)
+                                      : vf_zero();
+                    }
+                    vf_transpose(r);
+                    for (int j = 0; j < nk; j++) {
+                        vf_store(p + (size_t)(k0 + j) * GEMM_NP + c0, r[j]);
+                    }
+                }
+            }
         } else {
             /* a transposed B (rows of B are columns in memory): row by
              * row of the panel, from the 2 VL columns' cache lines */
