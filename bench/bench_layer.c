@@ -41,26 +41,27 @@
 
 #include "bench/bench_common.h"
 #include "core/llama.h"
+#include "core/ref/ref.h"
 #include "core/util.h"
 
 struct layer_shape {
     int T, C, H, Hkv, D, FF, f, W;
 };
 
-/* Best bytes/s of a = b + s c over arrays far larger than the caches. */
-static double triad_bandwidth(int reps)
+/* Best bytes/s of a = b + s c over arrays far larger than the caches, in
+ * the host allocator's buffers (the CPU backend's weights' page size). */
+static double triad_bandwidth(struct lc_backend *be, int reps)
 {
     const int64_t n = (int64_t)1 << 25; /* 128 MiB per array */
-    float *a = malloc((size_t)n * sizeof(float));
-    float *b = malloc((size_t)n * sizeof(float));
-    float *c = malloc((size_t)n * sizeof(float));
+    float *a = lc_host_alloc(be, (size_t)n * sizeof(float));
+    float *b = lc_host_alloc(be, (size_t)n * sizeof(float));
+    float *c = lc_host_alloc(be, (size_t)n * sizeof(float));
     double best = 1e30;
 
     if (a == NULL || b == NULL || c == NULL) {
         fprintf(stderr, "bench_layer: out of memory for the triad\n");
         exit(1);
     }
-    /* first touch by the threads that use the pages */
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         a[i] = 0.0f;
@@ -80,9 +81,9 @@ static double triad_bandwidth(int reps)
         fprintf(stderr, "bench_layer: the triad computed %g\n", (double)a[n / 2]);
         exit(1);
     }
-    free(a);
-    free(b);
-    free(c);
+    lc_host_release(be, a);
+    lc_host_release(be, b);
+    lc_host_release(be, c);
     return 3.0 * 4.0 * (double)n / best;
 }
 
@@ -273,7 +274,7 @@ int main(int argc, char **argv)
             dt = (bench_sync_now(be) - t0) / steps;
             best = dt < best ? dt : best;
         }
-        triad = triad_bandwidth(reps);
+        triad = triad_bandwidth(be, reps);
         printf("decode, batch 1 (linearized, %d cached keys): %.1f tokens/s, %.1f GB/s = %.1f%% of "
                "the triad bandwidth (%.1f GB/s, %d threads)\n",
                ncache, 1.0 / best, bytes / best * 1e-9, 100.0 * bytes / best / triad,

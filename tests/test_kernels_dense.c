@@ -87,7 +87,8 @@ static void test_gemm(void **state)
             const int P = kr->gemm_np > 0 ? kr->gemm_np : N;
             const int Np = (N + P - 1) / P * P;
             float *a = lc_test_new_f32((size_t)(M + ld_pad) * (K + ld_pad));
-            float *bm = lc_test_new_f32((size_t)(K + ld_pad) * (N + ld_pad));
+            /* twice the size B needs: form 4 reads every other float */
+            float *bm = lc_test_new_f32((size_t)(K + ld_pad) * (N + ld_pad) * 2);
             float *bp = lc_test_new_f32((size_t)K * Np);
             float *c = lc_test_new_f32((size_t)M * (N + ld_pad));
             float *cp = lc_test_new_f32((size_t)M * Np);
@@ -97,12 +98,15 @@ static void test_gemm(void **state)
             assert_non_null(want);
             assert_non_null(mag);
             lc_test_fill_uniform(a, (size_t)(M + ld_pad) * (K + ld_pad), 11 + sh, -1.0f, 1.0f);
-            lc_test_fill_uniform(bm, (size_t)(K + ld_pad) * (N + ld_pad), 23 + sh, -1.0f, 1.0f);
-            for (int form = 0; form < 4; form++) {
-                /* bit 0: A transposed in memory; bit 1: B transposed */
+            lc_test_fill_uniform(bm, (size_t)(K + ld_pad) * (N + ld_pad) * 2, 23 + sh, -1.0f,
+                                 1.0f);
+            for (int form = 0; form < 5; form++) {
+                /* bit 0: A transposed in memory; bit 1: B transposed;
+                 * form 4: neither of B's strides is 1 */
                 const int ta = form & 1, tb = (form >> 1) & 1;
                 const ptrdiff_t ars = ta ? 1 : K + ld_pad, aks = ta ? M + ld_pad : 1;
-                const ptrdiff_t bks = tb ? 1 : N + ld_pad, bns = tb ? K + ld_pad : 1;
+                const ptrdiff_t bks = form == 4 ? 2 * (N + ld_pad) : tb ? 1 : N + ld_pad;
+                const ptrdiff_t bns = form == 4 ? 2 : tb ? K + ld_pad : 1;
                 const int ldc = N + ld_pad;
                 const float alpha = form == 1 ? 1.0f : 0.75f, beta = form >= 2 ? 0.5f : 0.0f;
                 size_t bad = 0;

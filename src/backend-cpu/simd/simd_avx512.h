@@ -110,6 +110,38 @@ LC_SIMD_INLINE vf vf_hsum_lanes(const vf *a)
     }
 }
 
+/* r[i][j] <-> r[j][i] for a VL x VL block held in VL vectors: pairs,
+ * then quads within each 128-bit lane, then the lanes */
+LC_SIMD_INLINE void vf_transpose(vf *r)
+{
+    __m512 t[16], u[16];
+
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        /* lane L of u[4i + j]: element 4L + j of rows 4i .. 4i+3 */
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512 x0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+        const __m512 y0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        const __m512 x1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
+        const __m512 y1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+        r[j] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        r[4 + j] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+        r[12 + j] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+    }
+}
+
 LC_SIMD_INLINE vm vf_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 LC_SIMD_INLINE vm vf_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 LC_SIMD_INLINE vm vm_and(vm a, vm b) { return (vm)(a & b); }

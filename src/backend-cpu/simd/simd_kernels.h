@@ -777,6 +777,26 @@ static void v_gemm_pack(float *bp, const float *b, int K, int N, ptrdiff_t bks, 
                 vf_store(p + (size_t)k * GEMM_NP + VL, nn > VL ? vf_loadn(src + VL, nn - VL)
                                                                : vf_zero());
             }
+        } else if (bks == 1) {
+            /* a transposed B whose columns are rows in memory (keys as
+             * columns): VL x VL blocks, each column's VL values of k read
+             * with one load and turned into rows of the panel */
+            for (int h = 0; h < 2; h++) {
+                const int c0 = h * VL, nc = nn - c0;
+                for (int k0 = 0; k0 < K; k0 += VL) {
+                    const int nk = K - k0 < VL ? K - k0 : VL;
+                    vf r[VL];
+#pragma GCC unroll 16
+                    for (int i = 0; i < VL; i++) {
+                        r[i] = i < nc ? vf_loadn(b + (ptrdiff_t)(n0 + c0 + i) * bns + k0, nk)
+                                      : vf_zero();
+                    }
+                    vf_transpose(r);
+                    for (int j = 0; j < nk; j++) {
+                        vf_store(p + (size_t)(k0 + j) * GEMM_NP + c0, r[j]);
+                    }
+                }
+            }
         } else {
             /* a transposed B (rows of B are columns in memory): row by
              * row of the panel, from the 2 VL columns' cache lines */
@@ -794,14 +814,38 @@ static void v_gemm_pack(float *bp, const float *b, int K, int N, ptrdiff_t bks, 
     }
 }
 
+/* rows of A to prefetch while a tile runs: lines cache lines from row,
+ * K floats per row, ld apart */
+struct gemm_pf {
+    const float *row;
+    ptrdiff_t ld;
+    int lines;
+};
+
 /* C rows [0, mr) of one panel (nn of its columns are C's): mr is a
  * constant where this is inlined, so the accumulators stay in registers.
  * A's addressing is one of three forms, each a plain pointer walk: rows
  * adjacent (ars 1, a transposed A), columns adjacent (aks 1), or any. */
 LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, ptrdiff_t ars,
                               ptrdiff_t aks, const float *bp, float beta, float *c, int ldc,
-                              int nn)
+                              int nn, const struct gemm_pf *pf)
 {
+    /* the next tile's rows, a cache line per step of k: spread out, the
+     * prefetches do not wait for free fill buffers all at once */
+    const float *pfr = pf != NULL ? pf->row : NULL;
+    int pfc = 0, pfl = pf != NULL ? pf->lines : 0;
+#define GEMM_PF()                                                                                 \
+    do {                                                                                          \
+        if (pfl > 0) {                                                                            \
+            __builtin_prefetch(pfr + pfc);                                                        \
+            pfc += 16;                                                                            \
+            if (pfc >= K) {                                                                       \
+                pfc = 0;                                                                          \
+                pfr += pf->ld;                                                                    \
+            }                                                                                     \
+            pfl--;                                                                                \
+        }                                                                                         \
+    } while (0)
     vf c0[GEMM_MR], c1[GEMM_MR];
 
 #pragma GCC unroll 8
@@ -826,6 +870,7 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
         }
     } else if (aks == 1) {
         for (int k = 0; k < K; k++) {
+            GEMM_PF();
             GEMM_STEP(a + k, r * ars);
         }
     } else {
@@ -834,6 +879,7 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
         }
     }
 #undef GEMM_STEP
+#undef GEMM_PF
     {
         const vf al = vf_set1(alpha), be = vf_set1(beta);
         const int n0 = nn < VL ? nn : VL, n1 = nn - n0;
@@ -856,11 +902,12 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
 /* rows [0, mr) of C against every panel of B */
 LC_SIMD_INLINE void gemm_rows(const int mr, int N, int K, float alpha, const float *a,
                               ptrdiff_t ars, ptrdiff_t aks, const float *bp, ptrdiff_t bps,
-                              float beta, float *c, int ldc, ptrdiff_t cps)
+                              float beta, float *c, int ldc, ptrdiff_t cps, const struct gemm_pf *pf)
 {
     for (int n0 = 0, p = 0; n0 < N; n0 += GEMM_NP, p++) {
         const int nn = N - n0 < GEMM_NP ? N - n0 : GEMM_NP;
-        gemm_tile(mr, K, alpha, a, ars, aks, bp + p * bps, beta, c + p * cps, ldc, nn);
+        gemm_tile(mr, K, alpha, a, ars, aks, bp + p * bps, beta, c + p * cps, ldc, nn,
+                  p == 0 ? pf : NULL);
     }
 }
 
@@ -881,6 +928,8 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
         const int mr = M - m0 < GEMM_MR ? M - m0 : GEMM_MR;
         const float *am = a + m0 * ars;
         ptrdiff_t tr = ars, tk = aks;
+        struct gemm_pf pfs;
+        const struct gemm_pf *pf = NULL;
 
         if (copy && ars == 1) {
             /* k-major: the tile's elements of step k side by side */
@@ -898,10 +947,12 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
             const int kp = (K + 15) / 16 * 16 + 16;
             /* the next tile's rows, each in a page of its own: the hardware
              * prefetcher does not find them */
-            for (int r = 0; aks == 1 && r < GEMM_MR && m0 + GEMM_MR + r < M; r++) {
-                for (int k = 0; k < K; k += 16) {
-                    __builtin_prefetch(am + (GEMM_MR + r) * ars + k);
-                }
+            if (aks == 1 && m0 + GEMM_MR < M) {
+                const int nr = M - m0 - GEMM_MR < GEMM_MR ? M - m0 - GEMM_MR : GEMM_MR;
+                pfs.row = am + GEMM_MR * ars;
+                pfs.ld = ars;
+                pfs.lines = nr * ((K + 15) / 16);
+                pf = &pfs;
             }
             for (int r = 0; r < mr; r++) {
                 float *dst = at + (size_t)r * kp;
@@ -921,7 +972,7 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
 #define GEMM_ROWS(MR)                                                                             \
     case MR:                                                                                      \
         gemm_rows(MR, N, K, alpha, am, tr, tk, bp, bps, beta, c + (size_t)m0 * (size_t)ldc, ldc,  \
-                  cps);                                                                           \
+                  cps, pf);                                                                       \
         break;
             GEMM_ROWS(1)
             GEMM_ROWS(2)

@@ -104,6 +104,17 @@ LC_SIMD_INLINE vf vf_hsum_lanes(const vf *a)
     return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3]));
 }
 
+/* r[i][j] <-> r[j][i] for a VL x VL block held in VL vectors */
+LC_SIMD_INLINE void vf_transpose(vf *r)
+{
+    const float32x4x2_t a = vtrnq_f32(r[0], r[1]), b = vtrnq_f32(r[2], r[3]);
+
+    r[0] = vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0]));
+    r[1] = vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1]));
+    r[2] = vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0]));
+    r[3] = vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]));
+}
+
 LC_SIMD_INLINE vm vf_ge(vf a, vf b) { return vcgeq_f32(a, b); }
 LC_SIMD_INLINE vm vf_eq(vf a, vf b) { return vceqq_f32(a, b); }
 LC_SIMD_INLINE vm vm_and(vm a, vm b) { return vandq_u32(a, b); }
