@@ -24,6 +24,9 @@ struct lc_cpu_ctx {
      * 64-byte aligned, grown on demand, freed by fini */
     void *scratch;
     size_t scratch_bytes;
+    /* the most bytes asked for since it was last set to 0 (by the tests,
+     * which refill only that much of the scratch with NaN between cases) */
+    size_t scratch_asked;
     /* the first failure of a kernel since the last sync (code LC_OK: none);
      * kernels cannot return errors, so sync reports it */
     struct lc_error failure;

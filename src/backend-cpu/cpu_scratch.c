@@ -33,6 +33,9 @@ void *lc_cpu_scratch(struct lc_backend *be, size_t bytes)
     struct lc_cpu_ctx *ctx = be->ctx;
     void *p = NULL;
 
+    if (bytes > ctx->scratch_asked) {
+        ctx->scratch_asked = bytes;
+    }
     if (bytes <= ctx->scratch_bytes) {
         return ctx->scratch;
     }
