@@ -229,8 +229,9 @@ LC_API lc_status lc_tokenizer_encode(const struct lc_tokenizer *tok, const char 
  *    pieces becomes the unknown token, which decodes to nothing (the
  *    Llama vocabularies have all 256 byte pieces).
  * transformers decodes the same way, and so does llama.cpp for a GGUF
- * vocabulary except on invalid UTF-8, where its decode can change the
- * text and lolcats' does not (lolcats(7)).
+ * vocabulary and for Llama 3's byte-level BPE, except on invalid UTF-8,
+ * where its tokens or decode can change the text and lolcats' do not
+ * (lolcats(7)).
  */
 LC_API lc_status lc_tokenizer_decode(const struct lc_tokenizer *tok, const int32_t *ids,
                                      size_t n_ids, char **text, size_t *len,
