@@ -902,7 +902,8 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
 /* rows [0, mr) of C against every panel of B */
 LC_SIMD_INLINE void gemm_rows(const int mr, int N, int K, float alpha, const float *a,
                               ptrdiff_t ars, ptrdiff_t aks, const float *bp, ptrdiff_t bps,
-                              float beta, float *c, int ldc, ptrdiff_t cps, const struct gemm_pf *pf)
+                              float beta, float *c, int ldc, ptrdiff_t cps,
+                              const struct gemm_pf *pf)
 {
     for (int n0 = 0, p = 0; n0 < N; n0 += GEMM_NP, p++) {
         const int nn = N - n0 < GEMM_NP ? N - n0 : GEMM_NP;
