@@ -814,12 +814,12 @@ static void v_gemm_pack(float *bp, const float *b, int K, int N, ptrdiff_t bks, 
     }
 }
 
-/* rows of A to prefetch while a tile runs: lines cache lines from row,
- * K floats per row, ld apart */
+/* lines of A to prefetch while a tile runs: `lines` cache lines from
+ * row, row_lines of them per row, rows ld floats apart */
 struct gemm_pf {
     const float *row;
     ptrdiff_t ld;
-    int lines;
+    int lines, row_lines;
 };
 
 /* C rows [0, mr) of one panel (nn of its columns are C's): mr is a
@@ -837,9 +837,8 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
 #define GEMM_PF()                                                                                 \
     do {                                                                                          \
         if (pfl > 0) {                                                                            \
-            __builtin_prefetch(pfr + pfc);                                                        \
-            pfc += 16;                                                                            \
-            if (pfc >= K) {                                                                       \
+            __builtin_prefetch(pfr + 16 * pfc);                                                   \
+            if (++pfc == pf->row_lines) {                                                         \
                 pfc = 0;                                                                          \
                 pfr += pf->ld;                                                                    \
             }                                                                                     \
@@ -848,6 +847,13 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
     } while (0)
     vf c0[GEMM_MR], c1[GEMM_MR];
 
+    /* C's rows are a large stride apart (a head of a token-major tensor):
+     * fetched for writing now, they are in cache when the tile ends */
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        __builtin_prefetch(c + (size_t)r * (size_t)ldc, 1);
+        __builtin_prefetch(c + (size_t)r * (size_t)ldc + 2 * VL - 1, 1);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < GEMM_MR; r++) {
         c0[r] = vf_zero();
@@ -866,6 +872,7 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
     } while (0)
     if (ars == 1) {
         for (int k = 0; k < K; k++) {
+            GEMM_PF();
             GEMM_STEP(a + k * aks, r);
         }
     } else if (aks == 1) {
@@ -933,6 +940,19 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
         const struct gemm_pf *pf = NULL;
 
         if (copy && ars == 1) {
+            /* the cache line of each of the K rows that a later tile reads
+             * next (tiles share a line when rows are short) */
+            int ahead = GEMM_MR;
+            if (((uintptr_t)(am + ahead) >> 6) == ((uintptr_t)am >> 6)) {
+                ahead += GEMM_MR;
+            }
+            if (m0 + ahead < M) {
+                pfs.row = am + ahead;
+                pfs.ld = aks;
+                pfs.row_lines = 1;
+                pfs.lines = K;
+                pf = &pfs;
+            }
             /* k-major: the tile's elements of step k side by side */
             for (int k = 0; k < K; k++) {
                 for (int r0 = 0; r0 < mr; r0 += VL) {
@@ -952,7 +972,8 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
                 const int nr = M - m0 - GEMM_MR < GEMM_MR ? M - m0 - GEMM_MR : GEMM_MR;
                 pfs.row = am + GEMM_MR * ars;
                 pfs.ld = ars;
-                pfs.lines = nr * ((K + 15) / 16);
+                pfs.row_lines = (K + 15) / 16;
+                pfs.lines = nr * pfs.row_lines;
                 pf = &pfs;
             }
             for (int r = 0; r < mr; r++) {
