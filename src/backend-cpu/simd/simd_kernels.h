@@ -170,6 +170,30 @@ static void v_add(float *y, const float *x, int64_t n)
     SIMD_FOR(i, nl, n, vf_storen(y + i, vf_add(vf_loadn(y + i, nl), vf_loadn(x + i, nl)), nl););
 }
 
+static void v_div_row(float *y, const float *x, float d, int n)
+{
+    const vf vdiv = vf_set1(d);
+    SIMD_FOR(i, nl, n, vf_storen(y + i, vf_div(vf_loadn(x + i, nl), vdiv), nl););
+}
+
+static void v_axpy_scale_row(float *y, const float *x, float a, float s, int n)
+{
+    const vf va = vf_set1(a), vs = vf_set1(s);
+    SIMD_FOR(i, nl, n,
+             vf_storen(y + i, vf_mul(vf_fma(va, vf_loadn(x + i, nl), vf_loadn(y + i, nl)), vs),
+                       nl););
+}
+
+static void v_scale_acc_row(float *y, float *acc, const float *x, float s, float a, int n)
+{
+    const vf vs = vf_set1(s), va = vf_set1(a);
+    SIMD_FOR(i, nl, n, {
+        const vf xv = vf_loadn(x + i, nl);
+        vf_storen(y + i, vf_mul(xv, vs), nl);
+        vf_storen(acc + i, vf_fma(va, xv, vf_loadn(acc + i, nl)), nl);
+    });
+}
+
 /* --------------------------------------------------------------- RMSNorm */
 
 static float v_rmsnorm_row(float *out, const float *x, const float *w, int C, float eps)
@@ -1034,6 +1058,9 @@ const struct lc_cpu_kernels LC_SIMD_TABLE = {
     .adamw = v_adamw,
     .exp_row = v_exp_row,
     .bwd_row = v_bwd_row,
+    .div_row = v_div_row,
+    .axpy_scale_row = v_axpy_scale_row,
+    .scale_acc_row = v_scale_acc_row,
     .fmap_row = v_fmap_row,
     .fmap_bwd_row = v_fmap_bwd_row,
     .scores = v_scores,
