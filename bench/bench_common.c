@@ -112,36 +112,62 @@ double bench_sync_now(struct lc_backend *be)
     return lc_time_now();
 }
 
+/* the peak's shapes: fp32 gemm n^3, bf16-weight linear m^3 */
+enum { PEAK_N = 2048, PEAK_M = 4096 };
+
+void bench_peak_open(struct bench_peak *p, struct lc_backend *be)
+{
+    const size_t n = PEAK_N, m = PEAK_M;
+
+    p->be = be;
+    p->A = bench_random(be, n * n, LC_DTYPE_F32, 1, 1.0f);
+    p->B = bench_random(be, n * n, LC_DTYPE_F32, 2, 1.0f);
+    p->C = bench_random(be, n * n, LC_DTYPE_F32, 3, 1.0f);
+    p->W = bench_random(be, m * m, LC_DTYPE_BF16, 4, 0.02f);
+    p->X = bench_random(be, m * m, LC_DTYPE_F32, 5, 1.0f);
+    p->Y = bench_random(be, m * m, LC_DTYPE_F32, 6, 1.0f);
+    p->best_f32 = 1e30;
+    p->best_bf16 = 1e30;
+}
+
+void bench_peak_sample(struct bench_peak *p)
+{
+    struct lc_backend *be = p->be;
+    const int n = PEAK_N, m = PEAK_M;
+    double t0 = bench_sync_now(be), dt;
+
+    be->ops->gemm(be, 0, 0, n, n, n, 1.0f, p->A, n, p->B, n, 0.0f, p->C, n);
+    dt = bench_sync_now(be) - t0;
+    p->best_f32 = dt < p->best_f32 ? dt : p->best_f32;
+    t0 = bench_sync_now(be);
+    be->ops->linear_fwd(be, p->Y, p->X, p->W, LC_DTYPE_BF16, m, m, m, 0.0f);
+    dt = bench_sync_now(be) - t0;
+    p->best_bf16 = dt < p->best_bf16 ? dt : p->best_bf16;
+}
+
+double bench_peak_close(struct bench_peak *p)
+{
+    const double n = PEAK_N, m = PEAK_M;
+    const double f32 = 2.0 * n * n * n / p->best_f32, bf16 = 2.0 * m * m * m / p->best_bf16;
+    void *bufs[] = {p->A, p->B, p->C, p->W, p->X, p->Y};
+
+    printf("gemm fp32 %dx%dx%d: %.1f GFLOP/s; linear bf16 weights %dx%dx%d: %.1f GFLOP/s\n",
+           PEAK_N, PEAK_N, PEAK_N, f32 * 1e-9, PEAK_M, PEAK_M, PEAK_M, bf16 * 1e-9);
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        p->be->ops->release(p->be, bufs[i]);
+    }
+    return f32 > bf16 ? f32 : bf16;
+}
+
 double bench_gemm_peak(struct lc_backend *be, int reps)
 {
-    const int n = 2048, m = 4096;
-    float *A = bench_random(be, (size_t)n * n, LC_DTYPE_F32, 1, 1.0f);
-    float *B = bench_random(be, (size_t)n * n, LC_DTYPE_F32, 2, 1.0f);
-    float *Cm = bench_random(be, (size_t)n * n, LC_DTYPE_F32, 3, 1.0f);
-    void *Wb = bench_random(be, (size_t)m * m, LC_DTYPE_BF16, 4, 0.02f);
-    float *X = bench_random(be, (size_t)m * m, LC_DTYPE_F32, 5, 1.0f);
-    float *Y = bench_random(be, (size_t)m * m, LC_DTYPE_F32, 6, 1.0f);
-    void *bufs[] = {A, B, Cm, Wb, X, Y};
-    double best_f32 = 1e30, best_bf16 = 1e30;
+    struct bench_peak p;
 
+    bench_peak_open(&p, be);
     for (int r = 0; r < reps; r++) {
-        double t0 = bench_sync_now(be), dt;
-        be->ops->gemm(be, 0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, Cm, n);
-        dt = bench_sync_now(be) - t0;
-        best_f32 = dt < best_f32 ? dt : best_f32;
-        t0 = bench_sync_now(be);
-        be->ops->linear_fwd(be, Y, X, Wb, LC_DTYPE_BF16, m, m, m, 0.0f);
-        dt = bench_sync_now(be) - t0;
-        best_bf16 = dt < best_bf16 ? dt : best_bf16;
+        bench_peak_sample(&p);
     }
-    printf("gemm fp32 %dx%dx%d: %.1f GFLOP/s; linear bf16 weights %dx%dx%d: %.1f GFLOP/s\n", n,
-           n, n, 2.0 * n * n * n / best_f32 * 1e-9, m, m, m, 2.0 * m * m * m / best_bf16 * 1e-9);
-    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
-        be->ops->release(be, bufs[i]);
-    }
-    best_f32 = 2.0 * n * n * n / best_f32;
-    best_bf16 = 2.0 * m * m * m / best_bf16;
-    return best_f32 > best_bf16 ? best_f32 : best_bf16;
+    return bench_peak_close(&p);
 }
 
 void bench_llama3_8b_layer(struct lc_model_config *cfg)

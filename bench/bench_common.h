@@ -33,6 +33,22 @@ double bench_sync_now(struct lc_backend *be);
  * bf16-weight 4096^3 linear layer; prints both rates. */
 double bench_gemm_peak(struct lc_backend *be, int reps);
 
+/* The same peak sampled over a whole run, between the runs it is compared
+ * with, so that both see the machine in the same minutes: open allocates
+ * the operands, each sample runs the gemm and the linear layer once and
+ * keeps the best of each, close prints both rates, frees the operands and
+ * returns the larger in FLOP/s. */
+struct bench_peak {
+    struct lc_backend *be;
+    float *A, *B, *C, *X, *Y;
+    void *W;
+    double best_f32, best_bf16; /* seconds */
+};
+
+void bench_peak_open(struct bench_peak *p, struct lc_backend *be);
+void bench_peak_sample(struct bench_peak *p);
+double bench_peak_close(struct bench_peak *p);
+
 /* One Llama-3-8B-shaped layer (hidden 4096, 32 heads, 8 KV heads of 128,
  * FFN 14336, RoPE base 500000) as a one-layer model; the vocabulary is
  * 256 and tied, as only the layer runs. */

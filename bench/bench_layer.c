@@ -9,7 +9,9 @@
  * as tokens/s and as achieved GFLOP/s against the GEMM peak measured in
  * the same run: the larger of an fp32 2048^3 gemm and a bf16-weight
  * 4096^3 linear layer of the same backend (on the CPU that is OpenBLAS
- * SGEMM; on a GPU the bf16 tensor-core rate).
+ * SGEMM; on a GPU the bf16 tensor-core rate), best of three runs before
+ * the layer's and one before each of its repetitions, so that a machine
+ * whose speed drifts shows in both sides of the ratio.
  *
  * FLOPs counted: the matrix products (projections, MLP, causal attention
  * scores and weighted sums, feature maps, the chunked hybrid attention's
@@ -124,7 +126,13 @@ int main(int argc, char **argv)
         return status;
     }
 
-    const double peak = bench_gemm_peak(be, 4);
+    /* the peak: sampled before the runs and once before each of them, the
+     * best counts */
+    struct bench_peak pk;
+    bench_peak_open(&pk, be);
+    for (int r = 0; r < 3; r++) {
+        bench_peak_sample(&pk);
+    }
     const int N = s.T, HD = s.H * s.D, KD = s.Hkv * s.D, F = 2 * s.f;
     const struct lc_attn_shape as = {.B = 1, .T = s.T, .H = s.H, .Hkv = s.Hkv, .D = s.D, .F = F,
                                      .window = s.W, .mode = LC_WINDOW_TERRACED};
@@ -179,8 +187,10 @@ int main(int argc, char **argv)
 
     double best_fwd = 1e30, best_s1 = 1e30, best_hy = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = bench_sync_now(be), dt, th, dh;
+        double t0, dt, th, dh;
+        bench_peak_sample(&pk);
         /* forward */
+        t0 = bench_sync_now(be);
         be->ops->rmsnorm_fwd(be, xn, NULL, x, norm1, N, s.C, 1e-5f);
         be->ops->linear_fwd(be, q, xn, wq, LC_DTYPE_BF16, N, s.C, HD, 0.0f);
         be->ops->linear_fwd(be, k, xn, wk, LC_DTYPE_BF16, N, s.C, KD, 0.0f);
@@ -232,6 +242,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_layer: %s\n", err.msg);
         return 1;
     }
+    const double peak = bench_peak_close(&pk);
     printf("layer: T %d, hidden %d, %d heads (%d KV) of %d, FFN %d, bf16 weights; "
            "feature dim %d, window %d terraced\n",
            s.T, s.C, s.H, s.Hkv, s.D, s.FF, s.f, s.W);

@@ -2,12 +2,13 @@
  * What the table-driven comparison of every entry with the reference
  * (tests/test_backend_ops.c) does not cover for the cpu backend's dense
  * kernels: the vector exp against exp in double, the hybrid attention's
- * small GEMMs against sums in double, every cpu kernel run with
+ * small GEMMs and driver rows against sums in double, every cpu kernel run with
  * 1, 2 and 3 threads (which must give the same bits), the dropout mask's
  * statistics, and the report of a failed scratch allocation.
  */
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -175,6 +176,72 @@ static void test_gemm(void **state)
             free(mag);
         }
     }
+}
+
+/* ------------------------------------------------ hybrid driver rows */
+
+/* Every ISA's rows of the hybrid driver against the same arithmetic in
+ * double, over lengths around the vector widths: the division and the
+ * products are single roundings (so exact), the sums within a few
+ * roundings of their terms' size; div_row also in place. */
+static void test_hybrid_rows(void **state)
+{
+    static const int lens[] = {1, 3, 8, 15, 16, 17, 33, 64, 128, 130};
+    struct lc_test_cpu_ref *b = *state;
+    const int nmax = 130;
+    float *x = lc_test_new_f32(nmax), *y0 = lc_test_new_f32(nmax), *y = lc_test_new_f32(nmax);
+    float *acc0 = lc_test_new_f32(nmax), *acc = lc_test_new_f32(nmax);
+
+    lc_test_fill_uniform(x, nmax, 61, -2.0f, 2.0f);
+    lc_test_fill_uniform(y0, nmax, 62, -2.0f, 2.0f);
+    lc_test_fill_uniform(acc0, nmax, 63, -2.0f, 2.0f);
+    for (int i = 0; i < b->nisas; i++) {
+        const struct lc_cpu_kernels *kr = lc_cpu_kernels_of_isa(b->isas[i]);
+        const char *isa = lc_test_isa_name(b->isas[i]);
+        for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+            const int n = lens[li];
+            const float d = 0.37f, a = -1.3f, sc = 0.61f;
+            int bad = 0;
+
+            /* y = x / d, then in place y = y / d */
+            memset(y, 0, (size_t)nmax * sizeof(float));
+            kr->div_row(y, x, d, n);
+            for (int e = 0; e < nmax; e++) {
+                bad += y[e] != (e < n ? x[e] / d : 0.0f);
+            }
+            kr->div_row(y, y, d, n);
+            for (int e = 0; e < n; e++) {
+                bad += y[e] != x[e] / d / d;
+            }
+            /* y = (y + a x) s */
+            memcpy(y, y0, (size_t)nmax * sizeof(float));
+            kr->axpy_scale_row(y, x, a, sc, n);
+            for (int e = 0; e < nmax; e++) {
+                const double want = e < n ? ((double)y0[e] + (double)a * x[e]) * sc : y0[e];
+                const double tol = 4.0 * FLT_EPSILON * (fabs(y0[e]) + fabs(a * x[e])) * sc;
+                bad += !(fabs(y[e] - want) <= tol);
+            }
+            /* y = x s, acc += a x */
+            memset(y, 0, (size_t)nmax * sizeof(float));
+            memcpy(acc, acc0, (size_t)nmax * sizeof(float));
+            kr->scale_acc_row(y, acc, x, sc, a, n);
+            for (int e = 0; e < nmax; e++) {
+                const double want = e < n ? (double)acc0[e] + (double)a * x[e] : acc0[e];
+                const double tol = 4.0 * FLT_EPSILON * (fabs(acc0[e]) + fabs(a * x[e]));
+                bad += y[e] != (e < n ? x[e] * sc : 0.0f);
+                bad += !(fabs(acc[e] - want) <= tol);
+            }
+            if (bad > 0) {
+                fprintf(stderr, "hybrid rows [%s] n %d: %d elements wrong\n", isa, n, bad);
+            }
+            assert_int_equal(bad, 0);
+        }
+    }
+    free(x);
+    free(y0);
+    free(y);
+    free(acc0);
+    free(acc);
 }
 
 /* The reference's dropout mask keeps about 1 - p of the elements, and
@@ -377,6 +444,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_hybrid_rows),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_dropout_mask_large),
         cmocka_unit_test(test_thread_independence),

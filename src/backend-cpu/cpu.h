@@ -18,8 +18,20 @@ enum lc_cpu_isa {
     LC_CPU_ISA_COUNT = 4
 };
 
+/* A linear layer with half-precision weights converts them to fp32 in
+ * tiles of whole rows of at most this many bytes, one SGEMM per tile.
+ * lc_cpu_sgemm cuts a product into 16 pieces fixed by its shape, each
+ * packing its own panels of x and of the weights: with T = 1024 tokens a
+ * whole Llama-3-8B MLP matrix (235 MB in fp32) in one tile gives pieces
+ * of 512 x 512, where tiles of 64 MiB gave 256 x 304 (twice the packing
+ * per FLOP).  The memory plan counts one tile (plan.c). */
+#define LC_CPU_WEIGHT_TILE_BYTES ((size_t)256 << 20)
+
 struct lc_cpu_ctx {
     enum lc_cpu_isa isa; /* kernels in use; tests switch it to cover each */
+    /* the fp32 weight tiles' limit: LC_CPU_WEIGHT_TILE_BYTES (the tests
+     * lower it to reach several tiles with small weights) */
+    size_t weight_tile_bytes;
     /* scratch shared by the kernels (fp32 weight tiles, attention scores),
      * 64-byte aligned, grown on demand, freed by fini */
     void *scratch;

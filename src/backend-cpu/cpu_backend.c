@@ -110,6 +110,7 @@ static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory initializing the cpu backend");
     }
     ctx->isa = lc_cpu_detect_isa();
+    ctx->weight_tile_bytes = LC_CPU_WEIGHT_TILE_BYTES;
     be->ctx = ctx;
     return LC_OK;
 }

@@ -19,13 +19,6 @@
 #include "backend-cpu/cpu.h"
 #include "backend-cpu/cpu_kernels.h"
 
-/* weight tiles converted to fp32 stay below this size.  lc_cpu_sgemm cuts
- * each tile's product into about 16 pieces, and each piece packs its own
- * panels of x and of the weights: with rows of 4096 a 64 MiB tile holds
- * 4096 of them, and a batch of 1024 tokens is cut into pieces of 512 x 512
- * instead of the 256 x 256 of a 16 MiB tile (half the packing per FLOP) */
-#define TILE_BYTES ((size_t)64 << 20)
-
 /* up to this many rows of x, the linear layer is a loop of dot products
  * over the weights in their own dtype (decoding: no fp32 copy at all) */
 #define LINEAR_SMALL_N 4
@@ -206,10 +199,12 @@ static void linear_small_n(struct lc_backend *be, float *y, const float *x, cons
 /* ------------------------------------------------------------ linear */
 
 /* rows of one fp32 weight tile of `len`-element rows: a multiple of 16
- * (at least 16) within TILE_BYTES, and no more than `total` */
-static int tile_rows(int len, int total)
+ * (at least 16) within the backend's weight_tile_bytes (cpu.h), and no
+ * more than `total` */
+static int tile_rows(const struct lc_backend *be, int len, int total)
 {
-    int64_t rows = (int64_t)(TILE_BYTES / sizeof(float)) / (len > 0 ? len : 1);
+    const size_t limit = ((const struct lc_cpu_ctx *)be->ctx)->weight_tile_bytes;
+    int64_t rows = (int64_t)(limit / sizeof(float)) / (len > 0 ? len : 1);
     rows = rows / 16 * 16;
     if (rows < 16) {
         rows = 16;
@@ -237,7 +232,7 @@ void lc_cpu_linear_fwd(struct lc_backend *be, float *y, const float *x, const vo
     }
     /* tiles of weight rows (output features) in fp32: no tile splits the
      * reduction over K, so each output is one SGEMM sum */
-    rows = tile_rows(K, M);
+    rows = tile_rows(be, K, M);
     wt = lc_cpu_scratch(be, (size_t)rows * K * sizeof(float));
     if (wt == NULL) {
         return;
@@ -269,7 +264,7 @@ void lc_cpu_linear_bwd(struct lc_backend *be, float *dx, const float *dy, const 
         return;
     }
     if ((int64_t)M <= 2 * (int64_t)K) {
-        int cols = tile_rows(M, K);
+        int cols = tile_rows(be, M, K);
         wt = lc_cpu_scratch(be, (size_t)M * cols * sizeof(float));
         if (wt == NULL) {
             return;
@@ -280,7 +275,7 @@ void lc_cpu_linear_bwd(struct lc_backend *be, float *dx, const float *dy, const 
             lc_cpu_sgemm(0, 0, N, kt, M, 1.0f, dy, M, wt, kt, beta, dx + k0, K);
         }
     } else {
-        int rows = tile_rows(K, M);
+        int rows = tile_rows(be, K, M);
         wt = lc_cpu_scratch(be, (size_t)rows * K * sizeof(float));
         if (wt == NULL) {
             return;

@@ -271,16 +271,12 @@ static void block_scores(const struct lc_cpu_kernels *kr, const struct hy_view *
 }
 
 /* z += the fk rows of block t-1 (which the caller adds to the state) */
-static void z_add_block(const struct hy_view *w, int t, float *z)
+static void z_add_block(const struct lc_cpu_kernels *kr, const struct hy_view *w, int t, float *z)
 {
     const float *FK = w->FK + off((t - 1) * w->W, w->ldf);
 
     for (int r = 0; r < w->W; r++) {
-        const float *fr = FK + off(r, w->ldf);
-#pragma omp simd
-        for (int e = 0; e < w->F; e++) {
-            z[e] += fr[e];
-        }
+        kr->add(z, FK + off(r, w->ldf), w->F);
     }
 }
 
@@ -372,11 +368,7 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
             }
             for (int r = 0; r < bk.nb; r++) {
                 float *yr = Yb + off(r, w.ldq);
-                const float dr = rden[r];
-#pragma omp simd
-                for (int d = 0; d < D; d++) {
-                    yr[d] = yr[d] / dr;
-                }
+                kr->div_row(yr, yr, rden[r], D);
                 if (den != NULL) {
                     den[hm + off(bk.i0 + r, w.ldm)] = rden[r];
                 }
@@ -387,7 +379,7 @@ static void fwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
              * block, so it has all W rows. */
             if (t >= 1 && t + 1 < w.nblk) {
                 mm_packed(kr, w.W, 1.0f, wh.FK + off(bk.j0, w.ldf), 1, w.ldf, vp[0], 1.0f, &S);
-                z_add_block(&wh, t, z);
+                z_add_block(kr, &wh, t, z);
             }
         }
     }
@@ -630,12 +622,8 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                     /* dfq_i = (S^T g_i - delta_i z) / Z_i */
                     mm(kr, bk.nb, D, 1.0f, DYb, w.ldq, 1, &ST, 0.0f, DFQb, w.ldf);
                     for (int r = 0; r < bk.nb; r++) {
-                        float *dr = DFQb + off(r, w.ldf);
-                        const float dl = delta[bk.i0 + r], iz = invz[bk.i0 + r];
-#pragma omp simd
-                        for (int e = 0; e < F; e++) {
-                            dr[e] = (dr[e] - dl * z[e]) * iz;
-                        }
+                        kr->axpy_scale_row(DFQb + off(r, w.ldf), z, -delta[bk.i0 + r],
+                                           invz[bk.i0 + r], F);
                     }
                 } else {
                     zero_rows(DFQb, bk.nb, w.ldf, F);
@@ -650,7 +638,7 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                     pk_fill(kr, &fkp, wh.FK + off(bk.j0, w.ldf), w.W, F, w.ldf, 1);
                     mm_packed(kr, w.W, 1.0f, w.V + off(bk.j0, w.ldk), 1, w.ldk, &fkp, 1.0f,
                               &ST);
-                    z_add_block(&wh, t, z);
+                    z_add_block(kr, &wh, t, z);
                 }
             }
             if (want_dfk && sliding && bk.np > 0) {
@@ -660,7 +648,8 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
         }
     }
 
-    /* reverse scan: R, r over the query blocks >= u + 2 for key block u.
+    /* reverse scan: R, r over the query blocks >= u + 2 for key block u
+     * (rr holds -r, so that dfk_j = R v_j + rr is an addition).
      * Going down from the last key block, each step adds one query block
      * (u + 2), so R and r are suffix sums built in one pass.  R is kept
      * as R^T [D, F] for dfk = v R^T, and as R [F, D] for dv = fk R. */
@@ -686,19 +675,13 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
             for (int r = 0; r < kq.nb; r++) {
                 const int i = kq.i0 + r;
                 const float *fqr = wh.FQ + off(i, w.ldf);
-                const float iz = invz[i], dz = delta[i] * invz[i];
-                float *fsr = Fs + off(r, F);
                 if (r + 4 < kq.nb) {
                     for (int e = 0; e < F; e += 16) {
                         __builtin_prefetch(wh.FQ + off(i + 4, w.ldf) + e);
                     }
                 }
                 /* fq_i / Z_i, so that one GEMM adds sum fq_i g_i^T / Z_i */
-#pragma omp simd
-                for (int e = 0; e < F; e++) {
-                    fsr[e] = fqr[e] * iz;
-                    rr[e] += fqr[e] * dz;
-                }
+                kr->scale_acc_row(Fs + off(r, F), rr, fqr, invz[i], -(delta[i] * invz[i]), F);
             }
             if (want_dfk) {
                 float *DFKb = o.DFK + off(ku.i0, w.ldf);
@@ -707,11 +690,7 @@ static void bwd_task(const struct lc_cpu_kernels *kr, const struct lc_attn_shape
                 mm(kr, ku.nb, D, 1.0f, w.V + off(ku.i0, w.ldk), w.ldk, 1, &RT,
                    sliding ? 1.0f : 0.0f, DFKb, w.ldf);
                 for (int r = 0; r < ku.nb; r++) {
-                    float *dr = DFKb + off(r, w.ldf);
-#pragma omp simd
-                    for (int e = 0; e < F; e++) {
-                        dr[e] -= rr[e];
-                    }
+                    kr->add(DFKb + off(r, w.ldf), rr, F);
                 }
             }
             if (want_dv) {

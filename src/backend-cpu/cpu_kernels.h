@@ -91,6 +91,13 @@ struct lc_cpu_kernels {
      * invz.  Returns the sum of G e (the gradient of gamma times gamma). */
     float (*bwd_row)(float *ds, float *p, const float *s, int n, float m, float gamma,
                      float delta, float invz);
+    /* Rows of the hybrid attention's chunked driver, n elements each.
+     * div_row: y = x / d, correctly rounded (the same bits in every set;
+     * y may be x); axpy_scale_row: y = (y + a x) s; scale_acc_row:
+     * y = x s and acc += a x (y, x and acc apart). */
+    void (*div_row)(float *y, const float *x, float d, int n);
+    void (*axpy_scale_row)(float *y, const float *x, float a, float s, int n);
+    void (*scale_acc_row)(float *y, float *acc, const float *x, float s, float a, int n);
     /* Both softmaxes of the Hedgehog map for one row: phi[0:f] =
      * softmax(z), phi[f:2f] = softmax(-z), each clamped below at eps. */
     void (*fmap_row)(float *phi, const float *z, int f, float eps);

@@ -94,6 +94,28 @@ static void add_generic(float *y, const float *x, int64_t n)
     }
 }
 
+static void div_row_generic(float *y, const float *x, float d, int n)
+{
+    for (int i = 0; i < n; i++) {
+        y[i] = x[i] / d;
+    }
+}
+
+static void axpy_scale_row_generic(float *y, const float *x, float a, float s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        y[i] = (y[i] + a * x[i]) * s;
+    }
+}
+
+static void scale_acc_row_generic(float *y, float *acc, const float *x, float s, float a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        y[i] = x[i] * s;
+        acc[i] += a * x[i];
+    }
+}
+
 void lc_cpu_dropout_generic(float *y, const float *x, int64_t n, float p, uint64_t seed,
                             int64_t i0)
 {
@@ -458,6 +480,9 @@ const struct lc_cpu_kernels lc_cpu_kernels_generic = {
     .adamw = adamw_generic,
     .exp_row = exp_row_generic,
     .bwd_row = bwd_row_generic,
+    .div_row = div_row_generic,
+    .axpy_scale_row = axpy_scale_row_generic,
+    .scale_acc_row = scale_acc_row_generic,
     .fmap_row = fmap_row_generic,
     .fmap_bwd_row = fmap_bwd_row_generic,
     .scores = scores_generic,

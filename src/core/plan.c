@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend-cpu/cpu.h"
 #include "core/data.h"
 #include "core/dist_train.h"
 #include "core/fileio.h"
@@ -103,6 +104,7 @@ static void sizes_from_config(struct lc_plan_model *pm, double esz)
     const double C = c->hidden_size, HD = (double)c->n_heads * c->head_dim;
     const double KD = (double)c->n_kv_heads * c->head_dim, FF = c->intermediate_size;
 
+    pm->weight_esz = esz;
     pm->layer_bytes = esz * (C * HD * 2 + C * KD * 2 + 3 * C * FF);
     pm->mlp_bytes = esz * 3 * C * FF;
     pm->norm_bytes = 2 * C * 4;
@@ -174,10 +176,12 @@ lc_status lc_plan_model_from_path(struct lc_plan_model *pm, const char *path,
 
 /* the cpu kernels' scratch (one buffer, the largest need): attention rows
  * of the teacher, the hybrid kernels' blocks, the feature-map backward's
- * partial gradients */
-static double kernel_scratch(const struct lc_model_config *c, int B, int T, int W, int f,
+ * partial gradients, and a half-precision model's fp32 weight tile (of the
+ * largest matrix, the lm_head's included, within the cpu backend's limit) */
+static double kernel_scratch(const struct lc_plan_model *pm, int B, int T, int W, int f,
                              int threads)
 {
+    const struct lc_model_config *c = &pm->cfg;
     const double H = c->n_heads, D = c->head_dim, F = 2.0 * f;
     const double N = (double)B * T;
     const double nb = W < T ? W : T, nk = 2.0 * W < T ? 2.0 * W : T;
@@ -186,7 +190,14 @@ static double kernel_scratch(const struct lc_model_config *c, int B, int T, int 
     double hyb = 2 * N * H * D + threads * (3 * nb * nk + nb * nb + F * D + 2 * T + nb * F);
     double fmap = chunks * H * D * f + threads * (2 * ceil(N / chunks) * f + F);
     double m = attn > hyb ? attn : hyb;
-    return 4.0 * (m > fmap ? m : fmap);
+    double tile = 0.0;
+    if (pm->weight_esz < 4.0) {
+        const double C = c->hidden_size, FF = c->intermediate_size, V = c->vocab_size;
+        const double HD = H * D, big = fmax(fmax(C * HD, C * FF), C * V);
+        tile = fmin(big, (double)LC_CPU_WEIGHT_TILE_BYTES / 4.0);
+    }
+    m = m > fmap ? m : fmap;
+    return 4.0 * (m > tile ? m : tile);
 }
 
 /* the embedding's pages that `rows` rows touch */
@@ -303,7 +314,7 @@ lc_status lc_plan_compute(struct lc_plan *p, const struct lc_plan_model *pm,
             pr->s1_work = 4.0 * (N * (2 * C + 2 * HD + 2 * KD + 2 * FF) + head_rows * V +
                                  head_rows + 3 * N) +
                           4.0 * (2 * N * HD + 4 * N * HF + 3 * N * H + N + H + N * H) +
-                          kernel_scratch(c, p->B, T, o->window, f, p->threads) +
+                          kernel_scratch(pm, p->B, T, o->window, f, p->threads) +
                           4.0 * T * c->head_dim; /* RoPE tables */
             if (o->block_layers <= 0 && pr->stage + 1 < p->layout.stages) {
                 pr->s1_work += 2 * 4.0 * N * C; /* the pipeline's two sends */
@@ -351,11 +362,11 @@ lc_status lc_plan_compute(struct lc_plan *p, const struct lc_plan_model *pm,
             }
             pr->s2_work = (double)lc_ft_bytes_layers(&fake_m, &fake_lin, &fake_lora, (int)N, 0,
                                                      train_fmaps, s0, s1) +
-                          kernel_scratch(c, p->B, T, o->window, f, p->threads) +
+                          kernel_scratch(pm, p->B, T, o->window, f, p->threads) +
                           4.0 * N * lcfg.rank * 2 + pipe_bufs;
             pr->s2_work_recompute = (double)lc_ft_bytes_layers(&fake_m, &fake_lin, &fake_lora,
                                                                (int)N, 1, train_fmaps, s0, s1) +
-                                    kernel_scratch(c, p->B, T, o->window, f, p->threads) +
+                                    kernel_scratch(pm, p->B, T, o->window, f, p->threads) +
                                     4.0 * N * lcfg.rank * 2 + pipe_bufs;
             dp = p->s2_pipeline ? p->layout.replicas : ranks;
             k = ceil((double)o->grad_accum / dp);

@@ -18,6 +18,7 @@ struct lc_plan_model {
     double embed_bytes;     /* the embedding table */
     double embed_row_bytes;
     double head_bytes;      /* the lm_head when it is not the embedding, else 0 */
+    double weight_esz;      /* bytes per element of the matrices */
     char dtype[16];         /* of the matrices */
     char source[64];        /* "tensor sizes" or "config.json (torch_dtype ...)" */
 };

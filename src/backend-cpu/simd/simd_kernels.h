@@ -170,6 +170,30 @@ static void v_add(float *y, const float *x, int64_t n)
     SIMD_FOR(i, nl, n, vf_storen(y + i, vf_add(vf_loadn(y + i, nl), vf_loadn(x + i, nl)), nl););
 }
 
+static void v_div_row(float *y, const float *x, float d, int n)
+{
+    const vf vdiv = vf_set1(d);
+    SIMD_FOR(i, nl, n, vf_storen(y + i, vf_div(vf_loadn(x + i, nl), vdiv), nl););
+}
+
+static void v_axpy_scale_row(float *y, const float *x, float a, float s, int n)
+{
+    const vf va = vf_set1(a), vs = vf_set1(s);
+    SIMD_FOR(i, nl, n,
+             vf_storen(y + i, vf_mul(vf_fma(va, vf_loadn(x + i, nl), vf_loadn(y + i, nl)), vs),
+                       nl););
+}
+
+static void v_scale_acc_row(float *y, float *acc, const float *x, float s, float a, int n)
+{
+    const vf vs = vf_set1(s), va = vf_set1(a);
+    SIMD_FOR(i, nl, n, {
+        const vf xv = vf_loadn(x + i, nl);
+        vf_storen(y + i, vf_mul(xv, vs), nl);
+        vf_storen(acc + i, vf_fma(va, xv, vf_loadn(acc + i, nl)), nl);
+    });
+}
+
 /* --------------------------------------------------------------- RMSNorm */
 
 static float v_rmsnorm_row(float *out, const float *x, const float *w, int C, float eps)
@@ -814,12 +838,12 @@ static void v_gemm_pack(float *bp, const float *b, int K, int N, ptrdiff_t bks, 
     }
 }
 
-/* rows of A to prefetch while a tile runs: lines cache lines from row,
- * K floats per row, ld apart */
+/* lines of A to prefetch while a tile runs: `lines` cache lines from
+ * row, row_lines of them per row, rows ld floats apart */
 struct gemm_pf {
     const float *row;
     ptrdiff_t ld;
-    int lines;
+    int lines, row_lines;
 };
 
 /* C rows [0, mr) of one panel (nn of its columns are C's): mr is a
@@ -837,9 +861,8 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
 #define GEMM_PF()                                                                                 \
     do {                                                                                          \
         if (pfl > 0) {                                                                            \
-            __builtin_prefetch(pfr + pfc);                                                        \
-            pfc += 16;                                                                            \
-            if (pfc >= K) {                                                                       \
+            __builtin_prefetch(pfr + 16 * pfc);                                                   \
+            if (++pfc == pf->row_lines) {                                                         \
                 pfc = 0;                                                                          \
                 pfr += pf->ld;                                                                    \
             }                                                                                     \
@@ -848,6 +871,13 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
     } while (0)
     vf c0[GEMM_MR], c1[GEMM_MR];
 
+    /* C's rows are a large stride apart (a head of a token-major tensor):
+     * fetched for writing now, they are in cache when the tile ends */
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        __builtin_prefetch(c + (size_t)r * (size_t)ldc, 1);
+        __builtin_prefetch(c + (size_t)r * (size_t)ldc + 2 * VL - 1, 1);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < GEMM_MR; r++) {
         c0[r] = vf_zero();
@@ -866,6 +896,7 @@ LC_SIMD_INLINE void gemm_tile(const int mr, int K, float alpha, const float *a, 
     } while (0)
     if (ars == 1) {
         for (int k = 0; k < K; k++) {
+            GEMM_PF();
             GEMM_STEP(a + k * aks, r);
         }
     } else if (aks == 1) {
@@ -933,6 +964,19 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
         const struct gemm_pf *pf = NULL;
 
         if (copy && ars == 1) {
+            /* the cache line of each of the K rows that a later tile reads
+             * next (tiles share a line when rows are short) */
+            int ahead = GEMM_MR;
+            if (((uintptr_t)(am + ahead) >> 6) == ((uintptr_t)am >> 6)) {
+                ahead += GEMM_MR;
+            }
+            if (m0 + ahead < M) {
+                pfs.row = am + ahead;
+                pfs.ld = aks;
+                pfs.row_lines = 1;
+                pfs.lines = K;
+                pf = &pfs;
+            }
             /* k-major: the tile's elements of step k side by side */
             for (int k = 0; k < K; k++) {
                 for (int r0 = 0; r0 < mr; r0 += VL) {
@@ -952,7 +996,8 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
                 const int nr = M - m0 - GEMM_MR < GEMM_MR ? M - m0 - GEMM_MR : GEMM_MR;
                 pfs.row = am + GEMM_MR * ars;
                 pfs.ld = ars;
-                pfs.lines = nr * ((K + 15) / 16);
+                pfs.row_lines = (K + 15) / 16;
+                pfs.lines = nr * pfs.row_lines;
                 pf = &pfs;
             }
             for (int r = 0; r < mr; r++) {
@@ -1013,6 +1058,9 @@ const struct lc_cpu_kernels LC_SIMD_TABLE = {
     .adamw = v_adamw,
     .exp_row = v_exp_row,
     .bwd_row = v_bwd_row,
+    .div_row = v_div_row,
+    .axpy_scale_row = v_axpy_scale_row,
+    .scale_acc_row = v_scale_acc_row,
     .fmap_row = v_fmap_row,
     .fmap_bwd_row = v_fmap_bwd_row,
     .scores = v_scores,
