@@ -251,9 +251,6 @@ static void run_case(const struct row *r, const struct opcase *c, struct lc_back
         static const void *filled;
         static size_t filled_bytes;
         struct lc_cpu_ctx *ctx = be->ctx;
-        /* fp32 weight tiles of 64 MiB, below the default: the linear
-         * shapes over 64 MiB take several tiles */
-        ctx->weight_tile_bytes = (size_t)64 << 20;
         if (ctx->scratch != NULL) {
             size_t n = ctx->scratch_bytes;
             if (ctx->scratch == filled && ctx->scratch_bytes == filled_bytes &&
@@ -503,6 +500,9 @@ static int setup(void **state)
         if (strcmp(*name, "cpu") == 0) {
             enum lc_cpu_isa isas[LC_CPU_ISA_COUNT];
             int n = lc_test_cpu_isas(isas);
+            /* fp32 weight tiles of 64 MiB, below the default: the linear
+             * shapes over 64 MiB take several tiles */
+            ((struct lc_cpu_ctx *)be->ctx)->weight_tile_bytes = (size_t)64 << 20;
             for (int i = 0; i < n; i++) {
                 struct target *t = &g_targets[g_ntargets++];
                 snprintf(t->name, sizeof(t->name), "cpu [%s]", lc_test_isa_name(isas[i]));
