@@ -20,11 +20,12 @@ enum lc_cpu_isa {
 
 /* A linear layer with half-precision weights converts them to fp32 in
  * tiles of whole rows of at most this many bytes, one SGEMM per tile.
- * lc_cpu_sgemm cuts a product into 16 pieces fixed by its shape, each
- * packing its own panels of x and of the weights: with T = 1024 tokens a
- * whole Llama-3-8B MLP matrix (235 MB in fp32) in one tile gives pieces
- * of 512 x 512, where tiles of 64 MiB gave 256 x 304 (twice the packing
- * per FLOP).  The memory plan counts one tile (plan.c). */
+ * lc_cpu_sgemm cuts a product into pieces fixed by its shape (16 or more
+ * where it is large), each packing its own panels of x and of the
+ * weights: with T = 1024 tokens a whole Llama-3-8B MLP matrix (235 MB in
+ * fp32) in one tile gives pieces of 512 x 512, where tiles of 64 MiB gave
+ * 256 x 304 (1.8 times the packing per FLOP).  The memory plan counts one
+ * tile (plan.c). */
 #define LC_CPU_WEIGHT_TILE_BYTES ((size_t)256 << 20)
 
 struct lc_cpu_ctx {
