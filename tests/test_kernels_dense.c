@@ -72,13 +72,16 @@ static void test_exp(void **state)
 /* Every ISA's hybrid GEMM (gemm_pack, then gemm) against a sum in double:
  * B as stored and transposed, A row-major and transposed with padded
  * strides, sizes around the tile and panel widths, alpha and beta, and a
- * packed C.  With beta 0, C is not read (it starts as NaN). */
+ * packed C.  K 512 is the longest whose tiles of A are copied (the last
+ * step's whole-vector store reaching into the copy's spare room), K 600
+ * reads A in place.  With beta 0, C is not read (it starts as NaN). */
 static void test_gemm(void **state)
 {
     struct lc_test_cpu_ref *b = *state;
     static const int shapes[][3] = {{1, 1, 1},   {3, 7, 5},    {6, 16, 9},   {8, 32, 16},
                                     {9, 33, 17}, {13, 40, 3},  {64, 128, 128}, {17, 8, 64},
-                                    {64, 64, 128}, {5, 129, 31}};
+                                    {64, 64, 128}, {5, 129, 31}, {130, 20, 64},
+                                    {50, 17, 512}, {7, 5, 600}};
     const int ld_pad = 3;
 
     for (int i = 0; i < b->nisas; i++) {

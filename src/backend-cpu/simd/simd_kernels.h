@@ -945,6 +945,7 @@ LC_SIMD_INLINE void gemm_rows(const int mr, int N, int K, float alpha, const flo
 
 /* the longest K whose rows of A are copied for a tile (on the stack) */
 #define GEMM_KMAX 512
+_Static_assert(16 * GEMM_MR >= VL, "a tile's copy has room for a whole vector past step K");
 
 static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t ars, ptrdiff_t aks,
                    const float *bp, ptrdiff_t bps, float beta, float *c, int ldc, ptrdiff_t cps)
@@ -977,11 +978,15 @@ static void v_gemm(int M, int N, int K, float alpha, const float *a, ptrdiff_t a
                 pfs.lines = K;
                 pf = &pfs;
             }
-            /* k-major: the tile's elements of step k side by side */
+            /* k-major: the tile's elements of step k side by side.  The
+             * stores are whole vectors (masked stores are slow on AMD's Zen
+             * cores, and this one ran for every step): lanes past the rows
+             * land in the next step's slot, which is written after them,
+             * or in the buffer's 16 spare steps. */
             for (int k = 0; k < K; k++) {
                 for (int r0 = 0; r0 < mr; r0 += VL) {
                     const int nl = mr - r0 < VL ? mr - r0 : VL;
-                    vf_storen(at + (size_t)k * GEMM_MR + r0, vf_loadn(am + k * aks + r0, nl), nl);
+                    vf_store(at + (size_t)k * GEMM_MR + r0, vf_loadn(am + k * aks + r0, nl));
                 }
             }
             am = at;
