@@ -178,7 +178,8 @@ static void check_wtype(enum lc_dtype type)
 /* y[n, m] = x[n] . w[m] (+ beta y): the ISA's gemv over blocks of
  * GEMV_ROWS weight rows, read in their dtype (no fp32 copy), for each row
  * of x while the block is in cache; blocks are spread over the threads
- * and every dot product is one thread's fixed-order sum */
+ * and every dot product is one thread's fixed-order sum, so which thread
+ * takes a block does not change the result */
 static void linear_small_n(struct lc_backend *be, float *y, const float *x, const void *w,
                            enum lc_dtype wtype, int N, int K, int M, float beta)
 {
@@ -186,14 +187,18 @@ static void linear_small_n(struct lc_backend *be, float *y, const float *x, cons
     const size_t ld = (size_t)K * lc_dtype_size(wtype);
     const int nblk = (M + GEMV_ROWS - 1) / GEMV_ROWS;
 
-    LC_CPU_PAR_FOR((int64_t)M * K >= 65536, b, nblk, 1, {
-        const int m0 = (int)b * GEMV_ROWS;
+    /* Handed out a few blocks at a time rather than in halves: decoding is
+     * bound by memory, and a thread slowed by the rest of the machine would
+     * hold up the other one for the rest of its half. */
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)M * K >= 65536)
+    for (int b = 0; b < nblk; b++) {
+        const int m0 = b * GEMV_ROWS;
         const int mr = M - m0 < GEMV_ROWS ? M - m0 : GEMV_ROWS;
         for (int n = 0; n < N; n++) {
             kr->gemv(y + (size_t)n * M + m0, x + (size_t)n * K, (const char *)w + (size_t)m0 * ld,
                      wtype, K, mr, beta);
         }
-    });
+    }
 }
 
 /* ------------------------------------------------------------ linear */
