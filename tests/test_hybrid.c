@@ -461,9 +461,10 @@ static void test_cpu_bwd_subsets(void **state)
 }
 
 /* Bit-identical results on 1, 2 and 3 threads, on every kernel set: a
- * shape with more key heads than threads, and one with a single key head
- * of four query heads, which the kernels split into more tasks the more
- * threads there are. */
+ * shape with more key heads than threads (4 = 2 sequences x 2; on 1 and 2
+ * threads the last one's query heads are tasks of their own, on 3 they
+ * are not), and one with a single key head of four query heads, which the
+ * kernels split into more tasks the more threads there are. */
 static void test_cpu_threads(void **state)
 {
     static const int shapes[][7] = {{2, 200, 4, 2, 32, 16, 64}, {1, 150, 4, 1, 40, 36, 32}};

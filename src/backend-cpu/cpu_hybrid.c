@@ -199,9 +199,18 @@ static void mm_near_rows(const struct lc_cpu_kernels *kr, int M, float alpha, co
  * share the packed keys and values of every block.  Each head's products
  * are the same calls whichever task holds it, so the split does not
  * change the results; it gives at least one task per thread where the
- * key heads alone would not. */
+ * key heads alone would not.
+ *
+ * Tasks are handed out in order, so the last ones taken decide how long
+ * the threads wait for each other.  Where every thread has several tasks,
+ * the last key heads are split into one task per query head: a thread
+ * slowed by the rest of the machine then holds the others up by one head
+ * rather than a whole group (this packs those key heads' blocks once per
+ * query head). */
 struct hy_split {
-    int hpt, chunks, ntask; /* heads per task, tasks per key head, tasks */
+    int hpt, chunks; /* heads per task, tasks per key head, of the first nbig */
+    int nbig;        /* key heads split so; those after them: a task per head */
+    int ntask;
 };
 
 static struct hy_split split_of(const struct lc_attn_shape *s, int nt)
@@ -209,14 +218,21 @@ static struct hy_split split_of(const struct lc_attn_shape *s, int nt)
     const int rep = s->H / s->Hkv;
     const int groups = s->B * s->Hkv;
     struct hy_split sp;
-    int want = 1;
+    int want = 1, tail = 0;
 
     while (groups * want < nt && want < rep) {
         want++;
     }
     sp.hpt = (rep + want - 1) / want;
     sp.chunks = (rep + sp.hpt - 1) / sp.hpt;
-    sp.ntask = groups * sp.chunks;
+    if (sp.hpt > 1) {
+        /* enough single heads for a last task on every thread, after a
+         * whole round of the larger tasks */
+        tail = (nt + rep - 1) / rep;
+        tail = groups - tail >= nt ? tail : 0;
+    }
+    sp.nbig = groups - tail;
+    sp.ntask = sp.nbig * sp.chunks + tail * rep;
     return sp;
 }
 
@@ -225,12 +241,22 @@ static void task_heads(const struct lc_attn_shape *s, const struct hy_split *sp,
                        int *b, int *h0, int *h1)
 {
     const int rep = s->H / s->Hkv;
-    const int chunk = task % sp->chunks, bg = task / sp->chunks;
-    const int g = bg % s->Hkv;
+    const int first = sp->nbig * sp->chunks;
+    int bg, hpt, chunk, g;
 
+    if (task < first) {
+        bg = task / sp->chunks;
+        chunk = task % sp->chunks;
+        hpt = sp->hpt;
+    } else {
+        bg = sp->nbig + (task - first) / rep;
+        chunk = (task - first) % rep;
+        hpt = 1;
+    }
+    g = bg % s->Hkv;
     *b = bg / s->Hkv;
-    *h0 = g * rep + chunk * sp->hpt;
-    *h1 = *h0 + sp->hpt < (g + 1) * rep ? *h0 + sp->hpt : (g + 1) * rep;
+    *h0 = g * rep + chunk * hpt;
+    *h1 = *h0 + hpt < (g + 1) * rep ? *h0 + hpt : (g + 1) * rep;
 }
 
 /* scratch floats of one forward task of hpt heads */
