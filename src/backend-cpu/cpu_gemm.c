@@ -175,6 +175,19 @@ static void check_wtype(enum lc_dtype type)
 /* rows of w per task of linear_small_n (a multiple of every VL) */
 #define GEMV_ROWS 32
 
+/* weight block b of linear_small_n against every row of x */
+static void gemv_block(const struct lc_cpu_kernels *kr, float *y, const float *x, const void *w,
+                       size_t ld, enum lc_dtype wtype, int N, int K, int M, float beta, int b)
+{
+    const int m0 = b * GEMV_ROWS;
+    const int mr = M - m0 < GEMV_ROWS ? M - m0 : GEMV_ROWS;
+
+    for (int n = 0; n < N; n++) {
+        kr->gemv(y + (size_t)n * M + m0, x + (size_t)n * K, (const char *)w + (size_t)m0 * ld,
+                 wtype, K, mr, beta);
+    }
+}
+
 /* y[n, m] = x[n] . w[m] (+ beta y): the ISA's gemv over blocks of
  * GEMV_ROWS weight rows, read in their dtype (no fp32 copy), for each row
  * of x while the block is in cache; blocks are spread over the threads
@@ -187,17 +200,20 @@ static void linear_small_n(struct lc_backend *be, float *y, const float *x, cons
     const size_t ld = (size_t)K * lc_dtype_size(wtype);
     const int nblk = (M + GEMV_ROWS - 1) / GEMV_ROWS;
 
+    if ((int64_t)M * K < 65536) {
+        /* a small model's layers: no OpenMP call per product, which would
+         * cost as much as the product */
+        for (int b = 0; b < nblk; b++) {
+            gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, b);
+        }
+        return;
+    }
     /* Handed out a few blocks at a time rather than in halves: decoding is
      * bound by memory, and a thread slowed by the rest of the machine would
      * hold up the other one for the rest of its half. */
-#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)M * K >= 65536)
+#pragma omp parallel for schedule(dynamic, 4)
     for (int b = 0; b < nblk; b++) {
-        const int m0 = b * GEMV_ROWS;
-        const int mr = M - m0 < GEMV_ROWS ? M - m0 : GEMV_ROWS;
-        for (int n = 0; n < N; n++) {
-            kr->gemv(y + (size_t)n * M + m0, x + (size_t)n * K, (const char *)w + (size_t)m0 * ld,
-                     wtype, K, mr, beta);
-        }
+        gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, b);
     }
 }
 
