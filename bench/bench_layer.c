@@ -51,12 +51,12 @@ struct layer_shape {
     int T, C, H, Hkv, D, FF, f, W;
 };
 
-/* Best bytes/s of a = b + s c over arrays far larger than the caches, in
- * the host allocator's buffers (the CPU backend's weights' page size). */
-/* The STREAM triad a = b + 3 c over 128 MiB arrays, all threads: sampled
- * before each decoding run and after the last, so that it sees the
- * machine's memory in the same minutes as the decoding (its speed moves
- * with the rest of the machine); the best sample counts. */
+/* The STREAM triad a = b + 3 c over 128 MiB arrays (far larger than the
+ * caches, in the host allocator's buffers: the CPU backend's weights' page
+ * size), all threads: sampled before each decoding run and after the
+ * last, so that it sees the machine's memory in the same minutes as the
+ * decoding (its speed moves with the rest of the machine); the best
+ * sample counts. */
 struct triad {
     float *a, *b, *c;
     int64_t n;
