@@ -17,6 +17,7 @@
 
 #include "backend-cpu/cpu.h"
 #include "backend-cpu/cpu_kernels.h"
+#include "core/half.h"
 #include "core/ref/ref.h"
 #include "tests/lc_test.h"
 
@@ -247,6 +248,85 @@ static void test_hybrid_rows(void **state)
     free(acc);
 }
 
+/* element k of a weight row of the dtype, widened */
+static double weight_at(const void *w, enum lc_dtype type, int k)
+{
+    switch (type) {
+    case LC_DTYPE_F16:
+        return lc_f16_to_f32(((const uint16_t *)w)[k]);
+    case LC_DTYPE_BF16:
+        return lc_bf16_to_f32(((const uint16_t *)w)[k]);
+    default:
+        return ((const float *)w)[k];
+    }
+}
+
+/* Every ISA's gemv: rows long enough to be streamed in parts side by
+ * side, whatever the number of rows (the last parts shorter or empty),
+ * give each row the bits of that row alone, with every prefetch setting,
+ * and sums within a few roundings of the sum in double. */
+static void test_gemv_rows(void **state)
+{
+    static const int Ks[] = {40, 65, 1000, 4099};
+    static const int Ms[] = {1, 7, 16, 17, 33, 64, 100, 128, 129, 300};
+    static const enum lc_dtype types[] = {LC_DTYPE_F32, LC_DTYPE_F16, LC_DTYPE_BF16};
+    struct lc_test_cpu_ref *b = *state;
+    const int kmax = 4099, mmax = 300;
+    float *x = lc_test_new_uniform(kmax, 71, -1, 1);
+    float *wf = lc_test_new_uniform((size_t)kmax * mmax, 72, -1, 1);
+    float *y0 = lc_test_new_uniform(mmax, 73, -1, 1);
+    float *y = lc_test_new_f32(mmax), *one = lc_test_new_f32(mmax);
+
+    for (int i = 0; i < b->nisas; i++) {
+        const struct lc_cpu_kernels *kr = lc_cpu_kernels_of_isa(b->isas[i]);
+        for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+            const size_t wsize = lc_dtype_size(types[t]);
+            void *w = types[t] == LC_DTYPE_F32
+                          ? (void *)lc_test_dup_f32(wf, (size_t)kmax * mmax)
+                          : (void *)lc_test_to_dtype(wf, (size_t)kmax * mmax, types[t]);
+            for (size_t ki = 0; ki < sizeof(Ks) / sizeof(Ks[0]); ki++) {
+                const int K = Ks[ki];
+                for (size_t mi = 0; mi < sizeof(Ms) / sizeof(Ms[0]); mi++) {
+                    const int M = Ms[mi];
+                    const float beta = (mi % 2) ? 1.0f : 0.0f;
+                    int bad = 0;
+                    for (int pf = LC_CPU_PREFETCH_NONE; pf <= LC_CPU_PREFETCH_L2; pf++) {
+                        memcpy(y, y0, (size_t)mmax * sizeof(float));
+                        kr->gemv(y, x, w, types[t], K, M, beta, pf);
+                        for (int m = 0; m < M; m++) {
+                            const void *wr = (const char *)w + (size_t)m * K * wsize;
+                            double want = beta * (double)y0[m], size = fabs(want);
+                            one[0] = y0[m];
+                            kr->gemv(one, x, wr, types[t], K, 1, beta, pf);
+                            bad += memcmp(&one[0], &y[m], sizeof(float)) != 0;
+                            for (int k = 0; k < K; k++) {
+                                const double p = (double)x[k] * weight_at(wr, types[t], k);
+                                want += p;
+                                size += fabs(p);
+                            }
+                            bad += !(fabs(y[m] - want) <= 2.0 * K * FLT_EPSILON * size);
+                        }
+                        /* rows past M untouched */
+                        bad += memcmp(y + M, y0 + M, (size_t)(mmax - M) * sizeof(float)) != 0;
+                    }
+                    if (bad > 0) {
+                        fprintf(stderr, "gemv [%s] %s K %d M %d: %d rows wrong\n",
+                                lc_test_isa_name(b->isas[i]), lc_dtype_name(types[t]), K, M,
+                                bad);
+                    }
+                    assert_int_equal(bad, 0);
+                }
+            }
+            free(w);
+        }
+    }
+    free(x);
+    free(wf);
+    free(y0);
+    free(y);
+    free(one);
+}
+
 /* The reference's dropout mask keeps about 1 - p of the elements, and
  * another seed gives another mask (the backends must give the same bits:
  * tests/test_backend_ops.c). */
@@ -367,6 +447,10 @@ static void run_det(struct lc_backend *be, int which, float *out, const float *a
     case 17:
         be->ops->rope_fwd(be, out, ids, a, b, 1000, 4, 50);
         break;
+    case 18: /* decoding: 1 thread takes blocks of 128 weight rows, which
+              * the vector gemv streams in parts; 2 and 3 take 32 */
+        be->ops->linear_fwd(be, out, a, wh, LC_DTYPE_BF16, 1, 1000, 900, 1.0f);
+        break;
     default:
         fail_msg("no determinism case %d", which);
     }
@@ -379,6 +463,7 @@ static void test_thread_independence(void **state)
         "gemm 512x512x999 (ta, tb)", "linear_fwd bf16", "linear_bwd f16",
         "linear_fwd bf16 N=3", "add", "dropout", "embedding_bwd", "rmsnorm_fwd",
         "rmsnorm_bwd", "swiglu_bwd", "xent", "mse", "adamw", "embedding_fwd", "rope_fwd",
+        "linear_fwd bf16 N=1",
     };
     struct lc_test_cpu_ref *b = *state;
     const int64_t n = 200000;
@@ -448,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_hybrid_rows),
+        cmocka_unit_test(test_gemv_rows),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_dropout_mask_large),
         cmocka_unit_test(test_thread_independence),

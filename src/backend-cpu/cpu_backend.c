@@ -102,6 +102,27 @@ enum lc_cpu_isa lc_cpu_detect_isa(void)
     return best;
 }
 
+/* The decoding gemv's prefetch (enum lc_cpu_prefetch in cpu.h): to L2 on
+ * AMD's cores (and Hygon's, built on them), to L1 elsewhere. */
+static enum lc_cpu_prefetch gemv_prefetch_for_cpu(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    unsigned a, b, c, d;
+    char vendor[13];
+
+    if (__get_cpuid(0, &a, &b, &c, &d)) {
+        memcpy(vendor, &b, 4);
+        memcpy(vendor + 4, &d, 4);
+        memcpy(vendor + 8, &c, 4);
+        vendor[12] = '\0';
+        if (strcmp(vendor, "AuthenticAMD") == 0 || strcmp(vendor, "HygonGenuine") == 0) {
+            return LC_CPU_PREFETCH_L2;
+        }
+    }
+#endif
+    return LC_CPU_PREFETCH_L1;
+}
+
 static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
 {
     struct lc_cpu_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -110,6 +131,7 @@ static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory initializing the cpu backend");
     }
     ctx->isa = lc_cpu_detect_isa();
+    ctx->gemv_prefetch = gemv_prefetch_for_cpu();
     ctx->weight_tile_bytes = LC_CPU_WEIGHT_TILE_BYTES;
     be->ctx = ctx;
     return LC_OK;

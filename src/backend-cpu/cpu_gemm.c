@@ -172,48 +172,63 @@ static void check_wtype(enum lc_dtype type)
 
 /* ------------------------------------------------------------ small N */
 
-/* rows of w per task of linear_small_n (a multiple of every VL) */
+/* rows of w per task of linear_small_n (multiples of every VL): one row
+ * of x against many weight rows takes GEMV_ROWS_STREAMED, where that
+ * still gives each thread 4 tasks, so that the vector gemv streams its
+ * parts of a task's rows side by side (simd_kernels.h) each a few groups
+ * long; several rows of x take GEMV_ROWS, whose weights stay in cache
+ * from one row of x to the next */
 #define GEMV_ROWS 32
+#define GEMV_ROWS_STREAMED 128
 
-/* weight block b of linear_small_n against every row of x */
+/* weight block b (rows b * rows ..) of linear_small_n against every row
+ * of x */
 static void gemv_block(const struct lc_cpu_kernels *kr, float *y, const float *x, const void *w,
-                       size_t ld, enum lc_dtype wtype, int N, int K, int M, float beta, int b)
+                       size_t ld, enum lc_dtype wtype, int N, int K, int M, float beta, int rows,
+                       int b, int prefetch)
 {
-    const int m0 = b * GEMV_ROWS;
-    const int mr = M - m0 < GEMV_ROWS ? M - m0 : GEMV_ROWS;
+    const int m0 = b * rows;
+    const int mr = M - m0 < rows ? M - m0 : rows;
 
     for (int n = 0; n < N; n++) {
         kr->gemv(y + (size_t)n * M + m0, x + (size_t)n * K, (const char *)w + (size_t)m0 * ld,
-                 wtype, K, mr, beta);
+                 wtype, K, mr, beta, prefetch);
     }
 }
 
-/* y[n, m] = x[n] . w[m] (+ beta y): the ISA's gemv over blocks of
- * GEMV_ROWS weight rows, read in their dtype (no fp32 copy), for each row
- * of x while the block is in cache; blocks are spread over the threads
- * and every dot product is one thread's fixed-order sum, so which thread
- * takes a block does not change the result */
+/* y[n, m] = x[n] . w[m] (+ beta y): the ISA's gemv over blocks of weight
+ * rows, read in their dtype (no fp32 copy), for each row of x while the
+ * block is in cache; blocks are spread over the threads and every dot
+ * product is one thread's fixed-order sum, so neither which thread takes a
+ * block nor the block size (the gemv's sums do not depend on it) changes
+ * the result */
 static void linear_small_n(struct lc_backend *be, float *y, const float *x, const void *w,
                            enum lc_dtype wtype, int N, int K, int M, float beta)
 {
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
+    const int prefetch = (int)((const struct lc_cpu_ctx *)be->ctx)->gemv_prefetch;
     const size_t ld = (size_t)K * lc_dtype_size(wtype);
-    const int nblk = (M + GEMV_ROWS - 1) / GEMV_ROWS;
+    int rows = GEMV_ROWS, nblk;
 
     if ((int64_t)M * K < 65536) {
         /* a small model's layers: no OpenMP call per product, which would
          * cost as much as the product */
+        nblk = (M + rows - 1) / rows;
         for (int b = 0; b < nblk; b++) {
-            gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, b);
+            gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, rows, b, prefetch);
         }
         return;
     }
-    /* Handed out a few blocks at a time rather than in halves: decoding is
+    if (N == 1 && M >= GEMV_ROWS_STREAMED * 4 * omp_get_max_threads()) {
+        rows = GEMV_ROWS_STREAMED;
+    }
+    nblk = (M + rows - 1) / rows;
+    /* Handed out one block at a time rather than in halves: decoding is
      * bound by memory, and a thread slowed by the rest of the machine would
      * hold up the other one for the rest of its half. */
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, GEMV_ROWS_STREAMED / rows)
     for (int b = 0; b < nblk; b++) {
-        gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, b);
+        gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, rows, b, prefetch);
     }
 }
 

@@ -47,9 +47,11 @@ struct lc_cpu_kernels {
     /* the dot product of two fp32 rows of K */
     float (*dot)(const float *x, const float *w, int K);
     /* y[m] = x . w[m] (+ beta y[m]) for the M rows of K elements of w, in
-     * its dtype (F32, F16, BF16); a row's sum does not depend on M */
+     * its dtype (F32, F16, BF16); a row's sum does not depend on M.
+     * prefetch (enum lc_cpu_prefetch): how the vector tables fetch
+     * weights streamed from memory ahead of use; it changes no result. */
     void (*gemv)(float *y, const float *x, const void *w, enum lc_dtype wtype, int K, int M,
-                 float beta);
+                 float beta, int prefetch);
 
     void (*add)(float *y, const float *x, int64_t n);
     /* elements i0 .. i0+n-1 of a dropout over a larger array */

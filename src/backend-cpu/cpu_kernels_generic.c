@@ -72,9 +72,11 @@ static float dot_f32_generic(const float *x, const float *w, int K)
 }
 
 static void gemv_generic(float *y, const float *x, const void *w, enum lc_dtype wtype, int K,
-                         int M, float beta)
+                         int M, float beta, int prefetch)
 {
     const size_t ld = (size_t)K * lc_dtype_size(wtype);
+
+    (void)prefetch;
 
     for (int m = 0; m < M; m++) {
         const void *wr = (const char *)w + (size_t)m * ld;

@@ -113,49 +113,96 @@ LC_SIMD_INLINE vf load_w(const void *w, int64_t i, int nl, enum lc_dtype type)
     }
 }
 
-/* The lane-wise partial sums of x . w: four accumulators over 4 VL-element
- * steps, then the tail into the first, then a fixed combination (a0 + a1)
- * + (a2 + a3) (only a0 when K < 4 VL).  Always inlined with a constant
- * type, so each caller gets its own loop.  ahead > 0 (bytes): each step
- * prefetches the weights that far on, for weights streamed from memory
- * (the rows of a matrix lie end to end, so that runs into the next row;
- * the hardware prefetcher alone left decoding short of the bandwidth). */
-LC_SIMD_INLINE vf dot_vec(const float *x, const void *w, int K, enum lc_dtype type, int ahead)
+/* how far the gemv prefetches its weights (measured best of 512 to 8192
+ * bytes for bf16 rows of 4096 on AVX2 and AVX-512) */
+#define GEMV_AHEAD 2048
+
+/* The gemv streams GEMV_PARTS rows side by side (one accumulator set per
+ * row: 16 of the 32 AVX-512 and NEON registers, 8 of the 16 AVX2 ones):
+ * a core keeps more of the memory's bandwidth busy with several streams
+ * than with one. */
+#if VL == 8
+#define GEMV_PARTS 2
+#else
+#define GEMV_PARTS 4
+#endif
+
+/* The cache lines of n bytes at p, `ahead` bytes on, to the level that
+ * `prefetch` names (cpu_kernels.h) */
+LC_SIMD_INLINE void prefetch_ahead(const char *p, int n, int ahead, int prefetch)
+{
+    for (int l = 0; l < n; l += 64) {
+        if (prefetch == LC_CPU_PREFETCH_L2) {
+            __builtin_prefetch(p + ahead + l, 0, 2);
+        } else {
+            __builtin_prefetch(p + ahead + l, 0, 3);
+        }
+    }
+}
+
+/* dot_vec's lane-wise partial sums of S rows at once, row s at w + s
+ * part, each in dot_vec's order (so each equals dot_vec of its row);
+ * K >= 4 VL.  Always inlined with constant S and type. */
+LC_SIMD_INLINE void dot_vecs(vf *out, const float *x, const char *w, size_t part, int K,
+                             enum lc_dtype type, int S, int prefetch)
 {
     const int wsize = type == LC_DTYPE_F32 ? (int)sizeof(float) : (int)sizeof(uint16_t);
-    vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
+    vf a[GEMV_PARTS][4];
     int i = 0;
 
-    for (; i + 4 * VL <= K; i += 4 * VL) {
-        if (ahead > 0) {
-            /* the cache lines of this step, `ahead` bytes on */
-            const char *pf = (const char *)w + (size_t)i * wsize + ahead;
-            for (int l = 0; l < 4 * VL * wsize; l += 64) {
-                __builtin_prefetch(pf + l);
-            }
-        }
-        a0 = vf_fma(vf_load(x + i), load_w(w, i, VL, type), a0);
-        a1 = vf_fma(vf_load(x + i + VL), load_w(w, i + VL, VL, type), a1);
-        a2 = vf_fma(vf_load(x + i + 2 * VL), load_w(w, i + 2 * VL, VL, type), a2);
-        a3 = vf_fma(vf_load(x + i + 3 * VL), load_w(w, i + 3 * VL, VL, type), a3);
+    for (int s = 0; s < S; s++) {
+        a[s][0] = a[s][1] = a[s][2] = a[s][3] = vf_zero();
     }
-    if (i == 0) {
-        for (; i < K; i += VL) {
-            const int nl = K - i < VL ? K - i : VL;
-            a0 = vf_fma(vf_loadn(x + i, nl), load_w(w, i, nl, type), a0);
+    for (; i + 4 * VL <= K; i += 4 * VL) {
+        const vf x0 = vf_load(x + i), x1 = vf_load(x + i + VL);
+        const vf x2 = vf_load(x + i + 2 * VL), x3 = vf_load(x + i + 3 * VL);
+#pragma GCC unroll 4
+        for (int s = 0; s < S; s++) {
+            const char *ws = w + (size_t)s * part;
+            if (prefetch != LC_CPU_PREFETCH_NONE) {
+                prefetch_ahead(ws + (size_t)i * wsize, 4 * VL * wsize, GEMV_AHEAD, prefetch);
+            }
+            a[s][0] = vf_fma(x0, load_w(ws, i, VL, type), a[s][0]);
+            a[s][1] = vf_fma(x1, load_w(ws, i + VL, VL, type), a[s][1]);
+            a[s][2] = vf_fma(x2, load_w(ws, i + 2 * VL, VL, type), a[s][2]);
+            a[s][3] = vf_fma(x3, load_w(ws, i + 3 * VL, VL, type), a[s][3]);
         }
-        return a0;
     }
     for (; i < K; i += VL) {
         const int nl = K - i < VL ? K - i : VL;
+        const vf xv = vf_loadn(x + i, nl);
+#pragma GCC unroll 4
+        for (int s = 0; s < S; s++) {
+            a[s][0] = vf_fma(xv, load_w(w + (size_t)s * part, i, nl, type), a[s][0]);
+        }
+    }
+    for (int s = 0; s < S; s++) {
+        out[s] = vf_add(vf_add(a[s][0], a[s][1]), vf_add(a[s][2], a[s][3]));
+    }
+}
+
+/* The lane-wise partial sums of x . w: four accumulators over 4 VL-element
+ * steps, then the tail into the first, then a fixed combination (a0 + a1)
+ * + (a2 + a3) (dot_vecs); only a0 when K < 4 VL.  Always inlined with a
+ * constant type, so each caller gets its own loop. */
+LC_SIMD_INLINE vf dot_vec(const float *x, const void *w, int K, enum lc_dtype type)
+{
+    vf a0 = vf_zero();
+
+    if (K >= 4 * VL) {
+        dot_vecs(&a0, x, (const char *)w, 0, K, type, 1, LC_CPU_PREFETCH_NONE);
+        return a0;
+    }
+    for (int i = 0; i < K; i += VL) {
+        const int nl = K - i < VL ? K - i : VL;
         a0 = vf_fma(vf_loadn(x + i, nl), load_w(w, i, nl, type), a0);
     }
-    return vf_add(vf_add(a0, a1), vf_add(a2, a3));
+    return a0;
 }
 
 LC_SIMD_INLINE float dot_row(const float *x, const void *w, int K, enum lc_dtype type)
 {
-    return vf_hsum(dot_vec(x, w, K, type, 0));
+    return vf_hsum(dot_vec(x, w, K, type));
 }
 
 static float v_dot(const float *x, const float *w, int K)
@@ -594,7 +641,7 @@ LC_SIMD_INLINE vf short_row(const vf *xv, const void *w, int nc, int nl, enum lc
  * sums together (vf_hsum_lanes).  Rows past nr count as 0.  A row's sum
  * runs in the same order wherever it sits. */
 LC_SIMD_INLINE vf group_dots(const float *x, const vf *xv, const char *w, size_t ld, int K,
-                             int nr, enum lc_dtype type, int ahead)
+                             int nr, enum lc_dtype type)
 {
     vf acc[VL];
 
@@ -624,7 +671,7 @@ LC_SIMD_INLINE vf group_dots(const float *x, const vf *xv, const char *w, size_t
         }
     } else {
         for (int r = 0; r < VL; r++) {
-            acc[r] = r < nr ? dot_vec(x, w + (size_t)r * ld, K, type, ahead) : vf_zero();
+            acc[r] = r < nr ? dot_vec(x, w + (size_t)r * ld, K, type) : vf_zero();
         }
     }
     return vf_hsum_lanes(acc);
@@ -662,48 +709,95 @@ static void v_scores(float *s, const float *q, int H, int rep, const float *k, i
         for (int j = 0; j < n; j += VL) {
             const int nk = n - j < VL ? n - j : VL;
             const vf d = group_dots(qh, qv, (const char *)(kh + (size_t)j * (size_t)ldk), ld, D,
-                                    nk, LC_DTYPE_F32, 0);
+                                    nk, LC_DTYPE_F32);
             vf_storen(sh + j, vf_mul(sc, d), nk);
         }
     }
 }
 
-/* how far the gemv prefetches its weights (measured best of 512 to 8192
- * bytes for bf16 rows of 4096 on AVX2 and AVX-512) */
-#define GEMV_AHEAD 2048
-
-/* y[m] = x . w[m] (+ beta y[m]) for the M rows of w, VL rows at a time
- * (group_dots); always inlined with a constant type */
+/* y[m] = x . w[m] (+ beta y[m]) for the M rows of w, VL rows at a time,
+ * each row's sum as group_dots forms it; always inlined with a constant
+ * type.  Rows longer than 4 VL are streamed in GEMV_PARTS parts of the M
+ * rows side by side (part s: rows s P .. s P + P - 1, P a multiple of VL,
+ * the last parts shorter or empty), so a row keeps its lane in its group
+ * of VL and its sum does not depend on M. */
 LC_SIMD_INLINE void gemv_typed(float *y, const float *x, const void *w, int K, int M, float beta,
-                               enum lc_dtype type)
+                               enum lc_dtype type, int prefetch)
 {
     const size_t ld = (size_t)K * (type == LC_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t));
+    const int P = ((M + VL - 1) / VL + GEMV_PARTS - 1) / GEMV_PARTS * VL;
     vf xv[4];
 
-    load_short(xv, x, K);
-    for (int m = 0; m < M; m += VL) {
-        const int nr = M - m < VL ? M - m : VL;
-        vf sums = group_dots(x, xv, (const char *)w + (size_t)m * ld, ld, K, nr, type,
-                                GEMV_AHEAD);
-        if (beta != 0.0f) {
-            sums = vf_fma(vf_set1(beta), vf_loadn(y + m, nr), sums);
+    if (K <= 4 * VL) {
+        load_short(xv, x, K);
+        for (int m = 0; m < M; m += VL) {
+            const int nr = M - m < VL ? M - m : VL;
+            vf sums = group_dots(x, xv, (const char *)w + (size_t)m * ld, ld, K, nr, type);
+            if (beta != 0.0f) {
+                sums = vf_fma(vf_set1(beta), vf_loadn(y + m, nr), sums);
+            }
+            vf_storen(y + m, sums, nr);
         }
-        vf_storen(y + m, sums, nr);
+        return;
+    }
+    for (int g = 0; g < P; g += VL) {
+        vf acc[GEMV_PARTS][VL];
+
+        for (int r = 0; r < VL; r++) {
+            /* the parts that have a row g + r */
+            const int m = g + r;
+            const int live = m >= M ? 0 : (M - m + P - 1) / P;
+            const char *wr = (const char *)w + (size_t)m * ld;
+            vf out[GEMV_PARTS];
+
+            for (int s = 0; s < GEMV_PARTS; s++) {
+                out[s] = vf_zero(); /* the parts past the last live one */
+            }
+            switch (live) {
+            case 0:
+                break;
+#if GEMV_PARTS > 2
+            case 3:
+                dot_vecs(out, x, wr, (size_t)P * ld, K, type, 3, prefetch);
+                break;
+            case 4:
+                dot_vecs(out, x, wr, (size_t)P * ld, K, type, 4, prefetch);
+                break;
+#endif
+            case 2:
+                dot_vecs(out, x, wr, (size_t)P * ld, K, type, 2, prefetch);
+                break;
+            default:
+                dot_vecs(out, x, wr, (size_t)P * ld, K, type, 1, prefetch);
+                break;
+            }
+            for (int s = 0; s < GEMV_PARTS; s++) {
+                acc[s][r] = out[s];
+            }
+        }
+        for (int s = 0; s < GEMV_PARTS && s * P + g < M; s++) {
+            const int m0 = s * P + g, nr = M - m0 < VL ? M - m0 : VL;
+            vf sums = vf_hsum_lanes(acc[s]);
+            if (beta != 0.0f) {
+                sums = vf_fma(vf_set1(beta), vf_loadn(y + m0, nr), sums);
+            }
+            vf_storen(y + m0, sums, nr);
+        }
     }
 }
 
 static void v_gemv(float *y, const float *x, const void *w, enum lc_dtype wtype, int K, int M,
-                   float beta)
+                   float beta, int prefetch)
 {
     switch (wtype) {
     case LC_DTYPE_F16:
-        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_F16);
+        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_F16, prefetch);
         break;
     case LC_DTYPE_BF16:
-        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_BF16);
+        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_BF16, prefetch);
         break;
     default:
-        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_F32);
+        gemv_typed(y, x, w, K, M, beta, LC_DTYPE_F32, prefetch);
         break;
     }
 }
