@@ -273,6 +273,15 @@ void *lc_test_to_dtype(const float *x, size_t n, enum lc_dtype type)
     return h;
 }
 
+float *lc_test_round_to(float *x, size_t n, enum lc_dtype type)
+{
+    for (size_t i = 0; type != LC_DTYPE_F32 && i < n; i++) {
+        x[i] = type == LC_DTYPE_F16 ? lc_f16_to_f32(lc_f32_to_f16(x[i]))
+                                    : lc_bf16_to_f32(lc_f32_to_bf16(x[i]));
+    }
+    return x;
+}
+
 void lc_test_fill_nan(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

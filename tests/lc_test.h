@@ -63,6 +63,9 @@ float *lc_test_new_uniform(size_t n, uint64_t seed, float lo, float hi);
 float *lc_test_dup_f32(const float *x, size_t n);
 double *lc_test_to_f64(const float *x, size_t n);
 void *lc_test_to_dtype(const float *x, size_t n, enum lc_dtype type);
+/* x rounded to the dtype and back, in place (the values lc_test_to_dtype
+ * stores); returns x */
+float *lc_test_round_to(float *x, size_t n, enum lc_dtype type);
 /* NaN everywhere: outputs a kernel must write */
 void lc_test_fill_nan(float *x, size_t n);
 double lc_test_max_abs(const float *x, size_t n);

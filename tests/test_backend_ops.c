@@ -729,16 +729,6 @@ static int linear_variant(struct opcase *c, int v, uint64_t *seed)
     return 0;
 }
 
-/* x rounded to the dtype and back, in place */
-static float *round_to(float *x, size_t n, enum lc_dtype type)
-{
-    for (size_t i = 0; type != LC_DTYPE_F32 && i < n; i++) {
-        x[i] = type == LC_DTYPE_F16 ? lc_f16_to_f32(lc_f32_to_f16(x[i]))
-                                    : lc_bf16_to_f32(lc_f32_to_bf16(x[i]));
-    }
-    return x;
-}
-
 static int make_linear(struct opcase *c, int v, int bwd)
 {
     uint64_t seed;
@@ -763,11 +753,11 @@ static int make_linear(struct opcase *c, int v, int bwd)
         double atol = (f32 ? 1e-5 : 1e-4) * sqrt((double)(bwd ? M : K) + 1.0);
         c->a[0].unchanged = 1;
         if (!bwd) {
-            in_f32(c, "x", round_to(lc_test_new_uniform(N * K, seed + 1, -2, 2), N * K, c->type),
+            in_f32(c, "x", lc_test_round_to(lc_test_new_uniform(N * K, seed + 1, -2, 2), N * K, c->type),
                    N * K);
             out0 = lc_test_new_uniform(N * M, seed + 3, -1, 1);
         } else {
-            in_f32(c, "dy", round_to(lc_test_new_uniform(N * M, seed + 2, -2, 2), N * M, c->type),
+            in_f32(c, "dy", lc_test_round_to(lc_test_new_uniform(N * M, seed + 2, -2, 2), N * M, c->type),
                    N * M);
             out0 = lc_test_new_uniform(N * K, seed + 4, -1, 1);
         }
