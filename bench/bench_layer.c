@@ -24,7 +24,9 @@
  * weight, cached key and value and the state read once) against a triad
  * a = b + s c measured in the same run with the same threads (3 x 4 bytes
  * per element, as STREAM counts), before each decoding run and after the
- * last; the best of each counts.
+ * last; the best of each counts.  The cpu backend decodes with each
+ * prefetch level of its gemv in turn (LC_CPU_PREFETCH), rep by rep: the
+ * first line is the level in use, the others are what the rest would give.
  *
  * "its hybrid attention" is the hybrid_fwd and hybrid_bwd calls of the
  * attention-transfer step alone.
@@ -42,6 +44,7 @@
 
 #include <omp.h>
 
+#include "backend-cpu/cpu.h"
 #include "bench/bench_common.h"
 #include "core/llama.h"
 #include "core/ref/ref.h"
@@ -291,41 +294,65 @@ int main(int argc, char **argv)
                    (double)s.H * F);
         float *S = bench_random(be, (size_t)s.H * F * s.D, LC_DTYPE_F32, 41, 0.01f);
         float *z = bench_random(be, (size_t)s.H * F, LC_DTYPE_F32, 42, 1.0f);
-        double triad, best = 1e30;
+        /* the cpu backend decodes with each gemv prefetch level in turn,
+         * its default (the first) and the others, alternated rep by rep */
+        struct lc_cpu_ctx *cpu = strcmp(be->ops->name, "cpu") == 0 ? be->ctx : NULL;
+        enum lc_cpu_prefetch levels[LC_CPU_PREFETCH_COUNT];
+        double best[LC_CPU_PREFETCH_COUNT];
+        int nlevels = 1;
+        double triad;
         struct triad tr;
 
+        levels[0] = cpu != NULL ? cpu->gemv_prefetch : LC_CPU_PREFETCH_NONE;
+        for (int l = 0; cpu != NULL && l < LC_CPU_PREFETCH_COUNT; l++) {
+            if ((enum lc_cpu_prefetch)l != levels[0]) {
+                levels[nlevels++] = (enum lc_cpu_prefetch)l;
+            }
+        }
         triad_open(&tr, be);
         for (int r = 0; r < reps; r++) {
-            double t0, dt;
-            triad_sample(&tr);
-            t0 = bench_sync_now(be);
-            for (int i = 0; i < steps; i++) {
-                be->ops->rmsnorm_fwd(be, xn, NULL, x, norm1, 1, s.C, 1e-5f);
-                be->ops->linear_fwd(be, q, xn, wq, LC_DTYPE_BF16, 1, s.C, HD, 0.0f);
-                be->ops->linear_fwd(be, k, xn, wk, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
-                be->ops->linear_fwd(be, v, xn, wv, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
-                be->ops->rope_fwd(be, q, pos + ncache, cos_tab, sin_tab, 1, s.H, s.D);
-                be->ops->rope_fwd(be, k, pos + ncache, cos_tab, sin_tab, 1, s.Hkv, s.D);
-                be->ops->fmap_fwd(be, fq, q, fmq, 1, s.H, s.H, s.D, s.f, 1e-12f);
-                /* the cache: rows of k and v from the forward above */
-                be->ops->hybrid_decode(be, att, q, fq, k + KD, v + KD, ncache, S, z, theta, s.H,
-                                       s.Hkv, s.D, F);
-                be->ops->linear_fwd(be, x, att, wo, LC_DTYPE_BF16, 1, HD, s.C, 1.0f);
-                be->ops->rmsnorm_fwd(be, xn, NULL, x, norm2, 1, s.C, 1e-5f);
-                be->ops->linear_fwd(be, gate, xn, wg, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
-                be->ops->linear_fwd(be, up, xn, wu, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
-                be->ops->swiglu_fwd(be, gate, gate, up, s.FF);
-                be->ops->linear_fwd(be, x, gate, wd, LC_DTYPE_BF16, 1, s.FF, s.C, 1.0f);
+            for (int l = 0; l < nlevels; l++) {
+                double t0, dt;
+                if (cpu != NULL) {
+                    cpu->gemv_prefetch = levels[l];
+                }
+                triad_sample(&tr);
+                t0 = bench_sync_now(be);
+                for (int i = 0; i < steps; i++) {
+                    be->ops->rmsnorm_fwd(be, xn, NULL, x, norm1, 1, s.C, 1e-5f);
+                    be->ops->linear_fwd(be, q, xn, wq, LC_DTYPE_BF16, 1, s.C, HD, 0.0f);
+                    be->ops->linear_fwd(be, k, xn, wk, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
+                    be->ops->linear_fwd(be, v, xn, wv, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
+                    be->ops->rope_fwd(be, q, pos + ncache, cos_tab, sin_tab, 1, s.H, s.D);
+                    be->ops->rope_fwd(be, k, pos + ncache, cos_tab, sin_tab, 1, s.Hkv, s.D);
+                    be->ops->fmap_fwd(be, fq, q, fmq, 1, s.H, s.H, s.D, s.f, 1e-12f);
+                    /* the cache: rows of k and v from the forward above */
+                    be->ops->hybrid_decode(be, att, q, fq, k + KD, v + KD, ncache, S, z, theta,
+                                           s.H, s.Hkv, s.D, F);
+                    be->ops->linear_fwd(be, x, att, wo, LC_DTYPE_BF16, 1, HD, s.C, 1.0f);
+                    be->ops->rmsnorm_fwd(be, xn, NULL, x, norm2, 1, s.C, 1e-5f);
+                    be->ops->linear_fwd(be, gate, xn, wg, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
+                    be->ops->linear_fwd(be, up, xn, wu, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
+                    be->ops->swiglu_fwd(be, gate, gate, up, s.FF);
+                    be->ops->linear_fwd(be, x, gate, wd, LC_DTYPE_BF16, 1, s.FF, s.C, 1.0f);
+                }
+                dt = (bench_sync_now(be) - t0) / steps;
+                best[l] = r == 0 || dt < best[l] ? dt : best[l];
             }
-            dt = (bench_sync_now(be) - t0) / steps;
-            best = dt < best ? dt : best;
         }
         triad_sample(&tr);
         triad = triad_close(&tr, be);
+        if (cpu != NULL) {
+            cpu->gemv_prefetch = levels[0];
+        }
         printf("decode, batch 1 (linearized, %d cached keys): %.1f tokens/s, %.1f GB/s = %.1f%% of "
                "the triad bandwidth (%.1f GB/s, %d threads)\n",
-               ncache, 1.0 / best, bytes / best * 1e-9, 100.0 * bytes / best / triad,
+               ncache, 1.0 / best[0], bytes / best[0] * 1e-9, 100.0 * bytes / best[0] / triad,
                triad * 1e-9, omp_get_max_threads());
+        for (int l = 1; l < nlevels; l++) {
+            printf("  with LC_CPU_PREFETCH=%s: %.1f tokens/s, %.1f GB/s = %.1f%% of the triad\n",
+                   lc_cpu_prefetch_name(levels[l]), 1.0 / best[l], bytes / best[l] * 1e-9, 100.0 * bytes / best[l] / triad);
+        }
         be->ops->release(be, S);
         be->ops->release(be, z);
     }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # lolcats-generate with --lolcats on the small real model: it generates,
-# the same text for 1 and 2 threads, its decoding state is the same size
+# the same text for 1 and 2 threads and for each LC_CPU_PREFETCH, its decoding state is the same size
 # after 40 and after 200 new tokens (the teacher's KV cache grows), a prompt
 # file (plain or gzip) is read like --prompt, and a missing prompt file or a
 # missing or mismatched lolcats folder is an input error (exit 3).
@@ -26,6 +26,15 @@ generate --lolcats "$tmp/lc" -n 40 --threads 2 >"$tmp/a2" 2>"$tmp/e2" ||
     fail "generation with --lolcats and 2 threads failed: $(cat "$tmp/e2")"
 [ "$(wc -c <"$tmp/a1")" -gt 20 ] || fail "--lolcats generated almost nothing: $(cat "$tmp/a1")"
 cmp -s "$tmp/a1" "$tmp/a2" || fail "--lolcats: 1 and 2 threads generate different text"
+
+# the decoding gemv's prefetch level changes the speed only; --verbose names it
+for level in none l1 l2; do
+    LC_CPU_PREFETCH=$level generate --lolcats "$tmp/lc" -n 40 --threads 1 --verbose \
+        >"$tmp/a3" 2>"$tmp/e3" || fail "LC_CPU_PREFETCH=$level: $(cat "$tmp/e3")"
+    cmp -s "$tmp/a1" "$tmp/a3" || fail "LC_CPU_PREFETCH=$level generates other text"
+    grep -q "decode prefetch $level" "$tmp/e3" ||
+        fail "--verbose does not name LC_CPU_PREFETCH=$level: $(cat "$tmp/e3")"
+done
 
 # the state is constant once the cache holds 2W = 32 tokens; the KV cache grows
 generate --lolcats "$tmp/lc" -n 40 --verbose >/dev/null 2>"$tmp/v40" || fail "--verbose -n 40"

@@ -276,7 +276,7 @@ static void test_gemv_rows(void **state)
                     const int M = Ms[mi];
                     const float beta = (mi % 2) ? 1.0f : 0.0f;
                     int bad = 0;
-                    for (int pf = LC_CPU_PREFETCH_NONE; pf <= LC_CPU_PREFETCH_L2; pf++) {
+                    for (int pf = LC_CPU_PREFETCH_NONE; pf < LC_CPU_PREFETCH_COUNT; pf++) {
                         memcpy(y, y0, (size_t)mmax * sizeof(float));
                         kr->gemv(y, x, w, types[t], K, M, beta, pf);
                         for (int m = 0; m < M; m++) {
@@ -313,6 +313,39 @@ static void test_gemv_rows(void **state)
     free(y0);
     free(y);
     free(one);
+}
+
+/* LC_CPU_PREFETCH names the decoding gemv's prefetch level; an empty or
+ * unknown value (with a warning) leaves the CPU's default. */
+static void test_prefetch_env(void **state)
+{
+    static const char *const unknown[] = {"", "L2", "l3", "none ", "2"};
+    const char *saved = getenv("LC_CPU_PREFETCH");
+    char *keep = saved != NULL ? strdup(saved) : NULL;
+    enum lc_cpu_prefetch dflt;
+
+    (void)state;
+    unsetenv("LC_CPU_PREFETCH");
+    dflt = lc_cpu_detect_prefetch();
+    assert_true(dflt < LC_CPU_PREFETCH_COUNT);
+    for (int i = 0; i < LC_CPU_PREFETCH_COUNT; i++) {
+        setenv("LC_CPU_PREFETCH", lc_cpu_prefetch_name((enum lc_cpu_prefetch)i), 1);
+        assert_int_equal(lc_cpu_detect_prefetch(), i);
+    }
+    assert_string_equal(lc_cpu_prefetch_name(LC_CPU_PREFETCH_NONE), "none");
+    assert_string_equal(lc_cpu_prefetch_name(LC_CPU_PREFETCH_L1), "l1");
+    assert_string_equal(lc_cpu_prefetch_name(LC_CPU_PREFETCH_L2), "l2");
+    assert_string_equal(lc_cpu_prefetch_name(LC_CPU_PREFETCH_COUNT), "unknown");
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        setenv("LC_CPU_PREFETCH", unknown[i], 1);
+        assert_int_equal(lc_cpu_detect_prefetch(), dflt);
+    }
+    if (keep != NULL) {
+        setenv("LC_CPU_PREFETCH", keep, 1);
+    } else {
+        unsetenv("LC_CPU_PREFETCH");
+    }
+    free(keep);
 }
 
 /* The reference's dropout mask keeps about 1 - p of the elements, and
@@ -522,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_hybrid_rows),
         cmocka_unit_test(test_gemv_rows),
+        cmocka_unit_test(test_prefetch_env),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_dropout_mask_large),
         cmocka_unit_test(test_thread_independence),

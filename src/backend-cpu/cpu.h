@@ -34,11 +34,16 @@ enum lc_cpu_isa {
  * the hardware prefetcher alone; on an AMD EPYC Zen 4, fetching them to L1
  * made it 0.6-0.8x as fast, and to L2 about as fast as or a little faster
  * than not at all). */
-enum lc_cpu_prefetch { LC_CPU_PREFETCH_NONE, LC_CPU_PREFETCH_L1, LC_CPU_PREFETCH_L2 };
+enum lc_cpu_prefetch {
+    LC_CPU_PREFETCH_NONE,
+    LC_CPU_PREFETCH_L1,
+    LC_CPU_PREFETCH_L2,
+    LC_CPU_PREFETCH_COUNT
+};
 
 struct lc_cpu_ctx {
     enum lc_cpu_isa isa; /* kernels in use; tests switch it to cover each */
-    enum lc_cpu_prefetch gemv_prefetch; /* picked by the CPU's vendor */
+    enum lc_cpu_prefetch gemv_prefetch; /* lc_cpu_detect_prefetch */
     /* the fp32 weight tiles' limit: LC_CPU_WEIGHT_TILE_BYTES (the tests
      * lower it to reach several tiles with small weights) */
     size_t weight_tile_bytes;
@@ -62,6 +67,13 @@ static inline enum lc_cpu_isa lc_cpu_isa_of(const struct lc_backend *be)
 /* The kernels to use: the best set this CPU and build support, or the
  * one LC_CPU_ISA names (generic, avx2, avx512, neon) where supported. */
 enum lc_cpu_isa lc_cpu_detect_isa(void);
+
+/* The decoding gemv's prefetch: the one LC_CPU_PREFETCH names (none, l1,
+ * l2), or else the level measured best on this CPU's vendor's cores. */
+enum lc_cpu_prefetch lc_cpu_detect_prefetch(void);
+
+/* "none", "l1", "l2": the LC_CPU_PREFETCH names. */
+const char *lc_cpu_prefetch_name(enum lc_cpu_prefetch level);
 
 /* Whether this CPU and build run a kernel set. */
 int lc_cpu_isa_supported(enum lc_cpu_isa isa);

@@ -102,8 +102,15 @@ enum lc_cpu_isa lc_cpu_detect_isa(void)
     return best;
 }
 
-/* The decoding gemv's prefetch (enum lc_cpu_prefetch in cpu.h): to L2 on
- * AMD's cores (and Hygon's, built on them), to L1 elsewhere. */
+static const char *const prefetch_names[LC_CPU_PREFETCH_COUNT] = {"none", "l1", "l2"};
+
+const char *lc_cpu_prefetch_name(enum lc_cpu_prefetch level)
+{
+    return (unsigned)level < LC_CPU_PREFETCH_COUNT ? prefetch_names[level] : "unknown";
+}
+
+/* The decoding gemv's prefetch by default (enum lc_cpu_prefetch in cpu.h):
+ * to L2 on AMD's cores (and Hygon's, built on them), to L1 elsewhere. */
 static enum lc_cpu_prefetch gemv_prefetch_for_cpu(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -123,6 +130,24 @@ static enum lc_cpu_prefetch gemv_prefetch_for_cpu(void)
     return LC_CPU_PREFETCH_L1;
 }
 
+enum lc_cpu_prefetch lc_cpu_detect_prefetch(void)
+{
+    const char *force = getenv("LC_CPU_PREFETCH");
+    const enum lc_cpu_prefetch dflt = gemv_prefetch_for_cpu();
+
+    if (force == NULL || force[0] == '\0') {
+        return dflt;
+    }
+    for (int i = 0; i < LC_CPU_PREFETCH_COUNT; i++) {
+        if (strcmp(force, prefetch_names[i]) == 0) {
+            return (enum lc_cpu_prefetch)i;
+        }
+    }
+    lc_log(LC_LOG_WARN, "LC_CPU_PREFETCH=%s: unknown (none, l1 or l2); using %s", force,
+           prefetch_names[dflt]);
+    return dflt;
+}
+
 static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
 {
     struct lc_cpu_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -131,7 +156,7 @@ static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory initializing the cpu backend");
     }
     ctx->isa = lc_cpu_detect_isa();
-    ctx->gemv_prefetch = gemv_prefetch_for_cpu();
+    ctx->gemv_prefetch = lc_cpu_detect_prefetch();
     ctx->weight_tile_bytes = LC_CPU_WEIGHT_TILE_BYTES;
     be->ctx = ctx;
     return LC_OK;
@@ -164,7 +189,9 @@ static lc_status cpu_sync(struct lc_backend *be, struct lc_error *err)
 static const char *cpu_describe(struct lc_backend *be)
 {
     snprintf(be->description, sizeof(be->description),
-             "cpu: %s kernels, OpenBLAS %s SGEMM, %d threads", lc_cpu_kernels(be)->name,
+             "cpu: %s kernels (decode prefetch %s), OpenBLAS %s SGEMM, %d threads",
+             lc_cpu_kernels(be)->name,
+             lc_cpu_prefetch_name(((const struct lc_cpu_ctx *)be->ctx)->gemv_prefetch),
              lc_blas_kernel_name(), lc_get_num_threads());
     return be->description;
 }
