@@ -1107,8 +1107,31 @@ static void test_bad_adapters(void **state)
             fail_msg("case %zu: message '%s' lacks '%s'", i, err.msg, cases[i].expect);
         }
     }
-    /* a weight file with a NaN, then a truncated one */
+    /* a weight file with integer tensors, one with a NaN, then a truncated one */
     lc_lora_save(s.lora, s.lora_host, dir, NULL, &err);
+    {
+        struct lc_st_file *f = NULL;
+        struct lc_st_writer *w = NULL;
+        snprintf(path, sizeof(path), "%s/adapter_model.safetensors", dir);
+        assert_int_equal(lc_st_open(&f, path, &err), LC_OK);
+        assert_int_equal(lc_st_writer_new(&w, &err), LC_OK);
+        for (size_t i = 0; i < lc_st_count(f); i++) {
+            const struct lc_tensor_view *t = lc_st_at(f, i);
+            assert_int_equal(t->dtype, LC_DTYPE_F32);
+            assert_int_equal(lc_st_writer_add(w, t->name, LC_DTYPE_I32, t->ndim, t->shape,
+                                              t->data, &err),
+                             LC_OK);
+        }
+        /* the writer holds pointers into the mapping until it writes */
+        assert_int_equal(lc_st_writer_write(w, path, &err), LC_OK);
+        lc_st_writer_free(w);
+        lc_st_close(f);
+        assert_int_not_equal(lc_lora_load(&lo, s.m, dir, &err), LC_OK);
+        assert_null(lo);
+        if (strstr(err.msg, "has dtype I32; F32, F16 or BF16 needed") == NULL) {
+            fail_msg("I32 adapter weights: message '%s'", err.msg);
+        }
+    }
     {
         float keep = s.lora_host[3];
         s.lora_host[3] = NAN;

@@ -35,18 +35,6 @@ static void bf16_to_f32_generic(float *dst, const uint16_t *src, int64_t n)
     }
 }
 
-static inline float load_w(const void *w, int64_t i, enum lc_dtype type)
-{
-    switch (type) {
-    case LC_DTYPE_F16:
-        return lc_f16_to_f32(((const uint16_t *)w)[i]);
-    case LC_DTYPE_BF16:
-        return lc_bf16_to_f32(((const uint16_t *)w)[i]);
-    default:
-        return ((const float *)w)[i];
-    }
-}
-
 /* Eight running sums combined in a fixed tree; always inlined with a
  * constant type so that each dtype gets its own loop. */
 static inline __attribute__((always_inline)) float dot_generic(const float *x, const void *w,
@@ -57,11 +45,11 @@ static inline __attribute__((always_inline)) float dot_generic(const float *x, c
 
     for (; i + 8 <= K; i += 8) {
         for (int j = 0; j < 8; j++) {
-            acc[j] += x[i + j] * load_w(w, i + j, type);
+            acc[j] += x[i + j] * lc_dtype_load_f32(w, type, (size_t)(i + j));
         }
     }
     for (; i < K; i++) {
-        acc[0] += x[i] * load_w(w, i, type);
+        acc[0] += x[i] * lc_dtype_load_f32(w, type, (size_t)i);
     }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }

@@ -5,8 +5,11 @@
 #ifndef LC_CORE_HALF_H
 #define LC_CORE_HALF_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "lolcats/lolcats.h"
 
 static inline float lc_bf16_to_f32(uint16_t h)
 {
@@ -97,6 +100,24 @@ static inline uint16_t lc_f32_to_f16(float f)
             h++; /* may carry into the exponent: still correct */
         }
         return (uint16_t)h;
+    }
+}
+
+/* Element i of an array of fp32, fp16 or bf16 values, widened to fp32
+ * (any other dtype reads as fp32: callers check the dtype first).  With a
+ * constant dtype the switch folds away. */
+static inline float lc_dtype_load_f32(const void *base, enum lc_dtype type, size_t i)
+{
+    float f;
+
+    switch (type) {
+    case LC_DTYPE_F16:
+        return lc_f16_to_f32(((const uint16_t *)base)[i]);
+    case LC_DTYPE_BF16:
+        return lc_bf16_to_f32(((const uint16_t *)base)[i]);
+    default:
+        memcpy(&f, (const char *)base + 4 * i, 4);
+        return f;
     }
 }
 

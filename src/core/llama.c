@@ -138,18 +138,7 @@ static lc_status weight_from_view(struct lc_llama *m, struct lc_weight *w,
 /* Element i of an F32, F16 or BF16 tensor (the model files check the dtype). */
 static float view_f32_at(const struct lc_tensor_view *t, int64_t i)
 {
-    const uint16_t *h = t->data;
-    float f;
-
-    switch (t->dtype) {
-    case LC_DTYPE_F16:
-        return lc_f16_to_f32(h[i]);
-    case LC_DTYPE_BF16:
-        return lc_bf16_to_f32(h[i]);
-    default:
-        memcpy(&f, (const char *)t->data + 4 * i, 4);
-        return f;
-    }
+    return lc_dtype_load_f32(t->data, t->dtype, (size_t)i);
 }
 
 /* Norm weights are small: always fp32 in backend memory. */

@@ -532,22 +532,12 @@ static lc_status read_matrix(const struct lc_st_file *f, const char *path, const
         return lc_err_set(err, LC_ERR_FORMAT, "%s: %s must have shape [%lld, %lld]", path, name,
                           (long long)rows, (long long)cols);
     }
+    if (t->dtype != LC_DTYPE_F32 && t->dtype != LC_DTYPE_F16 && t->dtype != LC_DTYPE_BF16) {
+        return lc_err_set(err, LC_ERR_FORMAT, "%s: %s has dtype %s; F32, F16 or BF16 needed", path,
+                          name, lc_dtype_name(t->dtype));
+    }
     for (int64_t i = 0; i < rows * cols; i++) {
-        const uint16_t *h = t->data;
-        switch (t->dtype) {
-        case LC_DTYPE_F32:
-            memcpy(&dst[i], (const char *)t->data + 4 * i, 4);
-            break;
-        case LC_DTYPE_F16:
-            dst[i] = lc_f16_to_f32(h[i]);
-            break;
-        case LC_DTYPE_BF16:
-            dst[i] = lc_bf16_to_f32(h[i]);
-            break;
-        default:
-            return lc_err_set(err, LC_ERR_FORMAT, "%s: %s has dtype %s; F32, F16 or BF16 needed",
-                              path, name, lc_dtype_name(t->dtype));
-        }
+        dst[i] = lc_dtype_load_f32(t->data, t->dtype, (size_t)i);
         if (!isfinite(dst[i])) {
             return lc_err_set(err, LC_ERR_FORMAT, "%s: %s holds a value that is not finite", path,
                               name);
@@ -639,20 +629,6 @@ done:
 
 /* ------------------------------------------------------------ merging */
 
-static float weight_at(const void *w, enum lc_dtype dt, size_t i)
-{
-    float v;
-    switch (dt) {
-    case LC_DTYPE_F16:
-        return lc_f16_to_f32(((const uint16_t *)w)[i]);
-    case LC_DTYPE_BF16:
-        return lc_bf16_to_f32(((const uint16_t *)w)[i]);
-    default:
-        memcpy(&v, (const char *)w + 4 * i, 4);
-        return v;
-    }
-}
-
 void lc_lora_merged_weight(const struct lc_lora *lo, const float *host, int l, int t,
                            const void *w, enum lc_dtype wtype, float *out)
 {
@@ -669,7 +645,7 @@ void lc_lora_merged_weight(const struct lc_lora *lo, const float *host, int l, i
                 d += (double)B[(size_t)o * R + r] * (double)A[(size_t)r * in + i];
             }
             out[(size_t)o * in + i] =
-                (float)((double)weight_at(w, wtype, (size_t)o * in + i) + scale * d);
+                (float)((double)lc_dtype_load_f32(w, wtype, (size_t)o * in + i) + scale * d);
         }
     }
 }

@@ -29,17 +29,8 @@ typedef double acc_t;
 /* Element i of a weight or embedding table stored in its file dtype. */
 static REAL load_elem(const void *base, enum lc_dtype type, size_t i)
 {
-    switch (type) {
-    case LC_DTYPE_F32:
-        return (REAL)((const float *)base)[i];
-    case LC_DTYPE_F16:
-        return (REAL)lc_f16_to_f32(((const uint16_t *)base)[i]);
-    case LC_DTYPE_BF16:
-        return (REAL)lc_bf16_to_f32(((const uint16_t *)base)[i]);
-    default:
-        break;
-    }
-    lc_assert_fail("weight dtype is F32, F16 or BF16", __FILE__, __LINE__);
+    LC_ASSERT(type == LC_DTYPE_F32 || type == LC_DTYPE_F16 || type == LC_DTYPE_BF16);
+    return (REAL)lc_dtype_load_f32(base, type, i);
 }
 
 /* ------------------------------------------------------------ dense algebra */
