@@ -351,7 +351,8 @@ int main(int argc, char **argv)
                triad * 1e-9, omp_get_max_threads());
         for (int l = 1; l < nlevels; l++) {
             printf("  with LC_CPU_PREFETCH=%s: %.1f tokens/s, %.1f GB/s = %.1f%% of the triad\n",
-                   lc_cpu_prefetch_name(levels[l]), 1.0 / best[l], bytes / best[l] * 1e-9, 100.0 * bytes / best[l] / triad);
+                   lc_cpu_prefetch_name(levels[l]), 1.0 / best[l], bytes / best[l] * 1e-9,
+                   100.0 * bytes / best[l] / triad);
         }
         be->ops->release(be, S);
         be->ops->release(be, z);
