@@ -311,12 +311,14 @@ int main(int argc, char **argv)
         }
         triad_open(&tr, be);
         for (int r = 0; r < reps; r++) {
+            /* one triad sample per rep, as many as each level's runs: more
+             * would give the triad's best more chances than the decoding's */
+            triad_sample(&tr);
             for (int l = 0; l < nlevels; l++) {
                 double t0, dt;
                 if (cpu != NULL) {
                     cpu->gemv_prefetch = levels[l];
                 }
-                triad_sample(&tr);
                 t0 = bench_sync_now(be);
                 for (int i = 0; i < steps; i++) {
                     be->ops->rmsnorm_fwd(be, xn, NULL, x, norm1, 1, s.C, 1e-5f);
