@@ -79,27 +79,42 @@ static enum lc_cpu_isa best_isa(void)
     return LC_CPU_ISA_GENERIC;
 }
 
-enum lc_cpu_isa lc_cpu_detect_isa(void)
+/* The index among names[0..n) of the value of the environment variable
+ * var; -1 when it is unset or empty, and -1 after a warning (naming the
+ * choices, `known`, and the default used instead, dflt) when it is none of
+ * them. */
+static int env_choice(const char *var, const char *const *names, int n, const char *known,
+                      const char *dflt)
 {
-    const char *force = getenv("LC_CPU_ISA");
-    const enum lc_cpu_isa best = best_isa();
+    const char *value = getenv(var);
 
-    if (force == NULL || force[0] == '\0') {
-        return best;
+    if (value == NULL || value[0] == '\0') {
+        return -1;
     }
-    for (int i = 0; i < LC_CPU_ISA_COUNT; i++) {
-        if (strcmp(force, isa_names[i]) == 0) {
-            if (lc_cpu_isa_supported((enum lc_cpu_isa)i)) {
-                return (enum lc_cpu_isa)i;
-            }
-            lc_log(LC_LOG_WARN, "LC_CPU_ISA=%s: this CPU or build lacks those kernels; using %s",
-                   force, isa_names[best]);
-            return best;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(value, names[i]) == 0) {
+            return i;
         }
     }
-    lc_log(LC_LOG_WARN, "LC_CPU_ISA=%s: unknown (generic, avx2, avx512 or neon); using %s", force,
-           isa_names[best]);
-    return best;
+    lc_log(LC_LOG_WARN, "%s=%s: unknown (%s); using %s", var, value, known, dflt);
+    return -1;
+}
+
+enum lc_cpu_isa lc_cpu_detect_isa(void)
+{
+    const enum lc_cpu_isa best = best_isa();
+    const int i = env_choice("LC_CPU_ISA", isa_names, LC_CPU_ISA_COUNT,
+                             "generic, avx2, avx512 or neon", isa_names[best]);
+
+    if (i < 0) {
+        return best;
+    }
+    if (!lc_cpu_isa_supported((enum lc_cpu_isa)i)) {
+        lc_log(LC_LOG_WARN, "LC_CPU_ISA=%s: this CPU or build lacks those kernels; using %s",
+               isa_names[i], isa_names[best]);
+        return best;
+    }
+    return (enum lc_cpu_isa)i;
 }
 
 static const char *const prefetch_names[LC_CPU_PREFETCH_COUNT] = {"none", "l1", "l2"};
@@ -132,20 +147,11 @@ static enum lc_cpu_prefetch gemv_prefetch_for_cpu(void)
 
 enum lc_cpu_prefetch lc_cpu_detect_prefetch(void)
 {
-    const char *force = getenv("LC_CPU_PREFETCH");
     const enum lc_cpu_prefetch dflt = gemv_prefetch_for_cpu();
+    const int i = env_choice("LC_CPU_PREFETCH", prefetch_names, LC_CPU_PREFETCH_COUNT,
+                             "none, l1 or l2", prefetch_names[dflt]);
 
-    if (force == NULL || force[0] == '\0') {
-        return dflt;
-    }
-    for (int i = 0; i < LC_CPU_PREFETCH_COUNT; i++) {
-        if (strcmp(force, prefetch_names[i]) == 0) {
-            return (enum lc_cpu_prefetch)i;
-        }
-    }
-    lc_log(LC_LOG_WARN, "LC_CPU_PREFETCH=%s: unknown (none, l1 or l2); using %s", force,
-           prefetch_names[dflt]);
-    return dflt;
+    return i < 0 ? dflt : (enum lc_cpu_prefetch)i;
 }
 
 static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
