@@ -1,9 +1,10 @@
 #!/bin/sh
 # lolcats-generate with --lolcats on the small real model: it generates,
-# the same text for 1 and 2 threads and for each LC_CPU_PREFETCH, its decoding state is the same size
-# after 40 and after 200 new tokens (the teacher's KV cache grows), a prompt
-# file (plain or gzip) is read like --prompt, and a missing prompt file or a
-# missing or mismatched lolcats folder is an input error (exit 3).
+# the same text for 1 and 2 threads and for each LC_CPU_PREFETCH, its
+# decoding state is the same size after 40 and after 200 new tokens (the
+# teacher's KV cache grows), a prompt file (plain or gzip) is read like
+# --prompt, and a missing prompt file or a missing or mismatched lolcats
+# folder is an input error (exit 3).
 . "$(dirname "$0")/cli_common.sh"
 model=$(data_path models/stories260K-hf)
 other=$(data_path models/llama-2-tiny-random/llama-2-tiny-random.gguf)

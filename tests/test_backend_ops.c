@@ -753,11 +753,13 @@ static int make_linear(struct opcase *c, int v, int bwd)
         double atol = (f32 ? 1e-5 : 1e-4) * sqrt((double)(bwd ? M : K) + 1.0);
         c->a[0].unchanged = 1;
         if (!bwd) {
-            in_f32(c, "x", lc_test_round_to(lc_test_new_uniform(N * K, seed + 1, -2, 2), N * K, c->type),
+            in_f32(c, "x",
+                   lc_test_round_to(lc_test_new_uniform(N * K, seed + 1, -2, 2), N * K, c->type),
                    N * K);
             out0 = lc_test_new_uniform(N * M, seed + 3, -1, 1);
         } else {
-            in_f32(c, "dy", lc_test_round_to(lc_test_new_uniform(N * M, seed + 2, -2, 2), N * M, c->type),
+            in_f32(c, "dy",
+                   lc_test_round_to(lc_test_new_uniform(N * M, seed + 2, -2, 2), N * M, c->type),
                    N * M);
             out0 = lc_test_new_uniform(N * K, seed + 4, -1, 1);
         }
