@@ -24,9 +24,12 @@
  * weight, cached key and value and the state read once) against a triad
  * a = b + s c measured in the same run with the same threads (3 x 4 bytes
  * per element, as STREAM counts), before each decoding run and after the
- * last; the best of each counts.  The cpu backend decodes with each
- * prefetch level of its gemv in turn (LC_CPU_PREFETCH), rep by rep: the
- * first line is the level in use, the others are what the rest would give.
+ * last; the best of each counts.  The cpu backend's vector kernels first
+ * let the probe of their gemv's prefetch levels (cpu.h) run from each
+ * level, and print what it settles on; then they decode with each level
+ * in turn, rep by rep: the decode line is the level in use (the probe's
+ * pick from the default, or the one LC_CPU_PREFETCH names), the lines
+ * under it what the others would give.
  *
  * "its hybrid attention" is the hybrid_fwd and hybrid_bwd calls of the
  * attention-transfer step alone.
@@ -121,6 +124,76 @@ static double triad_close(struct triad *t, struct lc_backend *be)
     lc_host_release(be, t->b);
     lc_host_release(be, t->c);
     return 3.0 * 4.0 * (double)t->n / t->best;
+}
+
+/* the buffers and weights of one decoded token (bench_layer's decode) */
+struct decode_step {
+    const struct layer_shape *s;
+    int ncache;
+    const int32_t *pos;
+    const void *wq, *wk, *wv, *wo, *wg, *wu, *wd;
+    const float *norm1, *norm2, *cos_tab, *sin_tab, *fmq, *theta, *S, *z;
+    float *x, *xn, *q, *k, *v, *fq, *att, *gate, *up;
+};
+
+/* one token through the linearized layer at batch 1 */
+static void decode_token(struct lc_backend *be, const struct decode_step *d)
+{
+    const struct layer_shape *s = d->s;
+    const int HD = s->H * s->D, KD = s->Hkv * s->D, F = 2 * s->f;
+
+    be->ops->rmsnorm_fwd(be, d->xn, NULL, d->x, d->norm1, 1, s->C, 1e-5f);
+    be->ops->linear_fwd(be, d->q, d->xn, d->wq, LC_DTYPE_BF16, 1, s->C, HD, 0.0f);
+    be->ops->linear_fwd(be, d->k, d->xn, d->wk, LC_DTYPE_BF16, 1, s->C, KD, 0.0f);
+    be->ops->linear_fwd(be, d->v, d->xn, d->wv, LC_DTYPE_BF16, 1, s->C, KD, 0.0f);
+    be->ops->rope_fwd(be, d->q, d->pos + d->ncache, d->cos_tab, d->sin_tab, 1, s->H, s->D);
+    be->ops->rope_fwd(be, d->k, d->pos + d->ncache, d->cos_tab, d->sin_tab, 1, s->Hkv, s->D);
+    be->ops->fmap_fwd(be, d->fq, d->q, d->fmq, 1, s->H, s->H, s->D, s->f, 1e-12f);
+    /* the cache: rows of k and v from the forward */
+    be->ops->hybrid_decode(be, d->att, d->q, d->fq, d->k + KD, d->v + KD, d->ncache, d->S, d->z,
+                           d->theta, s->H, s->Hkv, s->D, F);
+    be->ops->linear_fwd(be, d->x, d->att, d->wo, LC_DTYPE_BF16, 1, HD, s->C, 1.0f);
+    be->ops->rmsnorm_fwd(be, d->xn, NULL, d->x, d->norm2, 1, s->C, 1e-5f);
+    be->ops->linear_fwd(be, d->gate, d->xn, d->wg, LC_DTYPE_BF16, 1, s->C, s->FF, 0.0f);
+    be->ops->linear_fwd(be, d->up, d->xn, d->wu, LC_DTYPE_BF16, 1, s->C, s->FF, 0.0f);
+    be->ops->swiglu_fwd(be, d->gate, d->gate, d->up, s->FF);
+    be->ops->linear_fwd(be, d->x, d->gate, d->wd, LC_DTYPE_BF16, 1, s->FF, s->C, 1.0f);
+}
+
+/* What the cpu backend's probe of the prefetch levels (cpu.h) settles on
+ * starting from level `from`, decoding tokens until it is done: printed,
+ * and returned (from where it does not finish) */
+static enum lc_cpu_prefetch report_probe(struct lc_backend *be, struct lc_cpu_ctx *cpu,
+                                         const struct decode_step *d, enum lc_cpu_prefetch from,
+                                         const char *why)
+{
+    double med[LC_CPU_PREFETCH_COUNT];
+    enum lc_cpu_prefetch pick;
+    int tokens = 0;
+
+    cpu->gemv_prefetch = from;
+    lc_cpu_probe_start(cpu);
+    while (cpu->probe.active && tokens < 100) {
+        decode_token(be, d);
+        tokens++;
+    }
+    bench_sync_now(be);
+    if (cpu->probe.active) {
+        cpu->probe.active = 0;
+        printf("decode prefetch probe from %s%s: not done after %d tokens\n",
+               lc_cpu_prefetch_name(from), why, tokens);
+        return from;
+    }
+    pick = lc_cpu_probe_pick(cpu->probe.per_byte, LC_CPU_PROBE_PRODUCTS, from, med);
+    LC_ASSERT(pick == cpu->gemv_prefetch);
+    printf("decode prefetch probe from %s%s: %s %s after %d tokens (median time per byte:",
+           lc_cpu_prefetch_name(from), why, pick == from ? "keeps" : "picks",
+           lc_cpu_prefetch_name(pick), tokens);
+    for (int i = 0; i < LC_CPU_PREFETCH_COUNT; i++) {
+        printf(" %s %.2f", lc_cpu_prefetch_name((enum lc_cpu_prefetch)i), med[i] / med[pick]);
+    }
+    printf(" of %s's)\n", lc_cpu_prefetch_name(pick));
+    return pick;
 }
 
 int main(int argc, char **argv)
@@ -294,6 +367,11 @@ int main(int argc, char **argv)
                    (double)s.H * F);
         float *S = bench_random(be, (size_t)s.H * F * s.D, LC_DTYPE_F32, 41, 0.01f);
         float *z = bench_random(be, (size_t)s.H * F, LC_DTYPE_F32, 42, 1.0f);
+        const struct decode_step d = {
+            .s = &s, .ncache = ncache, .pos = pos, .wq = wq, .wk = wk, .wv = wv, .wo = wo,
+            .wg = wg, .wu = wu, .wd = wd, .norm1 = norm1, .norm2 = norm2, .cos_tab = cos_tab,
+            .sin_tab = sin_tab, .fmq = fmq, .theta = theta, .S = S, .z = z, .x = x, .xn = xn,
+            .q = q, .k = k, .v = v, .fq = fq, .att = att, .gate = gate, .up = up};
         /* the cpu backend decodes with each gemv prefetch level in turn,
          * its default (the first) and the others, alternated rep by rep */
         struct lc_cpu_ctx *cpu = strcmp(be->ops->name, "cpu") == 0 ? be->ctx : NULL;
@@ -304,6 +382,21 @@ int main(int argc, char **argv)
         struct triad tr;
 
         levels[0] = cpu != NULL ? cpu->gemv_prefetch : LC_CPU_PREFETCH_NONE;
+        if (cpu != NULL && cpu->isa != LC_CPU_ISA_GENERIC) {
+            /* where LC_CPU_PREFETCH names no level, decoding uses the one
+             * the probe picks from the default; what it would pick from
+             * the other levels says how clear the choice is */
+            const int probing = cpu->probe.active;
+            const enum lc_cpu_prefetch dflt = levels[0];
+            const enum lc_cpu_prefetch pick = report_probe(be, cpu, &d, dflt, " (the default)");
+
+            for (int l = 0; l < LC_CPU_PREFETCH_COUNT; l++) {
+                if ((enum lc_cpu_prefetch)l != dflt) {
+                    report_probe(be, cpu, &d, (enum lc_cpu_prefetch)l, "");
+                }
+            }
+            levels[0] = probing ? pick : dflt;
+        }
         for (int l = 0; cpu != NULL && l < LC_CPU_PREFETCH_COUNT; l++) {
             if ((enum lc_cpu_prefetch)l != levels[0]) {
                 levels[nlevels++] = (enum lc_cpu_prefetch)l;
@@ -321,22 +414,7 @@ int main(int argc, char **argv)
                 }
                 t0 = bench_sync_now(be);
                 for (int i = 0; i < steps; i++) {
-                    be->ops->rmsnorm_fwd(be, xn, NULL, x, norm1, 1, s.C, 1e-5f);
-                    be->ops->linear_fwd(be, q, xn, wq, LC_DTYPE_BF16, 1, s.C, HD, 0.0f);
-                    be->ops->linear_fwd(be, k, xn, wk, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
-                    be->ops->linear_fwd(be, v, xn, wv, LC_DTYPE_BF16, 1, s.C, KD, 0.0f);
-                    be->ops->rope_fwd(be, q, pos + ncache, cos_tab, sin_tab, 1, s.H, s.D);
-                    be->ops->rope_fwd(be, k, pos + ncache, cos_tab, sin_tab, 1, s.Hkv, s.D);
-                    be->ops->fmap_fwd(be, fq, q, fmq, 1, s.H, s.H, s.D, s.f, 1e-12f);
-                    /* the cache: rows of k and v from the forward above */
-                    be->ops->hybrid_decode(be, att, q, fq, k + KD, v + KD, ncache, S, z, theta,
-                                           s.H, s.Hkv, s.D, F);
-                    be->ops->linear_fwd(be, x, att, wo, LC_DTYPE_BF16, 1, HD, s.C, 1.0f);
-                    be->ops->rmsnorm_fwd(be, xn, NULL, x, norm2, 1, s.C, 1e-5f);
-                    be->ops->linear_fwd(be, gate, xn, wg, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
-                    be->ops->linear_fwd(be, up, xn, wu, LC_DTYPE_BF16, 1, s.C, s.FF, 0.0f);
-                    be->ops->swiglu_fwd(be, gate, gate, up, s.FF);
-                    be->ops->linear_fwd(be, x, gate, wd, LC_DTYPE_BF16, 1, s.FF, s.C, 1.0f);
+                    decode_token(be, &d);
                 }
                 dt = (bench_sync_now(be) - t0) / steps;
                 best[l] = r == 0 || dt < best[l] ? dt : best[l];
@@ -347,10 +425,10 @@ int main(int argc, char **argv)
         if (cpu != NULL) {
             cpu->gemv_prefetch = levels[0];
         }
-        printf("decode, batch 1 (linearized, %d cached keys): %.1f tokens/s, %.1f GB/s = %.1f%% of "
-               "the triad bandwidth (%.1f GB/s, %d threads)\n",
-               ncache, 1.0 / best[0], bytes / best[0] * 1e-9, 100.0 * bytes / best[0] / triad,
-               triad * 1e-9, omp_get_max_threads());
+        printf("decode, batch 1 (linearized, %d cached keys, prefetch %s): %.1f tokens/s, "
+               "%.1f GB/s = %.1f%% of the triad bandwidth (%.1f GB/s, %d threads)\n",
+               ncache, lc_cpu_prefetch_name(levels[0]), 1.0 / best[0], bytes / best[0] * 1e-9,
+               100.0 * bytes / best[0] / triad, triad * 1e-9, omp_get_max_threads());
         for (int l = 1; l < nlevels; l++) {
             printf("  with LC_CPU_PREFETCH=%s: %.1f tokens/s, %.1f GB/s = %.1f%% of the triad\n",
                    lc_cpu_prefetch_name(levels[l]), 1.0 / best[l], bytes / best[l] * 1e-9,

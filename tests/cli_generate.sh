@@ -1,6 +1,7 @@
 #!/bin/sh
 # lolcats-generate with --lolcats on the small real model: it generates,
-# the same text for 1 and 2 threads and for each LC_CPU_PREFETCH, its
+# the same text for 1 and 2 threads and for each LC_CPU_PREFETCH (and
+# without it, the level to be measured, as --verbose says), its
 # decoding state is the same size after 40 and after 200 new tokens (the
 # teacher's KV cache grows), a prompt file (plain or gzip) is read like
 # --prompt, and a missing prompt file or a missing or mismatched lolcats
@@ -36,6 +37,21 @@ for level in none l1 l2; do
     grep -q "decode prefetch $level" "$tmp/e3" ||
         fail "--verbose does not name LC_CPU_PREFETCH=$level: $(cat "$tmp/e3")"
 done
+# unset, the level is measured on products of 4 MiB of weights and more,
+# which this model lacks; --verbose says so before and after decoding (the
+# generic kernels do not prefetch and measure nothing)
+(unset LC_CPU_PREFETCH; generate --lolcats "$tmp/lc" -n 40 --verbose) >"$tmp/a3" 2>"$tmp/e3" ||
+    fail "LC_CPU_PREFETCH unset: $(cat "$tmp/e3")"
+cmp -s "$tmp/a1" "$tmp/a3" || fail "LC_CPU_PREFETCH unset generates other text"
+measuring=$(grep -c "decode prefetch \(none\|l1\|l2\), to be measured" "$tmp/e3")
+if grep -q "generic C kernels" "$tmp/e3"; then
+    [ "$measuring" = 0 ] || fail "the generic kernels measure prefetch levels: $(cat "$tmp/e3")"
+else
+    [ "$measuring" = 2 ] ||
+        fail "--verbose does not say the level is to be measured: $(cat "$tmp/e3")"
+fi
+grep -q "backend after decoding cpu:" "$tmp/e3" ||
+    fail "--verbose does not describe the backend after decoding: $(cat "$tmp/e3")"
 
 # the state is constant once the cache holds 2W = 32 tokens; the KV cache grows
 generate --lolcats "$tmp/lc" -n 40 --verbose >/dev/null 2>"$tmp/v40" || fail "--verbose -n 40"

@@ -3,8 +3,9 @@
  * (tests/test_backend_ops.c) does not cover for the cpu backend's dense
  * kernels: the vector exp against exp in double, the hybrid attention's
  * small GEMMs and driver rows against sums in double, every cpu kernel run with
- * 1, 2 and 3 threads (which must give the same bits), the dropout mask's
- * statistics, and the report of a failed scratch allocation.
+ * 1, 2 and 3 threads (which must give the same bits), the decoding gemv's
+ * prefetch levels and their probe, the dropout mask's statistics, and the
+ * report of a failed scratch allocation.
  */
 #include "config.h"
 
@@ -323,14 +324,17 @@ static void test_prefetch_env(void **state)
     const char *saved = getenv("LC_CPU_PREFETCH");
     char *keep = saved != NULL ? strdup(saved) : NULL;
     enum lc_cpu_prefetch dflt;
+    int named = -1;
 
     (void)state;
     unsetenv("LC_CPU_PREFETCH");
-    dflt = lc_cpu_detect_prefetch();
+    dflt = lc_cpu_detect_prefetch(&named);
     assert_true(dflt < LC_CPU_PREFETCH_COUNT);
+    assert_int_equal(named, 0);
     for (int i = 0; i < LC_CPU_PREFETCH_COUNT; i++) {
         setenv("LC_CPU_PREFETCH", lc_cpu_prefetch_name((enum lc_cpu_prefetch)i), 1);
-        assert_int_equal(lc_cpu_detect_prefetch(), i);
+        assert_int_equal(lc_cpu_detect_prefetch(&named), i);
+        assert_int_equal(named, 1);
     }
     assert_string_equal(lc_cpu_prefetch_name(LC_CPU_PREFETCH_NONE), "none");
     assert_string_equal(lc_cpu_prefetch_name(LC_CPU_PREFETCH_L1), "l1");
@@ -338,7 +342,8 @@ static void test_prefetch_env(void **state)
     assert_string_equal(lc_cpu_prefetch_name(LC_CPU_PREFETCH_COUNT), "unknown");
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         setenv("LC_CPU_PREFETCH", unknown[i], 1);
-        assert_int_equal(lc_cpu_detect_prefetch(), dflt);
+        assert_int_equal(lc_cpu_detect_prefetch(&named), dflt);
+        assert_int_equal(named, 0);
     }
     if (keep != NULL) {
         setenv("LC_CPU_PREFETCH", keep, 1);
@@ -346,6 +351,147 @@ static void test_prefetch_env(void **state)
         unsetenv("LC_CPU_PREFETCH");
     }
     free(keep);
+}
+
+/* The probe keeps the level with the least median time per byte where it
+ * beats the level in use by the margin: not a level that wins by less,
+ * nor one that a few slow products of the others make look faster. */
+static void test_probe_pick(void **state)
+{
+    double t[LC_CPU_PROBE_PRODUCTS], med[LC_CPU_PREFETCH_COUNT];
+    const int n = LC_CPU_PROBE_PRODUCTS;
+    /* seconds per byte of each level, before the noise */
+    const double l2_fast[] = {1.0, 1.3, 0.8}, l2_close[] = {1.0, 1.3, 0.97};
+
+    (void)state;
+    for (int i = 0; i < n; i++) {
+        t[i] = l2_fast[i % 3] * (1.0 + 0.01 * (i % 5));
+    }
+    assert_int_equal(lc_cpu_probe_pick(t, n, LC_CPU_PREFETCH_L1, med), LC_CPU_PREFETCH_L2);
+    assert_int_equal(lc_cpu_probe_pick(t, n, LC_CPU_PREFETCH_NONE, NULL), LC_CPU_PREFETCH_L2);
+    assert_int_equal(lc_cpu_probe_pick(t, n, LC_CPU_PREFETCH_L2, NULL), LC_CPU_PREFETCH_L2);
+    for (int l = 0; l < LC_CPU_PREFETCH_COUNT; l++) {
+        assert_true(med[l] >= l2_fast[l] && med[l] <= 1.04 * l2_fast[l]);
+    }
+    /* within the margin: the level in use stays */
+    for (int i = 0; i < n; i++) {
+        t[i] = l2_close[i % 3];
+    }
+    assert_int_equal(lc_cpu_probe_pick(t, n, LC_CPU_PREFETCH_NONE, med), LC_CPU_PREFETCH_NONE);
+    assert_true(med[LC_CPU_PREFETCH_L2] == 0.97);
+    assert_int_equal(lc_cpu_probe_pick(t, n, LC_CPU_PREFETCH_L1, NULL), LC_CPU_PREFETCH_L2);
+    /* l1 interrupted in 6 of its 14 products: its median stays, none stays */
+    for (int i = 0; i < n; i++) {
+        t[i] = i % 3 == 1 ? (i < 18 ? 50.0 : 1.0) : 1.02;
+    }
+    assert_int_equal(lc_cpu_probe_pick(t, n, LC_CPU_PREFETCH_L1, med), LC_CPU_PREFETCH_L1);
+    assert_true(med[LC_CPU_PREFETCH_L1] == 1.0);
+    /* and it picks with three products per level */
+    for (int i = 0; i < 9; i++) {
+        t[i] = l2_fast[2 - i % 3];
+    }
+    assert_int_equal(lc_cpu_probe_pick(t, 9, LC_CPU_PREFETCH_L2, NULL), LC_CPU_PREFETCH_NONE);
+}
+
+/* Decoding runs the probe on the one-row products of at least min_bytes of
+ * weights from the second time the first one's weights come by, for
+ * LC_CPU_PROBE_PRODUCTS products, then keeps what lc_cpu_probe_pick says;
+ * products of several rows or fewer bytes are not timed, and no product's
+ * bits change on the way. */
+static void test_probe_decoding(void **state)
+{
+    struct lc_test_cpu_ref *b = *state;
+    struct lc_backend *be = b->cpu;
+    struct lc_cpu_ctx *ctx = be->ctx;
+    const enum lc_cpu_isa saved_isa = ctx->isa;
+    const enum lc_cpu_prefetch saved_prefetch = ctx->gemv_prefetch;
+    const struct lc_cpu_probe saved_probe = ctx->probe;
+    /* bf16 weights: 80 KiB (a serial product), 300 KiB (a parallel one),
+     * 8 KiB (under the size timed) */
+    enum { K = 512, NW = 3 };
+    static const int Ms[NW] = {80, 300, 8};
+    const size_t min_bytes = (size_t)64 << 10;
+    float *x = lc_test_new_uniform(2 * K, 81, -1, 1);
+    float *y = lc_test_new_f32(2 * 300), *want[NW][2];
+    void *w[NW];
+
+    for (int i = 0; i < NW; i++) {
+        float *wf = lc_test_new_uniform((size_t)Ms[i] * K, 82 + (uint64_t)i, -1, 1);
+        w[i] = lc_test_to_dtype(wf, (size_t)Ms[i] * K, LC_DTYPE_BF16);
+        free(wf);
+    }
+    for (int i = 0; i < b->nisas; i++) {
+        if (b->isas[i] == LC_CPU_ISA_GENERIC) {
+            continue;
+        }
+        ctx->isa = b->isas[i];
+        ctx->probe.active = 0;
+        /* each product's bits with the probe off, one and two rows */
+        for (int j = 0; j < NW; j++) {
+            for (int n = 1; n <= 2; n++) {
+                want[j][n - 1] = lc_test_new_f32((size_t)n * Ms[j]);
+                be->ops->linear_fwd(be, want[j][n - 1], x, w[j], LC_DTYPE_BF16, n, K, Ms[j],
+                                    0.0f);
+            }
+        }
+        ctx->gemv_prefetch = LC_CPU_PREFETCH_L1;
+        ctx->probe.min_bytes = min_bytes;
+        lc_cpu_probe_start(ctx);
+        assert_int_equal(ctx->probe.min_bytes, min_bytes);
+        assert_non_null(strstr(lc_backend_describe(be), "decode prefetch l1, to be measured"));
+        int calls = 0;
+        /* rounds of: 80 KiB, two rows of 300 KiB, 8 KiB, 300 KiB */
+        while (ctx->probe.active) {
+            static const int order[4][2] = {{0, 1}, {1, 2}, {2, 1}, {1, 1}};
+            const int *o = order[calls % 4];
+            const int before = ctx->probe.taken;
+            const int timed = ctx->probe.started && o[0] != 2 && o[1] == 1;
+            be->ops->linear_fwd(be, y, x, w[o[0]], LC_DTYPE_BF16, o[1], K, Ms[o[0]], 0.0f);
+            assert_memory_equal(y, want[o[0]][o[1] - 1], (size_t)o[1] * Ms[o[0]] * sizeof(float));
+            if (calls < 4) {
+                /* the first pass: not timed; the next 80 KiB starts the probe */
+                assert_ptr_equal(ctx->probe.first, w[0]);
+                assert_int_equal(ctx->probe.taken, 0);
+            } else if (calls == 4) {
+                assert_int_equal(ctx->probe.taken, 1);
+            } else if (ctx->probe.active) {
+                assert_int_equal(ctx->probe.taken, before + timed);
+            }
+            calls++;
+            assert_true(calls < 200);
+        }
+        /* 42 timed products, two in each round of four calls */
+        assert_int_equal(calls, 4 + LC_CPU_PROBE_PRODUCTS / 2 * 4);
+        assert_int_equal(ctx->probe.taken, LC_CPU_PROBE_PRODUCTS);
+        assert_true(ctx->probe.measured);
+        assert_int_equal(ctx->gemv_prefetch, lc_cpu_probe_pick(ctx->probe.per_byte,
+                                                                LC_CPU_PROBE_PRODUCTS,
+                                                                LC_CPU_PREFETCH_L1, NULL));
+        for (int p = 0; p < LC_CPU_PROBE_PRODUCTS; p++) {
+            assert_true(ctx->probe.per_byte[p] > 0.0);
+        }
+        {
+            char expect[64];
+            snprintf(expect, sizeof(expect), "decode prefetch %s, measured",
+                     lc_cpu_prefetch_name(ctx->gemv_prefetch));
+            assert_non_null(strstr(lc_backend_describe(be), expect));
+        }
+        /* and the products after it keep their bits */
+        for (int j = 0; j < NW; j++) {
+            be->ops->linear_fwd(be, y, x, w[j], LC_DTYPE_BF16, 1, K, Ms[j], 0.0f);
+            assert_memory_equal(y, want[j][0], (size_t)Ms[j] * sizeof(float));
+            free(want[j][0]);
+            free(want[j][1]);
+        }
+    }
+    ctx->isa = saved_isa;
+    ctx->gemv_prefetch = saved_prefetch;
+    ctx->probe = saved_probe;
+    for (int i = 0; i < NW; i++) {
+        free(w[i]);
+    }
+    free(x);
+    free(y);
 }
 
 /* The reference's dropout mask keeps about 1 - p of the elements, and
@@ -556,6 +702,8 @@ int main(void)
         cmocka_unit_test(test_hybrid_rows),
         cmocka_unit_test(test_gemv_rows),
         cmocka_unit_test(test_prefetch_env),
+        cmocka_unit_test(test_probe_pick),
+        cmocka_unit_test(test_probe_decoding),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_dropout_mask_large),
         cmocka_unit_test(test_thread_independence),

@@ -41,9 +41,33 @@ enum lc_cpu_prefetch {
     LC_CPU_PREFETCH_COUNT
 };
 
+/* Where LC_CPU_PREFETCH names no level, decoding measures them against
+ * each other on the weights it streams anyway: the one-row products of at
+ * least min_bytes of weights (bound by memory) take the levels in turn and
+ * time themselves, from the second time the first such product's weights
+ * come by (the first pass over a model's weights may fault their pages
+ * in) for LC_CPU_PROBE_PRODUCTS products; then the level with the least
+ * median time per byte is kept if it beats the vendor's default by
+ * LC_CPU_PROBE_MARGIN, else the default.  Only the speed depends on it. */
+/* 14 per level: a multiple of 3 and of 7, a Llama layer's seven products */
+#define LC_CPU_PROBE_PRODUCTS 42
+#define LC_CPU_PROBE_MARGIN 0.05
+#define LC_CPU_PROBE_MIN_BYTES ((size_t)4 << 20)
+
+struct lc_cpu_probe {
+    int active;        /* 0: the level in use stays */
+    const void *first; /* the first timed-size product's weights */
+    int started;       /* they came by again: timing */
+    int taken;         /* products timed; product i took level i % 3 */
+    double per_byte[LC_CPU_PROBE_PRODUCTS]; /* seconds per weight byte */
+    size_t min_bytes;  /* LC_CPU_PROBE_MIN_BYTES; the tests lower it */
+    int measured;      /* the level in use came out of a finished probe */
+};
+
 struct lc_cpu_ctx {
     enum lc_cpu_isa isa; /* kernels in use; tests switch it to cover each */
-    enum lc_cpu_prefetch gemv_prefetch; /* lc_cpu_detect_prefetch */
+    enum lc_cpu_prefetch gemv_prefetch; /* lc_cpu_detect_prefetch, then the probe */
+    struct lc_cpu_probe probe;
     /* the fp32 weight tiles' limit: LC_CPU_WEIGHT_TILE_BYTES (the tests
      * lower it to reach several tiles with small weights) */
     size_t weight_tile_bytes;
@@ -69,8 +93,20 @@ static inline enum lc_cpu_isa lc_cpu_isa_of(const struct lc_backend *be)
 enum lc_cpu_isa lc_cpu_detect_isa(void);
 
 /* The decoding gemv's prefetch: the one LC_CPU_PREFETCH names (none, l1,
- * l2), or else the level measured best on this CPU's vendor's cores. */
-enum lc_cpu_prefetch lc_cpu_detect_prefetch(void);
+ * l2; *named set to 1), or else the level measured best on this CPU's
+ * vendor's cores (*named 0: the probe may change it). */
+enum lc_cpu_prefetch lc_cpu_detect_prefetch(int *named);
+
+/* Starts the probe of the prefetch levels (struct lc_cpu_probe) afresh,
+ * from the level in use. */
+void lc_cpu_probe_start(struct lc_cpu_ctx *ctx);
+
+/* The level the probe settles on from n (a multiple of 3) times per byte,
+ * time i taken with level i % 3: the one with the least median, where it
+ * is under (1 - LC_CPU_PROBE_MARGIN) times current's median; else current.
+ * median[], where not NULL, receives each level's median. */
+enum lc_cpu_prefetch lc_cpu_probe_pick(const double *per_byte, int n, enum lc_cpu_prefetch current,
+                                       double *median);
 
 /* "none", "l1", "l2": the LC_CPU_PREFETCH names. */
 const char *lc_cpu_prefetch_name(enum lc_cpu_prefetch level);

@@ -145,24 +145,75 @@ static enum lc_cpu_prefetch gemv_prefetch_for_cpu(void)
     return LC_CPU_PREFETCH_L1;
 }
 
-enum lc_cpu_prefetch lc_cpu_detect_prefetch(void)
+enum lc_cpu_prefetch lc_cpu_detect_prefetch(int *named)
 {
     const enum lc_cpu_prefetch dflt = gemv_prefetch_for_cpu();
     const int i = env_choice("LC_CPU_PREFETCH", prefetch_names, LC_CPU_PREFETCH_COUNT,
                              "none, l1 or l2", prefetch_names[dflt]);
 
+    *named = i >= 0;
     return i < 0 ? dflt : (enum lc_cpu_prefetch)i;
+}
+
+void lc_cpu_probe_start(struct lc_cpu_ctx *ctx)
+{
+    const size_t min_bytes = ctx->probe.min_bytes;
+
+    memset(&ctx->probe, 0, sizeof(ctx->probe));
+    ctx->probe.min_bytes = min_bytes != 0 ? min_bytes : LC_CPU_PROBE_MIN_BYTES;
+    ctx->probe.active = 1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+enum lc_cpu_prefetch lc_cpu_probe_pick(const double *per_byte, int n, enum lc_cpu_prefetch current,
+                                       double *median)
+{
+    double med[LC_CPU_PREFETCH_COUNT], sorted[LC_CPU_PROBE_PRODUCTS];
+    const int per_level = n / LC_CPU_PREFETCH_COUNT;
+    int best = (int)current;
+
+    LC_ASSERT(per_level >= 1 && per_level * LC_CPU_PREFETCH_COUNT == n &&
+              n <= LC_CPU_PROBE_PRODUCTS);
+    for (int l = 0; l < LC_CPU_PREFETCH_COUNT; l++) {
+        for (int i = 0; i < per_level; i++) {
+            sorted[i] = per_byte[i * LC_CPU_PREFETCH_COUNT + l];
+        }
+        qsort(sorted, (size_t)per_level, sizeof(double), cmp_double);
+        med[l] = per_level % 2 ? sorted[per_level / 2]
+                               : 0.5 * (sorted[per_level / 2 - 1] + sorted[per_level / 2]);
+        if (median != NULL) {
+            median[l] = med[l];
+        }
+    }
+    for (int l = 0; l < LC_CPU_PREFETCH_COUNT; l++) {
+        if (med[l] < med[best]) {
+            best = l;
+        }
+    }
+    return med[best] < (1.0 - LC_CPU_PROBE_MARGIN) * med[current] ? (enum lc_cpu_prefetch)best
+                                                                  : current;
 }
 
 static lc_status cpu_init(struct lc_backend *be, struct lc_error *err)
 {
     struct lc_cpu_ctx *ctx = calloc(1, sizeof(*ctx));
+    int named;
 
     if (ctx == NULL) {
         return lc_err_set(err, LC_ERR_NOMEM, "out of memory initializing the cpu backend");
     }
     ctx->isa = lc_cpu_detect_isa();
-    ctx->gemv_prefetch = lc_cpu_detect_prefetch();
+    ctx->gemv_prefetch = lc_cpu_detect_prefetch(&named);
+    /* the generic kernels do not prefetch: nothing to measure */
+    if (!named && ctx->isa != LC_CPU_ISA_GENERIC) {
+        lc_cpu_probe_start(ctx);
+    }
     ctx->weight_tile_bytes = LC_CPU_WEIGHT_TILE_BYTES;
     be->ctx = ctx;
     return LC_OK;
@@ -194,10 +245,14 @@ static lc_status cpu_sync(struct lc_backend *be, struct lc_error *err)
 
 static const char *cpu_describe(struct lc_backend *be)
 {
+    const struct lc_cpu_ctx *ctx = be->ctx;
+
     snprintf(be->description, sizeof(be->description),
-             "cpu: %s kernels (decode prefetch %s), OpenBLAS %s SGEMM, %d threads",
-             lc_cpu_kernels(be)->name,
-             lc_cpu_prefetch_name(((const struct lc_cpu_ctx *)be->ctx)->gemv_prefetch),
+             "cpu: %s kernels (decode prefetch %s%s), OpenBLAS %s SGEMM, %d threads",
+             lc_cpu_kernels(be)->name, lc_cpu_prefetch_name(ctx->gemv_prefetch),
+             ctx->probe.active     ? ", to be measured"
+             : ctx->probe.measured ? ", measured"
+                                   : "",
              lc_blas_kernel_name(), lc_get_num_threads());
     return be->description;
 }

@@ -196,6 +196,40 @@ static void gemv_block(const struct lc_cpu_kernels *kr, float *y, const float *x
     }
 }
 
+/* The prefetch level for a one-row product of `bytes` of weights w while
+ * the probe runs (struct lc_cpu_probe): the next level in turn where this
+ * product is to be timed, else -1. */
+static int probe_level(struct lc_cpu_probe *p, const void *w, size_t bytes)
+{
+    if (bytes < p->min_bytes) {
+        return -1;
+    }
+    if (p->first == NULL) {
+        p->first = w;
+        return -1;
+    }
+    if (!p->started) {
+        if (w != p->first) {
+            return -1;
+        }
+        p->started = 1;
+    }
+    return p->taken % LC_CPU_PREFETCH_COUNT;
+}
+
+static void probe_record(struct lc_cpu_ctx *ctx, double seconds, size_t bytes)
+{
+    struct lc_cpu_probe *p = &ctx->probe;
+
+    p->per_byte[p->taken++] = seconds / (double)bytes;
+    if (p->taken == LC_CPU_PROBE_PRODUCTS) {
+        ctx->gemv_prefetch =
+            lc_cpu_probe_pick(p->per_byte, LC_CPU_PROBE_PRODUCTS, ctx->gemv_prefetch, NULL);
+        p->active = 0;
+        p->measured = 1;
+    }
+}
+
 /* y[n, m] = x[n] . w[m] (+ beta y): the ISA's gemv over blocks of weight
  * rows, read in their dtype (no fp32 copy), for each row of x while the
  * block is in cache; blocks are spread over the threads and every dot
@@ -205,9 +239,12 @@ static void gemv_block(const struct lc_cpu_kernels *kr, float *y, const float *x
 static void linear_small_n(struct lc_backend *be, float *y, const float *x, const void *w,
                            enum lc_dtype wtype, int N, int K, int M, float beta)
 {
+    struct lc_cpu_ctx *ctx = be->ctx;
     const struct lc_cpu_kernels *kr = lc_cpu_kernels(be);
-    const int prefetch = (int)((const struct lc_cpu_ctx *)be->ctx)->gemv_prefetch;
     const size_t ld = (size_t)K * lc_dtype_size(wtype);
+    const int probed = N == 1 && ctx->probe.active ? probe_level(&ctx->probe, w, ld * M) : -1;
+    const int prefetch = probed >= 0 ? probed : (int)ctx->gemv_prefetch;
+    const double t0 = probed >= 0 ? lc_time_now() : 0.0;
     int rows = GEMV_ROWS, nblk;
 
     if ((int64_t)M * K < 65536) {
@@ -217,18 +254,21 @@ static void linear_small_n(struct lc_backend *be, float *y, const float *x, cons
         for (int b = 0; b < nblk; b++) {
             gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, rows, b, prefetch);
         }
-        return;
-    }
-    if (N == 1 && M >= GEMV_ROWS_STREAMED * 4 * omp_get_max_threads()) {
-        rows = GEMV_ROWS_STREAMED;
-    }
-    nblk = (M + rows - 1) / rows;
-    /* Handed out one block at a time rather than in halves: decoding is
-     * bound by memory, and a thread slowed by the rest of the machine would
-     * hold up the other one for the rest of its half. */
+    } else {
+        if (N == 1 && M >= GEMV_ROWS_STREAMED * 4 * omp_get_max_threads()) {
+            rows = GEMV_ROWS_STREAMED;
+        }
+        nblk = (M + rows - 1) / rows;
+        /* Handed out one block at a time rather than in halves: decoding is
+         * bound by memory, and a thread slowed by the rest of the machine
+         * would hold up the other one for the rest of its half. */
 #pragma omp parallel for schedule(dynamic, GEMV_ROWS_STREAMED / rows)
-    for (int b = 0; b < nblk; b++) {
-        gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, rows, b, prefetch);
+        for (int b = 0; b < nblk; b++) {
+            gemv_block(kr, y, x, w, ld, wtype, N, K, M, beta, rows, b, prefetch);
+        }
+    }
+    if (probed >= 0) {
+        probe_record(ctx, lc_time_now() - t0, ld * M);
     }
 }
 

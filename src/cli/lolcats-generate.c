@@ -290,6 +290,11 @@ int main(int argc, char **argv)
         goto done;
     }
     status = generate(&a, model, tok);
+    if (a.common.verbose && status == CLI_EXIT_OK) {
+        /* with what decoding ended up (the cpu backend measures its
+         * prefetch levels on a large model's first tokens) */
+        fprintf(stderr, "%s: backend after decoding %s\n", cli_prog, lc_backend_describe(be));
+    }
 
 done:
     lc_tokenizer_close(tok);
