@@ -12,7 +12,9 @@
  * (its dropout kernel, or the generic one), and optionally
  * LC_SIMD_SHORT_ROWS (a table of half the width, which the decoding
  * kernels use for rows of at most VL/2 elements, where half of every
- * vector would be empty), then includes this file.
+ * vector would be empty) and LC_SIMD_STREAM_GEMV (a table whose gemv
+ * takes the rows of more than 4 VL elements, which decoding streams from
+ * memory), then includes this file.
  * What each kernel computes is in cpu_kernels.h.
  *
  * Loops step VL floats at a time and finish with one partial vector, so
@@ -797,6 +799,12 @@ LC_SIMD_INLINE void gemv_typed(float *y, const float *x, const void *w, int K, i
 static void v_gemv(float *y, const float *x, const void *w, enum lc_dtype wtype, int K, int M,
                    float beta, int prefetch)
 {
+#ifdef LC_SIMD_STREAM_GEMV
+    if (K > 4 * VL) {
+        LC_SIMD_STREAM_GEMV.gemv(y, x, w, wtype, K, M, beta, prefetch);
+        return;
+    }
+#endif
     switch (wtype) {
     case LC_DTYPE_F16:
         gemv_typed(y, x, w, K, M, beta, LC_DTYPE_F16, prefetch);
