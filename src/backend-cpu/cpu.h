@@ -47,8 +47,9 @@ enum lc_cpu_prefetch {
  * time themselves, from the second time the first such product's weights
  * come by (the first pass over a model's weights may fault their pages
  * in) for LC_CPU_PROBE_PRODUCTS products; then the level with the least
- * median time per byte is kept if it beats the vendor's default by
- * LC_CPU_PROBE_MARGIN, else the default.  Only the speed depends on it. */
+ * median time per byte is kept if it beats the level the probe started
+ * from (the vendor's default) by LC_CPU_PROBE_MARGIN, else that one.  Only
+ * the speed depends on it. */
 /* 14 per level: a multiple of 3 and of 7, a Llama layer's seven products */
 #define LC_CPU_PROBE_PRODUCTS 42
 #define LC_CPU_PROBE_MARGIN 0.05
