@@ -75,16 +75,9 @@ static double cpu_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median_ms(double *t, int n)
 {
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
-    return 1e3 * (n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2.0);
+    return 1e3 * lc_median(t, n);
 }
 
 static int check(lc_status rc, const struct lc_error *err)

@@ -1,5 +1,5 @@
 /* Core utilities: status strings, errors, half-precision conversions, the
- * backend registry, the file and path helpers. */
+ * backend registry, the file and path helpers, the median. */
 #include "config.h"
 
 #include <errno.h>
@@ -232,6 +232,21 @@ static void test_dirs_and_paths(void **state)
     assert_int_equal(chdir(cwd), 0);
 }
 
+/* the middle value of an odd count, the mean of the middle two of an even
+ * one, whatever the order given; the values come back sorted */
+static void test_median(void **state)
+{
+    double one[] = {7.5}, odd[] = {3.0, -1.0, 9.0, 2.0, 2.5}, even[] = {4.0, 1.0, 3.0, 10.0};
+
+    (void)state;
+    assert_true(lc_median(one, 1) == 7.5);
+    assert_true(lc_median(odd, 5) == 2.5);
+    assert_true(odd[0] == -1.0 && odd[1] == 2.0 && odd[2] == 2.5 && odd[3] == 3.0 &&
+                odd[4] == 9.0);
+    assert_true(lc_median(even, 4) == 3.5);
+    assert_true(even[0] == 1.0 && even[3] == 10.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_half_roundtrip),  cmocka_unit_test(test_f16_rounding),
         cmocka_unit_test(test_bf16_rounding),   cmocka_unit_test(test_backend_registry),
         cmocka_unit_test(test_fileio),          cmocka_unit_test(test_dirs_and_paths),
+        cmocka_unit_test(test_median),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

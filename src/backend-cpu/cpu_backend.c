@@ -164,13 +164,6 @@ void lc_cpu_probe_start(struct lc_cpu_ctx *ctx)
     ctx->probe.active = 1;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
 enum lc_cpu_prefetch lc_cpu_probe_pick(const double *per_byte, int n, enum lc_cpu_prefetch current,
                                        double *median)
 {
@@ -184,9 +177,7 @@ enum lc_cpu_prefetch lc_cpu_probe_pick(const double *per_byte, int n, enum lc_cp
         for (int i = 0; i < per_level; i++) {
             sorted[i] = per_byte[i * LC_CPU_PREFETCH_COUNT + l];
         }
-        qsort(sorted, (size_t)per_level, sizeof(double), cmp_double);
-        med[l] = per_level % 2 ? sorted[per_level / 2]
-                               : 0.5 * (sorted[per_level / 2 - 1] + sorted[per_level / 2]);
+        med[l] = lc_median(sorted, per_level);
         if (median != NULL) {
             median[l] = med[l];
         }

@@ -1,8 +1,10 @@
-/* The process-wide log handler: the library never prints by itself. */
+/* The process-wide log handler (the library never prints by itself), and
+ * the clock and median that timing code shares. */
 #include "config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "core/util.h"
@@ -42,4 +44,18 @@ double lc_time_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+double lc_median(double *v, int n)
+{
+    LC_ASSERT(n >= 1);
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }

@@ -26,6 +26,10 @@ void lc_err_prefix(struct lc_error *err, const char *fmt, ...) LC_PRINTF(2, 3);
 /* seconds on a monotonic clock */
 double lc_time_now(void);
 
+/* the median of v[0..n) (n >= 1; the mean of the middle two for even n),
+ * sorting v in place */
+double lc_median(double *v, int n);
+
 void lc_log(enum lc_log_level level, const char *fmt, ...) LC_PRINTF(2, 3);
 int lc_log_enabled(enum lc_log_level level);
 
