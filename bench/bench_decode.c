@@ -246,6 +246,7 @@ int main(int argc, char **argv)
     struct lc_model *m = NULL;
     struct lc_linattn *lin = NULL;
     int32_t *ids = NULL;
+    int n_ids;
     uint64_t x = 12345;
     int status = 1;
 
@@ -278,12 +279,15 @@ int main(int argc, char **argv)
             contexts[n_ctx++] = c;
         }
     }
-    ids = malloc((size_t)(contexts[n_ctx - 1] + STEPS) * sizeof(int32_t));
+    /* enough for the longest context and its steps, and for the 512-token
+     * chunk that run() feeds first to size the scratch */
+    n_ids = contexts[n_ctx - 1] + STEPS > 512 ? contexts[n_ctx - 1] + STEPS : 512;
+    ids = malloc((size_t)n_ids * sizeof(int32_t));
     if (ids == NULL) {
         fprintf(stderr, "bench_decode: out of memory\n");
         return 1;
     }
-    for (int i = 0; i < contexts[n_ctx - 1] + STEPS; i++) {
+    for (int i = 0; i < n_ids; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((x >> 33) % (uint64_t)cfg.vocab_size);
     }
