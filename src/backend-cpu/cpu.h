@@ -58,11 +58,12 @@ enum lc_cpu_prefetch {
 struct lc_cpu_probe {
     int active;        /* 0: the level in use stays */
     const void *first; /* the first timed-size product's weights */
-    int started;       /* they came by again: timing */
-    int taken;         /* products timed; product i took level i % 3 */
+    /* products timed, product i with level i % 3: 0 until the first
+     * one's weights come by again; LC_CPU_PROBE_PRODUCTS once the level
+     * in use came out of the probe */
+    int taken;
     double per_byte[LC_CPU_PROBE_PRODUCTS]; /* seconds per weight byte */
     size_t min_bytes;  /* LC_CPU_PROBE_MIN_BYTES; the tests lower it */
-    int measured;      /* the level in use came out of a finished probe */
 };
 
 struct lc_cpu_ctx {

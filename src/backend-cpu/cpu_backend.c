@@ -241,9 +241,9 @@ static const char *cpu_describe(struct lc_backend *be)
     snprintf(be->description, sizeof(be->description),
              "cpu: %s kernels (decode prefetch %s%s), OpenBLAS %s SGEMM, %d threads",
              lc_cpu_kernels(be)->name, lc_cpu_prefetch_name(ctx->gemv_prefetch),
-             ctx->probe.active     ? ", to be measured"
-             : ctx->probe.measured ? ", measured"
-                                   : "",
+             ctx->probe.active                            ? ", to be measured"
+             : ctx->probe.taken == LC_CPU_PROBE_PRODUCTS ? ", measured"
+                                                          : "",
              lc_blas_kernel_name(), lc_get_num_threads());
     return be->description;
 }

@@ -208,11 +208,8 @@ static int probe_level(struct lc_cpu_probe *p, const void *w, size_t bytes)
         p->first = w;
         return -1;
     }
-    if (!p->started) {
-        if (w != p->first) {
-            return -1;
-        }
-        p->started = 1;
+    if (p->taken == 0 && w != p->first) {
+        return -1;
     }
     return p->taken % LC_CPU_PREFETCH_COUNT;
 }
@@ -226,7 +223,6 @@ static void probe_record(struct lc_cpu_ctx *ctx, double seconds, size_t bytes)
         ctx->gemv_prefetch =
             lc_cpu_probe_pick(p->per_byte, LC_CPU_PROBE_PRODUCTS, ctx->gemv_prefetch, NULL);
         p->active = 0;
-        p->measured = 1;
     }
 }
 
